@@ -1,0 +1,40 @@
+# pvdrun developer targets.  `make test` is the command README.md and .ci/run use.
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+PYTEST_ARGS ?=
+# Debian packages the tests drive for real (see docs/testing.md).
+DEB_PACKAGES := iproute2 dnsmasq-base tcpdump curl wget socat netcat-openbsd dnsutils procps gcc libc6-dev
+DEB_COMMANDS := ip dnsmasq tcpdump curl wget socat nc dig pkill cc
+
+.PHONY: all install deps test bench shim clean
+
+all: install
+
+install:
+	$(PIP) install .
+
+# Install what the tests need when it is missing (root only; prints what is missing otherwise).
+deps:
+	@missing=""; for c in $(DEB_COMMANDS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "missing commands:$$missing; installing Debian packages"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root to install:$(DEB_PACKAGES)" >&2; exit 5; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PACKAGES) >/dev/null; \
+	fi
+
+# The test suite: real namespaces, dnsmasq, curl and captures, so it runs as root.
+test: deps
+	$(PIP) install -q '.[test]'
+	cd tests && $(PYTHON) -m pytest $(PYTEST_ARGS)
+
+# Compile the shim alone with -Werror, outside pip, for a quick C edit loop.
+shim:
+	$(CC) -std=gnu11 -O2 -g -fPIC -Wall -Wextra -Werror -fvisibility=hidden -D_GNU_SOURCE -pthread \
+	  -shared -o build/libpvdshim.so shim/*.c -ldl -Wl,-z,now -Wl,--no-undefined
+
+bench: deps
+	$(PIP) install -q .
+	$(PYTHON) bench/run.py
+
+clean:
+	rm -rf build dist *.egg-info

@@ -1,0 +1,225 @@
+"""The PvD model: what one Provisioning Domain is, and its programmatic reference.
+
+This module is the contract between every part of pvdrun:
+
+* discovery builds :class:`Pvd` objects from kernel state, RAs and configuration;
+* pvdd serves them (``Pvd.to_dict``) on its Unix socket;
+* the launcher serialises the chosen one into the environment
+  (``Pvd.to_scope``, variable :data:`SCOPE_ENV`), where the C shim parses it.
+
+Handles (R5, R11, R13): a PvD's programmatic reference is a 32-bit unsigned
+integer.  ``HANDLE_UNSPEC`` (0) is the unspecified PvD and ``HANDLE_NULL``
+(0xFFFFFFFF) the null PvD; the same values are ``PVD_HANDLE_UNSPEC`` and
+``PVD_HANDLE_NULL`` in ``shim/pvd.h``.  Every other handle is derived from
+the PvD identifier and the *association* it belongs to (interface index and
+the link's carrier-up count, plus a generation that pvdd bumps when an
+explicit PvD is lost and heard again), so that pvdd and a one-shot discovery
+compute the same handle, the handle stays constant while the host stays
+attached, and it changes on every re-association.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+HANDLE_UNSPEC = 0
+HANDLE_NULL = 0xFFFFFFFF
+
+NULL_PVD_NAME = "null"
+
+#: Environment variable carrying the scope line that the shim reads.
+SCOPE_ENV = "PVDRUN_SCOPE"
+#: Environment variable naming pvdd's socket, for the shim's C API.
+SOCKET_ENV = "PVDRUN_SOCKET"
+#: Default path of pvdd's Unix socket.
+DEFAULT_SOCKET = "/run/pvd/pvdd.sock"
+
+#: Version of the scope-line format below.  The shim refuses other versions.
+SCOPE_VERSION = 1
+
+# Limits the C shim's fixed-size tables hold (shim/pvd.h); the launcher
+# refuses a PvD larger than this rather than silently truncating it.
+MAX_ADDRS = 32
+MAX_DNS = 8
+MAX_SEARCH = 8
+MAX_IFACES = 8
+
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9_.:%/\-]+$")
+
+
+def _fnv1a32(data: bytes) -> int:
+    value = 0x811C9DC5
+    for byte in data:
+        value ^= byte
+        value = (value * 0x01000193) & 0xFFFFFFFF
+    return value
+
+
+def make_handle(pvd_id: str, ifindex: int, association: int, generation: int = 0) -> int:
+    """Derive a PvD's handle from its identifier and its association.
+
+    ``association`` is the link's carrier-up count (IFLA_CARRIER_UP_COUNT):
+    it grows on every link down/up, so the handle changes on re-association
+    and only then.  The result never equals a reserved handle.
+    """
+    raw = f"{pvd_id}|{ifindex}|{association}|{generation}".encode()
+    value = _fnv1a32(raw) & 0x7FFFFFFF
+    return value or 1
+
+
+@dataclass
+class Route:
+    """One route of a PvD: destination prefix, next-hop, interface, metric."""
+
+    dst: str  # "default" or a prefix, e.g. "2001:db8:a::/64"
+    gateway: str | None = None
+    ifname: str | None = None
+    metric: int | None = None
+    origin: str = "kernel"  # kernel | ra | rio | config
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dst": self.dst, "gateway": self.gateway, "ifname": self.ifname,
+                "metric": self.metric, "origin": self.origin}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Route":
+        return cls(dst=data["dst"], gateway=data.get("gateway"), ifname=data.get("ifname"),
+                   metric=data.get("metric"), origin=data.get("origin", "kernel"))
+
+
+@dataclass
+class Pvd:
+    """One Provisioning Domain: a consistent set of network configuration.
+
+    ``pvd_id`` is the stable identifier: the RFC 8801 PvD ID (an FQDN) for an
+    explicit PvD, ``implicit:<ifname>`` (or ``implicit:<ifname>:<router>``
+    where several routers on one link advertise different prefixes) for an
+    implicit one, and the configured name for a PvD from the configuration
+    file.  ``handle`` is the programmatic reference (see module docstring).
+    """
+
+    pvd_id: str
+    handle: int
+    explicit: bool = False
+    names: list[str] = field(default_factory=list)
+    interfaces: list[str] = field(default_factory=list)
+    ifindexes: list[int] = field(default_factory=list)
+    addresses: list[str] = field(default_factory=list)  # "addr/plen"
+    routes: list[Route] = field(default_factory=list)
+    dns_servers: list[str] = field(default_factory=list)
+    search_domains: list[str] = field(default_factory=list)
+    kind: str | None = None  # wifi | ethernet | cellular | vpn | None
+    is_default: bool = False
+    sequence: int | None = None  # RFC 8801 sequence number
+    flags: dict[str, bool] = field(default_factory=dict)  # RFC 8801 H/L/R
+    routers: list[str] = field(default_factory=list)  # advertising routers
+    mark: int = 0  # socket mark pvdd uses for this PvD (0: none yet)
+    needs_routing: bool = False  # device binding alone cannot isolate it
+    source: str = "kernel"  # kernel | ra | config
+    attributes: dict[str, Any] = field(default_factory=dict)  # R18: pass-through
+
+    # -- derived views -------------------------------------------------------
+    @property
+    def name(self) -> str:
+        """The name a person would type first: configured name, else the ID."""
+        return self.names[0] if self.names else self.pvd_id
+
+    def ip_addresses(self) -> list[str]:
+        """Addresses without prefix length."""
+        return [a.split("/", 1)[0] for a in self.addresses]
+
+    def has_family(self, version: int) -> bool:
+        return any(ipaddress.ip_address(a.split("%", 1)[0]).version == version
+                   for a in self.ip_addresses())
+
+    # -- (de)serialisation ---------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """Every attribute, as JSON-ready data (pvdd protocol, --json output)."""
+        return {
+            "id": self.pvd_id,
+            "handle": self.handle,
+            "explicit": self.explicit,
+            "names": list(self.names),
+            "interfaces": list(self.interfaces),
+            "ifindexes": list(self.ifindexes),
+            "addresses": list(self.addresses),
+            "routes": [r.to_dict() for r in self.routes],
+            "dns_servers": list(self.dns_servers),
+            "search_domains": list(self.search_domains),
+            "kind": self.kind,
+            "default": self.is_default,
+            "sequence": self.sequence,
+            "flags": dict(self.flags),
+            "routers": list(self.routers),
+            "mark": self.mark,
+            "needs_routing": self.needs_routing,
+            "source": self.source,
+            "attributes": dict(self.attributes),
+            "scope": self.to_scope(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Pvd":
+        return cls(
+            pvd_id=data["id"], handle=int(data["handle"]), explicit=bool(data.get("explicit")),
+            names=list(data.get("names", [])), interfaces=list(data.get("interfaces", [])),
+            ifindexes=[int(i) for i in data.get("ifindexes", [])],
+            addresses=list(data.get("addresses", [])),
+            routes=[Route.from_dict(r) for r in data.get("routes", [])],
+            dns_servers=list(data.get("dns_servers", [])),
+            search_domains=list(data.get("search_domains", [])),
+            kind=data.get("kind"), is_default=bool(data.get("default")),
+            sequence=data.get("sequence"), flags=dict(data.get("flags", {})),
+            routers=list(data.get("routers", [])), mark=int(data.get("mark", 0)),
+            needs_routing=bool(data.get("needs_routing")), source=data.get("source", "kernel"),
+            attributes=dict(data.get("attributes", {})),
+        )
+
+    def to_scope(self) -> str:
+        """The one-line scope the shim parses (see docs/architecture.md).
+
+        ``v=1 id=ID handle=N if=NAME:INDEX... addr=A... dns=A... search=D...
+        mark=HEX srcbind=0|1``: space-separated ``key=value`` tokens; list
+        keys repeat.  Values never contain spaces, quotes or backslashes.
+        """
+        if len(self.addresses) > MAX_ADDRS or len(self.dns_servers) > MAX_DNS \
+                or len(self.search_domains) > MAX_SEARCH or len(self.interfaces) > MAX_IFACES:
+            raise ValueError(f"PvD {self.pvd_id} is larger than the shim's tables")
+        tokens = [f"v={SCOPE_VERSION}", f"id={self.pvd_id}", f"handle={self.handle}"]
+        for ifname, ifindex in zip(self.interfaces, self.ifindexes):
+            tokens.append(f"if={ifname}:{ifindex}")
+        tokens += [f"addr={a.split('/', 1)[0]}" for a in self.addresses]
+        tokens += [f"dns={d}" for d in self.dns_servers]
+        tokens += [f"search={s}" for s in self.search_domains]
+        tokens.append(f"mark={self.mark:#x}")
+        tokens.append(f"srcbind={1 if self.needs_routing else 0}")
+        for token in tokens:
+            if not _TOKEN_RE.match(token.split("=", 1)[1]):
+                raise ValueError(f"PvD {self.pvd_id}: value not allowed in a scope line: {token!r}")
+        return " ".join(tokens)
+
+
+def null_scope() -> str:
+    """The scope line of the null PvD (R13): no network at all."""
+    return f"v={SCOPE_VERSION} id={NULL_PVD_NAME} handle={HANDLE_NULL}"
+
+
+def parse_scope(line: str) -> dict[str, list[str]]:
+    """Parse a scope line into key -> values (used by tests and tools).
+
+    Raises ValueError on a malformed line, the same cases the C parser
+    rejects: unknown version, token without '=', empty value.
+    """
+    result: dict[str, list[str]] = {}
+    for token in line.split():
+        if "=" not in token:
+            raise ValueError(f"scope token without '=': {token!r}")
+        key, value = token.split("=", 1)
+        if not value:
+            raise ValueError(f"scope token with empty value: {token!r}")
+        result.setdefault(key, []).append(value)
+    if result.get("v") != [str(SCOPE_VERSION)]:
+        raise ValueError(f"scope line version is not {SCOPE_VERSION}")
+    return result

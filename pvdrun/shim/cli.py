@@ -1,0 +1,22 @@
+"""``pvdrun shim-path``: print where the preload library is."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from pvdrun.shim import library_path
+
+
+@click.command("shim-path")
+def shim_path_command() -> None:
+    """Print the absolute path of the preload library (libpvdshim.so).
+
+    Other tools can preload it themselves:
+    LD_PRELOAD="$(pvdrun shim-path)" PVDRUN_SCOPE=... CMD
+    """
+    try:
+        click.echo(library_path())
+    except FileNotFoundError as exc:
+        click.echo(f"pvdrun: {exc}", err=True)
+        sys.exit(5)

@@ -1,0 +1,1 @@
+"""Lab fixtures: placeholder until pvdrun.lab lands."""
