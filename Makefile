@@ -33,6 +33,7 @@ shim:
 	  -shared -o build/libpvdshim.so shim/*.c -ldl -Wl,-z,now -Wl,--no-undefined
 
 bench: deps
+	sh bench/deps.sh
 	$(PIP) install -q .
 	$(PYTHON) bench/run.py
 

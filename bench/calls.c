@@ -1,0 +1,268 @@
+/* calls.c: time one socket call in a tight loop, for `make bench`.
+ *
+ * usage: calls OP N [--dst ADDR] [--port P] [--name HOST] [--native IFINDEX]
+ *                   [--bind ADDR] [--warmup W]
+ *   OP  socket_close  socket(AF_INET, SOCK_STREAM) + close, N times
+ *       udp_connect   connect() of one UDP socket to ADDR:P, N times
+ *       sendto        sendto(fd, 64 bytes, NULL addr) on a connected UDP socket
+ *       sendmsg       sendmsg(fd, 64 bytes, no name) on a connected UDP socket
+ *       getaddrinfo   getaddrinfo(HOST, AF_INET, SOCK_DGRAM) + freeaddrinfo
+ *       sink          bind UDP ADDR:P and discard datagrams until killed
+ *       probe         make one UDP socket (connected to ADDR:P when --dst is
+ *                     given) and print the device it is bound to and its mark,
+ *                     to tell whether a preloaded library scoped it
+ *   --native IFINDEX  scope every socket the program makes itself, the way an
+ *                     application that knows its PvD would (SO_BINDTOIFINDEX,
+ *                     plus bind() to --bind ADDR when given): the floor any
+ *                     preload shim can reach.
+ *
+ * Prints one JSON line: {"op": ..., "calls": N, "ns_per_call": X}.
+ * Any failing call is fatal (exit 1): timing failed calls would be a lie.
+ * Bad usage exits 2.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef SO_BINDTOIFINDEX
+#define SO_BINDTOIFINDEX 62
+#endif
+
+struct options {
+    const char *op;
+    long calls;
+    long warmup;
+    const char *dst;
+    int port;
+    const char *name;
+    int native_ifindex; /* 0: not scoped natively */
+    const char *bind_addr;
+};
+
+static void usage(const char *why)
+{
+    fprintf(stderr, "calls: %s\n"
+            "usage: calls socket_close|udp_connect|sendto|sendmsg|getaddrinfo|sink|probe N "
+            "[--dst ADDR] [--port P] [--name HOST] [--native IFINDEX] [--bind ADDR] [--warmup W]\n",
+            why);
+    exit(2);
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "calls: %s: %s\n", what, strerror(errno));
+    exit(1);
+}
+
+static long parse_long(const char *text, const char *what)
+{
+    char *end = NULL;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    if (errno || !end || *end || value < 0) {
+        char msg[128];
+        snprintf(msg, sizeof msg, "%s is not a non-negative integer: '%s'", what, text);
+        usage(msg);
+    }
+    return value;
+}
+
+static void parse_options(int argc, char **argv, struct options *opt)
+{
+    if (argc < 3)
+        usage("missing OP or N");
+    memset(opt, 0, sizeof *opt);
+    opt->op = argv[1];
+    opt->calls = parse_long(argv[2], "N");
+    opt->warmup = 1000;
+    opt->port = 9;
+    for (int i = 3; i < argc; i++) {
+        if (i + 1 >= argc)
+            usage("option without a value");
+        const char *key = argv[i], *value = argv[++i];
+        if (!strcmp(key, "--dst"))
+            opt->dst = value;
+        else if (!strcmp(key, "--port"))
+            opt->port = (int)parse_long(value, "--port");
+        else if (!strcmp(key, "--name"))
+            opt->name = value;
+        else if (!strcmp(key, "--native"))
+            opt->native_ifindex = (int)parse_long(value, "--native");
+        else if (!strcmp(key, "--bind"))
+            opt->bind_addr = value;
+        else if (!strcmp(key, "--warmup"))
+            opt->warmup = parse_long(value, "--warmup");
+        else
+            usage("unknown option");
+    }
+}
+
+static void ipv4_address(const char *text, int port, struct sockaddr_in *out)
+{
+    memset(out, 0, sizeof *out);
+    out->sin_family = AF_INET;
+    out->sin_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET, text, &out->sin_addr) != 1)
+        usage("address is not IPv4");
+}
+
+/* Scope a socket the way a PvD-aware application would, by itself. */
+static void scope_natively(int fd, const struct options *opt)
+{
+    if (!opt->native_ifindex)
+        return;
+    int ifindex = opt->native_ifindex;
+    if (setsockopt(fd, SOL_SOCKET, SO_BINDTOIFINDEX, &ifindex, sizeof ifindex) < 0)
+        die("setsockopt(SO_BINDTOIFINDEX)");
+    if (opt->bind_addr) {
+        struct sockaddr_in src;
+        ipv4_address(opt->bind_addr, 0, &src);
+        if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0)
+            die("bind");
+    }
+}
+
+static int connected_udp(const struct options *opt)
+{
+    if (!opt->dst)
+        usage("this OP needs --dst");
+    struct sockaddr_in dst;
+    ipv4_address(opt->dst, opt->port, &dst);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    if (fd < 0)
+        die("socket");
+    scope_natively(fd, opt);
+    if (connect(fd, (struct sockaddr *)&dst, sizeof dst) < 0)
+        die("connect");
+    return fd;
+}
+
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* One call of OP; fd and dst are prepared by run(). */
+struct state {
+    int fd;
+    struct sockaddr_in dst;
+    char payload[64];
+    struct iovec iov;
+    struct msghdr msg;
+    struct addrinfo hints;
+};
+
+static void one_call(const struct options *opt, struct state *st)
+{
+    const char *op = opt->op;
+    if (!strcmp(op, "socket_close")) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0)
+            die("socket");
+        scope_natively(fd, opt);
+        if (close(fd) < 0)
+            die("close");
+    } else if (!strcmp(op, "udp_connect")) {
+        if (connect(st->fd, (struct sockaddr *)&st->dst, sizeof st->dst) < 0)
+            die("connect");
+    } else if (!strcmp(op, "sendto")) {
+        if (sendto(st->fd, st->payload, sizeof st->payload, 0, NULL, 0) < 0)
+            die("sendto");
+    } else if (!strcmp(op, "sendmsg")) {
+        if (sendmsg(st->fd, &st->msg, 0) < 0)
+            die("sendmsg");
+    } else if (!strcmp(op, "getaddrinfo")) {
+        struct addrinfo *res = NULL;
+        int rc = getaddrinfo(opt->name, NULL, &st->hints, &res);
+        if (rc != 0) {
+            fprintf(stderr, "calls: getaddrinfo(%s): %s\n", opt->name, gai_strerror(rc));
+            exit(1);
+        }
+        freeaddrinfo(res);
+    }
+}
+
+static void sink(const struct options *opt)
+{
+    if (!opt->dst)
+        usage("sink needs --dst");
+    struct sockaddr_in addr;
+    ipv4_address(opt->dst, opt->port, &addr);
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    if (fd < 0)
+        die("socket");
+    if (bind(fd, (struct sockaddr *)&addr, sizeof addr) < 0)
+        die("bind");
+    char buf[2048];
+    for (;;)
+        if (recv(fd, buf, sizeof buf, 0) < 0 && errno != EINTR)
+            die("recv");
+}
+
+static void probe(const struct options *opt)
+{
+    int fd = opt->dst ? connected_udp(opt) : socket(AF_INET, SOCK_DGRAM, 0);
+    if (fd < 0)
+        die("socket");
+    char device[64] = "";
+    socklen_t device_len = sizeof device;
+    if (getsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, device, &device_len) < 0)
+        die("getsockopt(SO_BINDTODEVICE)");
+    unsigned int mark = 0;
+    socklen_t mark_len = sizeof mark;
+    if (getsockopt(fd, SOL_SOCKET, SO_MARK, &mark, &mark_len) < 0)
+        die("getsockopt(SO_MARK)");
+    printf("{\"op\": \"probe\", \"device\": \"%s\", \"mark\": %u}\n", device, mark);
+}
+
+int main(int argc, char **argv)
+{
+    struct options opt;
+    parse_options(argc, argv, &opt);
+    if (!strcmp(opt.op, "sink")) {
+        sink(&opt);
+        return 0;
+    }
+    if (!strcmp(opt.op, "probe")) {
+        probe(&opt);
+        return 0;
+    }
+    struct state st;
+    memset(&st, 0, sizeof st);
+    st.fd = -1;
+    if (!strcmp(opt.op, "udp_connect") || !strcmp(opt.op, "sendto") || !strcmp(opt.op, "sendmsg")) {
+        st.fd = connected_udp(&opt);
+        ipv4_address(opt.dst, opt.port, &st.dst);
+        st.iov.iov_base = st.payload;
+        st.iov.iov_len = sizeof st.payload;
+        st.msg.msg_iov = &st.iov;
+        st.msg.msg_iovlen = 1;
+    } else if (!strcmp(opt.op, "getaddrinfo")) {
+        if (!opt.name)
+            usage("getaddrinfo needs --name");
+        st.hints.ai_family = AF_INET;
+        st.hints.ai_socktype = SOCK_DGRAM;
+    } else if (strcmp(opt.op, "socket_close")) {
+        usage("unknown OP");
+    }
+    for (long i = 0; i < opt.warmup; i++)
+        one_call(&opt, &st);
+    double start = now_ns();
+    for (long i = 0; i < opt.calls; i++)
+        one_call(&opt, &st);
+    double elapsed = now_ns() - start;
+    printf("{\"op\": \"%s\", \"calls\": %ld, \"ns_per_call\": %.1f}\n", opt.op, opt.calls,
+           opt.calls ? elapsed / (double)opt.calls : 0.0);
+    return 0;
+}

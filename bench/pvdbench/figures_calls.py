@@ -1,0 +1,161 @@
+"""Per-call cost of each intercepted call, timed in-process by bench/calls.c.
+
+Variants, interleaved per round: nothing preloaded ("none"), the program
+scoping its own sockets ("native": SO_BINDTOIFINDEX, the floor any shim can
+reach), the pvdrun shim, and proxychains4 / torsocks where they pass the call
+through doing comparable work.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pvdbench.context import BenchContext
+from pvdbench.figure import NOT_MEASURED, Figure, Goal, NotMeasured, Series, interleave
+from pvdbench.lab import DNS_NAME, SERVER_ADDR, SINK_PORT
+from pvdbench.proc import in_netns, run
+
+
+@dataclass(frozen=True)
+class CallSpec:
+    """One intercepted call and the reference tools that pass it through."""
+
+    op: str
+    title: str
+    calls: int
+    warmup: int
+    with_proxychains: bool
+    with_torsocks: bool
+    goal: str  # "hot" (within 2% of none) | "setup" (within 10% of native) | "gai"
+
+
+CALL_SPECS = [
+    CallSpec("socket_close", "socket(AF_INET, SOCK_STREAM) + close()", 100_000, 1000, True, True,
+             "setup"),
+    CallSpec("udp_connect", "connect() of a UDP socket", 100_000, 1000, True, False, "setup"),
+    CallSpec("sendto", "sendto() of 64 bytes on a connected UDP socket", 100_000, 1000, True,
+             False, "hot"),
+    CallSpec("sendmsg", "sendmsg() of 64 bytes on a connected UDP socket", 100_000, 1000, False,
+             False, "hot"),
+    CallSpec("getaddrinfo", f"getaddrinfo({DNS_NAME}, AF_INET) against dnsmasq over the veth",
+             2_000, 50, True, False, "gai"),
+]
+
+NOT_COMPARABLE = {
+    ("sendmsg", "proxychains4"): "proxychains4 does not intercept sendmsg()",
+    ("udp_connect", "torsocks"): "torsocks refuses UDP sockets (EPERM), so it does no comparable work",
+    ("sendto", "torsocks"): "torsocks refuses UDP sockets",
+    ("sendmsg", "torsocks"): "torsocks refuses UDP sockets",
+    ("getaddrinfo", "torsocks"): "torsocks resolves through Tor, not the local resolver",
+}
+
+
+def calls_argv(ctx: BenchContext, spec: CallSpec, calls: int, native: bool) -> list[str]:
+    """The C loop program's command line for one op (without namespace or preload)."""
+    argv = [ctx.lab.calls_binary(), spec.op, str(calls), "--warmup", str(spec.warmup)]
+    if spec.op == "getaddrinfo":
+        argv += ["--name", DNS_NAME]
+    elif spec.op != "socket_close":
+        argv += ["--dst", SERVER_ADDR, "--port", str(SINK_PORT)]
+    if native:
+        argv += ["--native", str(ctx.lab.client_ifindex)]
+    return argv
+
+
+def one_run(ctx: BenchContext, spec: CallSpec, env_vars: dict[str, str] | None,
+            native: bool = False) -> float:
+    """ns per call of one run of the C loop in the client namespace."""
+    argv = in_netns(ctx.lab.client_ns, calls_argv(ctx, spec, spec.calls, native), env_vars)
+    return float(json.loads(run(argv, timeout=120).stdout)["ns_per_call"])
+
+
+def variants_for(ctx: BenchContext, spec: CallSpec) -> tuple[dict[str, Callable[[], float]],
+                                                             dict[str, str], list[str]]:
+    """Runner, label per variant, and notes on variants left out."""
+    runners: dict[str, Callable[[], float]] = {"none": lambda: one_run(ctx, spec, None)}
+    labels = {"none": "nothing preloaded, unscoped (glibc)"}
+    notes: list[str] = []
+    if spec.op == "getaddrinfo":
+        notes.append("native left out: glibc's resolver gives a program no way to scope the "
+                     "sockets it opens, so there is no native floor for getaddrinfo")
+    else:
+        runners["native"] = lambda: one_run(ctx, spec, None, native=True)
+        labels["native"] = "program scopes its own sockets (SO_BINDTOIFINDEX)"
+    try:
+        ctx.require_scoping_shim()
+        shim_env = ctx.shim_env()
+        runners["shim"] = lambda: one_run(ctx, spec, shim_env)
+        labels["shim"] = "pvdrun shim preloaded (LD_PRELOAD + PVDRUN_SCOPE)"
+    except NotMeasured as exc:
+        notes.append(f"shim not measured: {exc}")
+    for tool, wanted, env_of in (("proxychains4", spec.with_proxychains, ctx.proxychains_env),
+                                 ("torsocks", spec.with_torsocks, ctx.torsocks_env)):
+        if not wanted:
+            notes.append(f"{tool} left out: {NOT_COMPARABLE.get((spec.op, tool), 'not comparable')}")
+            continue
+        try:
+            tool_env = env_of()
+        except NotMeasured as exc:
+            notes.append(f"{tool} not measured: {exc}")
+            continue
+        runners[tool] = (lambda env=tool_env: one_run(ctx, spec, env))
+        labels[tool] = f"{tool} preloaded, passing the call through"
+    return runners, labels, notes
+
+
+def judge(fig: Figure, spec: CallSpec) -> None:
+    """Append the goals this call is read against."""
+    names = {s.name for s in fig.series}
+    if "shim" not in names:
+        return
+    if spec.goal == "hot":
+        ratio = fig.ratio("shim", "none")["paired_median"]
+        fig.goals.append(Goal("hot-path call within 2% of no shim", ratio <= 1.02,
+                              f"shim/none = {ratio:.3f} ({(ratio - 1) * 100:+.1f}%)"))
+    elif spec.goal == "setup":
+        ratio = fig.ratio("shim", "native")["paired_median"]
+        fig.goals.append(Goal("within 10% of native scoping", ratio <= 1.10,
+                              f"shim/native = {ratio:.3f} ({(ratio - 1) * 100:+.1f}%)"))
+        shim_over = fig.ratio("shim", "none")["paired_median"] - 1
+        for tool in ("proxychains4", "torsocks"):
+            if tool in names:
+                tool_over = fig.ratio(tool, "none")["paired_median"] - 1
+                fig.goals.append(Goal(
+                    f"lower overhead than {tool}", shim_over < tool_over,
+                    f"over none: shim {shim_over * 100:+.1f}%, {tool} {tool_over * 100:+.1f}%"))
+    elif spec.goal == "gai":
+        ratio = fig.ratio("shim", "none")["paired_median"]
+        fig.goals.append(Goal("getaddrinfo within 10% of glibc's (uncached)", ratio <= 1.10,
+                              f"shim/glibc = {ratio:.3f} ({(ratio - 1) * 100:+.1f}%)"))
+
+
+def comparisons_for(names: list[str]) -> list[tuple[str, str]]:
+    """native/none, shim/none, shim/native, and each other tool against none and the shim."""
+    pairs = [("native", "none"), ("shim", "none"), ("shim", "native")]
+    pairs += [(tool, "none") for tool in ("proxychains4", "torsocks")]
+    pairs += [("shim", tool) for tool in ("proxychains4", "torsocks")]
+    return [(s, r) for s, r in pairs if s in names and r in names]
+
+
+def measure_call(ctx: BenchContext, spec: CallSpec) -> Figure:
+    """One call's figure: every variant interleaved for ctx.rounds rounds."""
+    runners, labels, notes = variants_for(ctx, spec)
+    results = interleave(ctx.rounds, runners)
+    fig = Figure(
+        fig_id=f"calls.{spec.op}", title=f"Per-call cost: {spec.title}", unit="ns/call",
+        what=(f"C loop (bench/calls.c, cc -O2) timing {spec.calls} calls after {spec.warmup} "
+              "warm-up calls, in the client namespace; one value per process run"),
+        series=[Series(name, labels[name], values) for name, values in results.items()],
+        comparisons=comparisons_for(list(results)),
+        notes=notes)
+    if "shim" not in results:
+        fig.status = NOT_MEASURED
+        fig.reason = next((n for n in notes if n.startswith("shim")), "shim not available")
+    judge(fig, spec)
+    return fig
+
+
+def measure_calls(ctx: BenchContext) -> list[Figure]:
+    """Every per-call figure."""
+    return [measure_call(ctx, spec) for spec in CALL_SPECS]
