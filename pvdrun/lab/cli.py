@@ -1,0 +1,102 @@
+"""``pvdrun lab``: build, use, inspect and remove the multihoming lab.
+
+Exit statuses: 0 ok; 1 the lab failed to come up (torn down again);
+2 bad input; 5 missing prerequisite (root, ip, dnsmasq); 7 already up;
+8 not up (exec, status); ``lab exec`` returns CMD's own status.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from pvdrun.lab.errors import LabError, LabNotUp
+from pvdrun.lab.state import DEFAULT_NAME
+
+NAME_OPTION = click.option("--name", default=DEFAULT_NAME, show_default=True,
+                           help="lab name; namespaces are NAME-<role>")
+
+
+def _fail(exc: LabError) -> None:
+    click.echo(f"pvdrun lab: {exc}", err=True)
+    sys.exit(exc.exit_code)
+
+
+@click.group()
+def lab() -> None:
+    """Multihomed test network in namespaces (scenarios of RFC 7157 / Troan et al.)."""
+
+
+@lab.command("up")
+@click.option("--scenario", required=True, type=click.Choice(["1", "2", "3"]),
+              help="1: shared link, two routers; 2: one gateway, two ISPs; "
+                   "3: two interfaces, overlapping IPv4")
+@NAME_OPTION
+@click.option("--json", "as_json", is_flag=True, help="print the status as JSON")
+def up_command(scenario: str, name: str, as_json: bool) -> None:
+    """Build the lab and wait until the host is configured and services answer."""
+    from pvdrun import lab as lab_api
+    from pvdrun.lab.status import format_table
+
+    try:
+        info = lab_api.up(int(scenario), name)
+    except LabError as exc:
+        _fail(exc)
+    click.echo(json.dumps(info, indent=1) if as_json else format_table(info))
+
+
+@lab.command("down")
+@NAME_OPTION
+def down_command(name: str) -> None:
+    """Remove every namespace, process and file of the lab (quietly ok if none)."""
+    from pvdrun.lab.teardown import down
+
+    try:
+        down(name)
+    except LabError as exc:
+        _fail(exc)
+
+
+@lab.command("status")
+@NAME_OPTION
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def status_command(name: str, as_json: bool) -> None:
+    """Show the lab's namespaces, addresses and per-ISP services."""
+    from pvdrun.lab.status import format_table, lab_status
+
+    try:
+        info = lab_status(name)
+    except LabError as exc:
+        _fail(exc)
+    click.echo(json.dumps(info, indent=1) if as_json else format_table(info))
+
+
+@lab.command("exec", context_settings={"ignore_unknown_options": True,
+                                       "allow_interspersed_args": False})
+@NAME_OPTION
+@click.option("--ns", "role", default="host", show_default=True,
+              help="role of the namespace: host, ispa, ispb, link, gw")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_command(name: str, role: str, command: tuple[str, ...]) -> None:
+    """Run COMMAND inside one of the lab's namespaces; exit with its status."""
+    import shutil
+
+    from pvdrun.lab import state as lab_state
+
+    try:
+        lab_state.check_name(name)
+        info = lab_state.load(name)
+        if info is None:
+            raise LabNotUp(f"lab {name!r} is not up")
+        ns = info["namespaces"].get(role)
+        if ns is None:
+            from pvdrun.lab.errors import LabBadInput
+            roles = ", ".join(sorted(info["namespaces"]))
+            raise LabBadInput(f"lab {name!r} has no namespace role {role!r} (roles: {roles})")
+    except LabError as exc:
+        _fail(exc)
+    ip = shutil.which("ip") or "/usr/sbin/ip"
+    sys.stdout.flush()
+    os.execv(ip, [ip, "netns", "exec", ns, *command])

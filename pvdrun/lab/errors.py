@@ -1,0 +1,39 @@
+"""Errors of the lab, each with the exit status the CLI uses for it (docs/lab.md)."""
+from __future__ import annotations
+
+from pvdrun.cli import EXIT_MISSING_PREREQ
+
+EXIT_SETUP_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_ALREADY_UP = 7
+EXIT_NOT_UP = 8
+
+
+class LabError(Exception):
+    """A lab operation failed; ``str(err)`` is the one-line message for the user."""
+
+    exit_code = EXIT_SETUP_FAILED
+
+
+class LabBadInput(LabError):
+    """An argument the lab cannot use (unknown scenario, bad name or role)."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class LabPrereqMissing(LabError):
+    """Not root, or a needed program (ip, dnsmasq) is not installed."""
+
+    exit_code = EXIT_MISSING_PREREQ
+
+
+class LabAlreadyUp(LabError):
+    """A lab of that name (or one of its namespaces) already exists."""
+
+    exit_code = EXIT_ALREADY_UP
+
+
+class LabNotUp(LabError):
+    """No lab of that name is up."""
+
+    exit_code = EXIT_NOT_UP
