@@ -1,0 +1,128 @@
+"""The Python API (``import pvdrun``): list, look up, and watch PvDs (R1, R2, R9, R14-R17, R22).
+
+Every function asks pvdd when its socket answers and otherwise runs a
+one-shot discovery in this process (kernel state, per-link stores,
+configuration, and a Router Solicitation with a short bounded wait).
+Explicit and implicit PvDs come back alike (R22).  pyroute2 is imported
+only when a one-shot discovery actually runs.  See docs/python-api.md.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from pvdrun.model import Pvd
+
+
+class PvdLookupError(Exception):
+    """No PvD, or more than one, answers to a name.
+
+    ``name`` is what was asked, ``candidates`` the PvDs that exist (unknown
+    name) or that the name fits (``ambiguous`` is True).
+    """
+
+    def __init__(self, name: str, candidates: list[str], ambiguous: bool = False,
+                 message: str | None = None) -> None:
+        self.name = name
+        self.candidates = list(candidates)
+        self.ambiguous = ambiguous
+        listed = ", ".join(self.candidates) or "none"
+        default = (f"PvD name {name!r} is ambiguous; candidates: {listed}" if ambiguous
+                   else f"unknown PvD {name!r}; PvDs that exist: {listed}")
+        super().__init__(message or default)
+
+
+def _client(socket_path: str | None) -> Any:
+    """A connected pvdd client, or None when pvdd does not answer."""
+    from pvdrun.daemon.protocol import Client, DaemonUnavailable
+
+    try:
+        return Client(socket_path)
+    except DaemonUnavailable:
+        return None
+
+
+def _discover() -> list[Pvd]:
+    from pvdrun.discovery.engine import discover
+
+    return discover()
+
+
+def list_pvds(socket_path: str | None = None, *, use_daemon: bool = True) -> list[Pvd]:
+    """Every PvD the host is attached to, explicit and implicit alike (R14, R16).
+
+    Asks pvdd at ``socket_path`` ($PVDRUN_SOCKET, /run/pvd/pvdd.sock) when it
+    answers and ``use_daemon`` is true, else runs a one-shot discovery.
+    Raises pvdrun.discovery.config.ConfigError for a malformed configuration.
+    """
+    if use_daemon:
+        client = _client(socket_path)
+        if client is not None:
+            with client:
+                reply = client.request("list")
+            return [Pvd.from_dict(d) for d in reply.get("pvds", [])]
+    return _discover()
+
+
+def lookup(name: str, socket_path: str | None = None) -> Pvd:
+    """The PvD that ``name`` means: PvD ID, configured name, short name,
+    interface name, or kind alias (wifi, ethernet, cellular, vpn).
+
+    Raises PvdLookupError when no PvD or several match.  "null" is not
+    handled here.
+    """
+    client = _client(socket_path)
+    if client is not None:
+        from pvdrun.daemon.protocol import E_AMBIGUOUS, DaemonError
+
+        with client:
+            try:
+                reply = client.request("get", name)
+            except DaemonError as exc:
+                if exc.code in ("unknown_pvd", E_AMBIGUOUS):
+                    raise PvdLookupError(name, exc.candidates, exc.code == E_AMBIGUOUS,
+                                         exc.message) from None
+                raise
+        return Pvd.from_dict(reply["pvd"])
+    from pvdrun.discovery.resolve import ResolveError, resolve
+
+    try:
+        return resolve(_discover(), name)
+    except ResolveError as exc:
+        raise PvdLookupError(name, exc.candidates, exc.ambiguous, str(exc)) from None
+
+
+def default_pvd(socket_path: str | None = None) -> Pvd | None:
+    """The system's default PvD (R9), or None when the host has no default route."""
+    client = _client(socket_path)
+    if client is not None:
+        with client:
+            reply = client.request("default")
+        data = reply.get("pvd")
+        return Pvd.from_dict(data) if data else None
+    return next((p for p in _discover() if p.is_default), None)
+
+
+def watch(socket_path: str | None = None) -> Iterator[dict[str, Any]]:
+    """Stream PvD events (R1, R2, R10, R15, R17), from notifications, never polling.
+
+    The first event is ``{"event": "snapshot", "pvds": [...], "default": ID}``,
+    then ``added``, ``removed``, ``changed`` (with ``"changed": {attr: {"old",
+    "new"}}``) and ``default`` events; see docs/python-api.md.  Uses pvdd's
+    subscription when pvdd answers, else listens to netlink and RAs itself.
+    """
+    client = _client(socket_path)
+    if client is not None:
+        with client:
+            for message in client.subscribe():
+                message = dict(message)
+                for key in ("v", "ok", "op"):
+                    message.pop(key, None)
+                yield message
+        return
+    from pvdrun.discovery.engine import Discovery
+
+    discovery = Discovery()
+    try:
+        yield from discovery.run_events()
+    finally:
+        discovery.close()

@@ -1,0 +1,116 @@
+"""pvdd's wire protocol, version 1 (docs/protocol.md), and a small client.
+
+Newline-delimited JSON over a SOCK_STREAM Unix socket.  Requests:
+``{"v":1,"op":"list"|"get"|"default"|"subscribe","name":...}``; replies
+``{"v":1,"ok":true,...}`` or ``{"v":1,"ok":false,"error":{"code":...,
+"message":...,"candidates":[...]}}``.  Encoding is compact (no spaces), so
+a reply holds ``"scope":"..."`` literally, which the shim's C API extracts.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+from typing import Any, Iterator
+
+from pvdrun.model import DEFAULT_SOCKET, SOCKET_ENV
+
+VERSION = 1
+MAX_LINE = 64 * 1024
+OPS = ("list", "get", "default", "subscribe")
+
+# error codes
+E_BAD_REQUEST = "bad_request"
+E_UNKNOWN_OP = "unknown_op"
+E_UNKNOWN_PVD = "unknown_pvd"
+E_AMBIGUOUS = "ambiguous_pvd"
+E_VERSION = "unsupported_version"
+
+
+class DaemonUnavailable(OSError):
+    """pvdd's socket does not answer."""
+
+
+class DaemonError(Exception):
+    """pvdd answered with ok=false."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        self.code = str(error.get("code", ""))
+        self.message = str(error.get("message", ""))
+        self.candidates = [str(c) for c in error.get("candidates", [])]
+        super().__init__(f"{self.code}: {self.message}")
+
+
+def encode(message: dict[str, Any]) -> bytes:
+    """One protocol line (compact JSON + newline)."""
+    return (json.dumps(message, separators=(",", ":"), sort_keys=False) + "\n").encode()
+
+
+def socket_path(explicit: str | None = None) -> str:
+    """--socket / argument, else $PVDRUN_SOCKET, else /run/pvd/pvdd.sock."""
+    return explicit or os.environ.get(SOCKET_ENV) or DEFAULT_SOCKET
+
+
+def error_reply(code: str, message: str, candidates: list[str] | None = None) -> dict[str, Any]:
+    """An ok=false reply."""
+    return {"v": VERSION, "ok": False,
+            "error": {"code": code, "message": message, "candidates": list(candidates or [])}}
+
+
+class Client:
+    """A connection to pvdd."""
+
+    def __init__(self, path: str | None = None, timeout: float | None = 5.0) -> None:
+        self.path = socket_path(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.connect(self.path)
+        except OSError as exc:
+            self.sock.close()
+            raise DaemonUnavailable(exc.errno, f"pvdd at {self.path}: {exc.strerror}") from None
+        self._file = self.sock.makefile("rb")
+
+    def close(self) -> None:
+        self._file.close()
+        self.sock.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def read(self) -> dict[str, Any]:
+        """The next message; raises DaemonUnavailable when pvdd closed the connection."""
+        try:
+            line = self._file.readline(MAX_LINE * 64)
+        except OSError as exc:
+            raise DaemonUnavailable(exc.errno, f"pvdd at {self.path}: {exc}") from None
+        if not line:
+            raise DaemonUnavailable(0, f"pvdd at {self.path} closed the connection")
+        message = json.loads(line)
+        if not isinstance(message, dict) or message.get("v") != VERSION:
+            raise DaemonUnavailable(0, f"pvdd at {self.path} speaks another protocol version")
+        return message
+
+    def request(self, op: str, name: str | None = None) -> dict[str, Any]:
+        """Send one request and return its ok=true reply; raises DaemonError."""
+        request: dict[str, Any] = {"v": VERSION, "op": op}
+        if name is not None:
+            request["name"] = name
+        try:
+            self.sock.sendall(encode(request))
+        except OSError as exc:
+            raise DaemonUnavailable(exc.errno, f"pvdd at {self.path}: {exc}") from None
+        reply = self.read()
+        if not reply.get("ok"):
+            raise DaemonError(reply.get("error") or {})
+        return reply
+
+    def subscribe(self) -> Iterator[dict[str, Any]]:
+        """The snapshot reply, then every pushed event, until pvdd goes away."""
+        self.sock.settimeout(None)
+        yield self.request("subscribe")
+        while True:
+            yield self.read()

@@ -1,0 +1,292 @@
+"""pvdd: keeps the PvD table current and serves it on a Unix socket (R1, R2, R10, R14-R17).
+
+One thread, one selector: the netlink notification socket, the raw RA
+socket, the listening socket and every client.  A change (netlink, RA, or an
+RA-learned lifetime running out) schedules a re-read of the table after a
+short settle time; the differences are pushed to subscribers.  A client
+that sends garbage (not JSON, not an object, a wrong version, a line longer
+than 64 KiB) gets an error reply and is disconnected; others are unaffected.
+A subscriber that does not read and lets 4 MiB pile up is disconnected.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import os
+import selectors
+import signal
+import socket
+import stat
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from pvdrun.daemon.protocol import (E_AMBIGUOUS, E_BAD_REQUEST, E_UNKNOWN_OP, E_UNKNOWN_PVD,
+                                    E_VERSION, MAX_LINE, VERSION, encode, error_reply)
+from pvdrun.discovery.config import Config
+from pvdrun.discovery.engine import SETTLE, Discovery
+from pvdrun.discovery.events import diff, snapshot_event
+from pvdrun.discovery.resolve import ResolveError, resolve
+from pvdrun.model import Pvd
+
+log = logging.getLogger("pvdrun.pvdd")
+
+MAX_BACKLOG = 4 * 1024 * 1024
+
+
+class SocketInUse(RuntimeError):
+    """Another pvdd answers on the socket path."""
+
+
+@dataclass
+class Conn:
+    """One connected client."""
+
+    sock: socket.socket
+    inbuf: bytes = b""
+    outbuf: bytearray = field(default_factory=bytearray)
+    subscribed: bool = False
+    closing: bool = False
+
+
+def bind_socket(path: str) -> socket.socket:
+    """Listen on path; a stale socket file is replaced, a live pvdd is not."""
+    directory = os.path.dirname(path) or "."
+    os.makedirs(directory, mode=0o755, exist_ok=True)
+    if os.path.lexists(path):
+        if not stat.S_ISSOCK(os.lstat(path).st_mode):
+            raise SocketInUse(f"{path} exists and is not a socket")
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+        except OSError:
+            os.unlink(path)  # stale
+        else:
+            raise SocketInUse(f"a pvdd already answers on {path}")
+        finally:
+            probe.close()
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    os.chmod(path, 0o666)  # read-only information, like `ip addr`; policy (R23) is later
+    listener.listen(64)
+    listener.setblocking(False)
+    return listener
+
+
+class Pvdd:
+    """The daemon."""
+
+    def __init__(self, socket_path: str, config: Config, listen_ras: bool = True) -> None:
+        self.socket_path = socket_path
+        self.discovery = Discovery(config=config, listen_ras=listen_ras)
+        self.selector = selectors.DefaultSelector()
+        self.listener: socket.socket | None = None
+        self.conns: dict[int, Conn] = {}
+        self.pvds: list[Pvd] = []
+        self.refresh_at: float | None = None
+        self.stopping = False
+
+    # -- lifecycle --------------------------------------------------------------
+    def start(self) -> None:
+        """Subscribe to changes, learn the initial table, then start listening."""
+        self.discovery.start_notifications()
+        self.discovery.prime()
+        self.pvds = self.discovery.pvds()
+        for fileobj in self.discovery.fileobjs():
+            self.selector.register(fileobj, selectors.EVENT_READ, "engine")
+        self.listener = bind_socket(self.socket_path)
+        self.selector.register(self.listener, selectors.EVENT_READ, "listen")
+        log.info("pvdd serving %d PvDs on %s", len(self.pvds), self.socket_path)
+
+    def stop(self, *_: Any) -> None:
+        self.stopping = True
+
+    def close(self) -> None:
+        """Close everything and remove the socket file."""
+        for conn in list(self.conns.values()):
+            self._drop(conn)
+        if self.listener is not None:
+            try:
+                if os.path.exists(self.socket_path):
+                    os.unlink(self.socket_path)
+            except OSError:
+                pass
+            self.listener.close()
+        self.discovery.close()
+        self.selector.close()
+
+    def serve_forever(self) -> None:
+        """The event loop; returns after SIGTERM/SIGINT."""
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        while not self.stopping:
+            timeout = self.discovery.timeout()
+            if self.refresh_at is not None:
+                left = max(0.0, self.refresh_at - time.monotonic())
+                timeout = left if timeout is None else min(timeout, left)
+            try:
+                ready = self.selector.select(timeout)
+            except InterruptedError:
+                continue
+            for key, mask in ready:
+                if key.data == "engine":
+                    if self.discovery.handle_readable(key.fileobj):
+                        self._schedule()
+                elif key.data == "listen":
+                    self._accept()
+                else:
+                    self._service(key.data, mask)
+            if self.discovery.ras.expire():
+                self._schedule()
+            if self.refresh_at is not None and time.monotonic() >= self.refresh_at:
+                self.refresh_at = None
+                self._refresh()
+
+    def _schedule(self) -> None:
+        if self.refresh_at is None:
+            self.refresh_at = time.monotonic() + SETTLE
+
+    def _refresh(self) -> None:
+        try:
+            new = self.discovery.pvds()
+        except Exception:  # a failed dump must not kill the daemon
+            log.exception("re-reading the PvD table failed; keeping the previous one")
+            return
+        events = diff(self.pvds, new)
+        self.pvds = new
+        for event in events:
+            log.info("%s %s", event["event"], event.get("id", event.get("new")))
+            line = encode({"v": VERSION, **event})
+            for conn in list(self.conns.values()):
+                if conn.subscribed:
+                    self._send(conn, line)
+
+    # -- clients ------------------------------------------------------------------
+    def _accept(self) -> None:
+        assert self.listener is not None
+        while True:
+            try:
+                sock, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.warning("accept failed: %s", exc)
+                return
+            sock.setblocking(False)
+            conn = Conn(sock)
+            self.conns[sock.fileno()] = conn
+            self.selector.register(sock, selectors.EVENT_READ, conn)
+
+    def _drop(self, conn: Conn) -> None:
+        fd = conn.sock.fileno()
+        if fd in self.conns:
+            del self.conns[fd]
+            try:
+                self.selector.unregister(conn.sock)
+            except (KeyError, ValueError):
+                pass
+        conn.sock.close()
+
+    def _service(self, conn: Conn, mask: int) -> None:
+        if mask & selectors.EVENT_WRITE:
+            self._flush(conn)
+        if mask & selectors.EVENT_READ and conn.sock.fileno() >= 0:
+            try:
+                data = conn.sock.recv(65536)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self._drop(conn)
+                return
+            if not data:
+                self._drop(conn)
+                return
+            if conn.closing:
+                return
+            conn.inbuf += data
+            while b"\n" in conn.inbuf and not conn.closing:
+                line, conn.inbuf = conn.inbuf.split(b"\n", 1)
+                self._handle_line(conn, line)
+            if len(conn.inbuf) > MAX_LINE and not conn.closing:
+                self._reject(conn, E_BAD_REQUEST, f"request line longer than {MAX_LINE} octets")
+
+    def _reject(self, conn: Conn, code: str, message: str) -> None:
+        """Reply with an error, then disconnect (garbage on the socket)."""
+        log.info("disconnecting a client: %s", message)
+        conn.closing = True
+        conn.inbuf = b""
+        self._send(conn, encode(error_reply(code, message)))
+
+    def _handle_line(self, conn: Conn, line: bytes) -> None:
+        if not line.strip():
+            return
+        try:
+            request = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            self._reject(conn, E_BAD_REQUEST, "request is not JSON")
+            return
+        if not isinstance(request, dict):
+            self._reject(conn, E_BAD_REQUEST, "request is not a JSON object")
+            return
+        if request.get("v") != VERSION:
+            self._reject(conn, E_VERSION, f"protocol version {request.get('v')!r} not supported "
+                         f"(this pvdd speaks {VERSION})")
+            return
+        self._send(conn, encode(self.answer(request, conn)))
+
+    def answer(self, request: dict[str, Any], conn: Conn | None = None) -> dict[str, Any]:
+        """The reply to one well-formed request."""
+        op = request.get("op")
+        default = next((p for p in self.pvds if p.is_default), None)
+        if op == "list":
+            return {"v": VERSION, "ok": True, "op": "list", "pvds": [p.to_dict() for p in self.pvds],
+                    "default": default.pvd_id if default else None}
+        if op == "default":
+            return {"v": VERSION, "ok": True, "op": "default",
+                    "pvd": default.to_dict() if default else None}
+        if op == "get":
+            name = request.get("name")
+            if not isinstance(name, str) or not name:
+                return error_reply(E_BAD_REQUEST, "get needs a \"name\" string")
+            try:
+                pvd = resolve(self.pvds, name)
+            except ResolveError as exc:
+                return error_reply(E_AMBIGUOUS if exc.ambiguous else E_UNKNOWN_PVD, str(exc),
+                                   exc.candidates)
+            return {"v": VERSION, "ok": True, "op": "get", "pvd": pvd.to_dict()}
+        if op == "subscribe":
+            if conn is not None:
+                conn.subscribed = True
+            return {"v": VERSION, "ok": True, "op": "subscribe", **snapshot_event(self.pvds)}
+        return error_reply(E_UNKNOWN_OP, f"unknown op {op!r}; expected one of list, get, "
+                           "default, subscribe")
+
+    def _send(self, conn: Conn, data: bytes) -> None:
+        conn.outbuf += data
+        if len(conn.outbuf) > MAX_BACKLOG:
+            log.warning("dropping a subscriber that does not read")
+            self._drop(conn)
+            return
+        self._flush(conn)
+
+    def _flush(self, conn: Conn) -> None:
+        if conn.sock.fileno() < 0:
+            return
+        while conn.outbuf:
+            try:
+                sent = conn.sock.send(conn.outbuf)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EPIPE, errno.ECONNRESET):
+                    log.debug("send failed: %s", exc)
+                self._drop(conn)
+                return
+            del conn.outbuf[:sent]
+        if conn.outbuf:
+            self.selector.modify(conn.sock, selectors.EVENT_READ | selectors.EVENT_WRITE, conn)
+        elif conn.closing:
+            self._drop(conn)
+        else:
+            self.selector.modify(conn.sock, selectors.EVENT_READ, conn)

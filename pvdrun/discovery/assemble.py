@@ -1,0 +1,305 @@
+"""Build the PvD table from kernel state, what RAs said, link stores and configuration.
+
+Rules (docs/discovery.md has the long form):
+
+* Only links that are up with carrier carry PvDs.  Addresses: all IPv4, and
+  IPv6 that are neither link-local, deprecated, tentative nor DAD-failed (R16).
+* An explicit PvD (RFC 8801) heard on a link owns the addresses inside its
+  PIO prefixes, the routes inside its PIO/RIO prefixes, and the default
+  routes via its routers: the routers that sent its PvD option, and those
+  whose plain RAs advertise one of its prefixes (so a PvD option sent with
+  router lifetime 0 still gets the default route of the router that serves
+  its prefix).  A default route via a router shared by two PvDs belongs to both.
+* What remains stays in an implicit PvD ``implicit:<ifname>``.  When two or
+  more routers on one link each advertise their own, different prefixes, it
+  is split per router: ``implicit:<ifname>:<router>``, plus the remainder
+  (IPv4 and unattributed addresses) in ``implicit:<ifname>`` if it has any
+  address.  An implicit PvD exists only when it has at least one address.
+* PvDs sharing an interface get ``needs_routing=True``.
+* The default PvD (R9) is the configured ``default`` when present, else the
+  one whose default route has the lowest metric over IPv6 and IPv4; ties go
+  to IPv6, then to the higher RFC 4191 preference, then to the lower
+  ifindex, then to the PvD ID in alphabetical order.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+from dataclasses import dataclass, field
+from typing import Callable
+
+from pvdrun.discovery.config import Config, ConfiguredPvd
+from pvdrun.discovery.kernel import RTPROT_RA, Address, KernelState, KRoute, Link
+from pvdrun.discovery.linkstate import LinkDns
+from pvdrun.discovery.ratable import ExplicitRecord, RaTable, RouterRecord
+from pvdrun.model import Pvd, Route, make_handle
+
+log = logging.getLogger("pvdrun.discovery")
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass
+class _Builder:
+    """A PvD under construction."""
+
+    pvd_id: str
+    link: Link
+    explicit: bool
+    generation: int = 0
+    addresses: list[Address] = field(default_factory=list)
+    routes: list[KRoute] = field(default_factory=list)
+    dns: list[str] = field(default_factory=list)
+    search: list[str] = field(default_factory=list)
+    routers: list[str] = field(default_factory=list)
+    record: ExplicitRecord | None = None
+
+    def add_dns(self, servers: list[str], domains: list[str]) -> None:
+        self.dns += [s for s in servers if s not in self.dns]
+        self.search += [d for d in domains if d not in self.search]
+
+
+def usable_address(addr: Address) -> bool:
+    """Part of a PvD: every IPv4 address, non-deprecated global IPv6 ones (R16)."""
+    if addr.family == socket.AF_INET:
+        return True
+    return not (addr.link_local or addr.deprecated or addr.tentative or addr.dadfailed)
+
+
+def _nets(prefixes: list[str]) -> list[Network]:
+    return [ipaddress.ip_network(p) for p in prefixes]
+
+
+def _within(item: str, nets: list[Network]) -> bool:
+    """Is an address or a prefix inside one of nets?"""
+    try:
+        net = ipaddress.ip_network(item, strict=False)
+    except ValueError:
+        return False
+    return any(net.version == n.version and net.subnet_of(n) for n in nets)  # type: ignore[arg-type]
+
+
+def _route_origin(route: KRoute) -> str:
+    if route.proto == RTPROT_RA:
+        return "rio" if route.dst != "default" and route.gateway else "ra"
+    return "kernel"
+
+
+def _split_link(link: Link, addrs: list[Address], routes: list[KRoute], ras: RaTable,
+                store_dns: LinkDns | None) -> list[_Builder]:
+    """The PvDs of one link (see module docstring)."""
+    builders: list[_Builder] = []
+    explicit = ras.explicit_on(link.index)
+    routers = ras.routers_on(link.index)
+    claimed_addrs: set[int] = set()
+    claimed_routes: set[int] = set()
+    explicit_nets: list[Network] = []
+    for rec in explicit:
+        explicit_nets += _nets(list(rec.options.prefixes) + list(rec.options.routes))
+    absorbed: set[str] = set()
+    for router in routers:
+        own = list(router.options.prefixes)
+        if own and all(_within(p, explicit_nets) for p in own):
+            absorbed.add(router.router)
+
+    for rec in explicit:
+        builder = _Builder(rec.pvd_id, link, True, generation=rec.generation, record=rec)
+        pio_nets = _nets(list(rec.options.prefixes))
+        all_nets = pio_nets + _nets(list(rec.options.routes))
+        serving = list(rec.routers)
+        for router in routers:
+            if router.router not in serving and any(_within(p, pio_nets) for p in router.options.prefixes):
+                serving.append(router.router)
+        builder.routers = serving
+        for i, addr in enumerate(addrs):
+            if i not in claimed_addrs and addr.family == socket.AF_INET6 and _within(addr.address, pio_nets):
+                builder.addresses.append(addr)
+                claimed_addrs.add(i)
+        for i, route in enumerate(routes):
+            if route.family != socket.AF_INET6:
+                continue
+            if route.dst == "default":
+                if route.gateway in serving:
+                    builder.routes.append(route)
+                    claimed_routes.add(i)
+            elif i not in claimed_routes and _within(route.dst, all_nets):
+                builder.routes.append(route)
+                claimed_routes.add(i)
+        builder.add_dns(list(rec.options.rdnss), list(rec.options.dnssl))
+        if not builder.dns:  # fall back to what its absorbed routers advertise
+            for router in routers:
+                if router.router in serving and router.router in absorbed:
+                    builder.add_dns(list(router.options.rdnss), list(router.options.dnssl))
+        builders.append(builder)
+
+    free_routers = [r for r in routers if r.router not in absorbed]
+    with_prefixes = [r for r in free_routers if r.options.prefixes]
+    distinct = {frozenset(r.options.prefixes) for r in with_prefixes}
+    split = len(with_prefixes) >= 2 and len(distinct) == len(with_prefixes)
+    implicit: list[_Builder] = []
+    if split:
+        for router in with_prefixes:
+            builder = _Builder(f"implicit:{link.name}:{router.router}", link, False)
+            builder.routers = [router.router]
+            nets = _nets(list(router.options.prefixes) + list(router.options.routes))
+            for i, addr in enumerate(addrs):
+                if i not in claimed_addrs and _within(addr.address, nets):
+                    builder.addresses.append(addr)
+                    claimed_addrs.add(i)
+            for i, route in enumerate(routes):
+                if i in claimed_routes or route.family != socket.AF_INET6:
+                    continue
+                if (route.dst == "default" and route.gateway == router.router) or \
+                        (route.dst != "default" and _within(route.dst, nets)):
+                    builder.routes.append(route)
+                    claimed_routes.add(i)
+            builder.add_dns(list(router.options.rdnss), list(router.options.dnssl))
+            implicit.append(builder)
+    rest = _Builder(f"implicit:{link.name}", link, False)
+    rest.addresses = [a for i, a in enumerate(addrs) if i not in claimed_addrs]
+    rest.routes = [r for i, r in enumerate(routes) if i not in claimed_routes]
+    rest.routers = [r.router for r in free_routers if not split or r not in with_prefixes]
+    if not split:
+        for router in free_routers:
+            rest.add_dns(list(router.options.rdnss), list(router.options.dnssl))
+    if rest.addresses:
+        implicit.append(rest)
+    if store_dns is not None:
+        for builder in ([rest] if rest.addresses else implicit):
+            builder.add_dns(store_dns.servers, store_dns.domains)
+    return builders + implicit
+
+
+def _to_pvd(builder: _Builder, kind: str | None) -> Pvd:
+    link = builder.link
+    routes = [Route(dst=r.dst, gateway=r.gateway, ifname=link.name, metric=r.metric,
+                    origin=_route_origin(r)) for r in builder.routes]
+    gateways = [r.gateway for r in builder.routes if r.gateway]
+    routers = list(dict.fromkeys([*builder.routers, *gateways]))
+    pvd = Pvd(pvd_id=builder.pvd_id,
+              handle=make_handle(builder.pvd_id, link.index, link.carrier_up_count, builder.generation),
+              explicit=builder.explicit, interfaces=[link.name], ifindexes=[link.index],
+              addresses=[a.with_prefix for a in builder.addresses], routes=routes,
+              dns_servers=list(builder.dns), search_domains=list(builder.search), kind=kind,
+              routers=routers, source="ra" if builder.explicit else "kernel")
+    if builder.record is not None:
+        pvd.sequence = builder.record.sequence
+        pvd.flags = dict(builder.record.flags)
+        pvd.attributes["generation"] = builder.generation
+    return pvd
+
+
+def _default_key(pvd: Pvd, kroutes: dict[str, list[KRoute]]) -> tuple | None:
+    best = None
+    for route in kroutes.get(pvd.pvd_id, []):
+        if route.dst != "default":
+            continue
+        key = (route.metric, 0 if route.family == socket.AF_INET6 else 1, -route.preference,
+               pvd.ifindexes[0] if pvd.ifindexes else 0, pvd.pvd_id)
+        best = key if best is None or key < best else best
+    return best
+
+
+def _apply_config(pvds: list[Pvd], config: Config) -> dict[str, Pvd]:
+    """Name and override the PvDs the configuration selects; returns name -> PvD."""
+    chosen: dict[str, Pvd] = {}
+    for conf in config.pvds:
+        matches = [p for p in pvds if _config_matches(conf, p)]
+        if len(matches) > 1 and not conf.pvd_id:
+            implicit = [p for p in matches if not p.explicit]
+            matches = implicit if len(implicit) == 1 else matches
+        if len(matches) != 1:
+            if matches:
+                log.warning("configured PvD %s matches %d PvDs (%s); give it a pvd_id", conf.name,
+                            len(matches), ", ".join(p.pvd_id for p in matches))
+            continue
+        pvd = matches[0]
+        pvd.names.insert(0, conf.name)
+        pvd.kind = conf.kind or pvd.kind
+        if conf.dns is not None:
+            pvd.dns_servers = list(conf.dns)
+        if conf.search is not None:
+            pvd.search_domains = list(conf.search)
+        pvd.attributes.update(conf.attributes)
+        if conf.users or conf.groups:
+            pvd.attributes["policy"] = {"users": conf.users, "groups": conf.groups}
+        pvd.attributes["configured"] = conf.name
+        chosen[conf.name] = pvd
+    return chosen
+
+
+def _config_matches(conf: ConfiguredPvd, pvd: Pvd) -> bool:
+    if conf.pvd_id and conf.pvd_id != pvd.pvd_id:
+        return False
+    if conf.interface and conf.interface not in pvd.interfaces:
+        return False
+    return True
+
+
+def assign_names(pvds: list[Pvd]) -> None:
+    """Fill Pvd.names with every unambiguous name (configured names already there)."""
+    candidates = name_candidates(pvds)
+    for pvd in pvds:
+        for name in _own_candidates(pvd):
+            if name not in pvd.names and candidates.get(name) == [pvd.pvd_id]:
+                pvd.names.append(name)
+
+
+def _own_candidates(pvd: Pvd) -> list[str]:
+    names = list(pvd.names)
+    if pvd.explicit and "." in pvd.pvd_id:
+        names.append(pvd.pvd_id.split(".", 1)[0])
+    names += pvd.interfaces
+    if pvd.kind:
+        names.append(pvd.kind)
+    return names
+
+
+def name_candidates(pvds: list[Pvd]) -> dict[str, list[str]]:
+    """Every name a person may type -> the IDs of the PvDs it may mean."""
+    table: dict[str, list[str]] = {}
+    for pvd in pvds:
+        for name in _own_candidates(pvd):
+            ids = table.setdefault(name, [])
+            if pvd.pvd_id not in ids:
+                ids.append(pvd.pvd_id)
+    return table
+
+
+def assemble(state: KernelState, ras: RaTable, config: Config,
+             dns_of_link: Callable[[Link], LinkDns | None],
+             kind_of_link: Callable[[Link], str | None],
+             fallback_dns: Callable[[], LinkDns]) -> list[Pvd]:
+    """The PvD table (sorted: by interface index, explicit first, then by ID)."""
+    builders: list[_Builder] = []
+    for link in sorted(state.links.values(), key=lambda l: l.index):
+        if not link.usable:
+            continue
+        addrs = [a for a in state.addresses if a.index == link.index and usable_address(a)]
+        routes = [r for r in state.routes if r.oif == link.index]
+        builders += _split_link(link, addrs, routes, ras, dns_of_link(link))
+    kinds = {link.index: kind_of_link(link) for link in state.links.values() if link.usable}
+    pvds = [_to_pvd(b, kinds.get(b.link.index)) for b in builders]
+    kroutes = {b.pvd_id: b.routes for b in builders}
+    per_link: dict[int, int] = {}
+    for pvd in pvds:
+        per_link[pvd.ifindexes[0]] = per_link.get(pvd.ifindexes[0], 0) + 1
+    for pvd in pvds:
+        pvd.needs_routing = per_link[pvd.ifindexes[0]] > 1
+    pvds.sort(key=lambda p: (p.ifindexes[0], not p.explicit, p.pvd_id))
+    configured = _apply_config(pvds, config)
+    assign_names(pvds)
+    default = configured.get(config.default) if config.default else None
+    if default is None:
+        keyed = [(key, p) for p in pvds if (key := _default_key(p, kroutes)) is not None]
+        default = min(keyed, key=lambda kp: kp[0])[1] if keyed else None
+    if default is not None:
+        default.is_default = True
+        if not default.dns_servers:  # last resort: the system resolv.conf (default PvD only)
+            fallback = fallback_dns()
+            if fallback.servers:
+                default.dns_servers = list(fallback.servers)
+                default.search_domains = default.search_domains or list(fallback.domains)
+                default.attributes["dns_from"] = fallback.store or "resolv.conf"
+    return pvds

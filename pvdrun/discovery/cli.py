@@ -1,0 +1,186 @@
+"""``pvdrun list``, ``pvdrun show NAME`` and ``pvdrun monitor``.
+
+Each asks pvdd when it answers, else runs a one-shot discovery (or, for
+monitor, listens to netlink and RAs itself).  ``--config`` forces a
+one-shot discovery with that configuration file.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any, Iterator
+
+import click
+
+from pvdrun.cli import EXIT_UNKNOWN_PVD
+from pvdrun.model import Pvd
+
+
+def _common(func: Any) -> Any:
+    func = click.option("--no-daemon", is_flag=True, help="Do not ask pvdd; discover in-process.")(func)
+    func = click.option("--config", "config_opt", metavar="PATH", default=None,
+                        help="Configuration file for an in-process discovery "
+                             "(default $PVDRUN_CONFIG or /etc/pvd/pvd.toml).")(func)
+    func = click.option("--socket", "socket_opt", metavar="PATH", default=None,
+                        help="pvdd's socket (default $PVDRUN_SOCKET or /run/pvd/pvdd.sock).")(func)
+    func = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(func)
+    return func
+
+
+def _fail(message: str, status: int) -> None:
+    click.echo(f"pvdrun: {message}", err=True)
+    sys.exit(status)
+
+
+def _pvds(socket_opt: str | None, config_opt: str | None, no_daemon: bool) -> list[Pvd]:
+    from pvdrun.api import list_pvds
+    from pvdrun.discovery.config import EXIT_BAD_CONFIG, ConfigError
+
+    try:
+        if config_opt is not None:
+            from pvdrun.discovery.engine import discover
+
+            return discover(config_path=config_opt)
+        return list_pvds(socket_opt, use_daemon=not no_daemon)
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_BAD_CONFIG)
+    raise AssertionError("unreachable")
+
+
+def _short_list(items: list[str], limit: int = 2) -> str:
+    if not items:
+        return "-"
+    shown = ",".join(items[:limit])
+    return shown + (f",+{len(items) - limit}" if len(items) > limit else "")
+
+
+def format_table(pvds: list[Pvd]) -> str:
+    """The human ``pvdrun list`` table."""
+    header = ["", "NAME", "ID", "HANDLE", "IFACE", "KIND", "ADDRESSES", "DNS"]
+    rows = [header]
+    for pvd in pvds:
+        rows.append(["*" if pvd.is_default else "", pvd.name, pvd.pvd_id, str(pvd.handle),
+                     ",".join(pvd.interfaces) or "-", pvd.kind or "-",
+                     _short_list([a.split("/")[0] for a in pvd.addresses]),
+                     _short_list(pvd.dns_servers)])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+             for row in rows]
+    if not pvds:
+        lines.append("(no PvDs: no interface is up with an address)")
+    else:
+        lines.append("* default PvD")
+    return "\n".join(lines)
+
+
+def format_pvd(pvd: Pvd) -> str:
+    """Every attribute of one PvD, one per line (``pvdrun show``)."""
+    data = pvd.to_dict()
+    lines = [f"PvD {pvd.pvd_id}" + ("  (default)" if pvd.is_default else "")]
+    lines.append(f"  names:          {', '.join(pvd.names) or '-'}")
+    lines.append(f"  handle:         {pvd.handle}")
+    lines.append(f"  explicit:       {'yes' if pvd.explicit else 'no (implicit)'}")
+    lines.append(f"  interfaces:     " + (", ".join(f"{n} (index {i})" for n, i in
+                                                    zip(pvd.interfaces, pvd.ifindexes)) or "-"))
+    lines.append(f"  kind:           {pvd.kind or '-'}")
+    lines.append("  addresses:      " + (", ".join(pvd.addresses) or "-"))
+    lines.append("  routes:")
+    for route in pvd.routes:
+        via = f" via {route.gateway}" if route.gateway else ""
+        lines.append(f"    {route.dst}{via} dev {route.ifname} metric {route.metric} ({route.origin})")
+    if not pvd.routes:
+        lines[-1] += " -"
+    lines.append("  routers:        " + (", ".join(pvd.routers) or "-"))
+    lines.append("  dns servers:    " + (", ".join(pvd.dns_servers) or "-"))
+    lines.append("  search domains: " + (", ".join(pvd.search_domains) or "-"))
+    if pvd.explicit:
+        flags = " ".join(k for k, v in sorted(pvd.flags.items()) if v) or "none"
+        lines.append(f"  sequence:       {pvd.sequence}   flags: {flags}")
+    lines.append(f"  needs routing:  {'yes (shares its interface)' if pvd.needs_routing else 'no'}")
+    lines.append(f"  mark:           {pvd.mark:#x}")
+    lines.append(f"  source:         {pvd.source}")
+    for key, value in sorted(data["attributes"].items()):
+        lines.append(f"  {key}: {json.dumps(value)}")
+    lines.append(f"  scope:          {data['scope']}")
+    return "\n".join(lines)
+
+
+@click.command("list")
+@_common
+def list_command(as_json: bool, socket_opt: str | None, config_opt: str | None,
+                 no_daemon: bool) -> None:
+    """List the PvDs this host is attached to (R14)."""
+    pvds = _pvds(socket_opt, config_opt, no_daemon)
+    if as_json:
+        default = next((p.pvd_id for p in pvds if p.is_default), None)
+        click.echo(json.dumps({"pvds": [p.to_dict() for p in pvds], "default": default}, indent=2))
+    else:
+        click.echo(format_table(pvds))
+
+
+@click.command("show")
+@click.argument("name")
+@_common
+def show_command(name: str, as_json: bool, socket_opt: str | None, config_opt: str | None,
+                 no_daemon: bool) -> None:
+    """Show every attribute of the PvD NAME (R16, R18)."""
+    from pvdrun.discovery.resolve import ResolveError, resolve
+
+    pvds = _pvds(socket_opt, config_opt, no_daemon)
+    try:
+        pvd = resolve(pvds, name)
+    except ResolveError as exc:
+        _fail(str(exc), EXIT_UNKNOWN_PVD)
+        return
+    click.echo(json.dumps(pvd.to_dict(), indent=2) if as_json else format_pvd(pvd))
+
+
+def _describe(event: dict[str, Any]) -> str:
+    stamp = time.strftime("%H:%M:%S", time.localtime(event.get("time", time.time())))
+    kind = event.get("event")
+    if kind == "snapshot":
+        pvds = [Pvd.from_dict(d) for d in event.get("pvds", [])]
+        names = ", ".join(p.name if p.name == p.pvd_id else f"{p.name} ({p.pvd_id})" for p in pvds)
+        return f"{stamp} snapshot: {len(pvds)} PvDs: {names or '-'}; default {event.get('default')}"
+    if kind == "default":
+        return f"{stamp} default PvD: {event.get('old')} -> {event.get('new')}"
+    if kind == "changed":
+        parts = [f"{key}: {json.dumps(change['old'])} -> {json.dumps(change['new'])}"
+                 for key, change in event.get("changed", {}).items()]
+        return f"{stamp} changed {event.get('id')}: " + "; ".join(parts)
+    pvd = event.get("pvd") or {}
+    return (f"{stamp} {kind} {event.get('id')} if={','.join(pvd.get('interfaces', []))} "
+            f"addrs={','.join(pvd.get('addresses', [])) or '-'} handle={pvd.get('handle')}")
+
+
+@click.command("monitor")
+@_common
+def monitor_command(as_json: bool, socket_opt: str | None, config_opt: str | None,
+                    no_daemon: bool) -> None:
+    """Stream PvD events: added, removed, changed, default (R15, R17, R10).
+
+    The first event is a snapshot of the current table.  Events come from
+    pvdd's subscription, or from netlink notifications and RAs; never polling.
+    """
+    from pvdrun.discovery.config import EXIT_BAD_CONFIG, ConfigError
+
+    stream: Iterator[dict[str, Any]]
+    try:
+        if config_opt is not None or no_daemon:
+            from pvdrun.discovery.engine import Discovery
+
+            stream = Discovery(config_path=config_opt).run_events()
+        else:
+            from pvdrun.api import watch
+
+            stream = watch(socket_opt)
+        for event in stream:
+            click.echo(json.dumps(event, separators=(",", ":")) if as_json else _describe(event))
+            sys.stdout.flush()
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_BAD_CONFIG)
+    except KeyboardInterrupt:
+        pass
+    except BrokenPipeError:
+        pass

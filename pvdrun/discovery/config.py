@@ -1,0 +1,198 @@
+"""The PvD configuration file (``/etc/pvd/pvd.toml``; see docs/discovery.md).
+
+Schema (TOML)::
+
+    default = "work"              # optional: name of the default PvD (R9)
+
+    [pvd.work]                    # a named PvD ("work")
+    interface = "eth0"            # select by interface, and/or
+    pvd_id = "ispa.example"       # select by RFC 8801 PvD ID
+    kind = "ethernet"             # optional kind alias override
+    dns = ["2001:db8::53"]        # optional DNS override (replaces discovered servers)
+    search = ["corp.example"]     # optional search domain override
+    users = ["alice"]             # policy, later (R23): kept as attributes
+    groups = ["staff"]
+    [pvd.work.attributes]         # anything else: passed through (R18)
+    metered = true
+
+A malformed file raises :class:`ConfigError` naming the file, the line and
+the problem.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_CONFIG = "/etc/pvd/pvd.toml"
+CONFIG_ENV = "PVDRUN_CONFIG"
+#: Exit status of a command that cannot read its configuration file.
+EXIT_BAD_CONFIG = 7
+
+_PVD_KEYS = {"interface", "pvd_id", "kind", "dns", "search", "users", "groups", "attributes"}
+_KINDS = {"wifi", "ethernet", "cellular", "vpn"}
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message names file and line."""
+
+
+@dataclass
+class ConfiguredPvd:
+    """One ``[pvd.NAME]`` table."""
+
+    name: str
+    interface: str | None = None
+    pvd_id: str | None = None
+    kind: str | None = None
+    dns: list[str] | None = None
+    search: list[str] | None = None
+    users: list[str] = field(default_factory=list)
+    groups: list[str] = field(default_factory=list)
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Config:
+    """The whole configuration; empty when there is no file."""
+
+    path: str | None = None
+    default: str | None = None
+    pvds: list[ConfiguredPvd] = field(default_factory=list)
+
+
+def config_path(explicit: str | None = None) -> tuple[str, bool]:
+    """(path, required): --config, else $PVDRUN_CONFIG, else the optional default."""
+    if explicit:
+        return explicit, True
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return env, True
+    return DEFAULT_CONFIG, False
+
+
+def _line_of(text: str, name: str, key: str | None) -> int:
+    """Best-effort line number of [pvd.NAME] (or of KEY inside it, or top-level KEY)."""
+    lines = text.splitlines()
+    header = re.compile(r"^\s*\[\s*pvd\s*\.\s*\"?" + re.escape(name) + r"\"?\s*\]") if name else None
+    start = 0
+    if header is not None:
+        for number, line in enumerate(lines):
+            if header.match(line):
+                start = number
+                break
+        else:
+            return 1
+    if key is None:
+        return start + 1
+    key_re = re.compile(r"^\s*\"?" + re.escape(key) + r"\"?\s*=")
+    for number in range(start, len(lines)):
+        if number > start and header is not None and lines[number].lstrip().startswith("[") \
+                and not lines[number].lstrip().startswith(f"[pvd.{name}."):
+            break
+        if key_re.match(lines[number]):
+            return number + 1
+    return start + 1
+
+
+def _str_list(value: Any, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"{what} must be a list of strings")
+    return list(value)
+
+
+def _parse_pvd(name: str, table: Any) -> ConfiguredPvd:
+    if not isinstance(table, dict):
+        raise ValueError(f"pvd.{name} must be a table")
+    if not _NAME_RE.match(name) or name == "null":
+        raise ValueError(f"pvd name {name!r} is not allowed")
+    unknown = sorted(set(table) - _PVD_KEYS)
+    if unknown:
+        raise KeyError(unknown[0])
+    pvd = ConfiguredPvd(name=name)
+    for key in ("interface", "pvd_id", "kind"):
+        if key in table and not isinstance(table[key], str):
+            raise ValueError(f"{key} must be a string")
+    pvd.interface = table.get("interface")
+    pvd_id = table.get("pvd_id")
+    pvd.pvd_id = pvd_id.lower().rstrip(".") if pvd_id else None
+    if not pvd.interface and not pvd.pvd_id:
+        raise ValueError("a PvD needs 'interface' and/or 'pvd_id' to select it")
+    pvd.kind = table.get("kind")
+    if pvd.kind is not None and pvd.kind not in _KINDS:
+        raise ValueError(f"kind must be one of {', '.join(sorted(_KINDS))}")
+    if "dns" in table:
+        pvd.dns = _str_list(table["dns"], "dns")
+        for server in pvd.dns:
+            try:
+                ipaddress.ip_address(server)
+            except ValueError:
+                raise ValueError(f"dns server {server!r} is not an IP address") from None
+    if "search" in table:
+        pvd.search = [d.lower().rstrip(".") for d in _str_list(table["search"], "search")]
+    pvd.users = _str_list(table.get("users", []), "users")
+    pvd.groups = _str_list(table.get("groups", []), "groups")
+    attributes = table.get("attributes", {})
+    if not isinstance(attributes, dict):
+        raise ValueError("attributes must be a table")
+    pvd.attributes = dict(attributes)
+    return pvd
+
+
+def parse_config(text: str, path: str) -> Config:
+    """Parse the text of a configuration file; raises ConfigError."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        if "line" not in message:
+            message += f" (line {max(1, len(text.splitlines()))})"
+        raise ConfigError(f"{path}: {message}") from None
+    config = Config(path=path)
+    unknown = sorted(set(data) - {"default", "pvd"})
+    if unknown:
+        line = _line_of(text, "", unknown[0])
+        raise ConfigError(f"{path}: line {line}: unknown key {unknown[0]!r} "
+                          "(expected 'default' or [pvd.NAME] tables)")
+    default = data.get("default")
+    if default is not None and not isinstance(default, str):
+        raise ConfigError(f"{path}: line {_line_of(text, '', 'default')}: default must be a string")
+    config.default = default
+    tables = data.get("pvd", {})
+    if not isinstance(tables, dict):
+        raise ConfigError(f"{path}: line {_line_of(text, '', 'pvd')}: pvd must be tables [pvd.NAME]")
+    for name, table in tables.items():
+        try:
+            config.pvds.append(_parse_pvd(name, table))
+        except KeyError as exc:
+            key = exc.args[0]
+            raise ConfigError(f"{path}: line {_line_of(text, name, key)}: unknown key {key!r} "
+                              f"in [pvd.{name}]") from None
+        except ValueError as exc:
+            message = str(exc)
+            key = next((k for k in _PVD_KEYS if message.startswith(k)), None)
+            raise ConfigError(f"{path}: line {_line_of(text, name, key)}: [pvd.{name}]: "
+                              f"{message}") from None
+    if config.default is not None and config.default not in {p.name for p in config.pvds}:
+        raise ConfigError(f"{path}: line {_line_of(text, '', 'default')}: default "
+                          f"{config.default!r} is not a [pvd.NAME] in this file")
+    return config
+
+
+def load_config(explicit: str | None = None) -> Config:
+    """Load the configuration file; a missing default file is an empty configuration."""
+    path, required = config_path(explicit)
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        if required:
+            raise ConfigError(f"{path}: no such configuration file") from None
+        return Config()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read: {exc}") from None
+    return parse_config(text, path)

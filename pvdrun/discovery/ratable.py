@@ -1,0 +1,198 @@
+"""What the RAs heard say, kept with lifetimes: per router and per explicit PvD.
+
+``RaTable.add`` merges one heard RA: its top-level options into the record
+of the advertising router on that link, and each RFC 8801 PvD option into
+the record of that PvD ID on that link (several RAs may split one PvD, and
+several PvDs may come from one router address: records are keyed by PvD ID,
+not by router).  Every element expires with its own lifetime (``expire``);
+an explicit PvD whose every element expired is gone, and when it is heard
+again its ``generation`` grows, which changes its handle (R5).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from pvdrun.discovery.ra import Options, PvdOption
+from pvdrun.discovery.rasock import HeardRa
+
+FOREVER = float("inf")
+
+
+def _until(now: float, lifetime: int) -> float:
+    return FOREVER if lifetime == 0xFFFFFFFF else now + lifetime
+
+
+@dataclass
+class OptionSet:
+    """Configuration elements with absolute expiry times (monotonic clock)."""
+
+    prefixes: dict[str, float] = field(default_factory=dict)
+    routes: dict[str, tuple[int, float]] = field(default_factory=dict)  # prefix -> (pref, until)
+    rdnss: dict[str, float] = field(default_factory=dict)
+    dnssl: dict[str, float] = field(default_factory=dict)
+    default_until: float = 0.0  # router lifetime
+
+    def merge(self, options: Options, now: float) -> None:
+        """Add or refresh elements; a zero lifetime removes one."""
+        for pio in options.prefixes:
+            if pio.valid_lifetime == 0:
+                self.prefixes.pop(pio.prefix, None)
+            else:
+                self.prefixes[pio.prefix] = _until(now, pio.valid_lifetime)
+        for rio in options.routes:
+            if rio.lifetime == 0:
+                self.routes.pop(rio.prefix, None)
+            else:
+                self.routes[rio.prefix] = (rio.preference, _until(now, rio.lifetime))
+        for opt in options.rdnss:
+            for server in opt.servers:
+                if opt.lifetime == 0:
+                    self.rdnss.pop(server, None)
+                else:
+                    self.rdnss[server] = _until(now, opt.lifetime)
+        for opt in options.dnssl:
+            for domain in opt.domains:
+                if opt.lifetime == 0:
+                    self.dnssl.pop(domain, None)
+                else:
+                    self.dnssl[domain] = _until(now, opt.lifetime)
+
+    def expire(self, now: float) -> bool:
+        """Drop expired elements; True when something was dropped."""
+        before = self.size()
+        self.prefixes = {k: t for k, t in self.prefixes.items() if t > now}
+        self.routes = {k: v for k, v in self.routes.items() if v[1] > now}
+        self.rdnss = {k: t for k, t in self.rdnss.items() if t > now}
+        self.dnssl = {k: t for k, t in self.dnssl.items() if t > now}
+        expired_default = 0.0 < self.default_until <= now
+        if expired_default:
+            self.default_until = 0.0
+        return self.size() != before or expired_default
+
+    def size(self) -> int:
+        return len(self.prefixes) + len(self.routes) + len(self.rdnss) + len(self.dnssl)
+
+    def next_expiry(self) -> float:
+        times = [*self.prefixes.values(), *(v[1] for v in self.routes.values()),
+                 *self.rdnss.values(), *self.dnssl.values()]
+        if self.default_until:
+            times.append(self.default_until)
+        return min(times, default=FOREVER)
+
+    def alive(self) -> bool:
+        return self.size() > 0 or self.default_until > 0.0
+
+
+@dataclass
+class RouterRecord:
+    """What one router advertised on one link outside any PvD option."""
+
+    ifindex: int
+    router: str
+    options: OptionSet = field(default_factory=OptionSet)
+
+
+@dataclass
+class ExplicitRecord:
+    """One explicit PvD (RFC 8801) heard on one link, merged across RAs."""
+
+    ifindex: int
+    pvd_id: str
+    routers: list[str] = field(default_factory=list)
+    sequence: int = 0
+    flags: dict[str, bool] = field(default_factory=dict)
+    delay: int = 0
+    options: OptionSet = field(default_factory=OptionSet)
+    generation: int = 0
+
+
+@dataclass
+class RaTable:
+    """Everything learned from RAs, per link."""
+
+    routers: dict[tuple[int, str], RouterRecord] = field(default_factory=dict)
+    explicit: dict[tuple[int, str], ExplicitRecord] = field(default_factory=dict)
+    generations: dict[tuple[int, str], int] = field(default_factory=dict)
+
+    def add(self, heard: HeardRa, now: float | None = None) -> None:
+        """Merge one heard RA."""
+        now = time.monotonic() if now is None else now
+        info = heard.info
+        key = (heard.ifindex, heard.source)
+        record = self.routers.get(key) or RouterRecord(heard.ifindex, heard.source)
+        record.options.merge(info, now)
+        lifetime = info.header.router_lifetime if info.header else 0
+        record.options.default_until = now + lifetime if lifetime else 0.0
+        if record.options.alive():
+            self.routers[key] = record
+        else:
+            self.routers.pop(key, None)
+        for pvd in info.pvds:
+            self._add_pvd(heard, pvd, now)
+
+    def _add_pvd(self, heard: HeardRa, pvd: PvdOption, now: float) -> None:
+        key = (heard.ifindex, pvd.pvd_id)
+        record = self.explicit.get(key)
+        if record is None:
+            record = ExplicitRecord(heard.ifindex, pvd.pvd_id,
+                                    generation=self.generations.get(key, 0))
+        elif pvd.sequence != record.sequence:
+            record.options = OptionSet()  # a new sequence number replaces the PvD's content
+        record.sequence = pvd.sequence
+        record.flags = {"H": pvd.flag_h, "L": pvd.flag_l, "R": pvd.flag_r}
+        record.delay = pvd.delay
+        if heard.source not in record.routers:
+            record.routers.append(heard.source)
+        record.options.merge(pvd, now)
+        lifetime = pvd.header.router_lifetime if pvd.header else (
+            heard.info.header.router_lifetime if heard.info.header else 0)
+        if lifetime:
+            record.options.default_until = max(record.options.default_until, now + lifetime)
+        if record.options.alive():
+            self.explicit[key] = record
+        else:
+            self._drop_explicit(key)
+
+    def _drop_explicit(self, key: tuple[int, str]) -> None:
+        record = self.explicit.pop(key, None)
+        if record is not None:
+            self.generations[key] = record.generation + 1
+
+    def expire(self, now: float | None = None) -> bool:
+        """Drop expired elements and records; True when anything changed."""
+        now = time.monotonic() if now is None else now
+        changed = False
+        for key, record in list(self.routers.items()):
+            changed |= record.options.expire(now)
+            if not record.options.alive():
+                del self.routers[key]
+                changed = True
+        for key, erecord in list(self.explicit.items()):
+            changed |= erecord.options.expire(now)
+            if not erecord.options.alive():
+                self._drop_explicit(key)
+                changed = True
+        return changed
+
+    def forget_link(self, ifindex: int) -> bool:
+        """The association on ifindex ended (carrier lost): drop what it taught."""
+        keys = [k for k in self.routers if k[0] == ifindex]
+        for key in keys:
+            del self.routers[key]
+        ekeys = [k for k in self.explicit if k[0] == ifindex]
+        for key in ekeys:  # no generation bump: the new carrier count changes the handle
+            del self.explicit[key]
+        return bool(keys or ekeys)
+
+    def next_expiry(self) -> float:
+        """Monotonic time of the next element expiry (inf when none)."""
+        times = [r.options.next_expiry() for r in self.routers.values()]
+        times += [r.options.next_expiry() for r in self.explicit.values()]
+        return min(times, default=FOREVER)
+
+    def routers_on(self, ifindex: int) -> list[RouterRecord]:
+        return [r for (i, _), r in sorted(self.routers.items()) if i == ifindex]
+
+    def explicit_on(self, ifindex: int) -> list[ExplicitRecord]:
+        return [r for (i, _), r in sorted(self.explicit.items()) if i == ifindex]

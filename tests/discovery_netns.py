@@ -1,0 +1,145 @@
+"""Small namespaces for discovery/pvdd tests: a host netns, router netns, veths, dnsmasq RAs.
+
+Independent of the lab (pvdrun.lab) so these tests run on their own.  Every
+name holds the pid and a counter; ``close()`` removes everything (fixtures
+call it in a finalizer).
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+_counter = itertools.count()
+
+SEND_RA = r"""
+import socket, sys
+ifname, dst = sys.argv[1], sys.argv[2]
+data = bytes.fromhex(sys.stdin.read().strip())
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 255)
+s.sendto(data, (dst, 0, 0, socket.if_nametoindex(ifname)))
+"""
+
+
+def sh(*args: str, check: bool = True, ns: str | None = None, timeout: float = 30,
+       env: dict[str, str] | None = None, input: str | None = None) -> subprocess.CompletedProcess:
+    """Run a command (inside netns ``ns`` when given)."""
+    cmd = (["ip", "netns", "exec", ns] if ns else []) + list(args)
+    return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=timeout,
+                          env=env, input=input)
+
+
+class MiniNet:
+    """A host namespace with links to router namespaces (one veth pair each)."""
+
+    def __init__(self) -> None:
+        self.tag = f"pd{os.getpid()}x{next(_counter)}"
+        self.host = f"{self.tag}h"
+        self.namespaces: list[str] = []
+        self.procs: list[subprocess.Popen] = []
+        self.tmp = tempfile.mkdtemp(prefix=f"{self.tag}-")
+        self._add_ns(self.host)
+        sh("ip", "link", "set", "lo", "up", ns=self.host)
+        sh("sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", ns=self.host, check=False)
+        sh("sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", ns=self.host, check=False)
+
+    def _add_ns(self, name: str) -> None:
+        sh("ip", "netns", "add", name)
+        self.namespaces.append(name)
+
+    def add_router(self, host_if: str, router_name: str, v6_prefix: str | None = None,
+                   v4: tuple[str, str] | None = None, rdnss: str | None = None,
+                   dnssl: str | None = None, ra_lifetime: int = 1800) -> str:
+        """A router netns on a new link; ``host_if`` is the host side. Returns router netns."""
+        router = f"{self.tag}{router_name}"
+        self._add_ns(router)
+        sh("ip", "link", "add", host_if, "netns", self.host, "type", "veth", "peer", "name", "r0",
+           "netns", router)
+        sh("ip", "link", "set", "lo", "up", ns=router)
+        sh("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1", ns=router)
+        sh("ip", "link", "set", "r0", "up", ns=router)
+        if v4:
+            sh("ip", "addr", "add", v4[1], "dev", "r0", ns=router)
+            sh("ip", "addr", "add", v4[0], "dev", host_if, ns=self.host)
+        sh("ip", "link", "set", host_if, "up", ns=self.host)
+        if v6_prefix:
+            base = v6_prefix.split("/")[0]
+            sh("ip", "addr", "add", f"{base}1/64", "dev", "r0", "nodad", ns=router)
+            args = ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--port=0",
+                    "--no-resolv", "--no-hosts", "--interface=r0", "--bind-interfaces",
+                    "--leasefile-ro", f"--pid-file={self.tmp}/{router}.pid",
+                    "--enable-ra", f"--dhcp-range={base},ra-only,64",
+                    f"--ra-param=r0,4,{ra_lifetime}"]
+            if rdnss:
+                args.append(f"--dhcp-option=option6:dns-server,[{rdnss}]")
+            if dnssl:
+                args.append(f"--dhcp-option=option6:domain-search,{dnssl}")
+            self.procs.append(subprocess.Popen(["ip", "netns", "exec", router, *args],
+                                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        return router
+
+    def send_ra(self, router: str, message: bytes, ifname: str = "r0", dst: str = "ff02::1") -> None:
+        """Send a crafted ICMPv6 message from the router netns (hop limit 255)."""
+        sh(sys.executable, "-c", SEND_RA, ifname, dst, ns=router, input=message.hex())
+
+    def run(self, *args: str, check: bool = False, timeout: float = 30,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        """Run a command in the host netns."""
+        return sh(*args, ns=self.host, check=check, timeout=timeout, env=env)
+
+    def pvdrun_json(self, *args: str, env: dict[str, str] | None = None) -> Any:
+        """Run ``pvdrun ARGS --json`` in the host netns and decode its output."""
+        result = self.run(sys.executable, "-m", "pvdrun.cli", *args, "--json", env=env)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    def wait_for(self, predicate: Any, timeout: float = 20, what: str = "condition") -> Any:
+        """Retry predicate() until truthy (setup only, never a speed assertion)."""
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while time.monotonic() < deadline:
+            last = predicate()
+            if last:
+                return last
+            time.sleep(0.3)
+        raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
+
+    def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        """Start a process in the host netns (killed by close())."""
+        proc = subprocess.Popen(["ip", "netns", "exec", self.host, *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env,
+                                start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
+    def close(self) -> None:
+        """Kill what we started and delete our namespaces."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except (ProcessLookupError, PermissionError):
+                    proc.terminate()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        for name in reversed(self.namespaces):
+            sh("ip", "netns", "pids", name, check=False)
+            pids = sh("ip", "netns", "pids", name, check=False).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            sh("ip", "netns", "del", name, check=False)
+        subprocess.run(["rm", "-rf", self.tmp], check=False)
