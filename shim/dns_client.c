@@ -1,0 +1,611 @@
+/* dns_client.c: PvD-scoped DNS transport and res_search-like name search
+ * (see dns_client.h).  R25: sockets bound to the PvD's interface and source
+ * address; never the system's resolvers. */
+#include "dns_client.h"
+
+#include <arpa/inet.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef SO_BINDTOIFINDEX
+#define SO_BINDTOIFINDEX 62
+#endif
+
+#define DNS_PORT 53
+#define UDP_BUF 4096
+#define MAX_CNAME_HOPS 16
+
+/* The real libc functions: the shim core interposes the public names, and
+ * DNS sockets must not go through that policy a second time. */
+static int (*real_socket)(int, int, int);
+static int (*real_bind)(int, const struct sockaddr *, socklen_t);
+static int (*real_connect)(int, const struct sockaddr *, socklen_t);
+static ssize_t (*real_sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
+static ssize_t (*real_recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
+static int (*real_setsockopt)(int, int, int, const void *, socklen_t);
+static int (*real_close)(int);
+static pthread_once_t real_once = PTHREAD_ONCE_INIT;
+static int real_ok;
+
+static void load_real(void)
+{
+    real_socket = (int (*)(int, int, int))dlsym(RTLD_NEXT, "socket");
+    real_bind = (int (*)(int, const struct sockaddr *, socklen_t))dlsym(RTLD_NEXT, "bind");
+    real_connect = (int (*)(int, const struct sockaddr *, socklen_t))dlsym(RTLD_NEXT, "connect");
+    real_sendto = (ssize_t (*)(int, const void *, size_t, int, const struct sockaddr *,
+                               socklen_t))dlsym(RTLD_NEXT, "sendto");
+    real_recvfrom = (ssize_t (*)(int, void *, size_t, int, struct sockaddr *,
+                                 socklen_t *))dlsym(RTLD_NEXT, "recvfrom");
+    real_setsockopt = (int (*)(int, int, int, const void *, socklen_t))dlsym(RTLD_NEXT,
+                                                                             "setsockopt");
+    real_close = (int (*)(int))dlsym(RTLD_NEXT, "close");
+    real_ok = real_socket && real_bind && real_connect && real_sendto && real_recvfrom
+              && real_setsockopt && real_close;
+}
+
+static int clamp_option(const char *p, int lo, int hi, int dflt)
+{
+    char *end;
+    long v = strtol(p, &end, 10);
+    if (end == p)
+        return dflt;
+    return v < lo ? lo : v > hi ? hi : (int)v;
+}
+
+void dns_options_load(struct dns_options *opt)
+{
+    opt->timeout_ms = 5000;
+    opt->attempts = 2;
+    opt->ndots = 1;
+    const char *env = getenv("RES_OPTIONS");
+    if (!env)
+        return;
+    for (const char *p = env; *p;) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (strncmp(p, "timeout:", 8) == 0)
+            opt->timeout_ms = clamp_option(p + 8, 1, 30, 5) * 1000;
+        else if (strncmp(p, "attempts:", 9) == 0)
+            opt->attempts = clamp_option(p + 9, 1, 5, 2);
+        else if (strncmp(p, "ndots:", 6) == 0)
+            opt->ndots = clamp_option(p + 6, 0, 15, 1);
+        while (*p && *p != ' ' && *p != '\t')
+            p++;
+    }
+}
+
+static uint16_t random_id(void)
+{
+    uint16_t id;
+    if (getrandom(&id, sizeof id, GRND_NONBLOCK) == (ssize_t)sizeof id)
+        return id;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint16_t)(ts.tv_nsec ^ (ts.tv_nsec >> 16) ^ getpid());
+}
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int is_link_local6(const struct pvd_dns_addr *a)
+{
+    return a->family == AF_INET6 && a->addr[0] == 0xfe && (a->addr[1] & 0xc0) == 0x80;
+}
+
+static socklen_t to_sockaddr(const struct pvd_dns_addr *a, uint16_t port,
+                             struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof *ss);
+    if (a->family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(port);
+        memcpy(&sin->sin_addr, a->addr, 4);
+        return sizeof *sin;
+    }
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(port);
+    memcpy(&sin6->sin6_addr, a->addr, 16);
+    sin6->sin6_scope_id = a->scope_id;
+    return sizeof *sin6;
+}
+
+/* The PvD source address to use towards server, or NULL (R25: no source of
+ * the PvD for that family means the server is unreachable from the PvD). */
+static const struct pvd_dns_addr *pick_source(const struct pvd_dns_scope *scope,
+                                              const struct pvd_dns_addr *server)
+{
+    const struct pvd_dns_addr *fallback = NULL;
+    int want_ll = is_link_local6(server);
+    for (int i = 0; i < scope->naddrs; i++) {
+        const struct pvd_dns_addr *a = &scope->addrs[i];
+        if (a->family != server->family)
+            continue;
+        if (a->family == AF_INET6 && is_link_local6(a) != want_ll) {
+            if (!fallback && !want_ll)
+                fallback = a;
+            continue;
+        }
+        return a;
+    }
+    return want_ll ? NULL : fallback;
+}
+
+/* Open a socket of type for server, bound to the PvD's device and source.
+ * Returns the fd or -1. */
+static int open_scoped_socket(const struct pvd_dns_scope *scope, const struct pvd_dns_addr *server,
+                              int type)
+{
+    const struct pvd_dns_addr *src = pick_source(scope, server);
+    if (!src)
+        return -1;
+    int fd = real_socket(server->family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return -1;
+    unsigned ifindex = 0;
+    if (server->scope_id)
+        ifindex = server->scope_id;
+    else if (src->scope_id)
+        ifindex = src->scope_id;
+    else if (scope->nifs == 1)
+        ifindex = scope->ifs[0].index;
+    if (ifindex) {
+        int idx = (int)ifindex;
+        if (real_setsockopt(fd, SOL_SOCKET, SO_BINDTOIFINDEX, &idx, sizeof idx) != 0) {
+            /* kernels before 5.0: bind by name */
+            char name[IF_NAMESIZE] = "";
+            for (int i = 0; i < scope->nifs; i++)
+                if (scope->ifs[i].index == ifindex)
+                    memcpy(name, scope->ifs[i].name, IF_NAMESIZE);
+            if (!name[0] || real_setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name,
+                                            (socklen_t)strlen(name) + 1) != 0) {
+                pvd_dns_warn_once(1, "cannot bind a DNS socket to the PvD's interface; "
+                                     "its DNS servers are not used");
+                real_close(fd);
+                return -1;
+            }
+        }
+    }
+    if (scope->mark) {
+        /* Needs CAP_NET_ADMIN; device and source binding are what isolate. */
+        int mark = (int)scope->mark;
+        (void)real_setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark);
+    }
+    struct sockaddr_storage ss;
+    struct pvd_dns_addr bind_src = *src;
+    if (bind_src.family == AF_INET6 && is_link_local6(&bind_src) && !bind_src.scope_id)
+        bind_src.scope_id = ifindex;
+    socklen_t sl = to_sockaddr(&bind_src, 0, &ss);
+    if (real_bind(fd, (struct sockaddr *)&ss, sl) != 0) {
+        real_close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int same_endpoint(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return 0;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const struct sockaddr_in *)a,
+                                 *y = (const struct sockaddr_in *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    const struct sockaddr_in6 *x = (const struct sockaddr_in6 *)a,
+                              *y = (const struct sockaddr_in6 *)b;
+    return x->sin6_port == y->sin6_port
+           && memcmp(&x->sin6_addr, &y->sin6_addr, sizeof x->sin6_addr) == 0;
+}
+
+/* Wait for events on fd until deadline (ms, CLOCK_MONOTONIC).
+ * Returns 1 when ready, 0 on timeout, -1 on error. */
+static int wait_fd(int fd, short events, long long deadline)
+{
+    for (;;) {
+        long long left = deadline - now_ms();
+        if (left <= 0)
+            return 0;
+        struct pollfd pfd = {.fd = fd, .events = events};
+        int rc = poll(&pfd, 1, (int)left);
+        if (rc > 0)
+            return (pfd.revents & (events | POLLERR | POLLHUP)) ? 1 : 0;
+        if (rc == 0)
+            return 0;
+        if (errno != EINTR)
+            return -1;
+    }
+}
+
+/* Results of one exchange with one server. */
+#define X_ANSWER 0      /* parsed reply in resp */
+#define X_TIMEOUT 1     /* nothing valid in time */
+#define X_ERROR 2       /* cannot use this server (socket error, unreachable) */
+
+static int exchange_tcp(const struct pvd_dns_scope *scope, const struct pvd_dns_addr *server,
+                        const uint8_t *query, int qlen, uint16_t id, const char *name,
+                        uint16_t qtype, int timeout_ms, struct dns_response *resp)
+{
+    int fd = open_scoped_socket(scope, server, SOCK_STREAM);
+    if (fd < 0)
+        return X_ERROR;
+    int result = X_ERROR;
+    uint8_t *buf = NULL;
+    long long deadline = now_ms() + timeout_ms;
+    struct sockaddr_storage ss;
+    socklen_t sl = to_sockaddr(server, DNS_PORT, &ss);
+    if (real_connect(fd, (struct sockaddr *)&ss, sl) != 0) {
+        if (errno != EINPROGRESS)
+            goto out;
+        int rc = wait_fd(fd, POLLOUT, deadline);
+        if (rc <= 0) {
+            result = rc == 0 ? X_TIMEOUT : X_ERROR;
+            goto out;
+        }
+        int soerr = 0;
+        socklen_t el = sizeof soerr;
+        if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &el) != 0 || soerr != 0)
+            goto out;
+    }
+    uint8_t out[2 + DNS_UDP_MAX];
+    out[0] = (uint8_t)(qlen >> 8);
+    out[1] = (uint8_t)qlen;
+    memcpy(out + 2, query, (size_t)qlen);
+    size_t sent = 0, total = (size_t)qlen + 2;
+    while (sent < total) {
+        ssize_t n = real_sendto(fd, out + sent, total - sent, MSG_NOSIGNAL, NULL, 0);
+        if (n > 0) {
+            sent += (size_t)n;
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            int rc = wait_fd(fd, POLLOUT, deadline);
+            if (rc <= 0) {
+                result = rc == 0 ? X_TIMEOUT : X_ERROR;
+                goto out;
+            }
+            continue;
+        }
+        goto out;
+    }
+    buf = malloc(DNS_MESSAGE_MAX + 2);
+    if (!buf)
+        goto out;
+    size_t got = 0, want = 2;
+    while (got < want) {
+        ssize_t n = real_recvfrom(fd, buf + got, want - got, 0, NULL, NULL);
+        if (n > 0) {
+            got += (size_t)n;
+            if (got == 2 && want == 2) {
+                want = 2 + (((size_t)buf[0] << 8) | buf[1]);
+                if (want < 2 + DNS_HEADER_LEN)
+                    goto out;
+            }
+            continue;
+        }
+        if (n == 0)
+            goto out; /* closed early */
+        if (errno == EAGAIN || errno == EINTR) {
+            int rc = wait_fd(fd, POLLIN, deadline);
+            if (rc <= 0) {
+                result = rc == 0 ? X_TIMEOUT : X_ERROR;
+                goto out;
+            }
+            continue;
+        }
+        goto out;
+    }
+    if (dns_parse_response(buf + 2, want - 2, id, name, qtype, resp) == DNS_OK && !resp->truncated)
+        result = X_ANSWER;
+out:
+    free(buf);
+    real_close(fd);
+    return result;
+}
+
+static int exchange_udp(const struct pvd_dns_scope *scope, const struct pvd_dns_addr *server,
+                        const char *name, uint16_t qtype, int timeout_ms,
+                        struct dns_response *resp)
+{
+    uint8_t query[DNS_UDP_MAX];
+    uint16_t id = random_id();
+    int qlen = dns_build_query(query, sizeof query, id, name, qtype);
+    if (qlen < 0)
+        return X_ERROR;
+    int fd = open_scoped_socket(scope, server, SOCK_DGRAM);
+    if (fd < 0)
+        return X_ERROR;
+    struct sockaddr_storage to;
+    socklen_t tolen = to_sockaddr(server, DNS_PORT, &to);
+    long long deadline = now_ms() + timeout_ms;
+    int result = X_TIMEOUT;
+    if (real_sendto(fd, query, (size_t)qlen, MSG_NOSIGNAL, (struct sockaddr *)&to, tolen)
+        != qlen) {
+        real_close(fd);
+        return X_ERROR;
+    }
+    uint8_t buf[UDP_BUF];
+    for (;;) {
+        int rc = wait_fd(fd, POLLIN, deadline);
+        if (rc <= 0) {
+            result = rc == 0 ? X_TIMEOUT : X_ERROR;
+            break;
+        }
+        struct sockaddr_storage from;
+        socklen_t fromlen = sizeof from;
+        ssize_t n = real_recvfrom(fd, buf, sizeof buf, MSG_TRUNC, (struct sockaddr *)&from,
+                                  &fromlen);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                continue;
+            result = X_ERROR; /* e.g. ICMP port unreachable */
+            break;
+        }
+        if (!same_endpoint(&from, &to))
+            continue; /* spoofed or stray: drop */
+        if ((size_t)n > sizeof buf)
+            continue; /* larger than any reply to a non-EDNS query: drop */
+        if (dns_parse_response(buf, (size_t)n, id, name, qtype, resp) != DNS_OK)
+            continue; /* wrong id/question or malformed: keep waiting */
+        if (resp->truncated) {
+            long long left = deadline - now_ms();
+            real_close(fd);
+            return exchange_tcp(scope, server, query, qlen, id, name, qtype,
+                                left > 1000 ? (int)left : 1000, resp);
+        }
+        result = X_ANSWER;
+        break;
+    }
+    real_close(fd);
+    return result;
+}
+
+int dns_query(const struct pvd_dns_scope *scope, const struct dns_options *opt,
+              const char *name, uint16_t qtype, struct dns_response *resp)
+{
+    pthread_once(&real_once, load_real);
+    if (!real_ok)
+        return DNS_Q_NOSERVER;
+    uint8_t probe[DNS_UDP_MAX];
+    if (dns_build_query(probe, sizeof probe, 0, name, qtype) < 0)
+        return DNS_Q_BADNAME;
+    int usable = 0, answered_error = 0, last_rcode = 0;
+    for (int attempt = 0; attempt < opt->attempts; attempt++) {
+        for (int i = 0; i < scope->nservers; i++) {
+            const struct pvd_dns_addr *server = &scope->servers[i];
+            if (!pick_source(scope, server))
+                continue;
+            usable = 1;
+            int rc = exchange_udp(scope, server, name, qtype, opt->timeout_ms, resp);
+            if (rc != X_ANSWER)
+                continue;
+            switch (resp->rcode) {
+            case DNS_RCODE_NOERROR:
+            case DNS_RCODE_NXDOMAIN:
+                return DNS_Q_OK;
+            default: /* SERVFAIL, REFUSED, NOTIMP, FORMERR: ask the next server */
+                answered_error = 1;
+                last_rcode = resp->rcode;
+            }
+        }
+        if (!usable)
+            return DNS_Q_NOSERVER;
+        if (answered_error)
+            break; /* every server answered or failed: a second pass changes nothing */
+    }
+    if (answered_error) {
+        resp->rcode = (uint8_t)last_rcode;
+        resp->nanswers = 0;
+        resp->truncated = 0;
+        return DNS_Q_OK;
+    }
+    return DNS_Q_TIMEOUT;
+}
+
+/* Collect the addresses for qname in resp, following its CNAME chain. */
+static void collect_addrs(const struct dns_response *resp, const char *qname, uint16_t qtype,
+                          struct dns_addr_result *out)
+{
+    char current[DNS_NAME_MAX + 1];
+    snprintf(current, sizeof current, "%s", qname);
+    for (int hop = 0; hop < MAX_CNAME_HOPS; hop++) {
+        int followed = 0;
+        for (int i = 0; i < resp->nanswers; i++) {
+            const struct dns_answer *a = &resp->answers[i];
+            if (a->type == DNS_TYPE_CNAME && dns_name_equal(a->owner, current)) {
+                snprintf(current, sizeof current, "%s", a->data.name);
+                followed = 1;
+                break;
+            }
+        }
+        if (!followed)
+            break;
+    }
+    if (!out->canon[0])
+        snprintf(out->canon, sizeof out->canon, "%s", current);
+    for (int i = 0; i < resp->nanswers; i++) {
+        const struct dns_answer *a = &resp->answers[i];
+        if (a->type != qtype || !dns_name_equal(a->owner, current))
+            continue;
+        if (out->naddrs >= DNS_RESULT_MAX_ADDRS)
+            return;
+        struct pvd_dns_addr *dst = &out->addrs[out->naddrs++];
+        memset(dst, 0, sizeof *dst);
+        dst->family = qtype == DNS_TYPE_A ? AF_INET : AF_INET6;
+        memcpy(dst->addr, a->data.addr, qtype == DNS_TYPE_A ? 4 : 16);
+    }
+}
+
+/* Outcome of one search candidate. */
+#define C_FOUND 0
+#define C_NXDOMAIN 1
+#define C_NODATA 2
+#define C_SERVFAIL 3
+#define C_TIMEOUT 4
+#define C_NOSERVER 5
+
+static int try_candidate(const struct pvd_dns_scope *scope, const struct dns_options *opt,
+                         const char *cand, int want4, int want6, struct dns_addr_result *out,
+                         struct dns_response *resp)
+{
+    int nx = 0, nodata = 0, servfail = 0, timeout = 0, noserver = 0, asked = 0;
+    uint16_t types[2] = {DNS_TYPE_A, DNS_TYPE_AAAA};
+    int wants[2] = {want4, want6};
+    out->naddrs = 0;
+    out->canon[0] = '\0';
+    for (int t = 0; t < 2; t++) {
+        if (!wants[t])
+            continue;
+        asked++;
+        int rc = dns_query(scope, opt, cand, types[t], resp);
+        if (rc == DNS_Q_NOSERVER) {
+            noserver++;
+            continue;
+        }
+        if (rc != DNS_Q_OK) {
+            timeout++;
+            continue;
+        }
+        if (resp->rcode == DNS_RCODE_NXDOMAIN) {
+            nx++;
+        } else if (resp->rcode != DNS_RCODE_NOERROR) {
+            servfail++;
+        } else {
+            int before = out->naddrs;
+            collect_addrs(resp, cand, types[t], out);
+            if (out->naddrs == before)
+                nodata++;
+        }
+    }
+    if (out->naddrs > 0)
+        return C_FOUND;
+    if (noserver == asked)
+        return C_NOSERVER;
+    if (timeout)
+        return C_TIMEOUT;
+    if (servfail)
+        return C_SERVFAIL;
+    if (nodata)
+        return C_NODATA;
+    (void)nx;
+    return C_NXDOMAIN;
+}
+
+int dns_resolve_addrs(const struct pvd_dns_scope *scope, const struct dns_options *opt,
+                      const char *name, int want4, int want6, struct dns_addr_result *out)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > DNS_NAME_MAX - 1 || (!want4 && !want6))
+        return DNS_RES_BADNAME;
+    struct dns_response *resp = malloc(sizeof *resp);
+    if (!resp)
+        return DNS_RES_AGAIN;
+    int absolute = name[len - 1] == '.';
+    int dots = 0;
+    for (size_t i = 0; i < len; i++)
+        dots += name[i] == '.';
+    /* Candidate list as res_search(3): as-is first when ndots is reached. */
+    char cands[PVD_DNS_MAX_SEARCH + 1][DNS_NAME_MAX + 1];
+    int ncands = 0;
+    int as_is_first = absolute || dots >= opt->ndots;
+    if (as_is_first)
+        snprintf(cands[ncands++], DNS_NAME_MAX + 1, "%s", name);
+    if (!absolute) {
+        for (int i = 0; i < scope->nsearch; i++) {
+            if (len + 1 + strlen(scope->search[i]) > DNS_NAME_MAX - 1)
+                continue;
+            snprintf(cands[ncands++], DNS_NAME_MAX + 1, "%s.%s", name, scope->search[i]);
+        }
+        if (!as_is_first)
+            snprintf(cands[ncands++], DNS_NAME_MAX + 1, "%s", name);
+    }
+    int got_nodata = 0, got_servfail = 0, result = DNS_RES_NXDOMAIN, bad = 0;
+    for (int i = 0; i < ncands; i++) {
+        int rc = try_candidate(scope, opt, cands[i], want4, want6, out, resp);
+        if (rc == C_FOUND) {
+            result = DNS_RES_OK;
+            goto done;
+        }
+        if (rc == C_NOSERVER) {
+            result = DNS_RES_NOSERVER;
+            goto done;
+        }
+        if (rc == C_TIMEOUT) {
+            result = DNS_RES_AGAIN; /* as res_search: a timeout ends the search */
+            goto done;
+        }
+        got_nodata |= rc == C_NODATA;
+        got_servfail |= rc == C_SERVFAIL;
+    }
+    (void)bad;
+    result = got_nodata ? DNS_RES_NODATA : got_servfail ? DNS_RES_AGAIN : DNS_RES_NXDOMAIN;
+done:
+    free(resp);
+    return result;
+}
+
+int dns_resolve_ptr(const struct pvd_dns_scope *scope, const struct dns_options *opt,
+                    int family, const uint8_t *addr, char *host, size_t hostlen)
+{
+    char qname[DNS_NAME_MAX + 1];
+    if (dns_reverse_name(family == AF_INET ? 4 : 6, addr, qname, sizeof qname) != DNS_OK)
+        return DNS_RES_BADNAME;
+    struct dns_response *resp = malloc(sizeof *resp);
+    if (!resp)
+        return DNS_RES_AGAIN;
+    int result;
+    int rc = dns_query(scope, opt, qname, DNS_TYPE_PTR, resp);
+    if (rc == DNS_Q_NOSERVER) {
+        result = DNS_RES_NOSERVER;
+    } else if (rc != DNS_Q_OK) {
+        result = DNS_RES_AGAIN;
+    } else if (resp->rcode == DNS_RCODE_NXDOMAIN) {
+        result = DNS_RES_NXDOMAIN;
+    } else if (resp->rcode != DNS_RCODE_NOERROR) {
+        result = DNS_RES_AGAIN;
+    } else {
+        result = DNS_RES_NODATA;
+        char current[DNS_NAME_MAX + 1];
+        snprintf(current, sizeof current, "%s", qname);
+        for (int hop = 0; hop < MAX_CNAME_HOPS && result == DNS_RES_NODATA; hop++) {
+            int followed = 0;
+            for (int i = 0; i < resp->nanswers; i++) {
+                const struct dns_answer *a = &resp->answers[i];
+                if (!dns_name_equal(a->owner, current))
+                    continue;
+                if (a->type == DNS_TYPE_PTR) {
+                    if (strlen(a->data.name) + 1 > hostlen) {
+                        result = DNS_RES_BADNAME;
+                    } else {
+                        strcpy(host, a->data.name);
+                        result = DNS_RES_OK;
+                    }
+                    break;
+                }
+                if (a->type == DNS_TYPE_CNAME) { /* RFC 2317 classless delegation */
+                    snprintf(current, sizeof current, "%s", a->data.name);
+                    followed = 1;
+                    break;
+                }
+            }
+            if (!followed)
+                break;
+        }
+    }
+    free(resp);
+    return result;
+}

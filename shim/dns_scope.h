@@ -1,0 +1,63 @@
+/* dns_scope.h: the current PvD's DNS-relevant scope, as the resolver needs it.
+ *
+ * ONE entry point, pvd_dns_current_scope().  Today it parses PVDRUN_SCOPE
+ * (pvdrun/model.py, Pvd.to_scope) once per process; when the shim core
+ * publishes thread/process scoping, this function is the one place that
+ * switches over to it.  Internal to libpvdshim.so.
+ */
+#ifndef PVD_DNS_SCOPE_H
+#define PVD_DNS_SCOPE_H
+
+#include <net/if.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "dns_wire.h"
+
+#define PVD_DNS_MAX_IFS 8
+#define PVD_DNS_MAX_ADDRS 32
+#define PVD_DNS_MAX_SERVERS 8
+#define PVD_DNS_MAX_SEARCH 8
+#define PVD_DNS_ID_MAX 256
+
+struct pvd_dns_addr {
+    int family;                 /* AF_INET or AF_INET6 */
+    uint8_t addr[16];           /* 4 or 16 bytes */
+    uint32_t scope_id;          /* IPv6 zone (interface index), else 0 */
+};
+
+struct pvd_dns_iface {
+    char name[IF_NAMESIZE];
+    unsigned index;
+};
+
+struct pvd_dns_scope {
+    char id[PVD_DNS_ID_MAX];
+    uint32_t handle;
+    int is_null;                /* the null PvD: no network at all (R13) */
+    int nifs, naddrs, nservers, nsearch;
+    struct pvd_dns_iface ifs[PVD_DNS_MAX_IFS];
+    struct pvd_dns_addr addrs[PVD_DNS_MAX_ADDRS];
+    struct pvd_dns_addr servers[PVD_DNS_MAX_SERVERS];
+    char search[PVD_DNS_MAX_SEARCH][DNS_NAME_MAX + 1];
+    uint32_t mark;
+};
+
+/* Return values of pvd_dns_current_scope(). */
+#define PVD_DNS_SCOPE_NONE 0      /* no scope: the system default applies */
+#define PVD_DNS_SCOPE_OK 1        /* *out holds the scope */
+#define PVD_DNS_SCOPE_BAD (-1)    /* a scope is set but malformed: fail closed */
+
+/* Fill *out with the calling thread's PvD scope.  Thread-safe. */
+int pvd_dns_current_scope(struct pvd_dns_scope *out);
+
+/* Parse one scope line (exposed for the harness).  Returns
+ * PVD_DNS_SCOPE_OK or PVD_DNS_SCOPE_BAD. */
+int pvd_dns_parse_scope(const char *line, struct pvd_dns_scope *out);
+
+/* Write a one-line diagnostic "pvdrun: <msg>\n" to stderr, once per key
+ * per process (key < 16).  errno is preserved. */
+void pvd_dns_warn_once(unsigned key, const char *msg);
+
+#endif

@@ -1,0 +1,154 @@
+/* dns_wire_harness.c: drive the shim's pure DNS functions from tests.
+ * Compiled by tests/test_resolve_wire.py together with shim/dns_wire.c,
+ * shim/dns_scope.c and shim/dns_sort.c.
+ *
+ *   harness query ID NAME QTYPE          -> query bytes, hex, on stdout
+ *   harness parse ID QNAME QTYPE < msg   -> "rc=N rcode=N tc=N n=N" then one
+ *                                           line per kept answer
+ *   harness scope LINE                   -> "rc=N" and the parsed fields
+ *   harness sort SCOPELINE ADDR...       -> ADDRs in RFC 6724 order
+ *   harness reverse ADDR                 -> reverse-lookup name
+ */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dns_scope.h"
+#include "dns_sort.h"
+#include "dns_wire.h"
+
+static int do_query(int argc, char **argv)
+{
+    if (argc != 5)
+        return 2;
+    uint8_t buf[DNS_UDP_MAX];
+    int n = dns_build_query(buf, sizeof buf, (uint16_t)atoi(argv[2]), argv[3],
+                            (uint16_t)atoi(argv[4]));
+    if (n < 0) {
+        printf("rc=%d\n", n);
+        return 1;
+    }
+    for (int i = 0; i < n; i++)
+        printf("%02x", buf[i]);
+    printf("\n");
+    return 0;
+}
+
+static int do_parse(int argc, char **argv)
+{
+    if (argc != 5)
+        return 2;
+    static uint8_t msg[DNS_MESSAGE_MAX + 1024];
+    size_t len = fread(msg, 1, sizeof msg, stdin);
+    static struct dns_response resp;
+    int rc = dns_parse_response(msg, len, (uint16_t)atoi(argv[2]), argv[3],
+                                (uint16_t)atoi(argv[4]), &resp);
+    printf("rc=%d rcode=%d tc=%d n=%d\n", rc, resp.rcode, resp.truncated,
+           rc == DNS_OK ? resp.nanswers : 0);
+    if (rc != DNS_OK)
+        return 0;
+    for (int i = 0; i < resp.nanswers; i++) {
+        const struct dns_answer *a = &resp.answers[i];
+        char text[INET6_ADDRSTRLEN];
+        const char *value = a->data.name;
+        if (a->type == DNS_TYPE_A)
+            value = inet_ntop(AF_INET, a->data.addr, text, sizeof text);
+        else if (a->type == DNS_TYPE_AAAA)
+            value = inet_ntop(AF_INET6, a->data.addr, text, sizeof text);
+        printf("%u %u %s %s\n", a->type, a->ttl, a->owner, value);
+    }
+    return 0;
+}
+
+static void print_addr(const struct pvd_dns_addr *a)
+{
+    char text[INET6_ADDRSTRLEN];
+    inet_ntop(a->family, a->addr, text, sizeof text);
+    printf("%s", text);
+}
+
+static int do_scope(int argc, char **argv)
+{
+    if (argc != 3)
+        return 2;
+    static struct pvd_dns_scope s;
+    int rc = pvd_dns_parse_scope(argv[2], &s);
+    printf("rc=%d\n", rc);
+    if (rc != PVD_DNS_SCOPE_OK)
+        return 0;
+    printf("id=%s handle=%u null=%d mark=%u\n", s.id, s.handle, s.is_null, s.mark);
+    for (int i = 0; i < s.nifs; i++)
+        printf("if=%s:%u\n", s.ifs[i].name, s.ifs[i].index);
+    for (int i = 0; i < s.naddrs; i++) {
+        printf("addr=");
+        print_addr(&s.addrs[i]);
+        printf("\n");
+    }
+    for (int i = 0; i < s.nservers; i++) {
+        printf("dns=");
+        print_addr(&s.servers[i]);
+        printf("\n");
+    }
+    for (int i = 0; i < s.nsearch; i++)
+        printf("search=%s\n", s.search[i]);
+    return 0;
+}
+
+static int do_sort(int argc, char **argv)
+{
+    if (argc < 4)
+        return 2;
+    static struct pvd_dns_scope s;
+    if (pvd_dns_parse_scope(argv[2], &s) != PVD_DNS_SCOPE_OK)
+        return 3;
+    struct pvd_dns_addr addrs[64];
+    int n = 0;
+    for (int i = 3; i < argc && n < 64; i++, n++) {
+        memset(&addrs[n], 0, sizeof addrs[n]);
+        if (inet_pton(AF_INET, argv[i], addrs[n].addr) == 1)
+            addrs[n].family = AF_INET;
+        else if (inet_pton(AF_INET6, argv[i], addrs[n].addr) == 1)
+            addrs[n].family = AF_INET6;
+        else
+            return 3;
+    }
+    dns_sort_rfc6724(&s, addrs, n);
+    for (int i = 0; i < n; i++) {
+        print_addr(&addrs[i]);
+        printf("\n");
+    }
+    return 0;
+}
+
+static int do_reverse(int argc, char **argv)
+{
+    if (argc != 3)
+        return 2;
+    uint8_t addr[16];
+    char out[DNS_NAME_MAX + 1];
+    int family = strchr(argv[2], ':') ? AF_INET6 : AF_INET;
+    if (inet_pton(family, argv[2], addr) != 1)
+        return 3;
+    if (dns_reverse_name(family == AF_INET ? 4 : 6, addr, out, sizeof out) != DNS_OK)
+        return 1;
+    printf("%s\n", out);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return 2;
+    if (strcmp(argv[1], "query") == 0)
+        return do_query(argc, argv);
+    if (strcmp(argv[1], "parse") == 0)
+        return do_parse(argc, argv);
+    if (strcmp(argv[1], "scope") == 0)
+        return do_scope(argc, argv);
+    if (strcmp(argv[1], "sort") == 0)
+        return do_sort(argc, argv);
+    if (strcmp(argv[1], "reverse") == 0)
+        return do_reverse(argc, argv);
+    return 2;
+}
