@@ -1,3 +1,294 @@
-/* core.c: placeholder so that the build works; replaced by the shim. */
-#include "pvd.h"
-__attribute__((visibility("default"))) pvd_handle_t pvd_handle_unspec(void) { return PVD_HANDLE_UNSPEC; }
+/* core.c: initialisation, real-symbol resolution, the per-fd table, the PvD table and the
+ * scope levels (socket > thread > process > system default, R12/R20). */
+#include "core.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+struct shim_real_fns shim_real;
+atomic_int shim_ready;
+_Atomic uint32_t *shim_fdtab;
+unsigned int shim_fdtab_size;
+
+#define FDTAB_MAX (1u << 20)
+
+/* ---- syscall fallbacks, used only if dlsym(RTLD_NEXT) finds nothing ---- */
+static int sys_socket(int d, int t, int p) { return (int)syscall(SYS_socket, d, t, p); }
+static int sys_socketpair(int d, int t, int p, int sv[2]) { return (int)syscall(SYS_socketpair, d, t, p, sv); }
+static int sys_connect(int fd, const struct sockaddr *a, socklen_t l) { return (int)syscall(SYS_connect, fd, a, l); }
+static int sys_bind(int fd, const struct sockaddr *a, socklen_t l) { return (int)syscall(SYS_bind, fd, a, l); }
+static int sys_listen(int fd, int b) { return (int)syscall(SYS_listen, fd, b); }
+static int sys_accept(int fd, struct sockaddr *a, socklen_t *l) { return (int)syscall(SYS_accept, fd, a, l); }
+static int sys_accept4(int fd, struct sockaddr *a, socklen_t *l, int f) { return (int)syscall(SYS_accept4, fd, a, l, f); }
+static ssize_t sys_sendto(int fd, const void *b, size_t n, int f, const struct sockaddr *a, socklen_t l)
+{
+    return syscall(SYS_sendto, fd, b, n, f, a, l);
+}
+static ssize_t sys_sendmsg(int fd, const struct msghdr *m, int f) { return syscall(SYS_sendmsg, fd, m, f); }
+static int sys_sendmmsg(int fd, struct mmsghdr *m, unsigned int n, int f) { return (int)syscall(SYS_sendmmsg, fd, m, n, f); }
+static int sys_close(int fd) { return (int)syscall(SYS_close, fd); }
+static int sys_dup(int fd) { return (int)syscall(SYS_dup, fd); }
+static int sys_dup2(int a, int b) { return (int)syscall(SYS_dup2, a, b); }
+static int sys_dup3(int a, int b, int f) { return (int)syscall(SYS_dup3, a, b, f); }
+static int sys_fcntl(int fd, int cmd, ...)
+{
+    va_list ap;
+    va_start(ap, cmd);
+    void *arg = va_arg(ap, void *);
+    va_end(ap);
+    return (int)syscall(SYS_fcntl, fd, cmd, arg);
+}
+
+#define RESOLVE(name)                                                            \
+    do {                                                                         \
+        void *sym = dlsym(RTLD_NEXT, #name);                                     \
+        memcpy(&shim_real.name, &sym, sizeof sym);                               \
+        if (!shim_real.name)                                                     \
+            shim_real.name = sys_##name;                                         \
+    } while (0)
+
+static void resolve_real(void)
+{
+    RESOLVE(socket);
+    RESOLVE(socketpair);
+    RESOLVE(connect);
+    RESOLVE(bind);
+    RESOLVE(listen);
+    RESOLVE(accept);
+    RESOLVE(accept4);
+    RESOLVE(sendto);
+    RESOLVE(sendmsg);
+    RESOLVE(sendmmsg);
+    RESOLVE(close);
+    RESOLVE(dup);
+    RESOLVE(dup2);
+    RESOLVE(dup3);
+    RESOLVE(fcntl);
+    void *sym = dlsym(RTLD_NEXT, "fcntl64");
+    memcpy(&shim_real.fcntl64, &sym, sizeof sym);
+    if (!shim_real.fcntl64)
+        shim_real.fcntl64 = shim_real.fcntl;
+}
+
+static void alloc_fdtab(void)
+{
+    struct rlimit rl;
+    rlim_t want = 65536;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+        want = rl.rlim_max;
+    if (want == RLIM_INFINITY || want > FDTAB_MAX)
+        want = FDTAB_MAX;
+    if (want < 1024)
+        want = 1024;
+    size_t bytes = (size_t)want * sizeof(uint32_t);
+    void *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (mem == MAP_FAILED)
+        return; /* every fd is then "unknown": correct, only slower */
+    shim_fdtab_size = (unsigned int)want;
+    __atomic_store_n(&shim_fdtab, (_Atomic uint32_t *)mem, __ATOMIC_RELEASE);
+}
+
+/* ---- PvD table ---- */
+static struct pvd_scope g_pvds[SHIM_MAX_PVDS];
+static char g_lines[SHIM_MAX_PVDS][SHIM_LINE_MAX];
+static atomic_uint g_npvds;
+static pthread_mutex_t g_pvd_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct pvd_scope g_parse_tmp; /* under g_pvd_lock */
+
+unsigned int shim_pvd_add(const char *line, size_t len, char *err, size_t errlen)
+{
+    unsigned int slot = 0;
+    if (len >= SHIM_LINE_MAX) {
+        snprintf(err, errlen, "scope line longer than %d bytes", SHIM_LINE_MAX - 1);
+        errno = E2BIG;
+        return 0;
+    }
+    pthread_mutex_lock(&g_pvd_lock);
+    if (pvd_scope_parse(line, len, &g_parse_tmp, err, errlen) < 0) {
+        errno = EINVAL;
+        goto out;
+    }
+    if (g_parse_tmp.is_null) {
+        slot = SLOT_NULL;
+        goto out;
+    }
+    unsigned int n = atomic_load(&g_npvds);
+    for (unsigned int i = n; i > 0; i--) {
+        if (g_pvds[i - 1].info.handle == g_parse_tmp.info.handle) {
+            if (memcmp(&g_pvds[i - 1], &g_parse_tmp, sizeof g_parse_tmp) == 0) {
+                slot = i;
+                goto out;
+            }
+            break; /* same handle, new attributes: a newer entry */
+        }
+    }
+    if (n >= SHIM_MAX_PVDS) {
+        snprintf(err, errlen, "more than %d PvDs in one process", SHIM_MAX_PVDS);
+        errno = ENOSPC;
+        goto out;
+    }
+    memcpy(&g_pvds[n], &g_parse_tmp, sizeof g_parse_tmp);
+    memcpy(g_lines[n], line, len);
+    g_lines[n][len] = '\0';
+    atomic_store_explicit(&g_npvds, n + 1, memory_order_release);
+    slot = n + 1;
+out:
+    pthread_mutex_unlock(&g_pvd_lock);
+    return slot;
+}
+
+unsigned int shim_pvd_slot(pvd_handle_t handle)
+{
+    if (handle == PVD_HANDLE_NULL)
+        return SLOT_NULL;
+    if (handle == PVD_HANDLE_UNSPEC)
+        return SLOT_NONE;
+    unsigned int n = atomic_load_explicit(&g_npvds, memory_order_acquire);
+    for (unsigned int i = n; i > 0; i--)
+        if (g_pvds[i - 1].info.handle == handle)
+            return i;
+    return 0;
+}
+
+const struct pvd_scope *shim_pvd_at(unsigned int slot)
+{
+    if (slot == SLOT_NONE || slot == SLOT_NULL || slot > atomic_load_explicit(&g_npvds, memory_order_acquire))
+        return NULL;
+    return &g_pvds[slot - 1];
+}
+
+const char *shim_pvd_line(unsigned int slot)
+{
+    if (slot == SLOT_NONE || slot == SLOT_NULL || slot > atomic_load_explicit(&g_npvds, memory_order_acquire))
+        return NULL;
+    return g_lines[slot - 1];
+}
+
+pvd_handle_t shim_slot_handle(unsigned int slot)
+{
+    if (slot == SLOT_NULL)
+        return PVD_HANDLE_NULL;
+    const struct pvd_scope *pvd = shim_pvd_at(slot);
+    return pvd ? pvd->info.handle : PVD_HANDLE_UNSPEC;
+}
+
+unsigned int shim_pvd_count(void) { return atomic_load_explicit(&g_npvds, memory_order_acquire); }
+
+/* ---- scope levels ---- */
+static __thread unsigned int t_slot;
+static atomic_uint g_process_slot;
+
+unsigned int shim_thread_slot(void) { return t_slot; }
+void shim_set_thread_slot(unsigned int slot) { t_slot = slot; }
+unsigned int shim_process_slot(void)
+{
+    if (!atomic_load_explicit(&shim_ready, memory_order_acquire))
+        shim_init();
+    return atomic_load_explicit(&g_process_slot, memory_order_acquire);
+}
+void shim_set_process_slot(unsigned int slot) { atomic_store_explicit(&g_process_slot, slot, memory_order_release); }
+unsigned int shim_effective_slot(void)
+{
+    unsigned int slot = t_slot;
+    return slot ? slot : shim_process_slot();
+}
+
+/* ---- per-fd table ---- */
+int fd_tracked(int fd)
+{
+    return __atomic_load_n(&shim_fdtab, __ATOMIC_ACQUIRE) && fd >= 0 && (unsigned int)fd < shim_fdtab_size;
+}
+
+void fd_store(int fd, uint32_t w)
+{
+    _Atomic uint32_t *tab = __atomic_load_n(&shim_fdtab, __ATOMIC_ACQUIRE);
+    if (tab && fd >= 0 && (unsigned int)fd < shim_fdtab_size)
+        atomic_store_explicit(&tab[fd], w, memory_order_release);
+}
+
+int fd_cas(int fd, uint32_t expected, uint32_t desired)
+{
+    _Atomic uint32_t *tab = __atomic_load_n(&shim_fdtab, __ATOMIC_ACQUIRE);
+    if (!tab || fd < 0 || (unsigned int)fd >= shim_fdtab_size)
+        return 1; /* untracked: nothing to race on */
+    return atomic_compare_exchange_strong(&tab[fd], &expected, desired);
+}
+
+void fd_or(int fd, uint32_t bits)
+{
+    _Atomic uint32_t *tab = __atomic_load_n(&shim_fdtab, __ATOMIC_ACQUIRE);
+    if (tab && fd >= 0 && (unsigned int)fd < shim_fdtab_size)
+        atomic_fetch_or(&tab[fd], bits);
+}
+
+/* ---- initialisation ---- */
+static int g_preloaded;
+int shim_is_preloaded(void)
+{
+    if (!atomic_load_explicit(&shim_ready, memory_order_acquire))
+        shim_init();
+    return g_preloaded;
+}
+
+static void say(const char *msg)
+{
+    size_t len = strlen(msg);
+    while (len > 0) {
+        ssize_t n = write(2, msg, len);
+        if (n <= 0)
+            break;
+        msg += n;
+        len -= (size_t)n;
+    }
+}
+
+static void load_env_scope(void)
+{
+    const char *line = getenv("PVDRUN_SCOPE");
+    char err[160];
+    if (!line)
+        return; /* no process scope: system default (unless set through the API) */
+    unsigned int slot = shim_pvd_add(line, strlen(line), err, sizeof err);
+    if (slot == 0) {
+        char msg[320];
+        snprintf(msg, sizeof msg,
+                 "pvdrun shim: malformed PVDRUN_SCOPE (%s): every network operation of this program will fail\n",
+                 err);
+        say(msg);
+        slot = SLOT_NULL; /* fail closed: as the null PvD */
+    }
+    shim_set_process_slot(slot);
+}
+
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+static void init_once(void)
+{
+    int saved = errno;
+    resolve_real();
+    alloc_fdtab();
+    load_env_scope();
+    /* Preloaded = the connect() the program's calls reach is in this library. */
+    Dl_info global_info, self_info;
+    void *global_connect = dlsym(RTLD_DEFAULT, "connect");
+    g_preloaded = global_connect && dladdr(global_connect, &global_info) && dladdr((void *)shim_init, &self_info) &&
+                  global_info.dli_fbase == self_info.dli_fbase;
+    atomic_store_explicit(&shim_ready, 1, memory_order_release);
+    errno = saved;
+}
+
+void shim_init(void)
+{
+    pthread_once(&g_once, init_once);
+}
+
+__attribute__((constructor)) static void shim_constructor(void) { shim_init(); }

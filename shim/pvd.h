@@ -1,8 +1,111 @@
-/* pvd.h: placeholder, replaced by the shim's C API. */
+/*
+ * pvd.h: the C API of pvdrun for PvD-aware programs (RFC 7556 Provisioning Domains).
+ *
+ * Link with -lpvdshim (the library `pvdrun shim-path` prints), or call these functions in a
+ * program started by `pvdrun --pvd NAME CMD`, where the same library is preloaded.
+ * See docs/c-api.md.  Requirements cited are those of draft-kline-mif-mpvd-api-reqs-00.
+ *
+ * Scoping levels (R12, R19-R21), most specific first:
+ *   socket  (pvd_bind_socket)        - one socket, fixed for its lifetime (R24, draft-liu)
+ *   thread  (pvd_set_thread_scope)   - sockets this thread scopes from now on
+ *   process (pvd_set_process_scope)  - the whole process, and children started after (R20)
+ *   system  (nothing set)            - the kernel's ordinary routing: the system default PvD
+ * Every getter returns PVD_HANDLE_UNSPEC (0) when nothing is set at its level (R21).
+ *
+ * Functions returning int return 0 on success, or -1 with errno set.
+ * Thread safety: every function may be called from any thread.
+ */
 #ifndef PVD_H
 #define PVD_H
+
+#include <stddef.h>
 #include <stdint.h>
-typedef uint32_t pvd_handle_t;
-#define PVD_HANDLE_UNSPEC ((pvd_handle_t)0)
-#define PVD_HANDLE_NULL ((pvd_handle_t)0xFFFFFFFFu)
+
+#ifdef __cplusplus
+extern "C" {
 #endif
+
+/* A PvD's programmatic reference (R5). */
+typedef uint32_t pvd_handle_t;
+
+/* The unspecified PvD (R11): defer to the next coarser level. */
+#define PVD_HANDLE_UNSPEC ((pvd_handle_t)0)
+/* The null PvD (R13): no network at all; every inet operation fails fast. */
+#define PVD_HANDLE_NULL ((pvd_handle_t)0xFFFFFFFFu)
+
+/* Table limits; the same numbers as pvdrun/model.py. */
+#define PVD_MAX_ADDRS 32
+#define PVD_MAX_DNS 8
+#define PVD_MAX_SEARCH 8
+#define PVD_MAX_IFACES 8
+#define PVD_ID_MAX 256     /* bytes, NUL included */
+#define PVD_IFNAME_MAX 16  /* IFNAMSIZ */
+#define PVD_ADDRSTR_MAX 64 /* an IPv6 address with a %zone, NUL included */
+#define PVD_SEARCH_MAX 256
+
+/* Attributes of one PvD (R16, R22: the same for explicit and implicit PvDs). */
+struct pvd_info {
+    pvd_handle_t handle;
+    char id[PVD_ID_MAX]; /* the PvD identifier; "null" for the null PvD */
+    unsigned int n_interfaces;
+    char interfaces[PVD_MAX_IFACES][PVD_IFNAME_MAX];
+    unsigned int ifindexes[PVD_MAX_IFACES];
+    unsigned int n_addresses;
+    char addresses[PVD_MAX_ADDRS][PVD_ADDRSTR_MAX];
+    unsigned int n_dns;
+    char dns[PVD_MAX_DNS][PVD_ADDRSTR_MAX];
+    unsigned int n_search;
+    char search[PVD_MAX_SEARCH][PVD_SEARCH_MAX];
+    uint32_t mark;  /* socket mark pvdd uses for this PvD (0: none) */
+    int srcbind;    /* 1: the interface is shared with other PvDs, sources are bound too */
+};
+
+/* 1 when the library is preloaded and intercepts this program's socket calls, else 0
+ * (for example when Python opened it with cffi without LD_PRELOAD: then only
+ * pvd_bind_socket has an effect on sockets). */
+int pvd_shim_active(void);
+
+/* Learning PvDs (R14, R16).
+ * pvd_list stores up to `max` handles in `handles` and returns how many PvDs there are
+ * (which may exceed max), or -1.  The list comes from pvdd when its socket answers
+ * ($PVDRUN_SOCKET, else /run/pvd/pvdd.sock); otherwise it is the process's own PvD
+ * (from $PVDRUN_SCOPE) and PvDs added with pvd_add_scope. */
+int pvd_list(pvd_handle_t *handles, size_t max);
+/* Fill *info for a handle (PVD_HANDLE_NULL included).  errno ENOENT: unknown handle. */
+int pvd_get_info(pvd_handle_t handle, struct pvd_info *info);
+/* Find a PvD by its identifier or one of its interface names.  errno ENOENT. */
+int pvd_find(const char *name, pvd_handle_t *handle);
+/* Make a PvD known from its scope line (the format of $PVDRUN_SCOPE, `pvdrun show`),
+ * e.g. to use a PvD when pvdd is not running.  errno EINVAL: malformed line. */
+int pvd_add_scope(const char *scope_line, pvd_handle_t *handle);
+
+/* Scoping (R3, R19-R21).  Setting PVD_HANDLE_UNSPEC clears the level.  An unknown handle
+ * gives ENOENT.  A socket is tied to the PvD in force at its first connect, sendto,
+ * sendmsg, bind or listen (docs/shim.md); changing a scope does not move sockets already
+ * tied. */
+int pvd_set_thread_scope(pvd_handle_t handle);
+pvd_handle_t pvd_get_thread_scope(void);
+/* Also exports the PvD in $PVDRUN_SCOPE so that programs this process executes later
+ * inherit it (R20); like setenv(3), do not race it with other threads' getenv. */
+int pvd_set_process_scope(pvd_handle_t handle);
+pvd_handle_t pvd_get_process_scope(void);
+/* The PvD the calling thread's next socket would be tied to (R12): thread, else process,
+ * else PVD_HANDLE_UNSPEC for the system default. */
+pvd_handle_t pvd_get_effective_scope(void);
+
+/* Per socket (R24, draft-liu-mif-socket-api "set PvD" per socket).
+ * Ties an AF_INET/AF_INET6 socket to a PvD now: its traffic leaves through the PvD's
+ * interface only, from one of the PvD's addresses.  PVD_HANDLE_NULL makes every later
+ * operation of the socket fail.  errno: EBADF, ENOTSOCK, EAFNOSUPPORT (not inet), ENOENT
+ * (unknown handle), EBUSY (already tied to another PvD), ENETDOWN (PvD's interface gone). */
+int pvd_bind_socket(int fd, pvd_handle_t handle);
+/* Which PvD a socket belongs to (R8): PVD_HANDLE_UNSPEC when it is not tied to one (not yet
+ * used, talks only to loopback, or uses the system default).  An accepted socket belongs to
+ * its listener's PvD. */
+int pvd_get_socket_scope(int fd, pvd_handle_t *handle);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PVD_H */

@@ -1,0 +1,132 @@
+"""``pvdrun --pvd NAME [--] CMD [ARGS...]``: run CMD scoped to one PvD (R3, R13, R20).
+
+The launcher finds the PvD (pvdd, else a one-shot discovery), refuses
+programs the preloaded shim cannot scope (static, Go, set-user-ID), puts the
+PvD's scope line in ``PVDRUN_SCOPE`` and the shim in ``LD_PRELOAD``, and
+execs CMD: same pid, CMD's own exit status and signals, standard streams
+untouched.  Children inherit the environment, hence the scope (R20).
+"""
+from __future__ import annotations
+
+import os
+import sys
+from typing import NoReturn
+
+import click
+
+from pvdrun.cli import EXIT_CANNOT_HONOUR, EXIT_MISSING_PREREQ, EXIT_NO_DAEMON, EXIT_UNKNOWN_PVD
+from pvdrun.model import NULL_PVD_NAME, SCOPE_ENV, SOCKET_ENV, null_scope
+
+EXIT_NOT_FOUND = 127
+EXIT_NOT_EXECUTABLE = 126
+PRELOAD_ENV = "LD_PRELOAD"
+
+
+def fail(message: str, status: int) -> NoReturn:
+    """One line on stderr, then exit with ``status``."""
+    click.echo(f"pvdrun: {message}", err=True)
+    sys.exit(status)
+
+
+def resolve_command(name: str, env_path: str | None) -> str:
+    """The file execve would run for ``name``, as a shell finds it (127/126 on failure)."""
+    if "/" in name:
+        if not os.path.exists(name):
+            fail(f"{name}: command not found", EXIT_NOT_FOUND)
+        if os.path.isdir(name) or not os.access(name, os.X_OK):
+            fail(f"{name}: not executable", EXIT_NOT_EXECUTABLE)
+        return name
+    search = env_path if env_path is not None else os.defpath
+    non_executable = None
+    for directory in search.split(os.pathsep):
+        candidate = os.path.join(directory or ".", name)
+        if os.path.isfile(candidate):
+            if os.access(candidate, os.X_OK):
+                return candidate
+            non_executable = non_executable or candidate
+    if non_executable:
+        fail(f"{non_executable}: not executable", EXIT_NOT_EXECUTABLE)
+    fail(f"{name}: command not found", EXIT_NOT_FOUND)
+
+
+def scope_line_for(name: str, socket_path: str | None) -> str:
+    """The scope line of the PvD ``name`` (exits 3 when unknown or ambiguous)."""
+    if name == NULL_PVD_NAME:
+        return null_scope()
+    from pvdrun.api import PvdLookupError, lookup
+
+    try:
+        pvd = lookup(name, socket_path)
+    except PvdLookupError as exc:
+        listed = ", ".join(exc.candidates) or "none"
+        what = "ambiguous PvD name" if exc.ambiguous else "unknown PvD"
+        fail(f"{what} {name!r}; candidates: {listed}", EXIT_UNKNOWN_PVD)
+    except Exception as exc:  # noqa: BLE001 - daemon or discovery failure: say it, distinct status
+        status = EXIT_NO_DAEMON if type(exc).__module__.startswith("pvdrun.daemon") else EXIT_MISSING_PREREQ
+        fail(f"cannot look up PvD {name!r}: {exc}", status)
+    if not pvd.ifindexes:
+        fail(f"PvD {pvd.pvd_id} has no interface to scope to", EXIT_CANNOT_HONOUR)
+    try:
+        return pvd.to_scope()
+    except ValueError as exc:
+        fail(f"cannot honour PvD {pvd.pvd_id}: {exc}", EXIT_CANNOT_HONOUR)
+
+
+def preload_value(library: str, existing: str | None) -> str:
+    """Our library first, then whatever the user preloaded already (without a duplicate of ours)."""
+    others = [item for item in (existing or "").replace(" ", ":").split(":") if item and item != library]
+    return ":".join([library, *others])
+
+
+def scoped_environment(scope: str, socket_path: str | None, library: str) -> dict[str, str]:
+    """The environment CMD runs with: the caller's, plus the scope and the shim."""
+    env = dict(os.environ)
+    env[SCOPE_ENV] = scope
+    if socket_path:
+        env[SOCKET_ENV] = socket_path
+    env[PRELOAD_ENV] = preload_value(library, env.get(PRELOAD_ENV))
+    return env
+
+
+@click.command("run", context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--pvd", "-p", "pvd_name", required=True, metavar="NAME",
+              help="PvD to scope CMD to: interface, PvD ID, configured name, kind, or 'null'.")
+@click.option("--socket", "socket_path", default=None, metavar="PATH",
+              help="pvdd's socket (default $PVDRUN_SOCKET, /run/pvd/pvdd.sock).")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run_command(pvd_name: str, socket_path: str | None, command: tuple[str, ...]) -> None:
+    """Run COMMAND with every socket scoped to the PvD NAME (fails closed).
+
+    Exit status: COMMAND's own; 3 unknown or ambiguous PvD; 4 a program the
+    shim cannot scope (static, Go, set-user-ID) or a PvD it cannot hold;
+    126 not executable; 127 command not found.
+    """
+    from pvdrun.shim import library_path
+    from pvdrun.shim.preloadable import NotPreloadable, check_preloadable
+
+    argv = list(command)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        fail("no command to run (pvdrun --pvd NAME CMD [ARGS...])", 2)
+    env_path = os.environ.get("PATH")
+    program = resolve_command(argv[0], env_path)
+    try:
+        check_preloadable(program, env_path)
+    except NotPreloadable as exc:
+        fail(f"refusing to run unscoped: {exc}", EXIT_CANNOT_HONOUR)
+    except OSError as exc:
+        fail(f"{program}: {exc.strerror}", EXIT_NOT_EXECUTABLE)
+    try:
+        library = library_path()
+    except FileNotFoundError as exc:
+        fail(str(exc), EXIT_MISSING_PREREQ)
+    scope = scope_line_for(pvd_name, socket_path)
+    env = scoped_environment(scope, socket_path, library)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execve(program, argv, env)
+    except OSError as exc:
+        status = EXIT_NOT_FOUND if exc.errno == 2 else EXIT_NOT_EXECUTABLE
+        fail(f"{argv[0]}: {exc.strerror}", status)

@@ -1,0 +1,207 @@
+"""The shim's C API (``shim/pvd.h``) from Python, through cffi in ABI mode.
+
+``ffi.dlopen(library_path())`` opens the same ``libpvdshim.so`` that
+``pvdrun --pvd`` preloads; when the library is preloaded, the dynamic loader
+returns that very copy, so the scopes set here are the ones the hooks obey.
+
+Without LD_PRELOAD, only :func:`bind_socket` acts on sockets (it ties the
+socket in the kernel at once); thread and process scopes need the hooks, so
+:func:`thread_scope` refuses (fail closed) rather than pretend.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+from cffi import FFI
+
+from pvdrun.model import HANDLE_NULL, HANDLE_UNSPEC
+from pvdrun.shim import library_path
+
+CDEF = """
+typedef uint32_t pvd_handle_t;
+struct pvd_info {
+    pvd_handle_t handle;
+    char id[256];
+    unsigned int n_interfaces;
+    char interfaces[8][16];
+    unsigned int ifindexes[8];
+    unsigned int n_addresses;
+    char addresses[32][64];
+    unsigned int n_dns;
+    char dns[8][64];
+    unsigned int n_search;
+    char search[8][256];
+    uint32_t mark;
+    int srcbind;
+};
+int pvd_shim_active(void);
+int pvd_list(pvd_handle_t *handles, size_t max);
+int pvd_get_info(pvd_handle_t handle, struct pvd_info *info);
+int pvd_find(const char *name, pvd_handle_t *handle);
+int pvd_add_scope(const char *scope_line, pvd_handle_t *handle);
+int pvd_set_thread_scope(pvd_handle_t handle);
+pvd_handle_t pvd_get_thread_scope(void);
+int pvd_set_process_scope(pvd_handle_t handle);
+pvd_handle_t pvd_get_process_scope(void);
+pvd_handle_t pvd_get_effective_scope(void);
+int pvd_bind_socket(int fd, pvd_handle_t handle);
+int pvd_get_socket_scope(int fd, pvd_handle_t *handle);
+"""
+
+_ffi = FFI()
+_ffi.cdef(CDEF)
+_lib: Any = None
+
+
+def lib() -> Any:
+    """The opened library (opened on first use)."""
+    global _lib
+    if _lib is None:
+        _lib = _ffi.dlopen(library_path())
+    return _lib
+
+
+class ShimNotPreloaded(RuntimeError):
+    """A scope that only the preloaded hooks can enforce was asked for without them."""
+
+
+@dataclass
+class PvdInfo:
+    """A PvD's attributes as the C API reports them (R16)."""
+
+    handle: int
+    pvd_id: str
+    interfaces: list[str]
+    ifindexes: list[int]
+    addresses: list[str]
+    dns_servers: list[str]
+    search_domains: list[str]
+    mark: int
+    srcbind: bool
+
+
+def _check(rc: int) -> None:
+    if rc < 0:
+        code = _ffi.errno
+        raise OSError(code, os.strerror(code))
+
+
+def _string(cdata: Any) -> str:
+    return _ffi.string(cdata).decode()
+
+
+def is_preloaded() -> bool:
+    """True when the hooks of this library intercept this process's socket calls."""
+    return bool(lib().pvd_shim_active())
+
+
+def add_scope(scope_line: str) -> int:
+    """Make a PvD known from its scope line; return its handle."""
+    handle = _ffi.new("pvd_handle_t *")
+    _check(lib().pvd_add_scope(scope_line.encode(), handle))
+    return int(handle[0])
+
+
+def list_handles() -> list[int]:
+    """Handles of every PvD (pvdd's list, else this process's own PvDs) (R14)."""
+    count = lib().pvd_list(_ffi.NULL, 0)
+    _check(count)
+    handles = _ffi.new("pvd_handle_t[]", max(count, 1))
+    count = min(lib().pvd_list(handles, count), count)
+    return [int(handles[i]) for i in range(max(count, 0))]
+
+
+def info(handle: int) -> PvdInfo:
+    """Attributes of one PvD (R16); OSError(ENOENT) for an unknown handle."""
+    data = _ffi.new("struct pvd_info *")
+    _check(lib().pvd_get_info(handle, data))
+    return PvdInfo(
+        handle=int(data.handle), pvd_id=_string(data.id),
+        interfaces=[_string(data.interfaces[i]) for i in range(data.n_interfaces)],
+        ifindexes=[int(data.ifindexes[i]) for i in range(data.n_interfaces)],
+        addresses=[_string(data.addresses[i]) for i in range(data.n_addresses)],
+        dns_servers=[_string(data.dns[i]) for i in range(data.n_dns)],
+        search_domains=[_string(data.search[i]) for i in range(data.n_search)],
+        mark=int(data.mark), srcbind=bool(data.srcbind))
+
+
+def find(name: str) -> int:
+    """Handle of the PvD with this identifier or interface name; OSError(ENOENT) if none."""
+    handle = _ffi.new("pvd_handle_t *")
+    _check(lib().pvd_find(name.encode(), handle))
+    return int(handle[0])
+
+
+def _fileno(sock: socket.socket | int) -> int:
+    return sock if isinstance(sock, int) else sock.fileno()
+
+
+def bind_socket(sock: socket.socket | int, handle: int) -> None:
+    """Tie one socket to a PvD (per-socket scope, R24; draft-liu's per-socket API).
+
+    Works with or without LD_PRELOAD: the device binding is made in the kernel
+    at once.  ``HANDLE_NULL`` makes every later operation of the socket fail
+    (only enforced when preloaded).
+    """
+    _check(lib().pvd_bind_socket(_fileno(sock), handle))
+
+
+def socket_scope(sock: socket.socket | int) -> int:
+    """The PvD a socket belongs to (R8); HANDLE_UNSPEC when not tied to one."""
+    handle = _ffi.new("pvd_handle_t *")
+    _check(lib().pvd_get_socket_scope(_fileno(sock), handle))
+    return int(handle[0])
+
+
+def get_thread_scope() -> int:
+    """This thread's PvD, HANDLE_UNSPEC when none is set (R21)."""
+    return int(lib().pvd_get_thread_scope())
+
+
+def set_thread_scope(handle: int) -> None:
+    """Set this thread's PvD (HANDLE_UNSPEC clears it) (R20)."""
+    if handle != HANDLE_UNSPEC and not is_preloaded():
+        raise ShimNotPreloaded("a thread scope needs the shim preloaded (run under pvdrun --pvd, "
+                               "or LD_PRELOAD=$(pvdrun shim-path))")
+    _check(lib().pvd_set_thread_scope(handle))
+
+
+def get_process_scope() -> int:
+    """The process's PvD, HANDLE_UNSPEC when none is set (R21)."""
+    return int(lib().pvd_get_process_scope())
+
+
+def set_process_scope(handle: int) -> None:
+    """Set the process's PvD; children started later inherit it (R20)."""
+    if handle != HANDLE_UNSPEC and not is_preloaded():
+        raise ShimNotPreloaded("a process scope needs the shim preloaded")
+    _check(lib().pvd_set_process_scope(handle))
+
+
+def effective_scope() -> int:
+    """The PvD this thread's next socket would be tied to (R12)."""
+    return int(lib().pvd_get_effective_scope())
+
+
+@contextlib.contextmanager
+def thread_scope(handle: int) -> Iterator[int]:
+    """``with thread_scope(h):`` sockets this thread ties inside the block use PvD ``h``.
+
+    Restores the previous thread scope on exit.  Raises ShimNotPreloaded
+    when the hooks are not active (the scope could not be enforced).
+    """
+    previous = get_thread_scope()
+    set_thread_scope(handle)
+    try:
+        yield handle
+    finally:
+        _check(lib().pvd_set_thread_scope(previous))
+
+
+__all__ = ["HANDLE_NULL", "HANDLE_UNSPEC", "PvdInfo", "ShimNotPreloaded", "add_scope", "bind_socket",
+           "effective_scope", "find", "get_process_scope", "get_thread_scope", "info", "is_preloaded",
+           "list_handles", "set_process_scope", "set_thread_scope", "socket_scope", "thread_scope"]

@@ -1,0 +1,190 @@
+/* api.c: the public C API of pvd.h (R8, R14, R16, R19-R21, R24). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core.h"
+#include "pvdd_client.h"
+
+SHIM_API int pvd_shim_active(void) { return shim_is_preloaded(); }
+
+SHIM_API int pvd_add_scope(const char *scope_line, pvd_handle_t *handle)
+{
+    char err[160];
+    shim_init();
+    if (!scope_line) {
+        errno = EINVAL;
+        return -1;
+    }
+    unsigned int slot = shim_pvd_add(scope_line, strlen(scope_line), err, sizeof err);
+    if (slot == 0)
+        return -1;
+    if (handle)
+        *handle = shim_slot_handle(slot);
+    return 0;
+}
+
+SHIM_API int pvd_list(pvd_handle_t *handles, size_t max)
+{
+    shim_init();
+    int n = shim_pvdd_list(handles, max);
+    if (n >= 0)
+        return n;
+    /* no pvdd: the PvDs this process knows (its environment's, and added ones) */
+    unsigned int total = shim_pvd_count();
+    int count = 0;
+    for (unsigned int slot = 1; slot <= total; slot++) {
+        pvd_handle_t h = shim_slot_handle(slot);
+        if (shim_pvd_slot(h) != slot)
+            continue; /* superseded by a newer entry for the same handle */
+        if ((size_t)count < max && handles)
+            handles[count] = h;
+        count++;
+    }
+    return count;
+}
+
+/* Look a handle up, asking pvdd once when it is not known yet. */
+static unsigned int slot_or_refresh(pvd_handle_t handle)
+{
+    unsigned int slot = shim_pvd_slot(handle);
+    if (slot == 0 && handle != PVD_HANDLE_UNSPEC) {
+        int saved = errno;
+        shim_pvdd_list(NULL, 0);
+        errno = saved;
+        slot = shim_pvd_slot(handle);
+    }
+    return slot;
+}
+
+SHIM_API int pvd_get_info(pvd_handle_t handle, struct pvd_info *info)
+{
+    shim_init();
+    if (!info) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (handle == PVD_HANDLE_NULL) {
+        memset(info, 0, sizeof *info);
+        info->handle = PVD_HANDLE_NULL;
+        strcpy(info->id, "null");
+        return 0;
+    }
+    const struct pvd_scope *pvd = shim_pvd_at(slot_or_refresh(handle));
+    if (!pvd) {
+        errno = ENOENT;
+        return -1;
+    }
+    memcpy(info, &pvd->info, sizeof *info);
+    return 0;
+}
+
+static int find_in_table(const char *name, pvd_handle_t *handle)
+{
+    unsigned int total = shim_pvd_count();
+    for (unsigned int slot = total; slot > 0; slot--) {
+        const struct pvd_scope *pvd = shim_pvd_at(slot);
+        int match = strcmp(pvd->info.id, name) == 0;
+        for (unsigned int i = 0; !match && i < pvd->info.n_interfaces; i++)
+            match = strcmp(pvd->info.interfaces[i], name) == 0;
+        if (match) {
+            *handle = pvd->info.handle;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+SHIM_API int pvd_find(const char *name, pvd_handle_t *handle)
+{
+    shim_init();
+    if (!name || !handle) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (strcmp(name, "null") == 0) {
+        *handle = PVD_HANDLE_NULL;
+        return 0;
+    }
+    int saved = errno;
+    shim_pvdd_list(NULL, 0);
+    errno = saved;
+    if (find_in_table(name, handle) == 0)
+        return 0;
+    errno = ENOENT;
+    return -1;
+}
+
+SHIM_API int pvd_set_thread_scope(pvd_handle_t handle)
+{
+    shim_init();
+    unsigned int slot = slot_or_refresh(handle);
+    if (handle != PVD_HANDLE_UNSPEC && slot == 0) {
+        errno = ENOENT;
+        return -1;
+    }
+    shim_set_thread_slot(slot);
+    return 0;
+}
+
+SHIM_API pvd_handle_t pvd_get_thread_scope(void) { return shim_slot_handle(shim_thread_slot()); }
+
+SHIM_API int pvd_set_process_scope(pvd_handle_t handle)
+{
+    shim_init();
+    unsigned int slot = slot_or_refresh(handle);
+    if (handle != PVD_HANDLE_UNSPEC && slot == 0) {
+        errno = ENOENT;
+        return -1;
+    }
+    /* children inherit the process scope through the environment (R20) */
+    int rc;
+    if (slot == SLOT_NONE)
+        rc = unsetenv("PVDRUN_SCOPE");
+    else if (slot == SLOT_NULL)
+        rc = setenv("PVDRUN_SCOPE", "v=1 id=null handle=4294967295", 1);
+    else
+        rc = setenv("PVDRUN_SCOPE", shim_pvd_line(slot), 1);
+    if (rc < 0)
+        return -1;
+    shim_set_process_slot(slot);
+    return 0;
+}
+
+SHIM_API pvd_handle_t pvd_get_process_scope(void) { return shim_slot_handle(shim_process_slot()); }
+
+SHIM_API pvd_handle_t pvd_get_effective_scope(void) { return shim_slot_handle(shim_effective_slot()); }
+
+SHIM_API int pvd_bind_socket(int fd, pvd_handle_t handle)
+{
+    shim_init();
+    if (handle != PVD_HANDLE_UNSPEC && handle != PVD_HANDLE_NULL)
+        slot_or_refresh(handle);
+    return shim_bind_socket(fd, handle);
+}
+
+SHIM_API int pvd_get_socket_scope(int fd, pvd_handle_t *handle)
+{
+    shim_init();
+    if (!handle) {
+        errno = EINVAL;
+        return -1;
+    }
+    if (fcntl(fd, F_GETFD) < 0)
+        return -1; /* EBADF */
+    uint32_t w = fd_load(fd);
+    switch (W_KIND(w)) {
+    case FK_SCOPED:
+    case FK_NULLED:
+    case FK_BUSY:
+        *handle = shim_slot_handle(W_SLOT(w));
+        break;
+    case FK_PENDING:
+        *handle = (w & W_EXPLICIT) ? shim_slot_handle(W_SLOT(w)) : PVD_HANDLE_UNSPEC;
+        break;
+    default:
+        *handle = PVD_HANDLE_UNSPEC;
+    }
+    return 0;
+}
