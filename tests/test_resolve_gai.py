@@ -1,0 +1,225 @@
+"""getaddrinfo & co inside a PvD, through the installed libpvdshim.so, in the
+two-ISP lab of test_resolve_netlab.py (R3 for getaddrinfo, R25, R26, section
+5.2 of draft-kline-mif-mpvd-api-reqs; section 5.3 of the Troan multihoming
+document: DNS server selection, split horizon, local names)."""
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import pytest
+
+from test_resolve_netlab import ResolveLab, overlap_lab, probe, shim_lib, split_lab  # noqa: F401
+
+pytestmark = pytest.mark.root
+
+EAI = {name: getattr(socket, name) for name in
+       ("EAI_NONAME", "EAI_AGAIN", "EAI_FAIL", "EAI_NODATA", "EAI_FAMILY") if hasattr(socket, name)}
+
+
+def gai(lab: ResolveLab, probe: Path, lib: str, scope: str | None, name: str,
+        family: str = "unspec", flags: str = "none", env: dict[str, str] | None = None
+        ) -> tuple[int, list[str], str]:
+    """Run getaddrinfo in the client namespace; (rc, address lines, stderr)."""
+    proc = lab.run([str(probe), "gai", name, family, flags], scope=scope, preload=lib, env=env)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    head = lines[0].split()
+    rc = int(head[0].split("=")[1])
+    assert head[1] == "errno_kept=1" or scope is None, lines  # errno preserved
+    return rc, lines[1:], proc.stderr
+
+
+def addrs(lines: list[str]) -> list[str]:
+    return [line.split()[1] for line in lines if not line.startswith("canon=")]
+
+
+def test_split_horizon_answer_is_each_pvds_own(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
+    rc, lines, _ = gai(split_lab, probe, shim_lib, split_lab.scope("a"), "svc.example")
+    assert rc == 0
+    assert addrs(lines) == ["2001:db8:a::80", "10.1.0.80"]  # RFC 6724: IPv6 first from a dual-stack PvD
+    rc, lines, _ = gai(split_lab, probe, shim_lib, split_lab.scope("b"), "svc.example")
+    assert rc == 0
+    assert addrs(lines) == ["2001:db8:b::80", "10.2.0.80"]  # IPv4 last: PvD B has no IPv4 source (rule 1)
+
+
+def test_local_name_resolves_under_a_and_fails_cleanly_under_b(split_lab: ResolveLab, probe: Path,
+                                                                shim_lib: str) -> None:
+    rc, lines, _ = gai(split_lab, probe, shim_lib, split_lab.scope("a"), "intranet.isp-a.example")
+    assert rc == 0 and addrs(lines) == ["10.1.0.81"]
+    rc, lines, err = gai(split_lab, probe, shim_lib, split_lab.scope("b"), "intranet.isp-a.example")
+    assert rc == EAI["EAI_NONAME"] and lines == [] and err == ""
+
+
+def test_search_domain_and_ndots(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
+    # "intranet" has no dot: the PvD's search domain isp-a.example is tried first.
+    rc, lines, _ = gai(split_lab, probe, shim_lib, split_lab.scope("a"), "intranet", flags="canonname")
+    assert rc == 0 and lines[0] == "canon=intranet.isp-a.example" and addrs(lines) == ["10.1.0.81"]
+    # Under B the search list is B's own: www -> www.isp-b.example.
+    rc, lines, _ = gai(split_lab, probe, shim_lib, split_lab.scope("b"), "www")
+    assert rc == 0 and addrs(lines) == ["2001:db8:b::81"]
+    # ndots:3 makes "svc.example" (1 dot) try the search list first: svc.example.isp-a.example
+    # does not exist, then the name as is.
+    rc, lines, _ = gai(split_lab, probe, shim_lib, split_lab.scope("a"), "svc.example",
+                       env={"RES_OPTIONS": "timeout:2 attempts:1 ndots:3"})
+    assert rc == 0 and "10.1.0.80" in addrs(lines)
+    log = split_lab.isps["a"].log.read_text()
+    assert "svc.example.isp-a.example" in log
+
+
+def test_cname_chain_gives_canonical_name(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
+    rc, lines, _ = gai(split_lab, probe, shim_lib, split_lab.scope("a"), "www.example", "inet",
+                       "canonname")
+    assert rc == 0 and lines == ["canon=svc.example", "inet 10.1.0.80 80"]
+
+
+def test_truncated_answer_is_retried_over_tcp(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
+    with split_lab.capture("a") as pcap:
+        rc, lines, _ = gai(split_lab, probe, shim_lib, split_lab.scope("a"), "big.example", "inet")
+    assert rc == 0
+    assert sorted(addrs(lines)) == sorted(f"10.1.1.{i}" for i in range(1, 41))
+    packets = split_lab.packets(pcap)
+    assert any("Flags [S]" in p and ".53:" in p for p in packets), packets  # a TCP connection to port 53
+
+
+def test_addrconfig_returns_only_the_pvds_families(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
+    """R26: judged against the PvD's addresses; the client namespace itself has IPv4 (via A)."""
+    rc, lines, _ = gai(split_lab, probe, shim_lib, split_lab.scope("b"), "svc.example", flags="addrconfig")
+    assert rc == 0 and addrs(lines) == ["2001:db8:b::80"]
+    rc, lines, _ = gai(split_lab, probe, shim_lib, split_lab.scope("b"), "svc.example", "inet", "addrconfig")
+    assert rc == EAI["EAI_NONAME"] and lines == []
+    rc, lines, _ = gai(split_lab, probe, shim_lib, split_lab.scope("a"), "svc.example", flags="addrconfig")
+    assert rc == 0 and addrs(lines) == ["2001:db8:a::80", "10.1.0.80"]
+    # An IPv4-only view of PvD A: only IPv4 answers.
+    scope = split_lab.scope("a", addresses=["10.1.0.2/24"], dns_servers=["10.1.0.1"])
+    rc, lines, _ = gai(split_lab, probe, shim_lib, scope, "svc.example", flags="addrconfig")
+    assert rc == 0 and addrs(lines) == ["10.1.0.80"]
+
+
+def test_v4mapped_and_nodata(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
+    rc, lines, _ = gai(split_lab, probe, shim_lib, split_lab.scope("a"), "intranet.isp-a.example",
+                       "inet6", "v4mapped")
+    assert rc == 0 and addrs(lines) == ["::ffff:10.1.0.81"]
+    rc, _, _ = gai(split_lab, probe, shim_lib, split_lab.scope("a"), "intranet.isp-a.example", "inet6")
+    assert rc == EAI["EAI_NODATA"]
+
+
+def test_capture_shows_no_query_at_the_other_isp(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
+    """R25: with PvD A, queries reach A's DNS on A's link only, and the reverse."""
+    for own, other in (("a", "b"), ("b", "a")):
+        with split_lab.capture(own) as own_pcap, split_lab.capture(other) as other_pcap:
+            gai(split_lab, probe, shim_lib, split_lab.scope(own), "svc.example")
+            gai(split_lab, probe, shim_lib, split_lab.scope(own), "nonexistent.example")
+        own_packets = split_lab.packets(own_pcap)
+        assert own_packets, f"no DNS packet on ISP {own}'s link"
+        prefix = "10.1.0." if own == "a" else "2001:db8:b::"
+        assert all(prefix in p for p in own_packets), own_packets  # from the PvD's own addresses
+        assert split_lab.packets(other_pcap) == [], f"DNS packets on ISP {other}'s link"
+
+
+def test_overlapping_dns_addresses_reach_each_pvds_own_server(overlap_lab: ResolveLab, probe: Path,
+                                                              shim_lib: str) -> None:
+    """Scenario 3: both DNS servers are 10.0.0.1; device binding picks the right one."""
+    with overlap_lab.capture("a") as pcap_a, overlap_lab.capture("b") as pcap_b:
+        rc_a, lines_a, _ = gai(overlap_lab, probe, shim_lib, overlap_lab.scope("a"), "svc.example", "inet")
+    assert rc_a == 0 and addrs(lines_a) == ["10.0.0.80"]
+    assert overlap_lab.packets(pcap_a) and overlap_lab.packets(pcap_b) == []
+    with overlap_lab.capture("a") as pcap_a, overlap_lab.capture("b") as pcap_b:
+        rc_b, lines_b, _ = gai(overlap_lab, probe, shim_lib, overlap_lab.scope("b"), "svc.example", "inet")
+    assert rc_b == 0 and addrs(lines_b) == ["10.0.0.90"]
+    assert overlap_lab.packets(pcap_b) and overlap_lab.packets(pcap_a) == []
+
+
+def test_pvd_without_dns_servers_fails_fast_and_says_so_once(split_lab: ResolveLab, probe: Path,
+                                                             shim_lib: str) -> None:
+    scope = split_lab.scope("a", dns_servers=[])
+    with split_lab.capture("a") as pcap:
+        proc = split_lab.run([str(probe), "threads", "svc.example", "4"], scope=scope, preload=shim_lib)
+        rc, _, err = gai(split_lab, probe, shim_lib, scope, "svc.example")
+    assert proc.stdout.strip() == "ok=0 of 4"
+    assert proc.stderr.count("has no DNS server") == 1  # once per process, not per thread
+    assert rc == EAI["EAI_AGAIN"] and "PvD ispa.example has no DNS server" in err
+    assert split_lab.packets(pcap) == []  # and nothing asked the system's resolvers either
+
+
+def test_unreachable_server_times_out_with_eai_again(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
+    scope = split_lab.scope("a", dns_servers=["10.1.0.99"])  # on-link, nobody home
+    rc, _, _ = gai(split_lab, probe, shim_lib, scope, "svc.example", "inet",
+                   env={"RES_OPTIONS": "timeout:1 attempts:1"})
+    assert rc == EAI["EAI_AGAIN"]
+
+
+def test_server_without_a_source_of_its_family_is_not_used(split_lab: ResolveLab, probe: Path,
+                                                           shim_lib: str) -> None:
+    """R25: an IPv4 server in a PvD that has no IPv4 address is never asked from another address."""
+    scope = split_lab.scope("b", dns_servers=["10.1.0.1"])
+    with split_lab.capture("a") as pcap:
+        rc, _, err = gai(split_lab, probe, shim_lib, scope, "svc.example")
+    assert rc == EAI["EAI_AGAIN"] and "no DNS server" in err
+    assert split_lab.packets(pcap) == []
+
+
+def test_null_pvd_fails_fast_but_hosts_file_answers(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
+    null = "v=1 id=null handle=4294967295"
+    rc, _, _ = gai(split_lab, probe, shim_lib, null, "svc.example")
+    assert rc == EAI["EAI_FAIL"]
+    rc, lines, _ = gai(split_lab, probe, shim_lib, null, "localhost", "inet")
+    assert rc == 0 and addrs(lines) == ["127.0.0.1"]
+
+
+def test_hosts_file_answers_first(split_lab: ResolveLab, probe: Path, shim_lib: str, tmp_path: Path) -> None:
+    """/etc/hosts before DNS, as nsswitch says: a private mount namespace gets its own hosts file."""
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n10.9.9.9 svc.example svc-alias\n")
+    script = f"mount --bind {hosts} /etc/hosts && exec {probe} gai svc-alias inet canonname"
+    proc = split_lab.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                         scope=split_lab.scope("a"), preload=shim_lib)
+    assert proc.stdout.splitlines() == ["rc=0 errno_kept=1 ok", "canon=svc.example", "inet 10.9.9.9 80"]
+
+
+def test_malformed_scope_fails_closed(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
+    rc, _, _ = gai(split_lab, probe, shim_lib, "v=9 id=x", "svc.example")
+    assert rc == EAI["EAI_FAIL"]
+
+
+def test_numeric_hosts_need_no_dns(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
+    rc, lines, _ = gai(split_lab, probe, shim_lib, split_lab.scope("b", dns_servers=[]), "2001:db8::5")
+    assert rc == 0 and addrs(lines) == ["2001:db8::5"]
+
+
+def test_getnameinfo_uses_the_pvds_ptr_records(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
+    out = split_lab.run([str(probe), "gni", "10.1.0.81", "namereqd"], scope=split_lab.scope("a"),
+                        preload=shim_lib).stdout.strip()
+    assert out == "rc=0 host=intranet.isp-a.example serv=http"
+    out = split_lab.run([str(probe), "gni", "10.1.0.81", "namereqd"], scope=split_lab.scope("b"),
+                        preload=shim_lib).stdout.strip()
+    assert out.startswith(f"rc={EAI['EAI_NONAME']} ")
+    out = split_lab.run([str(probe), "gni", "10.1.0.81"], scope=split_lab.scope("b"),
+                        preload=shim_lib).stdout.strip()
+    assert out == "rc=0 host=10.1.0.81 serv=http"
+
+
+def test_gethostbyname_family(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
+    out = split_lab.run([str(probe), "ghbn", "www.example"], scope=split_lab.scope("a"),
+                        preload=shim_lib).stdout.splitlines()
+    assert out == ["h_errno=0", "name=svc.example", "10.1.0.80"]
+    out = split_lab.run([str(probe), "ghbn", "svc.example", "inet6"], scope=split_lab.scope("b"),
+                        preload=shim_lib).stdout.splitlines()
+    assert out == ["h_errno=0", "name=svc.example", "2001:db8:b::80"]
+    out = split_lab.run([str(probe), "ghbn", "intranet.isp-a.example"], scope=split_lab.scope("b"),
+                        preload=shim_lib).stdout.splitlines()
+    assert out == [f"h_errno={1}"]  # HOST_NOT_FOUND
+    out = split_lab.run([str(probe), "ghbnr", "svc.example"], scope=split_lab.scope("a"),
+                        preload=shim_lib).stdout.splitlines()
+    assert out == ["small rc=34", "rc=0 h_errno=0 found=1", "name=svc.example", "10.1.0.80"]  # ERANGE
+
+
+def test_concurrent_lookups(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
+    proc = split_lab.run([str(probe), "threads", "svc.example", "16"], scope=split_lab.scope("a"),
+                         preload=shim_lib)
+    assert proc.stdout.strip() == "ok=16 of 16"
+
+
+def test_without_scope_the_system_resolver_is_used(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
+    rc, lines, _ = gai(split_lab, probe, shim_lib, None, "localhost", "inet")
+    assert rc == 0 and addrs(lines) == ["127.0.0.1"]

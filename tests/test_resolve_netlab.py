@@ -1,0 +1,248 @@
+"""A small two-ISP DNS lab for the resolution tests (fixtures only, no tests).
+
+Three network namespaces per lab, named with this run's pid: a client and
+ISP A and ISP B, each ISP linked to the client by a veth pair and running its
+own dnsmasq with its own view of the names (split horizon, local names).
+
+``split``  ISP A dual-stack (10.1.0.0/24, 2001:db8:a::/64), DNS 10.1.0.1 and
+           2001:db8:a::1; ISP B IPv6-only (2001:db8:b::/64), DNS 2001:db8:b::1.
+``overlap`` lab scenario 3: both ISPs number their link 10.0.0.0/24 and both
+           DNS servers are 10.0.0.1.
+
+Everything is removed in the fixture finalizer, also when a test fails.  The
+lab is independent of ``pvdrun.lab`` (written concurrently) on purpose: it
+only needs ``ip`` and ``dnsmasq``.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from pvdrun.model import Pvd, make_handle
+
+TESTS = Path(__file__).resolve().parent
+PROBE_SRC = TESTS / "c" / "dns_gai_probe.c"
+
+#: Names and answers of each ISP's DNS (split lab).
+SPLIT_RECORDS = {
+    "a": ["--host-record=svc.example,10.1.0.80,2001:db8:a::80",
+          "--host-record=intranet.isp-a.example,10.1.0.81",
+          "--cname=www.example,svc.example",
+          *[f"--host-record=big.example,10.1.1.{i}" for i in range(1, 41)],  # > 512 octets: TC
+          "--host-record=v6only.example,2001:db8:a::66",
+          "--local=/example/", "--local=/arpa/"],
+    "b": ["--host-record=svc.example,10.2.0.80,2001:db8:b::80",
+          "--host-record=www.isp-b.example,2001:db8:b::81",
+          "--local=/example/", "--local=/arpa/"],
+}
+OVERLAP_RECORDS = {
+    "a": ["--host-record=svc.example,10.0.0.80", "--local=/example/"],
+    "b": ["--host-record=svc.example,10.0.0.90", "--local=/example/"],
+}
+
+
+def sh(*args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
+    """Run a command, capture its output."""
+    return subprocess.run(list(args), capture_output=True, text=True, check=check, timeout=timeout)
+
+
+@dataclass
+class Isp:
+    """One ISP namespace and what the client sees of it."""
+
+    key: str
+    ns: str
+    client_if: str
+    client_addrs: list[str]
+    dns: list[str]
+    search: list[str]
+    ifindex: int = 0
+    dnsmasq: subprocess.Popen | None = None
+    log: Path | None = None
+
+
+@dataclass
+class ResolveLab:
+    """A running lab: the client namespace and the two ISPs."""
+
+    mode: str
+    client_ns: str
+    isps: dict[str, Isp]
+    workdir: Path
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    def pvd(self, key: str, **changes: object) -> Pvd:
+        """The PvD the client has through ISP `key` (changes override fields)."""
+        isp = self.isps[key]
+        pvd = Pvd(pvd_id=f"isp{key}.example", handle=make_handle(f"isp{key}.example", isp.ifindex, 1),
+                  names=[f"isp{key}"], interfaces=[isp.client_if], ifindexes=[isp.ifindex],
+                  addresses=list(isp.client_addrs), dns_servers=list(isp.dns),
+                  search_domains=list(isp.search))
+        for name, value in changes.items():
+            setattr(pvd, name, value)
+        return pvd
+
+    def scope(self, key: str, **changes: object) -> str:
+        return self.pvd(key, **changes).to_scope()
+
+    def run(self, argv: list[str], scope: str | None = None, env: dict[str, str] | None = None,
+            preload: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+        """Run argv in the client namespace, optionally scoped with the shim."""
+        full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "RES_OPTIONS": "timeout:2 attempts:1"}
+        if scope is not None:
+            full_env["PVDRUN_SCOPE"] = scope
+        if preload:
+            full_env["LD_PRELOAD"] = preload
+        full_env.update(env or {})
+        cmd = ["ip", "netns", "exec", self.client_ns, "env", "-i",
+               *[f"{k}={v}" for k, v in full_env.items()], *argv]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+    @contextlib.contextmanager
+    def capture(self, key: str) -> Iterator[Path]:
+        """tcpdump port 53 on ISP `key`'s link for the duration of the block."""
+        isp = self.isps[key]
+        pcap = self.workdir / f"{key}-{time.monotonic_ns()}.pcap"
+        proc = subprocess.Popen(["ip", "netns", "exec", isp.ns, "tcpdump", "-Z", "root", "--immediate-mode", "-i", "up0", "-n", "-U",
+                                 "-w", str(pcap), "port", "53"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stderr is not None
+            line = proc.stderr.readline()  # "listening on up0 ..." once the capture is live
+            assert "listening" in line, line
+            yield pcap
+        finally:
+            time.sleep(0.3)  # let the last packets be written (-U flushes per packet)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=10)
+
+    @staticmethod
+    def packets(pcap: Path) -> list[str]:
+        """One line per captured packet."""
+        out = sh("tcpdump", "-n", "-r", str(pcap), check=False)
+        return [line for line in out.stdout.splitlines() if line.strip()]
+
+
+def _start_dnsmasq(isp: Isp, listen: list[str], records: list[str], workdir: Path) -> None:
+    isp.log = workdir / f"dnsmasq-{isp.key}.log"
+    cmd = ["ip", "netns", "exec", isp.ns, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
+           "--no-resolv", "--no-hosts", "--bind-interfaces", "--user=root", "--group=root",
+           f"--pid-file={workdir}/dnsmasq-{isp.key}.pid", "--log-queries",
+           f"--log-facility={isp.log}", "--port=53",
+           *[f"--listen-address={a}" for a in listen], *records]
+    isp.dnsmasq = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Ready when it answers on its first address.
+    for _ in range(100):
+        probe = sh("ip", "netns", "exec", isp.ns, "dig", "+time=1", "+tries=1", f"@{listen[0]}",
+                   "svc.example", check=False)
+        if "ANSWER SECTION" in probe.stdout:
+            return
+        if isp.dnsmasq.poll() is not None:
+            raise RuntimeError(f"dnsmasq for ISP {isp.key} exited: {isp.dnsmasq.stderr.read()!r}")
+        time.sleep(0.1)
+    raise RuntimeError(f"dnsmasq for ISP {isp.key} never answered")
+
+
+def build_lab(mode: str, workdir: Path) -> ResolveLab:
+    """Create the namespaces, links, addresses and DNS servers of one lab."""
+    tag = f"{os.getpid()}{mode[0]}"
+    client = f"rsvc{tag}"
+    isps = {"a": Isp("a", f"rsva{tag}", "a0", [], [], []),
+            "b": Isp("b", f"rsvb{tag}", "b0", [], [], [])}
+    lab = ResolveLab(mode=mode, client_ns=client, isps=isps, workdir=workdir)
+    for ns in (client, isps["a"].ns, isps["b"].ns):
+        sh("ip", "netns", "add", ns)
+        sh("ip", "-n", ns, "link", "set", "lo", "up")
+    if mode == "split":
+        plan = {"a": (["10.1.0.2/24", "2001:db8:a::2/64"], ["10.1.0.1/24", "2001:db8:a::1/64"],
+                      ["10.1.0.1", "2001:db8:a::1"], ["isp-a.example"]),
+                "b": (["2001:db8:b::2/64"], ["2001:db8:b::1/64"], ["2001:db8:b::1"], ["isp-b.example"])}
+        records = SPLIT_RECORDS
+    else:
+        plan = {"a": (["10.0.0.2/24"], ["10.0.0.1/24"], ["10.0.0.1"], []),
+                "b": (["10.0.0.3/24"], ["10.0.0.1/24"], ["10.0.0.1"], [])}
+        records = OVERLAP_RECORDS
+    for key, isp in isps.items():
+        client_addrs, isp_addrs, dns_servers, search = plan[key]
+        sh("ip", "-n", client, "link", "add", isp.client_if, "type", "veth", "peer", "name", "up0",
+           "netns", isp.ns)
+        for addr in client_addrs:
+            sh("ip", "-n", client, "addr", "add", addr, "dev", isp.client_if, *(["nodad"] if ":" in addr else []))
+        for addr in isp_addrs:
+            sh("ip", "-n", isp.ns, "addr", "add", addr, "dev", "up0", *(["nodad"] if ":" in addr else []))
+        sh("ip", "-n", client, "link", "set", isp.client_if, "up")
+        sh("ip", "-n", isp.ns, "link", "set", "up0", "up")
+        info = json.loads(sh("ip", "-n", client, "-j", "link", "show", isp.client_if).stdout)
+        isp.ifindex = int(info[0]["ifindex"])
+        isp.client_addrs = client_addrs
+        isp.dns = dns_servers
+        isp.search = search
+        _start_dnsmasq(isp, dns_servers, records[key], workdir)
+    return lab
+
+
+def destroy_lab(lab: ResolveLab) -> None:
+    """Stop the lab's processes and delete its namespaces (never raises)."""
+    for isp in lab.isps.values():
+        if isp.dnsmasq and isp.dnsmasq.poll() is None:
+            isp.dnsmasq.terminate()
+            try:
+                isp.dnsmasq.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                isp.dnsmasq.kill()
+    for ns in (lab.client_ns, *[isp.ns for isp in lab.isps.values()]):
+        sh("ip", "netns", "del", ns, check=False)
+
+
+def _lab_fixture(mode: str, factory: pytest.TempPathFactory) -> Iterator[ResolveLab]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root (network namespaces)")
+    workdir = factory.mktemp(f"resolve-{mode}")
+    lab: ResolveLab | None = None
+    try:
+        lab = build_lab(mode, workdir)
+        yield lab
+    finally:
+        if lab is not None:
+            destroy_lab(lab)
+        else:  # partially built: remove whatever exists
+            tag = f"{os.getpid()}{mode[0]}"
+            for ns in (f"rsvc{tag}", f"rsva{tag}", f"rsvb{tag}"):
+                sh("ip", "netns", "del", ns, check=False)
+
+
+@pytest.fixture(scope="session")
+def split_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ResolveLab]:
+    """Two ISPs with split-horizon DNS (see module docstring)."""
+    yield from _lab_fixture("split", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def overlap_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ResolveLab]:
+    """Two ISPs with the same IPv4 DNS server address (scenario 3)."""
+    yield from _lab_fixture("overlap", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def probe(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """tests/c/dns_gai_probe.c, compiled."""
+    out = tmp_path_factory.mktemp("probe") / "dns_gai_probe"
+    sh(os.environ.get("CC", "cc"), "-std=gnu11", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
+       "-D_GNU_SOURCE", "-o", str(out), str(PROBE_SRC), "-pthread")
+    return out
+
+
+@pytest.fixture(scope="session")
+def shim_lib() -> str:
+    """The installed preload library."""
+    from pvdrun.shim import library_path
+    return library_path()
