@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -100,6 +101,14 @@ def run_group(name: str, ctx: BenchContext) -> list[Figure]:
     return figures
 
 
+def raise_open_file_limit() -> None:
+    """1,000 concurrent pvdd clients need more than the usual 1,024 descriptors (pvdd inherits it)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = min(hard, 65536) if hard != resource.RLIM_INFINITY else 65536
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+
+
 def terminate_on_signal(signum: int, _frame: object) -> None:
     """SIGTERM/SIGHUP unwind like Ctrl-C, so the lab's finally-block removes everything."""
     raise KeyboardInterrupt(f"signal {signum}")
@@ -113,6 +122,7 @@ def main(argv: list[str]) -> int:
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, terminate_on_signal)
     groups = [g for g in args.only.split(",") if g] or list(GROUPS)
+    raise_open_file_limit()
     compile_calls()
     machine = describe_machine()
     started = time.monotonic()

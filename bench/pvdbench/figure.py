@@ -22,9 +22,11 @@ class Series:
     name: str
     label: str
     values: list[float] = field(default_factory=list)
+    runs_per_value: int = 1  # e.g. a value that is the median of 10 hyperfine runs
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"name": self.name, "label": self.label, "values": self.values}
+        data: dict[str, Any] = {"name": self.name, "label": self.label, "values": self.values,
+                                "runs_per_value": self.runs_per_value}
         if self.values:
             data.update(summary(self.values))
         return data

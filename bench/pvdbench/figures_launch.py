@@ -1,6 +1,76 @@
-"""Placeholder."""
-from pvdbench.figure import NotMeasured
+"""Launch cost: `pvdrun --pvd X true` against `true` and `ip netns exec NS true`."""
+from __future__ import annotations
+
+import os
+
+from pvdbench.context import BenchContext
+from pvdbench.daemon import RunningDaemon
+from pvdbench.figure import NOT_MEASURED, Figure, Goal, NotMeasured, Series
+from pvdbench.hyperfine import hyperfine_rounds
+from pvdbench.proc import in_netns, run
+
+RUNS_PER_ROUND = 10
 
 
-def measure_launch(ctx):
-    raise NotMeasured("not written yet")
+def launcher_works(ctx: BenchContext, socket_path: str) -> None:
+    """NotMeasured unless `pvdrun --pvd IF true` succeeds in the client namespace."""
+    argv = [ctx.pvdrun_bin(), "--pvd", ctx.lab.client_if, "true"]
+    proc = run(in_netns(ctx.lab.client_ns, argv, {"PVDRUN_SOCKET": socket_path}), check=False)
+    if proc.returncode != 0:
+        message = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
+        raise NotMeasured(f"`pvdrun --pvd {ctx.lab.client_if} true` fails here "
+                          f"(exit {proc.returncode}): {message}")
+
+
+def measure_launch(ctx: BenchContext) -> list[Figure]:
+    """Launch timings without and with pvdd, each interleaved with its references."""
+    if not ctx.have("hyperfine"):
+        raise NotMeasured("hyperfine is not installed (bench/deps.sh installs it)")
+    pvdrun = f"{ctx.pvdrun_bin()} --pvd {ctx.lab.client_if} true"
+    references = {"true": "/bin/true", "ip netns exec": f"ip netns exec {ctx.lab.server_ns} /bin/true"}
+    labels = {"true": "/bin/true alone",
+              "ip netns exec": "ip netns exec NS /bin/true (a namespace per PvD, the alternative)",
+              "pvdrun": f"pvdrun --pvd {ctx.lab.client_if} true"}
+    figures = []
+    no_daemon_socket = os.path.join(ctx.lab.workdir, "no-pvdd-here.sock")
+    for with_daemon in (False, True):
+        fig_id = "launch.with_pvdd" if with_daemon else "launch.without_pvdd"
+        fig = Figure(
+            fig_id=fig_id, unit="ms",
+            title=f"Launch cost of `pvdrun --pvd X true` {'with' if with_daemon else 'without'} pvdd",
+            what=(f"hyperfine -N in the client namespace, {RUNS_PER_ROUND} runs per command per "
+                  "round after 2 warm-ups, commands rotated each round; value = a round's median"),
+            comparisons=[("pvdrun", "ip netns exec"), ("pvdrun", "true"), ("ip netns exec", "true")])
+        commands = dict(references)
+        try:
+            if with_daemon:
+                with RunningDaemon(ctx, ctx.lab.client_ns, "launch") as daemon:
+                    launcher_works(ctx, daemon.path)
+                    commands["pvdrun"] = pvdrun
+                    results = hyperfine_rounds(ctx.lab.client_ns, commands, ctx.rounds,
+                                               RUNS_PER_ROUND, ctx.lab.workdir,
+                                               {"PVDRUN_SOCKET": daemon.path})
+            else:
+                launcher_works(ctx, no_daemon_socket)
+                commands["pvdrun"] = pvdrun
+                results = hyperfine_rounds(ctx.lab.client_ns, commands, ctx.rounds,
+                                           RUNS_PER_ROUND, ctx.lab.workdir,
+                                           {"PVDRUN_SOCKET": no_daemon_socket})
+        except NotMeasured as exc:
+            fig.status, fig.reason = NOT_MEASURED, str(exc)
+            results = hyperfine_rounds(ctx.lab.client_ns, references, ctx.rounds,
+                                       RUNS_PER_ROUND, ctx.lab.workdir) if not with_daemon else {}
+        fig.series = [Series(name, labels[name], values, RUNS_PER_ROUND)
+                      for name, values in results.items()]
+        if "pvdrun" in results:
+            added = fig.get("pvdrun").values
+            deltas = sorted(p - n for p, n in zip(added, fig.get("ip netns exec").values))
+            delta = deltas[len(deltas) // 2]
+            fig.extra["pvdrun_minus_ip_netns_exec_ms"] = deltas
+            goal_met = delta <= 20.0 if with_daemon else None
+            fig.goals.append(Goal(
+                "pvdrun launch with pvdd running within 20 ms of ip netns exec" if with_daemon
+                else "(informative) pvdrun launch without pvdd against ip netns exec",
+                goal_met, f"pvdrun − ip netns exec = {delta:+.1f} ms (median of per-round differences)"))
+        figures.append(fig)
+    return figures

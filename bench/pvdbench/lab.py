@@ -2,7 +2,7 @@
 
 Client namespace (where measured programs run) and server namespace joined by
 one veth pair; the server side runs dnsmasq, a UDP sink, an HTTP server and an
-iperf3 server.  A third namespace with many dummy links is made on demand for
+iperf3 server.  A third namespace with many links (veth pairs: this kernel has no dummy type) is made on demand for
 the discovery figures.  Nothing here touches the host's own interfaces, routes
 or /etc/resolv.conf: the client's resolv.conf is /etc/netns/<ns>/resolv.conf,
 which `ip netns exec` bind-mounts inside the namespace only.
@@ -135,16 +135,22 @@ class BenchLab:
         return proc
 
     def make_dummy_namespace(self, count: int) -> str:
-        """A namespace holding `count` dummy links, each up with its own /24; returns its name."""
+        """A namespace holding `count` links, each up with its own /24; returns its name.
+
+        This kernel has no `dummy` link type, so the links are count/2 veth
+        pairs with both ends in the namespace: each end is up, has carrier
+        and its own address, as a dummy link would.
+        """
         if self.dummy_ns in self.namespaces:
             return self.dummy_ns
         self.add_namespace(self.dummy_ns)
-        batch = os.path.join(self.workdir, "dummies.batch")
+        batch = os.path.join(self.workdir, "links.batch")
         with open(batch, "w", encoding="ascii") as handle:
+            for pair in range(count // 2):
+                handle.write(f"link add bd{pair}a type veth peer name bd{pair}b\n")
             for index in range(count):
-                name = f"bd{index}"
-                handle.write(f"link add {name} type dummy\n")
-                handle.write(f"addr add 10.{100 + index // 256}.{index % 256}.1/24 dev {name}\n")
+                name = f"bd{index // 2}{'ab'[index % 2]}"
+                handle.write(f"address add 10.{100 + index // 256}.{index % 256}.1/24 dev {name}\n")
                 handle.write(f"link set {name} up\n")
         run(["ip", "-n", self.dummy_ns, "-batch", batch], timeout=120)
         return self.dummy_ns

@@ -30,8 +30,11 @@ def _series_table(fig: dict[str, Any]) -> list[str]:
         if not series.get("values"):
             lines.append(f"| {series['name']} | 0 | – | – | – | {series['label']} |")
             continue
+        runs = str(series["n"])
+        if series.get("runs_per_value", 1) > 1:
+            runs += f" × {series['runs_per_value']}"
         lines.append(
-            f"| {series['name']} | {series['n']} | {fmt(series['median'])} | "
+            f"| {series['name']} | {runs} | {fmt(series['median'])} | "
             f"{fmt(series['p25'])}–{fmt(series['p75'])} | {fmt(series['min'])}–{fmt(series['max'])} "
             f"| {series['label']} |")
     return lines
@@ -43,9 +46,10 @@ def _ratio_table(fig: dict[str, Any]) -> list[str]:
     lines = ["", "| subject / reference | ratio of medians | paired ratio: median (min–max) |",
              "| --- | ---: | --- |"]
     for ratio in fig["ratios"]:
-        lines.append(
-            f"| {ratio['subject']} / {ratio['reference']} | {ratio['ratio_of_medians']:.3f} | "
-            f"{ratio['paired_median']:.3f} ({ratio['paired_min']:.3f}–{ratio['paired_max']:.3f}) |")
+        paired = ("not paired" if ratio["paired_median"] is None else
+                  f"{ratio['paired_median']:.3f} ({ratio['paired_min']:.3f}–{ratio['paired_max']:.3f})")
+        lines.append(f"| {ratio['subject']} / {ratio['reference']} | "
+                     f"{ratio['ratio_of_medians']:.3f} | {paired} |")
     return lines
 
 
@@ -63,6 +67,8 @@ def render_markdown(report: dict[str, Any]) -> str:
            f"at end {', '.join(f'{x:.2f}' for x in report['loadavg_at_end'])}",
            "- tools: " + "; ".join(f"{k} {v}" for k, v in machine["tools"].items()), "",
            "## How to read it", "",
+           "*Runs* counts the values a row summarises; `5 × 10` means 5 values, each the median of "
+           "10 process runs (hyperfine).",
            "Every figure is measured against its reference in the same run, variants interleaved "
            "(A B C, B C A, ...) so that drift cancels. *Median* is over runs; *IQR* is the 25th–75th "
            "percentile of runs; the *paired ratio* divides each round's subject value by the same "

@@ -33,8 +33,15 @@ def paired_ratios(subject: Sequence[float], reference: Sequence[float]) -> list[
     return [s / r for s, r in zip(subject, reference) if r]
 
 
-def ratio_summary(subject: Sequence[float], reference: Sequence[float]) -> dict[str, float]:
-    """Ratio of medians, and median and range of the per-round paired ratios."""
+def ratio_summary(subject: Sequence[float], reference: Sequence[float]) -> dict[str, float | None]:
+    """Ratio of medians, and median and range of the per-round paired ratios.
+
+    Series of different lengths were not measured in pairs: their paired
+    fields are None.
+    """
+    if len(subject) != len(reference):
+        return {"ratio_of_medians": statistics.median(subject) / statistics.median(reference),
+                "paired_median": None, "paired_min": None, "paired_max": None}
     pairs = paired_ratios(subject, reference)
     return {
         "ratio_of_medians": statistics.median(subject) / statistics.median(reference),
