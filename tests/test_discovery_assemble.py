@@ -1,0 +1,146 @@
+"""Building the PvD table from synthetic kernel state: ownership, splits, names, default."""
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from pvdrun.discovery import ra_craft as craft
+from pvdrun.discovery.assemble import assemble
+from pvdrun.discovery.config import Config, ConfiguredPvd
+from pvdrun.discovery.kernel import RTPROT_RA, Address, KernelState, KRoute, Link
+from pvdrun.discovery.linkstate import LinkDns
+from pvdrun.discovery.ra import parse_ra
+from pvdrun.discovery.ratable import RaTable
+from pvdrun.discovery.resolve import ResolveError, resolve
+from pvdrun.discovery.rasock import HeardRa
+from pvdrun.model import make_handle
+
+V6, V4 = socket.AF_INET6, socket.AF_INET
+RA_A, RA_B = "fe80::a", "fe80::b"
+
+
+def _link(index: int, name: str, ups: int = 1) -> Link:
+    return Link(index=index, name=name, up=True, carrier=True, loopback=False,
+                carrier_up_count=ups, link_kind="veth", arphrd=1)
+
+
+def _addr(index: int, address: str, plen: int = 64, **flags: bool) -> Address:
+    family = V6 if ":" in address else V4
+    return Address(index=index, family=family, address=address, prefixlen=plen,
+                   deprecated=flags.get("deprecated", False), tentative=flags.get("tentative", False),
+                   dadfailed=False, preferred_lifetime=None, valid_lifetime=None)
+
+
+def _default(index: int, gateway: str, metric: int = 1024) -> KRoute:
+    family = V6 if ":" in gateway else V4
+    return KRoute(family=family, dst="default", gateway=gateway, oif=index, metric=metric,
+                  proto=RTPROT_RA if family == V6 else 3, preference=0)
+
+
+def _build(state: KernelState, table: RaTable, config: Config | None = None,
+           fallback: LinkDns | None = None) -> list:
+    return assemble(state, table, config or Config(), lambda link: None, lambda link: None,
+                    lambda: fallback or LinkDns())
+
+
+def _hear(table: RaTable, source: str, message: bytes, ifindex: int = 2) -> None:
+    table.add(HeardRa(ifindex=ifindex, source=source, info=parse_ra(message)), now=0)
+
+
+def _scenario1() -> tuple[KernelState, RaTable]:
+    """Both routers on lan0; PvD options name their prefixes (router lifetime 0)."""
+    state = KernelState(links={2: _link(2, "lan0")})
+    state.addresses = [_addr(2, "2001:db8:a::10"), _addr(2, "2001:db8:b::10"),
+                       _addr(2, "2001:db8:a::99", deprecated=True), _addr(2, "fe80::10"),
+                       _addr(2, "192.0.2.10", 24)]
+    state.routes = [_default(2, RA_A), _default(2, RA_B), _default(2, "192.0.2.1", 100),
+                    KRoute(V6, "2001:db8:a::/64", None, 2, 256, 2, 0),
+                    KRoute(V6, "2001:db8:b::/64", None, 2, 256, 2, 0)]
+    table = RaTable()
+    for source, letter in ((RA_A, "a"), (RA_B, "b")):
+        _hear(table, source, craft.router_advert(craft.pio(f"2001:db8:{letter}::/64")
+                                                 + craft.rdnss([f"2001:db8:{letter}::1"])))
+        nested = (craft.pio(f"2001:db8:{letter}::/64") + craft.rdnss([f"2001:db8:{letter}:1::53"])
+                  + craft.dnssl([f"isp{letter}.example"]))
+        _hear(table, source, craft.router_advert(craft.pvd_option(f"isp{letter}.example", nested),
+                                                 router_lifetime=0))
+    return state, table
+
+
+def test_explicit_pvds_own_their_prefixes() -> None:
+    state, table = _scenario1()
+    pvds = {p.pvd_id: p for p in _build(state, table)}
+    assert set(pvds) == {"ispa.example", "ispb.example", "implicit:lan0"}
+    ispa = pvds["ispa.example"]
+    assert ispa.explicit and ispa.addresses == ["2001:db8:a::10/64"]  # not deprecated (R16)
+    assert ispa.dns_servers == ["2001:db8:a:1::53"] and ispa.search_domains == ["ispa.example"]
+    assert [r.gateway for r in ispa.routes if r.dst == "default"] == [RA_A]
+    assert pvds["implicit:lan0"].addresses == ["192.0.2.10/24"]
+    assert all(p.needs_routing for p in pvds.values())
+    assert ispa.handle == make_handle("ispa.example", 2, 1, 0)
+    assert ispa.names[0] == "ispa"
+
+
+def test_interface_name_shared_by_pvds_is_ambiguous() -> None:
+    state, table = _scenario1()
+    pvds = _build(state, table)
+    with pytest.raises(ResolveError) as info:
+        resolve(pvds, "lan0")
+    assert info.value.ambiguous and len(info.value.candidates) == 3
+    assert resolve(pvds, "ispb").pvd_id == "ispb.example"
+    assert resolve(pvds, "ISPB.example.").pvd_id == "ispb.example"
+    with pytest.raises(ResolveError) as unknown:
+        resolve(pvds, "ispc")
+    assert not unknown.value.ambiguous and "ispa (ispa.example)" in unknown.value.candidates
+
+
+def test_default_is_lowest_metric_then_ipv6() -> None:
+    """R9: IPv4 metric 100 beats IPv6 1024; on equal metric IPv6 wins."""
+    state, table = _scenario1()
+    default = [p for p in _build(state, table) if p.is_default]
+    assert [p.pvd_id for p in default] == ["implicit:lan0"]
+    state.routes[2].metric = 1024
+    default = [p for p in _build(state, table) if p.is_default]
+    assert [p.pvd_id for p in default] == ["ispa.example"]  # IPv6 tie, then by ID
+
+
+def test_configured_default_and_overrides() -> None:
+    state, table = _scenario1()
+    config = Config(default="home", pvds=[ConfiguredPvd(name="home", pvd_id="ispb.example",
+                                                        dns=["2001:db8::53"],
+                                                        attributes={"metered": True})])
+    pvds = {p.pvd_id: p for p in _build(state, table, config)}
+    ispb = pvds["ispb.example"]
+    assert ispb.is_default and ispb.names[0] == "home"
+    assert ispb.dns_servers == ["2001:db8::53"] and ispb.attributes["metered"] is True
+
+
+def test_implicit_split_per_router() -> None:
+    """Two routers on one link with different prefixes and no PvD option."""
+    state = KernelState(links={2: _link(2, "lan0")})
+    state.addresses = [_addr(2, "2001:db8:a::10"), _addr(2, "2001:db8:b::10")]
+    state.routes = [_default(2, RA_A), _default(2, RA_B)]
+    table = RaTable()
+    for source, letter in ((RA_A, "a"), (RA_B, "b")):
+        _hear(table, source, craft.router_advert(craft.pio(f"2001:db8:{letter}::/64")
+                                                 + craft.dnssl([f"isp{letter}.example"])))
+    pvds = {p.pvd_id: p for p in _build(state, table)}
+    assert set(pvds) == {f"implicit:lan0:{RA_A}", f"implicit:lan0:{RA_B}"}
+    split_a = pvds[f"implicit:lan0:{RA_A}"]
+    assert split_a.addresses == ["2001:db8:a::10/64"] and split_a.search_domains == ["ispa.example"]
+    assert split_a.needs_routing
+
+
+def test_one_pvd_per_interface_and_resolv_conf_fallback() -> None:
+    """Scenario 3 shape; resolv.conf only feeds the default PvD, when it has no DNS."""
+    state = KernelState(links={2: _link(2, "ispa"), 3: _link(3, "ispb"),
+                               4: Link(4, "down0", True, False, False, 0, None, 1)})
+    state.addresses = [_addr(2, "192.0.2.10", 24), _addr(3, "192.0.2.10", 24),
+                       _addr(3, "2001:db8:b::10", tentative=True)]
+    state.routes = [_default(2, "192.0.2.1", 100), _default(3, "192.0.2.1", 200)]
+    pvds = _build(state, RaTable(), fallback=LinkDns(servers=["198.51.100.53"], store="resolv.conf"))
+    assert [p.pvd_id for p in pvds] == ["implicit:ispa", "implicit:ispb"]
+    assert pvds[0].is_default and pvds[0].dns_servers == ["198.51.100.53"]
+    assert pvds[1].dns_servers == [] and pvds[1].addresses == ["192.0.2.10/24"]
+    assert not pvds[0].needs_routing
