@@ -1,0 +1,292 @@
+"""The shim fails closed (issue 4, point 3) and scopes at every level (point 4).
+
+A private pair of namespaces (names carry this run's pid): the host ``pvs<pid>h`` has
+two links, ``ha<pid>`` (PvD A, no default route) and ``hb<pid>`` (PvD B, which holds
+the host's default route), to a peer namespace ``pvs<pid>p``.  Every probe is a real
+Python process run with the shim preloaded and a scope line in PVDRUN_SCOPE.
+Requirements cited: draft-kline-mif-mpvd-api-reqs-00 R3, R4, R6, R8, R11-R13, R19-R21.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any, Iterator
+
+import pytest
+
+from pvdrun.model import HANDLE_NULL, null_scope
+from pvdrun.shim import library_path
+
+pytestmark = pytest.mark.root
+
+PID = os.getpid() % 100000
+HOST_NS, PEER_NS = f"pvs{PID}h", f"pvs{PID}p"
+IF_A, IF_B = f"ha{PID}", f"hb{PID}"
+HANDLE_A, HANDLE_B = 1111, 2222
+
+PROBE = r'''
+import errno, json, socket, sys, threading
+from pvdrun.shim import binding
+
+def err(fn):
+    try:
+        value = fn()
+        return value if value is not None else "ok"
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno, str(exc.errno))
+
+def bind(family, addr):
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        s.bind((addr, 0)); return "ok"
+    finally:
+        s.close()
+
+def udp_connect(family, addr):
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        s.connect((addr, 9)); return [s.getsockname()[0], binding.socket_scope(s)]
+    finally:
+        s.close()
+
+def tcp_connect(family, addr, port=9):
+    s = socket.socket(family, socket.SOCK_STREAM); s.settimeout(3)
+    try:
+        s.connect((addr, port)); return "ok"
+    finally:
+        s.close()
+
+def udp_sendto(family, addr):
+    s = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        s.sendto(b"x", (addr, 9)); return "ok"
+    finally:
+        s.close()
+
+def loopback(family, addr):
+    server = socket.socket(family, socket.SOCK_STREAM)
+    server.bind((addr, 0)); server.listen(1)
+    client = socket.socket(family, socket.SOCK_STREAM)
+    client.connect(server.getsockname()[:2])
+    conn, _ = server.accept(); client.sendall(b"hi"); data = conn.recv(2)
+    udp = socket.socket(family, socket.SOCK_DGRAM); udp.bind((addr, 0))
+    udp2 = socket.socket(family, socket.SOCK_DGRAM); udp2.sendto(b"u", udp.getsockname()[:2])
+    return [data.decode(), binding.socket_scope(client), udp.recv(1).decode()]
+
+def unix():
+    a, b = socket.socketpair(); a.send(b"u"); return b.recv(1).decode()
+
+def levels(other_line):
+    out = {"process": binding.get_process_scope(), "thread": binding.get_thread_scope(),
+           "effective": binding.effective_scope(), "preloaded": binding.is_preloaded()}
+    other = binding.add_scope(other_line)
+    with binding.thread_scope(other):
+        out["in_with"] = [binding.get_thread_scope(), binding.effective_scope()]
+        seen = {}
+        def worker():
+            seen["thread"] = binding.get_thread_scope(); seen["effective"] = binding.effective_scope()
+        t = threading.Thread(target=worker); t.start(); t.join()
+        out["other_thread"] = [seen["thread"], seen["effective"]]
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.connect(("10.88.0.1", 9))
+        out["with_socket"] = [binding.socket_scope(s), s.getsockname()[0]]
+    out["after_with"] = [binding.get_thread_scope(), binding.effective_scope()]
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    out["fresh_socket"] = binding.socket_scope(s)
+    binding.bind_socket(s, other); out["explicit"] = binding.socket_scope(s)
+    out["rebind"] = err(lambda: binding.bind_socket(s, binding.get_process_scope()))
+    s.connect(("10.88.0.1", 9)); out["explicit_src"] = s.getsockname()[0]
+    out["unknown"] = err(lambda: binding.set_thread_scope(987654))
+    n = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); binding.bind_socket(n, 0xFFFFFFFF)
+    out["null_socket"] = [binding.socket_scope(n), err(lambda: n.sendto(b"x", ("10.77.0.1", 9)))]
+    return out
+
+def server(port):
+    srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("0.0.0.0", port)); srv.listen(4)
+    print("listening", flush=True)
+    srv.settimeout(10)
+    conn, peer = srv.accept()
+    print(json.dumps({"peer": peer[0], "listener": binding.socket_scope(srv),
+                      "accepted": binding.socket_scope(conn)}), flush=True)
+
+cmd = sys.argv[1]
+args = sys.argv[2:]
+fam = {"4": socket.AF_INET, "6": socket.AF_INET6}
+if cmd == "server":
+    server(int(args[0]))
+else:
+    table = {
+        "bind": lambda: err(lambda: bind(fam[args[0]], args[1])),
+        "udp_connect": lambda: err(lambda: udp_connect(fam[args[0]], args[1])),
+        "tcp_connect": lambda: err(lambda: tcp_connect(fam[args[0]], args[1])),
+        "udp_sendto": lambda: err(lambda: udp_sendto(fam[args[0]], args[1])),
+        "socket": lambda: err(lambda: socket.socket(fam[args[0]], socket.SOCK_STREAM).close()),
+        "loopback": lambda: err(lambda: loopback(fam[args[0]], args[1])),
+        "unix": lambda: err(unix),
+        "levels": lambda: levels(args[0]),
+    }
+    print(json.dumps(table[cmd]()))
+'''
+
+
+def _ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def net() -> Iterator[dict[str, Any]]:
+    """Build the two private namespaces; always removed afterwards."""
+    try:
+        _ip("netns", "add", HOST_NS)
+        _ip("netns", "add", PEER_NS)
+        for name, peer, v4, v6 in ((IF_A, f"pa{PID}", "10.77.0", "fd77"), (IF_B, f"pb{PID}", "10.88.0", "fd88")):
+            _ip("-n", HOST_NS, "link", "add", name, "type", "veth", "peer", "name", peer, "netns", PEER_NS)
+            _ip("-n", HOST_NS, "addr", "add", f"{v4}.2/24", "dev", name)
+            _ip("-n", HOST_NS, "addr", "add", f"{v6}::2/64", "dev", name, "nodad")
+            _ip("-n", PEER_NS, "addr", "add", f"{v4}.1/24", "dev", peer)
+            _ip("-n", PEER_NS, "addr", "add", f"{v6}::1/64", "dev", peer, "nodad")
+            _ip("-n", HOST_NS, "link", "set", name, "up")
+            _ip("-n", PEER_NS, "link", "set", peer, "up")
+        for ns in (HOST_NS, PEER_NS):
+            _ip("-n", ns, "link", "set", "lo", "up")
+        _ip("-n", HOST_NS, "route", "add", "default", "via", "10.88.0.1")
+        _ip("-n", HOST_NS, "-6", "route", "add", "default", "via", "fd88::1")
+        index = {name: int(subprocess.run(["ip", "netns", "exec", HOST_NS, "cat",
+                                           f"/sys/class/net/{name}/ifindex"], check=True,
+                                          capture_output=True, text=True).stdout)
+                 for name in (IF_A, IF_B)}
+        yield {
+            "a": f"v=1 id=pvda handle={HANDLE_A} if={IF_A}:{index[IF_A]} addr=10.77.0.2 addr=fd77::2 "
+                 f"mark=0x0 srcbind=0",
+            "a_srcbind": f"v=1 id=pvda handle={HANDLE_A} if={IF_A}:{index[IF_A]} addr=10.77.0.2 "
+                         f"addr=fd77::2 mark=0x0 srcbind=1",
+            "b": f"v=1 id=pvdb handle={HANDLE_B} if={IF_B}:{index[IF_B]} addr=10.88.0.2 addr=fd88::2 "
+                 f"mark=0x0 srcbind=0",
+            "gone": f"v=1 id=gone handle=3333 if=gone0:{index[IF_B] + 1000} addr=10.66.0.2",
+        }
+    finally:
+        for ns in (HOST_NS, PEER_NS):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def probe(scope: str | None, *args: str, ns: str = HOST_NS) -> tuple[Any, str]:
+    """Run the probe with the shim preloaded; return (JSON result, stderr)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PVDRUN_SCOPE", "LD_PRELOAD")}
+    settings = [f"LD_PRELOAD={library_path()}"]  # set by env(1): `ip` itself runs unhooked
+    if scope is not None:
+        settings.append(f"PVDRUN_SCOPE={scope}")
+    done = subprocess.run(["ip", "netns", "exec", ns, "env", *settings, sys.executable, "-c", PROBE,
+                           *args], capture_output=True, text=True, timeout=30, env=env)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
+
+
+def test_bind_outside_pvd_is_refused(net: dict[str, str]) -> None:
+    """R6: only the PvD's addresses (or the wildcard, or loopback) can be bound."""
+    assert probe(net["a"], "bind", "4", "10.88.0.2")[0] == "EADDRNOTAVAIL"
+    assert probe(net["a"], "bind", "6", "fd88::2")[0] == "EADDRNOTAVAIL"
+    assert probe(net["a"], "bind", "4", "10.77.0.2")[0] == "ok"
+    assert probe(net["a"], "bind", "6", "fd77::2")[0] == "ok"
+    assert probe(net["a"], "bind", "4", "0.0.0.0")[0] == "ok"
+    assert probe(net["a"], "bind", "4", "127.0.0.1")[0] == "ok"
+    assert probe(None, "bind", "4", "10.88.0.2")[0] == "ok"  # control: unscoped, allowed
+
+
+def test_unreachable_destination_fails_with_enetunreach(net: dict[str, str]) -> None:
+    """The PvD A has no route to 10.99/16 or fd99::/16; the host's default (PvD B) has."""
+    assert probe(None, "udp_connect", "4", "10.99.0.1")[0][0] == "10.88.0.2"  # control
+    assert probe(net["a"], "udp_connect", "4", "10.99.0.1")[0] == "ENETUNREACH"
+    assert probe(net["a"], "tcp_connect", "4", "10.99.0.1")[0] == "ENETUNREACH"
+    assert probe(net["a"], "udp_sendto", "4", "10.99.0.1")[0] == "ENETUNREACH"
+    assert probe(net["a"], "udp_connect", "6", "fd99::1")[0] == "ENETUNREACH"
+    assert probe(net["a"], "tcp_connect", "6", "fd99::1")[0] == "ENETUNREACH"
+
+
+def test_source_address_comes_from_the_pvd(net: dict[str, str]) -> None:
+    """R6: the source is one of the PvD's addresses; the socket reports its PvD (R8)."""
+    assert probe(net["a"], "udp_connect", "4", "10.77.0.1")[0] == ["10.77.0.2", HANDLE_A]
+    assert probe(net["a"], "udp_connect", "6", "fd77::1")[0] == ["fd77::2", HANDLE_A]
+    assert probe(net["a_srcbind"], "udp_connect", "4", "10.77.0.1")[0] == ["10.77.0.2", HANDLE_A]
+    assert probe(net["b"], "udp_connect", "4", "10.99.0.1")[0] == ["10.88.0.2", HANDLE_B]
+    # on a link the PvD does not own, the on-link peer of B is unreachable from A
+    assert probe(net["a"], "udp_connect", "4", "10.88.0.1")[0] == "ENETUNREACH"
+
+
+def test_pvd_gone_fails_every_operation(net: dict[str, str]) -> None:
+    """A PvD whose interface no longer exists fails (never another PvD).
+
+    Linux 6.x accepts SO_BINDTOIFINDEX with a missing index (older kernels: ENODEV,
+    which the shim reports as ENETDOWN); the route lookup then fails: ENETUNREACH.
+    """
+    for args in (("udp_connect", "4", "10.77.0.1"), ("tcp_connect", "6", "fd77::1"),
+                 ("udp_sendto", "4", "10.88.0.1"), ("udp_sendto", "6", "fd88::1")):
+        assert probe(net["gone"], *args)[0] in ("ENETDOWN", "ENETUNREACH"), args
+
+
+def test_null_pvd_fails_fast(net: dict[str, str]) -> None:
+    """R13: socket() for AF_INET/AF_INET6 fails with EACCES; AF_UNIX still works."""
+    assert probe(null_scope(), "socket", "4")[0] == "EACCES"
+    assert probe(null_scope(), "socket", "6")[0] == "EACCES"
+    assert probe(null_scope(), "unix")[0] == "u"
+
+
+@pytest.mark.parametrize("line", ["v=2 id=x handle=5 if=lo:1", "v=1 id=x handle=5",
+                                  "v=1 id=x handle=0 if=lo:1", "v=1 id=x handle=5 if=lo:1 addr=1.2.3",
+                                  "v=1 id=x handle=5 if=lo:1 srcbind=2", "garbage", ""])
+def test_malformed_scope_fails_closed(net: dict[str, str], line: str) -> None:
+    """A malformed line: one line on stderr, every inet operation fails."""
+    result, stderr = probe(line, "socket", "4")
+    assert result == "EACCES"
+    assert stderr.count("malformed PVDRUN_SCOPE") == 1
+    assert probe(line, "unix")[0] == "u"
+
+
+def test_loopback_stays_reachable(net: dict[str, str]) -> None:
+    """Sockets whose destination or bind address is loopback are left unscoped."""
+    assert probe(net["a"], "loopback", "4", "127.0.0.1")[0] == ["hi", 0, "u"]
+    assert probe(net["a"], "loopback", "6", "::1")[0] == ["hi", 0, "u"]
+
+
+def test_scope_levels_and_getters(net: dict[str, str]) -> None:
+    """R12, R19-R21: socket > thread > process > system; getters give 0 when unset."""
+    unset, _ = probe(None, "levels", net["b"])
+    assert unset["process"] == 0 and unset["thread"] == 0 and unset["effective"] == 0
+    out, _ = probe(net["a"], "levels", net["b"])
+    assert out["preloaded"] is True
+    assert out["process"] == HANDLE_A and out["thread"] == 0 and out["effective"] == HANDLE_A
+    assert out["in_with"] == [HANDLE_B, HANDLE_B]
+    assert out["other_thread"] == [0, HANDLE_A]  # a thread scope is the thread's only
+    assert out["with_socket"] == [HANDLE_B, "10.88.0.2"]
+    assert out["after_with"] == [0, HANDLE_A]
+    assert out["fresh_socket"] == 0
+    assert out["explicit"] == HANDLE_B and out["explicit_src"] == "10.88.0.2"
+    assert out["rebind"] == "EBUSY"  # one PvD per socket (R4)
+    assert out["unknown"] == "ENOENT"
+    assert out["null_socket"] == [HANDLE_NULL, "ENETUNREACH"]
+
+
+def test_accepted_socket_belongs_to_listener_pvd(net: dict[str, str]) -> None:
+    """A listener in PvD A accepts through A only; the accepted socket is in A (R8)."""
+    port = 20000 + PID % 20000
+    server = subprocess.Popen(["ip", "netns", "exec", HOST_NS, "env", f"LD_PRELOAD={library_path()}",
+                               f"PVDRUN_SCOPE={net['a']}", sys.executable, "-c", PROBE, "server",
+                               str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None
+        assert server.stdout.readline().strip() == "listening"
+        client = [sys.executable, "-c", "import socket,sys; s=socket.socket(); s.settimeout(3); "
+                  "print(s.connect_ex((sys.argv[1], int(sys.argv[2]))))"]
+        refused = subprocess.run(["ip", "netns", "exec", PEER_NS, *client, "10.88.0.2", str(port)],
+                                 capture_output=True, text=True, timeout=20)
+        assert refused.stdout.strip() != "0"  # through B's link: no listener there
+        accepted = subprocess.run(["ip", "netns", "exec", PEER_NS, *client, "10.77.0.2", str(port)],
+                                  capture_output=True, text=True, timeout=20)
+        assert accepted.stdout.strip() == "0"
+        report = json.loads(server.stdout.readline())
+        assert report == {"peer": "10.77.0.1", "listener": HANDLE_A, "accepted": HANDLE_A}
+    finally:
+        server.kill()
+        server.wait()
