@@ -32,6 +32,7 @@ SUBCOMMANDS: dict[str, str] = {
     "daemon": "pvdrun.daemon.cli:daemon_command",
     "lab": "pvdrun.lab.cli:lab",
     "shim-path": "pvdrun.shim.cli:shim_path_command",
+    "resolve": "pvdrun.resolve.cli:resolve_command",
 }
 
 
