@@ -178,6 +178,9 @@ class LabBuilder:
     def build_shared_link(self) -> None:
         """Scenario 1 (Figure 1): one host link (a bridge) shared by both ISP routers."""
         link = self.add_ns("link", router=False)
+        # a pure L2 segment: no IPv6 of its own (no RS, no SLAAC on the bridge)
+        self.net.sysctl(link, {"net.ipv6.conf.all.disable_ipv6": 1,
+                               "net.ipv6.conf.default.disable_ipv6": 1})
         self.net.ip(link, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
         self.net.ip(link, "link", "set", "br0", "up")
         self.net.veth(self.ns("host"), HOST_LAN, link, "host")
