@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from test_resolve_netlab import ResolveLab, overlap_lab, probe, shim_lib, split_lab  # noqa: F401
+from test_resolve_netlab import ResolveLab, overlap_lab, probe, shim_lib, split_lab, spoofing_server  # noqa: F401
 
 pytestmark = pytest.mark.root
 
@@ -115,6 +115,14 @@ def test_capture_shows_no_query_at_the_other_isp(split_lab: ResolveLab, probe: P
         prefix = "10.1.0." if own == "a" else "2001:db8:b::"
         assert all(prefix in p for p in own_packets), own_packets  # from the PvD's own addresses
         assert split_lab.packets(other_pcap) == [], f"DNS packets on ISP {other}'s link"
+
+
+def test_spoofed_and_mismatched_replies_are_dropped(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
+    """Wrong id, wrong source address or port, garbage: dropped; the real answer is used."""
+    with spoofing_server(split_lab) as server:
+        scope = split_lab.scope("a", dns_servers=[server])
+        rc, lines, _ = gai(split_lab, probe, shim_lib, scope, "spoof.example", "inet")
+    assert rc == 0 and addrs(lines) == ["10.1.0.77"]
 
 
 def test_overlapping_dns_addresses_reach_each_pvds_own_server(overlap_lab: ResolveLab, probe: Path,

@@ -16,10 +16,12 @@ only needs ``ip`` and ``dnsmasq``.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -132,12 +134,60 @@ class ResolveLab:
         return [line for line in out.stdout.splitlines() if line.strip()]
 
 
+SPOOF_SERVER = r"""
+import socket, sys, time
+import dns.message, dns.rrset
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind(("10.1.0.7", 53))
+other_addr = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+other_addr.bind(("10.1.0.8", 53))
+other_port = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+other_port.bind(("10.1.0.7", 5353))
+print("ready", flush=True)
+def answer(query, address, qid=None):
+    reply = dns.message.make_response(query)
+    if qid is not None:
+        reply.id = qid
+    reply.answer.append(dns.rrset.from_text(query.question[0].name, 60, "IN", "A", address))
+    return reply.to_wire()
+while True:
+    data, peer = sock.recvfrom(4096)
+    query = dns.message.from_wire(data)
+    if query.question[0].rdtype != 1:
+        sock.sendto(dns.message.make_response(query).to_wire(), peer)  # NODATA for AAAA
+        continue
+    sock.sendto(answer(query, "6.6.6.1", qid=(query.id + 1) & 0xFFFF), peer)  # wrong id
+    other_addr.sendto(answer(query, "6.6.6.2"), peer)                          # wrong address
+    other_port.sendto(answer(query, "6.6.6.3"), peer)                          # wrong port
+    sock.sendto(b"\x00garbage", peer)                                          # malformed
+    time.sleep(0.2)
+    sock.sendto(answer(query, "10.1.0.77"), peer)                              # the real one
+"""
+
+
+@contextlib.contextmanager
+def spoofing_server(lab: "ResolveLab") -> Iterator[str]:
+    """A DNS server on ISP A (10.1.0.7) that precedes each real answer with
+    replies a resolver must drop: wrong id, wrong source address, wrong
+    source port, garbage.  Yields the server's address."""
+    proc = subprocess.Popen(["ip", "netns", "exec", lab.isps["a"].ns, sys.executable, "-c", SPOOF_SERVER],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.strip() == "ready", proc.stderr.read() if proc.poll() is not None else line
+        yield "10.1.0.7"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def _start_dnsmasq(isp: Isp, listen: list[str], records: list[str], workdir: Path) -> None:
     isp.log = workdir / f"dnsmasq-{isp.key}.log"
     cmd = ["ip", "netns", "exec", isp.ns, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
            "--no-resolv", "--no-hosts", "--bind-interfaces", "--user=root", "--group=root",
            f"--pid-file={workdir}/dnsmasq-{isp.key}.pid", "--log-queries",
-           f"--log-facility={isp.log}", "--port=53",
+           f"--log-facility={isp.log}", "--port=53", "--local-ttl=60",
            *[f"--listen-address={a}" for a in listen], *records]
     isp.dnsmasq = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     # Ready when it answers on its first address.
@@ -152,9 +202,17 @@ def _start_dnsmasq(isp: Isp, listen: list[str], records: list[str], workdir: Pat
     raise RuntimeError(f"dnsmasq for ISP {isp.key} never answered")
 
 
-def build_lab(mode: str, workdir: Path) -> ResolveLab:
+_BUILDS = itertools.count()
+
+
+def lab_tag(mode: str, build: int) -> str:
+    """The unique part of a lab's namespace names: pid, mode, build number."""
+    return f"{os.getpid()}{mode[0]}{build}"
+
+
+def build_lab(mode: str, workdir: Path, build: int) -> ResolveLab:
     """Create the namespaces, links, addresses and DNS servers of one lab."""
-    tag = f"{os.getpid()}{mode[0]}"
+    tag = lab_tag(mode, build)
     client = f"rsvc{tag}"
     isps = {"a": Isp("a", f"rsva{tag}", "a0", [], [], []),
             "b": Isp("b", f"rsvb{tag}", "b0", [], [], [])}
@@ -163,7 +221,9 @@ def build_lab(mode: str, workdir: Path) -> ResolveLab:
         sh("ip", "netns", "add", ns)
         sh("ip", "-n", ns, "link", "set", "lo", "up")
     if mode == "split":
-        plan = {"a": (["10.1.0.2/24", "2001:db8:a::2/64"], ["10.1.0.1/24", "2001:db8:a::1/64"],
+        # 10.1.0.7 and 10.1.0.8 on ISP A: the spoofing server of spoofing_server().
+        plan = {"a": (["10.1.0.2/24", "2001:db8:a::2/64"],
+                      ["10.1.0.1/24", "2001:db8:a::1/64", "10.1.0.7/24", "10.1.0.8/24"],
                       ["10.1.0.1", "2001:db8:a::1"], ["isp-a.example"]),
                 "b": (["2001:db8:b::2/64"], ["2001:db8:b::1/64"], ["2001:db8:b::1"], ["isp-b.example"])}
         records = SPLIT_RECORDS
@@ -207,15 +267,16 @@ def _lab_fixture(mode: str, factory: pytest.TempPathFactory) -> Iterator[Resolve
     if os.geteuid() != 0:
         pytest.skip("needs root (network namespaces)")
     workdir = factory.mktemp(f"resolve-{mode}")
+    build = next(_BUILDS)  # each test module importing the fixture gets its own lab
     lab: ResolveLab | None = None
     try:
-        lab = build_lab(mode, workdir)
+        lab = build_lab(mode, workdir, build)
         yield lab
     finally:
         if lab is not None:
             destroy_lab(lab)
         else:  # partially built: remove whatever exists
-            tag = f"{os.getpid()}{mode[0]}"
+            tag = lab_tag(mode, build)
             for ns in (f"rsvc{tag}", f"rsva{tag}", f"rsvb{tag}"):
                 sh("ip", "netns", "del", ns, check=False)
 

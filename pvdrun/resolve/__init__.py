@@ -1,0 +1,35 @@
+"""Name resolution inside one PvD (issue 5; R3 for name lookups, R25, R26).
+
+* :mod:`pvdrun.resolve.resolver`: a dnspython resolver that asks only the
+  PvD's own DNS servers, from sockets bound to the PvD's interface and
+  source address (:mod:`pvdrun.resolve.sockets`), with the search list,
+  ndots, timeouts and attempts of resolv.conf(5) and TCP after truncation.
+* :mod:`pvdrun.resolve.cache`: a per-PvD answer cache honouring TTLs and
+  flushed when a PvD's DNS configuration changes (for pvdd).
+* :mod:`pvdrun.resolve.resolvconf`: a resolv.conf for a PvD, bind-mounted
+  over /etc/resolv.conf in a private mount namespace, for programs that
+  read it themselves (dig, host, nslookup).
+* ``pvdrun resolve --pvd NAME HOST`` (:mod:`pvdrun.resolve.cli`).
+
+The C side (the preloaded shim's getaddrinfo) is in ``shim/dns_*.c`` and
+``shim/gai.c``; see docs/resolution.md.
+"""
+from __future__ import annotations
+
+from pvdrun.resolve.errors import ResolveError
+from pvdrun.resolve.resolver import Answer, PvdResolver, ResolverOptions
+
+__all__ = ["Answer", "PvdResolver", "ResolveError", "ResolverOptions", "resolve", "addresses"]
+
+
+def resolve(pvd: "object", host: str, rdtype: str = "A") -> Answer:
+    """Resolve ``host`` (type ``rdtype``) with the DNS of ``pvd`` (a Pvd).
+
+    Raises :class:`ResolveError` (``kind`` says why).
+    """
+    return PvdResolver(pvd).resolve(host, rdtype)  # type: ignore[arg-type]
+
+
+def addresses(pvd: "object", host: str, family: int = 0) -> list[str]:
+    """IPv6 and IPv4 addresses of ``host`` in ``pvd`` (family 0, 4 or 6)."""
+    return PvdResolver(pvd).addresses(host, family)  # type: ignore[arg-type]

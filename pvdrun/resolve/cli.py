@@ -1,0 +1,104 @@
+"""``pvdrun resolve --pvd NAME HOST [--type T]``: resolve a name inside one PvD.
+
+Asks only the PvD's DNS servers, from its own addresses and interface
+(R25), with its search list.  Exit statuses: 0 answer; 1 the name does not
+exist or has no record of that type; 2 usage error; 3 unknown or ambiguous
+PvD; 4 the null PvD (no network); 5/6 discovery or daemon failure; 7
+temporary failure (timeout, server failure, no usable DNS server).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from typing import NoReturn
+
+import click
+import dns.rdatatype
+
+from pvdrun.cli import EXIT_CANNOT_HONOUR, EXIT_MISSING_PREREQ, EXIT_NO_DAEMON, EXIT_UNKNOWN_PVD
+from pvdrun.model import NULL_PVD_NAME, Pvd
+
+EXIT_NOT_FOUND = 1
+EXIT_TEMPORARY = 7
+
+
+def _fail(message: str, status: int) -> NoReturn:
+    click.echo(f"pvdrun: {message}", err=True)
+    sys.exit(status)
+
+
+def _find_pvd(name: str, socket_path: str | None) -> Pvd:
+    if name == NULL_PVD_NAME:
+        _fail("the null PvD has no network, hence no DNS", EXIT_CANNOT_HONOUR)
+    from pvdrun.api import PvdLookupError, lookup
+
+    try:
+        return lookup(name, socket_path)
+    except PvdLookupError as exc:
+        listed = ", ".join(exc.candidates) or "none"
+        what = "ambiguous PvD name" if exc.ambiguous else "unknown PvD"
+        _fail(f"{what} {name!r}; candidates: {listed}", EXIT_UNKNOWN_PVD)
+    except Exception as exc:  # noqa: BLE001 - say it, with a distinct status
+        status = EXIT_NO_DAEMON if type(exc).__module__.startswith("pvdrun.daemon") else EXIT_MISSING_PREREQ
+        _fail(f"cannot look up PvD {name!r}: {exc}", status)
+
+
+def _check_type(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return dns.rdatatype.to_text(dns.rdatatype.from_text(value.upper()))
+    except dns.rdatatype.UnknownRdatatype:
+        raise click.BadParameter(f"unknown record type {value!r} (A, AAAA, MX, TXT, ...)") from None
+
+
+@click.command("resolve")
+@click.option("--pvd", "-p", "pvd_name", required=True, metavar="NAME",
+              help="PvD whose DNS to use: interface, PvD ID, configured name or kind.")
+@click.option("--type", "-t", "rdtype", default=None, callback=_check_type, metavar="TYPE",
+              help="Record type (A, AAAA, MX, TXT, ...). Default: AAAA and A.")
+@click.option("--timeout", default=5.0, show_default=True, type=click.FloatRange(0.1, 60),
+              help="Seconds per try and server.")
+@click.option("--attempts", default=2, show_default=True, type=click.IntRange(1, 5),
+              help="Passes over the PvD's server list.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
+@click.option("--socket", "socket_path", default=None, metavar="PATH",
+              help="pvdd's socket (default $PVDRUN_SOCKET, /run/pvd/pvdd.sock).")
+@click.argument("host")
+def resolve_command(pvd_name: str, rdtype: str | None, timeout: float, attempts: int,
+                    as_json: bool, socket_path: str | None, host: str) -> None:
+    """Resolve HOST with the DNS servers and search list of the PvD NAME only."""
+    from pvdrun.resolve.errors import NODATA, NXDOMAIN, BAD_NAME, ResolveError
+    from pvdrun.resolve.resolver import PvdResolver, ResolverOptions
+
+    pvd = _find_pvd(pvd_name, socket_path)
+    resolver = PvdResolver(pvd, ResolverOptions(timeout=timeout, attempts=attempts))
+    types = [rdtype] if rdtype else ["AAAA", "A"]
+    answers = []
+    errors: list[ResolveError] = []
+    try:
+        resolver.candidates(host)
+    except ResolveError as exc:
+        _fail(str(exc), 2)
+    for one_type in types:
+        try:
+            answers.append(resolver.resolve(host, one_type))
+        except ResolveError as exc:
+            if exc.kind == BAD_NAME:
+                _fail(str(exc), 2)
+            errors.append(exc)
+    if as_json:
+        click.echo(json.dumps({"pvd": pvd.pvd_id, "host": host,
+                               "answers": [a.to_dict() for a in answers],
+                               "errors": [{"kind": e.kind, "message": str(e)} for e in errors]}))
+    else:
+        for answer in answers:
+            for record in answer.records:
+                click.echo(f"{answer.canonical_name}\t{answer.ttl}\t{answer.rdtype}\t{record}")
+    if answers:
+        return
+    if all(e.kind in (NXDOMAIN, NODATA) for e in errors):
+        worst = next((e for e in errors if e.kind == NXDOMAIN), errors[0])
+        _fail(str(worst), EXIT_NOT_FOUND)
+    temporary = next(e for e in errors if e.kind not in (NXDOMAIN, NODATA))
+    _fail(str(temporary), EXIT_TEMPORARY)

@@ -1,0 +1,207 @@
+"""A dnspython resolver that asks only one PvD's DNS servers (R25).
+
+Queries go from sockets bound to the PvD's interface and source address
+(:mod:`pvdrun.resolve.sockets`), handed to ``dns.query.udp``/``tcp`` through
+their ``sock=`` argument.  Replies from another address, with another id or
+question, are ignored (``ignore_unexpected``/``ignore_errors``).  A
+truncated UDP reply is asked again over TCP from the same PvD.
+
+Search list and ndots follow res_search(3); timeout (5 s), attempts (2) and
+ndots (1) default as in resolv.conf(5).  The same rules as the shim's C
+resolver (shim/dns_client.c), so a name means the same to getaddrinfo
+and to ``pvdrun resolve``.
+"""
+from __future__ import annotations
+
+import socket
+import time
+from dataclasses import dataclass, field
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.query
+import dns.rcode
+import dns.rdatatype
+
+from pvdrun.model import Pvd
+from pvdrun.resolve.cache import DnsCache
+from pvdrun.resolve.errors import (BAD_NAME, NO_SERVER, NODATA, NXDOMAIN, SERVFAIL, TIMEOUT,
+                                   ResolveError)
+from pvdrun.resolve.sockets import connected_tcp_socket, pick_source, scoped_socket
+
+#: resolv.conf(5) defaults.
+DEFAULT_TIMEOUT = 5.0
+DEFAULT_ATTEMPTS = 2
+DEFAULT_NDOTS = 1
+
+
+@dataclass
+class ResolverOptions:
+    """Timeout per try and server (s), passes over the server list, search threshold."""
+
+    timeout: float = DEFAULT_TIMEOUT
+    attempts: int = DEFAULT_ATTEMPTS
+    ndots: int = DEFAULT_NDOTS
+
+
+@dataclass
+class Answer:
+    """A positive answer: records of ``rdtype`` at the end of the CNAME chain."""
+
+    qname: str                     # the candidate that answered (search applied)
+    rdtype: str
+    canonical_name: str
+    ttl: int
+    records: list[str] = field(default_factory=list)  # presentation text
+    server: str | None = None      # the PvD server that answered (None: from cache)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"qname": self.qname, "type": self.rdtype, "canonical_name": self.canonical_name,
+                "ttl": self.ttl, "records": list(self.records), "server": self.server}
+
+
+def _text(name: dns.name.Name) -> str:
+    return name.to_text(omit_final_dot=True)
+
+
+class PvdResolver:
+    """Resolve names with one PvD's DNS configuration only."""
+
+    def __init__(self, pvd: Pvd, options: ResolverOptions | None = None,
+                 cache: DnsCache | None = None) -> None:
+        self.pvd = pvd
+        self.options = options or ResolverOptions()
+        self.cache = cache
+        if cache is not None:
+            cache.observe(pvd)
+
+    # -- one exchange ------------------------------------------------------
+    def _exchange(self, server: str, query: dns.message.Message) -> dns.message.Message:
+        """Ask ``server`` once (UDP, then TCP when truncated)."""
+        host = server.split("%", 1)[0]
+        deadline = time.monotonic() + self.options.timeout
+        with scoped_socket(self.pvd, server, socket.SOCK_DGRAM) as sock:
+            reply = dns.query.udp(query, host, timeout=self.options.timeout, sock=sock,
+                                  ignore_unexpected=True, ignore_errors=True)
+        if reply.flags & dns.flags.TC:
+            left = max(deadline - time.monotonic(), 1.0)
+            with connected_tcp_socket(self.pvd, server, left) as tcp:
+                reply = dns.query.tcp(query, host, timeout=left, sock=tcp)
+        return reply
+
+    def query(self, qname: str, rdtype: str | int) -> tuple[dns.message.Message, str]:
+        """One question to the PvD's servers: (reply, server).
+
+        The reply's rcode is NOERROR or NXDOMAIN, or the last failure rcode
+        when every server failed.  Raises ResolveError(NO_SERVER, TIMEOUT).
+        """
+        usable = [s for s in self.pvd.dns_servers if pick_source(self.pvd, s) is not None]
+        if not usable:
+            why = "has no DNS server" if not self.pvd.dns_servers else \
+                "has no DNS server reachable from its own addresses"
+            raise ResolveError(NO_SERVER, f"PvD {self.pvd.pvd_id} {why}; not asking any other")
+        last_failure: tuple[dns.message.Message, str] | None = None
+        for _attempt in range(max(1, self.options.attempts)):
+            for server in usable:
+                query = dns.message.make_query(qname, rdtype)
+                try:
+                    reply = self._exchange(server, query)
+                except (dns.exception.Timeout, TimeoutError, OSError, dns.exception.DNSException):
+                    continue
+                if reply.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+                    return reply, server
+                last_failure = (reply, server)
+            if last_failure is not None:
+                return last_failure
+        raise ResolveError(TIMEOUT, f"no DNS server of PvD {self.pvd.pvd_id} answered for {qname}")
+
+    # -- search ------------------------------------------------------------
+    def candidates(self, host: str) -> list[str]:
+        """The names res_search(3) would try for ``host``, in order."""
+        if not host or len(host) > 253 or ".." in host or host.startswith("."):
+            raise ResolveError(BAD_NAME, f"not a valid DNS name: {host!r}")
+        if host.endswith("."):
+            return [host]
+        as_is_first = host.count(".") >= self.options.ndots
+        searched = [f"{host}.{domain.rstrip('.')}" for domain in self.pvd.search_domains
+                    if len(host) + 1 + len(domain.rstrip(".")) <= 253]
+        return [host, *searched] if as_is_first else [*searched, host]
+
+    def _lookup_candidate(self, qname: str, rdtype: str) -> Answer:
+        if self.cache is not None:
+            cached = self.cache.get(self.pvd.pvd_id, qname, rdtype)
+            if isinstance(cached, Answer):
+                return cached
+            if isinstance(cached, ResolveError):
+                raise cached
+        try:
+            reply, server = self.query(qname, rdtype)
+        except ResolveError:
+            raise
+        rcode = reply.rcode()
+        if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+            raise ResolveError(SERVFAIL, f"DNS of PvD {self.pvd.pvd_id} answered "
+                                         f"{dns.rcode.to_text(rcode)} for {qname}")
+        try:
+            chain = reply.resolve_chaining()
+        except dns.exception.DNSException as exc:
+            raise ResolveError(SERVFAIL, f"unusable answer for {qname}: {exc}") from None
+        has_soa = any(rrset.rdtype == dns.rdatatype.SOA for rrset in reply.authority)
+        if rcode == dns.rcode.NXDOMAIN or chain.answer is None:
+            kind = NXDOMAIN if rcode == dns.rcode.NXDOMAIN else NODATA
+            error = ResolveError(kind, f"{qname}: " + ("no such name" if kind == NXDOMAIN
+                                                       else f"no {rdtype} record") +
+                                 f" in PvD {self.pvd.pvd_id}")
+            if self.cache is not None and has_soa:  # RFC 2308: negative caching needs the SOA
+                self.cache.put(self.pvd.pvd_id, qname, rdtype, error, chain.minimum_ttl)
+            raise error
+        answer = Answer(qname=qname, rdtype=rdtype, canonical_name=_text(chain.canonical_name),
+                        ttl=chain.minimum_ttl, records=[rd.to_text() for rd in chain.answer],
+                        server=server)
+        if self.cache is not None:
+            self.cache.put(self.pvd.pvd_id, qname, rdtype, answer, chain.minimum_ttl)
+        return answer
+
+    def resolve(self, host: str, rdtype: str = "A") -> Answer:
+        """Resolve ``host`` with the search list: the first candidate with records wins.
+
+        A timeout ends the search (as res_search does); otherwise the error
+        is NODATA when some candidate exists, SERVFAIL when one failed, else
+        NXDOMAIN.
+        """
+        rdtype = dns.rdatatype.to_text(dns.rdatatype.from_text(rdtype))
+        seen: list[ResolveError] = []
+        for qname in self.candidates(host):
+            try:
+                return self._lookup_candidate(qname, rdtype)
+            except ResolveError as exc:
+                if exc.kind in (TIMEOUT, NO_SERVER, BAD_NAME):
+                    raise
+                seen.append(exc)
+        for kind in (NODATA, SERVFAIL):
+            for exc in seen:
+                if exc.kind == kind:
+                    raise exc
+        raise ResolveError(NXDOMAIN, f"{host}: no such name in PvD {self.pvd.pvd_id}")
+
+    def addresses(self, host: str, family: int = 0) -> list[str]:
+        """Addresses of ``host``: AAAA then A (family 0), or one family (4 or 6)."""
+        types = {0: ["AAAA", "A"], 4: ["A"], 6: ["AAAA"]}[family]
+        found: list[str] = []
+        errors: list[ResolveError] = []
+        for rdtype in types:
+            try:
+                found += self.resolve(host, rdtype).records
+            except ResolveError as exc:
+                if exc.kind == TIMEOUT:
+                    raise
+                errors.append(exc)
+        if found:
+            return found
+        for kind in (NO_SERVER, NODATA, SERVFAIL):
+            for exc in errors:
+                if exc.kind == kind:
+                    raise exc
+        raise errors[0]

@@ -1,0 +1,275 @@
+"""The Python per-PvD resolver (pvdrun.resolve), its cache, the resolv.conf
+view for dig & co, and ``pvdrun resolve`` (R25; section 5.3 of the Troan
+multihoming document).  Lab tests run their code inside the client namespace
+of test_resolve_netlab.py's labs."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from pvdrun.model import Pvd
+from pvdrun.resolve.cache import DnsCache
+from pvdrun.resolve.errors import NO_SERVER, NXDOMAIN, ResolveError
+from pvdrun.resolve.resolvconf import NO_SERVER_PLACEHOLDER, render_resolv_conf
+from pvdrun.resolve.resolver import Answer, PvdResolver, ResolverOptions
+from pvdrun.resolve.sockets import pick_source
+from test_resolve_netlab import ResolveLab, overlap_lab, split_lab, spoofing_server  # noqa: F401
+
+
+def make_pvd(**fields: object) -> Pvd:
+    base = dict(pvd_id="ispa.example", handle=7, interfaces=["a0"], ifindexes=[2],
+                addresses=["10.1.0.2/24", "2001:db8:a::2/64"], dns_servers=["10.1.0.1"],
+                search_domains=["isp-a.example"])
+    base.update(fields)
+    return Pvd(**base)  # type: ignore[arg-type]
+
+
+class FakeClock:
+    """A clock the test moves by hand (no sleeping, no wall-clock assertions)."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# -- pure parts ---------------------------------------------------------------
+
+def test_cache_honours_ttl() -> None:
+    clock = FakeClock()
+    cache = DnsCache(clock=clock)
+    answer = Answer("svc.example", "A", "svc.example", 30, ["10.1.0.80"], "10.1.0.1")
+    cache.put("ispa.example", "SVC.example.", "a", answer, 30)
+    assert cache.get("ispa.example", "svc.example", "A") is answer
+    assert cache.get("ispb.example", "svc.example", "A") is None  # per PvD
+    clock.now += 29.9
+    assert cache.get("ispa.example", "svc.example", "A") is answer
+    clock.now += 0.2
+    assert cache.get("ispa.example", "svc.example", "A") is None
+    cache.put("ispa.example", "zero.example", "A", answer, 0)
+    assert cache.get("ispa.example", "zero.example", "A") is None
+
+
+def test_cache_flushes_when_the_pvds_dns_changes() -> None:
+    cache = DnsCache(clock=FakeClock())
+    pvd = make_pvd()
+    assert cache.observe(pvd) is False
+    cache.put(pvd.pvd_id, "svc.example", "A", "x", 60)
+    cache.put("ispb.example", "svc.example", "A", "y", 60)
+    assert cache.observe(make_pvd()) is False  # same configuration: kept
+    assert cache.get(pvd.pvd_id, "svc.example", "A") == "x"
+    assert cache.observe(make_pvd(dns_servers=["10.1.0.53"])) is True
+    assert cache.get(pvd.pvd_id, "svc.example", "A") is None
+    assert cache.get("ispb.example", "svc.example", "A") == "y"  # other PvDs untouched
+    cache.put(pvd.pvd_id, "svc.example", "A", "x", 60)
+    assert cache.observe(make_pvd(dns_servers=["10.1.0.53"], search_domains=[])) is True
+    assert len(cache) == 1
+
+
+def test_cache_evicts_least_recently_used() -> None:
+    cache = DnsCache(max_entries=2, clock=FakeClock())
+    cache.put("p", "a", "A", 1, 60)
+    cache.put("p", "b", "A", 2, 60)
+    assert cache.get("p", "a", "A") == 1
+    cache.put("p", "c", "A", 3, 60)
+    assert cache.get("p", "b", "A") is None and cache.get("p", "a", "A") == 1
+
+
+def test_search_candidates_follow_ndots() -> None:
+    resolver = PvdResolver(make_pvd(search_domains=["isp-a.example", "corp.example."]))
+    assert resolver.candidates("intranet") == ["intranet.isp-a.example", "intranet.corp.example",
+                                               "intranet"]
+    assert resolver.candidates("svc.example") == ["svc.example", "svc.example.isp-a.example",
+                                                  "svc.example.corp.example"]
+    assert resolver.candidates("svc.example.") == ["svc.example."]
+    ndots3 = PvdResolver(make_pvd(), ResolverOptions(ndots=3))
+    assert ndots3.candidates("svc.example")[-1] == "svc.example"
+    for bad in ["", "a..b", ".a", "x" * 254]:
+        with pytest.raises(ResolveError):
+            resolver.candidates(bad)
+
+
+def test_source_address_is_the_pvds_own_and_of_the_servers_family() -> None:
+    pvd = make_pvd(addresses=["10.1.0.2/24", "fe80::2/64", "2001:db8:a::2/64"])
+    assert pick_source(pvd, "10.1.0.1") == "10.1.0.2"
+    assert pick_source(pvd, "2001:db8:a::1") == "2001:db8:a::2"
+    assert pick_source(pvd, "fe80::1%a0") == "fe80::2"
+    assert pick_source(make_pvd(addresses=["2001:db8:b::2/64"]), "10.1.0.1") is None
+
+
+def test_pvd_without_servers_never_asks_anyone() -> None:
+    with pytest.raises(ResolveError) as info:
+        PvdResolver(make_pvd(dns_servers=[])).resolve("svc.example")
+    assert info.value.kind == NO_SERVER and "has no DNS server" in str(info.value)
+    with pytest.raises(ResolveError) as info:
+        PvdResolver(make_pvd(addresses=["2001:db8:a::2/64"])).resolve("svc.example")
+    assert info.value.kind == NO_SERVER and "reachable from its own addresses" in str(info.value)
+
+
+def test_render_resolv_conf() -> None:
+    text = render_resolv_conf(make_pvd(dns_servers=["10.1.0.1", "2001:db8:a::1", "fe80::1%a0",
+                                                    "10.1.0.2"]))
+    lines = text.splitlines()
+    assert lines[1:] == ["nameserver 10.1.0.1", "nameserver 2001:db8:a::1", "nameserver fe80::1%a0",
+                         "# (beyond glibc's 3) nameserver 10.1.0.2", "search isp-a.example",
+                         "options timeout:5 attempts:2 ndots:1"]
+    empty = render_resolv_conf(make_pvd(dns_servers=[], search_domains=[]))
+    assert f"nameserver {NO_SERVER_PLACEHOLDER}" in empty.splitlines()
+
+
+# -- in the lab ---------------------------------------------------------------
+
+def run_py(lab: ResolveLab, code: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """Run Python code in the lab's client namespace."""
+    return lab.run([sys.executable, "-c", textwrap.dedent(code)], env=env)
+
+
+def resolve_in_lab(lab: ResolveLab, key: str, host: str, rdtype: str = "A", twice: bool = False,
+                   **changes: object) -> dict:
+    """Resolve with PvdResolver for PvD `key` inside the client namespace; JSON result."""
+    pvd_json = json.dumps(lab.pvd(key, **changes).to_dict())
+    code = f"""
+        import json
+        from pvdrun.model import Pvd
+        from pvdrun.resolve import PvdResolver, ResolveError, ResolverOptions
+        from pvdrun.resolve.cache import DnsCache
+        pvd = Pvd.from_dict(json.loads({pvd_json!r}))
+        resolver = PvdResolver(pvd, ResolverOptions(timeout=2, attempts=1), cache=DnsCache())
+        out = []
+        for _ in range({2 if twice else 1}):
+            try:
+                out.append(resolver.resolve({host!r}, {rdtype!r}).to_dict())
+            except ResolveError as exc:
+                out.append({{"error": exc.kind, "message": str(exc)}})
+        print(json.dumps(out))
+    """
+    proc = run_py(lab, code)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    return result if twice else result[0]
+
+
+@pytest.mark.root
+def test_split_horizon_per_pvd(split_lab: ResolveLab) -> None:
+    a = resolve_in_lab(split_lab, "a", "svc.example")
+    assert a["records"] == ["10.1.0.80"] and a["server"] == "10.1.0.1"
+    b = resolve_in_lab(split_lab, "b", "svc.example", "AAAA")
+    assert b["records"] == ["2001:db8:b::80"] and b["server"] == "2001:db8:b::1"
+
+
+@pytest.mark.root
+def test_local_name_only_under_a(split_lab: ResolveLab) -> None:
+    assert resolve_in_lab(split_lab, "a", "intranet")["canonical_name"] == "intranet.isp-a.example"
+    b = resolve_in_lab(split_lab, "b", "intranet.isp-a.example", "AAAA")
+    assert b["error"] == NXDOMAIN
+
+
+@pytest.mark.root
+def test_cname_and_tcp_after_truncation(split_lab: ResolveLab) -> None:
+    www = resolve_in_lab(split_lab, "a", "www.example")
+    assert www["canonical_name"] == "svc.example" and www["records"] == ["10.1.0.80"]
+    with split_lab.capture("a") as pcap:
+        big = resolve_in_lab(split_lab, "a", "big.example")
+    assert sorted(big["records"]) == sorted(f"10.1.1.{i}" for i in range(1, 41))
+    assert any("Flags [S]" in p for p in split_lab.packets(pcap))
+
+
+@pytest.mark.root
+def test_second_lookup_comes_from_the_cache(split_lab: ResolveLab) -> None:
+    with split_lab.capture("a") as pcap:
+        first, second = resolve_in_lab(split_lab, "a", "svc.example", twice=True)
+    assert first["server"] == "10.1.0.1" and first["ttl"] == 60
+    assert second == first  # the cached Answer itself
+    queries = [p for p in split_lab.packets(pcap) if "A? svc.example" in p]
+    assert len(queries) == 1, queries  # one query on the wire for two lookups
+
+
+@pytest.mark.root
+def test_spoofed_and_mismatched_replies_are_dropped(split_lab: ResolveLab) -> None:
+    with spoofing_server(split_lab) as server:
+        answer = resolve_in_lab(split_lab, "a", "spoof.example", dns_servers=[server])
+    assert answer["records"] == ["10.1.0.77"]
+
+
+@pytest.mark.root
+def test_no_query_reaches_the_other_isp(split_lab: ResolveLab) -> None:
+    with split_lab.capture("a") as pcap_a, split_lab.capture("b") as pcap_b:
+        resolve_in_lab(split_lab, "b", "svc.example", "AAAA")
+        resolve_in_lab(split_lab, "b", "nothing-here.example", "A")
+    assert split_lab.packets(pcap_b) and split_lab.packets(pcap_a) == []
+
+
+@pytest.mark.root
+def test_overlapping_server_addresses(overlap_lab: ResolveLab) -> None:
+    assert resolve_in_lab(overlap_lab, "a", "svc.example")["records"] == ["10.0.0.80"]
+    assert resolve_in_lab(overlap_lab, "b", "svc.example")["records"] == ["10.0.0.90"]
+
+
+@pytest.mark.root
+def test_dig_reads_the_pvds_resolv_conf(split_lab: ResolveLab) -> None:
+    """dig reads /etc/resolv.conf itself: inside the private mount namespace it asks the PvD's server."""
+    host_before = Path("/etc/resolv.conf").read_bytes()
+    for key, expected in (("a", "10.1.0.80"), ("b", "10.2.0.80")):
+        pvd_json = json.dumps(split_lab.pvd(key).to_dict())
+        code = f"""
+            import json, os
+            from pvdrun.model import Pvd
+            from pvdrun.resolve.resolvconf import enter_private_resolv_conf
+            enter_private_resolv_conf(Pvd.from_dict(json.loads({pvd_json!r})))
+            os.execvp("dig", ["dig", "+short", "+time=2", "+tries=1", "svc.example"])
+        """
+        with split_lab.capture(key) as own:
+            proc = run_py(split_lab, code)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split() == [expected]
+        assert split_lab.packets(own)
+    assert Path("/etc/resolv.conf").read_bytes() == host_before  # the host's file is untouched
+
+
+def pvdrun_resolve(lab: ResolveLab, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """``pvdrun resolve`` in the client namespace, PvDs from a configuration file, no daemon."""
+    config = tmp_path / "pvd.toml"
+    config.write_text(textwrap.dedent("""
+        [pvd.ispa]
+        interface = "a0"
+        dns = ["10.1.0.1"]
+        search = ["isp-a.example"]
+        [pvd.ispb]
+        interface = "b0"
+        dns = ["2001:db8:b::1"]
+    """))
+    env = {"PVDRUN_CONFIG": str(config), "PVDRUN_NO_RS": "1",
+           "PVDRUN_SOCKET": str(tmp_path / "no-daemon.sock")}
+    return lab.run([sys.executable, "-m", "pvdrun.cli", "resolve", *args], env=env)
+
+
+@pytest.mark.root
+def test_pvdrun_resolve_command(split_lab: ResolveLab, tmp_path: Path) -> None:
+    proc = pvdrun_resolve(split_lab, tmp_path, "--pvd", "ispa", "intranet")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["intranet.isp-a.example\t60\tA\t10.1.0.81"]
+    proc = pvdrun_resolve(split_lab, tmp_path, "--pvd", "ispb", "--type", "aaaa", "svc.example", "--json")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["answers"][0]["records"] == ["2001:db8:b::80"]
+    assert data["answers"][0]["server"] == "2001:db8:b::1"
+    proc = pvdrun_resolve(split_lab, tmp_path, "--pvd", "ispb", "intranet.isp-a.example")
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "no such name" in proc.stderr
+
+
+@pytest.mark.root
+def test_pvdrun_resolve_bad_input(split_lab: ResolveLab, tmp_path: Path) -> None:
+    proc = pvdrun_resolve(split_lab, tmp_path, "--pvd", "nosuchpvd", "svc.example")
+    assert proc.returncode == 3 and "unknown PvD 'nosuchpvd'" in proc.stderr
+    proc = pvdrun_resolve(split_lab, tmp_path, "--pvd", "ispa", "--type", "BOGUS", "svc.example")
+    assert proc.returncode == 2 and "unknown record type" in proc.stderr
+    proc = pvdrun_resolve(split_lab, tmp_path, "--pvd", "ispa", "a..b")
+    assert proc.returncode == 2 and "not a valid DNS name" in proc.stderr
+    proc = pvdrun_resolve(split_lab, tmp_path, "--pvd", "null", "svc.example")
+    assert proc.returncode == 4
