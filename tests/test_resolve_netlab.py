@@ -247,11 +247,45 @@ def build_lab(mode: str, workdir: Path, build: int) -> ResolveLab:
         isp.dns = dns_servers
         isp.search = search
         _start_dnsmasq(isp, dns_servers, records[key], workdir)
+        if mode == "split":
+            _start_http(lab, isp, HTTP_ADDRS[key])
     return lab
+
+
+#: Where each ISP's web server for svc.example listens (split lab).
+HTTP_ADDRS = {"a": ["10.1.0.80/24", "2001:db8:a::80/64"], "b": ["2001:db8:b::80/64"]}
+
+
+def _start_http(lab: ResolveLab, isp: Isp, addrs: list[str]) -> None:
+    """An HTTP server on port 80 of `addrs` in the ISP namespace, serving "hello from ISP X"."""
+    for addr in addrs:
+        sh("ip", "-n", isp.ns, "addr", "add", addr, "dev", "up0", *(["nodad"] if ":" in addr else []))
+    root = lab.workdir / f"www-{isp.key}"
+    root.mkdir()
+    (root / "index.html").write_text(f"hello from ISP {isp.key.upper()}\n")
+    proc = subprocess.Popen(["ip", "netns", "exec", isp.ns, sys.executable, "-m", "http.server", "80",
+                             "--bind", "::", "--directory", str(root)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    lab.processes.append(proc)
+    probe_addr = addrs[0].split("/")[0]
+    url_host = f"[{probe_addr}]" if ":" in probe_addr else probe_addr
+    for _ in range(100):
+        got = sh("ip", "netns", "exec", isp.ns, "curl", "-s", "-m", "1", f"http://{url_host}/", check=False)
+        if got.returncode == 0:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"HTTP server of ISP {isp.key} never answered")
 
 
 def destroy_lab(lab: ResolveLab) -> None:
     """Stop the lab's processes and delete its namespaces (never raises)."""
+    for proc in lab.processes:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
     for isp in lab.isps.values():
         if isp.dnsmasq and isp.dnsmasq.poll() is None:
             isp.dnsmasq.terminate()

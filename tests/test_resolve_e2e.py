@@ -1,0 +1,61 @@
+"""End to end: ``pvdrun --pvd NAME curl http://svc.example/`` with the shim
+core and the shim's resolver together.  The name means a different server in
+each PvD (split horizon); the DNS query and the HTTP connection both stay in
+the PvD (captures on the other ISP's link stay empty)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from test_resolve_netlab import ResolveLab, split_lab  # noqa: F401
+
+pytestmark = pytest.mark.root
+
+
+def pvdrun(lab: ResolveLab, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """``pvdrun ARGS`` in the client namespace; PvDs from a configuration file, no daemon."""
+    config = tmp_path / "pvd.toml"
+    config.write_text(textwrap.dedent("""
+        [pvd.ispa]
+        interface = "a0"
+        dns = ["10.1.0.1"]
+        search = ["isp-a.example"]
+        [pvd.ispb]
+        interface = "b0"
+        dns = ["2001:db8:b::1"]
+        search = ["isp-b.example"]
+    """))
+    env = {"PVDRUN_CONFIG": str(config), "PVDRUN_NO_RS": "1",
+           "PVDRUN_SOCKET": str(tmp_path / "no-daemon.sock")}
+    return lab.run([sys.executable, "-m", "pvdrun.cli", *args], env=env)
+
+
+@pytest.mark.parametrize("own,other,expected", [("a", "b", "hello from ISP A"),
+                                                ("b", "a", "hello from ISP B")])
+def test_curl_split_horizon_name_in_each_pvd(split_lab: ResolveLab, tmp_path: Path, own: str,
+                                             other: str, expected: str) -> None:
+    with split_lab.capture(own) as own_pcap, split_lab.capture(other) as other_pcap:
+        proc = pvdrun(split_lab, tmp_path, "--pvd", f"isp{own}", "curl", "-sS", "-m", "10",
+                      "http://svc.example/")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == expected
+    assert split_lab.packets(own_pcap), "the PvD's DNS server was not asked"
+    assert split_lab.packets(other_pcap) == []
+
+
+def test_curl_local_name_only_in_its_pvd(split_lab: ResolveLab, tmp_path: Path) -> None:
+    # "www" goes through each PvD's own search list: www.isp-b.example exists only under B.
+    proc = pvdrun(split_lab, tmp_path, "--pvd", "ispa", "curl", "-sS", "-m", "10", "http://www/")
+    assert proc.returncode == 6, (proc.returncode, proc.stdout, proc.stderr)  # curl: could not resolve
+    assert "Could not resolve host" in proc.stderr
+
+
+def test_getent_ahostsv6_answers_from_the_pvd(split_lab: ResolveLab, tmp_path: Path) -> None:
+    """getent (glibc's own tool) calls getaddrinfo: under B it gets B's split-horizon answer."""
+    proc = pvdrun(split_lab, tmp_path, "--pvd", "ispb", "getent", "ahostsv6", "svc.example")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[0] == "2001:db8:b::80"
