@@ -43,6 +43,22 @@ def any_lab(request: pytest.FixtureRequest) -> Lab:
     return request.getfixturevalue(f"lab{request.param}")
 
 
+#: (scenario, isp, IP version) where that ISP offers that family (scenarios 1/2: IPv4 from ispa only).
+FAMILY_COMBOS = [(n, isp, v) for n in (1, 2, 3) for isp in ISPS for v in (4, 6)
+                 if not (n in (1, 2) and isp == "ispb" and v == 4)]
+
+
+def combo_id(combo: tuple[int, str, int]) -> str:
+    return f"scenario{combo[0]}-{combo[1]}-v{combo[2]}"
+
+
+@pytest.fixture(params=FAMILY_COMBOS, ids=combo_id)
+def lab_isp_family(request: pytest.FixtureRequest) -> tuple[Lab, str, int]:
+    """(lab, isp, version) for every family an ISP offers in every scenario."""
+    scenario, isp, version = request.param
+    return request.getfixturevalue(f"lab{scenario}"), isp, version
+
+
 @pytest.fixture(params=[1, 2], ids=lambda n: f"scenario{n}")
 def pvd_lab(request: pytest.FixtureRequest) -> Lab:
     """The scenarios with RFC 8801 PvD options."""
@@ -65,12 +81,10 @@ def binding(lab: Lab, isp: str, version: int) -> str:
     return isp if lab.scenario == 3 else lab.host_address(isp, version)
 
 
-def needs_service(lab: Lab, isp: str, version: int) -> str:
-    """The ISP's service address in that family; skip where the plan has none (documented)."""
+def service_of(lab: Lab, isp: str, version: int) -> str:
+    """The ISP's service address in that family (present for every FAMILY_COMBOS entry)."""
     service = lab.isp(isp)[f"service_v{version}"]
-    if service is None:
-        assert lab.scenario in (1, 2) and isp == "ispb" and version == 4
-        pytest.skip("scenarios 1/2: IPv4 comes from ispa's router only (docs/lab.md)")
+    assert service, f"status lacks {isp} service_v{version}"
     return service
 
 
@@ -95,10 +109,9 @@ def dns_query(lab: Lab, isp: str, server: str, name: str, rdtype: str) -> tuple[
 
 # -- services ------------------------------------------------------------------
 
-@pytest.mark.parametrize("version", [4, 6], ids=["v4", "v6"])
-@pytest.mark.parametrize("isp", ISPS)
-def test_http_answers_from_the_chosen_isp_only(any_lab: Lab, isp: str, version: int) -> None:
-    service = needs_service(any_lab, isp, version)
+def test_http_answers_from_the_chosen_isp_only(lab_isp_family: tuple[Lab, str, int]) -> None:
+    any_lab, isp, version = lab_isp_family
+    service = service_of(any_lab, isp, version)
     other = "ispb" if isp == "ispa" else "ispa"
     with any_lab.capture(isp) as mine, any_lab.capture(other) as theirs:
         done = any_lab.exec(["curl", "-sS", "--max-time", "5", "--interface",
@@ -109,10 +122,9 @@ def test_http_answers_from_the_chosen_isp_only(any_lab: Lab, isp: str, version: 
     assert not theirs.packets_to(service), f"{other} saw the request: {theirs.packets_to(service)}"
 
 
-@pytest.mark.parametrize("version", [4, 6], ids=["v4", "v6"])
-@pytest.mark.parametrize("isp", ISPS)
-def test_udp_echo_answers(any_lab: Lab, isp: str, version: int) -> None:
-    service = needs_service(any_lab, isp, version)
+def test_udp_echo_answers(lab_isp_family: tuple[Lab, str, int]) -> None:
+    any_lab, isp, version = lab_isp_family
+    service = service_of(any_lab, isp, version)
     source = any_lab.host_address(isp, version)
     if version == 6:
         target = f"UDP6:[{service}]:7"
@@ -129,18 +141,31 @@ def test_udp_echo_answers(any_lab: Lab, isp: str, version: int) -> None:
 # -- DNS -------------------------------------------------------------------------
 
 @pytest.mark.parametrize("rdtype", ["A", "AAAA"])
-@pytest.mark.parametrize("transport", [4, 6], ids=["dns-over-v4", "dns-over-v6"])
-@pytest.mark.parametrize("isp", ISPS)
-def test_svc_example_is_split_horizon(any_lab: Lab, isp: str, transport: int,
-                                      rdtype: str) -> None:
+def test_svc_example_is_split_horizon(lab_isp_family: tuple[Lab, str, int], rdtype: str) -> None:
+    """svc.example, asked over the combo's family, gives that ISP's own addresses."""
+    any_lab, isp, transport = lab_isp_family
     info = any_lab.isp(isp)
     server = info[f"dns_v{transport}"]
-    if server is None:
-        pytest.skip("scenarios 1/2: ispb has no IPv4 (docs/lab.md)")
     expected = info["service_v4"] if rdtype == "A" else info["service_v6"]
     rcode, answers = dns_query(any_lab, isp, server, "svc.example", rdtype)
     assert rcode == "NOERROR"
     assert answers == ([expected] if expected else [])
+
+
+def test_ispb_has_no_ipv4_in_scenarios_1_and_2(pvd_lab: Lab) -> None:
+    ispb = pvd_lab.isp("ispb")
+    assert [ispb[k] for k in ("router_v4", "dns_v4", "service_v4")] == [None, None, None]
+    assert all(":" in a for a in ispb["host_addresses"])
+
+
+def test_scenario2_gateway_forwards_by_source_prefix(lab2: Lab) -> None:
+    """A packet from ispa's prefix to ispb's service goes to ispa (and dies there), never ispb."""
+    target = lab2.isp("ispb")["service_v6"]
+    source = lab2.host_address("ispa", 6)
+    with lab2.capture("ispa") as ispa, lab2.capture("ispb") as ispb:
+        done = lab2.exec(["curl", "-sS", "--max-time", "3", "--interface", source, url(target)])
+    assert done.returncode != 0
+    assert ispa.packets_from(source) and not ispb.packets_from(source)
 
 
 def test_intranet_exists_only_at_ispa(any_lab: Lab) -> None:
@@ -252,23 +277,6 @@ def test_host_receives_pvd_options_for_both_isps(pvd_lab: Lab) -> None:
         assert plain, f"no plain RA with {info['prefix_v6']}"
     if pvd_lab.scenario == 2:
         assert pvd_lab.isp("ispa")["router_ll"] == pvd_lab.isp("ispb")["router_ll"]
-
-
-def test_ra_builder_wire_format() -> None:
-    """RFC 8801 §3.1 layout: flags/delay word, sequence, FQDN, padding, R header, nested."""
-    nested = ra_wire.build_rdnss(["2001:db8::53"])
-    option = ra_wire.build_pvd_option("isp.example", sequence=0x1234, h=True, delay=5,
-                                      options=nested)
-    assert option[0] == 21 and option[1] * 8 == len(option)
-    assert option[2:4] == bytes([0x80, 0x05]) and option[4:6] == b"\x12\x34"
-    assert option[6:19] == b"\x03isp\x07example\x00" and option[19:24] == b"\0" * 5
-    assert option[24:] == nested
-    header = ra_wire.build_ra_header(router_lifetime=0)
-    with_r = ra_wire.build_pvd_option("isp.example", r=True, ra_header=header)
-    assert with_r[24:40] == header and with_r[2] & 0x20
-    parsed = ra_wire.parse_ra(ra_wire.build_ra([option]))["options"][0]
-    assert (parsed["pvd_id"], parsed["h"], parsed["delay"]) == ("isp.example", True, 5)
-    assert ra_wire.build_pvd_option("x.example", length=1)[1] == 1  # malformed on purpose
 
 
 # -- status and exec -------------------------------------------------------------------
