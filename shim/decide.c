@@ -22,8 +22,36 @@
 #define SO_BINDTOIFINDEX 62
 #endif
 
-/* per PvD slot: 1 once an IPv4 default route through its interface was seen */
-static atomic_int g_v4_default[SHIM_MAX_PVDS];
+/* Per PvD slot: IPv4 prefixes the route check found routes for through the PvD's
+ * interface (a default route is prefix length 0).  Each entry is one 64-bit atomic:
+ * bit 40 valid, bits 32-39 prefix length, bits 0-31 the prefix (host byte order). */
+#define ROUTE_CACHE 8
+static _Atomic uint64_t g_v4_routes[SHIM_MAX_PVDS][ROUTE_CACHE];
+static atomic_uint g_v4_next[SHIM_MAX_PVDS];
+
+static int v4_route_cached(unsigned int slot, struct in_addr dst)
+{
+    uint32_t a = ntohl(dst.s_addr);
+    for (unsigned int i = 0; i < ROUTE_CACHE; i++) {
+        uint64_t e = atomic_load_explicit(&g_v4_routes[slot - 1][i], memory_order_relaxed);
+        if (!(e >> 40))
+            continue;
+        unsigned int plen = (unsigned int)((e >> 32) & 0xFF);
+        uint32_t mask = plen == 0 ? 0 : 0xFFFFFFFFu << (32 - plen);
+        if (((a ^ (uint32_t)e) & mask) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+static void v4_route_remember(unsigned int slot, struct in_addr prefix, unsigned int plen)
+{
+    if (plen > 32)
+        return;
+    unsigned int i = atomic_fetch_add(&g_v4_next[slot - 1], 1) % ROUTE_CACHE;
+    uint64_t e = (1ull << 40) | ((uint64_t)plen << 32) | ntohl(prefix.s_addr);
+    atomic_store_explicit(&g_v4_routes[slot - 1][i], e, memory_order_relaxed);
+}
 
 /* ---- address classification ---- */
 static int sa_v4(const struct sockaddr *sa, socklen_t len, struct in_addr *out)
@@ -187,15 +215,14 @@ static int apply(int fd, unsigned int slot, const struct pvd_scope *pvd, uint32_
             return -1;
         *flags |= W_DEVBOUND;
     }
-    if (op != OP_LISTEN && dst && sa_v4(dst, dstlen, &d4) && needs_route_check(d4) &&
-        !atomic_load_explicit(&g_v4_default[slot - 1], memory_order_relaxed)) {
-        int is_default = 0;
-        if (!shim_v4_route_exists(d4, (int)pvd->info.ifindexes[0], &is_default)) {
+    if (op != OP_LISTEN && dst && sa_v4(dst, dstlen, &d4) && needs_route_check(d4) && !v4_route_cached(slot, d4)) {
+        struct in_addr prefix;
+        unsigned int plen;
+        if (!shim_v4_route_exists(d4, (int)pvd->info.ifindexes[0], &prefix, &plen)) {
             errno = ENETUNREACH;
             return -1;
         }
-        if (is_default)
-            atomic_store_explicit(&g_v4_default[slot - 1], 1, memory_order_relaxed);
+        v4_route_remember(slot, prefix, plen);
     }
     if (pvd->info.srcbind && op != OP_LISTEN && !(w & W_BOUND)) {
         struct sockaddr_storage cur, src;

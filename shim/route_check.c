@@ -11,7 +11,7 @@
 
 #include "core.h"
 
-int shim_v4_route_exists(struct in_addr dst, int ifindex, int *is_default)
+int shim_v4_route_exists(struct in_addr dst, int ifindex, struct in_addr *prefix, unsigned int *plen)
 {
     struct {
         struct nlmsghdr nh;
@@ -25,7 +25,8 @@ int shim_v4_route_exists(struct in_addr dst, int ifindex, int *is_default)
     struct rtattr *rta;
     int saved = errno, result = 1;
 
-    *is_default = 0;
+    *plen = 255;
+    prefix->s_addr = 0;
     int nl = REAL(socket)(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_ROUTE);
     if (nl < 0)
         goto out;
@@ -64,7 +65,17 @@ int shim_v4_route_exists(struct in_addr dst, int ifindex, int *is_default)
     } else if (reply.nh.nlmsg_type == RTM_NEWROUTE &&
                reply.nh.nlmsg_len >= NLMSG_LENGTH(sizeof(struct rtmsg))) {
         const struct rtmsg *rt = NLMSG_DATA(&reply.nh);
-        *is_default = rt->rtm_dst_len == 0;
+        int attr_len = (int)(reply.nh.nlmsg_len - NLMSG_LENGTH(sizeof *rt));
+        const struct rtattr *attr = RTM_RTA(rt);
+        if (rt->rtm_dst_len == 0) {
+            *plen = 0;
+        } else {
+            for (; RTA_OK(attr, attr_len); attr = RTA_NEXT(attr, attr_len))
+                if (attr->rta_type == RTA_DST && RTA_PAYLOAD(attr) == sizeof *prefix) {
+                    memcpy(prefix, RTA_DATA(attr), sizeof *prefix);
+                    *plen = rt->rtm_dst_len <= 32 ? rt->rtm_dst_len : 255;
+                }
+        }
     }
 close:
     REAL(close)(nl);
