@@ -100,7 +100,36 @@ def levels(other_line):
     out["unknown"] = err(lambda: binding.set_thread_scope(987654))
     n = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); binding.bind_socket(n, 0xFFFFFFFF)
     out["null_socket"] = [binding.socket_scope(n), err(lambda: n.sendto(b"x", ("10.77.0.1", 9)))]
+    binding.set_process_scope(other)
+    out["process_set"] = [binding.get_process_scope(), binding.effective_scope()]
+    import subprocess
+    out["child_scope"] = subprocess.run(["sh", "-c", 'echo "$PVDRUN_SCOPE"'], capture_output=True,
+                                        text=True).stdout.strip()
     return out
+
+def sendmmsg(addr, count):
+    import ctypes
+    class iovec(ctypes.Structure):
+        _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+    class msghdr(ctypes.Structure):
+        _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32), ("iov", ctypes.POINTER(iovec)),
+                    ("iovlen", ctypes.c_size_t), ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
+                    ("flags", ctypes.c_int)]
+    class mmsghdr(ctypes.Structure):
+        _fields_ = [("hdr", msghdr), ("len", ctypes.c_uint)]
+    libc = ctypes.CDLL(None, use_errno=True)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sin = (ctypes.c_ubyte * 16)(2, 0, 0, 9, *socket.inet_aton(addr))
+    data = ctypes.create_string_buffer(b"m")
+    iov = iovec(ctypes.cast(data, ctypes.c_void_p), 1)
+    msgs = (mmsghdr * count)()
+    for m in msgs:
+        m.hdr.name = ctypes.cast(sin, ctypes.c_void_p); m.hdr.namelen = 16
+        m.hdr.iov = ctypes.pointer(iov); m.hdr.iovlen = 1
+    sent = libc.sendmmsg(s.fileno(), msgs, count, 0)
+    if sent < 0:
+        return errno.errorcode[ctypes.get_errno()]
+    return [sent, binding.socket_scope(s)]
 
 def server(port):
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -127,6 +156,7 @@ else:
         "loopback": lambda: err(lambda: loopback(fam[args[0]], args[1])),
         "unix": lambda: err(unix),
         "levels": lambda: levels(args[0]),
+        "sendmmsg": lambda: sendmmsg(args[0], int(args[1])),
     }
     print(json.dumps(table[cmd]()))
 '''
@@ -266,6 +296,15 @@ def test_scope_levels_and_getters(net: dict[str, str]) -> None:
     assert out["rebind"] == "EBUSY"  # one PvD per socket (R4)
     assert out["unknown"] == "ENOENT"
     assert out["null_socket"] == [HANDLE_NULL, "ENETUNREACH"]
+    assert out["process_set"] == [HANDLE_B, HANDLE_B]
+    assert out["child_scope"] == net["b"]  # children started later inherit (R20)
+
+
+def test_sendmmsg_is_scoped(net: dict[str, str]) -> None:
+    """sendmmsg ties the socket like sendto; an unreachable batch is refused whole."""
+    assert probe(net["a"], "sendmmsg", "10.77.0.1", "3")[0] == [3, HANDLE_A]
+    assert probe(net["a"], "sendmmsg", "10.99.0.1", "3")[0] == "ENETUNREACH"
+    assert probe(None, "sendmmsg", "10.99.0.1", "2")[0] == [2, 0]  # control: default route (B)
 
 
 def test_accepted_socket_belongs_to_listener_pvd(net: dict[str, str]) -> None:
