@@ -1,4 +1,5 @@
-/* dns_scope.c: the resolver's view of the current PvD (see dns_scope.h).
+/* dns_scope.c: the resolver's view of a PvD: scope-line parsing (see dns_scope.h).
+ * pvd_dns_current_scope() is in dns_current.c (it needs the shim core).
  *
  * Scope line grammar (pvdrun/model.py, Pvd.to_scope): space-separated
  * key=value tokens; v=1 first-class; list keys if/addr/dns/search repeat;
@@ -8,14 +9,12 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#define SCOPE_ENV "PVDRUN_SCOPE"
 #define NULL_HANDLE 0xFFFFFFFFu
 
 static int parse_u32(const char *s, uint32_t *out)
@@ -29,7 +28,7 @@ static int parse_u32(const char *s, uint32_t *out)
     return 0;
 }
 
-static int parse_addr(const char *s, struct pvd_dns_addr *out)
+int pvd_dns_parse_addr(const char *s, struct pvd_dns_addr *out)
 {
     char buf[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
     if (strlen(s) >= sizeof buf)
@@ -106,12 +105,12 @@ int pvd_dns_parse_scope(const char *line, struct pvd_dns_scope *out)
             ifc->name[colon - value] = '\0';
             ifc->index = idx;
         } else if (strcmp(key, "addr") == 0) {
-            if (out->naddrs >= PVD_DNS_MAX_ADDRS || parse_addr(value, &out->addrs[out->naddrs]))
+            if (out->naddrs >= PVD_DNS_MAX_ADDRS || pvd_dns_parse_addr(value, &out->addrs[out->naddrs]))
                 return PVD_DNS_SCOPE_BAD;
             out->naddrs++;
         } else if (strcmp(key, "dns") == 0) {
             if (out->nservers >= PVD_DNS_MAX_SERVERS
-                || parse_addr(value, &out->servers[out->nservers]))
+                || pvd_dns_parse_addr(value, &out->servers[out->nservers]))
                 return PVD_DNS_SCOPE_BAD;
             out->nservers++;
         } else if (strcmp(key, "search") == 0) {
@@ -129,32 +128,6 @@ int pvd_dns_parse_scope(const char *line, struct pvd_dns_scope *out)
         return PVD_DNS_SCOPE_BAD;
     out->is_null = out->handle == NULL_HANDLE || strcmp(out->id, "null") == 0;
     return PVD_DNS_SCOPE_OK;
-}
-
-static pthread_once_t scope_once = PTHREAD_ONCE_INIT;
-static int scope_status;
-static struct pvd_dns_scope process_scope;
-
-static void load_scope(void)
-{
-    int saved = errno;
-    const char *line = getenv(SCOPE_ENV);
-    if (!line) {
-        scope_status = PVD_DNS_SCOPE_NONE;
-    } else {
-        scope_status = pvd_dns_parse_scope(line, &process_scope);
-        if (scope_status == PVD_DNS_SCOPE_BAD)
-            pvd_dns_warn_once(0, "malformed " SCOPE_ENV ": every name lookup fails");
-    }
-    errno = saved;
-}
-
-int pvd_dns_current_scope(struct pvd_dns_scope *out)
-{
-    pthread_once(&scope_once, load_scope);
-    if (scope_status == PVD_DNS_SCOPE_OK)
-        memcpy(out, &process_scope, sizeof *out);
-    return scope_status;
 }
 
 static atomic_uint warned_keys;

@@ -1,9 +1,10 @@
 /* dns_scope.h: the current PvD's DNS-relevant scope, as the resolver needs it.
  *
- * ONE entry point, pvd_dns_current_scope().  Today it parses PVDRUN_SCOPE
- * (pvdrun/model.py, Pvd.to_scope) once per process; when the shim core
- * publishes thread/process scoping, this function is the one place that
- * switches over to it.  Internal to libpvdshim.so.
+ * ONE entry point, pvd_dns_current_scope() (dns_current.c): the calling
+ * thread's PvD as the shim core sees it (thread scope, else process scope,
+ * which the core loads from PVDRUN_SCOPE; see shim/core.h).  The parser
+ * below reads the same scope-line format (pvdrun/model.py, Pvd.to_scope)
+ * for the test harness.  Internal to libpvdshim.so.
  */
 #ifndef PVD_DNS_SCOPE_H
 #define PVD_DNS_SCOPE_H
@@ -49,8 +50,13 @@ struct pvd_dns_scope {
 #define PVD_DNS_SCOPE_OK 1        /* *out holds the scope */
 #define PVD_DNS_SCOPE_BAD (-1)    /* a scope is set but malformed: fail closed */
 
-/* Fill *out with the calling thread's PvD scope.  Thread-safe. */
+/* Fill *out with the calling thread's PvD scope.  Thread-safe.  A
+ * malformed PVDRUN_SCOPE is the null PvD (the core fails closed and says
+ * so on stderr). */
 int pvd_dns_current_scope(struct pvd_dns_scope *out);
+
+/* Parse "ADDR" or "ADDR%ZONE" (zone: index or interface name).  0 or -1. */
+int pvd_dns_parse_addr(const char *s, struct pvd_dns_addr *out);
 
 /* Parse one scope line (exposed for the harness).  Returns
  * PVD_DNS_SCOPE_OK or PVD_DNS_SCOPE_BAD. */

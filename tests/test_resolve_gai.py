@@ -222,6 +222,14 @@ def test_gethostbyname_family(split_lab: ResolveLab, probe: Path, shim_lib: str)
     assert out == ["small rc=34", "rc=0 h_errno=0 found=1", "name=svc.example", "10.1.0.80"]  # ERANGE
 
 
+def test_thread_scope_changes_that_threads_lookups(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
+    """R3/R12: pvd_set_thread_scope(B) in one thread; the process stays in A."""
+    proc = split_lab.run([str(probe), "thread-scope", split_lab.scope("b"), "svc.example"],
+                         scope=split_lab.scope("a"), preload=shim_lib)
+    assert proc.stdout.splitlines() == ["thread rc=0 first=2001:db8:b::80",
+                                        "main rc=0 first=2001:db8:a::80"], proc.stderr
+
+
 def test_concurrent_lookups(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
     proc = split_lab.run([str(probe), "threads", "svc.example", "16"], scope=split_lab.scope("a"),
                          preload=shim_lib)

@@ -8,8 +8,13 @@
  *   probe ghbn NAME [inet|inet6]                     gethostbyname(2)
  *   probe ghbnr NAME                                 gethostbyname_r
  *   probe threads NAME COUNT                         COUNT concurrent getaddrinfo
+ *   probe thread-scope LINE NAME                     a thread scoped to LINE
+ *         (pvd_add_scope + pvd_set_thread_scope, found with dlsym in the
+ *         preloaded library) and the main thread both resolve NAME
  */
 #include <arpa/inet.h>
+#include <dlfcn.h>
+#include <stdint.h>
 #include <errno.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -172,6 +177,52 @@ static int do_threads(char **argv)
     return 0;
 }
 
+static void print_first(const char *who, const char *name)
+{
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof hints);
+    hints.ai_socktype = SOCK_STREAM;
+    int rc = getaddrinfo(name, "80", &hints, &res);
+    char text[INET6_ADDRSTRLEN] = "-";
+    if (rc == 0) {
+        const void *addr = res->ai_family == AF_INET
+                               ? (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr
+                               : (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr;
+        inet_ntop(res->ai_family, addr, text, sizeof text);
+        freeaddrinfo(res);
+    }
+    printf("%s rc=%d first=%s\n", who, rc, text);
+}
+
+struct scope_arg {
+    const char *line, *name;
+};
+
+static void *scoped_thread(void *varg)
+{
+    struct scope_arg *arg = varg;
+    int (*add)(const char *, uint32_t *) = (int (*)(const char *, uint32_t *))dlsym(RTLD_DEFAULT,
+                                                                                    "pvd_add_scope");
+    int (*set)(uint32_t) = (int (*)(uint32_t))dlsym(RTLD_DEFAULT, "pvd_set_thread_scope");
+    uint32_t handle = 0;
+    if (!add || !set || add(arg->line, &handle) != 0 || set(handle) != 0) {
+        printf("thread cannot set its scope\n");
+        return NULL;
+    }
+    print_first("thread", arg->name);
+    return NULL;
+}
+
+static int do_thread_scope(char **argv)
+{
+    struct scope_arg arg = {argv[2], argv[3]};
+    pthread_t tid;
+    pthread_create(&tid, NULL, scoped_thread, &arg);
+    pthread_join(tid, NULL);
+    print_first("main", argv[3]);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -187,5 +238,7 @@ int main(int argc, char **argv)
         return do_ghbnr(argv);
     if (strcmp(argv[1], "threads") == 0 && argc == 4)
         return do_threads(argv);
+    if (strcmp(argv[1], "thread-scope") == 0 && argc == 4)
+        return do_thread_scope(argv);
     return 2;
 }
