@@ -347,11 +347,12 @@ def test_unknown_scenario_and_bad_name() -> None:
     assert done.returncode == 2 and "bad lab name" in _one_line(done.stderr)
 
 
-def _bin_dir(tmp_path: Path, fake_dnsmasq: str | None) -> dict[str, str]:
-    """An environment whose PATH holds ip and sysctl (and maybe a fake dnsmasq) only."""
+def _bin_dir(tmp_path: Path, fake_dnsmasq: str | None,
+             tools: tuple[str, ...] = ("ip", "sysctl")) -> dict[str, str]:
+    """An environment whose PATH holds ``tools`` (and maybe a fake dnsmasq) only."""
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    for tool in ("ip", "sysctl"):
+    for tool in tools:
         (bindir / tool).symlink_to(subprocess.check_output(["sh", "-c", f"command -v {tool}"],
                                                            text=True).strip())
     if fake_dnsmasq is not None:
@@ -368,12 +369,14 @@ def _leftovers(name: str) -> list[str]:
     return netns + files
 
 
-def test_missing_dnsmasq_stops_with_exit_5(tmp_path: Path) -> None:
-    name = f"{lab_name(0)}nodns"
+@pytest.mark.parametrize("missing", ["dnsmasq", "ip"])
+def test_missing_program_stops_with_exit_5(tmp_path: Path, missing: str) -> None:
+    name = f"{lab_name(0)}no{missing}"
+    present = tuple(t for t in ("ip", "sysctl", "dnsmasq") if t != missing)
     done = pvdrun_cli("lab", "up", "--scenario", "3", "--name", name,
-                      env=_bin_dir(tmp_path, None))
+                      env=_bin_dir(tmp_path, None, present))
     assert done.returncode == EXIT_MISSING_PREREQ
-    assert "dnsmasq" in _one_line(done.stderr)
+    assert f"needs '{missing}'" in _one_line(done.stderr)
     assert _leftovers(name) == []
 
 

@@ -95,14 +95,19 @@ def format_table(status: dict[str, Any]) -> str:
             "dns_v4", "dns_v6", "service_v4", "service_v6", "prefix_v6", "pvd_id",
             "search_domain", "capture_ns", "capture_if"]
     isps = status["isps"]
-    width = max(len(k) for k in keys)
-    lines.append(f"{'':{width}}  " + "  ".join(f"{isp:<36}" for isp in isps))
+    rows = []
     for key in keys:
         cells = []
         for isp in isps.values():
             value = isp[key]
-            text = ",".join(value) if isinstance(value, list) else ("-" if value is None
-                                                                   else str(value))
-            cells.append(f"{text:<36}")
-        lines.append(f"{key:<{width}}  " + "  ".join(cells).rstrip())
+            cells.append(",".join(value) if isinstance(value, list)
+                         else ("-" if value is None else str(value)))
+        rows.append((key, cells))
+    width = max(len(k) for k in keys)
+    columns = [max([len(name)] + [len(cells[i]) for _, cells in rows])
+               for i, name in enumerate(isps)]
+    lines.append(f"{'':{width}}  " + "  ".join(f"{n:<{w}}" for n, w in zip(isps, columns)).rstrip())
+    for key, cells in rows:
+        lines.append(f"{key:<{width}}  "
+                     + "  ".join(f"{c:<{w}}" for c, w in zip(cells, columns)).rstrip())
     return "\n".join(lines)
