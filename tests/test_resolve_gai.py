@@ -157,6 +157,22 @@ def test_unreachable_server_times_out_with_eai_again(split_lab: ResolveLab, prob
     assert rc == EAI["EAI_AGAIN"]
 
 
+def test_attempts_and_server_order_as_resolv_conf(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
+    """10.1.0.8 is an ISP A address with no DNS server: each attempt asks it once, then gives up;
+    listed before the real server, it is skipped after its timeout."""
+    dead = split_lab.scope("a", dns_servers=["10.1.0.8"])
+    with split_lab.capture("a") as pcap:
+        rc, _, _ = gai(split_lab, probe, shim_lib, dead, "svc.example", "inet",
+                       env={"RES_OPTIONS": "timeout:1 attempts:2"})
+    assert rc == EAI["EAI_AGAIN"]
+    queries = [p for p in split_lab.packets(pcap) if "> 10.1.0.8.53:" in p]
+    assert len(queries) == 2, queries
+    both = split_lab.scope("a", dns_servers=["10.1.0.8", "10.1.0.1"])
+    rc, lines, _ = gai(split_lab, probe, shim_lib, both, "svc.example", "inet",
+                       env={"RES_OPTIONS": "timeout:1 attempts:2"})
+    assert rc == 0 and addrs(lines) == ["10.1.0.80"]
+
+
 def test_server_without_a_source_of_its_family_is_not_used(split_lab: ResolveLab, probe: Path,
                                                            shim_lib: str) -> None:
     """R25: an IPv4 server in a PvD that has no IPv4 address is never asked from another address."""

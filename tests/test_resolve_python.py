@@ -191,6 +191,14 @@ def test_second_lookup_comes_from_the_cache(split_lab: ResolveLab) -> None:
 
 
 @pytest.mark.root
+def test_dead_server_is_skipped_for_the_next(split_lab: ResolveLab) -> None:
+    answer = resolve_in_lab(split_lab, "a", "svc.example", dns_servers=["10.1.0.8", "10.1.0.1"])
+    assert answer["records"] == ["10.1.0.80"] and answer["server"] == "10.1.0.1"
+    failed = resolve_in_lab(split_lab, "a", "svc.example", dns_servers=["10.1.0.8"])
+    assert failed["error"] == "timeout"
+
+
+@pytest.mark.root
 def test_spoofed_and_mismatched_replies_are_dropped(split_lab: ResolveLab) -> None:
     with spoofing_server(split_lab) as server:
         answer = resolve_in_lab(split_lab, "a", "spoof.example", dns_servers=[server])
