@@ -38,6 +38,25 @@ class BenchContext:
             raise NotMeasured("pvdrun is not installed (make bench runs `pip install .` first)")
         return found
 
+    def pvdrun_env(self, socket_path: str) -> dict[str, str]:
+        """Environment that keeps pvdrun on the bench's own pvdd socket and an empty config.
+
+        Never the host's /run/pvd/pvdd.sock or /etc/pvd/pvd.toml: a pvdd there
+        lives in another namespace and would answer with another table.
+        """
+        return {"PVDRUN_SOCKET": socket_path, "PVDRUN_CONFIG": self.empty_config()}
+
+    def empty_config(self) -> str:
+        """An empty PvD configuration file in the bench's work directory."""
+        config = os.path.join(self.lab.workdir, "pvd.toml")
+        if not os.path.exists(config):
+            open(config, "w", encoding="utf-8").close()  # noqa: SIM115
+        return config
+
+    def no_daemon_socket(self) -> str:
+        """A socket path where no pvdd listens (for the without-pvdd variants)."""
+        return os.path.join(self.lab.workdir, "no-pvdd-here.sock")
+
     # -- the shim ------------------------------------------------------------
     def shim_path(self) -> str:
         """Path of the installed preload library, or NotMeasured."""

@@ -48,8 +48,10 @@ class RunningDaemon:
         argv = [self.ctx.pvdrun_bin(), "daemon"]
         if "--socket" in help_text:
             argv += ["--socket", self.path]
+        if "--config" in help_text:
+            argv += ["--config", self.ctx.empty_config()]
         log = open(self.log_path, "wb")  # noqa: SIM115 - closed with the process
-        self.proc = self.ctx.lab.start(in_netns(self.netns, argv, {"PVDRUN_SOCKET": self.path}),
+        self.proc = self.ctx.lab.start(in_netns(self.netns, argv, self.ctx.pvdrun_env(self.path)),
                                        stdout=log, stderr=subprocess.STDOUT)
         log.close()
         try:

@@ -8,6 +8,7 @@ through doing comparable work.
 from __future__ import annotations
 
 import json
+import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ from pvdbench.context import BenchContext
 from pvdbench.figure import NOT_MEASURED, Figure, Goal, NotMeasured, Series, interleave
 from pvdbench.lab import DNS_NAME, SERVER_ADDR, SINK_PORT
 from pvdbench.proc import in_netns, run
+from pvdbench.stats import paired_ratios, percentile
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,10 @@ class CallSpec:
 CALL_SPECS = [
     CallSpec("socket_close", "socket(AF_INET, SOCK_STREAM) + close()", 100_000, 1000, True, True,
              "setup"),
-    CallSpec("udp_connect", "connect() of a UDP socket", 100_000, 1000, True, False, "setup"),
+    CallSpec("udp_connect", "connect() of a UDP socket, repeated on the same socket", 100_000,
+             1000, True, False, "setup"),
+    CallSpec("udp_lifecycle", "socket(AF_INET, SOCK_DGRAM) + connect() + close()", 50_000, 1000,
+             True, False, "setup"),
     CallSpec("sendto", "sendto() of 64 bytes on a connected UDP socket", 100_000, 1000, True,
              False, "hot"),
     CallSpec("sendmsg", "sendmsg() of 64 bytes on a connected UDP socket", 100_000, 1000, False,
@@ -42,9 +47,13 @@ CALL_SPECS = [
              2_000, 50, True, False, "gai"),
 ]
 
+#: In-process loops are cheap and noisy against 2% goals: they get this many times the rounds.
+CALL_ROUNDS_FACTOR = 2
+
 NOT_COMPARABLE = {
     ("sendmsg", "proxychains4"): "proxychains4 does not intercept sendmsg()",
     ("udp_connect", "torsocks"): "torsocks refuses UDP sockets (EPERM), so it does no comparable work",
+    ("udp_lifecycle", "torsocks"): "torsocks refuses UDP sockets (EPERM)",
     ("sendto", "torsocks"): "torsocks refuses UDP sockets",
     ("sendmsg", "torsocks"): "torsocks refuses UDP sockets",
     ("getaddrinfo", "torsocks"): "torsocks resolves through Tor, not the local resolver",
@@ -66,7 +75,10 @@ def calls_argv(ctx: BenchContext, spec: CallSpec, calls: int, native: bool) -> l
 def one_run(ctx: BenchContext, spec: CallSpec, env_vars: dict[str, str] | None,
             native: bool = False) -> float:
     """ns per call of one run of the C loop in the client namespace."""
-    argv = in_netns(ctx.lab.client_ns, calls_argv(ctx, spec, spec.calls, native), env_vars)
+    argv = in_netns(ctx.lab.client_ns, ctx.lab.pin_prefix(), None)
+    if env_vars:
+        argv += ["env", *[f"{key}={value}" for key, value in env_vars.items()]]
+    argv += calls_argv(ctx, spec, spec.calls, native)
     return float(json.loads(run(argv, timeout=120).stdout)["ns_per_call"])
 
 
@@ -104,30 +116,50 @@ def variants_for(ctx: BenchContext, spec: CallSpec) -> tuple[dict[str, Callable[
     return runners, labels, notes
 
 
+def verdict(fig: Figure, subject: str, reference: str, limit: float) -> tuple[bool | None, str]:
+    """Met, missed, or not resolved (None) for "subject/reference <= limit", from paired ratios.
+
+    Met when the upper quartile of the per-round ratios is within the limit,
+    missed when even the lower quartile exceeds it; in between the noise of
+    this run is wider than the margin and the report says so.
+    """
+    pairs = paired_ratios(fig.get(subject).values, fig.get(reference).values)
+    low, mid, high = percentile(pairs, 0.25), statistics.median(pairs), percentile(pairs, 0.75)
+    detail = (f"{subject}/{reference} = {mid:.3f} ({(mid - 1) * 100:+.1f}%), paired IQR "
+              f"{low:.3f}–{high:.3f}")
+    if high <= limit:
+        return True, detail
+    if low > limit:
+        return False, detail + f"; over the goal by {(mid - limit) * 100:.1f} points"
+    return None, detail + f"; not resolved: this run's noise straddles the {limit:.2f} limit"
+
+
 def judge(fig: Figure, spec: CallSpec) -> None:
     """Append the goals this call is read against."""
     names = {s.name for s in fig.series}
     if "shim" not in names:
         return
     if spec.goal == "hot":
-        ratio = fig.ratio("shim", "none")["paired_median"]
-        fig.goals.append(Goal("hot-path call within 2% of no shim", ratio <= 1.02,
-                              f"shim/none = {ratio:.3f} ({(ratio - 1) * 100:+.1f}%)"))
+        met, detail = verdict(fig, "shim", "none", 1.02)
+        fig.goals.append(Goal("hot-path call within 2% of no shim", met, detail))
     elif spec.goal == "setup":
-        ratio = fig.ratio("shim", "native")["paired_median"]
-        fig.goals.append(Goal("within 10% of native scoping", ratio <= 1.10,
-                              f"shim/native = {ratio:.3f} ({(ratio - 1) * 100:+.1f}%)"))
+        met, detail = verdict(fig, "shim", "native", 1.10)
+        fig.goals.append(Goal("within 10% of native scoping", met, detail))
         shim_over = fig.ratio("shim", "none")["paired_median"] - 1
         for tool in ("proxychains4", "torsocks"):
             if tool in names:
                 tool_over = fig.ratio(tool, "none")["paired_median"] - 1
+                met, detail = verdict(fig, "shim", tool, 1.0)
                 fig.goals.append(Goal(
-                    f"lower overhead than {tool}", shim_over < tool_over,
-                    f"over none: shim {shim_over * 100:+.1f}%, {tool} {tool_over * 100:+.1f}%"))
+                    f"lower overhead than {tool}", met,
+                    f"over none: shim {shim_over * 100:+.1f}%, {tool} {tool_over * 100:+.1f}%; "
+                    + detail))
+        if spec.op != "udp_lifecycle":
+            fig.notes.append("the shim ties a socket to its PvD at its first use (shim/decide.c), "
+                             "not in socket(); the scoping cost shows in calls.udp_lifecycle")
     elif spec.goal == "gai":
-        ratio = fig.ratio("shim", "none")["paired_median"]
-        fig.goals.append(Goal("getaddrinfo within 10% of glibc's (uncached)", ratio <= 1.10,
-                              f"shim/glibc = {ratio:.3f} ({(ratio - 1) * 100:+.1f}%)"))
+        met, detail = verdict(fig, "shim", "none", 1.10)
+        fig.goals.append(Goal("getaddrinfo within 10% of glibc's (uncached)", met, detail))
 
 
 def comparisons_for(names: list[str]) -> list[tuple[str, str]]:
@@ -141,11 +173,13 @@ def comparisons_for(names: list[str]) -> list[tuple[str, str]]:
 def measure_call(ctx: BenchContext, spec: CallSpec) -> Figure:
     """One call's figure: every variant interleaved for ctx.rounds rounds."""
     runners, labels, notes = variants_for(ctx, spec)
-    results = interleave(ctx.rounds, runners)
+    results = interleave(ctx.rounds * CALL_ROUNDS_FACTOR, runners)
     fig = Figure(
         fig_id=f"calls.{spec.op}", title=f"Per-call cost: {spec.title}", unit="ns/call",
-        what=(f"C loop (bench/calls.c, cc -O2) timing {spec.calls} calls after {spec.warmup} "
-              "warm-up calls, in the client namespace; one value per process run"),
+        what=(f"C loop (bench/calls.c, cc -O2) making {spec.calls:,} calls after {spec.warmup} "
+              "warm-up calls, in the client namespace, pinned with taskset to the last CPU (as is "
+              "dnsmasq); one value per process run: the median per-call time of its 10 equal "
+              "batches"),
         series=[Series(name, labels[name], values) for name, values in results.items()],
         comparisons=comparisons_for(list(results)),
         notes=notes)

@@ -20,14 +20,6 @@ MONITOR_LINK = "bm0"
 MONITOR_PEER = "bm1"
 
 
-def pvdrun_env(ctx: BenchContext, socket_path: str) -> dict[str, str]:
-    """Environment that keeps pvdrun on the bench's own daemon socket and an empty config."""
-    config = os.path.join(ctx.lab.workdir, "pvd.toml")
-    if not os.path.exists(config):
-        open(config, "w", encoding="utf-8").close()
-    return {"PVDRUN_SOCKET": socket_path, "PVDRUN_CONFIG": config}
-
-
 def check_command(ctx: BenchContext, netns: str, argv: list[str], env_vars: dict[str, str]) -> None:
     """NotMeasured unless argv succeeds once in netns."""
     proc = run(in_netns(netns, argv, env_vars), check=False, timeout=120)
@@ -54,7 +46,7 @@ def list_figure(ctx: BenchContext) -> Figure:
               "pvdrun list": "one-shot discovery (no pvdd running)",
               "pvdrun list (pvdd)": "pvdrun list answered by a pvdd running in the namespace"}
     commands = {"ip -json address show": "ip -json address show"}
-    no_daemon = pvdrun_env(ctx, os.path.join(ctx.lab.workdir, "no-pvdd-here.sock"))
+    no_daemon = ctx.pvdrun_env(ctx.no_daemon_socket())
     results: dict[str, list[float]] = {}
     try:
         proc = run(in_netns(netns, [ctx.pvdrun_bin(), "list"], no_daemon), timeout=120,
@@ -72,7 +64,7 @@ def list_figure(ctx: BenchContext) -> Figure:
     if "pvdrun list" in results:
         try:
             with RunningDaemon(ctx, netns, "list") as daemon:
-                env_vars = pvdrun_env(ctx, daemon.path)
+                env_vars = ctx.pvdrun_env(daemon.path)
                 check_command(ctx, netns, [ctx.pvdrun_bin(), "list"], env_vars)
                 with_daemon = hyperfine_rounds(
                     netns, {"ip -json address show": "ip -json address show",
@@ -114,7 +106,7 @@ def monitor_figure(ctx: BenchContext) -> Figure:
     changer = subprocess.Popen(["ip", "-n", netns, "-batch", "-"], stdin=subprocess.PIPE,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        socket_path = os.path.join(ctx.lab.workdir, "no-pvdd-here.sock")
+        socket_path = ctx.no_daemon_socket()
         try:
             daemon_available(ctx)
             daemon = RunningDaemon(ctx, netns, "monitor").__enter__()
@@ -122,7 +114,7 @@ def monitor_figure(ctx: BenchContext) -> Figure:
             fig.notes.append("pvdd was running in the namespace (pvdrun monitor may subscribe to it)")
         except NotMeasured as exc:
             fig.notes.append(f"no pvdd: {exc}")
-        env = {**os.environ, **pvdrun_env(ctx, socket_path), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **ctx.pvdrun_env(socket_path), "PYTHONUNBUFFERED": "1"}
         watchers["ip monitor"] = LineWatcher(in_netns(netns, ["ip", "monitor", "address"]))
         monitor = LineWatcher(in_netns(netns, [ctx.pvdrun_bin(), "monitor"]), env)
         watchers["pvdrun monitor"] = monitor

@@ -1,21 +1,20 @@
 """Launch cost: `pvdrun --pvd X true` against `true` and `ip netns exec NS true`."""
 from __future__ import annotations
 
-import os
-
 from pvdbench.context import BenchContext
 from pvdbench.daemon import RunningDaemon
 from pvdbench.figure import NOT_MEASURED, Figure, Goal, NotMeasured, Series
 from pvdbench.hyperfine import hyperfine_rounds
 from pvdbench.proc import in_netns, run
 
-RUNS_PER_ROUND = 10
+#: Runs per command per round: with pvdd a launch takes tens of ms, without it seconds.
+RUNS_PER_ROUND = {True: 10, False: 2}
 
 
 def launcher_works(ctx: BenchContext, socket_path: str) -> None:
     """NotMeasured unless `pvdrun --pvd IF true` succeeds in the client namespace."""
     argv = [ctx.pvdrun_bin(), "--pvd", ctx.lab.client_if, "true"]
-    proc = run(in_netns(ctx.lab.client_ns, argv, {"PVDRUN_SOCKET": socket_path}), check=False)
+    proc = run(in_netns(ctx.lab.client_ns, argv, ctx.pvdrun_env(socket_path)), check=False)
     if proc.returncode != 0:
         message = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
         raise NotMeasured(f"`pvdrun --pvd {ctx.lab.client_if} true` fails here "
@@ -32,14 +31,15 @@ def measure_launch(ctx: BenchContext) -> list[Figure]:
               "ip netns exec": "ip netns exec NS /bin/true (a namespace per PvD, the alternative)",
               "pvdrun": f"pvdrun --pvd {ctx.lab.client_if} true"}
     figures = []
-    no_daemon_socket = os.path.join(ctx.lab.workdir, "no-pvdd-here.sock")
+    no_daemon_socket = ctx.no_daemon_socket()
     for with_daemon in (False, True):
         fig_id = "launch.with_pvdd" if with_daemon else "launch.without_pvdd"
         fig = Figure(
             fig_id=fig_id, unit="ms",
             title=f"Launch cost of `pvdrun --pvd X true` {'with' if with_daemon else 'without'} pvdd",
-            what=(f"hyperfine -N in the client namespace, {RUNS_PER_ROUND} runs per command per "
-                  "round after 2 warm-ups, commands rotated each round; value = a round's median"),
+            what=(f"hyperfine -N in the client namespace, {RUNS_PER_ROUND[with_daemon]} runs per "
+                  "command per round after 1 warm-up, commands rotated each round; value = a "
+                  "round's median"),
             comparisons=[("pvdrun", "ip netns exec"), ("pvdrun", "true"), ("ip netns exec", "true")])
         commands = dict(references)
         try:
@@ -48,19 +48,19 @@ def measure_launch(ctx: BenchContext) -> list[Figure]:
                     launcher_works(ctx, daemon.path)
                     commands["pvdrun"] = pvdrun
                     results = hyperfine_rounds(ctx.lab.client_ns, commands, ctx.rounds,
-                                               RUNS_PER_ROUND, ctx.lab.workdir,
-                                               {"PVDRUN_SOCKET": daemon.path})
+                                               RUNS_PER_ROUND[with_daemon], ctx.lab.workdir,
+                                               ctx.pvdrun_env(daemon.path))
             else:
                 launcher_works(ctx, no_daemon_socket)
                 commands["pvdrun"] = pvdrun
                 results = hyperfine_rounds(ctx.lab.client_ns, commands, ctx.rounds,
-                                           RUNS_PER_ROUND, ctx.lab.workdir,
-                                           {"PVDRUN_SOCKET": no_daemon_socket})
+                                           RUNS_PER_ROUND[with_daemon], ctx.lab.workdir,
+                                           ctx.pvdrun_env(no_daemon_socket))
         except NotMeasured as exc:
             fig.status, fig.reason = NOT_MEASURED, str(exc)
             results = hyperfine_rounds(ctx.lab.client_ns, references, ctx.rounds,
-                                       RUNS_PER_ROUND, ctx.lab.workdir) if not with_daemon else {}
-        fig.series = [Series(name, labels[name], values, RUNS_PER_ROUND)
+                                       RUNS_PER_ROUND[with_daemon], ctx.lab.workdir) if not with_daemon else {}
+        fig.series = [Series(name, labels[name], values, RUNS_PER_ROUND[with_daemon])
                       for name, values in results.items()]
         if "pvdrun" in results:
             added = fig.get("pvdrun").values
@@ -72,5 +72,18 @@ def measure_launch(ctx: BenchContext) -> list[Figure]:
                 "pvdrun launch with pvdd running within 20 ms of ip netns exec" if with_daemon
                 else "(informative) pvdrun launch without pvdd against ip netns exec",
                 goal_met, f"pvdrun − ip netns exec = {delta:+.1f} ms (median of per-round differences)"))
+        if not with_daemon:
+            fig.notes.append(prime_wait_note())
         figures.append(fig)
     return figures
+
+
+def prime_wait_note() -> str:
+    """Why a launch without pvdd takes long: one-shot discovery listens for RAs first."""
+    try:
+        from pvdrun.discovery.engine import PRIME_WAIT
+    except ImportError:
+        return "without pvdd the launcher runs a one-shot discovery"
+    return (f"without pvdd the launcher runs a one-shot discovery, which solicits Router "
+            f"Advertisements on links with IPv6 and listens up to PRIME_WAIT = {PRIME_WAIT} s "
+            "(pvdrun/discovery/engine.py); the client veth has an IPv6 link-local address")

@@ -70,12 +70,15 @@ def per_call_figure(ctx: BenchContext) -> Figure:
     if "shim" not in variants:
         fig.status, fig.reason = NOT_MEASURED, notes[0]
         return fig
-    for op, call in (("socket_close", "socket()"), ("udp_connect", "connect()")):
-        shim = fig.get(f"{op}:shim").values[0]
-        none = fig.get(f"{op}:none").values[0]
-        fig.goals.append(Goal(f"{call} adds at most one system call", shim - none <= 1,
-                              f"{op}: {none:g} unscoped, {shim:g} under the shim ({shim - none:+g})"))
-    for op in ("sendto", "sendmsg"):
+    shim = fig.get("udp_lifecycle:shim").values[0]
+    none = fig.get("udp_lifecycle:none").values[0]
+    native = fig.get("udp_lifecycle:native").values[0]
+    fig.goals.append(Goal(
+        "socket() and connect() add at most one system call each", shim - none <= 2,
+        f"socket+connect+close of a UDP socket: {none:g} unscoped, {native:g} natively scoped, "
+        f"{shim:g} under the shim ({shim - none:+g}); added: "
+        + (fig.get("udp_lifecycle:shim").label.split(": ", 1)[1] or "none")))
+    for op in ("socket_close", "udp_connect", "sendto", "sendmsg"):
         shim = fig.get(f"{op}:shim").values[0]
         none = fig.get(f"{op}:none").values[0]
         fig.notes.append(f"{op}: {none:g} system calls per call unscoped, {shim:g} under the shim")
@@ -105,10 +108,12 @@ def curl_figure(ctx: BenchContext) -> Figure:
     except NotMeasured as exc:
         notes.append(f"shim not measured: {exc}")
     network: dict[str, list[float]] = {name: [] for name in variants}
+    last_counts: dict[str, dict[str, int]] = {}
 
     def runner(name: str):  # noqa: ANN202 - a closure per variant
         def one() -> float:
             counts = strace_counts(ctx, *variants[name])
+            last_counts[name] = counts
             network[name].append(float(sum(n for call, n in counts.items()
                                            if call in NETWORK_SYSCALLS)))
             return float(sum(counts.values()))
@@ -133,7 +138,18 @@ def curl_figure(ctx: BenchContext) -> Figure:
     else:
         added = (statistics.median(network["shim"]) - statistics.median(network["curl --interface"]))
         fig.notes.append(f"network system calls the shim adds over curl --interface: {added:+g}")
+        for reference in ("curl", "curl --interface"):
+            fig.notes.append(f"%network calls of the last run, shim minus {reference}: "
+                             + _count_diff(last_counts["shim"], last_counts[reference]))
     return fig
+
+
+def _count_diff(subject: dict[str, int], reference: dict[str, int]) -> str:
+    """'name +n' for every network system call whose count differs."""
+    parts = [f"{name} {subject.get(name, 0) - reference.get(name, 0):+d}"
+             for name in sorted(NETWORK_SYSCALLS)
+             if subject.get(name, 0) != reference.get(name, 0)]
+    return ", ".join(parts) or "no difference"
 
 
 def measure_syscalls(ctx: BenchContext) -> list[Figure]:

@@ -10,7 +10,7 @@ from pvdbench.proc import in_netns, run
 
 def hyperfine_rounds(netns: str, commands: dict[str, str], rounds: int, runs_per_round: int,
                      workdir: str, env_vars: dict[str, str] | None = None,
-                     warmup: int = 2) -> dict[str, list[float]]:
+                     warmup: int = 1) -> dict[str, list[float]]:
     """Median ms of each command per round; every round runs the commands in a rotated order.
 
     hyperfine runs inside netns with no intermediate shell (-N); its own

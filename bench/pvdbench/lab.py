@@ -104,7 +104,7 @@ class BenchLab:
     def start_servers(self) -> None:
         """dnsmasq, a UDP sink, an HTTP server and iperf3 in the server namespace."""
         self.start(in_netns(self.server_ns, [
-            "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
+            *self.pin_prefix(), "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
             "--no-hosts", "--bind-interfaces", f"--listen-address={SERVER_ADDR}",
             "--except-interface=lo", f"--host-record={DNS_NAME},{DNS_ANSWER}",
             f"--pid-file={self.workdir}/dnsmasq.pid", "--user=root", "--cache-size=1000"]))
@@ -178,6 +178,15 @@ class BenchLab:
         """Interface index of ifname inside netns."""
         info = json.loads(run(["ip", "-n", netns, "-j", "link", "show", "dev", ifname]).stdout)
         return int(info[0]["ifindex"])
+
+    @staticmethod
+    def pin_prefix() -> list[str]:
+        """`taskset -c LAST_CPU`: in-process loops and dnsmasq share one CPU, so that a
+        query's round trip does not depend on where the scheduler put the two processes."""
+        cpus = os.cpu_count() or 1
+        if cpus < 2 or not shutil.which("taskset"):
+            return []
+        return ["taskset", "-c", str(cpus - 1)]
 
     @staticmethod
     def calls_binary() -> str:
