@@ -39,6 +39,10 @@ static int sys_close(int fd) { return (int)syscall(SYS_close, fd); }
 static int sys_dup(int fd) { return (int)syscall(SYS_dup, fd); }
 static int sys_dup2(int a, int b) { return (int)syscall(SYS_dup2, a, b); }
 static int sys_dup3(int a, int b, int f) { return (int)syscall(SYS_dup3, a, b, f); }
+static int sys_setsockopt(int fd, int level, int name, const void *value, socklen_t len)
+{
+    return (int)syscall(SYS_setsockopt, fd, level, name, value, len);
+}
 static int sys_fcntl(int fd, int cmd, ...)
 {
     va_list ap;
@@ -73,6 +77,7 @@ static void resolve_real(void)
     RESOLVE(dup2);
     RESOLVE(dup3);
     RESOLVE(fcntl);
+    RESOLVE(setsockopt);
     void *sym = dlsym(RTLD_NEXT, "fcntl64");
     memcpy(&shim_real.fcntl64, &sym, sizeof sym);
     if (!shim_real.fcntl64)

@@ -37,6 +37,7 @@ struct shim_real_fns {
     int (*dup3)(int, int, int);
     int (*fcntl)(int, int, ...);
     int (*fcntl64)(int, int, ...);
+    int (*setsockopt)(int, int, int, const void *, socklen_t);
 };
 extern struct shim_real_fns shim_real;
 extern atomic_int shim_ready;
@@ -127,6 +128,11 @@ int shim_prepare(int fd, const struct sockaddr *dst, socklen_t dstlen, enum shim
  * storage.  0 or -1 with errno, as shim_prepare. */
 int shim_prepare_bind(int fd, const struct sockaddr *addr, socklen_t len,
                       struct sockaddr_storage *storage, const struct sockaddr **use, socklen_t *use_len);
+/* Check a sendmsg's control messages on a socket tied to a PvD: IP_PKTINFO/IPV6_PKTINFO
+ * may name another interface or source address, which would leave the PvD.  0 or -1. */
+int shim_check_cmsgs(uint32_t w, const struct msghdr *msg);
+/* May the program bind this socket to the device `ifindex` (0: unbind)?  0 or -1 (EPERM). */
+int shim_check_device_change(int fd, int ifindex);
 /* Apply a PvD to a socket now (pvd_bind_socket). */
 int shim_bind_socket(int fd, pvd_handle_t handle);
 /* A new socket from socket()/accept(): remember it. */

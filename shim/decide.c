@@ -187,11 +187,11 @@ static int choose_source(const struct pvd_scope *pvd, int family, const struct s
 static int bind_device(int fd, const struct pvd_scope *pvd)
 {
     int ifindex = (int)pvd->info.ifindexes[0];
-    if (setsockopt(fd, SOL_SOCKET, SO_BINDTOIFINDEX, &ifindex, sizeof ifindex) == 0)
+    if (REAL(setsockopt)(fd, SOL_SOCKET, SO_BINDTOIFINDEX, &ifindex, sizeof ifindex) == 0)
         return 0;
     if (errno == ENOPROTOOPT) { /* kernel < 5.0: by name */
         const char *name = pvd->info.interfaces[0];
-        if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name, (socklen_t)strlen(name) + 1) == 0)
+        if (REAL(setsockopt)(fd, SOL_SOCKET, SO_BINDTODEVICE, name, (socklen_t)strlen(name) + 1) == 0)
             return 0;
     }
     if (errno == ENODEV)
@@ -428,6 +428,72 @@ int shim_prepare_bind(int fd, const struct sockaddr *addr, socklen_t len, struct
         errno = saved;
         return 0;
     }
+}
+
+int shim_check_cmsgs(uint32_t w, const struct msghdr *msg)
+{
+    const struct pvd_scope *pvd = shim_pvd_at(W_SLOT(w));
+    struct cmsghdr *c;
+    if (W_KIND(w) != FK_SCOPED || !pvd || !msg || !msg->msg_control)
+        return 0;
+    unsigned int ifindex = pvd->info.ifindexes[0];
+    for (c = CMSG_FIRSTHDR((struct msghdr *)msg); c; c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
+        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
+            c->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
+            struct in_pktinfo info;
+            memcpy(&info, CMSG_DATA(c), sizeof info);
+            if (info.ipi_ifindex != 0 && (unsigned int)info.ipi_ifindex != ifindex) {
+                errno = EINVAL; /* another interface: not this socket's PvD */
+                return -1;
+            }
+            struct sockaddr_in src = {.sin_family = AF_INET, .sin_addr = info.ipi_spec_dst};
+            if (src.sin_addr.s_addr != htonl(INADDR_ANY) && !addr_in_pvd(pvd, (struct sockaddr *)&src, sizeof src)) {
+                errno = EADDRNOTAVAIL;
+                return -1;
+            }
+        } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
+                   c->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
+            struct in6_pktinfo info;
+            memcpy(&info, CMSG_DATA(c), sizeof info);
+            if (info.ipi6_ifindex != 0 && info.ipi6_ifindex != ifindex) {
+                errno = EINVAL;
+                return -1;
+            }
+            struct sockaddr_in6 src = {.sin6_family = AF_INET6, .sin6_addr = info.ipi6_addr};
+            if (!IN6_IS_ADDR_UNSPECIFIED(&info.ipi6_addr) && !addr_in_pvd(pvd, (struct sockaddr *)&src, sizeof src)) {
+                errno = EADDRNOTAVAIL;
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+int shim_check_device_change(int fd, int ifindex)
+{
+    uint32_t w = fd_load(fd);
+    if (W_KIND(w) == FK_UNKNOWN)
+        w = adopt(fd, NULL, OP_LISTEN);
+    unsigned int slot;
+    switch (W_KIND(w)) {
+    case FK_SCOPED:
+    case FK_BUSY:
+    case FK_NULLED:
+        slot = W_SLOT(w);
+        break;
+    case FK_PENDING:
+        slot = (w & W_EXPLICIT) ? W_SLOT(w) : shim_effective_slot();
+        break;
+    default:
+        return 0; /* not inet, loopback-only, or no PvD: the program's business */
+    }
+    if (slot == SLOT_NONE)
+        return 0;
+    const struct pvd_scope *pvd = shim_pvd_at(slot);
+    if (pvd && ifindex > 0 && (unsigned int)ifindex == pvd->info.ifindexes[0])
+        return 0; /* the PvD's own interface */
+    errno = EPERM; /* leaving the PvD's interface (or unbinding) is not allowed */
+    return -1;
 }
 
 int shim_bind_socket(int fd, pvd_handle_t handle)

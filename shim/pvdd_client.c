@@ -49,8 +49,8 @@ static int connect_pvdd(void)
     if (fd < 0)
         return -1;
     struct timeval tv = {.tv_sec = 2, .tv_usec = 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    REAL(setsockopt)(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    REAL(setsockopt)(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     if (REAL(connect)(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
         int e = errno;
         REAL(close)(fd);

@@ -31,7 +31,7 @@ int shim_v4_route_exists(struct in_addr dst, int ifindex, struct in_addr *prefix
     if (nl < 0)
         goto out;
     struct timeval tv = {.tv_sec = 2, .tv_usec = 0};
-    setsockopt(nl, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    REAL(setsockopt)(nl, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 
     memset(&req, 0, sizeof req);
     req.nh.nlmsg_len = NLMSG_LENGTH(sizeof(struct rtmsg));

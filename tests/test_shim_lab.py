@@ -246,3 +246,45 @@ def test_c_api_and_python_binding_with_pvdd(lab3: Any, tmp_path: Any) -> None:
         except subprocess.TimeoutExpired:
             daemon.kill()
             daemon.wait()
+
+
+ESCAPES = r'''
+import socket, struct, sys
+IP_PKTINFO = 8
+other_index, other_v6 = int(sys.argv[1]), sys.argv[2]
+def attempt(fn):
+    try:
+        fn(); return "sent"
+    except OSError as exc:
+        return exc.errno
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(3)
+s.sendto(b"first", ("198.51.100.80", 7))
+print(s.recv(100).decode().split()[0])
+pkt = struct.pack("I4s4s", other_index, bytes(4), bytes(4))
+print(attempt(lambda: s.sendmsg([b"x"], [(socket.IPPROTO_IP, IP_PKTINFO, pkt)], 0, ("198.51.100.80", 7))))
+src = struct.pack("I4s4s", 0, socket.inet_aton("127.0.0.1"), bytes(4))  # ipi_spec_dst: a source
+print(attempt(lambda: s.sendmsg([b"x"], [(socket.IPPROTO_IP, IP_PKTINFO, src)], 0, ("198.51.100.80", 7))))
+print(attempt(lambda: s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"ispa")))
+print(attempt(lambda: s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"")))
+s6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+pkt6 = socket.inet_pton(socket.AF_INET6, other_v6) + struct.pack("I", 0)
+print(attempt(lambda: s6.sendmsg([b"x"], [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pkt6)], 0,
+                                  ("2001:db8:b:1::80", 7))))
+fresh = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+print(attempt(lambda: fresh.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"ispa")))
+'''
+
+
+def test_escape_attempts_are_refused(lab3: Any) -> None:
+    """A (root) program scoped to ispb cannot leave through ispa: IP_PKTINFO naming ispa's
+    interface or a foreign source, IPV6_PKTINFO with ispa's source, SO_BINDTODEVICE."""
+    index = int(lab3.exec(["cat", "/sys/class/net/ispa/ifindex"], check=True).stdout)
+    with lab3.capture("ispa") as cap:
+        done = scoped(lab3, "ispb", [sys.executable, "-c", ESCAPES, str(index),
+                                     lab3.host_address("ispa", 6)])
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.split()
+    assert lines[0] == "ispb"
+    assert lines[1:] == ["22", "99", "1", "1", "99", "1"], lines  # EINVAL, EADDRNOTAVAIL, EPERM...
+    assert not cap.packets_to("198.51.100.80") and not cap.packets_to("2001:db8:b:1::80"), cap.lines
