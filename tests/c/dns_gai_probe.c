@@ -8,6 +8,7 @@
  *   probe ghbn NAME [inet|inet6]                     gethostbyname(2)
  *   probe ghbnr NAME                                 gethostbyname_r
  *   probe threads NAME COUNT                         COUNT concurrent getaddrinfo
+ *   probe bench NAME COUNT                           mean microseconds per getaddrinfo
  *   probe thread-scope LINE NAME                     a thread scoped to LINE
  *         (pvd_add_scope + pvd_set_thread_scope, found with dlsym in the
  *         preloaded library) and the main thread both resolve NAME
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static int parse_family(const char *s)
 {
@@ -223,6 +225,26 @@ static int do_thread_scope(char **argv)
     return 0;
 }
 
+static int do_bench(char **argv)
+{
+    int n = atoi(argv[3]), ok = 0;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int i = 0; i < n; i++) {
+        struct addrinfo hints, *res = NULL;
+        memset(&hints, 0, sizeof hints);
+        hints.ai_socktype = SOCK_STREAM;
+        if (getaddrinfo(argv[2], "80", &hints, &res) == 0) {
+            ok++;
+            freeaddrinfo(res);
+        }
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double us = ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / 1e3 / (n ? n : 1);
+    printf("ok=%d of %d mean_us=%.1f\n", ok, n, us);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -238,6 +260,8 @@ int main(int argc, char **argv)
         return do_ghbnr(argv);
     if (strcmp(argv[1], "threads") == 0 && argc == 4)
         return do_threads(argv);
+    if (strcmp(argv[1], "bench") == 0 && argc == 4)
+        return do_bench(argv);
     if (strcmp(argv[1], "thread-scope") == 0 && argc == 4)
         return do_thread_scope(argv);
     return 2;
