@@ -133,6 +133,9 @@ int shim_prepare_bind(int fd, const struct sockaddr *addr, socklen_t len,
 int shim_check_cmsgs(uint32_t w, const struct msghdr *msg);
 /* May the program bind this socket to the device `ifindex` (0: unbind)?  0 or -1 (EPERM). */
 int shim_check_device_change(int fd, int ifindex);
+/* May the program set a sticky IPV6_PKTINFO (source/interface for every datagram)?  0 or -1. */
+struct in6_pktinfo;
+int shim_check_sticky_pktinfo6(int fd, const struct in6_pktinfo *info);
 /* Apply a PvD to a socket now (pvd_bind_socket). */
 int shim_bind_socket(int fd, pvd_handle_t handle);
 /* A new socket from socket()/accept(): remember it. */

@@ -469,24 +469,28 @@ int shim_check_cmsgs(uint32_t w, const struct msghdr *msg)
     return 0;
 }
 
-int shim_check_device_change(int fd, int ifindex)
+/* The PvD a socket is tied to, or would be tied to by its next operation (for checks of
+ * options that take effect later).  SLOT_NONE when no PvD applies. */
+static unsigned int slot_for_option(int fd)
 {
     uint32_t w = fd_load(fd);
     if (W_KIND(w) == FK_UNKNOWN)
         w = adopt(fd, NULL, OP_LISTEN);
-    unsigned int slot;
     switch (W_KIND(w)) {
     case FK_SCOPED:
     case FK_BUSY:
     case FK_NULLED:
-        slot = W_SLOT(w);
-        break;
+        return W_SLOT(w);
     case FK_PENDING:
-        slot = (w & W_EXPLICIT) ? W_SLOT(w) : shim_effective_slot();
-        break;
+        return (w & W_EXPLICIT) ? W_SLOT(w) : shim_effective_slot();
     default:
-        return 0; /* not inet, loopback-only, or no PvD: the program's business */
+        return SLOT_NONE; /* not inet, loopback-only, or no PvD: the program's business */
     }
+}
+
+int shim_check_device_change(int fd, int ifindex)
+{
+    unsigned int slot = slot_for_option(fd);
     if (slot == SLOT_NONE)
         return 0;
     const struct pvd_scope *pvd = shim_pvd_at(slot);
@@ -494,6 +498,28 @@ int shim_check_device_change(int fd, int ifindex)
         return 0; /* the PvD's own interface */
     errno = EPERM; /* leaving the PvD's interface (or unbinding) is not allowed */
     return -1;
+}
+
+int shim_check_sticky_pktinfo6(int fd, const struct in6_pktinfo *info)
+{
+    unsigned int slot = slot_for_option(fd);
+    if (slot == SLOT_NONE)
+        return 0;
+    const struct pvd_scope *pvd = shim_pvd_at(slot);
+    if (!pvd) {
+        errno = EPERM;
+        return -1;
+    }
+    if (info->ipi6_ifindex != 0 && info->ipi6_ifindex != pvd->info.ifindexes[0]) {
+        errno = EINVAL;
+        return -1;
+    }
+    struct sockaddr_in6 src = {.sin6_family = AF_INET6, .sin6_addr = info->ipi6_addr};
+    if (!IN6_IS_ADDR_UNSPECIFIED(&info->ipi6_addr) && !addr_in_pvd(pvd, (struct sockaddr *)&src, sizeof src)) {
+        errno = EADDRNOTAVAIL;
+        return -1;
+    }
+    return 0;
 }
 
 int shim_bind_socket(int fd, pvd_handle_t handle)

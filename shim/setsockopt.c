@@ -1,7 +1,9 @@
 /* setsockopt.c: setsockopt() hook.  A privileged program could move a socket tied to its
  * PvD to another device with SO_BINDTODEVICE/SO_BINDTOIFINDEX; that is refused (EPERM)
- * unless the device is the PvD's own interface. */
+ * unless the device is the PvD's own interface.  A sticky IPV6_PKTINFO naming another
+ * interface (EINVAL) or a source outside the PvD (EADDRNOTAVAIL) is refused too. */
 #include <net/if.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
 
@@ -14,6 +16,13 @@
 SHIM_API int setsockopt(int fd, int level, int name, const void *value, socklen_t len)
 {
     const struct shim_real_fns *real = shim_fns();
+    if (level == IPPROTO_IPV6 && name == IPV6_PKTINFO && value && len >= (socklen_t)sizeof(struct in6_pktinfo)) {
+        struct in6_pktinfo info;
+        memcpy(&info, value, sizeof info);
+        if (shim_check_sticky_pktinfo6(fd, &info) < 0)
+            return -1;
+        return real->setsockopt(fd, level, name, value, len);
+    }
     if (SHIM_LIKELY(level != SOL_SOCKET || (name != SO_BINDTODEVICE && name != SO_BINDTOIFINDEX)))
         return real->setsockopt(fd, level, name, value, len);
     int ifindex = 0;

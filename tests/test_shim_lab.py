@@ -273,12 +273,14 @@ print(attempt(lambda: s6.sendmsg([b"x"], [(socket.IPPROTO_IPV6, socket.IPV6_PKTI
                                   ("2001:db8:b:1::80", 7))))
 fresh = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 print(attempt(lambda: fresh.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"ispa")))
+print(attempt(lambda: s6.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, pkt6)))
 '''
 
 
 def test_escape_attempts_are_refused(lab3: Any) -> None:
     """A (root) program scoped to ispb cannot leave through ispa: IP_PKTINFO naming ispa's
-    interface or a foreign source, IPV6_PKTINFO with ispa's source, SO_BINDTODEVICE."""
+    interface or a foreign source, IPV6_PKTINFO (per message or sticky) with ispa's source,
+    SO_BINDTODEVICE to ispa or unbinding."""
     index = int(lab3.exec(["cat", "/sys/class/net/ispa/ifindex"], check=True).stdout)
     with lab3.capture("ispa") as cap:
         done = scoped(lab3, "ispb", [sys.executable, "-c", ESCAPES, str(index),
@@ -286,5 +288,5 @@ def test_escape_attempts_are_refused(lab3: Any) -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.split()
     assert lines[0] == "ispb"
-    assert lines[1:] == ["22", "99", "1", "1", "99", "1"], lines  # EINVAL, EADDRNOTAVAIL, EPERM...
+    assert lines[1:] == ["22", "99", "1", "1", "99", "1", "99"], lines  # EINVAL, EADDRNOTAVAIL, EPERM...
     assert not cap.packets_to("198.51.100.80") and not cap.packets_to("2001:db8:b:1::80"), cap.lines
