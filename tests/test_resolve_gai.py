@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from test_resolve_netlab import ResolveLab, overlap_lab, probe, shim_lib, split_lab, spoofing_server  # noqa: F401
+from test_resolve_netlab import ResolveLab, overlap_lab, probe, shim_lib, split_lab, spoofing_server, hostile_server  # noqa: F401
 
 pytestmark = pytest.mark.root
 
@@ -123,6 +123,17 @@ def test_spoofed_and_mismatched_replies_are_dropped(split_lab: ResolveLab, probe
         scope = split_lab.scope("a", dns_servers=[server])
         rc, lines, _ = gai(split_lab, probe, shim_lib, scope, "spoof.example", "inet")
     assert rc == 0 and addrs(lines) == ["10.1.0.77"]
+
+
+@pytest.mark.parametrize("name", ["loop.example", "trunc.example", "oversize.example", "longname.example"])
+def test_malformed_answers_fail_cleanly(split_lab: ResolveLab, probe: Path, shim_lib: str, name: str) -> None:
+    """Every reply is malformed, so each is dropped and the lookup times out: EAI_AGAIN, no crash."""
+    with hostile_server(split_lab) as server:
+        proc = split_lab.run([str(probe), "gai", name, "inet", "none"],
+                             scope=split_lab.scope("a", dns_servers=[server]), preload=shim_lib,
+                             env={"RES_OPTIONS": "timeout:1 attempts:1"})
+    assert proc.returncode == 0, proc.stderr  # no crash
+    assert proc.stdout.splitlines()[0].startswith(f"rc={EAI['EAI_AGAIN']} ")
 
 
 def test_overlapping_dns_addresses_reach_each_pvds_own_server(overlap_lab: ResolveLab, probe: Path,

@@ -182,6 +182,51 @@ def spoofing_server(lab: "ResolveLab") -> Iterator[str]:
         proc.wait(timeout=10)
 
 
+HOSTILE_SERVER = r"""
+import socket, struct
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.bind(("10.1.0.9", 53))
+print("ready", flush=True)
+while True:
+    data, peer = sock.recvfrom(4096)
+    qid = data[:2]
+    question = data[12:]
+    qname = question[1:question[0] + 1].decode(errors="replace")
+    head = lambda an: qid + struct.pack("!HHHHH", 0x8180, 1, an, 0, 0)
+    here = 12 + len(question)
+    a_rdata = struct.pack("!HHIH", 1, 1, 60, 4) + bytes([10, 1, 0, 80])
+    if qname == "loop":        # answer owner name is a pointer to itself
+        reply = head(1) + question + struct.pack("!H", 0xC000 | here) + a_rdata
+    elif qname == "trunc":     # the answer stops in the middle, TC not set
+        reply = (head(1) + question + b"\xc0\x0c" + a_rdata)[:-3]
+    elif qname == "oversize":  # more answers than any stub keeps
+        reply = head(60) + question + (b"\xc0\x0c" + a_rdata) * 60
+    elif qname == "longname":  # CNAME target longer than 255 octets
+        target = (b"\x3f" + b"x" * 63) * 5 + b"\x00"
+        reply = head(1) + question + b"\xc0\x0c" + struct.pack("!HHIH", 5, 1, 60, len(target)) + target
+    else:
+        reply = head(0) + question
+    sock.sendto(reply, peer)
+"""
+
+
+@contextlib.contextmanager
+def hostile_server(lab: "ResolveLab") -> Iterator[str]:
+    """A DNS server on ISP A (10.1.0.9) whose only replies are malformed, by the first label
+    of the name: loop (compression loop), trunc (cut answer), oversize (60 answers),
+    longname (CNAME target over 255 octets).  Yields its address."""
+    proc = subprocess.Popen(["ip", "netns", "exec", lab.isps["a"].ns, sys.executable, "-c", HOSTILE_SERVER],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.strip() == "ready", proc.stderr.read() if proc.poll() is not None else line
+        yield "10.1.0.9"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def _start_dnsmasq(isp: Isp, listen: list[str], records: list[str], workdir: Path) -> None:
     isp.log = workdir / f"dnsmasq-{isp.key}.log"
     cmd = ["ip", "netns", "exec", isp.ns, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
@@ -221,9 +266,9 @@ def build_lab(mode: str, workdir: Path, build: int) -> ResolveLab:
         sh("ip", "netns", "add", ns)
         sh("ip", "-n", ns, "link", "set", "lo", "up")
     if mode == "split":
-        # 10.1.0.7 and 10.1.0.8 on ISP A: the spoofing server of spoofing_server().
+        # 10.1.0.7 and 10.1.0.8 on ISP A: spoofing_server(); 10.1.0.9: hostile_server().
         plan = {"a": (["10.1.0.2/24", "2001:db8:a::2/64"],
-                      ["10.1.0.1/24", "2001:db8:a::1/64", "10.1.0.7/24", "10.1.0.8/24"],
+                      ["10.1.0.1/24", "2001:db8:a::1/64", "10.1.0.7/24", "10.1.0.8/24", "10.1.0.9/24"],
                       ["10.1.0.1", "2001:db8:a::1"], ["isp-a.example"]),
                 "b": (["2001:db8:b::2/64"], ["2001:db8:b::1/64"], ["2001:db8:b::1"], ["isp-b.example"])}
         records = SPLIT_RECORDS

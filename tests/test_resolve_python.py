@@ -18,7 +18,7 @@ from pvdrun.resolve.errors import NO_SERVER, NXDOMAIN, ResolveError
 from pvdrun.resolve.resolvconf import NO_SERVER_PLACEHOLDER, render_resolv_conf
 from pvdrun.resolve.resolver import Answer, PvdResolver, ResolverOptions
 from pvdrun.resolve.sockets import pick_source
-from test_resolve_netlab import ResolveLab, overlap_lab, split_lab, spoofing_server  # noqa: F401
+from test_resolve_netlab import ResolveLab, overlap_lab, split_lab, spoofing_server, hostile_server  # noqa: F401
 
 
 def make_pvd(**fields: object) -> Pvd:
@@ -188,6 +188,19 @@ def test_second_lookup_comes_from_the_cache(split_lab: ResolveLab) -> None:
     assert second == first  # the cached Answer itself
     queries = [p for p in split_lab.packets(pcap) if "A? svc.example" in p]
     assert len(queries) == 1, queries  # one query on the wire for two lookups
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("name", ["loop.example", "trunc.example", "oversize.example", "longname.example"])
+def test_malformed_answers_fail_cleanly(split_lab: ResolveLab, name: str) -> None:
+    """Malformed replies are dropped (ignore_errors) until the timeout.  60 copies of one A
+    record is well-formed DNS: dnspython merges them (the C stub refuses more than 48)."""
+    with hostile_server(split_lab) as server:
+        result = resolve_in_lab(split_lab, "a", name, dns_servers=[server])
+    if name == "oversize.example":
+        assert result["records"] == ["10.1.0.80"], result
+    else:
+        assert result["error"] == "timeout", result
 
 
 @pytest.mark.root
