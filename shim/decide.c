@@ -247,6 +247,19 @@ static int apply(int fd, unsigned int slot, const struct pvd_scope *pvd, uint32_
     return 0;
 }
 
+/* Another thread is tying the socket: wait for it.  A socket left busy for good (its
+ * tying thread vanished in a fork() child) fails with EAGAIN rather than hang. */
+#define BUSY_SPINS_MAX 100000
+static int wait_busy(unsigned int *spins)
+{
+    if (++*spins > BUSY_SPINS_MAX) {
+        errno = EAGAIN;
+        return -1;
+    }
+    sched_yield();
+    return 0;
+}
+
 /* First sight of an fd: find out what it is.  Stores the result when it is a socket. */
 static uint32_t adopt(int fd, const struct sockaddr *dst, enum shim_op op)
 {
@@ -274,6 +287,7 @@ static uint32_t adopt(int fd, const struct sockaddr *dst, enum shim_op op)
 int shim_prepare(int fd, const struct sockaddr *dst, socklen_t dstlen, enum shim_op op)
 {
     int saved = errno;
+    unsigned int spins = 0;
     for (;;) {
         uint32_t w = fd_load(fd);
         if (W_KIND(w) == FK_UNKNOWN)
@@ -295,7 +309,8 @@ int shim_prepare(int fd, const struct sockaddr *dst, socklen_t dstlen, enum shim
             errno = ENETUNREACH; /* a loopback-only socket never reaches out */
             return -1;
         case FK_BUSY:
-            sched_yield();
+            if (wait_busy(&spins) < 0)
+                return -1;
             continue;
         default:
             break; /* FK_PENDING: decide now */
@@ -347,6 +362,7 @@ int shim_prepare_bind(int fd, const struct sockaddr *addr, socklen_t len, struct
                       const struct sockaddr **use, socklen_t *use_len)
 {
     int saved = errno;
+    unsigned int spins = 0;
     *use = addr;
     *use_len = len;
     for (;;) {
@@ -363,7 +379,8 @@ int shim_prepare_bind(int fd, const struct sockaddr *addr, socklen_t len, struct
             return -1;
         }
         if (kind == FK_BUSY) {
-            sched_yield();
+            if (wait_busy(&spins) < 0)
+                return -1;
             continue;
         }
         if (!addr || len < (socklen_t)sizeof(sa_family_t) ||
@@ -538,11 +555,13 @@ int shim_bind_socket(int fd, pvd_handle_t handle)
         return -1;
     }
     uint32_t v6 = domain == AF_INET6 ? W_V6 : 0;
+    unsigned int spins = 0;
     for (;;) {
         uint32_t w = fd_load(fd);
         unsigned int kind = W_KIND(w);
         if (kind == FK_BUSY) {
-            sched_yield();
+            if (wait_busy(&spins) < 0)
+                return -1;
             continue;
         }
         if (kind == FK_SCOPED || kind == FK_NULLED || kind == FK_LOOPBACK ||
