@@ -37,6 +37,15 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
+/* The flags glibc accepts (others: EAI_BADFLAGS).  AI_IDN/AI_CANONIDN are
+ * accepted and ignored: names are sent as given (no IDNA conversion). */
+#ifndef AI_IDN
+#define AI_IDN 0x0040
+#define AI_CANONIDN 0x0080
+#endif
+#define KNOWN_AI_FLAGS (AI_PASSIVE | AI_CANONNAME | AI_NUMERICHOST | AI_V4MAPPED | AI_ALL \
+                        | AI_ADDRCONFIG | AI_NUMERICSERV | AI_IDN | AI_CANONIDN | 0x0100 | 0x0200)
+
 /* Outcome of a scoped lookup beyond the DNS_RES_* codes. */
 #define RES_NULL_PVD 100
 
@@ -225,6 +234,24 @@ EXPORT int getaddrinfo(const char *node, const char *service, const struct addri
         return EAI_FAMILY;
     if (!node) /* passive or loopback addresses: no name, no network */
         return real_getaddrinfo(node, service, hints, res);
+    if (flags & ~KNOWN_AI_FLAGS)
+        return EAI_BADFLAGS;
+    /* Service, socket type and protocol errors first, as glibc reports them
+     * before any lookup: no DNS query for a call that cannot succeed. */
+    if (service) {
+        struct addrinfo probe_hints, *probe = NULL;
+        memset(&probe_hints, 0, sizeof probe_hints);
+        probe_hints.ai_flags = AI_NUMERICHOST | (flags & AI_NUMERICSERV);
+        probe_hints.ai_family = family == AF_INET6 ? AF_INET6 : AF_INET;
+        probe_hints.ai_socktype = hints ? hints->ai_socktype : 0;
+        probe_hints.ai_protocol = hints ? hints->ai_protocol : 0;
+        int rc = real_getaddrinfo(family == AF_INET6 ? "::" : "0.0.0.0", service, &probe_hints, &probe);
+        if (rc != 0) {
+            errno = saved_errno;
+            return rc;
+        }
+        real_freeaddrinfo(probe);
+    }
 
     /* R26: AI_ADDRCONFIG judged against the PvD's addresses, as glibc
      * judges it against the host's. */

@@ -217,6 +217,14 @@ def test_malformed_scope_fails_closed(split_lab: ResolveLab, probe: Path, shim_l
     assert rc == EAI["EAI_FAIL"]
 
 
+def test_bad_service_fails_before_any_query(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
+    with split_lab.capture("a") as pcap:
+        proc = split_lab.run([str(probe), "gai", "svc.example", "unspec", "none", "no-such-service"],
+                             scope=split_lab.scope("a"), preload=shim_lib)
+    assert proc.stdout.startswith(f"rc={socket.EAI_SERVICE} "), proc.stdout
+    assert split_lab.packets(pcap) == []
+
+
 def test_numeric_hosts_need_no_dns(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
     rc, lines, _ = gai(split_lab, probe, shim_lib, split_lab.scope("b", dns_servers=[]), "2001:db8::5")
     assert rc == 0 and addrs(lines) == ["2001:db8::5"]

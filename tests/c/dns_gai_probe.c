@@ -2,7 +2,7 @@
  * and print what they return.  Compiled by tests/test_resolve_netlab.py and
  * run with LD_PRELOAD=libpvdshim.so inside a lab namespace.
  *
- *   probe gai NAME [unspec|inet|inet6] [flags,...]   getaddrinfo
+ *   probe gai NAME [unspec|inet|inet6] [flags,...] [SERVICE]   getaddrinfo (service 80)
  *         flags: addrconfig canonname v4mapped all none
  *   probe gni ADDR [namereqd]                        getnameinfo
  *   probe ghbn NAME [inet|inet6]                     gethostbyname(2)
@@ -55,7 +55,7 @@ static int do_gai(int argc, char **argv)
     hints.ai_flags = parse_flags(argc > 4 ? argv[4] : NULL);
     hints.ai_socktype = SOCK_STREAM;
     errno = 4242;
-    int rc = getaddrinfo(argv[2], "80", &hints, &res);
+    int rc = getaddrinfo(argv[2], argc > 5 ? argv[5] : "80", &hints, &res);
     printf("rc=%d errno_kept=%d %s\n", rc, errno == 4242, rc ? gai_strerror(rc) : "ok");
     if (rc)
         return 0;
