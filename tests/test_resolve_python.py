@@ -253,8 +253,8 @@ def test_dig_reads_the_pvds_resolv_conf(split_lab: ResolveLab) -> None:
     assert Path("/etc/resolv.conf").read_bytes() == host_before  # the host's file is untouched
 
 
-def pvdrun_resolve(lab: ResolveLab, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    """``pvdrun resolve`` in the client namespace, PvDs from a configuration file, no daemon."""
+def config_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for PvD lookups from a configuration file, without pvdd."""
     config = tmp_path / "pvd.toml"
     config.write_text(textwrap.dedent("""
         [pvd.ispa]
@@ -265,9 +265,30 @@ def pvdrun_resolve(lab: ResolveLab, tmp_path: Path, *args: str) -> subprocess.Co
         interface = "b0"
         dns = ["2001:db8:b::1"]
     """))
-    env = {"PVDRUN_CONFIG": str(config), "PVDRUN_NO_RS": "1",
-           "PVDRUN_SOCKET": str(tmp_path / "no-daemon.sock")}
-    return lab.run([sys.executable, "-m", "pvdrun.cli", "resolve", *args], env=env)
+    return {"PVDRUN_CONFIG": str(config), "PVDRUN_NO_RS": "1",
+            "PVDRUN_SOCKET": str(tmp_path / "no-daemon.sock")}
+
+
+def pvdrun_resolve(lab: ResolveLab, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    """``pvdrun resolve`` in the client namespace, PvDs from a configuration file, no daemon."""
+    return lab.run([sys.executable, "-m", "pvdrun.cli", "resolve", *args], env=config_env(tmp_path))
+
+
+@pytest.mark.root
+def test_python_api_by_pvd_name(split_lab: ResolveLab, tmp_path: Path) -> None:
+    code = """
+        import pvdrun.resolve as r
+        from pvdrun.api import PvdLookupError
+        print(r.addresses("ispa", "svc.example"), r.addresses("ispb", "svc.example", 6))
+        try:
+            r.resolve("nosuchpvd", "svc.example")
+        except PvdLookupError as exc:
+            print("unknown", exc.name)
+    """
+    proc = run_py(split_lab, code, env=config_env(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["['2001:db8:a::80', '10.1.0.80'] ['2001:db8:b::80']",
+                                        "unknown nosuchpvd"]
 
 
 @pytest.mark.root

@@ -16,20 +16,31 @@ The C side (the preloaded shim's getaddrinfo) is in ``shim/dns_*.c`` and
 """
 from __future__ import annotations
 
+from pvdrun.model import Pvd
 from pvdrun.resolve.errors import ResolveError
 from pvdrun.resolve.resolver import Answer, PvdResolver, ResolverOptions
 
 __all__ = ["Answer", "PvdResolver", "ResolveError", "ResolverOptions", "resolve", "addresses"]
 
 
-def resolve(pvd: "object", host: str, rdtype: str = "A") -> Answer:
-    """Resolve ``host`` (type ``rdtype``) with the DNS of ``pvd`` (a Pvd).
+def _as_pvd(pvd: "Pvd | str") -> "Pvd":
+    """A Pvd, looking a name up with pvdrun.api.lookup (PvdLookupError when unknown)."""
+    if isinstance(pvd, str):
+        from pvdrun.api import lookup
 
-    Raises :class:`ResolveError` (``kind`` says why).
+        return lookup(pvd)
+    return pvd
+
+
+def resolve(pvd: "Pvd | str", host: str, rdtype: str = "A") -> Answer:
+    """Resolve ``host`` (type ``rdtype``) with the DNS of ``pvd`` (a Pvd or a PvD name).
+
+    Raises :class:`ResolveError` (``kind`` says why), or
+    ``pvdrun.api.PvdLookupError`` for an unknown PvD name.
     """
-    return PvdResolver(pvd).resolve(host, rdtype)  # type: ignore[arg-type]
+    return PvdResolver(_as_pvd(pvd)).resolve(host, rdtype)
 
 
-def addresses(pvd: "object", host: str, family: int = 0) -> list[str]:
-    """IPv6 and IPv4 addresses of ``host`` in ``pvd`` (family 0, 4 or 6)."""
-    return PvdResolver(pvd).addresses(host, family)  # type: ignore[arg-type]
+def addresses(pvd: "Pvd | str", host: str, family: int = 0) -> list[str]:
+    """IPv6 then IPv4 addresses of ``host`` in ``pvd`` (family 0, 4 or 6)."""
+    return PvdResolver(_as_pvd(pvd)).addresses(host, family)
