@@ -5,7 +5,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pvdbench.stats import ratio_summary, summary
+import statistics
+
+from pvdbench.stats import percentile, ratio_summary, summary
 
 MEASURED = "measured"
 NOT_MEASURED = "not measured"
@@ -100,6 +102,24 @@ def interleave(rounds: int, variants: dict[str, Callable[[], float]]) -> dict[st
         for name in names[shift:] + names[:shift]:
             results[name].append(variants[name]())
     return results
+
+
+def verdict(values: list[float], limit: float, lower_is_better: bool = True,
+            digits: int = 3) -> tuple[bool | None, str]:
+    """Met, missed, or not resolved (None) for per-round paired values against a limit.
+
+    Met when the whole interquartile range of the values is on the good side
+    of the limit, missed when it is all on the bad side; in between, this
+    run's noise is wider than the margin and the verdict says so.
+    """
+    low, mid, high = percentile(values, 0.25), statistics.median(values), percentile(values, 0.75)
+    spread = f"paired IQR {low:.{digits}f}–{high:.{digits}f}"
+    good_edge, bad_edge = (high, low) if lower_is_better else (low, high)
+    if (good_edge <= limit) if lower_is_better else (good_edge >= limit):
+        return True, spread
+    if (bad_edge > limit) if lower_is_better else (bad_edge < limit):
+        return False, f"{spread}; misses the limit {limit:g} by {abs(mid - limit):.{digits}f}"
+    return None, f"{spread}; not resolved: this run's noise straddles the limit {limit:g}"
 
 
 def overhead_percent(ratio: float) -> float:

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from pvdbench.context import BenchContext
-from pvdbench.figure import NOT_MEASURED, Figure, Goal, NotMeasured, Series, interleave
+from pvdbench.figure import NOT_MEASURED, Figure, Goal, NotMeasured, Series, interleave, verdict
 from pvdbench.lab import DNS_NAME, SERVER_ADDR, SINK_PORT
 from pvdbench.proc import in_netns, run
-from pvdbench.stats import paired_ratios, percentile
+from pvdbench.stats import paired_ratios
 
 
 @dataclass(frozen=True)
@@ -116,22 +116,12 @@ def variants_for(ctx: BenchContext, spec: CallSpec) -> tuple[dict[str, Callable[
     return runners, labels, notes
 
 
-def verdict(fig: Figure, subject: str, reference: str, limit: float) -> tuple[bool | None, str]:
-    """Met, missed, or not resolved (None) for "subject/reference <= limit", from paired ratios.
-
-    Met when the upper quartile of the per-round ratios is within the limit,
-    missed when even the lower quartile exceeds it; in between the noise of
-    this run is wider than the margin and the report says so.
-    """
+def ratio_verdict(fig: Figure, subject: str, reference: str, limit: float) -> tuple[bool | None, str]:
+    """Verdict on "subject/reference <= limit" from the per-round paired ratios."""
     pairs = paired_ratios(fig.get(subject).values, fig.get(reference).values)
-    low, mid, high = percentile(pairs, 0.25), statistics.median(pairs), percentile(pairs, 0.75)
-    detail = (f"{subject}/{reference} = {mid:.3f} ({(mid - 1) * 100:+.1f}%), paired IQR "
-              f"{low:.3f}–{high:.3f}")
-    if high <= limit:
-        return True, detail
-    if low > limit:
-        return False, detail + f"; over the goal by {(mid - limit) * 100:.1f} points"
-    return None, detail + f"; not resolved: this run's noise straddles the {limit:.2f} limit"
+    mid = statistics.median(pairs)
+    met, detail = verdict(pairs, limit)
+    return met, f"{subject}/{reference} = {mid:.3f} ({(mid - 1) * 100:+.1f}%), {detail}"
 
 
 def judge(fig: Figure, spec: CallSpec) -> None:
@@ -140,16 +130,16 @@ def judge(fig: Figure, spec: CallSpec) -> None:
     if "shim" not in names:
         return
     if spec.goal == "hot":
-        met, detail = verdict(fig, "shim", "none", 1.02)
+        met, detail = ratio_verdict(fig, "shim", "none", 1.02)
         fig.goals.append(Goal("hot-path call within 2% of no shim", met, detail))
     elif spec.goal == "setup":
-        met, detail = verdict(fig, "shim", "native", 1.10)
+        met, detail = ratio_verdict(fig, "shim", "native", 1.10)
         fig.goals.append(Goal("within 10% of native scoping", met, detail))
         shim_over = fig.ratio("shim", "none")["paired_median"] - 1
         for tool in ("proxychains4", "torsocks"):
             if tool in names:
                 tool_over = fig.ratio(tool, "none")["paired_median"] - 1
-                met, detail = verdict(fig, "shim", tool, 1.0)
+                met, detail = ratio_verdict(fig, "shim", tool, 1.0)
                 fig.goals.append(Goal(
                     f"lower overhead than {tool}", met,
                     f"over none: shim {shim_over * 100:+.1f}%, {tool} {tool_over * 100:+.1f}%; "
@@ -158,7 +148,7 @@ def judge(fig: Figure, spec: CallSpec) -> None:
             fig.notes.append("the shim ties a socket to its PvD at its first use (shim/decide.c), "
                              "not in socket(); the scoping cost shows in calls.udp_lifecycle")
     elif spec.goal == "gai":
-        met, detail = verdict(fig, "shim", "none", 1.10)
+        met, detail = ratio_verdict(fig, "shim", "none", 1.10)
         fig.goals.append(Goal("getaddrinfo within 10% of glibc's (uncached)", met, detail))
 
 

@@ -9,7 +9,7 @@ from pvdbench.daemon import RunningDaemon, daemon_available
 from pvdbench.figure import NOT_MEASURED, Figure, Goal, NotMeasured, Series
 from pvdbench.hyperfine import hyperfine_rounds
 from pvdbench.monitor import LineWatcher, measure_latencies
-from pvdbench.proc import in_netns, run
+from pvdbench.proc import CommandFailed, in_netns, run
 from pvdbench.stats import percentile
 
 DUMMY_LINKS = 1000
@@ -74,7 +74,7 @@ def list_figure(ctx: BenchContext) -> Figure:
             fig.notes.append("the pvdd rows ran in separate rounds (with their own `ip` reference, "
                              "not shown) after the one-shot rows; their ratio against the one-shot "
                              "reference is not drift-cancelled")
-        except NotMeasured as exc:
+        except (NotMeasured, CommandFailed) as exc:
             fig.notes.append(f"with pvdd not measured: {exc}")
     fig.series = [Series(name, labels[name], values,
                          PVDD_RUNS_PER_ROUND if name.endswith("(pvdd)") else LIST_RUNS_PER_ROUND)
@@ -145,11 +145,23 @@ def monitor_figure(ctx: BenchContext) -> Figure:
         return fig
     p99 = percentile(pvdrun_ms, 0.99)
     fig.extra["p99_ms"] = {s.name: percentile(s.values, 0.99) for s in fig.series if s.values}
+    fig.notes.append(settle_note())
     fig.goals.append(Goal("monitor latency under 10 ms at the 99th percentile", p99 < 10.0,
-                          f"p99 = {p99:.1f} ms over {len(pvdrun_ms)} changes (median "
+                          ("" if p99 < 10.0 else f"misses by {p99 - 10.0:.1f} ms: ")
+                          + f"p99 = {p99:.1f} ms over {len(pvdrun_ms)} changes (median "
                           f"{sorted(pvdrun_ms)[len(pvdrun_ms) // 2]:.1f} ms); with {MONITOR_CHANGES} "
                           "samples the p99 is close to the maximum"))
     return fig
+
+
+def settle_note() -> str:
+    """What the discovery engine waits after a change before it re-reads the table."""
+    try:
+        from pvdrun.discovery.engine import SETTLE
+    except ImportError:
+        return "the discovery engine's settle time is unknown"
+    return (f"after a change, discovery waits SETTLE = {SETTLE} s (pvdrun/discovery/engine.py) "
+            "for more changes before re-reading the table; that wait is inside these latencies")
 
 
 def measure_discovery(ctx: BenchContext) -> list[Figure]:

@@ -1,9 +1,11 @@
 """Launch cost: `pvdrun --pvd X true` against `true` and `ip netns exec NS true`."""
 from __future__ import annotations
 
+import statistics
+
 from pvdbench.context import BenchContext
 from pvdbench.daemon import RunningDaemon
-from pvdbench.figure import NOT_MEASURED, Figure, Goal, NotMeasured, Series
+from pvdbench.figure import NOT_MEASURED, Figure, Goal, NotMeasured, Series, verdict
 from pvdbench.hyperfine import hyperfine_rounds
 from pvdbench.proc import in_netns, run
 
@@ -64,14 +66,16 @@ def measure_launch(ctx: BenchContext) -> list[Figure]:
                       for name, values in results.items()]
         if "pvdrun" in results:
             added = fig.get("pvdrun").values
-            deltas = sorted(p - n for p, n in zip(added, fig.get("ip netns exec").values))
-            delta = deltas[len(deltas) // 2]
+            deltas = [p - n for p, n in zip(added, fig.get("ip netns exec").values)]
+            delta = statistics.median(deltas)
             fig.extra["pvdrun_minus_ip_netns_exec_ms"] = deltas
-            goal_met = delta <= 20.0 if with_daemon else None
+            met, detail = verdict(deltas, 20.0, digits=1)
             fig.goals.append(Goal(
                 "pvdrun launch with pvdd running within 20 ms of ip netns exec" if with_daemon
                 else "(informative) pvdrun launch without pvdd against ip netns exec",
-                goal_met, f"pvdrun − ip netns exec = {delta:+.1f} ms (median of per-round differences)"))
+                met if with_daemon else None,
+                f"pvdrun − ip netns exec = {delta:+.1f} ms (median of per-round differences; "
+                + detail.replace("paired IQR", "IQR, ms:") + ")"))
         if not with_daemon:
             fig.notes.append(prime_wait_note())
         figures.append(fig)

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import json
+import statistics
 
 from pvdbench.context import BenchContext
-from pvdbench.figure import NOT_MEASURED, Figure, Goal, NotMeasured, Series, interleave
+from pvdbench.figure import NOT_MEASURED, Figure, Goal, NotMeasured, Series, interleave, verdict
 from pvdbench.lab import IPERF_PORT, SERVER_ADDR
 from pvdbench.proc import in_netns, run
+from pvdbench.stats import paired_ratios
 
 SECONDS_PER_RUN = 2
 
@@ -43,7 +45,9 @@ def measure_throughput(ctx: BenchContext) -> list[Figure]:
     if "shim" not in results:
         fig.status, fig.reason = NOT_MEASURED, notes[0]
         return [fig]
-    ratio = fig.ratio("shim", "none")["paired_median"]
-    fig.goals.append(Goal("bulk throughput within 1% of no shim", ratio >= 0.99,
-                          f"shim/none = {ratio:.3f} ({(ratio - 1) * 100:+.1f}%)"))
+    pairs = paired_ratios(fig.get("shim").values, fig.get("none").values)
+    ratio = statistics.median(pairs)
+    met, detail = verdict(pairs, 0.99, lower_is_better=False)
+    fig.goals.append(Goal("bulk throughput within 1% of no shim", met,
+                          f"shim/none = {ratio:.3f} ({(ratio - 1) * 100:+.1f}%), {detail}"))
     return [fig]

@@ -5,7 +5,7 @@ import json
 import os
 import statistics
 
-from pvdbench.proc import in_netns, run
+from pvdbench.proc import CommandFailed, in_netns, run
 
 
 def hyperfine_rounds(netns: str, commands: dict[str, str], rounds: int, runs_per_round: int,
@@ -26,9 +26,24 @@ def hyperfine_rounds(netns: str, commands: dict[str, str], rounds: int, runs_per
         argv = ["hyperfine", "-N", "--style", "none", "--warmup", str(warmup),
                 "--runs", str(runs_per_round), "--export-json", export,
                 *[commands[name] for name in order]]
-        run(in_netns(netns, argv, env_vars), timeout=300)
+        try:
+            run(in_netns(netns, argv, env_vars), timeout=300)
+        except CommandFailed as exc:
+            raise CommandFailed(f"hyperfine round {round_index + 1}: a command failed; "
+                                + explain_failure(netns, commands, env_vars)) from exc
         with open(export, encoding="utf-8") as handle:
             results = json.load(handle)["results"]
         for name, result in zip(order, results):
             per_round[name].append(statistics.median(result["times"]) * 1000.0)
     return per_round
+
+
+def explain_failure(netns: str, commands: dict[str, str], env_vars: dict[str, str] | None) -> str:
+    """Run each command once more, outside hyperfine, and say which fails and how."""
+    reports = []
+    for name, command in commands.items():
+        proc = run(in_netns(netns, command.split(), env_vars), check=False, timeout=120)
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+            reports.append(f"`{name}` exits {proc.returncode}: {last}")
+    return "; ".join(reports) or "each command succeeded when run again alone"
