@@ -8,6 +8,10 @@
  *   harness scope LINE                   -> "rc=N" and the parsed fields
  *   harness sort SCOPELINE ADDR...       -> ADDRs in RFC 6724 order
  *   harness reverse ADDR                 -> reverse-lookup name
+ *   harness fuzz SEED COUNT QNAME QTYPE < msg
+ *                                        -> COUNT mutations of msg (byte flips,
+ *                                           cuts, pointer plants), parsed under
+ *                                           the sanitizers; prints outcome counts
  */
 #include <arpa/inet.h>
 #include <stdio.h>
@@ -136,6 +140,58 @@ static int do_reverse(int argc, char **argv)
     return 0;
 }
 
+static uint64_t rng_state;
+
+static uint64_t next_random(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return rng_state;
+}
+
+static int do_fuzz(int argc, char **argv)
+{
+    if (argc != 6)
+        return 2;
+    static uint8_t seed_msg[DNS_MESSAGE_MAX];
+    size_t seed_len = fread(seed_msg, 1, sizeof seed_msg, stdin);
+    if (seed_len < DNS_HEADER_LEN)
+        return 3;
+    rng_state = strtoull(argv[2], NULL, 10) | 1;
+    long count = atol(argv[3]);
+    uint16_t id = (uint16_t)((seed_msg[0] << 8) | seed_msg[1]);
+    static struct dns_response resp;
+    long outcomes[9] = {0}; /* 0..-7, and [8] for any other return value */
+    for (long n = 0; n < count; n++) {
+        /* A fresh heap copy of exactly the mutated length, so ASan sees any overread. */
+        size_t len = seed_len;
+        uint8_t *msg = malloc(len);
+        memcpy(msg, seed_msg, len);
+        int edits = 1 + (int)(next_random() % 8);
+        for (int e = 0; e < edits; e++) {
+            size_t at = next_random() % len;
+            switch (next_random() % 4) {
+            case 0: msg[at] = (uint8_t)next_random(); break;
+            case 1: msg[at] ^= (uint8_t)(1u << (next_random() % 8)); break;
+            case 2: /* plant a compression pointer anywhere */
+                if (at + 1 < len) {
+                    msg[at] = (uint8_t)(0xC0 | (next_random() % 2));
+                    msg[at + 1] = (uint8_t)next_random();
+                }
+                break;
+            default: len = at > DNS_HEADER_LEN ? at : len; break; /* cut */
+            }
+        }
+        int rc = dns_parse_response(msg, len, id, argv[4], (uint16_t)atoi(argv[5]), &resp);
+        outcomes[rc <= 0 && rc >= -7 ? -rc : 8]++;
+        free(msg);
+    }
+    for (int i = 0; i < 9; i++)
+        printf("%d=%ld\n", -i, outcomes[i]);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -150,5 +206,7 @@ int main(int argc, char **argv)
         return do_sort(argc, argv);
     if (strcmp(argv[1], "reverse") == 0)
         return do_reverse(argc, argv);
+    if (strcmp(argv[1], "fuzz") == 0)
+        return do_fuzz(argc, argv);
     return 2;
 }
