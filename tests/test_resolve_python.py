@@ -15,6 +15,7 @@ import pytest
 from pvdrun.model import Pvd
 from pvdrun.resolve.cache import DnsCache
 from pvdrun.resolve.errors import NO_SERVER, NXDOMAIN, ResolveError
+from pvdrun.resolve.order import sort_destinations
 from pvdrun.resolve.resolvconf import NO_SERVER_PLACEHOLDER, render_resolv_conf
 from pvdrun.resolve.resolver import Answer, PvdResolver, ResolverOptions
 from pvdrun.resolve.sockets import pick_source
@@ -110,6 +111,19 @@ def test_pvd_without_servers_never_asks_anyone() -> None:
     with pytest.raises(ResolveError) as info:
         PvdResolver(make_pvd(addresses=["2001:db8:a::2/64"])).resolve("svc.example")
     assert info.value.kind == NO_SERVER and "reachable from its own addresses" in str(info.value)
+
+
+def test_rfc6724_order_from_the_pvds_sources() -> None:
+    """The same cases as the C sort (test_resolve_wire.py): both resolvers order alike."""
+    dual = make_pvd(addresses=["10.1.0.2/24", "2001:db8:a::2/64"])
+    v4only = make_pvd(addresses=["10.2.0.2/24"])
+    v6only = make_pvd(addresses=["2001:db8:b::2/64"])
+    assert sort_destinations(dual, ["10.1.0.80", "2001:db8:a::80", "fe80::1"]) == \
+        ["2001:db8:a::80", "10.1.0.80", "fe80::1"]
+    assert sort_destinations(v4only, ["2001:db8:a::80", "10.1.0.80"]) == ["10.1.0.80", "2001:db8:a::80"]
+    assert sort_destinations(v6only, ["10.1.0.80", "2001:db8:a::80"]) == ["2001:db8:a::80", "10.1.0.80"]
+    assert sort_destinations(v6only, ["2001:db8:a::80", "2001:db8:b::80"]) == \
+        ["2001:db8:b::80", "2001:db8:a::80"]
 
 
 def test_render_resolv_conf() -> None:
@@ -241,7 +255,8 @@ def test_dig_reads_the_pvds_resolv_conf(split_lab: ResolveLab) -> None:
         code = f"""
             import json, os
             from pvdrun.model import Pvd
-            from pvdrun.resolve.resolvconf import enter_private_resolv_conf
+            from pvdrun.resolve.order import sort_destinations
+from pvdrun.resolve.resolvconf import enter_private_resolv_conf
             enter_private_resolv_conf(Pvd.from_dict(json.loads({pvd_json!r})))
             os.execvp("dig", ["dig", "+short", "+time=2", "+tries=1", "svc.example"])
         """

@@ -29,6 +29,7 @@ from pvdrun.model import Pvd
 from pvdrun.resolve.cache import DnsCache
 from pvdrun.resolve.errors import (BAD_NAME, NO_SERVER, NODATA, NXDOMAIN, SERVFAIL, TIMEOUT,
                                    ResolveError)
+from pvdrun.resolve.order import sort_destinations
 from pvdrun.resolve.sockets import connected_tcp_socket, pick_source, scoped_socket
 
 #: resolv.conf(5) defaults.
@@ -187,7 +188,7 @@ class PvdResolver:
         raise ResolveError(NXDOMAIN, f"{host}: no such name in PvD {self.pvd.pvd_id}")
 
     def addresses(self, host: str, family: int = 0) -> list[str]:
-        """Addresses of ``host``: AAAA then A (family 0), or one family (4 or 6)."""
+        """Addresses of ``host`` (family 0: both, or 4 or 6), in RFC 6724 order from the PvD."""
         types = {0: ["AAAA", "A"], 4: ["A"], 6: ["AAAA"]}[family]
         found: list[str] = []
         errors: list[ResolveError] = []
@@ -199,7 +200,7 @@ class PvdResolver:
                     raise
                 errors.append(exc)
         if found:
-            return found
+            return sort_destinations(self.pvd, found)
         for kind in (NO_SERVER, NODATA, SERVFAIL):
             for exc in errors:
                 if exc.kind == kind:
