@@ -255,8 +255,7 @@ def test_dig_reads_the_pvds_resolv_conf(split_lab: ResolveLab) -> None:
         code = f"""
             import json, os
             from pvdrun.model import Pvd
-            from pvdrun.resolve.order import sort_destinations
-from pvdrun.resolve.resolvconf import enter_private_resolv_conf
+            from pvdrun.resolve.resolvconf import enter_private_resolv_conf
             enter_private_resolv_conf(Pvd.from_dict(json.loads({pvd_json!r})))
             os.execvp("dig", ["dig", "+short", "+time=2", "+tries=1", "svc.example"])
         """
