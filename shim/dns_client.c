@@ -462,7 +462,7 @@ static int try_candidate(const struct pvd_dns_scope *scope, const struct dns_opt
                          const char *cand, int want4, int want6, struct dns_addr_result *out,
                          struct dns_response *resp)
 {
-    int nx = 0, nodata = 0, servfail = 0, timeout = 0, noserver = 0, asked = 0;
+    int nodata = 0, servfail = 0, timeout = 0, noserver = 0, asked = 0;
     uint16_t types[2] = {DNS_TYPE_A, DNS_TYPE_AAAA};
     int wants[2] = {want4, want6};
     out->naddrs = 0;
@@ -481,7 +481,7 @@ static int try_candidate(const struct pvd_dns_scope *scope, const struct dns_opt
             continue;
         }
         if (resp->rcode == DNS_RCODE_NXDOMAIN) {
-            nx++;
+            continue;
         } else if (resp->rcode != DNS_RCODE_NOERROR) {
             servfail++;
         } else {
@@ -501,7 +501,6 @@ static int try_candidate(const struct pvd_dns_scope *scope, const struct dns_opt
         return C_SERVFAIL;
     if (nodata)
         return C_NODATA;
-    (void)nx;
     return C_NXDOMAIN;
 }
 
@@ -533,7 +532,7 @@ int dns_resolve_addrs(const struct pvd_dns_scope *scope, const struct dns_option
         if (!as_is_first)
             snprintf(cands[ncands++], DNS_NAME_MAX + 1, "%s", name);
     }
-    int got_nodata = 0, got_servfail = 0, result = DNS_RES_NXDOMAIN, bad = 0;
+    int got_nodata = 0, got_servfail = 0, result = DNS_RES_NXDOMAIN;
     for (int i = 0; i < ncands; i++) {
         int rc = try_candidate(scope, opt, cands[i], want4, want6, out, resp);
         if (rc == C_FOUND) {
@@ -551,7 +550,6 @@ int dns_resolve_addrs(const struct pvd_dns_scope *scope, const struct dns_option
         got_nodata |= rc == C_NODATA;
         got_servfail |= rc == C_SERVFAIL;
     }
-    (void)bad;
     result = got_nodata ? DNS_RES_NODATA : got_servfail ? DNS_RES_AGAIN : DNS_RES_NXDOMAIN;
 done:
     free(resp);

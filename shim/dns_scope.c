@@ -2,7 +2,7 @@
  * pvd_dns_current_scope() is in dns_current.c (it needs the shim core).
  *
  * Scope line grammar (pvdrun/model.py, Pvd.to_scope): space-separated
- * key=value tokens; v=1 first-class; list keys if/addr/dns/search repeat;
+ * key=value tokens; v must be 1; list keys if/addr/dns/search repeat;
  * unknown keys are ignored; anything malformed makes the whole line BAD so
  * that the resolver fails closed rather than resolving unscoped. */
 #include "dns_scope.h"

@@ -63,7 +63,8 @@ int pvd_dns_parse_addr(const char *s, struct pvd_dns_addr *out);
 int pvd_dns_parse_scope(const char *line, struct pvd_dns_scope *out);
 
 /* Write a one-line diagnostic "pvdrun: <msg>\n" to stderr, once per key
- * per process (key < 16).  errno is preserved. */
+ * per process (key < 16; 1: device binding refused, 2: no usable DNS
+ * server).  errno is preserved. */
 void pvd_dns_warn_once(unsigned key, const char *msg);
 
 #endif
