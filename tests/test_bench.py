@@ -60,6 +60,13 @@ def test_verdict_is_met_missed_or_unresolved(values: list[float], limit: float,
         assert "not resolved" in detail
 
 
+def test_verdict_uses_quartiles_from_eight_values_and_the_range_below() -> None:
+    one_outlier = [1.0] * 7 + [1.5]
+    assert verdict(one_outlier, 1.02)[0] is True          # 8 values: the outlier is outside the IQR
+    assert verdict(one_outlier[1:], 1.02)[0] is None      # 7 values: the whole range counts
+    assert "7 pairs" in verdict(one_outlier[1:], 1.02)[1]
+
+
 def test_interleave_rotates_the_order_each_round() -> None:
     order: list[str] = []
     runners = {name: (lambda n=name: order.append(n) or 1.0) for name in ("a", "b", "c")}

@@ -110,10 +110,16 @@ def verdict(values: list[float], limit: float, lower_is_better: bool = True,
 
     Met when the whole interquartile range of the values is on the good side
     of the limit, missed when it is all on the bad side; in between, this
-    run's noise is wider than the margin and the verdict says so.
+    run's noise is wider than the margin and the verdict says so.  With fewer
+    than 8 values a quartile is too shaky: the whole range (min–max) is used.
     """
-    low, mid, high = percentile(values, 0.25), statistics.median(values), percentile(values, 0.75)
-    spread = f"paired IQR {low:.{digits}f}–{high:.{digits}f}"
+    mid = statistics.median(values)
+    if len(values) >= 8:
+        low, high = percentile(values, 0.25), percentile(values, 0.75)
+        spread = f"paired IQR {low:.{digits}f}–{high:.{digits}f}"
+    else:
+        low, high = min(values), max(values)
+        spread = f"paired range {low:.{digits}f}–{high:.{digits}f} ({len(values)} pairs)"
     good_edge, bad_edge = (high, low) if lower_is_better else (low, high)
     if (good_edge <= limit) if lower_is_better else (good_edge >= limit):
         return True, spread

@@ -60,7 +60,7 @@ def list_figure(ctx: BenchContext) -> Figure:
     except NotMeasured as exc:
         fig.status, fig.reason = NOT_MEASURED, str(exc)
     results.update(hyperfine_rounds(netns, commands, ctx.rounds, LIST_RUNS_PER_ROUND,
-                                    ctx.lab.workdir, no_daemon, warmup=0))
+                                    ctx.lab.workdir, no_daemon, warmup=0, retries=fig.notes))
     if "pvdrun list" in results:
         try:
             with RunningDaemon(ctx, netns, "list") as daemon:
@@ -69,7 +69,8 @@ def list_figure(ctx: BenchContext) -> Figure:
                 with_daemon = hyperfine_rounds(
                     netns, {"ip -json address show": "ip -json address show",
                             "pvdrun list (pvdd)": f"{ctx.pvdrun_bin()} list"},
-                    ctx.rounds, PVDD_RUNS_PER_ROUND, ctx.lab.workdir, env_vars, warmup=1)
+                    ctx.rounds, PVDD_RUNS_PER_ROUND, ctx.lab.workdir, env_vars, warmup=1,
+                    retries=fig.notes)
             results["pvdrun list (pvdd)"] = with_daemon["pvdrun list (pvdd)"]
             fig.notes.append("the pvdd rows ran in separate rounds (with their own `ip` reference, "
                              "not shown) after the one-shot rows; their ratio against the one-shot "

@@ -51,17 +51,18 @@ def measure_launch(ctx: BenchContext) -> list[Figure]:
                     commands["pvdrun"] = pvdrun
                     results = hyperfine_rounds(ctx.lab.client_ns, commands, ctx.rounds,
                                                RUNS_PER_ROUND[with_daemon], ctx.lab.workdir,
-                                               ctx.pvdrun_env(daemon.path))
+                                               ctx.pvdrun_env(daemon.path), retries=fig.notes)
             else:
                 launcher_works(ctx, no_daemon_socket)
                 commands["pvdrun"] = pvdrun
                 results = hyperfine_rounds(ctx.lab.client_ns, commands, ctx.rounds,
                                            RUNS_PER_ROUND[with_daemon], ctx.lab.workdir,
-                                           ctx.pvdrun_env(no_daemon_socket))
+                                           ctx.pvdrun_env(no_daemon_socket), retries=fig.notes)
         except NotMeasured as exc:
             fig.status, fig.reason = NOT_MEASURED, str(exc)
             results = hyperfine_rounds(ctx.lab.client_ns, references, ctx.rounds,
-                                       RUNS_PER_ROUND[with_daemon], ctx.lab.workdir) if not with_daemon else {}
+                                       RUNS_PER_ROUND[with_daemon], ctx.lab.workdir,
+                                       retries=fig.notes) if not with_daemon else {}
         fig.series = [Series(name, labels[name], values, RUNS_PER_ROUND[with_daemon])
                       for name, values in results.items()]
         if "pvdrun" in results:

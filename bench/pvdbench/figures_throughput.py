@@ -11,6 +11,8 @@ from pvdbench.proc import in_netns, run
 from pvdbench.stats import paired_ratios
 
 SECONDS_PER_RUN = 2
+#: iperf3 on a shared machine is noisy: at least this many rounds, so a verdict can use quartiles.
+THROUGHPUT_MIN_ROUNDS = 8
 
 
 def iperf_gbits(ctx: BenchContext, env_vars: dict[str, str] | None) -> float:
@@ -33,7 +35,7 @@ def measure_throughput(ctx: BenchContext) -> list[Figure]:
         runners["shim"] = lambda: iperf_gbits(ctx, shim_env)
     except NotMeasured as exc:
         notes.append(f"shim not measured: {exc}")
-    results = interleave(ctx.rounds, runners)
+    results = interleave(max(ctx.rounds, THROUGHPUT_MIN_ROUNDS), runners)
     labels = {"none": "iperf3 client unscoped", "shim": "iperf3 client with the shim preloaded"}
     fig = Figure(
         fig_id="throughput.tcp", title="Bulk TCP throughput on a veth pair (iperf3)",

@@ -10,12 +10,13 @@ from pvdbench.proc import CommandFailed, in_netns, run
 
 def hyperfine_rounds(netns: str, commands: dict[str, str], rounds: int, runs_per_round: int,
                      workdir: str, env_vars: dict[str, str] | None = None,
-                     warmup: int = 1) -> dict[str, list[float]]:
+                     warmup: int = 1, retries: list[str] | None = None) -> dict[str, list[float]]:
     """Median ms of each command per round; every round runs the commands in a rotated order.
 
     hyperfine runs inside netns with no intermediate shell (-N); its own
     timing subtracts nothing else.  env_vars are given to hyperfine (and so
-    to every command it runs).
+    to every command it runs).  A failed round is run once more; why is
+    appended to `retries` (which the caller puts in the figure's notes).
     """
     names = list(commands)
     per_round: dict[str, list[float]] = {name: [] for name in names}
@@ -28,9 +29,18 @@ def hyperfine_rounds(netns: str, commands: dict[str, str], rounds: int, runs_per
                 *[commands[name] for name in order]]
         try:
             run(in_netns(netns, argv, env_vars), timeout=300)
-        except CommandFailed as exc:
-            raise CommandFailed(f"hyperfine round {round_index + 1}: a command failed; "
-                                + explain_failure(netns, commands, env_vars)) from exc
+        except CommandFailed:
+            # One retry: on a shared machine a concurrent `pip install .` rewrites the
+            # pvdrun script under us.  The retry is recorded; a second failure is reported.
+            reason = explain_failure(netns, commands, env_vars)
+            if retries is not None:
+                retries.append(f"hyperfine round {round_index + 1} failed once and was run "
+                               f"again ({reason})")
+            try:
+                run(in_netns(netns, argv, env_vars), timeout=300)
+            except CommandFailed as exc:
+                raise CommandFailed(f"hyperfine round {round_index + 1}: a command failed "
+                                    f"twice; {explain_failure(netns, commands, env_vars)}") from exc
         with open(export, encoding="utf-8") as handle:
             results = json.load(handle)["results"]
         for name, result in zip(order, results):
