@@ -18,15 +18,53 @@ from typing import Any
 
 _counter = itertools.count()
 
+_LINK_LOCAL = '''def link_local(ifname):
+    for line in open("/proc/net/if_inet6"):
+        addr, _idx, _plen, scope, _flags, name = line.split()
+        if name == ifname and scope == "20":
+            return ":".join(addr[i:i + 4] for i in range(0, 32, 4))
+    raise SystemExit(f"no link-local address on {ifname}")
+'''
+
 SEND_RA = r"""
-import socket, sys
+import socket, sys, time
+LINK_LOCAL
 ifname, dst = sys.argv[1], sys.argv[2]
 data = bytes.fromhex(sys.stdin.read().strip())
 s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+for attempt in range(50):  # the link-local address may still be tentative
+    try:
+        s.bind((link_local(ifname), 0, 0, socket.if_nametoindex(ifname)))
+        break
+    except OSError:
+        time.sleep(0.1)
 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
 s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 255)
 s.sendto(data, (dst, 0, 0, socket.if_nametoindex(ifname)))
 """
+
+
+REPEAT_RA = r"""
+import socket, sys, time
+LINK_LOCAL
+ifname, interval = sys.argv[1], float(sys.argv[2])
+data = bytes.fromhex(sys.argv[3])
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+for attempt in range(50):  # the link-local address may still be tentative
+    try:
+        s.bind((link_local(ifname), 0, 0, socket.if_nametoindex(ifname)))
+        break
+    except OSError:
+        time.sleep(0.1)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+while True:
+    s.sendto(data, ("ff02::1", 0, 0, socket.if_nametoindex(ifname)))
+    time.sleep(interval)
+"""
+
+
+SEND_RA = SEND_RA.replace("LINK_LOCAL", _LINK_LOCAL)
+REPEAT_RA = REPEAT_RA.replace("LINK_LOCAL", _LINK_LOCAL)
 
 
 def sh(*args: str, check: bool = True, ns: str | None = None, timeout: float = 30,
@@ -65,6 +103,7 @@ class MiniNet:
            "netns", router)
         sh("ip", "link", "set", "lo", "up", ns=router)
         sh("sysctl", "-qw", "net.ipv6.conf.all.forwarding=1", ns=router)
+        sh("sysctl", "-qw", "net.ipv6.conf.r0.accept_dad=0", ns=router)
         sh("ip", "link", "set", "r0", "up", ns=router)
         if v4:
             sh("ip", "addr", "add", v4[1], "dev", "r0", ns=router)
@@ -90,6 +129,14 @@ class MiniNet:
         """Send a crafted ICMPv6 message from the router netns (hop limit 255)."""
         sh(sys.executable, "-c", SEND_RA, ifname, dst, ns=router, input=message.hex())
 
+    def repeat_ra(self, router: str, message: bytes, interval: float = 0.5,
+                  ifname: str = "r0") -> subprocess.Popen:
+        """Keep sending a crafted RA from the router netns (killed by close())."""
+        proc = subprocess.Popen(["ip", "netns", "exec", router, sys.executable, "-c", REPEAT_RA,
+                                 ifname, str(interval), message.hex()], start_new_session=True)
+        self.procs.append(proc)
+        return proc
+
     def run(self, *args: str, check: bool = False, timeout: float = 30,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         """Run a command in the host netns."""
@@ -112,11 +159,12 @@ class MiniNet:
             time.sleep(0.3)
         raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
-    def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-        """Start a process in the host netns (killed by close())."""
+    def popen(self, *args: str, env: dict[str, str] | None = None,
+              stderr_path: str | None = None) -> subprocess.Popen:
+        """Start a process in the host netns (killed by close()); stderr to a file if given."""
+        stderr: Any = open(stderr_path, "w") if stderr_path else subprocess.PIPE
         proc = subprocess.Popen(["ip", "netns", "exec", self.host, *args], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, env=env,
-                                start_new_session=True)
+                                stderr=stderr, text=True, env=env, start_new_session=True)
         self.procs.append(proc)
         return proc
 

@@ -22,9 +22,9 @@ def daemon_command(socket_opt: str | None, config_opt: str | None, log_level: st
     from pvdrun.daemon.server import Pvdd, SocketInUse
     from pvdrun.discovery.config import EXIT_BAD_CONFIG, ConfigError, load_config
 
-    logging.basicConfig(level=getattr(logging, log_level.upper()), stream=sys.stderr,
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="pvdd: %(levelname)s %(message)s")
-    logging.getLogger("pyroute2").setLevel(logging.WARNING)
+    logging.getLogger("pvdrun").setLevel(getattr(logging, log_level.upper()))
     try:
         config = load_config(config_opt)
     except ConfigError as exc:

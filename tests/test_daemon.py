@@ -1,0 +1,192 @@
+"""pvdd: the socket protocol, subscriptions, robustness against bad clients and bad RAs."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from discovery_netns import MiniNet
+from pvdrun.daemon.protocol import Client, DaemonError
+from pvdrun.discovery import ra_craft as craft
+
+pytestmark = pytest.mark.root
+
+
+class Daemon:
+    """pvdd running in the MiniNet host namespace, on a socket of its own."""
+
+    def __init__(self, net: MiniNet, tmp: Path) -> None:
+        self.socket = str(tmp / "pvdd.sock")
+        self.log = str(tmp / "pvdd.log")
+        env = {**os.environ, "PVDRUN_CONFIG": "", "PVDRUN_SOCKET": self.socket}
+        self.proc = net.popen(sys.executable, "-m", "pvdrun.cli", "daemon", "--socket",
+                              self.socket, "--log-level", "debug", env=env, stderr_path=self.log)
+        net.wait_for(lambda: os.path.exists(self.socket) or self.proc.poll() is not None,
+                     what="pvdd socket")
+        assert self.proc.poll() is None, Path(self.log).read_text()
+
+    def request(self, op: str, name: str | None = None) -> dict[str, Any]:
+        with Client(self.socket) as client:
+            return client.request(op, name)
+
+    def wait_ready(self, net: MiniNet, pvd_id: str) -> None:
+        """Setup only: wait until pvdd lists pvd_id (the link's IPv6 is up)."""
+        net.wait_for(lambda: any(p["id"] == pvd_id for p in self.request("list")["pvds"]),
+                     what=f"{pvd_id} listed by pvdd")
+
+    def log_text(self) -> str:
+        return Path(self.log).read_text()
+
+
+@pytest.fixture
+def net() -> Iterator[MiniNet]:
+    mini = MiniNet()
+    try:
+        yield mini
+    finally:
+        mini.close()
+
+
+def _subscriber(path: str) -> Any:
+    client = Client(path)
+    stream = client.subscribe()
+    first = next(stream)
+    client.sock.settimeout(30)  # a missing event fails the test instead of hanging it
+    assert first["ok"] and first["event"] == "snapshot"
+    return stream, first
+
+
+def _next_event(stream: Any, predicate: Any, limit: int = 30) -> dict[str, Any]:
+    for _ in range(limit):
+        event = next(stream)
+        if predicate(event):
+            return event
+    raise AssertionError("expected event never came")
+
+
+def test_list_get_default_and_errors(net: MiniNet, tmp_path: Path) -> None:
+    net.add_router("ispa", "ra", "2001:db8:a::/64", ("192.0.2.10/24", "192.0.2.1/24"),
+                   rdnss="2001:db8:a::53", dnssl="ispa.example")
+    daemon = Daemon(net, tmp_path)
+    listing = net.wait_for(lambda: (r := daemon.request("list"))["pvds"] and
+                           r["pvds"][0]["dns_servers"] and r, what="PvD with RA DNS")
+    [pvd] = listing["pvds"]
+    assert listing["v"] == 1 and listing["ok"] is True
+    assert pvd["id"] == "implicit:ispa" and pvd["search_domains"] == ["ispa.example"]
+    assert daemon.request("get", "ispa")["pvd"]["handle"] == pvd["handle"]
+    with pytest.raises(DaemonError) as info:
+        daemon.request("get", "nope")
+    assert info.value.code == "unknown_pvd" and info.value.candidates == ["ispa (implicit:ispa)"]
+    with pytest.raises(DaemonError) as info:
+        daemon.request("frobnicate")
+    assert info.value.code == "unknown_op"
+    # the raw reply holds the compact "scope":"..." the shim's C API extracts
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
+        raw.connect(daemon.socket)
+        raw.sendall(b'{"v":1,"op":"list"}\n')
+        data = raw.makefile("rb").readline()
+    assert b'"scope":"v=1 id=implicit:ispa ' in data
+
+
+def test_garbage_client_is_dropped_others_unaffected(net: MiniNet, tmp_path: Path) -> None:
+    net.add_router("ispa", "ra", None, ("192.0.2.10/24", "192.0.2.1/24"))
+    daemon = Daemon(net, tmp_path)
+    stream, _ = _subscriber(daemon.socket)
+    for garbage in (b"\x00\xffnot json\n", b"[1,2]\n", b'{"v":99,"op":"list"}\n', b"x" * 70000):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as bad:
+            bad.settimeout(10)
+            bad.connect(daemon.socket)
+            bad.sendall(garbage)
+            reply = bad.makefile("rb").readline()
+            assert json.loads(reply)["ok"] is False
+            assert bad.recv(10) == b""  # disconnected
+    net.run("ip", "addr", "add", "198.18.1.1/24", "dev", "ispa", check=True)
+    event = _next_event(stream, lambda e: e.get("event") == "changed")
+    assert "198.18.1.1/24" in event["changed"]["addresses"]["new"]
+    assert daemon.request("list")["ok"]
+
+
+def test_malformed_pvd_ras_never_crash_pvdd(net: MiniNet, tmp_path: Path) -> None:
+    """Truncated/malformed PvD options are logged and ignored; a good one still lands."""
+    router = net.add_router("lan0", "ra", "2001:db8:a::/64")
+    daemon = Daemon(net, tmp_path)
+    daemon.wait_ready(net, "implicit:lan0")
+    stream, _ = _subscriber(daemon.socket)
+    good = craft.pvd_option("ispa.example", craft.pio("2001:db8:a::/64")
+                            + craft.rdnss(["2001:db8:a:1::53"]), sequence=3)
+    truncated = bytearray(good)
+    truncated[1] += 3
+    bad_name = bytearray(good)
+    bad_name[6] = 0xC0
+    for option in (bytes(truncated), bytes(bad_name), good[:9], b"\x15\x01" + bytes(6)):
+        net.send_ra(router, craft.router_advert(option, router_lifetime=0))
+    net.send_ra(router, b"\x86\x00" + bytes(6))  # shorter than an RA header
+    net.send_ra(router, craft.router_advert(good, router_lifetime=0))
+    added = _next_event(stream, lambda e: e.get("event") == "added" and e["id"] == "ispa.example")
+    assert added["pvd"]["dns_servers"] == ["2001:db8:a:1::53"]
+    assert daemon.proc.poll() is None
+    log = daemon.log_text()
+    assert "runs past the end" in log and "ignored" in log
+
+
+def test_explicit_pvd_expiry_and_new_generation(net: MiniNet, tmp_path: Path) -> None:
+    """An explicit PvD whose lifetimes run out is removed (no polling: pvdd wakes at the
+    expiry); heard again, it comes back with a new handle (R5)."""
+    router = net.add_router("lan0", "ra", "2001:db8:a::/64")
+    daemon = Daemon(net, tmp_path)
+    daemon.wait_ready(net, "implicit:lan0")
+    stream, _ = _subscriber(daemon.socket)
+    message = craft.router_advert(craft.pvd_option("ispb.example",
+                                                   craft.rdnss(["2001:db8:b::53"], lifetime=3)),
+                                  router_lifetime=0)
+    net.send_ra(router, message)
+    first = _next_event(stream, lambda e: e.get("event") == "added" and e["id"] == "ispb.example")
+    removed = _next_event(stream, lambda e: e.get("event") == "removed")
+    assert removed["id"] == "ispb.example"  # the only PvD that can go away here
+    net.send_ra(router, message)
+    again = _next_event(stream, lambda e: e.get("event") == "added" and e["id"] == "ispb.example")
+    assert again["pvd"]["handle"] != first["pvd"]["handle"]
+    assert again["pvd"]["attributes"]["generation"] == 1
+
+
+def test_python_api_and_cli_through_pvdd(net: MiniNet, tmp_path: Path) -> None:
+    """pvdrun.list_pvds/lookup/default_pvd ask pvdd (the test process is in another netns,
+    so answers about the host netns can only come from pvdd)."""
+    net.add_router("ispa", "ra", None, ("192.0.2.10/24", "192.0.2.1/24"))
+    net.run("ip", "route", "add", "default", "via", "192.0.2.1", check=True)
+    daemon = Daemon(net, tmp_path)
+    import pvdrun
+
+    pvds = net.wait_for(lambda: pvdrun.list_pvds(daemon.socket), what="PvDs from pvdd")
+    assert [p.pvd_id for p in pvds] == ["implicit:ispa"]
+    assert pvdrun.lookup("ispa", daemon.socket).handle == pvds[0].handle
+    default = pvdrun.default_pvd(daemon.socket)
+    assert default is not None and default.pvd_id == "implicit:ispa"
+    with pytest.raises(pvdrun.PvdLookupError) as info:
+        pvdrun.lookup("ispz", daemon.socket)
+    assert info.value.name == "ispz" and not info.value.ambiguous
+    assert info.value.candidates == ["ispa (implicit:ispa)"]
+    result = subprocess.run([sys.executable, "-m", "pvdrun.cli", "list", "--json", "--socket",
+                             daemon.socket], capture_output=True, text=True, timeout=30)
+    assert json.loads(result.stdout)["default"] == "implicit:ispa"
+    watch = pvdrun.watch(daemon.socket)
+    assert next(watch)["event"] == "snapshot"
+    net.run("ip", "route", "del", "default", check=True)
+    event = next(e for e in watch if e["event"] == "default")
+    assert event == {**event, "old": "implicit:ispa", "new": None}
+    watch.close()
+
+
+def test_second_daemon_refuses_live_socket(net: MiniNet, tmp_path: Path) -> None:
+    daemon = Daemon(net, tmp_path)
+    result = net.run(sys.executable, "-m", "pvdrun.cli", "daemon", "--socket", daemon.socket,
+                     timeout=30)
+    assert result.returncode == 1 and "already answers" in result.stderr
+    assert daemon.request("list")["ok"]

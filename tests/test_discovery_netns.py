@@ -1,0 +1,143 @@
+"""One-shot discovery and the monitor stream in namespaces of our own (no pvdd, no lab).
+
+Routers are dnsmasq (RAs with RDNSS/DNSSL) or a crafted-RA sender (RFC 8801
+PvD options); the host side runs the real ``pvdrun`` CLI.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from discovery_netns import MiniNet
+from pvdrun.cli import EXIT_UNKNOWN_PVD
+from pvdrun.discovery import ra_craft as craft
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture
+def net() -> Iterator[MiniNet]:
+    mini = MiniNet()
+    try:
+        yield mini
+    finally:
+        mini.close()
+
+
+def _two_isps(net: MiniNet) -> None:
+    net.add_router("ispa", "ra", "2001:db8:a::/64", ("192.0.2.10/24", "192.0.2.1/24"),
+                   rdnss="2001:db8:a::53", dnssl="ispa.example")
+    net.add_router("ispb", "rb", "2001:db8:b::/64", ("192.0.2.10/24", "192.0.2.1/24"),
+                   rdnss="2001:db8:b::53", dnssl="ispb.example")
+
+
+def _listing(net: MiniNet, env: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
+    data = net.pvdrun_json("list", "--no-daemon", env=env)
+    return {p["id"]: p for p in data["pvds"]}
+
+
+def _has_v6(pvd: dict[str, Any] | None, prefix: str) -> bool:
+    return bool(pvd) and any(a.startswith(prefix) for a in pvd["addresses"])
+
+
+def test_one_pvd_per_interface_with_dns_from_ras(net: MiniNet) -> None:
+    """Scenario-3 shape: RDNSS/DNSSL heard by the one-shot RS+listen."""
+    _two_isps(net)
+    pvds = net.wait_for(lambda: (l := _listing(net)) and _has_v6(l.get("implicit:ispb"), "2001:db8:b:")
+                        and _has_v6(l.get("implicit:ispa"), "2001:db8:a:") and l,
+                        what="both PvDs with SLAAC addresses")
+    ispa, ispb = pvds["implicit:ispa"], pvds["implicit:ispb"]
+    assert ispa["dns_servers"] == ["2001:db8:a::53"] and ispa["search_domains"] == ["ispa.example"]
+    assert ispb["dns_servers"] == ["2001:db8:b::53"] and ispb["search_domains"] == ["ispb.example"]
+    assert "192.0.2.10/24" in ispa["addresses"] and "192.0.2.10/24" in ispb["addresses"]
+    assert ispa["names"][0] == "ispa" and not ispa["needs_routing"]
+    assert any(r["dst"] == "default" and r["gateway"].startswith("fe80::") for r in ispa["routes"])
+    assert ispa["scope"].startswith("v=1 id=implicit:ispa ")
+
+
+def test_unknown_name_exits_3_listing_names(net: MiniNet) -> None:
+    _two_isps(net)
+    result = net.run(sys.executable, "-m", "pvdrun.cli", "show", "wifi", "--no-daemon")
+    assert result.returncode == EXIT_UNKNOWN_PVD
+    assert "unknown PvD 'wifi'" in result.stderr
+    assert "ispa (implicit:ispa)" in result.stderr and "ispb (implicit:ispb)" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_explicit_pvd_from_crafted_ra(net: MiniNet) -> None:
+    """RFC 8801 PvD option heard on the raw socket: explicit PvD owning its prefix."""
+    router = net.add_router("lan0", "ra", "2001:db8:a::/64", rdnss="2001:db8:a::1")
+    nested = (craft.pio("2001:db8:a::/64") + craft.rio("2001:db8:a:1::/64")
+              + craft.rdnss(["2001:db8:a:1::53"]) + craft.dnssl(["ispa.example"]))
+    net.repeat_ra(router, craft.router_advert(craft.pvd_option("ispa.example", nested, sequence=9),
+                                              router_lifetime=0))
+    pvds = net.wait_for(lambda: (l := _listing(net)) and _has_v6(l.get("ispa.example"), "2001:db8:a:")
+                        and l, what="explicit PvD ispa.example")
+    ispa = pvds["ispa.example"]
+    assert ispa["explicit"] and ispa["sequence"] == 9 and ispa["source"] == "ra"
+    assert ispa["dns_servers"] == ["2001:db8:a:1::53"] and ispa["search_domains"] == ["ispa.example"]
+    assert ispa["names"][0] == "ispa"
+    assert any(r["dst"] == "default" for r in ispa["routes"])  # via the router serving its prefix
+    assert "implicit:lan0" not in pvds  # nothing left on the link
+
+
+def test_link_store_dns(net: MiniNet, tmp_path: Path) -> None:
+    """Per-link DNS from a resolvconf store (PVDRUN_LINKSTATE_ROOT points at a test tree)."""
+    net.add_router("eth9", "ra", None, ("198.18.0.2/24", "198.18.0.1/24"))
+    store = tmp_path / "run" / "resolvconf" / "interface"
+    store.mkdir(parents=True)
+    (store / "eth9.dhclient").write_text("nameserver 198.18.0.53\nsearch corp.example\n")
+    env = {**os.environ, "PVDRUN_LINKSTATE_ROOT": str(tmp_path)}
+    pvd = _listing(net, env=env)["implicit:eth9"]
+    assert pvd["dns_servers"] == ["198.18.0.53"] and pvd["search_domains"] == ["corp.example"]
+
+
+class Monitor:
+    """``pvdrun monitor --json`` in the host netns, read line by line."""
+
+    def __init__(self, net: MiniNet, *args: str) -> None:
+        self.proc = net.popen(sys.executable, "-m", "pvdrun.cli", "monitor", "--json", *args)
+
+    def next(self, timeout: float = 30) -> dict[str, Any]:
+        import select
+        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
+        assert ready, "no event within the timeout"
+        line = self.proc.stdout.readline()
+        assert line, f"monitor exited: {self.proc.stderr.read() if self.proc.stderr else ''}"
+        return json.loads(line)
+
+    def until(self, predicate: Any, timeout: float = 30) -> dict[str, Any]:
+        seen = []
+        for _ in range(50):
+            event = self.next(timeout)
+            if predicate(event):
+                return event
+            seen.append(event.get("event"))
+        raise AssertionError(f"no matching event among {seen}")
+
+
+def test_monitor_stream_and_handles(net: MiniNet) -> None:
+    """Address added -> changed; link down -> removed; up -> added with a new handle;
+    the handle does not change on a mere configuration change (R5, R15, R17)."""
+    net.add_router("ispa", "ra", None, ("192.0.2.10/24", "192.0.2.1/24"))
+    monitor = Monitor(net, "--no-daemon")
+    snapshot = monitor.next()
+    assert snapshot["event"] == "snapshot"
+    [pvd] = snapshot["pvds"]
+    handle = pvd["handle"]
+    net.run("ip", "addr", "add", "198.18.7.7/24", "dev", "ispa", check=True)
+    changed = monitor.until(lambda e: e["event"] == "changed")
+    assert "198.18.7.7/24" in changed["changed"]["addresses"]["new"]
+    assert "handle" not in changed["changed"]
+    net.run("ip", "link", "set", "ispa", "down", check=True)
+    removed = monitor.until(lambda e: e["event"] == "removed")
+    assert removed["id"] == "implicit:ispa"
+    net.run("ip", "link", "set", "ispa", "up", check=True)
+    added = monitor.until(lambda e: e["event"] == "added")
+    assert added["id"] == "implicit:ispa" and added["pvd"]["handle"] != handle
