@@ -151,4 +151,10 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt as interrupt:
+        # the lab's context manager has already removed namespaces, processes and files
+        print(f"bench: interrupted ({interrupt or 'Ctrl-C'}); everything the run made is removed",
+              file=sys.stderr)
+        sys.exit(130)
