@@ -74,7 +74,14 @@ def render_markdown(report: dict[str, Any]) -> str:
            "percentile of runs; the *paired ratio* divides each round's subject value by the same "
            "round's reference value. Lower is better except for throughput.", ""]
     out += ["## Caveats", ""] + [f"- {c}" for c in report["caveats"]] + [""]
-    out += ["## Goals", "", "| figure | goal | result | detail |", "| --- | --- | --- | --- |"]
+    goals = [g for fig in report["figures"] for g in fig["goals"] if not g["goal"].startswith("(")]
+    missing = [fig["id"] for fig in report["figures"] if fig["status"] != "measured"]
+    out += ["## Goals", "",
+            f"{sum(g['met'] is True for g in goals)} met, {sum(g['met'] is False for g in goals)} "
+            f"missed, {sum(g['met'] is None for g in goals)} not resolved within this run's noise; "
+            f"{len(missing)} figure(s) not measured" + (f" ({', '.join(missing)})" if missing else "")
+            + ".", "",
+            "| figure | goal | result | detail |", "| --- | --- | --- | --- |"]
     for fig in report["figures"]:
         if fig["status"] != "measured":
             out.append(f"| {fig['id']} | – | not measured | {fig['reason']} |")
