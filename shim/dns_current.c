@@ -3,13 +3,14 @@
  * scope (PVDRUN_SCOPE or pvd_set_process_scope), else none.  The PvD's
  * attributes come from the core's parsed table (struct pvd_info), so the
  * resolver and the socket hooks always agree on which PvD applies. */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "core.h"
 #include "dns_scope.h"
 
-int pvd_dns_current_scope(struct pvd_dns_scope *out)
+static int current_scope(struct pvd_dns_scope *out)
 {
     unsigned int slot = shim_effective_slot();
     if (slot == SLOT_NONE)
@@ -53,4 +54,12 @@ int pvd_dns_current_scope(struct pvd_dns_scope *out)
         out->nsearch++;
     }
     return PVD_DNS_SCOPE_OK;
+}
+
+int pvd_dns_current_scope(struct pvd_dns_scope *out)
+{
+    int saved = errno; /* if_nametoindex() for a %zone may touch it */
+    int status = current_scope(out);
+    errno = saved;
+    return status;
 }

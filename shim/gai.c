@@ -220,14 +220,15 @@ static int append_address(const struct pvd_dns_addr *addr, int as_mapped, const 
 EXPORT int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
                        struct addrinfo **res)
 {
+    int saved_errno = errno;
     ensure_real();
     struct pvd_dns_scope scope;
     int status = pvd_dns_current_scope(&scope);
     if (status == PVD_DNS_SCOPE_NONE)
         return real_getaddrinfo ? real_getaddrinfo(node, service, hints, res) : EAI_SYSTEM;
+    errno = saved_errno;
     if (status == PVD_DNS_SCOPE_BAD || !real_getaddrinfo)
         return EAI_FAIL;
-    int saved_errno = errno;
     int flags = hints ? hints->ai_flags : (AI_V4MAPPED | AI_ADDRCONFIG);
     int family = hints ? hints->ai_family : AF_UNSPEC;
     if (family != AF_UNSPEC && family != AF_INET && family != AF_INET6)
@@ -335,12 +336,14 @@ EXPORT void freeaddrinfo(struct addrinfo *ai)
 EXPORT int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
                        socklen_t hostlen, char *serv, socklen_t servlen, int flags)
 {
+    int saved_errno = errno;
     ensure_real();
     struct pvd_dns_scope scope;
     int status = pvd_dns_current_scope(&scope);
     if (status == PVD_DNS_SCOPE_NONE)
         return real_getnameinfo ? real_getnameinfo(sa, salen, host, hostlen, serv, servlen, flags)
                                 : EAI_SYSTEM;
+    errno = saved_errno;
     if (status == PVD_DNS_SCOPE_BAD || !real_getnameinfo)
         return EAI_FAIL;
     if (!host || hostlen == 0 || (flags & NI_NUMERICHOST) || !sa
@@ -349,7 +352,6 @@ EXPORT int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
     if ((sa->sa_family == AF_INET && salen < (socklen_t)sizeof(struct sockaddr_in))
         || (sa->sa_family == AF_INET6 && salen < (socklen_t)sizeof(struct sockaddr_in6)))
         return EAI_FAMILY;
-    int saved_errno = errno;
     if (serv && servlen > 0) {
         int rc = real_getnameinfo(sa, salen, NULL, 0, serv, servlen, flags);
         if (rc != 0)
@@ -507,17 +509,18 @@ static int scoped_gethostbyname2_r(const struct pvd_dns_scope *scope, const char
 EXPORT int gethostbyname2_r(const char *name, int af, struct hostent *ret, char *buf,
                             size_t buflen, struct hostent **result, int *h_errnop)
 {
+    int saved_errno = errno;
     ensure_real();
     struct pvd_dns_scope scope;
     int status = pvd_dns_current_scope(&scope);
     if (status == PVD_DNS_SCOPE_NONE && real_gethostbyname2_r)
         return real_gethostbyname2_r(name, af, ret, buf, buflen, result, h_errnop);
+    errno = saved_errno;
     if (status != PVD_DNS_SCOPE_OK) {
         *result = NULL;
         *h_errnop = NO_RECOVERY;
         return 0;
     }
-    int saved_errno = errno;
     int rc = scoped_gethostbyname2_r(&scope, name, af, ret, buf, buflen, result, h_errnop);
     errno = rc ? rc : saved_errno;
     return rc;
@@ -541,12 +544,14 @@ static __thread size_t tls_buflen;
 
 EXPORT struct hostent *gethostbyname2(const char *name, int af)
 {
+    int saved_errno = errno;
     ensure_real();
     struct pvd_dns_scope scope;
     int status = pvd_dns_current_scope(&scope);
-    if (status == PVD_DNS_SCOPE_NONE && real_gethostbyname2)
+    if (status == PVD_DNS_SCOPE_NONE && real_gethostbyname2) {
+        errno = saved_errno;
         return real_gethostbyname2(name, af);
-    int saved_errno = errno;
+    }
     struct hostent *result = NULL;
     int herr = NO_RECOVERY;
     if (status == PVD_DNS_SCOPE_OK) {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from test_resolve_netlab import ResolveLab, overlap_lab, probe, shim_lib, split_lab, spoofing_server, hostile_server  # noqa: F401
+from test_resolve_netlab import ResolveLab, overlap_lab, probe, shim_lib, split_lab, spoofing_server, hostile_server, link_local_server  # noqa: F401
 
 pytestmark = pytest.mark.root
 
@@ -134,6 +134,18 @@ def test_malformed_answers_fail_cleanly(split_lab: ResolveLab, probe: Path, shim
                              env={"RES_OPTIONS": "timeout:1 attempts:1"})
     assert proc.returncode == 0, proc.stderr  # no crash
     assert proc.stdout.splitlines()[0].startswith(f"rc={EAI['EAI_AGAIN']} ")
+
+
+def test_link_local_dns_server(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
+    """A link-local server (zone by name or by index) is asked from the PvD's link-local address."""
+    with link_local_server(split_lab) as server, split_lab.capture("b") as pcap:
+        index_form = server.split("%")[0] + f"%{split_lab.isps['b'].ifindex}"
+        for dns_server in (server, index_form):
+            rc, lines, _ = gai(split_lab, probe, shim_lib, split_lab.scope("b", dns_servers=[dns_server]),
+                               "ll.example", "inet6")
+            assert rc == 0 and addrs(lines) == ["2001:db8:b::99"]
+    queries = [p for p in split_lab.packets(pcap) if "fe80::b1.53:" in p and ">" in p]
+    assert queries and all(p.split()[2].startswith("fe80::2.") for p in queries), queries
 
 
 def test_overlapping_dns_addresses_reach_each_pvds_own_server(overlap_lab: ResolveLab, probe: Path,

@@ -227,6 +227,37 @@ def hostile_server(lab: "ResolveLab") -> Iterator[str]:
         proc.wait(timeout=10)
 
 
+LINK_LOCAL_SERVER = r"""
+import socket, dns.message, dns.rrset
+sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+sock.bind(("fe80::b1", 53, 0, socket.if_nametoindex("up0")))
+print("ready", flush=True)
+while True:
+    data, peer = sock.recvfrom(4096)
+    query = dns.message.from_wire(data)
+    reply = dns.message.make_response(query)
+    if query.question[0].rdtype == 28:
+        reply.answer.append(dns.rrset.from_text(query.question[0].name, 60, "IN", "AAAA", "2001:db8:b::99"))
+    sock.sendto(reply.to_wire(), peer)
+"""
+
+
+@contextlib.contextmanager
+def link_local_server(lab: "ResolveLab") -> Iterator[str]:
+    """A DNS server on ISP B's link-local address fe80::b1, answering every AAAA question
+    with 2001:db8:b::99 (RDNSS servers are often link-local).  Yields "fe80::b1%b0"."""
+    proc = subprocess.Popen(["ip", "netns", "exec", lab.isps["b"].ns, sys.executable, "-c", LINK_LOCAL_SERVER],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.strip() == "ready", proc.stderr.read() if proc.poll() is not None else line
+        yield f"fe80::b1%{lab.isps['b'].client_if}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def _start_dnsmasq(isp: Isp, listen: list[str], records: list[str], workdir: Path) -> None:
     isp.log = workdir / f"dnsmasq-{isp.key}.log"
     cmd = ["ip", "netns", "exec", isp.ns, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
@@ -270,7 +301,8 @@ def build_lab(mode: str, workdir: Path, build: int) -> ResolveLab:
         plan = {"a": (["10.1.0.2/24", "2001:db8:a::2/64"],
                       ["10.1.0.1/24", "2001:db8:a::1/64", "10.1.0.7/24", "10.1.0.8/24", "10.1.0.9/24"],
                       ["10.1.0.1", "2001:db8:a::1"], ["isp-a.example"]),
-                "b": (["2001:db8:b::2/64"], ["2001:db8:b::1/64"], ["2001:db8:b::1"], ["isp-b.example"])}
+                "b": (["2001:db8:b::2/64", "fe80::2/64"], ["2001:db8:b::1/64", "fe80::b1/64"],
+                      ["2001:db8:b::1"], ["isp-b.example"])}  # fe80::b1: link_local_server()
         records = SPLIT_RECORDS
     else:
         plan = {"a": (["10.0.0.2/24"], ["10.0.0.1/24"], ["10.0.0.1"], []),

@@ -19,7 +19,7 @@ from pvdrun.resolve.order import sort_destinations
 from pvdrun.resolve.resolvconf import NO_SERVER_PLACEHOLDER, render_resolv_conf
 from pvdrun.resolve.resolver import Answer, PvdResolver, ResolverOptions
 from pvdrun.resolve.sockets import pick_source
-from test_resolve_netlab import ResolveLab, overlap_lab, split_lab, spoofing_server, hostile_server  # noqa: F401
+from test_resolve_netlab import ResolveLab, overlap_lab, split_lab, spoofing_server, hostile_server, link_local_server  # noqa: F401
 
 
 def make_pvd(**fields: object) -> Pvd:
@@ -215,6 +215,13 @@ def test_malformed_answers_fail_cleanly(split_lab: ResolveLab, name: str) -> Non
         assert result["records"] == ["10.1.0.80"], result
     else:
         assert result["error"] == "timeout", result
+
+
+@pytest.mark.root
+def test_link_local_dns_server(split_lab: ResolveLab) -> None:
+    with link_local_server(split_lab) as server:
+        answer = resolve_in_lab(split_lab, "b", "ll.example", "AAAA", dns_servers=[server])
+    assert answer["records"] == ["2001:db8:b::99"] and answer["server"] == server
 
 
 @pytest.mark.root

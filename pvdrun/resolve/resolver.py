@@ -13,6 +13,7 @@ and to ``pvdrun resolve``.
 """
 from __future__ import annotations
 
+import ipaddress
 import socket
 import time
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from pvdrun.resolve.cache import DnsCache
 from pvdrun.resolve.errors import (BAD_NAME, NO_SERVER, NODATA, NXDOMAIN, SERVFAIL, TIMEOUT,
                                    ResolveError)
 from pvdrun.resolve.order import sort_destinations
-from pvdrun.resolve.sockets import connected_tcp_socket, pick_source, scoped_socket
+from pvdrun.resolve.sockets import connected_tcp_socket, pick_source, scoped_socket, server_address
 
 #: resolv.conf(5) defaults.
 DEFAULT_TIMEOUT = 5.0
@@ -84,13 +85,28 @@ class PvdResolver:
         host = server.split("%", 1)[0]
         deadline = time.monotonic() + self.options.timeout
         with scoped_socket(self.pvd, server, socket.SOCK_DGRAM) as sock:
-            reply = dns.query.udp(query, host, timeout=self.options.timeout, sock=sock,
-                                  ignore_unexpected=True, ignore_errors=True)
+            if ipaddress.ip_address(host).is_link_local:
+                reply = self._exchange_link_local(sock, server, query, deadline)
+            else:
+                reply = dns.query.udp(query, host, timeout=self.options.timeout, sock=sock,
+                                      ignore_unexpected=True, ignore_errors=True)
         if reply.flags & dns.flags.TC:
             left = max(deadline - time.monotonic(), 1.0)
             with connected_tcp_socket(self.pvd, server, left) as tcp:
                 reply = dns.query.tcp(query, host, timeout=left, sock=tcp)
         return reply
+
+    @staticmethod
+    def _exchange_link_local(sock: socket.socket, server: str, query: dns.message.Message,
+                             deadline: float) -> dns.message.Message:
+        """UDP to a link-local server: dns.query.udp compares the reply's source, which Python
+        spells "fe80::1%eth0", with its destination and never matches; connect the socket
+        instead, so the kernel accepts only the server's datagrams, and skip that check."""
+        sock.connect(server_address(server))
+        expiration = time.time() + max(deadline - time.monotonic(), 0.0)
+        dns.query.send_udp(sock, query, None, expiration)
+        received = dns.query.receive_udp(sock, None, expiration, ignore_errors=True, query=query)
+        return received[0]  # (message, time[, source]) depending on the arguments
 
     def query(self, qname: str, rdtype: str | int) -> tuple[dns.message.Message, str]:
         """One question to the PvD's servers: (reply, server).
