@@ -327,6 +327,16 @@ def test_pvdrun_resolve_command(split_lab: ResolveLab, tmp_path: Path) -> None:
 
 
 @pytest.mark.root
+def test_pvdrun_resolve_temporary_failure(split_lab: ResolveLab, tmp_path: Path) -> None:
+    config = tmp_path / "dead.toml"
+    config.write_text('[pvd.ispa]\ninterface = "a0"\ndns = ["10.1.0.8"]\n')
+    env = {**config_env(tmp_path), "PVDRUN_CONFIG": str(config)}
+    proc = split_lab.run([sys.executable, "-m", "pvdrun.cli", "resolve", "--pvd", "ispa", "--timeout", "1",
+                          "--attempts", "1", "svc.example"], env=env)
+    assert proc.returncode == 8 and "answered" in proc.stderr, proc.stderr
+
+
+@pytest.mark.root
 def test_pvdrun_resolve_bad_input(split_lab: ResolveLab, tmp_path: Path) -> None:
     proc = pvdrun_resolve(split_lab, tmp_path, "--pvd", "nosuchpvd", "svc.example")
     assert proc.returncode == 3 and "unknown PvD 'nosuchpvd'" in proc.stderr
@@ -336,3 +346,9 @@ def test_pvdrun_resolve_bad_input(split_lab: ResolveLab, tmp_path: Path) -> None
     assert proc.returncode == 2 and "not a valid DNS name" in proc.stderr
     proc = pvdrun_resolve(split_lab, tmp_path, "--pvd", "null", "svc.example")
     assert proc.returncode == 4
+    proc = split_lab.run([sys.executable, "-m", "pvdrun.cli", "resolve", "--pvd", "ispa", "svc.example"],
+                         env={**config_env(tmp_path), "PVDRUN_CONFIG": str(tmp_path / "missing.toml")})
+    assert proc.returncode == 7 and proc.stderr.count("\n") == 1, proc.stderr
+    proc = pvdrun_resolve(split_lab, tmp_path, "--pvd", "ispa", "--timeout", "1", "--attempts", "1",
+                          "svc.example")  # fine: answered
+    assert proc.returncode == 0

@@ -3,8 +3,9 @@
 Asks only the PvD's DNS servers, from its own addresses and interface
 (R25), with its search list.  Exit statuses: 0 answer; 1 the name does not
 exist or has no record of that type; 2 usage error; 3 unknown or ambiguous
-PvD; 4 the null PvD (no network); 5/6 discovery or daemon failure; 7
-temporary failure (timeout, server failure, no usable DNS server).
+PvD; 4 the null PvD (no network); 5/6 discovery or daemon failure; 7 bad
+PvD configuration file (as ``pvdrun list``); 8 temporary failure (timeout,
+server failure, no usable DNS server).
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from pvdrun.cli import EXIT_CANNOT_HONOUR, EXIT_MISSING_PREREQ, EXIT_NO_DAEMON, 
 from pvdrun.model import NULL_PVD_NAME, Pvd
 
 EXIT_NOT_FOUND = 1
-EXIT_TEMPORARY = 7
+EXIT_TEMPORARY = 8
 
 
 def _fail(message: str, status: int) -> NoReturn:
@@ -31,9 +32,12 @@ def _find_pvd(name: str, socket_path: str | None) -> Pvd:
     if name == NULL_PVD_NAME:
         _fail("the null PvD has no network, hence no DNS", EXIT_CANNOT_HONOUR)
     from pvdrun.api import PvdLookupError, lookup
+    from pvdrun.discovery.config import EXIT_BAD_CONFIG, ConfigError
 
     try:
         return lookup(name, socket_path)
+    except ConfigError as exc:
+        _fail(str(exc), EXIT_BAD_CONFIG)
     except PvdLookupError as exc:
         listed = ", ".join(exc.candidates) or "none"
         what = "ambiguous PvD name" if exc.ambiguous else "unknown PvD"
