@@ -1,0 +1,87 @@
+"""Name resolution in the shared lab, scenario 3 (Figure 3 of the Troan document):
+two uplinks whose IPv4 plans overlap completely, DNS server 198.51.100.53 in
+BOTH ISPs.  PvDs come from the real discovery (RDNSS/DNSSL from the lab's
+RAs), or from a configuration file that points both PvDs at the overlapping
+IPv4 server.  Captures on the other ISP's link prove no query went there (R25)."""
+from __future__ import annotations
+
+import shutil
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.root
+
+PVDRUN = shutil.which("pvdrun") or "pvdrun"
+OTHER = {"ispa": "ispb", "ispb": "ispa"}
+
+
+def packets(cap: Any) -> list[str]:
+    """The capture's packet lines (without blank ones)."""
+    return [line for line in cap.lines if line.strip()]
+
+
+def no_daemon(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """Environment that makes PvD lookups use one-shot discovery, never a pvdd of the host."""
+    return {"PVDRUN_SOCKET": str(tmp_path / "no-daemon.sock"), **extra}
+
+
+def v4_dns_config(tmp_path: Path, lab: Any) -> dict[str, str]:
+    """PvDs v4a/v4b on ispa/ispb, both with the same IPv4 DNS server address."""
+    dns_a, dns_b = lab.isp("ispa")["dns_v4"], lab.isp("ispb")["dns_v4"]
+    assert dns_a == dns_b  # scenario 3: the overlap this test is about
+    config = tmp_path / "pvd.toml"
+    config.write_text(textwrap.dedent(f"""
+        [pvd.v4a]
+        interface = "ispa"
+        dns = ["{dns_a}"]
+        search = ["ispa.example"]
+        [pvd.v4b]
+        interface = "ispb"
+        dns = ["{dns_b}"]
+        search = ["ispb.example"]
+    """))
+    return no_daemon(tmp_path, PVDRUN_CONFIG=str(config))
+
+
+@pytest.mark.parametrize("isp", ["ispa", "ispb"])
+def test_curl_by_name_reaches_the_pvds_own_service(lab3: Any, tmp_path: Path, isp: str) -> None:
+    with lab3.capture(OTHER[isp], "port 53") as dns_cap, lab3.capture(OTHER[isp]) as all_cap:
+        done = lab3.exec([PVDRUN, "--pvd", isp, "curl", "-sS", "-m", "10", "http://svc.example/"],
+                         env=no_daemon(tmp_path))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{isp} "), done.stdout
+    assert packets(dns_cap) == []  # no DNS query on the other ISP's link
+    for address in lab3.isp(isp)["host_addresses"] + lab3.isp(OTHER[isp])["host_addresses"]:
+        assert not all_cap.packets_from(address), all_cap.lines
+
+
+def test_local_name_through_each_pvds_search_list(lab3: Any, tmp_path: Path) -> None:
+    found = lab3.exec([PVDRUN, "resolve", "--pvd", "ispa", "--type", "AAAA", "intranet"],
+                      env=no_daemon(tmp_path))
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.split("\t")[0] == "intranet.ispa.example"
+    assert found.stdout.split()[-1] == lab3.isp("ispa")["intranet_v6"]
+    missing = lab3.exec([PVDRUN, "resolve", "--pvd", "ispb", "intranet.ispa.example"],
+                        env=no_daemon(tmp_path))
+    assert missing.returncode == 1 and "no such name" in missing.stderr, missing.stderr
+
+
+@pytest.mark.parametrize("pvd,isp", [("v4a", "ispa"), ("v4b", "ispb")])
+def test_overlapping_ipv4_dns_server_is_each_pvds_own(lab3: Any, tmp_path: Path, pvd: str, isp: str) -> None:
+    """Both ISPs' DNS server is 198.51.100.53; only ISP A knows intranet.ispa.example."""
+    env = v4_dns_config(tmp_path, lab3)
+    dns_v4 = lab3.isp(isp)["dns_v4"]
+    with lab3.capture(isp, "port 53") as own, lab3.capture(OTHER[isp], "port 53") as other:
+        python = lab3.exec([PVDRUN, "resolve", "--pvd", pvd, "--type", "A", "intranet.ispa.example"], env=env)
+        shim = lab3.exec([PVDRUN, "--pvd", pvd, "getent", "ahostsv4", "intranet.ispa.example"], env=env)
+    if isp == "ispa":
+        assert python.returncode == 0 and python.stdout.split()[-1] == lab3.isp("ispa")["intranet_v4"], python
+        assert shim.returncode == 0 and shim.stdout.split()[0] == lab3.isp("ispa")["intranet_v4"], shim
+    else:
+        assert python.returncode == 1, python
+        assert shim.returncode == 2, shim  # getent: key not found
+    assert own.packets_to(dns_v4)
+    assert packets(other) == []
