@@ -170,3 +170,13 @@ def test_zero_lifetime_withdraws() -> None:
     table.add(_heard(_pvd_ra(lifetime=100)), now=0)
     table.add(_heard(_pvd_ra(lifetime=0)), now=1)
     assert table.explicit_on(2) == []
+
+
+def test_table_is_bounded_per_link() -> None:
+    """A flood of forged PvD IDs cannot grow the table without bound."""
+    from pvdrun.discovery.ratable import MAX_PER_LINK
+
+    table = RaTable()
+    for index in range(MAX_PER_LINK + 10):
+        table.add(_heard(_pvd_ra(f"pvd{index}.example")), now=0)
+    assert len(table.explicit_on(2)) == MAX_PER_LINK

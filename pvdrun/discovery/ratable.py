@@ -10,13 +10,19 @@ again its ``generation`` grows, which changes its handle (R5).
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 
 from pvdrun.discovery.ra import Options, PvdOption
 from pvdrun.discovery.rasock import HeardRa
 
+log = logging.getLogger("pvdrun.discovery")
+
 FOREVER = float("inf")
+#: At most this many routers and this many explicit PvDs are kept per link, so
+#: a flood of forged RAs cannot grow the table without bound.
+MAX_PER_LINK = 64
 
 
 def _until(now: float, lifetime: int) -> float:
@@ -120,6 +126,10 @@ class RaTable:
         now = time.monotonic() if now is None else now
         info = heard.info
         key = (heard.ifindex, heard.source)
+        if key not in self.routers and self._count(self.routers, heard.ifindex) >= MAX_PER_LINK:
+            log.warning("RA from %s on ifindex %d ignored: already %d routers on that link",
+                        heard.source, heard.ifindex, MAX_PER_LINK)
+            return
         record = self.routers.get(key) or RouterRecord(heard.ifindex, heard.source)
         record.options.merge(info, now)
         lifetime = info.header.router_lifetime if info.header else 0
@@ -134,6 +144,10 @@ class RaTable:
     def _add_pvd(self, heard: HeardRa, pvd: PvdOption, now: float) -> None:
         key = (heard.ifindex, pvd.pvd_id)
         record = self.explicit.get(key)
+        if record is None and self._count(self.explicit, heard.ifindex) >= MAX_PER_LINK:
+            log.warning("PvD %s on ifindex %d ignored: already %d PvDs on that link",
+                        pvd.pvd_id, heard.ifindex, MAX_PER_LINK)
+            return
         if record is None:
             record = ExplicitRecord(heard.ifindex, pvd.pvd_id,
                                     generation=self.generations.get(key, 0))
@@ -153,6 +167,10 @@ class RaTable:
             self.explicit[key] = record
         else:
             self._drop_explicit(key)
+
+    @staticmethod
+    def _count(table: dict, ifindex: int) -> int:
+        return sum(1 for key in table if key[0] == ifindex)
 
     def _drop_explicit(self, key: tuple[int, str]) -> None:
         record = self.explicit.pop(key, None)
