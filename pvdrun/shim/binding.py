@@ -108,11 +108,14 @@ def add_scope(scope_line: str) -> int:
 
 def list_handles() -> list[int]:
     """Handles of every PvD (pvdd's list, else this process's own PvDs) (R14)."""
-    count = lib().pvd_list(_ffi.NULL, 0)
-    _check(count)
-    handles = _ffi.new("pvd_handle_t[]", max(count, 1))
-    count = min(lib().pvd_list(handles, count), count)
-    return [int(handles[i]) for i in range(max(count, 0))]
+    size = 64
+    while True:
+        handles = _ffi.new("pvd_handle_t[]", size)
+        count = lib().pvd_list(handles, size)
+        _check(count)
+        if count <= size:
+            return [int(handles[i]) for i in range(count)]
+        size = count  # more PvDs than room: ask again with enough
 
 
 def info(handle: int) -> PvdInfo:
