@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from test_resolve_netlab import ResolveLab, overlap_lab, probe, shim_lib, split_lab, spoofing_server, hostile_server, link_local_server  # noqa: F401
+from test_resolve_netlab import ResolveLab, asan_preload, overlap_lab, probe, shim_lib, split_lab, spoofing_server, hostile_server, link_local_server  # noqa: F401
 
 pytestmark = pytest.mark.root
 
@@ -286,3 +286,26 @@ def test_concurrent_lookups(split_lab: ResolveLab, probe: Path, shim_lib: str) -
 def test_without_scope_the_system_resolver_is_used(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
     rc, lines, _ = gai(split_lab, probe, shim_lib, None, "localhost", "inet")
     assert rc == 0 and addrs(lines) == ["127.0.0.1"]
+
+
+ASAN_CASES = [["gai", "svc.example", "unspec", "canonname"], ["gai", "www.example", "inet6", "v4mapped,all"],
+              ["gai", "big.example", "inet", "none"], ["gai", "intranet", "unspec", "addrconfig"],
+              ["gai", "nonexistent.example"], ["gai", "localhost"], ["gai", "svc.example", "unspec", "none", "nosuchsvc"],
+              ["gni", "10.1.0.81", "namereqd"], ["gni", "10.9.9.9"], ["ghbn", "www.example"],
+              ["ghbn", "svc.example", "inet6"], ["ghbnr", "svc.example"], ["threads", "svc.example", "8"]]
+
+
+def test_resolver_paths_under_asan(split_lab: ResolveLab, probe: Path, asan_preload: str) -> None:
+    """The shim built with ASan/UBSan and leak detection: every path, and a hostile server,
+    runs without a report (exit status 99 would mean one)."""
+    env = {"ASAN_OPTIONS": "detect_leaks=1:exitcode=99", "UBSAN_OPTIONS": "halt_on_error=1:exitcode=99"}
+    for case in ASAN_CASES:
+        proc = split_lab.run([str(probe), *case], scope=split_lab.scope("a"), preload=asan_preload, env=env)
+        assert proc.returncode == 0 and "ERROR: " not in proc.stderr, (case, proc.stderr[-2000:])
+        assert proc.stdout, case
+    with hostile_server(split_lab) as server:
+        for name in ("loop.example", "trunc.example", "oversize.example", "longname.example"):
+            proc = split_lab.run([str(probe), "gai", name, "inet", "none"],
+                                 scope=split_lab.scope("a", dns_servers=[server]), preload=asan_preload,
+                                 env={**env, "RES_OPTIONS": "timeout:1 attempts:1"})
+            assert proc.returncode == 0 and "ERROR: " not in proc.stderr, (name, proc.stderr[-2000:])

@@ -414,6 +414,20 @@ def probe(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def asan_preload(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """LD_PRELOAD value for the shim built from shim/*.c with ASan/UBSan (libasan first)."""
+    libasan = sh(os.environ.get("CC", "cc"), "-print-file-name=libasan.so").stdout.strip()
+    if not os.path.isabs(libasan) or not os.path.exists(libasan):
+        pytest.skip("no libasan for this compiler")
+    out = tmp_path_factory.mktemp("asan") / "libpvdshim.so"
+    sources = sorted(str(p) for p in (TESTS.parent / "shim").glob("*.c"))
+    sh(os.environ.get("CC", "cc"), "-std=gnu11", "-O1", "-g", "-fPIC", "-Wall", "-Wextra", "-fvisibility=hidden",
+       "-D_GNU_SOURCE", "-pthread", "-fsanitize=address,undefined", "-fno-omit-frame-pointer",
+       "-shared", "-o", str(out), *sources, "-ldl", timeout=120)
+    return f"{os.path.realpath(libasan)} {out}"
+
+
+@pytest.fixture(scope="session")
 def shim_lib() -> str:
     """The installed preload library."""
     from pvdrun.shim import library_path
