@@ -1,8 +1,10 @@
 """pvdd: the socket protocol, subscriptions, robustness against bad clients and bad RAs."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -43,6 +45,21 @@ class Daemon:
 
     def log_text(self) -> str:
         return Path(self.log).read_text()
+
+
+@contextlib.contextmanager
+def deadline(seconds: int) -> Iterator[None]:
+    """Fail (instead of hanging) when the block blocks longer than ``seconds``."""
+    def expired(_signum: int, _frame: Any) -> None:
+        raise TimeoutError(f"blocked for more than {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture
@@ -176,12 +193,13 @@ def test_python_api_and_cli_through_pvdd(net: MiniNet, tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "pvdrun.cli", "list", "--json", "--socket",
                              daemon.socket], capture_output=True, text=True, timeout=30)
     assert json.loads(result.stdout)["default"] == "implicit:ispa"
-    watch = pvdrun.watch(daemon.socket)
-    assert next(watch)["event"] == "snapshot"
-    net.run("ip", "route", "del", "default", check=True)
-    event = next(e for e in watch if e["event"] == "default")
-    assert event == {**event, "old": "implicit:ispa", "new": None}
-    watch.close()
+    with deadline(60):  # pvdrun.watch has no timeout of its own
+        watch = pvdrun.watch(daemon.socket)
+        assert next(watch)["event"] == "snapshot"
+        net.run("ip", "route", "del", "default", check=True)
+        event = next(e for e in watch if e["event"] == "default")
+        assert event == {**event, "old": "implicit:ispa", "new": None}
+        watch.close()
 
 
 def test_second_daemon_refuses_live_socket(net: MiniNet, tmp_path: Path) -> None:

@@ -75,8 +75,10 @@ def test_explicit_pvd_from_crafted_ra(net: MiniNet) -> None:
     router = net.add_router("lan0", "ra", "2001:db8:a::/64", rdnss="2001:db8:a::1")
     nested = (craft.pio("2001:db8:a::/64") + craft.rio("2001:db8:a:1::/64")
               + craft.rdnss(["2001:db8:a:1::53"]) + craft.dnssl(["ispa.example"]))
+    # the router's real lifetime (as the lab does): an RA with lifetime 0 from the
+    # router's address would make the kernel drop its default route
     net.repeat_ra(router, craft.router_advert(craft.pvd_option("ispa.example", nested, sequence=9),
-                                              router_lifetime=0))
+                                              router_lifetime=1800))
     pvds = net.wait_for(lambda: (l := _listing(net)) and _has_v6(l.get("ispa.example"), "2001:db8:a:")
                         and l, what="explicit PvD ispa.example")
     ispa = pvds["ispa.example"]
