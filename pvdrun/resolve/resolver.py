@@ -120,19 +120,24 @@ class PvdResolver:
                 "has no DNS server reachable from its own addresses"
             raise ResolveError(NO_SERVER, f"PvD {self.pvd.pvd_id} {why}; not asking any other")
         last_failure: tuple[dns.message.Message, str] | None = None
+        last_error: str = "timed out"
         for _attempt in range(max(1, self.options.attempts)):
             for server in usable:
                 query = dns.message.make_query(qname, rdtype)
                 try:
                     reply = self._exchange(server, query)
-                except (dns.exception.Timeout, TimeoutError, OSError, dns.exception.DNSException):
+                except (dns.exception.Timeout, TimeoutError):
+                    continue
+                except (OSError, dns.exception.DNSException) as exc:
+                    last_error = f"{server}: {exc}"  # e.g. device binding refused: say so
                     continue
                 if reply.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
                     return reply, server
                 last_failure = (reply, server)
             if last_failure is not None:
                 return last_failure
-        raise ResolveError(TIMEOUT, f"no DNS server of PvD {self.pvd.pvd_id} answered for {qname}")
+        raise ResolveError(TIMEOUT, f"no DNS server of PvD {self.pvd.pvd_id} answered for {qname} "
+                                    f"({last_error})")
 
     # -- search ------------------------------------------------------------
     def candidates(self, host: str) -> list[str]:
