@@ -143,3 +143,25 @@ def test_monitor_stream_and_handles(net: MiniNet) -> None:
     net.run("ip", "link", "set", "ispa", "up", check=True)
     added = monitor.until(lambda e: e["event"] == "added")
     assert added["id"] == "implicit:ispa" and added["pvd"]["handle"] != handle
+
+
+USEROPT_LISTENER = r"""
+import json, time
+from pvdrun.discovery.engine import Discovery
+discovery = Discovery(config_path="/dev/null", listen_ras=False)   # no raw socket, like a non-root user
+discovery.start_notifications()
+end = time.monotonic() + 25
+while time.monotonic() < end and not any(r.options.rdnss for r in discovery.ras.routers.values()):
+    discovery.wait_for_change(extra_timeout=1)
+print(json.dumps([p.to_dict() for p in discovery.pvds()]))
+"""
+
+
+def test_ra_dns_from_netlink_user_options(net: MiniNet) -> None:
+    """Without the raw socket, RDNSS/DNSSL still arrive as RTM_NEWNDUSEROPT events."""
+    net.add_router("ispa", "ra", "2001:db8:a::/64", rdnss="2001:db8:a::53", dnssl="ispa.example")
+    result = net.run(sys.executable, "-c", USEROPT_LISTENER, timeout=60)
+    assert result.returncode == 0, result.stderr
+    pvds = {p["id"]: p for p in json.loads(result.stdout)}
+    assert pvds["implicit:ispa"]["dns_servers"] == ["2001:db8:a::53"]
+    assert pvds["implicit:ispa"]["search_domains"] == ["ispa.example"]

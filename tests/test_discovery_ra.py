@@ -180,3 +180,23 @@ def test_table_is_bounded_per_link() -> None:
     for index in range(MAX_PER_LINK + 10):
         table.add(_heard(_pvd_ra(f"pvd{index}.example")), now=0)
     assert len(table.explicit_on(2)) == MAX_PER_LINK
+
+
+def test_nduseropt_datagram() -> None:
+    """RTM_NEWNDUSEROPT as the kernel frames it: header, options, NDUSEROPT_SRCADDR."""
+    import ipaddress
+    import socket
+    import struct
+
+    from pvdrun.discovery.nduseropt import RTM_NEWNDUSEROPT, parse_datagram
+
+    opts = craft.rdnss(["2001:db8:a::53"])
+    body = struct.pack("=BBHiBBHI", socket.AF_INET6, 0, len(opts), 7, 134, 0, 0, 0) + opts
+    body += struct.pack("=HH", 20, 1) + ipaddress.IPv6Address("fe80::1").packed
+    message = struct.pack("=IHHII", 16 + len(body), RTM_NEWNDUSEROPT, 0, 0, 0) + body
+    other = struct.pack("=IHHII", 16, 16, 0, 0, 0)
+    [found], saw_other = parse_datagram(message + other)
+    assert saw_other and found.ifindex == 7 and found.source == "fe80::1"
+    assert found.options.rdnss[0].servers == ("2001:db8:a::53",)
+    for cut in range(len(message)):  # truncated datagrams never raise
+        parse_datagram(message[:cut])

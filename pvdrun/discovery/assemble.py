@@ -87,7 +87,8 @@ def _route_origin(route: KRoute) -> str:
 
 
 def _split_link(link: Link, addrs: list[Address], routes: list[KRoute], ras: RaTable,
-                store_dns: LinkDns | None) -> list[_Builder]:
+                store_dns: LinkDns | None, router_neighbours: list[str] | None = None
+                ) -> list[_Builder]:
     """The PvDs of one link (see module docstring)."""
     builders: list[_Builder] = []
     explicit = ras.explicit_on(link.index)
@@ -160,6 +161,8 @@ def _split_link(link: Link, addrs: list[Address], routes: list[KRoute], ras: RaT
     rest.addresses = [a for i, a in enumerate(addrs) if i not in claimed_addrs]
     rest.routes = [r for i, r in enumerate(routes) if i not in claimed_routes]
     rest.routers = [r.router for r in free_routers if not split or r not in with_prefixes]
+    known = {r for b in builders for r in b.routers} | {r.router for r in routers}
+    rest.routers += [n for n in router_neighbours or [] if n not in known and n not in rest.routers]
     if not split:
         for router in free_routers:
             rest.add_dns(list(router.options.rdnss), list(router.options.dnssl))
@@ -278,7 +281,8 @@ def assemble(state: KernelState, ras: RaTable, config: Config,
             continue
         addrs = [a for a in state.addresses if a.index == link.index and usable_address(a)]
         routes = [r for r in state.routes if r.oif == link.index]
-        builders += _split_link(link, addrs, routes, ras, dns_of_link(link))
+        neighbours = [n.address for n in state.neighbours if n.index == link.index and n.router]
+        builders += _split_link(link, addrs, routes, ras, dns_of_link(link), neighbours)
     kinds = {link.index: kind_of_link(link) for link in state.links.values() if link.usable}
     pvds = [_to_pvd(b, kinds.get(b.link.index)) for b in builders]
     kroutes = {b.pvd_id: b.routes for b in builders}

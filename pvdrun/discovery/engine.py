@@ -22,6 +22,7 @@ from pvdrun.discovery.assemble import assemble
 from pvdrun.discovery.config import Config, load_config
 from pvdrun.discovery.events import diff, snapshot_event
 from pvdrun.discovery.kernel import KernelState, snapshot
+from pvdrun.discovery.nduseropt import parse_datagram
 from pvdrun.discovery.ratable import RaTable
 from pvdrun.discovery.rasock import RaListener, solicit_and_listen
 from pvdrun.model import Pvd
@@ -130,12 +131,17 @@ class Discovery:
             got = False
             while True:
                 try:
-                    got |= bool(self.notifier.recv(1 << 16))
+                    data = self.notifier.recv(1 << 16)
                 except (BlockingIOError, InterruptedError):
                     return got
                 except OSError as exc:  # ENOBUFS: we lost some; a re-dump covers it
                     log.debug("netlink notification socket: %s", exc)
                     got = True
+                    continue
+                useropts, other = parse_datagram(data)
+                got |= other
+                for item in useropts:
+                    got |= self.ras.add_user_options(item.ifindex, item.source, item.options)
         if fileobj is self.listener and self.listener is not None:
             heard = self.listener.receive()
             for item in heard:

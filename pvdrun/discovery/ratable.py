@@ -141,6 +141,27 @@ class RaTable:
         for pvd in info.pvds:
             self._add_pvd(heard, pvd, now)
 
+    def add_user_options(self, ifindex: int, source: str, options: Options,
+                         now: float | None = None) -> bool:
+        """Merge RDNSS/DNSSL the kernel reported (RTM_NEWNDUSEROPT) into the router's record.
+
+        Only a router already known or within the per-link bound is kept; the
+        router lifetime is not touched (the kernel does not report it).
+        """
+        now = time.monotonic() if now is None else now
+        key = (ifindex, source)
+        if key not in self.routers and self._count(self.routers, ifindex) >= MAX_PER_LINK:
+            return False
+        record = self.routers.get(key) or RouterRecord(ifindex, source)
+        before = (dict(record.options.rdnss), dict(record.options.dnssl))
+        record.options.merge(Options(rdnss=options.rdnss, dnssl=options.dnssl), now)
+        if record.options.alive():
+            self.routers[key] = record
+        else:
+            self.routers.pop(key, None)
+        return (set(record.options.rdnss), set(record.options.dnssl)) != \
+            (set(before[0]), set(before[1]))
+
     def _add_pvd(self, heard: HeardRa, pvd: PvdOption, now: float) -> None:
         key = (heard.ifindex, pvd.pvd_id)
         record = self.explicit.get(key)
