@@ -131,7 +131,11 @@ class Pvdd:
                 continue
             for key, mask in ready:
                 if key.data == "engine":
-                    if self.discovery.handle_readable(key.fileobj):
+                    try:
+                        if self.discovery.handle_readable(key.fileobj):
+                            self._schedule()
+                    except Exception:  # one bad message must never stop pvdd
+                        log.exception("handling a notification or RA failed; continuing")
                         self._schedule()
                 elif key.data == "listen":
                     self._accept()
