@@ -18,7 +18,7 @@ sys.path.insert(0, BENCH_DIR)
 
 from pvdbench.figure import Figure, Series, interleave, not_measured, verdict  # noqa: E402
 from pvdbench.report import render_markdown  # noqa: E402
-from pvdbench.stats import percentile, ratio_summary, summary  # noqa: E402
+from pvdbench.stats import median_interval, percentile, ratio_summary, summary  # noqa: E402
 
 
 def test_percentile_interpolates_and_refuses_empty() -> None:
@@ -60,11 +60,18 @@ def test_verdict_is_met_missed_or_unresolved(values: list[float], limit: float,
         assert "not resolved" in detail
 
 
-def test_verdict_uses_quartiles_from_eight_values_and_the_range_below() -> None:
-    one_outlier = [1.0] * 7 + [1.5]
-    assert verdict(one_outlier, 1.02)[0] is True          # 8 values: the outlier is outside the IQR
-    assert verdict(one_outlier[1:], 1.02)[0] is None      # 7 values: the whole range counts
-    assert "7 pairs" in verdict(one_outlier[1:], 1.02)[1]
+def test_verdict_judges_on_the_confidence_interval_of_the_median() -> None:
+    one_outlier = [1.0] * 9 + [1.5]
+    assert verdict(one_outlier, 1.02)[0] is True          # 10 pairs: the interval leaves out the extremes
+    assert verdict(one_outlier[3:], 1.02)[0] is None      # 7 pairs: only min–max has 95% coverage
+    assert "7 pairs" in verdict(one_outlier[3:], 1.02)[1]
+
+
+def test_median_interval_matches_the_sign_test_table() -> None:
+    assert median_interval(list(range(1, 11)))[:2] == (2, 9)      # n = 10: 2nd to 9th
+    assert median_interval(list(range(1, 21)))[:2] == (6, 15)     # n = 20: 6th to 15th
+    low, high, coverage = median_interval([3.0, 1.0, 2.0])
+    assert (low, high) == (1.0, 3.0) and coverage == 0.75          # too few: min–max, said so
 
 
 def test_interleave_rotates_the_order_each_round() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import statistics
 
-from pvdbench.stats import percentile, ratio_summary, summary
+from pvdbench.stats import median_interval, ratio_summary, summary
 
 MEASURED = "measured"
 NOT_MEASURED = "not measured"
@@ -108,24 +108,21 @@ def verdict(values: list[float], limit: float, lower_is_better: bool = True,
             digits: int = 3) -> tuple[bool | None, str]:
     """Met, missed, or not resolved (None) for per-round paired values against a limit.
 
-    Met when the whole interquartile range of the values is on the good side
-    of the limit, missed when it is all on the bad side; in between, this
-    run's noise is wider than the margin and the verdict says so.  With fewer
-    than 8 values a quartile is too shaky: the whole range (min–max) is used.
+    Judged on a distribution-free ~95% confidence interval of the median
+    (see stats.median_interval): met when the whole interval is on the good
+    side of the limit, missed when it is all on the bad side; otherwise this
+    run cannot tell, and the verdict says so.
     """
     mid = statistics.median(values)
-    if len(values) >= 8:
-        low, high = percentile(values, 0.25), percentile(values, 0.75)
-        spread = f"paired IQR {low:.{digits}f}–{high:.{digits}f}"
-    else:
-        low, high = min(values), max(values)
-        spread = f"paired range {low:.{digits}f}–{high:.{digits}f} ({len(values)} pairs)"
+    low, high, coverage = median_interval(values)
+    spread = (f"{coverage * 100:.0f}% CI of the median {low:.{digits}f}–{high:.{digits}f} "
+              f"({len(values)} pairs)")
     good_edge, bad_edge = (high, low) if lower_is_better else (low, high)
     if (good_edge <= limit) if lower_is_better else (good_edge >= limit):
         return True, spread
     if (bad_edge > limit) if lower_is_better else (bad_edge < limit):
         return False, f"{spread}; misses the limit {limit:g} by {abs(mid - limit):.{digits}f}"
-    return None, f"{spread}; not resolved: this run's noise straddles the limit {limit:g}"
+    return None, f"{spread}; not resolved: the interval straddles the limit {limit:g}"
 
 
 def overhead_percent(ratio: float) -> float:

@@ -72,7 +72,10 @@ def render_markdown(report: dict[str, Any]) -> str:
            "Every figure is measured against its reference in the same run, variants interleaved "
            "(A B C, B C A, ...) so that drift cancels. *Median* is over runs; *IQR* is the 25th–75th "
            "percentile of runs; the *paired ratio* divides each round's subject value by the same "
-           "round's reference value. Lower is better except for throughput.", ""]
+           "round's reference value. Lower is better except for throughput. A goal is *met* when the "
+           "whole ~95% confidence interval of the median (distribution-free, from the sign test) is "
+           "within the limit, *missed* when it is all beyond, and *not resolved* when this run's "
+           "noise leaves the interval straddling the limit.", ""]
     out += ["## Caveats", ""] + [f"- {c}" for c in report["caveats"]] + [""]
     goals = [g for fig in report["figures"] for g in fig["goals"] if not g["goal"].startswith("(")]
     missing = [fig["id"] for fig in report["figures"] if fig["status"] != "measured"]

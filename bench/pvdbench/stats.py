@@ -1,6 +1,7 @@
 """Summaries of repeated measurements: median, spread, paired ratios."""
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 
@@ -49,3 +50,26 @@ def ratio_summary(subject: Sequence[float], reference: Sequence[float]) -> dict[
         "paired_min": min(pairs),
         "paired_max": max(pairs),
     }
+
+
+def median_interval(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
+    """A distribution-free confidence interval of the median, and its actual coverage.
+
+    The interval runs from the k-th smallest to the k-th largest value, k
+    being the largest whose coverage (from the binomial distribution with
+    p = 1/2, as in a sign test) is still at least `confidence`.  With too few
+    values for that, it is min–max with the (lower) coverage that has.
+    """
+    ordered = sorted(values)
+    n = len(ordered)
+    if n == 0:
+        raise ValueError("interval of no values")
+    best_k, coverage = 1, 1.0 - 2.0 * 0.5 ** n
+    tail = 0.0
+    for k in range(1, n // 2 + 1):
+        tail += math.comb(n, k - 1) * 0.5 ** n  # P(fewer than k values below the median)
+        if 1.0 - 2.0 * tail >= confidence:
+            best_k, coverage = k, 1.0 - 2.0 * tail
+        else:
+            break
+    return ordered[best_k - 1], ordered[n - best_k], coverage
