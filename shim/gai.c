@@ -414,28 +414,39 @@ EXPORT int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
     return rc;
 }
 
-/* Lay a hostent for addrs out in buf.  Returns 0 or ERANGE. */
-static int fill_hostent(const char *name, int family, const struct pvd_dns_addr *addrs, int n,
-                        struct hostent *ret, char *buf, size_t buflen)
+/* Lay a hostent for addrs out in buf: h_name is name, h_aliases holds alias
+ * (the name asked, when a CNAME chain led elsewhere; may be NULL).
+ * Returns 0 or ERANGE. */
+static int fill_hostent(const char *name, const char *alias, int family,
+                        const struct pvd_dns_addr *addrs, int n, struct hostent *ret, char *buf,
+                        size_t buflen)
 {
     size_t addrlen = family == AF_INET ? 4 : 16;
     uintptr_t start = (uintptr_t)buf;
     uintptr_t aligned = (start + sizeof(char *) - 1) & ~(uintptr_t)(sizeof(char *) - 1);
     size_t pad = aligned - start;
     size_t namelen = strlen(name) + 1;
-    size_t need = pad + sizeof(char *) * (1 + (size_t)n + 1) + addrlen * (size_t)n + namelen;
+    size_t aliaslen = alias ? strlen(alias) + 1 : 0;
+    size_t naliases = alias ? 1 : 0;
+    size_t need = pad + sizeof(char *) * (naliases + 1 + (size_t)n + 1) + addrlen * (size_t)n
+                  + namelen + aliaslen;
     if (need > buflen)
         return ERANGE;
     char **aliases = (char **)(buf + pad);
-    char **list = aliases + 1;
+    char **list = aliases + naliases + 1;
     char *data = (char *)(list + n + 1);
-    aliases[0] = NULL;
     for (int i = 0; i < n; i++) {
         memcpy(data, addrs[i].addr, addrlen);
         list[i] = data;
         data += addrlen;
     }
     list[n] = NULL;
+    if (alias) {
+        memcpy(data, alias, aliaslen);
+        aliases[0] = data;
+        data += aliaslen;
+    }
+    aliases[naliases] = NULL;
     memcpy(data, name, namelen);
     ret->h_name = data;
     ret->h_aliases = aliases;
@@ -478,8 +489,9 @@ static int scoped_gethostbyname2_r(const struct pvd_dns_scope *scope, const char
     }
     int rc = 0;
     switch (res) {
-    case DNS_RES_OK:
-        rc = fill_hostent(found->canon[0] ? found->canon : name, af, found->addrs,
+    case DNS_RES_OK: {
+        const char *canon = found->canon[0] ? found->canon : name;
+        rc = fill_hostent(canon, dns_name_equal(canon, name) ? NULL : name, af, found->addrs,
                           found->naddrs, ret, buf, buflen);
         if (rc == 0) {
             *result = ret;
@@ -488,6 +500,7 @@ static int scoped_gethostbyname2_r(const struct pvd_dns_scope *scope, const char
             *h_errnop = NETDB_INTERNAL;
         }
         break;
+    }
     case DNS_RES_NODATA:
         *h_errnop = NO_DATA;
         break;

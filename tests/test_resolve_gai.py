@@ -257,7 +257,7 @@ def test_getnameinfo_uses_the_pvds_ptr_records(split_lab: ResolveLab, probe: Pat
 def test_gethostbyname_family(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
     out = split_lab.run([str(probe), "ghbn", "www.example"], scope=split_lab.scope("a"),
                         preload=shim_lib).stdout.splitlines()
-    assert out == ["h_errno=0", "name=svc.example", "10.1.0.80"]
+    assert out == ["h_errno=0", "name=svc.example", "alias=www.example", "10.1.0.80"]
     out = split_lab.run([str(probe), "ghbn", "svc.example", "inet6"], scope=split_lab.scope("b"),
                         preload=shim_lib).stdout.splitlines()
     assert out == ["h_errno=0", "name=svc.example", "2001:db8:b::80"]

@@ -107,6 +107,8 @@ static int do_gni(int argc, char **argv)
 static void print_hostent(const struct hostent *h)
 {
     printf("name=%s\n", h->h_name);
+    for (char **alias = h->h_aliases; *alias; alias++)
+        printf("alias=%s\n", *alias);
     for (char **p = h->h_addr_list; *p; p++) {
         char text[INET6_ADDRSTRLEN];
         printf("%s\n", inet_ntop(h->h_addrtype, *p, text, sizeof text));
