@@ -40,3 +40,14 @@ def test_import_pvdrun_does_not_import_pyroute2() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True, timeout=60)
     assert result.stdout.strip() == "False"
+
+
+def test_explicit_socket_must_answer(tmp_path) -> None:
+    """`--socket PATH` that nothing serves is an error (exit 6), not a silent fallback."""
+    from pvdrun.cli import EXIT_NO_DAEMON
+
+    result = subprocess.run([sys.executable, "-m", "pvdrun.cli", "list", "--socket",
+                             str(tmp_path / "none.sock")], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == EXIT_NO_DAEMON
+    assert "none.sock" in result.stderr and len(result.stderr.strip().splitlines()) == 1

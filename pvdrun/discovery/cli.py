@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import click
 
-from pvdrun.cli import EXIT_UNKNOWN_PVD
+from pvdrun.cli import EXIT_NO_DAEMON, EXIT_UNKNOWN_PVD
 from pvdrun.model import Pvd
 
 
@@ -23,7 +23,9 @@ def _common(func: Any) -> Any:
                         help="Configuration file for an in-process discovery "
                              "(default $PVDRUN_CONFIG or /etc/pvd/pvd.toml).")(func)
     func = click.option("--socket", "socket_opt", metavar="PATH", default=None,
-                        help="pvdd's socket (default $PVDRUN_SOCKET or /run/pvd/pvdd.sock).")(func)
+                        help="pvdd's socket; when given, pvdd must answer (exit 6 otherwise). "
+                             "Default: $PVDRUN_SOCKET or /run/pvd/pvdd.sock if it answers, "
+                             "else an in-process discovery.")(func)
     func = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")(func)
     return func
 
@@ -42,6 +44,15 @@ def _pvds(socket_opt: str | None, config_opt: str | None, no_daemon: bool) -> li
             from pvdrun.discovery.engine import discover
 
             return discover(config_path=config_opt)
+        if socket_opt is not None and not no_daemon:  # an explicit socket must answer
+            from pvdrun.daemon.protocol import Client, DaemonUnavailable
+
+            try:
+                with Client(socket_opt) as client:
+                    reply = client.request("list")
+            except DaemonUnavailable as exc:
+                _fail(f"{exc.strerror or exc}", EXIT_NO_DAEMON)
+            return [Pvd.from_dict(d) for d in reply.get("pvds", [])]
         return list_pvds(socket_opt, use_daemon=not no_daemon)
     except ConfigError as exc:
         _fail(str(exc), EXIT_BAD_CONFIG)
@@ -180,6 +191,8 @@ def monitor_command(as_json: bool, socket_opt: str | None, config_opt: str | Non
             sys.stdout.flush()
     except ConfigError as exc:
         _fail(str(exc), EXIT_BAD_CONFIG)
+    except OSError as exc:  # DaemonUnavailable: pvdd went away mid-stream
+        _fail(f"{exc.strerror or exc}", EXIT_NO_DAEMON)
     except KeyboardInterrupt:
         pass
     except BrokenPipeError:
