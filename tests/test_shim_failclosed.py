@@ -329,3 +329,19 @@ def test_accepted_socket_belongs_to_listener_pvd(net: dict[str, str]) -> None:
     finally:
         server.kill()
         server.wait()
+
+
+def test_concurrent_first_use_ties_each_socket_once(net: dict[str, str], tmp_path: Any) -> None:
+    """8 threads racing on each fresh socket's first sendto: every datagram goes, every
+    socket ends tied to the process's PvD, nothing hangs (compare-and-swap claim)."""
+    lib = library_path()
+    include = os.path.dirname(lib)
+    source = os.path.join(os.path.dirname(__file__), "c", "concurrent_tie.c")
+    binary = str(tmp_path / "concurrent_tie")
+    subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-Werror", "-I", include, "-o", binary, source, lib,
+                    f"-Wl,-rpath,{include}", "-pthread"], check=True)
+    done = subprocess.run(["ip", "netns", "exec", HOST_NS, "env", f"LD_PRELOAD={lib}",
+                           f"PVDRUN_SCOPE={net['a']}", binary, "10.77.0.1"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "fails=0 scoped=2000 rounds=2000"

@@ -1,0 +1,59 @@
+/* concurrent_tie.c: 8 threads send their first datagram on the same fresh UDP socket at
+ * the same moment, 2000 times over (one new socket per round): the shim must tie each
+ * socket exactly once, never hang, and never let a datagram fail or escape.
+ *
+ * usage: concurrent_tie DST_IPV4 ; prints "fails=N scoped=M rounds=R" */
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "pvd.h"
+
+#define THREADS 8
+#define ROUNDS 2000
+
+static int fd;
+static pthread_barrier_t barrier;
+static int fails;
+static struct sockaddr_in dst = {.sin_family = AF_INET};
+
+static void *sender(void *arg)
+{
+    (void)arg;
+    for (int round = 0; round < ROUNDS; round++) {
+        pthread_barrier_wait(&barrier);
+        if (sendto(fd, "x", 1, 0, (struct sockaddr *)&dst, sizeof dst) < 0)
+            __atomic_fetch_add(&fails, 1, __ATOMIC_RELAXED);
+        pthread_barrier_wait(&barrier);
+    }
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    pthread_t threads[THREADS];
+    int scoped = 0;
+    if (argc != 2 || inet_pton(AF_INET, argv[1], &dst.sin_addr) != 1) {
+        fprintf(stderr, "usage: %s DST_IPV4\n", argv[0]);
+        return 2;
+    }
+    dst.sin_port = htons(9);
+    pthread_barrier_init(&barrier, NULL, THREADS + 1);
+    for (int i = 0; i < THREADS; i++)
+        pthread_create(&threads[i], NULL, sender, NULL);
+    for (int round = 0; round < ROUNDS; round++) {
+        fd = socket(AF_INET, SOCK_DGRAM, 0);
+        pthread_barrier_wait(&barrier); /* go */
+        pthread_barrier_wait(&barrier); /* all sent */
+        pvd_handle_t handle = PVD_HANDLE_UNSPEC;
+        if (pvd_get_socket_scope(fd, &handle) == 0 && handle == pvd_get_process_scope())
+            scoped++;
+        close(fd);
+    }
+    for (int i = 0; i < THREADS; i++)
+        pthread_join(threads[i], NULL);
+    printf("fails=%d scoped=%d rounds=%d\n", fails, scoped, ROUNDS);
+    return 0;
+}
