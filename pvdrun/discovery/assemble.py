@@ -32,7 +32,7 @@ from typing import Callable
 from pvdrun.discovery.config import Config, ConfiguredPvd
 from pvdrun.discovery.kernel import RTPROT_RA, Address, KernelState, KRoute, Link
 from pvdrun.discovery.linkstate import LinkDns
-from pvdrun.discovery.ratable import ExplicitRecord, RaTable, RouterRecord
+from pvdrun.discovery.ratable import ExplicitRecord, RaTable
 from pvdrun.model import Pvd, Route, make_handle
 
 log = logging.getLogger("pvdrun.discovery")

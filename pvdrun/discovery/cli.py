@@ -92,7 +92,7 @@ def format_pvd(pvd: Pvd) -> str:
     lines.append(f"  names:          {', '.join(pvd.names) or '-'}")
     lines.append(f"  handle:         {pvd.handle}")
     lines.append(f"  explicit:       {'yes' if pvd.explicit else 'no (implicit)'}")
-    lines.append(f"  interfaces:     " + (", ".join(f"{n} (index {i})" for n, i in
+    lines.append("  interfaces:     " + (", ".join(f"{n} (index {i})" for n, i in
                                                     zip(pvd.interfaces, pvd.ifindexes)) or "-"))
     lines.append(f"  kind:           {pvd.kind or '-'}")
     lines.append("  addresses:      " + (", ".join(pvd.addresses) or "-"))

@@ -57,12 +57,12 @@ class OptionSet:
                     self.rdnss.pop(server, None)
                 else:
                     self.rdnss[server] = _until(now, opt.lifetime)
-        for opt in options.dnssl:
-            for domain in opt.domains:
-                if opt.lifetime == 0:
+        for search in options.dnssl:
+            for domain in search.domains:
+                if search.lifetime == 0:
                     self.dnssl.pop(domain, None)
                 else:
-                    self.dnssl[domain] = _until(now, opt.lifetime)
+                    self.dnssl[domain] = _until(now, search.lifetime)
 
     def expire(self, now: float) -> bool:
         """Drop expired elements; True when something was dropped."""
