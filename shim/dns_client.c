@@ -317,29 +317,52 @@ out:
     return result;
 }
 
-static int exchange_udp(const struct pvd_dns_scope *scope, const struct pvd_dns_addr *server,
-                        const char *name, uint16_t qtype, int timeout_ms,
-                        struct dns_response *resp)
-{
+/* One question in flight: A and AAAA are asked together, from one socket,
+ * as glibc does, so a dead server costs one timeout, not two. */
+struct question {
+    const char *name;
+    uint16_t qtype;
+    struct dns_response *resp;
+    int settled;          /* a final answer (NOERROR/NXDOMAIN) or an error rcode is in resp */
+    int final;            /* NOERROR or NXDOMAIN: no other server is asked */
+    int error_rcode;      /* last SERVFAIL/REFUSED/... seen, when !final */
+    /* per exchange */
+    uint16_t id;
+    int qlen;
+    int answered;
+    int needs_tcp;
     uint8_t query[DNS_UDP_MAX];
-    uint16_t id = random_id();
-    int qlen = dns_build_query(query, sizeof query, id, name, qtype);
-    if (qlen < 0)
-        return X_ERROR;
+};
+
+static int exchange_udp(const struct pvd_dns_scope *scope, const struct pvd_dns_addr *server,
+                        struct question **qs, int nq, int timeout_ms)
+{
     int fd = open_scoped_socket(scope, server, SOCK_DGRAM);
     if (fd < 0)
         return X_ERROR;
     struct sockaddr_storage to;
     socklen_t tolen = to_sockaddr(server, DNS_PORT, &to);
     long long deadline = now_ms() + timeout_ms;
-    int result = X_TIMEOUT;
-    if (real_sendto(fd, query, (size_t)qlen, MSG_NOSIGNAL, (struct sockaddr *)&to, tolen)
-        != qlen) {
-        real_close(fd);
-        return X_ERROR;
+    int waiting = 0;
+    for (int i = 0; i < nq; i++) {
+        struct question *q = qs[i];
+        q->answered = q->needs_tcp = 0;
+        q->id = random_id();
+        if (i > 0 && q->id == qs[0]->id)
+            q->id ^= 0x8000;
+        q->qlen = dns_build_query(q->query, sizeof q->query, q->id, q->name, q->qtype);
+        if (q->qlen < 0)
+            continue;
+        if (real_sendto(fd, q->query, (size_t)q->qlen, MSG_NOSIGNAL, (struct sockaddr *)&to, tolen)
+            != q->qlen) {
+            real_close(fd);
+            return X_ERROR;
+        }
+        waiting++;
     }
+    int result = X_TIMEOUT;
     uint8_t buf[UDP_BUF];
-    for (;;) {
+    while (waiting > 0) {
         int rc = wait_fd(fd, POLLIN, deadline);
         if (rc <= 0) {
             result = rc == 0 ? X_TIMEOUT : X_ERROR;
@@ -359,61 +382,108 @@ static int exchange_udp(const struct pvd_dns_scope *scope, const struct pvd_dns_
             continue; /* spoofed or stray: drop */
         if ((size_t)n > sizeof buf)
             continue; /* larger than any reply to a non-EDNS query: drop */
-        if (dns_parse_response(buf, (size_t)n, id, name, qtype, resp) != DNS_OK)
-            continue; /* wrong id/question or malformed: keep waiting */
-        if (resp->truncated) {
-            long long left = deadline - now_ms();
-            real_close(fd);
-            return exchange_tcp(scope, server, query, qlen, id, name, qtype,
-                                left > 1000 ? (int)left : 1000, resp);
+        for (int i = 0; i < nq; i++) {
+            struct question *q = qs[i];
+            if (q->answered || q->qlen < 0)
+                continue;
+            if (dns_parse_response(buf, (size_t)n, q->id, q->name, q->qtype, q->resp) != DNS_OK)
+                continue; /* not this question's reply (or malformed) */
+            q->answered = 1;
+            q->needs_tcp = q->resp->truncated;
+            waiting--;
+            break;
         }
-        result = X_ANSWER;
-        break;
     }
     real_close(fd);
+    for (int i = 0; i < nq; i++) {
+        struct question *q = qs[i];
+        if (!q->needs_tcp)
+            continue;
+        long long left = deadline - now_ms();
+        q->answered = exchange_tcp(scope, server, q->query, q->qlen, q->id, q->name, q->qtype,
+                                   left > 1000 ? (int)left : 1000, q->resp) == X_ANSWER;
+    }
+    for (int i = 0; i < nq; i++)
+        if (qs[i]->answered)
+            return X_ANSWER; /* at least one reply: the caller looks at each */
     return result;
 }
 
-int dns_query(const struct pvd_dns_scope *scope, const struct dns_options *opt,
-              const char *name, uint16_t qtype, struct dns_response *resp)
+/* Ask every question of qs[0..nq) of the scope's servers, attempts passes
+ * over the list; returns DNS_Q_OK (each question then has settled or timed
+ * out: see q->settled), DNS_Q_NOSERVER or DNS_Q_BADNAME. */
+static int query_many(const struct pvd_dns_scope *scope, const struct dns_options *opt,
+                      struct question **qs, int nq)
 {
     pthread_once(&real_once, load_real);
     if (!real_ok)
         return DNS_Q_NOSERVER;
     uint8_t probe[DNS_UDP_MAX];
-    if (dns_build_query(probe, sizeof probe, 0, name, qtype) < 0)
-        return DNS_Q_BADNAME;
-    int usable = 0, answered_error = 0, last_rcode = 0;
+    for (int i = 0; i < nq; i++) {
+        qs[i]->settled = qs[i]->final = 0;
+        qs[i]->error_rcode = 0;
+        if (dns_build_query(probe, sizeof probe, 0, qs[i]->name, qs[i]->qtype) < 0)
+            return DNS_Q_BADNAME;
+    }
+    int usable = 0;
     for (int attempt = 0; attempt < opt->attempts; attempt++) {
-        for (int i = 0; i < scope->nservers; i++) {
-            const struct pvd_dns_addr *server = &scope->servers[i];
+        for (int s = 0; s < scope->nservers; s++) {
+            const struct pvd_dns_addr *server = &scope->servers[s];
             if (!pick_source(scope, server))
                 continue;
             usable = 1;
-            int rc = exchange_udp(scope, server, name, qtype, opt->timeout_ms, resp);
-            if (rc != X_ANSWER)
-                continue;
-            switch (resp->rcode) {
-            case DNS_RCODE_NOERROR:
-            case DNS_RCODE_NXDOMAIN:
+            struct question *open_qs[2];
+            int nopen = 0;
+            for (int i = 0; i < nq && nopen < 2; i++)
+                if (!qs[i]->final)
+                    open_qs[nopen++] = qs[i];
+            if (nopen == 0)
                 return DNS_Q_OK;
-            default: /* SERVFAIL, REFUSED, NOTIMP, FORMERR: ask the next server */
-                answered_error = 1;
-                last_rcode = resp->rcode;
+            if (exchange_udp(scope, server, open_qs, nopen, opt->timeout_ms) != X_ANSWER)
+                continue;
+            for (int i = 0; i < nopen; i++) {
+                struct question *q = open_qs[i];
+                if (!q->answered)
+                    continue;
+                q->settled = 1;
+                if (q->resp->rcode == DNS_RCODE_NOERROR || q->resp->rcode == DNS_RCODE_NXDOMAIN)
+                    q->final = 1;
+                else /* SERVFAIL, REFUSED, NOTIMP, FORMERR: ask the next server */
+                    q->error_rcode = q->resp->rcode;
             }
         }
         if (!usable)
             return DNS_Q_NOSERVER;
-        if (answered_error)
-            break; /* every server answered or failed: a second pass changes nothing */
+        int all_settled = 1;
+        for (int i = 0; i < nq; i++)
+            all_settled &= qs[i]->settled;
+        if (all_settled)
+            break; /* every question answered somewhere: another pass changes nothing */
     }
-    if (answered_error) {
-        resp->rcode = (uint8_t)last_rcode;
-        resp->nanswers = 0;
-        resp->truncated = 0;
-        return DNS_Q_OK;
+    for (int i = 0; i < nq; i++) {
+        struct question *q = qs[i];
+        if (q->settled && !q->final) {
+            q->resp->rcode = (uint8_t)q->error_rcode;
+            q->resp->nanswers = 0;
+            q->resp->truncated = 0;
+        }
     }
-    return DNS_Q_TIMEOUT;
+    return DNS_Q_OK;
+}
+
+int dns_query(const struct pvd_dns_scope *scope, const struct dns_options *opt,
+              const char *name, uint16_t qtype, struct dns_response *resp)
+{
+    struct question q;
+    memset(&q, 0, offsetof(struct question, query));
+    q.name = name;
+    q.qtype = qtype;
+    q.resp = resp;
+    struct question *qs[1] = {&q};
+    int rc = query_many(scope, opt, qs, 1);
+    if (rc != DNS_Q_OK)
+        return rc;
+    return q.settled ? DNS_Q_OK : DNS_Q_TIMEOUT;
 }
 
 /* Collect the addresses for qname in resp, following its CNAME chain. */
@@ -460,41 +530,47 @@ static void collect_addrs(const struct dns_response *resp, const char *qname, ui
 
 static int try_candidate(const struct pvd_dns_scope *scope, const struct dns_options *opt,
                          const char *cand, int want4, int want6, struct dns_addr_result *out,
-                         struct dns_response *resp)
+                         struct dns_response *resps)
 {
-    int nodata = 0, servfail = 0, timeout = 0, noserver = 0, asked = 0;
-    uint16_t types[2] = {DNS_TYPE_A, DNS_TYPE_AAAA};
-    int wants[2] = {want4, want6};
+    struct question qa, q6;
+    memset(&qa, 0, offsetof(struct question, query));
+    memset(&q6, 0, offsetof(struct question, query));
+    qa.name = q6.name = cand;
+    qa.qtype = DNS_TYPE_A;
+    q6.qtype = DNS_TYPE_AAAA;
+    qa.resp = &resps[0];
+    q6.resp = &resps[1];
+    struct question *qs[2];
+    int nq = 0;
+    if (want4)
+        qs[nq++] = &qa;
+    if (want6)
+        qs[nq++] = &q6;
     out->naddrs = 0;
     out->canon[0] = '\0';
-    for (int t = 0; t < 2; t++) {
-        if (!wants[t])
-            continue;
-        asked++;
-        int rc = dns_query(scope, opt, cand, types[t], resp);
-        if (rc == DNS_Q_NOSERVER) {
-            noserver++;
-            continue;
-        }
-        if (rc != DNS_Q_OK) {
+    int rc = query_many(scope, opt, qs, nq);
+    if (rc == DNS_Q_NOSERVER)
+        return C_NOSERVER;
+    if (rc != DNS_Q_OK)
+        return C_NXDOMAIN; /* cannot be encoded: no such name */
+    int nodata = 0, servfail = 0, timeout = 0;
+    for (int i = 0; i < nq; i++) {
+        struct question *q = qs[i];
+        if (!q->settled) {
             timeout++;
+        } else if (q->resp->rcode == DNS_RCODE_NXDOMAIN) {
             continue;
-        }
-        if (resp->rcode == DNS_RCODE_NXDOMAIN) {
-            continue;
-        } else if (resp->rcode != DNS_RCODE_NOERROR) {
+        } else if (q->resp->rcode != DNS_RCODE_NOERROR) {
             servfail++;
         } else {
             int before = out->naddrs;
-            collect_addrs(resp, cand, types[t], out);
+            collect_addrs(q->resp, cand, q->qtype, out);
             if (out->naddrs == before)
                 nodata++;
         }
     }
     if (out->naddrs > 0)
         return C_FOUND;
-    if (noserver == asked)
-        return C_NOSERVER;
     if (timeout)
         return C_TIMEOUT;
     if (servfail)
@@ -510,7 +586,7 @@ int dns_resolve_addrs(const struct pvd_dns_scope *scope, const struct dns_option
     size_t len = strlen(name);
     if (len == 0 || len > DNS_NAME_MAX - 1 || (!want4 && !want6))
         return DNS_RES_BADNAME;
-    struct dns_response *resp = malloc(sizeof *resp);
+    struct dns_response *resp = malloc(2 * sizeof *resp); /* A and AAAA replies */
     if (!resp)
         return DNS_RES_AGAIN;
     int absolute = name[len - 1] == '.';

@@ -190,6 +190,17 @@ def test_attempts_and_server_order_as_resolv_conf(split_lab: ResolveLab, probe: 
     assert rc == EAI["EAI_AGAIN"]
     queries = [p for p in split_lab.packets(pcap) if "> 10.1.0.8.53:" in p]
     assert len(queries) == 2, queries
+    # A and AAAA together, as glibc does: each attempt sends both from one socket (one port),
+    # so a dead server costs attempts x timeout, not twice that.
+    with split_lab.capture("a") as pcap:
+        rc, _, _ = gai(split_lab, probe, shim_lib, dead, "svc.example", "unspec",
+                       env={"RES_OPTIONS": "timeout:1 attempts:2"})
+    assert rc == EAI["EAI_AGAIN"]
+    queries = [p.split() for p in split_lab.packets(pcap) if "> 10.1.0.8.53:" in p]
+    assert len(queries) == 4, queries
+    ports = [fields[2] for fields in queries]  # "10.1.0.2.PORT"
+    assert ports[0] == ports[1] and ports[2] == ports[3] and ports[0] != ports[2], queries
+    assert {f[-3] for f in queries[:2]} == {"A?", "AAAA?"}, queries
     both = split_lab.scope("a", dns_servers=["10.1.0.8", "10.1.0.1"])
     rc, lines, _ = gai(split_lab, probe, shim_lib, both, "svc.example", "inet",
                        env={"RES_OPTIONS": "timeout:1 attempts:2"})
