@@ -207,6 +207,16 @@ unsigned int shim_effective_slot(void)
     return slot ? slot : shim_process_slot();
 }
 
+int shim_current_scope_line(const char **line)
+{
+    static const char null_line[] = "v=1 id=null handle=4294967295";
+    unsigned int slot = shim_effective_slot();
+    if (slot == SLOT_NONE)
+        return 0;
+    *line = slot == SLOT_NULL ? null_line : shim_pvd_line(slot);
+    return *line != NULL;
+}
+
 /* ---- per-fd table ---- */
 int fd_tracked(int fd)
 {

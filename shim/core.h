@@ -118,6 +118,11 @@ unsigned int shim_process_slot(void);
 void shim_set_process_slot(unsigned int slot);
 unsigned int shim_effective_slot(void);
 int shim_is_preloaded(void);
+/* For the resolver (dns_scope.c): the scope line of the PvD the calling thread's operations
+ * use now (thread scope, else process scope).  Returns 1 with *line (valid for the process's
+ * lifetime; the null PvD's line for the null PvD and for a malformed PVDRUN_SCOPE), or 0
+ * when no PvD applies (system default). */
+int shim_current_scope_line(const char **line);
 
 /* ---- decisions ---- */
 enum shim_op { OP_CONNECT, OP_SEND, OP_LISTEN };
