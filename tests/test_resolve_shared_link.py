@@ -1,0 +1,46 @@
+"""Name resolution where PvDs share an interface: lab scenario 1 (one link, two
+routers) and scenario 2 (one gateway, two upstreams), Figures 1 and 2 of the
+Troan document.  Device binding cannot tell the PvDs apart there; the
+resolver's source-address binding (R25) must, so that each PvD's query reaches
+its own DNS server and its split-horizon answer comes back."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.root
+
+PVDRUN = shutil.which("pvdrun") or "pvdrun"
+OTHER = {"ispa": "ispb", "ispb": "ispa"}
+CASES = [(scenario, isp) for scenario in ("lab1", "lab2") for isp in ("ispa", "ispb")]
+
+
+@pytest.mark.parametrize("scenario,isp", CASES)
+def test_curl_by_name_in_each_pvd_of_a_shared_link(request: pytest.FixtureRequest, tmp_path: Path,
+                                                   scenario: str, isp: str) -> None:
+    lab = request.getfixturevalue(scenario)
+    pvd_id = lab.isp(isp)["pvd_id"]
+    env = {"PVDRUN_SOCKET": str(tmp_path / "no-daemon.sock")}
+    with lab.capture(OTHER[isp]) as other:
+        done = lab.exec([PVDRUN, "--pvd", pvd_id, "curl", "-sS", "-m", "10", "http://svc.example/"], env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{isp} "), done.stdout  # the PvD's own split-horizon answer
+    assert not other.packets_to(lab.isp(OTHER[isp])["dns_v6"]), other.lines  # the other DNS never asked
+    for address in lab.isp(isp)["host_addresses"]:
+        assert not [line for line in other.packets_from(address) if ".53:" in line], other.lines
+
+
+@pytest.mark.parametrize("scenario", ["lab1", "lab2"])
+def test_local_name_only_in_its_pvd(request: pytest.FixtureRequest, tmp_path: Path, scenario: str) -> None:
+    lab = request.getfixturevalue(scenario)
+    env = {"PVDRUN_SOCKET": str(tmp_path / "no-daemon.sock")}
+    found = lab.exec([PVDRUN, "resolve", "--pvd", lab.isp("ispa")["pvd_id"], "--type", "AAAA", "intranet"],
+                     env=env)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.split()[-1] == lab.isp("ispa")["intranet_v6"]
+    missing = lab.exec([PVDRUN, "--pvd", lab.isp("ispb")["pvd_id"], "getent", "ahosts", "intranet.ispa.example"],
+                       env=env)
+    assert missing.returncode == 2, (missing.stdout, missing.stderr)  # getent: not found
