@@ -189,6 +189,13 @@ static int bind_device(int fd, const struct pvd_scope *pvd)
     int ifindex = (int)pvd->info.ifindexes[0];
     if (REAL(setsockopt)(fd, SOL_SOCKET, SO_BINDTOIFINDEX, &ifindex, sizeof ifindex) == 0)
         return 0;
+    if (errno == EPERM) { /* unprivileged, already device-bound: fine if to this very interface */
+        int bound = 0, saved = errno;
+        socklen_t len = sizeof bound;
+        if (getsockopt(fd, SOL_SOCKET, SO_BINDTOIFINDEX, &bound, &len) == 0 && bound == ifindex)
+            return 0;
+        errno = saved;
+    }
     if (errno == ENOPROTOOPT) { /* kernel < 5.0: by name */
         const char *name = pvd->info.interfaces[0];
         if (REAL(setsockopt)(fd, SOL_SOCKET, SO_BINDTODEVICE, name, (socklen_t)strlen(name) + 1) == 0)

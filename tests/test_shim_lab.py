@@ -295,3 +295,28 @@ def test_escape_attempts_are_refused(lab3: Any) -> None:
     assert lines[0] == "ispb"
     assert lines[1:] == ["22", "99", "1", "1", "99", "1", "99"], lines  # EINVAL, EADDRNOTAVAIL, EPERM...
     assert not cap.packets_to("198.51.100.80") and not cap.packets_to("2001:db8:b:1::80"), cap.lines
+
+
+INHERIT = r'''
+import os, socket, subprocess, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(5)
+s.sendto(b"parent", ("198.51.100.80", 7))
+print(s.recv(100).decode().split()[0])
+child = ("import os, socket, sys; os.setgid(65534); os.setuid(65534); "
+         "s = socket.socket(fileno=int(sys.argv[1])); s.settimeout(5); "
+         "s.sendto(b'child', ('198.51.100.80', 7)); print(s.recv(100).decode().split()[0])")
+done = subprocess.run([sys.executable, "-c", child, str(s.fileno())], pass_fds=[s.fileno()],
+                      capture_output=True, text=True)
+print(done.stdout.strip() or done.stderr.strip().splitlines()[-1])
+'''
+
+
+def test_socket_inherited_by_unprivileged_child(lab3: Any) -> None:
+    """A tied socket passed across exec to a child that dropped root stays in its PvD: the
+    child's shim recognises the socket (already bound to the PvD's interface) and uses it."""
+    with lab3.capture("ispa") as cap:
+        done = scoped(lab3, "ispb", [sys.executable, "-c", INHERIT])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["ispb", "ispb"], done.stdout
+    assert not cap.packets_to("198.51.100.80"), cap.lines
