@@ -15,6 +15,7 @@ a :class:`Lab`:
 """
 from __future__ import annotations
 
+import atexit
 import os
 import re
 import shutil
@@ -201,6 +202,32 @@ class Lab:
         return Capture(self.ns(ns), ifname, bpf, pcap)
 
 
+#: Labs this process brought up and has not yet torn down (atexit safety net).
+_LIVE_LABS: set[str] = set()
+
+
+def _down_leftovers() -> None:
+    """At interpreter exit, remove labs whose finalizer never ran (e.g. after SIGTERM)."""
+    for name in sorted(_LIVE_LABS):
+        try:
+            lab_api.down(name)
+        except Exception:  # noqa: BLE001 - best effort at exit; nothing to report to
+            pass
+    _LIVE_LABS.clear()
+
+
+def _sigterm_as_interrupt(_signum: int, _frame: Any) -> None:
+    """SIGTERM (e.g. from ``timeout``) ends the session like Ctrl-C, so finalizers run."""
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Install the safety nets: SIGTERM runs teardown, atexit downs what is left."""
+    atexit.register(_down_leftovers)
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
+
+
 def lab_name(scenario: int) -> str:
     """Per-run unique lab name for a scenario."""
     return f"pvt{os.getpid() % 100000}s{scenario}"
@@ -212,11 +239,13 @@ def _lab(scenario: int) -> Iterator[Lab]:
     name = lab_name(scenario)
     # A state file with our own pid-derived name can only be a crashed earlier run's.
     lab_api.down(name)
+    _LIVE_LABS.add(name)
     try:
         status = lab_api.up(scenario, name)
         yield Lab(name, scenario, status)
     finally:
         lab_api.down(name)
+        _LIVE_LABS.discard(name)
 
 
 @pytest.fixture(scope="session")
