@@ -54,13 +54,22 @@ def scope_line_for(name: str, socket_path: str | None) -> str:
     if name == NULL_PVD_NAME:
         return null_scope()
     from pvdrun.api import PvdLookupError, lookup
+    from pvdrun.daemon.protocol import Client, DaemonUnavailable
+    from pvdrun.discovery.config import EXIT_BAD_CONFIG, ConfigError
 
+    if socket_path is not None:  # an explicit --socket must answer (as for `pvdrun list`)
+        try:
+            Client(socket_path).close()
+        except DaemonUnavailable as exc:
+            fail(f"pvdd does not answer on {socket_path}: {exc.strerror or exc}", EXIT_NO_DAEMON)
     try:
         pvd = lookup(name, socket_path)
     except PvdLookupError as exc:
         listed = ", ".join(exc.candidates) or "none"
         what = "ambiguous PvD name" if exc.ambiguous else "unknown PvD"
         fail(f"{what} {name!r}; candidates: {listed}", EXIT_UNKNOWN_PVD)
+    except ConfigError as exc:
+        fail(str(exc), EXIT_BAD_CONFIG)
     except Exception as exc:  # noqa: BLE001 - daemon or discovery failure: say it, distinct status
         status = EXIT_NO_DAEMON if type(exc).__module__.startswith("pvdrun.daemon") else EXIT_MISSING_PREREQ
         fail(f"cannot look up PvD {name!r}: {exc}", status)
@@ -92,14 +101,16 @@ def scoped_environment(scope: str, socket_path: str | None, library: str) -> dic
 @click.option("--pvd", "-p", "pvd_name", required=True, metavar="NAME",
               help="PvD to scope CMD to: interface, PvD ID, configured name, kind, or 'null'.")
 @click.option("--socket", "socket_path", default=None, metavar="PATH",
-              help="pvdd's socket (default $PVDRUN_SOCKET, /run/pvd/pvdd.sock).")
+              help="pvdd's socket; when given, pvdd must answer (exit 6 otherwise). Default: "
+                   "$PVDRUN_SOCKET or /run/pvd/pvdd.sock if it answers, else one-shot discovery.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run_command(pvd_name: str, socket_path: str | None, command: tuple[str, ...]) -> None:
     """Run COMMAND with every socket scoped to the PvD NAME (fails closed).
 
     Exit status: COMMAND's own; 3 unknown or ambiguous PvD; 4 a program the
     shim cannot scope (static, Go, set-user-ID) or a PvD it cannot hold;
-    126 not executable; 127 command not found.
+    5 lookup failed; 6 --socket given and pvdd does not answer; 7 malformed
+    configuration; 126 not executable; 127 command not found.
     """
     from pvdrun.shim import library_path
     from pvdrun.shim.preloadable import NotPreloadable, check_preloadable

@@ -137,3 +137,11 @@ def test_usage_errors() -> None:
 def test_options_after_command_belong_to_the_command() -> None:
     done = run("sh", "-c", 'echo "$@"', "sh", "--pvd", "x", "-h")
     assert done.returncode == 0 and done.stdout == "--pvd x -h\n"
+
+
+def test_explicit_socket_must_answer(tmp_path: Path) -> None:
+    """--socket PATH where pvdd does not answer: exit 6, no fallback (nothing is sent)."""
+    done = subprocess.run([PVDRUN, "--pvd", "wifi", "--socket", str(tmp_path / "none.sock"), TRUE],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode == 6
+    assert "pvdd does not answer" in done.stderr and len(done.stderr.strip().splitlines()) == 1
