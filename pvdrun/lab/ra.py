@@ -262,26 +262,20 @@ def open_ra_socket(ifname: str) -> tuple[socket.socket, int]:
 
 def run_sender(ifname: str, messages: list[bytes], interval: float) -> None:
     """Send ``messages`` periodically and on every RS, until SIGTERM."""
-    sock, ifindex = open_ra_socket(ifname)
-    running = True
-
     def stop(_sig: int, _frame: Any) -> None:
-        nonlocal running
-        running = False
+        raise SystemExit(0)  # leaves select() at once (PEP 475 would otherwise resume it)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    sock, ifindex = open_ra_socket(ifname)
     next_send = 0.0
-    while running:
+    while True:
         now = time.monotonic()
         if now >= next_send:
             for message in messages:
                 sock.sendto(message, (ALL_NODES, 0, 0, ifindex))
             next_send = now + interval
-        try:
-            ready, _, _ = select.select([sock], [], [], max(0.0, next_send - time.monotonic()))
-        except InterruptedError:
-            continue
+        ready, _, _ = select.select([sock], [], [], max(0.0, next_send - time.monotonic()))
         if ready:
             sock.recvfrom(2048)  # a Router Solicitation: answer at once (rate: 1 per 0.2 s)
             next_send = min(next_send, time.monotonic() + 0.2)
