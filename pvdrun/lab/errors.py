@@ -5,8 +5,8 @@ from pvdrun.cli import EXIT_MISSING_PREREQ
 
 EXIT_SETUP_FAILED = 1
 EXIT_BAD_INPUT = 2
-EXIT_ALREADY_UP = 7
-EXIT_NOT_UP = 8
+EXIT_ALREADY_UP = 9
+EXIT_NOT_UP = 10
 
 
 class LabError(Exception):
