@@ -109,6 +109,11 @@ class MiniNet:
             sh("ip", "addr", "add", v4[1], "dev", "r0", ns=router)
             sh("ip", "addr", "add", v4[0], "dev", host_if, ns=self.host)
         sh("ip", "link", "set", host_if, "up", ns=self.host)
+        # IPv6 on the host link is ready (and accepts RAs) once its link-local exists
+        self.wait_for(lambda: "scope link" in sh("ip", "-6", "addr", "show", "dev", host_if,
+                                                 ns=self.host).stdout
+                      and "state UP" in sh("ip", "link", "show", host_if, ns=self.host).stdout,
+                      what=f"IPv6 ready on {host_if}")
         if v6_prefix:
             base = v6_prefix.split("/")[0]
             sh("ip", "addr", "add", f"{base}1/64", "dev", "r0", "nodad", ns=router)

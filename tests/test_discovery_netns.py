@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -100,16 +102,25 @@ def test_link_store_dns(net: MiniNet, tmp_path: Path) -> None:
 
 
 class Monitor:
-    """``pvdrun monitor --json`` in the host netns, read line by line."""
+    """``pvdrun monitor --json`` in the host netns; a thread queues its lines (selecting on a
+    buffered pipe would miss lines that arrive together)."""
 
     def __init__(self, net: MiniNet, *args: str) -> None:
         self.proc = net.popen(sys.executable, "-m", "pvdrun.cli", "monitor", "--json", *args)
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put("")
 
     def next(self, timeout: float = 30) -> dict[str, Any]:
-        import select
-        ready, _, _ = select.select([self.proc.stdout], [], [], timeout)
-        assert ready, "no event within the timeout"
-        line = self.proc.stdout.readline()
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise AssertionError("no event within the timeout") from None
         assert line, f"monitor exited: {self.proc.stderr.read() if self.proc.stderr else ''}"
         return json.loads(line)
 
@@ -164,3 +175,23 @@ def test_ra_dns_from_netlink_user_options(net: MiniNet) -> None:
     pvds = {p["id"]: p for p in json.loads(result.stdout)}
     assert pvds["implicit:ispa"]["dns_servers"] == ["2001:db8:a::53"]
     assert pvds["implicit:ispa"]["search_domains"] == ["ispa.example"]
+
+
+def test_router_gone_shows_on_monitor(net: MiniNet) -> None:
+    """A router announcing its departure (router lifetime 0): its default route goes,
+    the monitor reports the change and the default PvD change (R10, R17)."""
+    router = net.add_router("lan0", "ra", None)
+    hello = craft.router_advert(craft.pio("2001:db8:c::/64") + craft.rdnss(["2001:db8:c::53"]),
+                                router_lifetime=1800)
+    net.wait_for(lambda: net.run("ip", "-6", "addr", "show", "dev", "lan0").returncode == 0,
+                 what="lan0")
+    monitor = Monitor(net, "--no-daemon")
+    assert monitor.next()["event"] == "snapshot"
+    net.send_ra(router, hello)
+    became_default = monitor.until(lambda e: e["event"] == "default")
+    assert became_default["new"] == "implicit:lan0"
+    net.send_ra(router, craft.router_advert(b"", router_lifetime=0))
+    gone = monitor.until(lambda e: e["event"] == "default")
+    assert gone == {**gone, "old": "implicit:lan0", "new": None}
+    listing = _listing(net)
+    assert not any(r["dst"] == "default" for r in listing["implicit:lan0"]["routes"])
