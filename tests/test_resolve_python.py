@@ -73,6 +73,22 @@ def test_cache_flushes_when_the_pvds_dns_changes() -> None:
     assert len(cache) == 1
 
 
+def test_service_sync_flushes_changed_and_forgets_removed_pvds() -> None:
+    from pvdrun.resolve.service import PvdResolverService
+
+    service = PvdResolverService(DnsCache(clock=FakeClock()))
+    a, b = make_pvd(), make_pvd(pvd_id="ispb.example", dns_servers=["2001:db8:b::1"])
+    assert service.sync([a, b]) == []
+    service.cache.put(a.pvd_id, "svc.example", "A", "from-a", 60)
+    service.cache.put(b.pvd_id, "svc.example", "A", "from-b", 60)
+    assert service.sync([a, b]) == []  # nothing changed: both kept
+    assert service.sync([make_pvd(dns_servers=["10.1.0.53"]), b]) == ["ispa.example"]
+    assert service.cache.get(a.pvd_id, "svc.example", "A") is None
+    assert service.cache.get(b.pvd_id, "svc.example", "A") == "from-b"
+    assert service.sync([make_pvd(dns_servers=["10.1.0.53"])]) == ["ispb.example"]  # B is gone
+    assert service.cache.get(b.pvd_id, "svc.example", "A") is None
+
+
 def test_cache_evicts_least_recently_used() -> None:
     cache = DnsCache(max_entries=2, clock=FakeClock())
     cache.put("p", "a", "A", 1, 60)
