@@ -27,8 +27,11 @@ int dns_nsswitch_order(int order[2])
             char *save = NULL;
             for (char *tok = strtok_r(p + 6, " \t\n", &save); tok;
                  tok = strtok_r(NULL, " \t\n", &save)) {
+                /* systemd-resolved's "resolve" is the host's DNS: inside a PvD
+                 * the PvD's DNS takes its place. */
                 int src = strcmp(tok, "files") == 0 ? DNS_SRC_FILES
-                          : strcmp(tok, "dns") == 0 ? DNS_SRC_DNS : 0;
+                          : (strcmp(tok, "dns") == 0 || strcmp(tok, "resolve") == 0) ? DNS_SRC_DNS
+                                                                                     : 0;
                 if (!src || n == 2 || (n == 1 && order[0] == src))
                     continue;
                 order[n++] = src;

@@ -7,7 +7,8 @@
 #include "dns_client.h"
 
 /* Source order of the "hosts:" database: DNS_SRC_FILES / DNS_SRC_DNS in
- * order[0..n); other services (myhostname, mdns, resolve) are not
+ * order[0..n) ("resolve", systemd-resolved, counts as dns: the PvD's DNS
+ * takes its place); other services (myhostname, mymachines, mdns) are not
  * consulted inside a PvD.  No hosts: line means "files dns". */
 #define DNS_SRC_FILES 1
 #define DNS_SRC_DNS 2

@@ -235,6 +235,32 @@ def test_hosts_file_answers_first(split_lab: ResolveLab, probe: Path, shim_lib: 
     assert proc.stdout.splitlines() == ["rc=0 errno_kept=1 ok", "canon=svc.example", "inet 10.9.9.9 80"]
 
 
+@pytest.mark.parametrize("hosts_line,name,expected", [
+    ("hosts: files dns", "svc.example", "inet 10.9.9.9 80"),    # files first: the hosts file wins
+    ("hosts: dns files", "svc.example", "inet 10.1.0.80 80"),   # dns first: the PvD's answer wins
+    ("hosts: dns files", "svc-alias", "inet 10.9.9.9 80"),      # not in DNS: files after it
+    ("hosts: mymachines resolve [!UNAVAIL=return] files myhostname dns", "svc.example",
+     "inet 10.1.0.80 80"),                                      # resolve = the PvD's DNS
+    ("hosts: files", "intranet.isp-a.example", None),           # no DNS source: nothing asked
+])
+def test_nsswitch_order(split_lab: ResolveLab, probe: Path, shim_lib: str, tmp_path: Path,
+                        hosts_line: str, name: str, expected: str | None) -> None:
+    hosts = tmp_path / "hosts"
+    hosts.write_text("127.0.0.1 localhost\n10.9.9.9 svc.example svc-alias\n")
+    nsswitch = tmp_path / "nsswitch.conf"
+    nsswitch.write_text(f"passwd: files\n{hosts_line}\n")
+    script = (f"mount --bind {hosts} /etc/hosts && mount --bind {nsswitch} /etc/nsswitch.conf && "
+              f"exec {probe} gai {name} inet none")
+    with split_lab.capture("a") as pcap:
+        proc = split_lab.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script],
+                             scope=split_lab.scope("a"), preload=shim_lib)
+    lines = proc.stdout.splitlines()
+    if expected is None:
+        assert lines[0].startswith(f"rc={EAI['EAI_NONAME']} ") and split_lab.packets(pcap) == [], lines
+    else:
+        assert lines[1:] == [expected], (lines, proc.stderr)
+
+
 def test_malformed_scope_fails_closed(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
     rc, _, _ = gai(split_lab, probe, shim_lib, "v=9 id=x", "svc.example")
     assert rc == EAI["EAI_FAIL"]
