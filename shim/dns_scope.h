@@ -1,10 +1,11 @@
 /* dns_scope.h: the current PvD's DNS-relevant scope, as the resolver needs it.
  *
  * ONE entry point, pvd_dns_current_scope() (dns_current.c): the calling
- * thread's PvD as the shim core sees it (thread scope, else process scope,
- * which the core loads from PVDRUN_SCOPE; see shim/core.h).  The parser
- * below reads the same scope-line format (pvdrun/model.py, Pvd.to_scope)
- * for the test harness.  Internal to libpvdshim.so.
+ * thread's PvD as the shim core sees it (shim_current_scope_line(): thread
+ * scope, else process scope, which the core loads from PVDRUN_SCOPE; see
+ * shim/core.h), parsed by pvd_dns_parse_scope() below (scope-line format of
+ * pvdrun/model.py, Pvd.to_scope; also driven by the test harness).
+ * Internal to libpvdshim.so.
  */
 #ifndef PVD_DNS_SCOPE_H
 #define PVD_DNS_SCOPE_H

@@ -362,6 +362,9 @@ def test_pvdrun_resolve_bad_input(split_lab: ResolveLab, tmp_path: Path) -> None
     assert proc.returncode == 2 and "not a valid DNS name" in proc.stderr
     proc = pvdrun_resolve(split_lab, tmp_path, "--pvd", "null", "svc.example")
     assert proc.returncode == 4
+    proc = pvdrun_resolve(split_lab, tmp_path, "--socket", str(tmp_path / "nobody.sock"), "--pvd", "ispa",
+                          "svc.example")
+    assert proc.returncode == 6 and "pvdd does not answer" in proc.stderr, proc.stderr
     proc = split_lab.run([sys.executable, "-m", "pvdrun.cli", "resolve", "--pvd", "ispa", "svc.example"],
                          env={**config_env(tmp_path), "PVDRUN_CONFIG": str(tmp_path / "missing.toml")})
     assert proc.returncode == 7 and proc.stderr.count("\n") == 1, proc.stderr

@@ -3,7 +3,8 @@
 Asks only the PvD's DNS servers, from its own addresses and interface
 (R25), with its search list.  Exit statuses: 0 answer; 1 the name does not
 exist or has no record of that type; 2 usage error; 3 unknown or ambiguous
-PvD; 4 the null PvD (no network); 5/6 discovery or daemon failure; 7 bad
+PvD; 4 the null PvD (no network); 5 discovery failure; 6 ``--socket`` given
+and pvdd does not answer; 7 bad
 PvD configuration file (as ``pvdrun list``); 8 temporary failure (timeout,
 server failure, no usable DNS server).
 """
@@ -32,8 +33,14 @@ def _find_pvd(name: str, socket_path: str | None) -> Pvd:
     if name == NULL_PVD_NAME:
         _fail("the null PvD has no network, hence no DNS", EXIT_CANNOT_HONOUR)
     from pvdrun.api import PvdLookupError, lookup
+    from pvdrun.daemon.protocol import Client, DaemonUnavailable
     from pvdrun.discovery.config import EXIT_BAD_CONFIG, ConfigError
 
+    if socket_path is not None:  # an explicit --socket must answer (as for `pvdrun list`)
+        try:
+            Client(socket_path).close()
+        except DaemonUnavailable as exc:
+            _fail(f"pvdd does not answer on {socket_path}: {exc.strerror or exc}", EXIT_NO_DAEMON)
     try:
         return lookup(name, socket_path)
     except ConfigError as exc:
@@ -67,7 +74,8 @@ def _check_type(_ctx: click.Context, _param: click.Parameter, value: str | None)
               help="Passes over the PvD's server list.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object on stdout.")
 @click.option("--socket", "socket_path", default=None, metavar="PATH",
-              help="pvdd's socket (default $PVDRUN_SOCKET, /run/pvd/pvdd.sock).")
+              help="pvdd's socket; when given, pvdd must answer (exit 6 otherwise). Default: "
+                   "$PVDRUN_SOCKET or /run/pvd/pvdd.sock if it answers, else one-shot discovery.")
 @click.argument("host")
 def resolve_command(pvd_name: str, rdtype: str | None, timeout: float, attempts: int,
                     as_json: bool, socket_path: str | None, host: str) -> None:
