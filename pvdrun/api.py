@@ -41,6 +41,22 @@ def _client(socket_path: str | None) -> Any:
         return None
 
 
+def _ask(socket_path: str | None, op: str, name: str | None = None) -> dict[str, Any] | None:
+    """pvdd's reply to one request, or None when pvdd does not answer (or hangs,
+    or is not pvdd): the caller then discovers in-process.  Error replies raise
+    pvdrun.daemon.protocol.DaemonError."""
+    from pvdrun.daemon.protocol import DaemonUnavailable
+
+    client = _client(socket_path)
+    if client is None:
+        return None
+    with client:
+        try:
+            return client.request(op, name)
+        except DaemonUnavailable:
+            return None
+
+
 def _discover() -> list[Pvd]:
     from pvdrun.discovery.engine import discover
 
@@ -55,10 +71,8 @@ def list_pvds(socket_path: str | None = None, *, use_daemon: bool = True) -> lis
     Raises pvdrun.discovery.config.ConfigError for a malformed configuration.
     """
     if use_daemon:
-        client = _client(socket_path)
-        if client is not None:
-            with client:
-                reply = client.request("list")
+        reply = _ask(socket_path, "list")
+        if reply is not None:
             return [Pvd.from_dict(d) for d in reply.get("pvds", [])]
     return _discover()
 
@@ -70,18 +84,16 @@ def lookup(name: str, socket_path: str | None = None) -> Pvd:
     Raises PvdLookupError when no PvD or several match.  "null" is not
     handled here.
     """
-    client = _client(socket_path)
-    if client is not None:
-        from pvdrun.daemon.protocol import E_AMBIGUOUS, DaemonError
+    from pvdrun.daemon.protocol import E_AMBIGUOUS, E_UNKNOWN_PVD, DaemonError
 
-        with client:
-            try:
-                reply = client.request("get", name)
-            except DaemonError as exc:
-                if exc.code in ("unknown_pvd", E_AMBIGUOUS):
-                    raise PvdLookupError(name, exc.candidates, exc.code == E_AMBIGUOUS,
-                                         exc.message) from None
-                raise
+    try:
+        reply = _ask(socket_path, "get", name)
+    except DaemonError as exc:
+        if exc.code in (E_UNKNOWN_PVD, E_AMBIGUOUS):
+            raise PvdLookupError(name, exc.candidates, exc.code == E_AMBIGUOUS,
+                                 exc.message) from None
+        raise
+    if reply is not None:
         return Pvd.from_dict(reply["pvd"])
     from pvdrun.discovery.resolve import ResolveError, resolve
 
@@ -93,10 +105,8 @@ def lookup(name: str, socket_path: str | None = None) -> Pvd:
 
 def default_pvd(socket_path: str | None = None) -> Pvd | None:
     """The system's default PvD (R9), or None when the host has no default route."""
-    client = _client(socket_path)
-    if client is not None:
-        with client:
-            reply = client.request("default")
+    reply = _ask(socket_path, "default")
+    if reply is not None:
         data = reply.get("pvd")
         return Pvd.from_dict(data) if data else None
     return next((p for p in _discover() if p.is_default), None)

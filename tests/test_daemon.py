@@ -207,3 +207,34 @@ def test_second_daemon_refuses_live_socket(net: MiniNet, tmp_path: Path) -> None
                      timeout=30)
     assert result.returncode == 1 and "already answers" in result.stderr
     assert daemon.request("list")["ok"]
+
+
+def test_api_falls_back_when_socket_is_not_pvdd(net: MiniNet, tmp_path: Path) -> None:
+    """A socket that answers garbage is not pvdd: the API discovers in-process instead."""
+    import threading
+
+    net.add_router("ispa", "ra", None, ("192.0.2.10/24", "192.0.2.1/24"))
+    path = str(tmp_path / "fake.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    server.listen(4)
+
+    def answer_garbage() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(1024)
+                conn.sendall(b"HTTP/1.0 400 nope\n")
+
+    threading.Thread(target=answer_garbage, daemon=True).start()
+    try:
+        code = ("import pvdrun, sys; print([p.pvd_id for p in pvdrun.list_pvds(sys.argv[1])]);"
+                "print(pvdrun.lookup('ispa', sys.argv[1]).pvd_id)")
+        result = net.run(sys.executable, "-c", code, path, timeout=60)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split("\n")[:2] == ["['implicit:ispa']", "implicit:ispa"]
+    finally:
+        server.close()

@@ -89,7 +89,10 @@ class Client:
             raise DaemonUnavailable(exc.errno, f"pvdd at {self.path}: {exc}") from None
         if not line:
             raise DaemonUnavailable(0, f"pvdd at {self.path} closed the connection")
-        message = json.loads(line)
+        try:
+            message = json.loads(line)
+        except ValueError:
+            raise DaemonUnavailable(0, f"{self.path} answered something that is not JSON") from None
         if not isinstance(message, dict) or message.get("v") != VERSION:
             raise DaemonUnavailable(0, f"pvdd at {self.path} speaks another protocol version")
         return message
