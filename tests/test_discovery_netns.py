@@ -195,3 +195,22 @@ def test_router_gone_shows_on_monitor(net: MiniNet) -> None:
     assert gone == {**gone, "old": "implicit:lan0", "new": None}
     listing = _listing(net)
     assert not any(r["dst"] == "default" for r in listing["implicit:lan0"]["routes"])
+
+
+KINDS = r"""
+import json
+from pvdrun.discovery.kernel import snapshot
+from pvdrun.discovery.linkstate import link_kind
+print(json.dumps({l.name: link_kind(l) for l in snapshot().links.values()}))
+"""
+
+
+def test_kind_aliases_from_the_link(net: MiniNet) -> None:
+    """tun -> vpn; a veth is not ethernet (no device behind it)."""
+    net.add_router("ispa", "ra", None, ("192.0.2.10/24", "192.0.2.1/24"))
+    net.run("ip", "tuntap", "add", "dev", "tun9", "mode", "tun", check=True)
+    result = net.run(sys.executable, "-c", KINDS)
+    assert result.returncode == 0, result.stderr
+    kinds = json.loads(result.stdout)
+    assert kinds["tun9"] == "vpn"
+    assert kinds["ispa"] is None and kinds["lo"] is None
