@@ -71,3 +71,15 @@ def test_cli_reports_bad_config(tmp_path: Path) -> None:
                             env={"PATH": "/usr/bin:/bin", "PVDRUN_NO_RS": "1"})
     assert result.returncode == EXIT_BAD_CONFIG
     assert result.stderr.strip() == f"pvdrun: {path}: line 3: unknown key 'bogus' in [pvd.a]"
+
+
+def test_daemon_refuses_bad_config(tmp_path: Path) -> None:
+    """pvdd does not start on a malformed configuration: file and line on stderr, exit 7."""
+    path = tmp_path / "pvd.toml"
+    path.write_text('default = 3\n')
+    result = subprocess.run([sys.executable, "-m", "pvdrun.cli", "daemon", "--config", str(path),
+                             "--socket", str(tmp_path / "s.sock")], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == EXIT_BAD_CONFIG
+    assert f"{path}: line 1: default must be a string" in result.stderr
+    assert not (tmp_path / "s.sock").exists()
