@@ -238,3 +238,29 @@ def test_api_falls_back_when_socket_is_not_pvdd(net: MiniNet, tmp_path: Path) ->
         assert result.stdout.split("\n")[:2] == ["['implicit:ispa']", "implicit:ispa"]
     finally:
         server.close()
+
+
+def test_sighup_reloads_configuration(net: MiniNet, tmp_path: Path) -> None:
+    """A configured name appears after SIGHUP; a broken file is refused, the old one kept."""
+    net.add_router("ispa", "ra", None, ("192.0.2.10/24", "192.0.2.1/24"))
+    config = tmp_path / "pvd.toml"
+    config.write_text("")
+    env = {**os.environ, "PVDRUN_CONFIG": str(config)}
+    sock = str(tmp_path / "pvdd.sock")
+    proc = net.popen(sys.executable, "-m", "pvdrun.cli", "daemon", "--socket", sock, env=env,
+                     stderr_path=str(tmp_path / "log"))
+    net.wait_for(lambda: os.path.exists(sock), what="pvdd socket")
+    stream, _ = _subscriber(sock)
+    config.write_text('[pvd.home]\ninterface = "ispa"\n[pvd.home.attributes]\nmetered = true\n')
+    os.killpg(proc.pid, signal.SIGHUP)
+    event = _next_event(stream, lambda e: e.get("event") == "changed")
+    assert event["changed"]["names"]["new"][0] == "home"
+    assert event["pvd"]["attributes"]["metered"] is True
+    config.write_text("[pvd.home\n")
+    os.killpg(proc.pid, signal.SIGHUP)
+    net.wait_for(lambda: "not reloaded" in (tmp_path / "log").read_text(), what="reload refusal")
+    with Client(sock) as client:
+        assert client.request("get", "home")["pvd"]["id"] == "implicit:ispa"
+    os.killpg(proc.pid, signal.SIGTERM)  # stops at once, removing its socket
+    assert proc.wait(timeout=10) == 0
+    assert not os.path.exists(sock)

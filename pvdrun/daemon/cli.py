@@ -18,7 +18,10 @@ from pvdrun.daemon.protocol import socket_path
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
 def daemon_command(socket_opt: str | None, config_opt: str | None, log_level: str) -> None:
-    """Run pvdd: keep the PvD table current and serve it on a Unix socket."""
+    """Run pvdd: keep the PvD table current and serve it on a Unix socket.
+
+    SIGHUP re-reads the configuration file; SIGTERM stops pvdd.
+    """
     from pvdrun.daemon.server import Pvdd, SocketInUse
     from pvdrun.discovery.config import EXIT_BAD_CONFIG, ConfigError, load_config
 
@@ -30,7 +33,7 @@ def daemon_command(socket_opt: str | None, config_opt: str | None, log_level: st
     except ConfigError as exc:
         click.echo(f"pvdrun daemon: {exc}", err=True)
         sys.exit(EXIT_BAD_CONFIG)
-    daemon = Pvdd(socket_path(socket_opt), config)
+    daemon = Pvdd(socket_path(socket_opt), config, config_path=config_opt)
     try:
         daemon.start()
     except SocketInUse as exc:

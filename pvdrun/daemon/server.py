@@ -77,8 +77,11 @@ def bind_socket(path: str) -> socket.socket:
 class Pvdd:
     """The daemon."""
 
-    def __init__(self, socket_path: str, config: Config, listen_ras: bool = True) -> None:
+    def __init__(self, socket_path: str, config: Config, listen_ras: bool = True,
+                 config_path: str | None = None) -> None:
         self.socket_path = socket_path
+        self.config_path = config_path
+        self.reload_requested = False
         self.discovery = Discovery(config=config, listen_ras=listen_ras)
         self.selector = selectors.DefaultSelector()
         self.listener: socket.socket | None = None
@@ -102,6 +105,22 @@ class Pvdd:
     def stop(self, *_: Any) -> None:
         self.stopping = True
 
+    def request_reload(self, *_: Any) -> None:
+        """SIGHUP: re-read the configuration file at the next loop turn."""
+        self.reload_requested = True
+
+    def _reload(self) -> None:
+        from pvdrun.discovery.config import ConfigError, load_config
+
+        self.reload_requested = False
+        try:
+            self.discovery.config = load_config(self.config_path)
+        except ConfigError as exc:
+            log.error("configuration not reloaded, keeping the previous one: %s", exc)
+            return
+        log.info("configuration reloaded")
+        self._schedule()
+
     def close(self) -> None:
         """Close everything and remove the socket file."""
         for conn in list(self.conns.values()):
@@ -118,9 +137,29 @@ class Pvdd:
 
     def serve_forever(self) -> None:
         """The event loop; returns after SIGTERM/SIGINT."""
+        # Signal handlers only set flags; the wakeup socket makes select return
+        # (Python would otherwise resume the select after the handler ran).
+        wake_r, wake_w = socket.socketpair()
+        wake_r.setblocking(False)
+        wake_w.setblocking(False)
+        self.selector.register(wake_r, selectors.EVENT_READ, "wakeup")
+        previous_fd = signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
+        signal.signal(signal.SIGHUP, self.request_reload)
+        try:
+            self._loop()
+        finally:
+            signal.set_wakeup_fd(previous_fd)
+            self.selector.unregister(wake_r)
+            wake_r.close()
+            wake_w.close()
+
+    def _loop(self) -> None:
+        """Wait for notifications, RAs, clients and deadlines until stopped."""
         while not self.stopping:
+            if self.reload_requested:
+                self._reload()
             timeout = self.discovery.timeout()
             if self.refresh_at is not None:
                 left = max(0.0, self.refresh_at - time.monotonic())
@@ -139,6 +178,11 @@ class Pvdd:
                         self._schedule()
                 elif key.data == "listen":
                     self._accept()
+                elif key.data == "wakeup":
+                    try:
+                        key.fileobj.recv(4096)  # type: ignore[union-attr]
+                    except OSError:
+                        pass
                 else:
                     self._service(key.data, mask)
             if self.discovery.ras.expire():
