@@ -264,3 +264,40 @@ def test_sighup_reloads_configuration(net: MiniNet, tmp_path: Path) -> None:
     os.killpg(proc.pid, signal.SIGTERM)  # stops at once, removing its socket
     assert proc.wait(timeout=10) == 0
     assert not os.path.exists(sock)
+
+
+FUZZ_SENDER = r"""
+import random, socket, sys, time
+seed_hex, count = sys.argv[1], int(sys.argv[2])
+seed = bytes.fromhex(seed_hex)
+rng = random.Random(8801)
+ll = next(":".join(l.split()[0][i:i + 4] for i in range(0, 32, 4))
+          for l in open("/proc/net/if_inet6") if l.split()[5] == "r0" and l.split()[3] == "20")
+s = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+s.bind((ll, 0, 0, socket.if_nametoindex("r0")))
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
+for _ in range(count):
+    message = bytearray(seed)
+    for _ in range(rng.randint(1, 6)):
+        message[rng.randrange(2, len(message))] = rng.randrange(256)  # keep type 134
+    message = message[:rng.randint(8, len(message))]
+    s.sendto(bytes(message), ("ff02::1", 0, 0, socket.if_nametoindex("r0")))
+    time.sleep(0.002)
+"""
+
+
+def test_fuzzed_ras_never_crash_pvdd(net: MiniNet, tmp_path: Path) -> None:
+    """500 randomly mutated and truncated PvD RAs: pvdd keeps serving."""
+    router = net.add_router("lan0", "ra", "2001:db8:a::/64")
+    daemon = Daemon(net, tmp_path)
+    daemon.wait_ready(net, "implicit:lan0")
+    nested = (craft.pio("2001:db8:f::/64", valid=30, preferred=30)
+              + craft.rio("2001:db8:f:1::/64", 30) + craft.rdnss(["2001:db8:f::53"], 30)
+              + craft.dnssl(["fuzz.example"], 30))
+    seed = craft.router_advert(craft.pvd_option("fuzz.example", nested, sequence=1,
+                                                header=craft.ra_header(0)), router_lifetime=0)
+    from discovery_netns import sh
+    sh(sys.executable, "-c", FUZZ_SENDER, seed.hex(), "500", ns=router, timeout=60)
+    assert daemon.proc.poll() is None, daemon.log_text()[-2000:]
+    assert daemon.request("list")["ok"]
+    assert "Traceback" not in daemon.log_text()
