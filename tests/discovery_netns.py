@@ -130,6 +130,16 @@ class MiniNet:
                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         return router
 
+    def add_dns(self, router: str, listen: str, records: dict[str, str]) -> None:
+        """A DNS server (dnsmasq) in the router netns answering ``records`` (name -> address)."""
+        args = ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
+                "--no-hosts", "--bind-interfaces", f"--listen-address={listen}",
+                "--except-interface=lo", f"--pid-file={self.tmp}/{router}-dns.pid"]
+        args += [f"--host-record={name},{address}" for name, address in records.items()]
+        args += sorted({f"--local=/{name.split('.', 1)[1]}/" for name in records if "." in name})
+        self.procs.append(subprocess.Popen(["ip", "netns", "exec", router, *args],
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+
     def send_ra(self, router: str, message: bytes, ifname: str = "r0", dst: str = "ff02::1") -> None:
         """Send a crafted ICMPv6 message from the router netns (hop limit 255)."""
         sh(sys.executable, "-c", SEND_RA, ifname, dst, ns=router, input=message.hex())

@@ -301,3 +301,31 @@ def test_fuzzed_ras_never_crash_pvdd(net: MiniNet, tmp_path: Path) -> None:
     assert daemon.proc.poll() is None, daemon.log_text()[-2000:]
     assert daemon.request("list")["ok"]
     assert "Traceback" not in daemon.log_text()
+
+
+def test_resolve_op_answers_in_order(net: MiniNet, tmp_path: Path) -> None:
+    """op "resolve": a lookup with the PvD's own DNS server (RDNSS), answered by a worker;
+    a request sent behind it on the same connection is answered after it."""
+    router = net.add_router("ispa", "ra", "2001:db8:a::/64", rdnss="2001:db8:a::1",
+                            dnssl="ispa.example")
+    net.add_dns(router, "2001:db8:a::1", {"svc.ispa.example": "2001:db8:a::80"})
+    daemon = Daemon(net, tmp_path)
+    net.wait_for(lambda: any(p["dns_servers"] == ["2001:db8:a::1"] and p["addresses"]
+                             for p in daemon.request("list")["pvds"]), what="PvD with DNS")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
+        raw.settimeout(30)
+        raw.connect(daemon.socket)
+        raw.sendall(b'{"v":1,"op":"resolve","name":"ispa","host":"svc","type":"AAAA"}\n'
+                    b'{"v":1,"op":"default"}\n'
+                    b'{"v":1,"op":"resolve","name":"ispa","host":"nope.ispa.example"}\n'
+                    b'{"v":1,"op":"resolve","name":"ispz","host":"svc"}\n')
+        reader = raw.makefile("rb")
+        replies = [json.loads(reader.readline()) for _ in range(4)]
+    first, second, third, fourth = replies
+    assert first["ok"] and first["op"] == "resolve" and first["pvd"] == "implicit:ispa"
+    assert first["answer"]["records"] == ["2001:db8:a::80"]
+    assert first["answer"]["canonical_name"] == "svc.ispa.example"  # search domain from DNSSL
+    assert second["op"] == "default"
+    assert third["ok"] is False and third["error"]["code"] == "resolve_failed"
+    assert third["error"]["kind"] == "nxdomain"
+    assert fourth["error"]["code"] == "unknown_pvd"

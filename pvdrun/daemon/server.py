@@ -24,6 +24,7 @@ from typing import Any
 
 from pvdrun.daemon.protocol import (E_AMBIGUOUS, E_BAD_REQUEST, E_UNKNOWN_OP, E_UNKNOWN_PVD,
                                     E_VERSION, MAX_LINE, VERSION, encode, error_reply)
+from pvdrun.daemon.resolving import ResolveWorker
 from pvdrun.discovery.config import Config
 from pvdrun.discovery.engine import SETTLE, Discovery
 from pvdrun.discovery.events import diff, snapshot_event
@@ -48,6 +49,7 @@ class Conn:
     outbuf: bytearray = field(default_factory=bytearray)
     subscribed: bool = False
     closing: bool = False
+    busy: bool = False  # a lookup is running: later requests wait (replies stay in order)
 
 
 def bind_socket(path: str) -> socket.socket:
@@ -89,6 +91,7 @@ class Pvdd:
         self.pvds: list[Pvd] = []
         self.refresh_at: float | None = None
         self.stopping = False
+        self.worker = ResolveWorker()
 
     # -- lifecycle --------------------------------------------------------------
     def start(self) -> None:
@@ -100,6 +103,7 @@ class Pvdd:
             self.selector.register(fileobj, selectors.EVENT_READ, "engine")
         self.listener = bind_socket(self.socket_path)
         self.selector.register(self.listener, selectors.EVENT_READ, "listen")
+        self.selector.register(self.worker.wake_r, selectors.EVENT_READ, "resolved")
         log.info("pvdd serving %d PvDs on %s", len(self.pvds), self.socket_path)
 
     def stop(self, *_: Any) -> None:
@@ -133,6 +137,7 @@ class Pvdd:
                 pass
             self.listener.close()
         self.discovery.close()
+        self.worker.close()
         self.selector.close()
 
     def serve_forever(self) -> None:
@@ -178,6 +183,8 @@ class Pvdd:
                         self._schedule()
                 elif key.data == "listen":
                     self._accept()
+                elif key.data == "resolved":
+                    self._deliver_lookups()
                 elif key.data == "wakeup":
                     try:
                         key.fileobj.recv(4096)  # type: ignore[union-attr]
@@ -203,6 +210,7 @@ class Pvdd:
             return
         events = diff(self.pvds, new)
         self.pvds = new
+        self.worker.sync(new)
         for event in events:
             log.info("%s %s", event["event"], event.get("id", event.get("new")))
             line = encode({"v": VERSION, **event})
@@ -253,11 +261,27 @@ class Pvdd:
             if conn.closing:
                 return
             conn.inbuf += data
-            while b"\n" in conn.inbuf and not conn.closing:
-                line, conn.inbuf = conn.inbuf.split(b"\n", 1)
-                self._handle_line(conn, line)
-            if len(conn.inbuf) > MAX_LINE and not conn.closing:
-                self._reject(conn, E_BAD_REQUEST, f"request line longer than {MAX_LINE} octets")
+            self._drain_lines(conn)
+
+    def _drain_lines(self, conn: Conn) -> None:
+        """Handle the complete request lines buffered for conn, in order."""
+        while b"\n" in conn.inbuf and not conn.closing and not conn.busy:
+            line, conn.inbuf = conn.inbuf.split(b"\n", 1)
+            self._handle_line(conn, line)
+        if len(conn.inbuf) > MAX_LINE and not conn.closing and b"\n" not in conn.inbuf:
+            self._reject(conn, E_BAD_REQUEST, f"request line longer than {MAX_LINE} octets")
+
+    def _deliver_lookups(self) -> None:
+        """Send the replies of finished lookups, then resume those clients' requests."""
+        for token, reply in self.worker.completed():
+            if not isinstance(token, Conn):
+                continue
+            token.busy = False
+            if self.conns.get(token.sock.fileno()) is not token:
+                continue  # the client went away meanwhile
+            self._send(token, encode(reply))
+            if self.conns.get(token.sock.fileno()) is token:
+                self._drain_lines(token)
 
     def _reject(self, conn: Conn, code: str, message: str) -> None:
         """Reply with an error, then disconnect (garbage on the socket)."""
@@ -281,7 +305,27 @@ class Pvdd:
             self._reject(conn, E_VERSION, f"protocol version {request.get('v')!r} not supported "
                          f"(this pvdd speaks {VERSION})")
             return
+        if request.get("op") == "resolve":
+            self._start_lookup(conn, request)
+            return
         self._send(conn, encode(self.answer(request, conn)))
+
+    def _start_lookup(self, conn: Conn, request: dict[str, Any]) -> None:
+        """op "resolve": {"name": PVD, "host": HOST, "type": "A"} answered by a worker."""
+        name, host, rdtype = request.get("name"), request.get("host"), request.get("type", "A")
+        if not (isinstance(name, str) and isinstance(host, str) and isinstance(rdtype, str)
+                and name and host and rdtype):
+            self._send(conn, encode(error_reply(E_BAD_REQUEST, "resolve needs \"name\" (a PvD) "
+                                                "and \"host\" strings, and optionally \"type\"")))
+            return
+        try:
+            pvd = resolve(self.pvds, name)
+        except ResolveError as exc:
+            self._send(conn, encode(error_reply(E_AMBIGUOUS if exc.ambiguous else E_UNKNOWN_PVD,
+                                                str(exc), exc.candidates)))
+            return
+        conn.busy = True
+        self.worker.submit(conn, pvd, host, rdtype.upper())
 
     def answer(self, request: dict[str, Any], conn: Conn | None = None) -> dict[str, Any]:
         """The reply to one well-formed request."""
@@ -308,7 +352,7 @@ class Pvdd:
                 conn.subscribed = True
             return {"v": VERSION, "ok": True, "op": "subscribe", **snapshot_event(self.pvds)}
         return error_reply(E_UNKNOWN_OP, f"unknown op {op!r}; expected one of list, get, "
-                           "default, subscribe")
+                           "default, subscribe, resolve")
 
     def _send(self, conn: Conn, data: bytes) -> None:
         conn.outbuf += data
