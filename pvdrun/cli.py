@@ -77,6 +77,7 @@ def main() -> None:
     pvdrun --pvd NAME [--] CMD [ARGS...]   run CMD scoped to the PvD NAME
     pvdrun --pvd null CMD                  run CMD with no network at all
     pvdrun list | show NAME | monitor      observe the host's PvDs
+    pvdrun resolve --pvd NAME HOST         resolve HOST with that PvD's DNS only
     pvdrun daemon                          run pvdd, the PvD daemon
     pvdrun lab up --scenario 1|2|3         build a multihomed test network
     pvdrun shim-path                       print the preload library's path
