@@ -9,6 +9,10 @@
  *       sendto        sendto(fd, 64 bytes, NULL addr) on a connected UDP socket
  *       sendmsg       sendmsg(fd, 64 bytes, no name) on a connected UDP socket
  *       getaddrinfo   getaddrinfo(HOST, AF_INET, SOCK_DGRAM) + freeaddrinfo
+ *       pvdd_resolve  one pvdd request {"op":"resolve","name":PVD,"host":HOST} on a new
+ *                     connection to --socket PATH (as the shim's pvdd client makes one
+ *                     exchange per connection); with --unique 1 every call asks another
+ *                     name, u<i>.HOST, so that no answer comes from pvdd's cache
  *       sink          bind UDP ADDR:P and never read (datagrams dropped) until killed
  *       probe         make one UDP socket (connected to ADDR:P when --dst is
  *                     given) and print the device it is bound to and its mark,
@@ -37,6 +41,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -54,13 +59,16 @@ struct options {
     int native_ifindex; /* 0: not scoped natively */
     const char *bind_addr;
     const char *clock; /* "wall" (default) or "cpu" */
+    const char *socket_path; /* pvdd_resolve */
+    const char *pvd;         /* pvdd_resolve */
+    int unique;              /* pvdd_resolve: a new name per call */
 };
 
 static void usage(const char *why)
 {
     fprintf(stderr, "calls: %s\n"
-            "usage: calls socket_close|udp_connect|udp_lifecycle|sendto|sendmsg|getaddrinfo|sink|probe N "
-            "[--dst ADDR] [--port P] [--name HOST] [--native IFINDEX] [--bind ADDR] [--warmup W] [--clock wall|cpu]\n",
+            "usage: calls socket_close|udp_connect|udp_lifecycle|sendto|sendmsg|getaddrinfo|pvdd_resolve|sink|probe N "
+            "[--dst ADDR] [--port P] [--name HOST] [--native IFINDEX] [--bind ADDR] [--warmup W] [--clock wall|cpu] [--socket PATH --pvd NAME [--unique 1]]\n",
             why);
     exit(2);
 }
@@ -110,6 +118,12 @@ static void parse_options(int argc, char **argv, struct options *opt)
             opt->bind_addr = value;
         else if (!strcmp(key, "--warmup"))
             opt->warmup = parse_long(value, "--warmup");
+        else if (!strcmp(key, "--socket"))
+            opt->socket_path = value;
+        else if (!strcmp(key, "--pvd"))
+            opt->pvd = value;
+        else if (!strcmp(key, "--unique"))
+            opt->unique = (int)parse_long(value, "--unique");
         else if (!strcmp(key, "--clock")) {
             if (strcmp(value, "wall") && strcmp(value, "cpu"))
                 usage("--clock is wall or cpu");
@@ -187,7 +201,48 @@ struct state {
     struct iovec iov;
     struct msghdr msg;
     struct addrinfo hints;
+    struct sockaddr_un pvdd;
+    long serial; /* pvdd_resolve --unique: the next name's number */
 };
+
+/* One resolve exchange with pvdd; fatal unless the reply says "ok":true. */
+static void pvdd_resolve(const struct options *opt, struct state *st)
+{
+    char request[512], host[300], reply[65536];
+    if (opt->unique)
+        snprintf(host, sizeof host, "u%ld.%s", st->serial++, opt->name);
+    else
+        snprintf(host, sizeof host, "%s", opt->name);
+    int len = snprintf(request, sizeof request,
+                       "{\"v\":1,\"op\":\"resolve\",\"name\":\"%s\",\"host\":\"%s\"}\n",
+                       opt->pvd, host);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        die("socket(AF_UNIX)");
+    if (connect(fd, (struct sockaddr *)&st->pvdd, sizeof st->pvdd) < 0)
+        die("connect(pvdd)");
+    if (write(fd, request, (size_t)len) != len)
+        die("write(pvdd)");
+    size_t got = 0;
+    while (got == 0 || reply[got - 1] != '\n') {
+        ssize_t n = read(fd, reply + got, sizeof reply - 1 - got);
+        if (n <= 0) {
+            fprintf(stderr, "calls: pvdd closed the connection or failed before replying\n");
+            exit(1);
+        }
+        got += (size_t)n;
+        if (got >= sizeof reply - 1) {
+            fprintf(stderr, "calls: pvdd's reply is too long\n");
+            exit(1);
+        }
+    }
+    reply[got] = '\0';
+    close(fd);
+    if (!strstr(reply, "\"ok\":true")) {
+        fprintf(stderr, "calls: pvdd could not resolve %s: %.300s", host, reply);
+        exit(1);
+    }
+}
 
 static void one_call(const struct options *opt, struct state *st)
 {
@@ -217,6 +272,8 @@ static void one_call(const struct options *opt, struct state *st)
     } else if (!strcmp(op, "sendmsg")) {
         if (sendmsg(st->fd, &st->msg, 0) < 0)
             die("sendmsg");
+    } else if (!strcmp(op, "pvdd_resolve")) {
+        pvdd_resolve(opt, st);
     } else if (!strcmp(op, "getaddrinfo")) {
         struct addrinfo *res = NULL;
         int rc = getaddrinfo(opt->name, NULL, &st->hints, &res);
@@ -290,6 +347,14 @@ int main(int argc, char **argv)
         if (!opt.dst)
             usage("udp_lifecycle needs --dst");
         ipv4_address(opt.dst, opt.port, &st.dst);
+    } else if (!strcmp(opt.op, "pvdd_resolve")) {
+        if (!opt.name || !opt.socket_path || !opt.pvd)
+            usage("pvdd_resolve needs --name, --socket and --pvd");
+        if (strlen(opt.socket_path) >= sizeof st.pvdd.sun_path || strlen(opt.name) > 200 ||
+            strlen(opt.pvd) > 200 || strpbrk(opt.name, "\"\\") || strpbrk(opt.pvd, "\"\\"))
+            usage("--socket, --name or --pvd too long or with a quote or backslash");
+        st.pvdd.sun_family = AF_UNIX;
+        strcpy(st.pvdd.sun_path, opt.socket_path);
     } else if (!strcmp(opt.op, "getaddrinfo")) {
         if (!opt.name)
             usage("getaddrinfo needs --name");

@@ -35,9 +35,12 @@ def socket_answers(path: str) -> bool:
 class RunningDaemon:
     """pvdd in a namespace with its socket in the bench's work directory; a context manager."""
 
-    def __init__(self, ctx: BenchContext, netns: str, tag: str) -> None:
+    def __init__(self, ctx: BenchContext, netns: str, tag: str, config: str | None = None,
+                 pinned: bool = False) -> None:
         daemon_available(ctx)
         self.ctx = ctx
+        self.config = config or ctx.empty_config()
+        self.pinned = pinned
         self.path = os.path.join(ctx.lab.workdir, f"pvdd-{tag}.sock")
         self.log_path = os.path.join(ctx.lab.workdir, f"pvdd-{tag}.log")
         self.netns = netns
@@ -45,13 +48,13 @@ class RunningDaemon:
 
     def __enter__(self) -> "RunningDaemon":
         help_text = run([self.ctx.pvdrun_bin(), "daemon", "--help"]).stdout
-        argv = [self.ctx.pvdrun_bin(), "daemon"]
+        argv = [*(self.ctx.lab.pin_prefix() if self.pinned else []), self.ctx.pvdrun_bin(), "daemon"]
         if "--socket" in help_text:
             argv += ["--socket", self.path]
         if "--config" in help_text:
-            argv += ["--config", self.ctx.empty_config()]
+            argv += ["--config", self.config]
         log = open(self.log_path, "wb")  # noqa: SIM115 - closed with the process
-        self.proc = self.ctx.lab.start(in_netns(self.netns, argv, self.ctx.pvdrun_env(self.path)),
+        self.proc = self.ctx.lab.start(in_netns(self.netns, argv, {**self.ctx.pvdrun_env(self.path), "PVDRUN_CONFIG": self.config}),
                                        stdout=log, stderr=subprocess.STDOUT)
         log.close()
         try:

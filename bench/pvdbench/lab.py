@@ -106,7 +106,7 @@ class BenchLab:
         self.start(in_netns(self.server_ns, [
             *self.pin_prefix(), "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
             "--no-hosts", "--bind-interfaces", f"--listen-address={SERVER_ADDR}",
-            "--except-interface=lo", f"--host-record={DNS_NAME},{DNS_ANSWER}",
+            "--except-interface=lo", f"--address=/{DNS_NAME}/{DNS_ANSWER}", "--local-ttl=300",
             f"--pid-file={self.workdir}/dnsmasq.pid", "--user=root", "--cache-size=1000"]))
         self.start(in_netns(self.server_ns, [self.calls_binary(), "sink", "0", "--dst",
                                              SERVER_ADDR, "--port", str(SINK_PORT)]))
