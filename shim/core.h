@@ -58,7 +58,8 @@ static inline const struct shim_real_fns *shim_fns(void)
  * bit  20    socket is AF_INET6
  * bit  21    socket bound to an address already checked against its PvD
  * bit  22    device binding already applied
- * bit  23    slot set explicitly with pvd_bind_socket (per-socket scope) */
+ * bit  23    slot set explicitly with pvd_bind_socket (per-socket scope)
+ * bit  24    pvdd set the PvD's socket mark (mark= non-zero) */
 enum fd_kind {
     FK_UNKNOWN = 0,  /* not seen (inherited, dup'ed by fcntl, ...): looked at on first use */
     FK_NONINET = 1,  /* not AF_INET/AF_INET6 (or not a socket): left alone */
@@ -77,6 +78,7 @@ enum fd_kind {
 #define W_BOUND (1u << 21)
 #define W_DEVBOUND (1u << 22)
 #define W_EXPLICIT (1u << 23)
+#define W_MARKED (1u << 24)
 #define W_FLAGS(w) ((w)&0xFFF00000u)
 #define W_MAKE(kind, slot, flags) (((uint32_t)(kind) << 16) | ((slot)&0xFFFFu) | (flags))
 /* kinds whose operations go straight to the real call */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "pvdd_client.h"
 #include "route_check.h"
 
 #ifndef SO_BINDTOIFINDEX
@@ -221,6 +222,12 @@ static int apply(int fd, unsigned int slot, const struct pvd_scope *pvd, uint32_
         if (bind_device(fd, pvd) < 0)
             return -1;
         *flags |= W_DEVBOUND;
+    }
+    if (pvd->info.mark && !(w & W_MARKED)) {
+        /* routing isolation / restricted PvD: only pvdd may set the mark (CAP_NET_ADMIN) */
+        if (shim_pvdd_mark(fd, pvd->info.handle) < 0)
+            return -1;
+        *flags |= W_MARKED;
     }
     if (op != OP_LISTEN && dst && sa_v4(dst, dstlen, &d4) && needs_route_check(d4) && !v4_route_cached(slot, d4)) {
         struct in_addr prefix;

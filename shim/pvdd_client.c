@@ -2,6 +2,7 @@
 #include "pvdd_client.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -106,4 +107,53 @@ int shim_pvdd_list(pvd_handle_t *handles, size_t max)
     }
     free(reply);
     return count;
+}
+
+int shim_pvdd_mark(int sockfd, pvd_handle_t handle)
+{
+    char request[64];
+    int n = snprintf(request, sizeof request, "{\"v\":1,\"op\":\"mark\",\"handle\":%u}\n", (unsigned)handle);
+    int fd = connect_pvdd();
+    if (fd < 0) {
+        errno = ENETUNREACH; /* no pvdd: the PvD's routing cannot be had, fail closed */
+        return -1;
+    }
+    union {
+        char buf[CMSG_SPACE(sizeof(int))];
+        struct cmsghdr align;
+    } control;
+    memset(&control, 0, sizeof control);
+    struct iovec iov = {.iov_base = request, .iov_len = (size_t)n};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.buf,
+                         .msg_controllen = sizeof control.buf};
+    struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+    cmsg->cmsg_level = SOL_SOCKET;
+    cmsg->cmsg_type = SCM_RIGHTS;
+    cmsg->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cmsg), &sockfd, sizeof(int));
+    if (REAL(sendmsg)(fd, &msg, MSG_NOSIGNAL) != (ssize_t)n) {
+        REAL(close)(fd);
+        errno = ENETUNREACH;
+        return -1;
+    }
+    char reply[1024];
+    size_t len = 0;
+    while (len < sizeof reply - 1) {
+        ssize_t got = recv(fd, reply + len, sizeof reply - 1 - len, 0);
+        if (got <= 0)
+            break;
+        len += (size_t)got;
+        if (memchr(reply, '\n', len))
+            break;
+    }
+    REAL(close)(fd);
+    reply[len] = '\0';
+    if (!memchr(reply, '\n', len)) {
+        errno = ENETUNREACH;
+        return -1;
+    }
+    if (strstr(reply, "\"ok\":true"))
+        return 0;
+    errno = strstr(reply, "\"code\":\"forbidden\"") ? EACCES : ENETUNREACH;
+    return -1;
 }

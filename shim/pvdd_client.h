@@ -15,4 +15,9 @@ int shim_pvdd_list(pvd_handle_t *handles, size_t max);
  * Returns 1 and sets [*start, *end) to the value, or 0 when there is none. */
 int shim_next_scope(const char *reply, size_t len, size_t *pos, size_t *start, size_t *end);
 
+/* Ask pvdd to set the socket mark of PvD `handle` on sockfd: the socket is passed over
+ * pvdd's Unix socket (SCM_RIGHTS) and pvdd checks our credentials (R23).  0, or -1 with
+ * errno EACCES (policy refuses) or ENETUNREACH (no pvdd, unknown PvD, other failure). */
+int shim_pvdd_mark(int sockfd, pvd_handle_t handle);
+
 #endif

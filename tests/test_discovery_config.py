@@ -16,7 +16,7 @@ default = "work"
 interface = "eth0"
 dns = ["2001:db8::53", "192.0.2.53"]
 search = ["Corp.Example."]
-users = ["alice"]
+users = ["root"]
 
 [pvd.work.attributes]
 metered = true
@@ -32,7 +32,7 @@ def test_good_config() -> None:
     assert config.default == "work"
     work, isp = config.pvds
     assert work.interface == "eth0" and work.search == ["corp.example"]
-    assert work.attributes == {"metered": True} and work.users == ["alice"]
+    assert work.attributes == {"metered": True} and work.users == ["root"]
     assert isp.pvd_id == "ispa.example" and isp.kind == "cellular"
 
 

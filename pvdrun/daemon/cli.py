@@ -24,6 +24,7 @@ def daemon_command(socket_opt: str | None, config_opt: str | None, log_level: st
     """
     from pvdrun.daemon.server import Pvdd, SocketInUse
     from pvdrun.discovery.config import EXIT_BAD_CONFIG, ConfigError, load_config
+    from pvdrun.routing.netlink import RoutingConflict
 
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="pvdd: %(levelname)s %(message)s")
@@ -40,6 +41,10 @@ def daemon_command(socket_opt: str | None, config_opt: str | None, log_level: st
         click.echo(f"pvdrun daemon: {exc}", err=True)
         daemon.close()
         sys.exit(1)
+    except RoutingConflict as exc:
+        click.echo(f"pvdrun daemon: {exc}", err=True)
+        daemon.close()
+        sys.exit(EXIT_BAD_CONFIG)
     except PermissionError as exc:
         click.echo(f"pvdrun daemon: {exc} (pvdd needs root)", err=True)
         daemon.close()

@@ -30,6 +30,8 @@ from pvdrun.discovery.engine import SETTLE, Discovery
 from pvdrun.discovery.events import diff, snapshot_event
 from pvdrun.discovery.resolve import ResolveError, resolve
 from pvdrun.model import Pvd
+from pvdrun.routing.marking import MAX_PENDING_FDS, mark_request
+from pvdrun.routing.policy import peer_credentials
 
 log = logging.getLogger("pvdrun.pvdd")
 
@@ -50,6 +52,7 @@ class Conn:
     subscribed: bool = False
     closing: bool = False
     busy: bool = False  # a lookup is running: later requests wait (replies stay in order)
+    fds: list[int] = field(default_factory=list)  # descriptors passed (SCM_RIGHTS), not yet used
 
 
 def bind_socket(path: str) -> socket.socket:
@@ -70,7 +73,7 @@ def bind_socket(path: str) -> socket.socket:
             probe.close()
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
-    os.chmod(path, 0o666)  # read-only information, like `ip addr`; policy (R23) is later
+    os.chmod(path, 0o666)  # everyone may ask; the mark op checks SO_PEERCRED (R23)
     listener.listen(64)
     listener.setblocking(False)
     return listener
@@ -92,6 +95,7 @@ class Pvdd:
         self.refresh_at: float | None = None
         self.stopping = False
         self.worker = ResolveWorker()
+        self.routing: Any = None  # pvdrun.routing.netlink.RoutingTables when pvdd routes (root)
 
     # -- lifecycle --------------------------------------------------------------
     def start(self) -> None:
@@ -99,12 +103,42 @@ class Pvdd:
         self.discovery.start_notifications()
         self.discovery.prime()
         self.pvds = self.discovery.pvds()
+        self._start_routing()
         for fileobj in self.discovery.fileobjs():
             self.selector.register(fileobj, selectors.EVENT_READ, "engine")
         self.listener = bind_socket(self.socket_path)
         self.selector.register(self.listener, selectors.EVENT_READ, "listen")
         self.selector.register(self.worker.wake_r, selectors.EVENT_READ, "resolved")
         log.info("pvdd serving %d PvDs on %s", len(self.pvds), self.socket_path)
+
+    def _start_routing(self) -> None:
+        """As root: remove what a crashed pvdd left, check the configured ranges, build the tables.
+
+        Raises RoutingConflict when rules/routes of others use pvdd's priorities or tables."""
+        if os.geteuid() != 0:
+            log.warning("not root: no per-PvD routing tables or socket marks (docs/routing.md)")
+            return
+        from pvdrun.routing.netlink import RoutingTables
+
+        routing = RoutingTables(self.discovery.config.routing)
+        try:
+            left = routing.remove_all()
+            if left:
+                log.warning("removed %d rules/routes an earlier pvdd left", left)
+            routing.check_conflicts()
+        except Exception:
+            routing.ipr.close()
+            raise
+        self.routing = routing
+        self._sync_routing(self.pvds)
+
+    def _sync_routing(self, pvds: list[Pvd]) -> None:
+        if self.routing is None:
+            return
+        try:
+            self.routing.sync(pvds)
+        except Exception:  # a netlink failure must not stop pvdd
+            log.exception("updating the per-PvD routing tables failed")
 
     def stop(self, *_: Any) -> None:
         self.stopping = True
@@ -136,6 +170,12 @@ class Pvdd:
             except OSError:
                 pass
             self.listener.close()
+        if self.routing is not None:
+            try:
+                self.routing.close()
+            except Exception:  # noqa: BLE001 - closing must go on
+                log.exception("removing the per-PvD routing tables failed")
+            self.routing = None
         self.discovery.close()
         self.worker.close()
         self.selector.close()
@@ -208,6 +248,7 @@ class Pvdd:
         except Exception:  # a failed dump must not kill the daemon
             log.exception("re-reading the PvD table failed; keeping the previous one")
             return
+        self._sync_routing(new)
         events = diff(self.pvds, new)
         self.pvds = new
         self.worker.sync(new)
@@ -230,7 +271,7 @@ class Pvdd:
                 log.warning("accept failed: %s", exc)
                 return
             sock.setblocking(False)
-            conn = Conn(sock)
+            conn = Conn(sock)  # credentials are read per mark request (SO_PEERCRED)
             self.conns[sock.fileno()] = conn
             self.selector.register(sock, selectors.EVENT_READ, conn)
 
@@ -242,6 +283,12 @@ class Pvdd:
                 self.selector.unregister(conn.sock)
             except (KeyError, ValueError):
                 pass
+        for fd in conn.fds:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        conn.fds.clear()
         conn.sock.close()
 
     def _service(self, conn: Conn, mask: int) -> None:
@@ -249,10 +296,15 @@ class Pvdd:
             self._flush(conn)
         if mask & selectors.EVENT_READ and conn.sock.fileno() >= 0:
             try:
-                data = conn.sock.recv(65536)
+                data, fds, _flags, _addr = socket.recv_fds(conn.sock, 65536, MAX_PENDING_FDS)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError:
+                self._drop(conn)
+                return
+            conn.fds.extend(fds)
+            if len(conn.fds) > MAX_PENDING_FDS:
+                log.info("dropping a client that passes descriptors without requests")
                 self._drop(conn)
                 return
             if not data:
@@ -308,6 +360,17 @@ class Pvdd:
         if request.get("op") == "resolve":
             self._start_lookup(conn, request)
             return
+        if request.get("op") == "mark":
+            fd = conn.fds.pop(0) if conn.fds else None
+            try:
+                peer = peer_credentials(conn.sock)
+            except OSError as exc:
+                if fd is not None:
+                    os.close(fd)
+                self._send(conn, encode(error_reply(E_BAD_REQUEST, f"no peer credentials: {exc}")))
+                return
+            self._send(conn, encode(mark_request(self.pvds, request, fd, peer)))
+            return
         self._send(conn, encode(self.answer(request, conn)))
 
     def _start_lookup(self, conn: Conn, request: dict[str, Any]) -> None:
@@ -352,7 +415,7 @@ class Pvdd:
                 conn.subscribed = True
             return {"v": VERSION, "ok": True, "op": "subscribe", **snapshot_event(self.pvds)}
         return error_reply(E_UNKNOWN_OP, f"unknown op {op!r}; expected one of list, get, "
-                           "default, subscribe, resolve")
+                           "default, subscribe, resolve, mark")
 
     def _send(self, conn: Conn, data: bytes) -> None:
         conn.outbuf += data

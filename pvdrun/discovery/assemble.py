@@ -225,8 +225,9 @@ def _apply_config(pvds: list[Pvd], config: Config) -> dict[str, Pvd]:
         if conf.search is not None:
             pvd.search_domains = list(conf.search)
         pvd.attributes.update(conf.attributes)
-        if conf.users or conf.groups:
-            pvd.attributes["policy"] = {"users": conf.users, "groups": conf.groups}
+        if conf.users or conf.groups or conf.restricted:
+            pvd.attributes["policy"] = {"users": conf.users, "groups": conf.groups,
+                                        "restricted": conf.restricted}
         pvd.attributes["configured"] = conf.name
         chosen[conf.name] = pvd
     return chosen

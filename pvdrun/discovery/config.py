@@ -10,8 +10,15 @@ Schema (TOML)::
     kind = "ethernet"             # optional kind alias override
     dns = ["2001:db8::53"]        # optional DNS override (replaces discovered servers)
     search = ["corp.example"]     # optional search domain override
-    users = ["alice"]             # policy, later (R23): kept as attributes
+    users = ["alice"]             # policy (R23): who may use it (unknown names are errors)
     groups = ["staff"]
+    restricted = true             # only users/groups above, through a pvdd socket mark
+
+    [routing]                     # pvdd's per-PvD tables (docs/routing.md)
+    table_base = 5000             # PvD tables are table_base .. table_base+255
+    rule_priority_base = 5000     # its rules use priorities base .. base+3
+    mark_base = 0x5000            # PvD marks are mark_base+1 .. under mark_mask
+    mark_mask = 0xffff
     [pvd.work.attributes]         # anything else: passed through (R18)
     metered = true
 
@@ -20,8 +27,10 @@ the problem.
 """
 from __future__ import annotations
 
+import grp
 import ipaddress
 import os
+import pwd
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -32,7 +41,11 @@ CONFIG_ENV = "PVDRUN_CONFIG"
 #: Exit status of a command that cannot read its configuration file.
 EXIT_BAD_CONFIG = 7
 
-_PVD_KEYS = {"interface", "pvd_id", "kind", "dns", "search", "users", "groups", "attributes"}
+_PVD_KEYS = {"interface", "pvd_id", "kind", "dns", "search", "users", "groups", "restricted",
+             "attributes"}
+_ROUTING_KEYS = {"table_base", "rule_priority_base", "mark_base", "mark_mask"}
+#: Most PvD tables (and marks) pvdd hands out.
+MAX_PVD_SLOTS = 256
 _KINDS = {"wifi", "ethernet", "cellular", "vpn"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")
 
@@ -53,7 +66,18 @@ class ConfiguredPvd:
     search: list[str] | None = None
     users: list[str] = field(default_factory=list)
     groups: list[str] = field(default_factory=list)
+    restricted: bool = False
     attributes: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RoutingConfig:
+    """``[routing]``: where pvdd puts its tables, rules and marks (docs/routing.md)."""
+
+    table_base: int = 5000
+    rule_priority_base: int = 5000
+    mark_base: int = 0x5000
+    mark_mask: int = 0xFFFF
 
 
 @dataclass
@@ -63,6 +87,7 @@ class Config:
     path: str | None = None
     default: str | None = None
     pvds: list[ConfiguredPvd] = field(default_factory=list)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
 
 
 def config_path(explicit: str | None = None) -> tuple[str, bool]:
@@ -97,6 +122,23 @@ def _line_of(text: str, name: str, key: str | None) -> int:
         if key_re.match(lines[number]):
             return number + 1
     return start + 1
+
+
+def _section_line(text: str, section: str, key: str | None) -> int:
+    """Line of KEY inside the top-level table [SECTION] (else of its header; 1 if absent)."""
+    lines = text.splitlines()
+    header = next((n for n, line in enumerate(lines)
+                   if re.match(r"^\s*\[\s*" + re.escape(section) + r"\s*\]", line)), None)
+    if header is None:
+        return 1
+    if key is not None:
+        key_re = re.compile(r"^\s*\"?" + re.escape(key) + r"\"?\s*=")
+        for number in range(header + 1, len(lines)):
+            if lines[number].lstrip().startswith("["):
+                break
+            if key_re.match(lines[number]):
+                return number + 1
+    return header + 1
 
 
 def _str_list(value: Any, what: str) -> list[str]:
@@ -136,11 +178,55 @@ def _parse_pvd(name: str, table: Any) -> ConfiguredPvd:
         pvd.search = [d.lower().rstrip(".") for d in _str_list(table["search"], "search")]
     pvd.users = _str_list(table.get("users", []), "users")
     pvd.groups = _str_list(table.get("groups", []), "groups")
+    for user in pvd.users:
+        if not _known(pwd.getpwnam, user):
+            raise ValueError(f"users names an unknown user {user!r}")
+    for group in pvd.groups:
+        if not _known(grp.getgrnam, group):
+            raise ValueError(f"groups names an unknown group {group!r}")
+    restricted = table.get("restricted", False)
+    if not isinstance(restricted, bool):
+        raise ValueError("restricted must be true or false")
+    pvd.restricted = restricted
     attributes = table.get("attributes", {})
     if not isinstance(attributes, dict):
         raise ValueError("attributes must be a table")
     pvd.attributes = dict(attributes)
     return pvd
+
+
+def _known(getter: Any, name: str) -> bool:
+    """True if the user/group database knows ``name`` (or a numeric id)."""
+    if name.isdigit():
+        return True
+    try:
+        getter(name)
+    except KeyError:
+        return False
+    return True
+
+
+def _parse_routing(table: Any) -> RoutingConfig:
+    """``[routing]``; raises KeyError (unknown key) or ValueError naming the key first."""
+    if not isinstance(table, dict):
+        raise ValueError("routing must be a table [routing]")
+    unknown = sorted(set(table) - _ROUTING_KEYS)
+    if unknown:
+        raise KeyError(unknown[0])
+    routing = RoutingConfig()
+    limits = {"table_base": (256, 0xFFFFFFFF - MAX_PVD_SLOTS),  # above main/local/default
+              "rule_priority_base": (1, 32765 - 4),             # before main (32766)
+              "mark_base": (0, 0xFFFFFFFF), "mark_mask": (1, 0xFFFFFFFF)}
+    for key, (low, high) in limits.items():
+        if key in table:
+            value = table[key]
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ValueError(f"{key} must be an integer from {low} to {high}")
+            setattr(routing, key, value)
+    if routing.mark_base & ~routing.mark_mask or \
+            (routing.mark_base + MAX_PVD_SLOTS) & ~routing.mark_mask:
+        raise ValueError(f"mark_base plus {MAX_PVD_SLOTS} PvD marks must fit inside mark_mask")
+    return routing
 
 
 def parse_config(text: str, path: str) -> Config:
@@ -153,11 +239,21 @@ def parse_config(text: str, path: str) -> Config:
             message += f" (line {max(1, len(text.splitlines()))})"
         raise ConfigError(f"{path}: {message}") from None
     config = Config(path=path)
-    unknown = sorted(set(data) - {"default", "pvd"})
+    unknown = sorted(set(data) - {"default", "pvd", "routing"})
     if unknown:
         line = _line_of(text, "", unknown[0])
         raise ConfigError(f"{path}: line {line}: unknown key {unknown[0]!r} "
-                          "(expected 'default' or [pvd.NAME] tables)")
+                          "(expected 'default', [routing] or [pvd.NAME] tables)")
+    if "routing" in data:
+        try:
+            config.routing = _parse_routing(data["routing"])
+        except KeyError as exc:
+            line = _section_line(text, "routing", exc.args[0])
+            raise ConfigError(f"{path}: line {line}: unknown key {exc.args[0]!r} in [routing]") from None
+        except ValueError as exc:
+            key = next((k for k in _ROUTING_KEYS if str(exc).startswith(k)), None)
+            line = _section_line(text, "routing", key)
+            raise ConfigError(f"{path}: line {line}: [routing]: {exc}") from None
     default = data.get("default")
     if default is not None and not isinstance(default, str):
         raise ConfigError(f"{path}: line {_line_of(text, '', 'default')}: default must be a string")
