@@ -75,6 +75,14 @@ def scope_line_for(name: str, socket_path: str | None) -> str:
         fail(f"cannot look up PvD {name!r}: {exc}", status)
     if not pvd.ifindexes:
         fail(f"PvD {pvd.pvd_id} has no interface to scope to", EXIT_CANNOT_HONOUR)
+    if pvd.needs_routing and not pvd.mark:
+        # No pvdd routes for this PvD (docs/routing.md): its interface is shared, so device
+        # binding cannot hold it and the main table may pick another PvD's next-hop.
+        if os.geteuid() != 0:
+            fail(f"PvD {pvd.pvd_id} shares its interface with other PvDs: it needs pvdd's "
+                 "routing tables (run `pvdrun daemon` as root)", EXIT_CANNOT_HONOUR)
+        click.echo(f"pvdrun: warning: no pvdd routes PvD {pvd.pvd_id}: source-address binding "
+                   "only, the next-hop is the main table's", err=True)
     try:
         return pvd.to_scope()
     except ValueError as exc:
@@ -108,7 +116,8 @@ def run_command(pvd_name: str, socket_path: str | None, command: tuple[str, ...]
     """Run COMMAND with every socket scoped to the PvD NAME (fails closed).
 
     Exit status: COMMAND's own; 3 unknown or ambiguous PvD; 4 a program the
-    shim cannot scope (static, Go, set-user-ID) or a PvD it cannot hold;
+    shim cannot scope (static, Go, set-user-ID) or a PvD it cannot hold (also:
+    a PvD sharing its interface without pvdd, when not root);
     5 lookup failed; 6 --socket given and pvdd does not answer; 7 malformed
     configuration; 126 not executable; 127 command not found.
     """

@@ -16,7 +16,7 @@ Schema (TOML)::
 
     [routing]                     # pvdd's per-PvD tables (docs/routing.md)
     table_base = 5000             # PvD tables are table_base .. table_base+255
-    rule_priority_base = 5000     # its rules use priorities base .. base+3
+    rule_priority_base = 5000     # its rules use priorities base .. base+4
     mark_base = 0x5000            # PvD marks are mark_base+1 .. under mark_mask
     mark_mask = 0xffff
     [pvd.work.attributes]         # anything else: passed through (R18)
@@ -215,7 +215,7 @@ def _parse_routing(table: Any) -> RoutingConfig:
         raise KeyError(unknown[0])
     routing = RoutingConfig()
     limits = {"table_base": (256, 0xFFFFFFFF - MAX_PVD_SLOTS),  # above main/local/default
-              "rule_priority_base": (1, 32765 - 4),             # before main (32766)
+              "rule_priority_base": (1, 32765 - 5),             # before main (32766)
               "mark_base": (0, 0xFFFFFFFF), "mark_mask": (1, 0xFFFFFFFF)}
     for key, (low, high) in limits.items():
         if key in table:

@@ -118,7 +118,7 @@ class RoutingTables:
 
     def check_conflicts(self) -> None:
         """Refuse priorities or tables that rules/routes of others already use."""
-        low, high = self.cfg.rule_priority_base, self.cfg.rule_priority_base + 3
+        low, high = self.cfg.rule_priority_base, self.cfg.rule_priority_base + 4
         for msg in self._rule_msgs():
             priority = msg.get_attr("FRA_PRIORITY") or 0
             if low <= priority <= high and msg.get_attr("FRA_PROTOCOL") != RTPROT_PVDD:

@@ -5,12 +5,13 @@ Pure functions (no netlink), so the layout is testable without root.  Layout
 ``M`` = ``mark_base + slot + 1``; docs/routing.md):
 
 * ``P``:   ``fwmark M/mask lookup T`` for every PvD;
-* ``P+1``: ``oif DEV lookup T`` for an unrestricted PvD alone on its interface;
-* ``P+2``: ``from ADDR lookup T`` for an unrestricted PvD's addresses (an address
+* ``P+1``: ``fwmark M/mask unreachable``: marked traffic whose table has no route ends
+  here, before any source rule (IPv6 retries a failed lookup with the source it chose);
+* ``P+2``: ``oif DEV lookup T`` for an unrestricted PvD alone on its interface;
+* ``P+3``: ``from ADDR lookup T`` for an unrestricted PvD's addresses (an address
   two PvDs hold is left to device binding);
-* ``P+3``: ``fwmark M/mask unreachable`` and ``from ADDR unreachable`` for every PvD,
-  and ``oif DEV unreachable`` for a restricted PvD alone on its interface: traffic of
-  a PvD whose table has no route ends here, never in the main table.
+* ``P+4``: ``from ADDR unreachable`` for every PvD, and ``oif DEV unreachable`` for a
+  restricted PvD alone on its interface: its traffic never reaches the main table.
 """
 from __future__ import annotations
 
@@ -124,21 +125,21 @@ def plan_rules(pvds: list[Pvd], slots: dict[str, int], cfg: RoutingConfig) -> se
         restricted = is_restricted(pvd)
         for family in (socket.AF_INET, socket.AF_INET6):
             rules.add(RuleSpec(family, base, ACTION_LOOKUP, table, fwmark=mark, fwmask=mask))
-            rules.add(RuleSpec(family, base + 3, ACTION_UNREACHABLE, fwmark=mark, fwmask=mask))
+            rules.add(RuleSpec(family, base + 1, ACTION_UNREACHABLE, fwmark=mark, fwmask=mask))
             for ifname in pvd.interfaces:
                 if per_iface.get(ifname) != 1 or pvd.needs_routing:
                     continue  # a shared interface says nothing about the PvD
                 if restricted:
-                    rules.add(RuleSpec(family, base + 3, ACTION_UNREACHABLE, oifname=ifname))
+                    rules.add(RuleSpec(family, base + 4, ACTION_UNREACHABLE, oifname=ifname))
                 else:
-                    rules.add(RuleSpec(family, base + 1, ACTION_LOOKUP, table, oifname=ifname))
+                    rules.add(RuleSpec(family, base + 2, ACTION_LOOKUP, table, oifname=ifname))
         for address in sorted({_host(a) for a in pvd.addresses}):
             if holders[address] != 1 or not _routable(address):
                 continue
             family = _family(address)
             if not restricted:
-                rules.add(RuleSpec(family, base + 2, ACTION_LOOKUP, table, src=address))
-            rules.add(RuleSpec(family, base + 3, ACTION_UNREACHABLE, src=address))
+                rules.add(RuleSpec(family, base + 3, ACTION_LOOKUP, table, src=address))
+            rules.add(RuleSpec(family, base + 4, ACTION_UNREACHABLE, src=address))
     return rules
 
 

@@ -1,0 +1,229 @@
+"""Route isolation by pvdd in lab scenarios 1 and 2 (issue 6; R7; Troan Figures 1 and 2).
+
+Where two PvDs share one link, device binding cannot keep them apart: pvdd gives each
+PvD its own routing table and rules (source address, device, socket mark).  The proof is
+on the wire: a capture on the host's link (``tcpdump -e``) shows every packet with one
+ISP's source address going to THAT ISP's router MAC, also for a destination only the
+default route covers (the main table would pick the first router's default).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+from typing import Any, Iterator
+
+import pytest
+
+from routing_daemon import PVDRUN, PvddInLab, routes, rules
+
+pytestmark = pytest.mark.root
+
+ISPS = ("ispa", "ispb")
+#: An address only a default route covers (nothing answers there; its packets tell the next-hop).
+FAR_AWAY = "2001:db8:ffff::1"
+_FRAME_RE = re.compile(r"^\S+ ([0-9a-f:]{17}) > ([0-9a-f:]{17}), ethertype IPv6 \(0x86dd\), "
+                       r"length \d+: (\S+) > (\S+?):? ")
+
+
+@pytest.fixture(scope="module")
+def pvdd1(lab1: Any) -> Iterator[PvddInLab]:
+    daemon = PvddInLab(lab1)
+    try:
+        yield daemon.start()
+    finally:
+        daemon.cleanup()
+
+
+@pytest.fixture(scope="module")
+def pvdd2(lab2: Any) -> Iterator[PvddInLab]:
+    daemon = PvddInLab(lab2)
+    try:
+        yield daemon.start()
+    finally:
+        daemon.cleanup()
+
+
+def mac_of(lab: Any, role: str, ifname: str) -> str:
+    out = subprocess.run(["ip", "-n", lab.ns(role), "-j", "link", "show", ifname], capture_output=True,
+                         text=True, check=True).stdout
+    return json.loads(out)[0]["address"]
+
+
+def frames_from(cap: Any, address: str) -> list[tuple[str, str]]:
+    """(destination MAC, line) of captured IPv6 frames whose source address is ``address``."""
+    found = []
+    for line in cap.lines:
+        match = _FRAME_RE.search(line)
+        if match and (match[3] == address or match[3].startswith(address + ".")):
+            found.append((match[2], line))
+    return found
+
+
+def scoped(lab: Any, daemon: PvddInLab, pvd: str, args: list[str]) -> subprocess.CompletedProcess:
+    return lab.exec([PVDRUN, "--pvd", pvd, "--socket", daemon.socket, *args], timeout=30)
+
+
+def test_tables_and_rules_per_pvd(lab1: Any, pvdd1: PvddInLab) -> None:
+    """Each PvD: its table holds only its routes; rules by mark, by source, unreachable after."""
+    for isp in ISPS:
+        pvd = pvdd1.pvd(lab1.isp(isp)["pvd_id"])
+        table, mark = pvd["attributes"]["table"], pvd["mark"]
+        assert mark and f"mark={mark:#x}" in pvd["scope"]
+        held = [r for r in routes(lab1) if f"table {table} " in r]
+        gateway = pvd["routers"][0]
+        assert any(r.startswith(f"default via {gateway} ") for r in held), held
+        other_prefix = "2001:db8:b:" if isp == "ispa" else "2001:db8:a:"
+        assert not [r for r in held if r.startswith(other_prefix)], held  # only its own routes
+        six = rules(lab1)
+        address = pvd["addresses"][0].split("/")[0]
+        assert f"5000:\tfrom all fwmark {mark:#x}/0xffff lookup {table} proto 153" in six
+        assert f"5003:\tfrom {address} lookup {table} proto 153" in six
+        assert f"5004:\tfrom {address} unreachable proto 153" in six
+        assert f"5001:\tfrom all fwmark {mark:#x}/0xffff unreachable proto 153" in six
+
+
+@pytest.mark.parametrize("isp", ISPS)
+def test_scenario1_each_source_goes_to_its_own_router(lab1: Any, pvdd1: PvddInLab, isp: str) -> None:
+    """Service by name (the PvD's DNS), and a far destination only the default covers:
+    every frame with ISP's source address is addressed to ISP's router MAC."""
+    other = "ispb" if isp == "ispa" else "ispa"
+    own_mac, other_mac = mac_of(lab1, isp, "down0"), mac_of(lab1, other, "down0")
+    pvd_id = lab1.isp(isp)["pvd_id"]
+    prefix = "2001:db8:a:" if isp == "ispa" else "2001:db8:b:"
+    with lab1.capture(ns="host", ifname="lan0", bpf="-e ip6") as cap:
+        done = scoped(lab1, pvdd1, pvd_id, ["curl", "-sS", "-m", "10", "http://svc.example/"])
+        far = scoped(lab1, pvdd1, pvd_id, ["socat", "-u", "EXEC:echo probe", f"UDP6-SENDTO:[{FAR_AWAY}]:9"])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"{isp} {prefix}"), done.stdout
+    assert far.returncode == 0, "\n".join([far.stderr, *routes(lab1), *rules(lab1), pvdd1.log_text()])
+    frames = frames_from(cap, pvdd1.pvd(pvd_id)["addresses"][0].split("/")[0])
+    assert [line for mac, line in frames if FAR_AWAY in line], cap.lines  # the far packet left
+    wrong = [line for mac, line in frames if mac == other_mac or (mac != own_mac and not mac.startswith("33:33"))]
+    assert not wrong, wrong
+
+
+def test_scenario1_ipv4(lab1: Any, pvdd1: PvddInLab) -> None:
+    """IPv4 (ispa's router only on this link): the implicit PvD of lan0 reaches ispa."""
+    done = scoped(lab1, pvdd1, "implicit:lan0", ["curl", "-sS", "-m", "10", "http://198.51.100.80/"])
+    assert done.returncode == 0 and done.stdout.startswith("ispa 192.0.2.10"), (done.stdout, done.stderr)
+
+
+@pytest.mark.parametrize("isp", ISPS)
+def test_scenario2_each_source_reaches_its_upstream(lab2: Any, pvdd2: PvddInLab, isp: str) -> None:
+    """One gateway: the upstream link of the other ISP sees nothing with this ISP's source."""
+    other = "ispb" if isp == "ispa" else "ispa"
+    pvd_id = lab2.isp(isp)["pvd_id"]
+    prefix = "2001:db8:a:" if isp == "ispa" else "2001:db8:b:"
+    with lab2.capture(other) as cap:
+        done = scoped(lab2, pvdd2, pvd_id, ["curl", "-sS", "-m", "10", "http://svc.example/"])
+    assert done.returncode == 0 and done.stdout.startswith(f"{isp} {prefix}"), (done.stdout, done.stderr)
+    assert not [line for line in cap.lines if f"IP6 {prefix}" in line], cap.lines
+
+
+def test_marked_traffic_without_route_is_unreachable(lab1: Any, pvdd1: PvddInLab) -> None:
+    """A marked socket whose PvD's table has no route fails; it never falls to main."""
+    v4 = pvdd1.pvd("implicit:lan0")  # IPv4 only: its table has no IPv6 route
+    code = ("import socket,sys\n"
+            "s=socket.socket(socket.AF_INET6,socket.SOCK_STREAM)\n"
+            f"s.setsockopt(socket.SOL_SOCKET,socket.SO_MARK,{v4['mark']})\n"
+            "s.settimeout(5)\n"
+            "try:\n s.connect(('2001:db8:a:1::80',80)); print('connected')\n"
+            "except OSError as e: print(e.errno)\n")
+    done = lab1.exec([sys.executable, "-c", code])
+    assert done.stdout.strip() == str(101), (done.stdout, done.stderr, v4["mark"], v4["id"], rules(lab1))  # ENETUNREACH
+    plain = lab1.exec([sys.executable, "-c", code.replace("s.setsockopt", "0 and s.setsockopt")])
+    assert plain.stdout.strip() == "connected", (plain.stdout, plain.stderr)  # main table would
+
+
+def test_mark_request_bad_input_and_good(lab1: Any, pvdd1: PvddInLab) -> None:
+    """Non-socket fd, no fd, a half request then disconnect, an fd flood: pvdd keeps serving."""
+    pvd = pvdd1.pvd(lab1.isp("ispb")["pvd_id"])
+    read_end, write_end = os.pipe()
+    try:
+        reply = pvdd1.request({"op": "mark", "handle": pvd["handle"]}, [read_end])
+        assert reply["error"]["code"] == "bad_request" and "not a socket" in reply["error"]["message"]
+    finally:
+        os.close(read_end)
+        os.close(write_end)
+    assert pvdd1.request({"op": "mark", "handle": pvd["handle"]})["error"]["code"] == "bad_request"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as half:
+        half.connect(pvdd1.socket)
+        half.sendall(b'{"v":1,"op":"mark",')
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as flood, \
+            socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as victim:
+        flood.connect(pvdd1.socket)
+        flood.settimeout(10)
+        try:
+            for _ in range(20):
+                socket.send_fds(flood, [b" "], [victim.fileno()])
+            assert flood.recv(100) == b""  # dropped
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+        reply = pvdd1.request({"op": "mark", "handle": pvd["handle"]}, [sock.fileno()])
+        assert reply["ok"] and reply["mark"] == pvd["mark"], reply
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_MARK) == pvd["mark"]
+    assert pvdd1.request({"op": "mark", "handle": 12345, })["error"]["code"] == "bad_request"
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+        assert pvdd1.request({"op": "mark", "handle": 7}, [sock.fileno()])["error"]["code"] == "unknown_pvd"
+    assert pvdd1.proc is not None and pvdd1.proc.poll() is None
+    assert pvdd1.list_pvds()
+
+
+def test_stop_removes_and_crash_leftovers_are_rebuilt(lab1: Any) -> None:
+    """SIGTERM removes every rule and route; after SIGKILL the next pvdd removes what was
+    left and rebuilds the same; nothing else in the namespace is touched."""
+    main_before = subprocess.run(["ip", "-n", lab1.host_ns, "-6", "route"], capture_output=True,
+                                 text=True).stdout
+    first = PvddInLab(lab1)
+    try:
+        first.start()
+        built_rules, built_routes = sorted(rules(lab1)), sorted(routes(lab1))
+        assert first.kill() == -9
+        assert sorted(rules(lab1)) == built_rules  # a crash leaves them
+        second = PvddInLab(lab1)
+        try:
+            second.start()
+            assert sorted(rules(lab1)) == built_rules and sorted(routes(lab1)) == built_routes
+            assert "removed" in second.log_text()
+            assert second.stop() == 0
+            assert not rules(lab1) and not rules(lab1, "-4") and not routes(lab1)
+        finally:
+            second.cleanup()
+    finally:
+        first.cleanup()
+    main_after = subprocess.run(["ip", "-n", lab1.host_ns, "-6", "route"], capture_output=True,
+                                text=True).stdout
+    strip = lambda text: sorted(re.sub(r"expires \d+sec ", "", l) for l in text.splitlines())  # noqa: E731
+    assert strip(main_before) == strip(main_after)
+
+
+def test_priority_taken_by_another_rule_is_refused(lab1: Any) -> None:
+    """A rule pvdd did not make at its priorities: pvdd names it and exits 7, touching nothing."""
+    subprocess.run(["ip", "-n", lab1.host_ns, "-6", "rule", "add", "priority", "7003", "lookup", "main"],
+                   check=True)
+    daemon = PvddInLab(lab1, "[routing]\nrule_priority_base = 7000\n")
+    try:
+        daemon.start(wait=False)
+        assert daemon.proc is not None
+        assert daemon.proc.wait(timeout=30) == 7
+        assert "rule priority 7003" in daemon.log_text()
+        assert "7003:" in subprocess.run(["ip", "-n", lab1.host_ns, "-6", "rule"], capture_output=True,
+                                         text=True).stdout
+    finally:
+        subprocess.run(["ip", "-n", lab1.host_ns, "-6", "rule", "del", "priority", "7003"], check=False)
+        daemon.cleanup()
+
+
+def test_launcher_without_pvdd_refuses_shared_link_pvd_when_unprivileged(lab1: Any, tmp_path: Any) -> None:
+    """No pvdd, not root: a PvD sharing its interface is refused (exit 4), not half-honoured."""
+    env = {"PVDRUN_SOCKET": str(tmp_path / "none.sock")}
+    code = ("import os\nos.geteuid = lambda: 65534  # the launcher's view of an unprivileged caller\n"
+            "from pvdrun.launch import scope_line_for\n"
+            f"scope_line_for({lab1.isp('ispb')['pvd_id']!r}, None)\n")
+    done = lab1.exec([sys.executable, "-c", code], env=env)
+    assert done.returncode == 4 and "needs pvdd" in done.stderr, (done.returncode, done.stderr)
