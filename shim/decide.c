@@ -232,7 +232,7 @@ static int apply(int fd, unsigned int slot, const struct pvd_scope *pvd, uint32_
     if (op != OP_LISTEN && dst && sa_v4(dst, dstlen, &d4) && needs_route_check(d4) && !v4_route_cached(slot, d4)) {
         struct in_addr prefix;
         unsigned int plen;
-        if (!shim_v4_route_exists(d4, (int)pvd->info.ifindexes[0], &prefix, &plen)) {
+        if (!shim_v4_route_exists(d4, (int)pvd->info.ifindexes[0], pvd->info.mark, &prefix, &plen)) {
             errno = ENETUNREACH;
             return -1;
         }

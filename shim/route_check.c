@@ -11,7 +11,7 @@
 
 #include "core.h"
 
-int shim_v4_route_exists(struct in_addr dst, int ifindex, struct in_addr *prefix, unsigned int *plen)
+int shim_v4_route_exists(struct in_addr dst, int ifindex, uint32_t mark, struct in_addr *prefix, unsigned int *plen)
 {
     struct {
         struct nlmsghdr nh;
@@ -51,6 +51,13 @@ int shim_v4_route_exists(struct in_addr dst, int ifindex, struct in_addr *prefix
     rta->rta_len = RTA_LENGTH(sizeof ifindex);
     memcpy(RTA_DATA(rta), &ifindex, sizeof ifindex);
     req.nh.nlmsg_len += RTA_ALIGN(rta->rta_len);
+    if (mark) { /* the socket's mark selects the PvD's own table (pvdd's fwmark rule) */
+        rta = (struct rtattr *)((char *)&req + req.nh.nlmsg_len);
+        rta->rta_type = RTA_MARK;
+        rta->rta_len = RTA_LENGTH(sizeof mark);
+        memcpy(RTA_DATA(rta), &mark, sizeof mark);
+        req.nh.nlmsg_len += RTA_ALIGN(rta->rta_len);
+    }
 
     struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
     if (REAL(sendto)(nl, &req, req.nh.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0)

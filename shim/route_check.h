@@ -12,6 +12,8 @@
  * Why: with SO_BINDTODEVICE and no IPv4 route, Linux assumes the destination is on-link
  * and ARPs for it on the PvD's link (the packets stay in the PvD, but the call only fails
  * after the ARP timeout, with EHOSTUNREACH).  IPv6 already gives ENETUNREACH. */
-int shim_v4_route_exists(struct in_addr dst, int ifindex, struct in_addr *prefix, unsigned int *plen);
+#include <stdint.h>
+/* mark: the socket mark the PvD's sockets carry (0: none), so pvdd's rules apply. */
+int shim_v4_route_exists(struct in_addr dst, int ifindex, uint32_t mark, struct in_addr *prefix, unsigned int *plen);
 
 #endif
