@@ -181,6 +181,11 @@ def measure_call(ctx: BenchContext, spec: CallSpec) -> Figure:
         series=[Series(name, labels[name], values) for name, values in results.items()],
         comparisons=comparisons_for(list(results)),
         notes=notes)
+    if "shim" in results:
+        fig.notes.append("the PvD's scope line has mark=0x0, as pvdd assigns it in this lab (one "
+                         "PvD per link); a PvD with a socket mark (routing isolation, restricted "
+                         "PvDs) adds a request to pvdd at a socket's first use (shim/decide.c), "
+                         "which these figures do not include")
     if "shim" not in results:
         fig.status = NOT_MEASURED
         fig.reason = next((n for n in notes if n.startswith("shim")), "shim not available")
