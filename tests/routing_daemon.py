@@ -53,7 +53,7 @@ class PvddInLab:
     def start(self, wait: bool = True) -> "PvddInLab":
         with open(self.log, "ab") as log:
             self.proc = self.lab.popen([PVDRUN, "daemon", "--socket", self.socket, "--config", self.config,
-                                        "--log-level", "debug"], stdout=log, stderr=log)
+                                        "--log-level", "info"], stdout=log, stderr=log)
         if wait:
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:

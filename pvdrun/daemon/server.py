@@ -369,7 +369,10 @@ class Pvdd:
                     os.close(fd)
                 self._send(conn, encode(error_reply(E_BAD_REQUEST, f"no peer credentials: {exc}")))
                 return
-            self._send(conn, encode(mark_request(self.pvds, request, fd, peer)))
+            reply = mark_request(self.pvds, request, fd, peer)
+            if not reply.get("ok"):
+                log.info("mark refused for pid %d uid %d: %s", peer.pid, peer.uid, reply["error"]["message"])
+            self._send(conn, encode(reply))
             return
         self._send(conn, encode(self.answer(request, conn)))
 
