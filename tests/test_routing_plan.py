@@ -1,0 +1,93 @@
+"""pvdd's routing layout and the [routing]/policy configuration, without root (issue 6)."""
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from pvdrun.discovery.config import ConfigError, RoutingConfig, parse_config
+from pvdrun.model import Pvd, Route
+from pvdrun.routing.plan import (ACTION_LOOKUP, ACTION_UNREACHABLE, SlotTable, needs_mark, plan_routes,
+                                 plan_rules)
+from pvdrun.routing.policy import Credentials, may_use
+
+CFG = RoutingConfig()
+
+
+def pvd(pvd_id: str, ifname: str, addresses: list[str], shared: bool = False,
+        restricted: bool = False) -> Pvd:
+    result = Pvd(pvd_id=pvd_id, handle=1, interfaces=[ifname], ifindexes=[2], addresses=addresses,
+                 needs_routing=shared,
+                 routes=[Route(dst="default", gateway="fe80::1", ifname=ifname, metric=1024)])
+    if restricted:
+        result.attributes["policy"] = {"users": ["root"], "groups": [], "restricted": True}
+    return result
+
+
+def test_slots_are_stable_and_reused() -> None:
+    table = SlotTable()
+    assert table.assign(["a", "b"]) == {"a": 0, "b": 1}
+    assert table.assign(["b", "c"]) == {"b": 1, "c": 0}  # b keeps its slot, c takes a's
+
+
+def test_shared_link_rules_by_source_and_mark_only() -> None:
+    a = pvd("a", "lan0", ["2001:db8:a::10/64"], shared=True)
+    b = pvd("b", "lan0", ["2001:db8:b::10/64"], shared=True)
+    rules = plan_rules([a, b], {"a": 0, "b": 1}, CFG)
+    assert not [r for r in rules if r.oifname]  # a shared interface selects no PvD
+    src = {(r.src, r.action, r.priority, r.table) for r in rules if r.src}
+    assert src == {("2001:db8:a::10", ACTION_LOOKUP, 5003, 5000), ("2001:db8:a::10", ACTION_UNREACHABLE, 5004, 0),
+                   ("2001:db8:b::10", ACTION_LOOKUP, 5003, 5001), ("2001:db8:b::10", ACTION_UNREACHABLE, 5004, 0)}
+    marks = {(r.fwmark, r.action, r.priority) for r in rules if r.fwmark and r.family == socket.AF_INET6}
+    assert marks == {(0x5001, ACTION_LOOKUP, 5000), (0x5001, ACTION_UNREACHABLE, 5001),
+                     (0x5002, ACTION_LOOKUP, 5000), (0x5002, ACTION_UNREACHABLE, 5001)}
+    assert needs_mark(a) and needs_mark(b)
+
+
+def test_restricted_pvd_grants_nothing_without_its_mark() -> None:
+    open_ = pvd("open", "ispa", ["192.0.2.10/24", "2001:db8:a::10/64"])
+    secure = pvd("secure", "ispb", ["192.0.2.10/24", "2001:db8:b::10/64"], restricted=True)
+    secure.ifindexes = [3]
+    rules = plan_rules([open_, secure], {"open": 0, "secure": 1}, CFG)
+    lookups = [r for r in rules if r.action == ACTION_LOOKUP and r.table == 5001]
+    assert all(r.fwmark == 0x5002 for r in lookups) and lookups  # only the mark reaches its table
+    assert {r.oifname for r in rules if r.action == ACTION_UNREACHABLE and r.oifname} == {"ispb"}
+    assert not [r for r in rules if r.src == "192.0.2.10"]  # held by both PvDs: device binding decides
+    assert not needs_mark(open_) and needs_mark(secure)
+
+
+def test_routes_go_to_the_pvds_table() -> None:
+    a = pvd("a", "lan0", ["2001:db8:a::10/64"])
+    routes = plan_routes([a], {"a": 3}, CFG, {"lan0": 2})
+    assert {(r.table, r.dst, r.gateway, r.oif, r.family) for r in routes} == \
+        {(5003, "default", "fe80::1", 2, socket.AF_INET6)}
+
+
+def test_policy_users_groups_and_root() -> None:
+    secure = pvd("s", "ispb", [], restricted=True)
+    secure.attributes["policy"] = {"users": ["root"], "groups": ["1234"], "restricted": True}
+    assert may_use(secure, Credentials(1, 0, 0))
+    assert not may_use(secure, Credentials(1, 4321, 4321))
+    assert may_use(secure, Credentials(1, 4321, 4321, frozenset({1234})))  # supplementary group
+    assert may_use(pvd("o", "ispa", []), Credentials(1, 4321, 4321))  # unrestricted
+
+
+def test_routing_config_and_defaults() -> None:
+    config = parse_config("[routing]\ntable_base = 7000\nrule_priority_base = 900\n", "pvd.toml")
+    assert (config.routing.table_base, config.routing.rule_priority_base) == (7000, 900)
+    assert parse_config("", "pvd.toml").routing == RoutingConfig()
+
+
+@pytest.mark.parametrize("text,line,words", [
+    ("[routing]\ntable_base = 10\n", 2, "table_base must be an integer"),
+    ("[routing]\n\ncolour = 1\n", 3, "unknown key 'colour' in [routing]"),
+    ("[routing]\nmark_base = 0x10000\n", 2, "must fit inside mark_mask"),
+    ("[routing]\nrule_priority_base = 32766\n", 2, "rule_priority_base must be"),
+    ("[pvd.a]\ninterface = \"x\"\nusers = [\"no-such-user-pvdrun\"]\n", 3, "unknown user 'no-such-user-pvdrun'"),
+    ("[pvd.a]\ninterface = \"x\"\n\ngroups = [\"no-such-group-pvdrun\"]\n", 4, "unknown group"),
+    ("[pvd.a]\ninterface = \"x\"\nrestricted = \"yes\"\n", 3, "restricted must be true or false"),
+])
+def test_bad_routing_or_policy_config_names_line(text: str, line: int, words: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(text, "pvd.toml")
+    assert f"pvd.toml: line {line}:" in str(info.value) and words in str(info.value), str(info.value)
