@@ -3,6 +3,8 @@
  * address; never the system's resolvers. */
 #include "dns_client.h"
 
+#include "pvdd_client.h"
+
 #include <arpa/inet.h>
 #include <dlfcn.h>
 #include <errno.h>
@@ -181,9 +183,17 @@ static int open_scoped_socket(const struct pvd_dns_scope *scope, const struct pv
         }
     }
     if (scope->mark) {
-        /* Needs CAP_NET_ADMIN; device and source binding are what isolate. */
+        /* The PvD's routing table is reached through its mark (pvdd's rules):
+         * set it directly when we may (CAP_NET_ADMIN), else ask pvdd, as the
+         * core does for the program's own sockets; neither: fail closed. */
         int mark = (int)scope->mark;
-        (void)real_setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark);
+        if (real_setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark) != 0
+            && shim_pvdd_mark(fd, scope->handle) != 0) {
+            pvd_dns_warn_once(3, "cannot mark a DNS socket with the PvD's mark (not root, and "
+                                 "pvdd refused or does not answer): its DNS servers are not used");
+            real_close(fd);
+            return -1;
+        }
     }
     struct sockaddr_storage ss;
     struct pvd_dns_addr bind_src = *src;

@@ -2,7 +2,8 @@
  *
  * Every query goes to the PvD's own servers, from a socket made with the
  * REAL libc functions (dlsym(RTLD_NEXT)), bound to the PvD's interface
- * (SO_BINDTOIFINDEX) and to one of the PvD's source addresses, so no DNS
+ * (SO_BINDTOIFINDEX) and to one of the PvD's source addresses, and marked
+ * with the PvD's mark when it has one (directly, else by pvdd), so no DNS
  * packet can leave through another PvD.  Replies from another address or
  * port, or with another id or question, are dropped.  A truncated (TC)
  * UDP reply is retried over TCP to the same server.

@@ -65,7 +65,7 @@ int pvd_dns_parse_scope(const char *line, struct pvd_dns_scope *out);
 
 /* Write a one-line diagnostic "pvdrun: <msg>\n" to stderr, once per key
  * per process (key < 16; 1: device binding refused, 2: no usable DNS
- * server).  errno is preserved. */
+ * server, 3: socket mark refused).  errno is preserved. */
 void pvd_dns_warn_once(unsigned key, const char *msg);
 
 #endif

@@ -4,7 +4,10 @@ two-ISP lab of test_resolve_netlab.py (R3 for getaddrinfo, R25, R26, section
 document: DNS server selection, split horizon, local names)."""
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -259,6 +262,44 @@ def test_nsswitch_order(split_lab: ResolveLab, probe: Path, shim_lib: str, tmp_p
         assert lines[0].startswith(f"rc={EAI['EAI_NONAME']} ") and split_lab.packets(pcap) == [], lines
     else:
         assert lines[1:] == [expected], (lines, proc.stderr)
+
+
+def test_dns_sockets_carry_the_pvds_mark(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
+    """mark= in the scope: DNS sockets are marked (as root, directly).  An IPv6 rule that makes the
+    mark unreachable in the client namespace proves it: marked lookups fail, unmarked ones work.
+    (IPv6, PvD B: for IPv4 the kernel sends a device-bound socket's packets on-link even when a
+    rule says unreachable, so such a rule would prove nothing there.)"""
+    rule = ["ip", "-6", "-n", split_lab.client_ns, "rule", "add", "fwmark", "0x42", "unreachable", "pref", "90"]
+    subprocess.run(rule, check=True)
+    try:
+        rc, _, _ = gai(split_lab, probe, shim_lib, split_lab.scope("b", mark=0x42), "svc.example", "inet6")
+        assert rc == EAI["EAI_AGAIN"]
+        rc, lines, _ = gai(split_lab, probe, shim_lib, split_lab.scope("b"), "svc.example", "inet6")
+        assert rc == 0 and addrs(lines) == ["2001:db8:b::80"]
+    finally:
+        subprocess.run(["ip", "-6", "-n", split_lab.client_ns, "rule", "del", "pref", "90"], check=False)
+
+
+def test_unprivileged_lookups(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
+    """As nobody: device and source binding need no privilege; a PvD whose sockets need a mark
+    (and no pvdd to set it) fails closed and says why, once."""
+    shared = Path(tempfile.mkdtemp(prefix="pvdrun-resolve-"))
+    try:
+        shared.chmod(0o755)
+        for src in (probe, Path(shim_lib)):
+            shutil.copy(src, shared / src.name)
+        user = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", str(shared / probe.name)]
+        env = {"PVDRUN_SOCKET": str(shared / "no-pvdd.sock")}
+        lib = str(shared / Path(shim_lib).name)
+        ok = split_lab.run([*user, "gai", "svc.example", "inet", "none"], scope=split_lab.scope("a"),
+                           preload=lib, env=env)
+        assert ok.stdout.splitlines()[1:] == ["inet 10.1.0.80 80"], (ok.stdout, ok.stderr)
+        marked = split_lab.run([*user, "gai", "svc.example", "inet", "none"],
+                               scope=split_lab.scope("a", mark=0x42), preload=lib, env=env)
+        assert marked.stdout.startswith(f"rc={EAI['EAI_AGAIN']} "), marked.stdout
+        assert marked.stderr.count("cannot mark a DNS socket") == 1, marked.stderr
+    finally:
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 def test_malformed_scope_fails_closed(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:

@@ -234,6 +234,20 @@ def test_malformed_answers_fail_cleanly(split_lab: ResolveLab, name: str) -> Non
 
 
 @pytest.mark.root
+def test_dns_sockets_carry_the_pvds_mark(split_lab: ResolveLab) -> None:
+    """As the C test: an IPv6 rule making fwmark 0x42 unreachable fails marked lookups only."""
+    rule = ["ip", "-6", "-n", split_lab.client_ns, "rule", "add", "fwmark", "0x42", "unreachable", "pref", "91"]
+    subprocess.run(rule, check=True)
+    try:
+        marked = resolve_in_lab(split_lab, "b", "svc.example", "AAAA", mark=0x42)
+        assert marked.get("error") == "timeout" and "unreachable" in marked["message"], marked
+        plain = resolve_in_lab(split_lab, "b", "svc.example", "AAAA")
+        assert plain["records"] == ["2001:db8:b::80"]
+    finally:
+        subprocess.run(["ip", "-6", "-n", split_lab.client_ns, "rule", "del", "pref", "91"], check=False)
+
+
+@pytest.mark.root
 def test_link_local_dns_server(split_lab: ResolveLab) -> None:
     with link_local_server(split_lab) as server:
         answer = resolve_in_lab(split_lab, "b", "ll.example", "AAAA", dns_servers=[server])

@@ -1,18 +1,21 @@
 """Sockets for DNS queries that can only leave through the PvD (R25).
 
 Each socket is bound to the PvD's interface (SO_BINDTODEVICE) when the PvD
-has exactly one (or the server's zone names one), and to one of the PvD's
-own source addresses of the server's family.  A server of a family the PvD
+has exactly one (or the server's zone names one), to one of the PvD's own
+source addresses of the server's family, and carries the PvD's mark when it
+has one (set directly as root, else by pvdd).  A server of a family the PvD
 has no address of is not usable: asking it would need another PvD's source.
 """
 from __future__ import annotations
 
 import errno
 import ipaddress
+import json
+import os
 import select
 import socket
 
-from pvdrun.model import Pvd
+from pvdrun.model import DEFAULT_SOCKET, SOCKET_ENV, Pvd
 from pvdrun.resolve.errors import NO_SERVER, ResolveError
 
 DNS_PORT = 53
@@ -68,6 +71,47 @@ def server_address(server: str) -> tuple:
     return (host, DNS_PORT, 0, scope_id)
 
 
+def _pvdd_mark(sock: socket.socket, pvd: Pvd) -> str | None:
+    """Ask pvdd to set the PvD's mark on ``sock`` (passed with SCM_RIGHTS); None on success,
+    else why not."""
+    path = os.environ.get(SOCKET_ENV) or DEFAULT_SOCKET
+    request = (json.dumps({"v": 1, "op": "mark", "handle": pvd.handle}) + "\n").encode()
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.settimeout(5)
+            conn.connect(path)
+            socket.send_fds(conn, [request], [sock.fileno()])
+            reply = b""
+            while not reply.endswith(b"\n"):
+                chunk = conn.recv(4096)
+                if not chunk:
+                    break
+                reply += chunk
+    except OSError as exc:
+        return f"pvdd at {path}: {exc.strerror or exc}"
+    try:
+        answer = json.loads(reply)
+    except ValueError:
+        return f"pvdd at {path}: unreadable reply"
+    if answer.get("ok") is True:
+        return None
+    return f"pvdd: {answer.get('message') or answer.get('code') or 'refused'}"
+
+
+def apply_mark(sock: socket.socket, pvd: Pvd) -> None:
+    """Give ``sock`` the PvD's mark (its routing table is reached through it): directly when we
+    may (CAP_NET_ADMIN), else through pvdd, as the shim does.  Neither: ResolveError(NO_SERVER),
+    the PvD's DNS cannot be reached correctly, so it is not used (fail closed)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, pvd.mark)
+        return
+    except PermissionError:
+        pass
+    why = _pvdd_mark(sock, pvd)
+    if why is not None:
+        raise ResolveError(NO_SERVER, f"PvD {pvd.pvd_id}: cannot mark a DNS socket (not root; {why})")
+
+
 def scoped_socket(pvd: Pvd, server: str, kind: int = socket.SOCK_DGRAM) -> socket.socket:
     """A non-blocking socket bound to the PvD's device and source for ``server``.
 
@@ -86,10 +130,7 @@ def scoped_socket(pvd: Pvd, server: str, kind: int = socket.SOCK_DGRAM) -> socke
         if device:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, device.encode() + b"\0")
         if pvd.mark:
-            try:  # CAP_NET_ADMIN only; device and source binding are what isolate
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, pvd.mark)
-            except PermissionError:
-                pass
+            apply_mark(sock, pvd)
         src_host, src_zone = _split_zone(source)
         if family == socket.AF_INET6:
             scope_id = 0
