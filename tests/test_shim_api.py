@@ -125,7 +125,8 @@ def test_thread_scope_refused_without_preload() -> None:
 
 def test_bind_socket_without_preload_ties_the_kernel_socket() -> None:
     """Per-socket scope works without the hooks: the kernel holds the device binding."""
-    handle = binding.add_scope(LINE)
+    # mark=0 here: a PvD with a mark needs pvdd to set it (issue 6), tested below
+    handle = binding.add_scope(LINE.replace("mark=0x2a", "mark=0x0"))
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         binding.bind_socket(sock, handle)
         assert sock.getsockopt(socket.SOL_SOCKET, SO_BINDTOIFINDEX) == 1
@@ -134,6 +135,12 @@ def test_bind_socket_without_preload_ties_the_kernel_socket() -> None:
         with pytest.raises(OSError) as info:
             binding.bind_socket(sock, binding.add_scope(LINE.replace("4242", "4343")))
         assert info.value.errno == errno.EBUSY
+        # (a new fd number while sock is open: without the hooks, close() is not seen)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as marked, pytest.MonkeyPatch.context() as env:
+            env.setenv("PVDRUN_SOCKET", "/nonexistent/pvdd.sock")
+            with pytest.raises(OSError) as info:  # mark= non-zero and no pvdd: fails closed
+                binding.bind_socket(marked, binding.add_scope(LINE.replace("4242", "4545")))
+            assert info.value.errno == errno.ENETUNREACH
     with pytest.raises(OSError) as info:
         binding.bind_socket(socket.socket(socket.AF_UNIX), handle)
     assert info.value.errno == errno.EAFNOSUPPORT

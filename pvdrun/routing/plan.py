@@ -95,7 +95,8 @@ def needs_mark(pvd: Pvd) -> bool:
 
 
 def _family(address: str) -> int:
-    return socket.AF_INET6 if ipaddress.ip_address(address.split("%", 1)[0]).version == 6 else socket.AF_INET
+    version = ipaddress.ip_address(address.split("%", 1)[0]).version
+    return int(socket.AF_INET6) if version == 6 else int(socket.AF_INET)
 
 
 def _host(address: str) -> str:
@@ -123,7 +124,7 @@ def plan_rules(pvds: list[Pvd], slots: dict[str, int], cfg: RoutingConfig) -> se
             continue
         table, mark = table_of(slots[pvd.pvd_id], cfg), mark_of(slots[pvd.pvd_id], cfg)
         restricted = is_restricted(pvd)
-        for family in (socket.AF_INET, socket.AF_INET6):
+        for family in (int(socket.AF_INET), int(socket.AF_INET6)):
             rules.add(RuleSpec(family, base, ACTION_LOOKUP, table, fwmark=mark, fwmask=mask))
             rules.add(RuleSpec(family, base + 1, ACTION_UNREACHABLE, fwmark=mark, fwmask=mask))
             for ifname in pvd.interfaces:
@@ -157,7 +158,7 @@ def plan_routes(pvds: list[Pvd], slots: dict[str, int], cfg: RoutingConfig,
                 continue
             if route.dst == "default":
                 family = _family(route.gateway) if route.gateway else \
-                    (socket.AF_INET6 if pvd.has_family(6) and not pvd.has_family(4) else socket.AF_INET)
+                    int(socket.AF_INET6 if pvd.has_family(6) and not pvd.has_family(4) else socket.AF_INET)
             else:
                 family = _family(route.dst.split("/", 1)[0])
             routes.add(RouteSpec(family, table, route.dst, route.gateway, oif, route.metric))
