@@ -121,8 +121,8 @@ def verdict(values: list[float], limit: float, lower_is_better: bool = True,
     if (good_edge <= limit) if lower_is_better else (good_edge >= limit):
         return True, spread
     if (bad_edge > limit) if lower_is_better else (bad_edge < limit):
-        return False, f"{spread}; misses the limit {limit:.{digits}g} by {abs(mid - limit):.{digits}f}"
-    return None, f"{spread}; not resolved: the interval straddles the limit {limit:.{digits}g}"
+        return False, f"{spread}; misses the limit {limit:.4g} by {abs(mid - limit):.{digits}f}"
+    return None, f"{spread}; not resolved: the interval straddles the limit {limit:.4g}"
 
 
 def overhead_percent(ratio: float) -> float:

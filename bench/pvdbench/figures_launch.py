@@ -76,7 +76,7 @@ def measure_launch(ctx: BenchContext) -> list[Figure]:
                 else "(informative) pvdrun launch without pvdd against ip netns exec",
                 met if with_daemon else None,
                 f"pvdrun − ip netns exec = {delta:+.1f} ms (median of per-round differences; "
-                + detail.replace("paired IQR", "IQR, ms:") + ")"))
+                + (detail if with_daemon else detail.split(";")[0]) + ")"))
         if not with_daemon:
             fig.notes.append(prime_wait_note())
         figures.append(fig)
