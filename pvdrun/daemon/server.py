@@ -96,6 +96,7 @@ class Pvdd:
         self.stopping = False
         self.worker = ResolveWorker()
         self.routing: Any = None  # pvdrun.routing.netlink.RoutingTables when pvdd routes (root)
+        self.nested: Any = None  # pvdrun.routing.nested.NestedAddresses when pvdd routes (root)
 
     # -- lifecycle --------------------------------------------------------------
     def start(self) -> None:
@@ -118,11 +119,13 @@ class Pvdd:
         if os.geteuid() != 0:
             log.warning("not root: no per-PvD routing tables or socket marks (docs/routing.md)")
             return
+        from pvdrun.routing.nested import NestedAddresses
         from pvdrun.routing.netlink import RoutingTables
 
         routing = RoutingTables(self.discovery.config.routing)
+        nested = NestedAddresses(routing.ipr)
         try:
-            left = routing.remove_all()
+            left = routing.remove_all() + nested.remove_all()
             if left:
                 log.warning("removed %d rules/routes an earlier pvdd left", left)
             routing.check_conflicts()
@@ -130,12 +133,19 @@ class Pvdd:
             routing.ipr.close()
             raise
         self.routing = routing
+        self.nested = nested
         self._sync_routing(self.pvds)
 
     def _sync_routing(self, pvds: list[Pvd]) -> None:
+        """Apply nested PvD options (addresses, routes), then sync the per-PvD tables."""
         if self.routing is None:
             return
+        from pvdrun.routing.nested import add_nested_routes
+
         try:
+            if self.nested is not None:
+                self.nested.sync(self.discovery.ras)
+            add_nested_routes(pvds, self.discovery.ras)
             self.routing.sync(pvds)
         except Exception:  # a netlink failure must not stop pvdd
             log.exception("updating the per-PvD routing tables failed")
@@ -170,6 +180,12 @@ class Pvdd:
             except OSError:
                 pass
             self.listener.close()
+        if self.nested is not None:
+            try:
+                self.nested.remove_all()
+            except Exception:  # noqa: BLE001 - closing must go on
+                log.exception("removing the nested-prefix addresses failed")
+            self.nested = None
         if self.routing is not None:
             try:
                 self.routing.close()

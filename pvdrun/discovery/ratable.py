@@ -38,14 +38,20 @@ class OptionSet:
     rdnss: dict[str, float] = field(default_factory=dict)
     dnssl: dict[str, float] = field(default_factory=dict)
     default_until: float = 0.0  # router lifetime
+    #: per PIO prefix: (on-link, autonomous, preferred until); pvdd applies nested PIOs itself
+    prefix_flags: dict[str, tuple[bool, bool, float]] = field(default_factory=dict)
 
     def merge(self, options: Options, now: float) -> None:
         """Add or refresh elements; a zero lifetime removes one."""
         for pio in options.prefixes:
             if pio.valid_lifetime == 0:
                 self.prefixes.pop(pio.prefix, None)
+                self.prefix_flags.pop(pio.prefix, None)
             else:
                 self.prefixes[pio.prefix] = _until(now, pio.valid_lifetime)
+                self.prefix_flags[pio.prefix] = (pio.on_link, pio.autonomous,
+                                                 _until(now, min(pio.preferred_lifetime,
+                                                                 pio.valid_lifetime)))
         for rio in options.routes:
             if rio.lifetime == 0:
                 self.routes.pop(rio.prefix, None)
@@ -68,6 +74,7 @@ class OptionSet:
         """Drop expired elements; True when something was dropped."""
         before = self.size()
         self.prefixes = {k: t for k, t in self.prefixes.items() if t > now}
+        self.prefix_flags = {k: v for k, v in self.prefix_flags.items() if k in self.prefixes}
         self.routes = {k: v for k, v in self.routes.items() if v[1] > now}
         self.rdnss = {k: t for k, t in self.rdnss.items() if t > now}
         self.dnssl = {k: t for k, t in self.dnssl.items() if t > now}

@@ -1,0 +1,151 @@
+"""Issue 6 point 2: pvdd applies what an unpatched kernel ignores inside an RFC 8801 PvD option.
+
+A router namespace sends RAs whose only content is a PvD option (outer router lifetime 0)
+carrying a PIO (A flag), a RIO, an RDNSS and an RA header (R flag) with a router lifetime,
+all with short lifetimes.  Without pvdd the host gets nothing from them; with pvdd (root)
+it gets the EUI-64 SLAAC address tagged ``proto 153``, the nested routes in the PvD's table
+(never the main table) and traffic through ``pvdrun --pvd`` reaches a host behind the
+router with that source; pvdd's stop removes them, and so does the end of the lifetimes.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from typing import Iterator
+
+import pytest
+
+from discovery_netns import MiniNet, sh
+from pvdrun.discovery import ra_craft as craft
+from pvdrun.routing.nested import eui64_address
+
+pytestmark = pytest.mark.root
+
+PVDRUN = shutil.which("pvdrun") or "pvdrun"
+PREFIX = "2001:db8:77::/64"
+FAR_NET = "2001:db8:78::/64"
+FAR_HOST = "2001:db8:78::1"
+PVD_ID = "nest.example"
+LIFETIME = 8  # seconds: every nested element ends this long after the last RA
+
+
+def test_eui64_matches_rfc4291() -> None:
+    """The modified EUI-64 identifier flips the U/L bit and inserts ff:fe (RFC 4291 app. A)."""
+    assert eui64_address(PREFIX, "5e:13:8b:e4:4f:52") == "2001:db8:77:0:5c13:8bff:fee4:4f52"
+    assert eui64_address("2001:db8:77::/48", "5e:13:8b:e4:4f:52") is None  # SLAAC needs a /64
+    assert eui64_address(PREFIX, "not-a-mac") is None
+
+
+@pytest.fixture
+def net() -> Iterator[MiniNet]:
+    mini = MiniNet()
+    try:
+        yield mini
+    finally:
+        mini.close()
+
+
+def _nested_only_ra() -> bytes:
+    nested = (craft.pio(PREFIX, valid=LIFETIME, preferred=LIFETIME)
+              + craft.rio(FAR_NET, lifetime=LIFETIME)
+              + craft.rdnss(["2001:db8:77::53"], lifetime=LIFETIME))
+    option = craft.pvd_option(PVD_ID, nested, sequence=1,
+                              header=craft.ra_header(router_lifetime=LIFETIME))
+    return craft.router_advert(option, router_lifetime=0)
+
+
+def _mac(net: MiniNet, ifname: str) -> str:
+    out = net.run("cat", f"/sys/class/net/{ifname}/address", check=True).stdout
+    return out.strip()
+
+
+def _addrs(net: MiniNet) -> str:
+    return net.run("ip", "-6", "addr", "show", "dev", "lan0", check=True).stdout
+
+
+PEER_SERVER = (f"import socket\ns = socket.create_server(('{FAR_HOST}', 7007), family=socket.AF_INET6)\n"
+               "while True:\n"
+               "    c, peer = s.accept()\n"
+               "    c.sendall(peer[0].encode() + b'\\n')\n"
+               "    c.close()\n")
+TAGGED = ("from pyroute2 import IPRoute\n"
+          "with IPRoute() as ipr:\n"
+          "    print(' '.join(m.get_attr('IFA_ADDRESS') for m in ipr.get_addr(family=10)"
+          " if m.get_attr('IFA_PROTO') == 153))")
+
+
+def _tagged(net: MiniNet) -> list[str]:
+    """Addresses of the host namespace tagged IFA_PROTO 153 (Debian 12's ip does not show it)."""
+    return net.run(sys.executable, "-c", TAGGED, check=True).stdout.split()
+
+
+def _routes(net: MiniNet, table: str = "all") -> list[str]:
+    out = net.run("ip", "-6", "route", "show", "table", table, check=True).stdout
+    return out.splitlines()
+
+
+def _pvdd(net: MiniNet, sock: str, config: str) -> subprocess.Popen:
+    return net.popen(PVDRUN, "daemon", "--socket", sock, "--config", config, "--log-level", "info",
+                     stderr_path=os.path.join(net.tmp, "pvdd.log"))
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=15)
+
+
+def test_prefix_only_inside_pvd_option(net: MiniNet) -> None:
+    router = net.add_router("lan0", "rn")
+    sh("ip", "-6", "addr", "add", "2001:db8:77::1/64", "dev", "r0", "nodad", ns=router)
+    sh("ip", "-6", "addr", "add", f"{FAR_HOST}/128", "dev", "lo", ns=router)
+    server = subprocess.Popen(["ip", "netns", "exec", router, sys.executable, "-c", PEER_SERVER],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    net.procs.append(server)
+    sender = net.repeat_ra(router, _nested_only_ra(), interval=0.5)
+    address = eui64_address(PREFIX, _mac(net, "lan0"))
+    assert address is not None
+
+    # without pvdd: the RA is heard (the explicit PvD exists) but the kernel applied nothing
+    listing = net.wait_for(lambda: [p for p in net.pvdrun_json("list", "--no-daemon")["pvds"]
+                                    if p["id"] == PVD_ID], what="explicit PvD heard")
+    assert listing[0]["dns_servers"] == ["2001:db8:77::53"]  # nested RDNSS is the PvD's DNS
+    assert "2001:db8:77:" not in _addrs(net)
+    assert not any("2001:db8:78::" in line or line.startswith("default") for line in _routes(net))
+
+    sock, config = os.path.join(net.tmp, "pvdd.sock"), os.path.join(net.tmp, "pvd.toml")
+    open(config, "w", encoding="utf-8").close()
+    pvdd = _pvdd(net, sock, config)
+    net.wait_for(lambda: address in _addrs(net), what=f"pvdd adds {address}")
+    net.wait_for(lambda: any(FAR_NET in line and "proto 153" in line for line in _routes(net)),
+                 what="nested RIO route in the PvD's table")
+    routes = _routes(net)
+    assert any(line.startswith("default via fe80:") and "proto 153" in line for line in routes)
+    assert not any(line.startswith("default") or FAR_NET in line for line in _routes(net, "main"))
+    assert "dynamic" in _addrs(net)  # added with lifetimes: the kernel expires it on its own
+    assert address in _tagged(net)  # IFA_PROTO 153: how pvdd finds exactly its own
+
+    # traffic scoped to the PvD reaches the host behind the router with the SLAAC source
+    reply = net.wait_for(lambda: (r := net.run(PVDRUN, "--pvd", PVD_ID, "--socket", sock, "--",
+                                               "socat", "-T3", "-", f"TCP6:[{FAR_HOST}]:7007")
+                                  ).returncode == 0 and r.stdout.strip(),
+                         timeout=10, what="reply through the PvD")
+    assert reply.strip().strip("[]") == address, reply
+
+    # pvdd stops: its address and routes are gone although the RAs go on
+    _stop(pvdd)
+    assert address not in _addrs(net)
+    assert not any("proto 153" in line for line in _routes(net))
+
+    # pvdd again, then the router goes quiet: everything ends with its lifetime
+    pvdd = _pvdd(net, sock, config)
+    net.wait_for(lambda: address in _addrs(net), what="address back with pvdd")
+    os.killpg(sender.pid, signal.SIGTERM)
+    sender.wait(timeout=5)
+    net.wait_for(lambda: address not in _addrs(net)
+                 and not any("proto 153" in line for line in _routes(net)),
+                 timeout=LIFETIME + 15, what="address and routes gone after their lifetime")
+    assert pvdd.poll() is None
+    _stop(pvdd)
