@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
 from pvdrun.cli import EXIT_CANNOT_HONOUR, EXIT_MISSING_PREREQ, EXIT_NO_DAEMON, EXIT_UNKNOWN_PVD
 from pvdrun.model import NULL_PVD_NAME, SCOPE_ENV, SOCKET_ENV, null_scope
+
+if TYPE_CHECKING:
+    from pvdrun.model import Pvd
 
 EXIT_NOT_FOUND = 127
 EXIT_NOT_EXECUTABLE = 126
@@ -49,10 +52,11 @@ def resolve_command(name: str, env_path: str | None) -> str:
     fail(f"{name}: command not found", EXIT_NOT_FOUND)
 
 
-def scope_line_for(name: str, socket_path: str | None) -> str:
-    """The scope line of the PvD ``name`` (exits 3 when unknown or ambiguous)."""
+def pvd_for(name: str, socket_path: str | None) -> "Pvd | None":
+    """The PvD ``name`` (None for the null PvD); exits 3 when unknown or ambiguous, 4 when the
+    shim could not hold it."""
     if name == NULL_PVD_NAME:
-        return null_scope()
+        return None
     from pvdrun.api import PvdLookupError, lookup
     from pvdrun.daemon.protocol import Client, DaemonUnavailable
     from pvdrun.discovery.config import EXIT_BAD_CONFIG, ConfigError
@@ -77,16 +81,45 @@ def scope_line_for(name: str, socket_path: str | None) -> str:
         fail(f"PvD {pvd.pvd_id} has no interface to scope to", EXIT_CANNOT_HONOUR)
     if pvd.needs_routing and not pvd.mark:
         # No pvdd routes for this PvD (docs/routing.md): its interface is shared, so device
-        # binding cannot hold it and the main table may pick another PvD's next-hop.
-        if os.geteuid() != 0:
-            fail(f"PvD {pvd.pvd_id} shares its interface with other PvDs: it needs pvdd's "
-                 "routing tables (run `pvdrun daemon` as root)", EXIT_CANNOT_HONOUR)
-        click.echo(f"pvdrun: warning: no pvdd routes PvD {pvd.pvd_id}: source-address binding "
-                   "only, the next-hop is the main table's", err=True)
+        # binding cannot hold it and the main table would pick the next-hop, possibly another
+        # PvD's router.  Fail closed, root or not.
+        fail(f"PvD {pvd.pvd_id} shares its interface with other PvDs: it needs pvdd's "
+             "routing tables (run `pvdrun daemon` as root)", EXIT_CANNOT_HONOUR)
+    return pvd
+
+
+def scope_line_for(name: str, socket_path: str | None) -> str:
+    """The scope line of the PvD ``name`` (exits as :func:`pvd_for`)."""
+    return scope_line_of(pvd_for(name, socket_path))
+
+
+def scope_line_of(pvd: "Pvd | None") -> str:
+    """The scope line of ``pvd`` (None: the null PvD); exits 4 when it is too large."""
+    if pvd is None:
+        return null_scope()
     try:
         return pvd.to_scope()
     except ValueError as exc:
         fail(f"cannot honour PvD {pvd.pvd_id}: {exc}", EXIT_CANNOT_HONOUR)
+
+
+def private_resolv_conf(pvd: "Pvd | None") -> None:
+    """As root, give CMD a private /etc/resolv.conf naming only the PvD's servers (issue 5 §3),
+    so that programs reading it themselves (dig, host, nslookup) ask the PvD's resolvers.
+
+    Without root this cannot be done; getaddrinfo users are still scoped by the shim
+    (docs/resolution.md).  ``PVDRUN_NO_RESOLV_CONF=1`` skips the step.
+    """
+    if os.geteuid() != 0 or os.environ.get("PVDRUN_NO_RESOLV_CONF") == "1":
+        return
+    from pvdrun.model import Pvd as PvdModel
+    from pvdrun.resolve.resolvconf import ResolvConfError, enter_private_resolv_conf
+
+    target = pvd if pvd is not None else PvdModel(pvd_id=NULL_PVD_NAME, handle=0xFFFFFFFF)
+    try:
+        enter_private_resolv_conf(target)
+    except ResolvConfError as exc:
+        fail(f"cannot give the program the PvD's resolv.conf: {exc}", EXIT_CANNOT_HONOUR)
 
 
 def preload_value(library: str, existing: str | None) -> str:
@@ -141,8 +174,10 @@ def run_command(pvd_name: str, socket_path: str | None, command: tuple[str, ...]
         library = library_path()
     except FileNotFoundError as exc:
         fail(str(exc), EXIT_MISSING_PREREQ)
-    scope = scope_line_for(pvd_name, socket_path)
+    pvd = pvd_for(pvd_name, socket_path)
+    scope = scope_line_of(pvd)
     env = scoped_environment(scope, socket_path, library)
+    private_resolv_conf(pvd)
     sys.stdout.flush()
     sys.stderr.flush()
     try:

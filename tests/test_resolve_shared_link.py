@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
+from routing_daemon import PvddInLab
 
 pytestmark = pytest.mark.root
 
@@ -18,14 +19,29 @@ OTHER = {"ispa": "ispb", "ispb": "ispa"}
 CASES = [(scenario, isp) for scenario in ("lab1", "lab2") for isp in ("ispa", "ispb")]
 
 
+@pytest.fixture(scope="module")
+def pvdds(request: pytest.FixtureRequest) -> Iterator[dict[str, PvddInLab]]:
+    """pvdd in each shared-link lab: a PvD sharing its interface needs pvdd's routing tables
+    (issue 6), and the launcher refuses it without them."""
+    daemons: dict[str, PvddInLab] = {}
+    try:
+        for scenario in ("lab1", "lab2"):
+            daemons[scenario] = PvddInLab(request.getfixturevalue(scenario)).start()
+        yield daemons
+    finally:
+        for daemon in daemons.values():
+            daemon.cleanup()
+
+
 @pytest.mark.parametrize("scenario,isp", CASES)
-def test_curl_by_name_in_each_pvd_of_a_shared_link(request: pytest.FixtureRequest, tmp_path: Path,
+def test_curl_by_name_in_each_pvd_of_a_shared_link(request: pytest.FixtureRequest, pvdds: dict[str, PvddInLab],
                                                    scenario: str, isp: str) -> None:
     lab = request.getfixturevalue(scenario)
     pvd_id = lab.isp(isp)["pvd_id"]
-    env = {"PVDRUN_SOCKET": str(tmp_path / "no-daemon.sock")}
+    sock = pvdds[scenario].socket
     with lab.capture(OTHER[isp]) as other:
-        done = lab.exec([PVDRUN, "--pvd", pvd_id, "curl", "-sS", "-m", "10", "http://svc.example/"], env=env)
+        done = lab.exec([PVDRUN, "--pvd", pvd_id, "--socket", sock, "curl", "-sS", "-m", "10",
+                         "http://svc.example/"])
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"{isp} "), done.stdout  # the PvD's own split-horizon answer
     assert not other.packets_to(lab.isp(OTHER[isp])["dns_v6"]), other.lines  # the other DNS never asked
@@ -34,13 +50,14 @@ def test_curl_by_name_in_each_pvd_of_a_shared_link(request: pytest.FixtureReques
 
 
 @pytest.mark.parametrize("scenario", ["lab1", "lab2"])
-def test_local_name_only_in_its_pvd(request: pytest.FixtureRequest, tmp_path: Path, scenario: str) -> None:
+def test_local_name_only_in_its_pvd(request: pytest.FixtureRequest, tmp_path: Path, pvdds: dict[str, PvddInLab],
+                                    scenario: str) -> None:
     lab = request.getfixturevalue(scenario)
     env = {"PVDRUN_SOCKET": str(tmp_path / "no-daemon.sock")}
     found = lab.exec([PVDRUN, "resolve", "--pvd", lab.isp("ispa")["pvd_id"], "--type", "AAAA", "intranet"],
                      env=env)
     assert found.returncode == 0, found.stderr
     assert found.stdout.split()[-1] == lab.isp("ispa")["intranet_v6"]
-    missing = lab.exec([PVDRUN, "--pvd", lab.isp("ispb")["pvd_id"], "getent", "ahosts", "intranet.ispa.example"],
-                       env=env)
+    missing = lab.exec([PVDRUN, "--pvd", lab.isp("ispb")["pvd_id"], "--socket", pvdds[scenario].socket,
+                        "getent", "ahosts", "intranet.ispa.example"])
     assert missing.returncode == 2, (missing.stdout, missing.stderr)  # getent: not found
