@@ -20,7 +20,10 @@ import pytest
 
 from discovery_netns import MiniNet, sh
 from pvdrun.discovery import ra_craft as craft
-from pvdrun.routing.nested import eui64_address
+from pvdrun.discovery.ra import parse_ra
+from pvdrun.discovery.ratable import RaTable
+from pvdrun.discovery.rasock import HeardRa
+from pvdrun.routing.nested import eui64_address, nested_routes, plan_addresses
 
 pytestmark = pytest.mark.root
 
@@ -37,6 +40,23 @@ def test_eui64_matches_rfc4291() -> None:
     assert eui64_address(PREFIX, "5e:13:8b:e4:4f:52") == "2001:db8:77:0:5c13:8bff:fee4:4f52"
     assert eui64_address("2001:db8:77::/48", "5e:13:8b:e4:4f:52") is None  # SLAAC needs a /64
     assert eui64_address(PREFIX, "not-a-mac") is None
+
+
+def test_plan_leaves_plainly_advertised_prefixes_to_the_kernel() -> None:
+    """A nested prefix also sent outside the PvD option is the kernel's (no pvdd address);
+    a nested-only one gets the EUI-64 address, with on-link, RIO and default routes."""
+    mac = "5e:13:8b:e4:4f:52"
+    nested = craft.pio(PREFIX) + craft.pio("2001:db8:79::/64") + craft.rio(FAR_NET)
+    option = craft.pvd_option(PVD_ID, nested, header=craft.ra_header(router_lifetime=600))
+    ras = RaTable()
+    ras.add(HeardRa(7, "fe80::1", parse_ra(craft.router_advert(option + craft.pio(PREFIX),
+                                                               router_lifetime=0))), now=0.0)
+    wanted = plan_addresses(ras, {7: mac})
+    assert list(wanted) == [(7, "2001:db8:79:0:5c13:8bff:fee4:4f52")]
+    assert wanted[(7, "2001:db8:79:0:5c13:8bff:fee4:4f52")].valid_until == 86400.0
+    routes = {(r.dst, r.gateway) for r in nested_routes(ras, 7, "lan0", PVD_ID)}
+    assert routes == {(PREFIX, None), ("2001:db8:79::/64", None), (FAR_NET, "fe80::1"),
+                      ("default", "fe80::1")}
 
 
 @pytest.fixture

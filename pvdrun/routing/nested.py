@@ -67,13 +67,19 @@ def eui64_address(prefix: str, mac: str) -> str | None:
 
 
 def plan_addresses(ras: RaTable, macs: dict[int, str]) -> dict[tuple[int, str], NestedAddress]:
-    """The SLAAC addresses of every nested autonomous /64 PIO, keyed by (ifindex, address)."""
+    """The SLAAC addresses of every nested autonomous /64 PIO, keyed by (ifindex, address).
+
+    A prefix some router also advertises outside any PvD option is left to the kernel,
+    which applies that PIO itself (pvdd must never take over, or remove, its address)."""
     wanted: dict[tuple[int, str], NestedAddress] = {}
     for (ifindex, _pvd_id), record in sorted(ras.explicit.items()):
         mac = macs.get(ifindex)
         if not mac:
             continue
+        plain = {p for router in ras.routers_on(ifindex) for p in router.options.prefixes}
         for prefix, valid_until in record.options.prefixes.items():
+            if prefix in plain:
+                continue
             _on_link, autonomous, preferred_until = record.options.prefix_flags.get(
                 prefix, (True, False, 0.0))
             address = eui64_address(prefix, mac) if autonomous else None
@@ -129,9 +135,12 @@ class NestedAddresses:
 
     def tagged(self) -> list[tuple[int, str, int]]:
         """(ifindex, address, prefixlen) of every address tagged as pvdd's in the kernel."""
-        return [(m["index"], m.get_attr("IFA_ADDRESS"), m["prefixlen"])
-                for m in self.ipr.get_addr(family=socket.AF_INET6)
-                if m.get_attr("IFA_PROTO") == RTPROT_PVDD]
+        return [(i, a, p) for i, a, p, ours in self._dump() if ours]
+
+    def _dump(self) -> list[tuple[int, str, int, bool]]:
+        return [(m["index"], m.get_attr("IFA_ADDRESS"), m["prefixlen"],
+                 m.get_attr("IFA_PROTO") == RTPROT_PVDD)
+                for m in self.ipr.get_addr(family=socket.AF_INET6)]
 
     def remove_all(self) -> int:
         """Delete every address tagged as pvdd's (ours, or a crashed pvdd's)."""
@@ -154,26 +163,33 @@ class NestedAddresses:
         """Add (or refresh the lifetimes of) wanted addresses; delete those no longer wanted."""
         now = time.monotonic()
         wanted = plan_addresses(ras, self.macs())
-        present = {(i, a) for i, a, _ in self.tagged()}
+        dump = self._dump()
+        present = {(i, a) for i, a, _, ours in dump if ours}
+        others = {(i, a) for i, a, _, ours in dump if not ours}
         for key, want in wanted.items():
+            if key in others:
+                continue  # the kernel (or an administrator) has it: never ours to change
             have = self.installed.get(key)
             if have is not None and key in present and \
                     want.valid_until - have.valid_until < REFRESH_SLACK and \
                     want.preferred_until - have.preferred_until < REFRESH_SLACK:
                 continue  # re-adding on every RA would wake pvdd (RTM_NEWADDR) for nothing
-            try:
-                self.ipr.addr("replace", index=want.ifindex, address=want.address, prefixlen=64,
+            try:  # "add" unless it is ours: an address the kernel made meanwhile stays its own
+                self.ipr.addr("replace" if key in present else "add", index=want.ifindex, address=want.address, prefixlen=64,
                               family=socket.AF_INET6, proto=RTPROT_PVDD,
                               valid_lft=_lifetime(want.valid_until, now),
                               preferred_lft=_lifetime(want.preferred_until, now))
             except Exception as exc:  # noqa: BLE001 - one address must not stop the others
-                log.warning("cannot add nested-prefix address %s: %s", want.address, exc)
+                if getattr(exc, "code", None) != errno.EEXIST:
+                    log.warning("cannot add nested-prefix address %s: %s", want.address, exc)
                 continue
             if have is None:
                 log.info("added %s from a prefix nested in a PvD option", want.address)
             self.installed[key] = want
         for key in list(self.installed):
-            if key not in wanted:
+            if key in others:
+                del self.installed[key]  # no longer tagged as ours: not ours to remove
+            elif key not in wanted:
                 log.info("removed %s (its nested prefix ended)", key[1])
                 self._delete(key[0], key[1], 64)
                 del self.installed[key]
