@@ -130,13 +130,20 @@ class MiniNet:
                                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         return router
 
-    def add_dns(self, router: str, listen: str, records: dict[str, str]) -> None:
-        """A DNS server (dnsmasq) in the router netns answering ``records`` (name -> address)."""
+    def add_dns(self, router: str, listen: str, records: dict[str, str],
+                query_log: str | None = None, local_ttl: int | None = None) -> None:
+        """A DNS server (dnsmasq) in the router netns answering ``records`` (name -> address);
+        with ``query_log``, dnsmasq writes every query it receives to that file; ``local_ttl``
+        is the TTL of its answers (dnsmasq's default: 0, i.e. not cacheable)."""
         args = ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
                 "--no-hosts", "--bind-interfaces", f"--listen-address={listen}",
                 "--except-interface=lo", f"--pid-file={self.tmp}/{router}-dns.pid"]
         args += [f"--host-record={name},{address}" for name, address in records.items()]
         args += sorted({f"--local=/{name.split('.', 1)[1]}/" for name in records if "." in name})
+        if query_log is not None:
+            args += ["--log-queries", f"--log-facility={query_log}"]
+        if local_ttl is not None:
+            args.append(f"--local-ttl={local_ttl}")
         self.procs.append(subprocess.Popen(["ip", "netns", "exec", router, *args],
                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
 

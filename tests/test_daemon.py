@@ -329,3 +329,37 @@ def test_resolve_op_answers_in_order(net: MiniNet, tmp_path: Path) -> None:
     assert third["ok"] is False and third["error"]["code"] == "resolve_failed"
     assert third["error"]["kind"] == "nxdomain"
     assert fourth["error"]["code"] == "unknown_pvd"
+
+
+def _resolve_once(path: str, request: bytes) -> dict[str, Any]:
+    """One resolve request on its own connection (as bench and the shim's clients do)."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
+        raw.settimeout(30)
+        raw.connect(path)
+        raw.sendall(request)
+        return json.loads(raw.makefile("rb").readline())
+
+
+def test_repeated_resolve_is_answered_from_cache(net: MiniNet, tmp_path: Path) -> None:
+    """R25 with pvdd's cache: a repeated resolve, answered by dnsmasq with TTL 300, comes from
+    pvdd's cache: the reply says so ("server": null, the TTL left) and the DNS server's query
+    log shows the name asked only once."""
+    router = net.add_router("ispc", "ra", "2001:db8:c::/64", rdnss="2001:db8:c::1",
+                            dnssl="ispc.example")
+    query_log = tmp_path / "dnsmasq-queries.log"
+    net.add_dns(router, "2001:db8:c::1", {"www.ispc.example": "2001:db8:c::80"},
+                query_log=str(query_log), local_ttl=300)
+    daemon = Daemon(net, tmp_path)
+    net.wait_for(lambda: any(p["dns_servers"] == ["2001:db8:c::1"] and p["addresses"]
+                             for p in daemon.request("list")["pvds"]), what="PvD with DNS")
+    request = b'{"v":1,"op":"resolve","name":"ispc","host":"www.ispc.example","type":"AAAA"}\n'
+    first = _resolve_once(daemon.socket, request)
+    second = _resolve_once(daemon.socket, request)
+    assert first["ok"] and first["answer"]["server"] == "2001:db8:c::1", first
+    assert first["answer"]["ttl"] == 300
+    assert second["ok"] and second["answer"]["server"] is None, second  # from pvdd's cache
+    assert second["answer"]["records"] == ["2001:db8:c::80"]
+    assert 0 < second["answer"]["ttl"] <= first["answer"]["ttl"]
+    asked = [line for line in query_log.read_text().splitlines()
+             if "query[AAAA] www.ispc.example" in line]
+    assert len(asked) == 1, query_log.read_text()

@@ -17,7 +17,7 @@ from pvdrun.model import DEFAULT_SOCKET, SOCKET_ENV
 
 VERSION = 1
 MAX_LINE = 64 * 1024
-OPS = ("list", "get", "default", "subscribe")
+OPS = ("list", "get", "default", "subscribe", "resolve", "mark")  # docs/protocol.md, "Requests"
 
 # error codes
 E_BAD_REQUEST = "bad_request"

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pvdrun.daemon.protocol import (E_AMBIGUOUS, E_BAD_REQUEST, E_UNKNOWN_OP, E_UNKNOWN_PVD,
-                                    E_VERSION, MAX_LINE, VERSION, encode, error_reply)
+                                    E_VERSION, MAX_LINE, OPS, VERSION, encode, error_reply)
 from pvdrun.daemon.resolving import ResolveWorker
 from pvdrun.discovery.config import Config
 from pvdrun.discovery.engine import SETTLE, Discovery
@@ -433,8 +433,7 @@ class Pvdd:
             if conn is not None:
                 conn.subscribed = True
             return {"v": VERSION, "ok": True, "op": "subscribe", **snapshot_event(self.pvds)}
-        return error_reply(E_UNKNOWN_OP, f"unknown op {op!r}; expected one of list, get, "
-                           "default, subscribe, resolve, mark")
+        return error_reply(E_UNKNOWN_OP, f"unknown op {op!r}; expected one of {', '.join(OPS)}")
 
     def _send(self, conn: Conn, data: bytes) -> None:
         conn.outbuf += data

@@ -57,6 +57,21 @@ class DnsCache:
             self._entries.move_to_end(key)
             return value
 
+    def get_with_ttl(self, pvd_id: str, name: str, rdtype: str) -> tuple[object, int] | None:
+        """The cached value and the whole seconds it has left, or None when absent or expired."""
+        key = self._key(pvd_id, name, rdtype)
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            expires, value = entry
+            left = expires - self.clock()
+            if left <= 0:
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return value, max(1, int(left))
+
     def put(self, pvd_id: str, name: str, rdtype: str, value: object, ttl: int) -> None:
         """Remember ``value`` for ``ttl`` seconds (nothing for ttl <= 0)."""
         ttl = min(int(ttl), MAX_TTL)

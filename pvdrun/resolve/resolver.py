@@ -16,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import dns.exception
 import dns.flags
@@ -153,9 +153,11 @@ class PvdResolver:
 
     def _lookup_candidate(self, qname: str, rdtype: str) -> Answer:
         if self.cache is not None:
-            cached = self.cache.get(self.pvd.pvd_id, qname, rdtype)
+            hit = self.cache.get_with_ttl(self.pvd.pvd_id, qname, rdtype)
+            cached = hit[0] if hit is not None else None
             if isinstance(cached, Answer):
-                return cached
+                # A hit says so: no server asked, and the TTL that is left (not the original).
+                return replace(cached, server=None, ttl=hit[1] if hit is not None else cached.ttl)
             if isinstance(cached, ResolveError):
                 raise cached
         try:
