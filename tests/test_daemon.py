@@ -2,19 +2,21 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
 from discovery_netns import MiniNet
-from pvdrun.daemon.protocol import Client, DaemonError
+from pvdrun.daemon.protocol import Client, DaemonError, DaemonUnavailable
 from pvdrun.discovery import ra_craft as craft
 
 pytestmark = pytest.mark.root
@@ -363,3 +365,59 @@ def test_repeated_resolve_is_answered_from_cache(net: MiniNet, tmp_path: Path) -
     asked = [line for line in query_log.read_text().splitlines()
              if "query[AAAA] www.ispc.example" in line]
     assert len(asked) == 1, query_log.read_text()
+
+
+def _blocked_in_connect(tid: int) -> bool:
+    """Whether thread ``tid`` of this process sleeps in connect() waiting for backlog room."""
+    with open(f"/proc/self/task/{tid}/wchan", encoding="ascii") as handle:
+        return handle.read().strip() == "unix_wait_for_peer"
+
+
+def test_client_waits_for_room_in_a_full_backlog(tmp_path: Path) -> None:
+    """Under a burst of clients pvdd's backlog can be full for a moment: Client's connect()
+    then waits for room (bounded by its timeout) instead of failing at once with EAGAIN, as
+    a non-blocking connect() (a Python socket timeout) does on a Unix socket."""
+    path = str(tmp_path / "busy.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(path)
+        listener.listen(0)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as filler:
+            filler.connect(path)  # takes the backlog's only slot
+            with pytest.raises(DaemonUnavailable) as refused:  # bounded: never hangs
+                Client(path, timeout=0.2)
+            assert refused.value.errno == errno.EAGAIN
+            outcome: dict[str, Any] = {}
+
+            def connect() -> None:
+                outcome["tid"] = threading.get_native_id()
+                try:
+                    outcome["client"] = Client(path, timeout=30)
+                except OSError as exc:
+                    outcome["error"] = exc
+
+            waiter = threading.Thread(target=connect, daemon=True)
+            waiter.start()
+            tries = 200  # setup wait (10 s at most), not a speed assertion
+            while tries and not ("error" in outcome or "client" in outcome
+                                       or ("tid" in outcome and _blocked_in_connect(outcome["tid"]))):
+                tries -= 1
+                waiter.join(0.05)
+            assert "error" not in outcome, f"connect failed at once: {outcome['error']}"
+            assert "client" not in outcome  # it cannot have connected: no room yet
+            accepted, _ = listener.accept()  # the filler's connection: room for one more
+            accepted.close()
+            waiter.join(30)
+            assert "client" in outcome, outcome.get("error")
+            with outcome["client"] as client, listener.accept()[0] as served:
+                served.sendall(b'{"v":1,"ok":true,"op":"default","pvd":null}\n')
+                assert client.request("default")["pvd"] is None
+
+
+def test_pvdd_listen_backlog_holds_a_burst(net: MiniNet, tmp_path: Path) -> None:
+    """pvdd listens with the system's maximum backlog (not 64), so a burst of 1,000
+    connections waits to be accepted; ss reports a listener's backlog as its Send-Q."""
+    daemon = Daemon(net, tmp_path)
+    listing = net.run("ss", "-xlnH", check=True).stdout
+    [line] = [row for row in listing.splitlines() if daemon.socket in row]
+    backlog = int(line.split()[3])
+    assert backlog >= 1000, line

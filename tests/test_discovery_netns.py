@@ -214,3 +214,49 @@ def test_kind_aliases_from_the_link(net: MiniNet) -> None:
     kinds = json.loads(result.stdout)
     assert kinds["tun9"] == "vpn"
     assert kinds["ispa"] is None and kinds["lo"] is None
+
+
+BURST_LISTENER = r"""
+import json, subprocess, sys
+from pvdrun.discovery.engine import Discovery
+discovery = Discovery(config_path="/dev/null", listen_ras=False)
+discovery.start_notifications()
+discovery.pvds()
+
+def addresses():
+    return sorted(a for p in discovery.pvds() if "ispa" in p.interfaces for a in p.addresses)
+
+result = {}
+# One change: the round it wakes up takes in all of its messages (address, local and
+# prefix routes), so the dump right after shows it and nothing is left for another round.
+subprocess.run(["ip", "addr", "add", "198.18.7.1/24", "dev", "ispa"], check=True)
+result["woke"] = discovery.wait_for_change(extra_timeout=20)
+result["after_one"] = addresses()
+result["leftover"] = discovery.wait_for_change(extra_timeout=0.5)
+# A burst (20 adds, 19 deletes): rounds until quiet end with the kernel's final table.
+batch = "".join(f"address add 198.18.8.{i}/32 dev ispa\n" for i in range(1, 21))
+batch += "".join(f"address del 198.18.8.{i}/32 dev ispa\n" for i in range(1, 20))
+subprocess.run(["ip", "-batch", "-"], input=batch, text=True, check=True)
+rounds = 0
+while discovery.wait_for_change(extra_timeout=0.5):
+    rounds += 1
+result["rounds"] = rounds
+result["after_burst"] = addresses()
+print(json.dumps(result))
+"""
+
+
+def test_change_processed_in_one_round_and_burst_ends_consistent(net: MiniNet) -> None:
+    """The engine behind monitor and pvdd (R17): the first notification is handled at once
+    (drain, then the rest of the burst until it is quiet), so one change is one round whose
+    dump shows it, with no message left over for a spurious second round; after a burst of
+    adds and deletes, the rounds end with the kernel's final table."""
+    net.add_router("ispa", "ra", None, ("192.0.2.10/24", "192.0.2.1/24"))
+    result = net.run(sys.executable, "-c", BURST_LISTENER, timeout=90)
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["woke"] is True
+    assert found["after_one"] == ["192.0.2.10/24", "198.18.7.1/24"]
+    assert found["leftover"] is False
+    assert found["rounds"] >= 1
+    assert found["after_burst"] == ["192.0.2.10/24", "198.18.7.1/24", "198.18.8.20/32"]

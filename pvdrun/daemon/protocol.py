@@ -1,7 +1,7 @@
 """pvdd's wire protocol, version 1 (docs/protocol.md), and a small client.
 
 Newline-delimited JSON over a SOCK_STREAM Unix socket.  Requests:
-``{"v":1,"op":"list"|"get"|"default"|"subscribe","name":...}``; replies
+``{"v":1,"op":"list"|"get"|"default"|"subscribe"|"resolve"|"mark",...}``; replies
 ``{"v":1,"ok":true,...}`` or ``{"v":1,"ok":false,"error":{"code":...,
 "message":...,"candidates":[...]}}``.  Encoding is compact (no spaces), so
 a reply holds ``"scope":"..."`` literally, which the shim's C API extracts.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import struct
 from typing import Any, Iterator
 
 from pvdrun.model import DEFAULT_SOCKET, SOCKET_ENV
@@ -57,15 +58,35 @@ def error_reply(code: str, message: str, candidates: list[str] | None = None) ->
             "error": {"code": code, "message": message, "candidates": list(candidates or [])}}
 
 
+def connect_blocking(sock: socket.socket, path: str, timeout: float | None) -> None:
+    """Connect ``sock`` to ``path`` waiting, at most ``timeout`` s, for room in pvdd's backlog;
+    then give it ``timeout`` for its reads and writes.
+
+    A Python socket timeout makes connect() non-blocking, and a non-blocking
+    AF_UNIX connect() to a listener whose backlog is full fails at once with
+    EAGAIN (it has no EINPROGRESS); under a burst of clients that refused
+    connections pvdd would have accepted a moment later.  A blocking connect()
+    waits for room instead, bounded by SO_SNDTIMEO (unix_stream_connect), and
+    still fails with EAGAIN when that runs out.
+    """
+    if timeout is not None:
+        whole = int(timeout)
+        micro = int((timeout - whole) * 1_000_000)
+        if whole == 0 and micro == 0:
+            micro = 1  # a zero SO_SNDTIMEO would mean "wait forever"
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("@ll", whole, micro))
+    sock.connect(path)
+    sock.settimeout(timeout)
+
+
 class Client:
     """A connection to pvdd."""
 
     def __init__(self, path: str | None = None, timeout: float | None = 5.0) -> None:
         self.path = socket_path(path)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
         try:
-            self.sock.connect(self.path)
+            connect_blocking(self.sock, self.path, timeout)
         except OSError as exc:
             self.sock.close()
             raise DaemonUnavailable(exc.errno, f"pvdd at {self.path}: {exc.strerror}") from None

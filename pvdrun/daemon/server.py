@@ -2,10 +2,11 @@
 
 One thread, one selector: the netlink notification socket, the raw RA
 socket, the listening socket and every client.  A change (netlink, RA, or an
-RA-learned lifetime running out) schedules a re-read of the table after a
-short settle time; the differences are pushed to subscribers.  A client
-that sends garbage (not JSON, not an object, a wrong version, a line longer
-than 64 KiB) gets an error reply and is disconnected; others are unaffected.
+RA-learned lifetime running out) schedules a re-read of the table once the
+burst is quiet for a few ms (engine.SETTLE, capped by engine.SETTLE_MAX);
+the differences are pushed to subscribers.  A client that sends garbage
+(not JSON, not an object, a wrong version, a line longer than 64 KiB) gets
+an error reply and is disconnected; others are unaffected.
 A subscriber that does not read and lets 4 MiB pile up is disconnected.
 """
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pvdrun.daemon.protocol import (E_AMBIGUOUS, E_BAD_REQUEST, E_UNKNOWN_OP, E_
                                     E_VERSION, MAX_LINE, OPS, VERSION, encode, error_reply)
 from pvdrun.daemon.resolving import ResolveWorker
 from pvdrun.discovery.config import Config
-from pvdrun.discovery.engine import SETTLE, Discovery
+from pvdrun.discovery.engine import SETTLE, SETTLE_MAX, Discovery
 from pvdrun.discovery.events import diff, snapshot_event
 from pvdrun.discovery.resolve import ResolveError, resolve
 from pvdrun.model import Pvd
@@ -74,7 +75,7 @@ def bind_socket(path: str) -> socket.socket:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     os.chmod(path, 0o666)  # everyone may ask; the mark op checks SO_PEERCRED (R23)
-    listener.listen(64)
+    listener.listen(socket.SOMAXCONN)  # a burst of 1,000 clients waits in the backlog
     listener.setblocking(False)
     return listener
 
@@ -93,6 +94,7 @@ class Pvdd:
         self.conns: dict[int, Conn] = {}
         self.pvds: list[Pvd] = []
         self.refresh_at: float | None = None
+        self.burst_began: float | None = None  # first notification not yet in a refresh
         self.stopping = False
         self.worker = ResolveWorker()
         self.routing: Any = None  # pvdrun.routing.netlink.RoutingTables when pvdd routes (root)
@@ -251,12 +253,15 @@ class Pvdd:
             if self.discovery.ras.expire():
                 self._schedule()
             if self.refresh_at is not None and time.monotonic() >= self.refresh_at:
-                self.refresh_at = None
+                self.refresh_at = self.burst_began = None
                 self._refresh()
 
     def _schedule(self) -> None:
-        if self.refresh_at is None:
-            self.refresh_at = time.monotonic() + SETTLE
+        """Re-read the table once the burst is quiet for SETTLE, at most SETTLE_MAX after it began."""
+        now = time.monotonic()
+        if self.burst_began is None:
+            self.burst_began = now
+        self.refresh_at = min(now + SETTLE, self.burst_began + SETTLE_MAX)
 
     def _refresh(self) -> None:
         try:

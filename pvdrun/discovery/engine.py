@@ -37,8 +37,12 @@ RTMGRP_IPV6_ROUTE = 0x400
 RTMGRP_ND_USEROPT = 0x80000
 NOTIFY_GROUPS = (RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_IFADDR
                  | RTMGRP_IPV6_ROUTE | RTMGRP_ND_USEROPT)
-#: After a first notification, wait this long for the rest of a burst.
-SETTLE = 0.15
+#: A burst of notifications has ended when nothing new arrived for this long (s): a
+#: lone change is re-read a few ms after it, and the messages of one change (address,
+#: its local and prefix routes) still make one dump and one diff.
+SETTLE = 0.003
+#: ...but the table is re-read at most this long after a burst began (s), however busy.
+SETTLE_MAX = 0.05
 PRIME_WAIT = 1.5
 
 
@@ -167,12 +171,18 @@ class Discovery:
         if self.ras.expire():
             dirty = True
         if dirty:
-            deadline = time.monotonic() + SETTLE
-            while (left := deadline - time.monotonic()) > 0:
-                more, _, _ = select.select(self.fileobjs(), [], [], left)
-                for fileobj in more:
-                    self.handle_readable(fileobj)
+            self._settle()
         return dirty
+
+    def _settle(self) -> None:
+        """Take in the rest of a burst: until SETTLE passes quietly, at most SETTLE_MAX."""
+        latest = time.monotonic() + SETTLE_MAX
+        while (left := min(SETTLE, latest - time.monotonic())) > 0:
+            more, _, _ = select.select(self.fileobjs(), [], [], left)
+            if not more:
+                return
+            for fileobj in more:
+                self.handle_readable(fileobj)
 
     def run_events(self) -> Iterator[dict[str, Any]]:
         """The monitor stream: a snapshot event, then change events, forever."""
