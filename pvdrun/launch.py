@@ -59,7 +59,6 @@ def pvd_for(name: str, socket_path: str | None) -> "Pvd | None":
         return None
     from pvdrun.api import PvdLookupError, lookup
     from pvdrun.daemon.protocol import Client, DaemonUnavailable
-    from pvdrun.discovery.config import EXIT_BAD_CONFIG, ConfigError
 
     if socket_path is not None:  # an explicit --socket must answer (as for `pvdrun list`)
         try:
@@ -72,9 +71,13 @@ def pvd_for(name: str, socket_path: str | None) -> "Pvd | None":
         listed = ", ".join(exc.candidates) or "none"
         what = "ambiguous PvD name" if exc.ambiguous else "unknown PvD"
         fail(f"{what} {name!r}; candidates: {listed}", EXIT_UNKNOWN_PVD)
-    except ConfigError as exc:
-        fail(str(exc), EXIT_BAD_CONFIG)
     except Exception as exc:  # noqa: BLE001 - daemon or discovery failure: say it, distinct status
+        # A malformed configuration (exit 7) can only come from a lookup that loaded the
+        # configuration module, i.e. without pvdd: importing it up front would cost every
+        # launch its tomllib import.
+        config = sys.modules.get("pvdrun.discovery.config")
+        if config is not None and isinstance(exc, config.ConfigError):
+            fail(str(exc), config.EXIT_BAD_CONFIG)
         status = EXIT_NO_DAEMON if type(exc).__module__.startswith("pvdrun.daemon") else EXIT_MISSING_PREREQ
         fail(f"cannot look up PvD {name!r}: {exc}", status)
     if not pvd.ifindexes:

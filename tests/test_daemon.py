@@ -421,3 +421,22 @@ def test_pvdd_listen_backlog_holds_a_burst(net: MiniNet, tmp_path: Path) -> None
     [line] = [row for row in listing.splitlines() if daemon.socket in row]
     backlog = int(line.split()[3])
     assert backlog >= 1000, line
+
+
+def test_launch_with_pvdd_loads_no_resolver_or_config_parser(net: MiniNet, tmp_path: Path) -> None:
+    """`pvdrun --pvd X CMD` with pvdd answering (as root: with the private resolv.conf) asks
+    pvdd and execs: it loads neither dnspython (the resolver, for pvdd's lookups) nor the
+    configuration parser (for discovery without pvdd), which cost it ~40 ms per launch."""
+    net.add_router("ispd", "rd", None, ("192.0.2.10/24", "192.0.2.1/24"))
+    daemon = Daemon(net, tmp_path)
+    daemon.wait_ready(net, "implicit:ispd")
+    result = net.run(sys.executable, "-X", "importtime", "-m", "pvdrun.cli", "--pvd", "ispd",
+                     "--socket", daemon.socket, "true")
+    assert result.returncode == 0, result.stderr
+    loaded = {line.rsplit("|", 1)[1].strip() for line in result.stderr.splitlines()
+              if line.startswith("import time:") and "|" in line}
+    # (importlib.import_module, which loads pvdrun.launch, bypasses -X importtime's report)
+    assert "pvdrun.daemon.protocol" in loaded and "pvdrun.resolve.resolvconf" in loaded
+    heavy = sorted(m for m in loaded if m == "dns" or m.startswith("dns.")
+                   or m in ("tomllib", "pvdrun.discovery.config", "pvdrun.resolve.resolver"))
+    assert not heavy, heavy

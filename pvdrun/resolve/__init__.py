@@ -16,11 +16,27 @@ The C side (the preloaded shim's getaddrinfo) is in ``shim/dns_*.c`` and
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from pvdrun.model import Pvd
 from pvdrun.resolve.errors import ResolveError
-from pvdrun.resolve.resolver import Answer, PvdResolver, ResolverOptions
+
+if TYPE_CHECKING:
+    from pvdrun.resolve.resolver import Answer, PvdResolver, ResolverOptions
 
 __all__ = ["Answer", "PvdResolver", "ResolveError", "ResolverOptions", "resolve", "addresses"]
+
+#: Names served from pvdrun.resolve.resolver on first use (PEP 562): importing a submodule
+#: such as resolvconf (the launcher, as root) must not load dnspython (~35 ms).
+_FROM_RESOLVER = ("Answer", "PvdResolver", "ResolverOptions")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _FROM_RESOLVER:
+        from pvdrun.resolve import resolver
+
+        return getattr(resolver, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _as_pvd(pvd: "Pvd | str") -> "Pvd":
@@ -32,15 +48,19 @@ def _as_pvd(pvd: "Pvd | str") -> "Pvd":
     return pvd
 
 
-def resolve(pvd: "Pvd | str", host: str, rdtype: str = "A") -> Answer:
+def resolve(pvd: "Pvd | str", host: str, rdtype: str = "A") -> "Answer":
     """Resolve ``host`` (type ``rdtype``) with the DNS of ``pvd`` (a Pvd or a PvD name).
 
     Raises :class:`ResolveError` (``kind`` says why), or
     ``pvdrun.api.PvdLookupError`` for an unknown PvD name.
     """
+    from pvdrun.resolve.resolver import PvdResolver
+
     return PvdResolver(_as_pvd(pvd)).resolve(host, rdtype)
 
 
 def addresses(pvd: "Pvd | str", host: str, family: int = 0) -> list[str]:
     """IPv6 then IPv4 addresses of ``host`` in ``pvd`` (family 0, 4 or 6)."""
+    from pvdrun.resolve.resolver import PvdResolver
+
     return PvdResolver(_as_pvd(pvd)).addresses(host, family)

@@ -30,9 +30,7 @@ lookups fail at once and never leave the host.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
-import tempfile
 
 from pvdrun.model import Pvd
 
@@ -75,7 +73,20 @@ def render_resolv_conf(pvd: Pvd, timeout: int = 5, attempts: int = 2, ndots: int
 
 
 def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    """libc's functions, from the symbols already loaded in this process (no ctypes.util, whose
+    find_library would cost the launcher an import of subprocess and more)."""
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _create_private_file(directory: str) -> tuple[int, str]:
+    """A new file only root can write (O_EXCL, random name): tempfile.mkstemp without
+    importing tempfile on the launcher's path."""
+    while True:
+        path = os.path.join(directory, f"pvdrun-resolv-{os.getpid()}-{os.urandom(6).hex()}.conf")
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600), path
+        except FileExistsError:
+            continue
 
 
 def _mount(source: str | None, target: str, flags: int) -> None:
@@ -116,8 +127,7 @@ def enter_private_resolv_conf(pvd: Pvd, target: str = RESOLV_CONF) -> str:
     _mount(None, "/", MS_REC | MS_PRIVATE)
     # The rendered file lives in a private tmpfs-backed temporary file; once
     # bind-mounted it is unlinked, the mount keeps it alive.
-    directory = "/run" if os.path.isdir("/run") else None
-    fd, path = tempfile.mkstemp(prefix="pvdrun-resolv-", suffix=".conf", dir=directory)
+    fd, path = _create_private_file("/run" if os.path.isdir("/run") else "/tmp")
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)

@@ -11,7 +11,6 @@ Go program, or makes system calls without libc (see docs/shim.md).
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import struct
 
@@ -102,6 +101,8 @@ def _script_interpreter(path: str, env_path: str | None) -> str | None:
     if os.path.basename(interpreter) == "env":
         rest = [w for w in words[1:] if not w.startswith("-") and "=" not in w]
         if rest:
+            import shutil  # only for "#!/usr/bin/env NAME" scripts
+
             found = shutil.which(rest[0], path=env_path)
             if not found:
                 raise NotPreloadable(f"{path}: interpreter {rest[0]} not found")
