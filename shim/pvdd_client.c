@@ -52,7 +52,14 @@ static int connect_pvdd(void)
     struct timeval tv = {.tv_sec = 2, .tv_usec = 0};
     REAL(setsockopt)(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     REAL(setsockopt)(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (REAL(connect)(fd, (struct sockaddr *)&sun, sizeof sun) < 0) {
+    int rc;
+    /* A signal (a program's SIGCHLD handler without SA_RESTART, e.g. socat's EXEC) must
+     * not turn into a failed PvD operation: every step of the exchange retries EINTR. */
+    while ((rc = REAL(connect)(fd, (struct sockaddr *)&sun, sizeof sun)) < 0 && errno == EINTR)
+        ;
+    if (rc < 0 && errno == EISCONN)
+        rc = 0; /* an interrupted connect that completed meanwhile */
+    if (rc < 0) {
         int e = errno;
         REAL(close)(fd);
         errno = e;
@@ -67,7 +74,10 @@ int shim_pvdd_list(pvd_handle_t *handles, size_t max)
     int fd = connect_pvdd();
     if (fd < 0)
         return -1;
-    if (REAL(sendto)(fd, request, sizeof request - 1, MSG_NOSIGNAL, NULL, 0) != (ssize_t)(sizeof request - 1)) {
+    ssize_t sent;
+    while ((sent = REAL(sendto)(fd, request, sizeof request - 1, MSG_NOSIGNAL, NULL, 0)) < 0 && errno == EINTR)
+        ;
+    if (sent != (ssize_t)(sizeof request - 1)) {
         REAL(close)(fd);
         errno = EIO;
         return -1;
@@ -81,6 +91,8 @@ int shim_pvdd_list(pvd_handle_t *handles, size_t max)
     }
     while (len < REPLY_MAX) {
         ssize_t n = recv(fd, reply + len, REPLY_MAX - len, 0);
+        if (n < 0 && errno == EINTR)
+            continue;
         if (n <= 0)
             break;
         len += (size_t)n;
@@ -131,7 +143,10 @@ int shim_pvdd_mark(int sockfd, pvd_handle_t handle)
     cmsg->cmsg_type = SCM_RIGHTS;
     cmsg->cmsg_len = CMSG_LEN(sizeof(int));
     memcpy(CMSG_DATA(cmsg), &sockfd, sizeof(int));
-    if (REAL(sendmsg)(fd, &msg, MSG_NOSIGNAL) != (ssize_t)n) {
+    ssize_t sent;
+    while ((sent = REAL(sendmsg)(fd, &msg, MSG_NOSIGNAL)) < 0 && errno == EINTR)
+        ;
+    if (sent != (ssize_t)n) {
         REAL(close)(fd);
         errno = ENETUNREACH;
         return -1;
@@ -140,6 +155,8 @@ int shim_pvdd_mark(int sockfd, pvd_handle_t handle)
     size_t len = 0;
     while (len < sizeof reply - 1) {
         ssize_t got = recv(fd, reply + len, sizeof reply - 1 - len, 0);
+        if (got < 0 && errno == EINTR)
+            continue;
         if (got <= 0)
             break;
         len += (size_t)got;
