@@ -77,6 +77,39 @@ def shim_env(daemon: PvddInLab, shim: str, name: str) -> dict[str, str]:
     return {"LD_PRELOAD": shim, "PVDRUN_SCOPE": daemon.pvd(name)["scope"], "PVDRUN_SOCKET": daemon.socket}
 
 
+def nft_table(lab: Any) -> str:
+    """pvdd's nftables table in the lab's host namespace ("" when there is none)."""
+    done = lab.exec(["nft", "list", "table", "inet", "pvdd"])
+    return done.stdout if done.returncode == 0 else ""
+
+
+def test_nftables_table_lifecycle(lab3: Any) -> None:
+    """pvdd installs its table for the restricted PvD, a crashed pvdd's table is replaced by the
+    next one, and stopping removes it. Runs before the module's pvdd3 exists (one pvdd at a time)."""
+    daemon = PvddInLab(lab3, policy(["root"]))
+    try:
+        daemon.start()
+        secure = daemon.pvd("secure")
+        mark = secure["mark"]
+        table = lab3.refresh() and nft_table(lab3)
+        assert f'oifname "ispb" meta mark & 0x0000ffff != 0x{mark:08x} drop' in table, table
+        v6 = lab3.host_address("ispb", 6)
+        assert f"ip6 saddr {v6} meta mark & 0x0000ffff != 0x{mark:08x} drop" in table, table
+        # scenario 3's IPv4 plans overlap (both PvDs hold 192.0.2.10): no source rule for it
+        assert "ip saddr" not in table, table
+        assert "ispa" not in table  # the unrestricted PvD has no filter
+        daemon.kill()
+        assert nft_table(lab3)  # a crash leaves it
+        daemon.start()
+        assert "removed the nftables table an earlier pvdd left" in daemon.log_text()
+        assert table.count("chain output") == nft_table(lab3).count("chain output") == 1
+        daemon.stop()
+        assert nft_table(lab3) == ""
+    finally:
+        daemon.cleanup()
+    assert nft_table(lab3) == ""
+
+
 def test_restricted_pvd_gets_a_mark_and_no_device_rule(lab3: Any, pvdd3: PvddInLab) -> None:
     secure, open_ = pvdd3.pvd("secure"), pvdd3.pvd("open")
     assert secure["mark"] and secure["attributes"]["policy"]["restricted"] is True
@@ -103,11 +136,24 @@ def test_root_allowed_through_the_shim(lab3: Any, pvdd3: PvddInLab, shim_copy: s
 def test_user_cannot_bypass_by_device_or_source(lab3: Any, pvdd3: PvddInLab, user: str) -> None:
     b6 = lab3.isp("ispb")["service_v6"]
     b_addr = lab3.host_address("ispb", 6)
-    # IPv4 with only a device bound is not in this list: Linux treats a failed IPv4 lookup of
-    # a device-bound socket as "on-link" and sends anyway (docs/security.md, known gap).
-    for args in (["--interface", "ispb", f"http://[{b6}]/"], ["--interface", b_addr, f"http://[{b6}]/"]):
+    b4 = lab3.isp("ispb")["service_v4"]
+    # IPv4 with only a device bound: Linux treats a failed IPv4 lookup of a device-bound socket
+    # as "on-link" and sends anyway; pvdd's nftables table drops its unmarked packets.
+    for args in (["--interface", "ispb", f"http://[{b6}]/"], ["--interface", b_addr, f"http://[{b6}]/"],
+                 ["--interface", "ispb", f"http://{b4}/"]):
         done = as_user(lab3, user, ["curl", "-sS", "-m", "5", *args])
         assert done.returncode != 0 and "ispb" not in done.stdout, (args, done.stdout, done.stderr)
+    # the table is what stops the IPv4 one: without it the same request gets through
+    lab3.exec(["nft", "delete", "table", "inet", "pvdd"], check=True)
+    try:
+        leak = as_user(lab3, user, ["curl", "-sS", "-m", "5", "--interface", "ispb", f"http://{b4}/"])
+        assert leak.returncode == 0 and leak.stdout.startswith("ispb "), (leak.stdout, leak.stderr)
+    finally:
+        pvdd3.proc.send_signal(signal.SIGHUP)  # a reload re-syncs: the table comes back
+        deadline = time.monotonic() + 10
+        while not nft_table(lab3) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert nft_table(lab3)
     control = as_user(lab3, user, ["curl", "-sS", "-m", "10", "--interface", "ispa",
                                    f"http://[{lab3.isp('ispa')['service_v6']}]/"])
     assert control.returncode == 0 and control.stdout.startswith("ispa "), (control.stdout, control.stderr)

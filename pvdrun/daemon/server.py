@@ -99,6 +99,7 @@ class Pvdd:
         self.worker = ResolveWorker()
         self.routing: Any = None  # pvdrun.routing.netlink.RoutingTables when pvdd routes (root)
         self.nested: Any = None  # pvdrun.routing.nested.NestedAddresses when pvdd routes (root)
+        self.firewall: Any = None  # pvdrun.routing.firewall.Firewall when pvdd routes (root)
 
     # -- lifecycle --------------------------------------------------------------
     def start(self) -> None:
@@ -121,6 +122,7 @@ class Pvdd:
         if os.geteuid() != 0:
             log.warning("not root: no per-PvD routing tables or socket marks (docs/routing.md)")
             return
+        from pvdrun.routing.firewall import Firewall
         from pvdrun.routing.nested import NestedAddresses
         from pvdrun.routing.netlink import RoutingTables
 
@@ -136,6 +138,9 @@ class Pvdd:
             raise
         self.routing = routing
         self.nested = nested
+        self.firewall = Firewall()
+        if self.firewall.remove():
+            log.warning("removed the nftables table an earlier pvdd left")
         self._sync_routing(self.pvds)
 
     def _sync_routing(self, pvds: list[Pvd]) -> None:
@@ -148,7 +153,9 @@ class Pvdd:
             if self.nested is not None:
                 self.nested.sync(self.discovery.ras)
             add_nested_routes(pvds, self.discovery.ras)
-            self.routing.sync(pvds)
+            self.routing.sync(pvds)  # assigns the marks the firewall needs
+            if self.firewall is not None:
+                self.firewall.sync(pvds, self.discovery.config.routing)
         except Exception:  # a netlink failure must not stop pvdd
             log.exception("updating the per-PvD routing tables failed")
 
@@ -169,6 +176,8 @@ class Pvdd:
             log.error("configuration not reloaded, keeping the previous one: %s", exc)
             return
         log.info("configuration reloaded")
+        if self.firewall is not None:
+            self.firewall.current = None  # re-install the nftables table even if unchanged
         self._schedule()
 
     def close(self) -> None:
@@ -182,6 +191,9 @@ class Pvdd:
             except OSError:
                 pass
             self.listener.close()
+        if self.firewall is not None:
+            self.firewall.remove()
+            self.firewall = None
         if self.nested is not None:
             try:
                 self.nested.remove_all()

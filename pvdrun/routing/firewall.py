@@ -1,0 +1,141 @@
+"""pvdd's nftables table: a restricted PvD's packets leave only with the PvD's mark.
+
+Why: Linux treats a failed IPv4 route lookup of a device-bound socket as "on-link" and
+sends anyway, even when the lookup ended at pvdd's ``oif DEV unreachable`` rule, so an
+unprivileged ``curl --interface ispb`` reached a restricted PvD over IPv4 (docs/security.md).
+Routing rules cannot close that; a filter on the way out can.
+
+pvdd (root) keeps one table of its own, ``inet pvdd`` (:data:`TABLE`), with one chain in
+the ``output`` hook (policy accept).  For every restricted PvD that has a mark it drops
+
+* packets leaving the PvD's interface (when the PvD is alone on it) whose ``meta mark``
+  under the mark mask is not the PvD's mark, and
+* packets whose source is one of the PvD's addresses (held by no other PvD) without it.
+
+Exempt, because the kernel or root-only programs send them unmarked and the PvD itself
+needs them: ICMPv6 router/neighbour solicitations and advertisements and MLD reports
+(sending any other ICMPv6 type than echo needs CAP_NET_RAW), and DHCP client traffic
+(source ports 68 and 546 need CAP_NET_BIND_SERVICE).  The table is replaced atomically
+(one ``nft -f`` transaction) when the wanted text changes, deleted when no restricted PvD
+is left, when pvdd stops, and at start (a crashed pvdd's).  pvdd never touches any other
+table.  Without the ``nft`` command pvdd logs an error and the IPv4 gap stays open.
+"""
+from __future__ import annotations
+
+import ipaddress
+import logging
+import shutil
+import subprocess
+
+from pvdrun.discovery.config import RoutingConfig
+from pvdrun.model import Pvd
+from pvdrun.routing.plan import is_restricted
+
+log = logging.getLogger("pvdrun.routing")
+
+#: Family and name of pvdd's table; the only nftables object pvdd creates or deletes.
+TABLE = "inet pvdd"
+EXEMPT_ICMPV6 = ("nd-router-solicit", "nd-neighbor-solicit", "nd-neighbor-advert",
+                 "mld-listener-report", "mld2-listener-report", "mld-listener-done")
+
+
+class FirewallError(RuntimeError):
+    """nft refused pvdd's table."""
+
+
+def _host(address: str) -> str:
+    return address.split("/", 1)[0].split("%", 1)[0]
+
+
+def plan_rules(pvds: list[Pvd], cfg: RoutingConfig) -> list[str]:
+    """The drop rules (nft syntax) for the restricted PvDs; empty when there are none."""
+    per_iface: dict[str, int] = {}
+    holders: dict[str, int] = {}
+    for pvd in pvds:
+        for ifname in pvd.interfaces:
+            per_iface[ifname] = per_iface.get(ifname, 0) + 1
+        for address in {_host(a) for a in pvd.addresses}:
+            holders[address] = holders.get(address, 0) + 1
+    rules: list[str] = []
+    for pvd in pvds:
+        if not is_restricted(pvd) or not pvd.mark:
+            continue
+        unmarked = f"meta mark & {cfg.mark_mask:#x} != {pvd.mark:#x}"
+        for ifname in pvd.interfaces:
+            if per_iface.get(ifname) == 1 and '"' not in ifname:
+                rules.append(f'oifname "{ifname}" {unmarked} drop')
+        for address in sorted({_host(a) for a in pvd.addresses}):
+            ip = ipaddress.ip_address(address)
+            if holders.get(address) == 1 and not ip.is_link_local:
+                rules.append(f"{'ip6' if ip.version == 6 else 'ip'} saddr {address} {unmarked} drop")
+    return rules
+
+
+def ruleset(rules: list[str]) -> str:
+    """The nft script that replaces pvdd's table with one holding ``rules`` (one transaction)."""
+    lines = [f"add table {TABLE}", f"delete table {TABLE}", f"table {TABLE} {{", "  chain output {",
+             "    type filter hook output priority filter; policy accept;",
+             f"    icmpv6 type {{ {', '.join(EXEMPT_ICMPV6)} }} accept",
+             "    udp sport 68 udp dport 67 accept",
+             "    udp sport 546 udp dport 547 accept"]
+    lines += [f"    {rule}" for rule in rules]
+    lines += ["  }", "}", ""]
+    return "\n".join(lines)
+
+
+class Firewall:
+    """pvdd's nftables table in the current network namespace."""
+
+    def __init__(self, nft: str | None = None) -> None:
+        self.nft = nft or shutil.which("nft") or shutil.which("nft", path="/usr/sbin:/sbin")
+        self.current: list[str] | None = None  # the rules installed, None: no table of ours
+        self.warned = False
+
+    def _run(self, script: str) -> None:
+        if self.nft is None:
+            raise FirewallError("the nft command is missing (Debian package nftables)")
+        done = subprocess.run([self.nft, "-f", "-"], input=script, capture_output=True, text=True,
+                              timeout=10, check=False)
+        if done.returncode != 0:
+            raise FirewallError(done.stderr.strip() or f"nft exited {done.returncode}")
+
+    def sync(self, pvds: list[Pvd], cfg: RoutingConfig) -> None:
+        """Install, replace or remove the table so it holds exactly the rules pvds ask for."""
+        rules = plan_rules(pvds, cfg)
+        if not rules:
+            if self.current is not None:
+                self.remove()
+            return
+        if rules == self.current:
+            return
+        try:
+            self._run(ruleset(rules))
+        except (FirewallError, OSError, subprocess.SubprocessError) as exc:
+            if not self.warned:
+                log.error("cannot install nftables table %s (restricted PvDs stay reachable over "
+                          "IPv4 by device binding; docs/security.md): %s", TABLE, exc)
+                self.warned = True
+            return
+        log.info("nftables table %s: %d rules", TABLE, len(rules))
+        self.current = rules
+
+    def exists(self) -> bool:
+        """Whether the namespace holds a table named like pvdd's."""
+        if self.nft is None:
+            return False
+        family, name = TABLE.split()
+        done = subprocess.run([self.nft, "list", "table", family, name], capture_output=True,
+                              timeout=10, check=False)
+        return done.returncode == 0
+
+    def remove(self) -> bool:
+        """Delete pvdd's table (ours, or a crashed pvdd's); True when one was there."""
+        self.current = None
+        if not self.exists():
+            return False
+        try:
+            self._run(f"add table {TABLE}\ndelete table {TABLE}\n")
+        except (FirewallError, OSError, subprocess.SubprocessError) as exc:
+            log.warning("cannot delete nftables table %s: %s", TABLE, exc)
+            return False
+        return True
