@@ -114,11 +114,11 @@ def measure_daemon_load(ctx: BenchContext) -> list[Figure]:
     fig.notes.append(f"failed requests: {error_count} of {CONCURRENT_CLIENTS * len(walls)}"
                      + (f" (e.g. {error_samples[0]})" if error_samples else ""))
     fig.notes.append(
-        f"one more burst of clients with a Python socket timeout (non-blocking sockets, as "
-        f"pvdrun.daemon.protocol.Client uses): {len(timeout_errors)} of {CONCURRENT_CLIENTS} "
+        f"one more burst of clients connecting with a Python socket timeout (non-blocking "
+        f"connect(), which pvdrun.daemon.protocol.Client no longer uses): {len(timeout_errors)} of {CONCURRENT_CLIENTS} "
         "connects failed" + (f" ({timeout_errors[0]})" if timeout_errors else ""))
     fig.extra["nonblocking_connect_failures"] = len(timeout_errors)
     fig.notes.append("the clients are Python threads on the same 2 cores as pvdd, so the burst "
                      "figures include the clients' own scheduling; pvdd listens with a backlog of "
-                     "64, so most clients wait in connect() until it accepts")
+                     "SOMAXCONN, and a blocking client waits in connect() until it accepts")
     return [fig]
