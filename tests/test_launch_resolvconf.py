@@ -54,3 +54,12 @@ def test_shared_interface_pvd_refused_without_pvdd_even_as_root(request: pytest.
     done = lab.exec([PVDRUN, "--pvd", lab.isp("ispb")["pvd_id"], "true"], env=env)
     assert done.returncode == 4, (done.returncode, done.stderr)
     assert "needs pvdd's routing tables" in done.stderr
+
+
+def test_inner_pvdrun_gets_its_own_resolv_conf(lab3: Any, tmp_path: Path) -> None:
+    """An inner pvdrun overrides the outer one for resolv.conf readers too."""
+    env = {"PVDRUN_SOCKET": str(tmp_path / "no-daemon.sock")}
+    done = lab3.exec([PVDRUN, "--pvd", "ispa", PVDRUN, "--pvd", "ispb", "cat", "/etc/resolv.conf"], env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"nameserver {lab3.isp('ispb')['dns_v6']}" in done.stdout, done.stdout
+    assert lab3.isp("ispa")["dns_v6"] not in done.stdout
