@@ -17,6 +17,7 @@ not found, as a shell would.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -37,6 +38,29 @@ SUBCOMMANDS: dict[str, str] = {
     "shim-path": "pvdrun.shim.cli:shim_path_command",
     "resolve": "pvdrun.resolve.cli:resolve_command",
 }
+
+
+def leave_outer_scope() -> None:
+    """Re-exec this pvdrun without our preload library when an outer ``pvdrun`` put it there.
+
+    pvdrun is the control plane: an inner ``pvdrun --pvd B`` overrides an outer ``--pvd A``
+    (issue 4), and its own discovery (netlink, Router Solicitations on every link) must not be
+    held inside A, or it would not hear B's Router Advertisements.  The user's other preloads
+    are kept; the program pvdrun finally runs gets the shim again from the launcher.
+    """
+    preload = os.environ.get("LD_PRELOAD", "")
+    entries = [item for item in preload.replace(" ", ":").split(":") if item]
+    kept = [item for item in entries if os.path.basename(item) != "libpvdshim.so"]
+    if len(kept) == len(entries):
+        return
+    env = dict(os.environ)
+    if kept:
+        env["LD_PRELOAD"] = ":".join(kept)
+    else:
+        env.pop("LD_PRELOAD", None)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(sys.executable, list(sys.orig_argv), env)
 
 
 class LazyGroup(click.Group):
@@ -61,6 +85,10 @@ class LazyGroup(click.Group):
                 return None  # not built yet: behaves as an unknown command
             raise
         return getattr(module, attr)
+
+    def main(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        leave_outer_scope()
+        return super().main(*args, **kwargs)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if args and (args[0] in ("--pvd", "-p") or args[0].startswith("--pvd=")):
