@@ -37,15 +37,9 @@ from typing import Any, Iterable
 ND_ROUTER_SOLICIT = 133
 ND_ROUTER_ADVERT = 134
 
-OPT_PIO = 3
-OPT_RIO = 24
-OPT_RDNSS = 25
-OPT_DNSSL = 31
-OPT_PVD = 21
-
-PVD_FLAG_H = 0x8000
-PVD_FLAG_L = 0x4000
-PVD_FLAG_R = 0x2000
+# Option numbers and PvD flags: one definition, shared with the parser (RFC 4861, 4191, 8106, 8801).
+from pvdrun.discovery.ra import (OPT_DNSSL, OPT_PIO, OPT_PVD, OPT_RDNSS, OPT_RIO,  # noqa: E402,F401
+                                 PVD_FLAG_H, PVD_FLAG_L, PVD_FLAG_R)
 
 ALL_NODES = "ff02::1"
 ICMP6_FILTER = 1  # <netinet/icmp6.h>, level IPPROTO_ICMPV6
