@@ -4,6 +4,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,7 +20,8 @@ atomic_int shim_ready;
 _Atomic uint32_t *shim_fdtab;
 unsigned int shim_fdtab_size;
 
-#define FDTAB_MAX (1u << 20)
+#define FDTAB_MAX (1u << 24)
+#define REAL_CLOSE(fd) shim_real.close(fd)
 
 /* ---- syscall fallbacks, used only if dlsym(RTLD_NEXT) finds nothing ---- */
 static int sys_socket(int d, int t, int p) { return (int)syscall(SYS_socket, d, t, p); }
@@ -43,6 +45,21 @@ static int sys_setsockopt(int fd, int level, int name, const void *value, sockle
 {
     return (int)syscall(SYS_setsockopt, fd, level, name, value, len);
 }
+static ssize_t sys_recvmsg(int fd, struct msghdr *m, int f) { return syscall(SYS_recvmsg, fd, m, f); }
+static int sys_recvmmsg(int fd, struct mmsghdr *m, unsigned int n, int f, struct timespec *t)
+{
+    return (int)syscall(SYS_recvmmsg, fd, m, n, f, t);
+}
+static int sys_munmap(void *a, size_t n) { return (int)syscall(SYS_munmap, a, n); }
+static void *sys_mremap(void *a, size_t o, size_t n, int f, ...)
+{
+    va_list ap;
+    va_start(ap, f);
+    void *na = va_arg(ap, void *);
+    va_end(ap);
+    return (void *)syscall(SYS_mremap, a, o, n, f, na);
+}
+static int sys_mprotect(void *a, size_t n, int p) { return (int)syscall(SYS_mprotect, a, n, p); }
 static int sys_fcntl(int fd, int cmd, ...)
 {
     va_list ap;
@@ -78,18 +95,43 @@ static void resolve_real(void)
     RESOLVE(dup3);
     RESOLVE(fcntl);
     RESOLVE(setsockopt);
+    RESOLVE(recvmsg);
+    RESOLVE(recvmmsg);
+    RESOLVE(munmap);
+    RESOLVE(mremap);
+    RESOLVE(mprotect);
     void *sym = dlsym(RTLD_NEXT, "fcntl64");
     memcpy(&shim_real.fcntl64, &sym, sizeof sym);
     if (!shim_real.fcntl64)
         shim_real.fcntl64 = shim_real.fcntl;
 }
 
+/* The table covers every descriptor number this process can ever have: the kernel's
+ * fs.nr_open (the ceiling of RLIMIT_NOFILE, which root may raise later), up to FDTAB_MAX.
+ * Untouched pages cost nothing (MAP_NORESERVE).  A descriptor beyond it is untracked: each
+ * operation on it decides afresh (correct, slower). */
+static rlim_t read_nr_open(void)
+{
+    char buf[32];
+    rlim_t value = 0;
+    int fd = open("/proc/sys/fs/nr_open", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    REAL_CLOSE(fd);
+    for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
+        value = value * 10 + (rlim_t)(buf[i] - '0');
+    return value;
+}
+
 static void alloc_fdtab(void)
 {
     struct rlimit rl;
-    rlim_t want = 65536;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0)
+    rlim_t want = read_nr_open();
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max > want)
         want = rl.rlim_max;
+    if (want == 0)
+        want = 1u << 20;
     if (want == RLIM_INFINITY || want > FDTAB_MAX)
         want = FDTAB_MAX;
     if (want < 1024)
@@ -189,15 +231,31 @@ pvd_handle_t shim_slot_handle(unsigned int slot)
 unsigned int shim_pvd_count(void) { return atomic_load_explicit(&g_npvds, memory_order_acquire); }
 
 /* ---- scope levels ---- */
+extern char **environ;
+static int environ_ready(void) { return environ != NULL; }
 static __thread unsigned int t_slot;
 static atomic_uint g_process_slot;
 
 unsigned int shim_thread_slot(void) { return t_slot; }
 void shim_set_thread_slot(unsigned int slot) { t_slot = slot; }
+static atomic_int g_scope_unknown;
+static int load_env_scope(void);
 unsigned int shim_process_slot(void)
 {
     if (!atomic_load_explicit(&shim_ready, memory_order_acquire))
         shim_init();
+    if (SHIM_UNLIKELY(atomic_load_explicit(&g_scope_unknown, memory_order_acquire)) && environ_ready()) {
+        static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+        pthread_mutex_lock(&lock);
+        if (atomic_load(&g_scope_unknown)) {
+            shim_set_process_slot(SLOT_NONE);
+            if (load_env_scope())
+                atomic_store(&g_scope_unknown, 0);
+            else
+                shim_set_process_slot(SLOT_NULL);
+        }
+        pthread_mutex_unlock(&lock);
+    }
     return atomic_load_explicit(&g_process_slot, memory_order_acquire);
 }
 void shim_set_process_slot(unsigned int slot) { atomic_store_explicit(&g_process_slot, slot, memory_order_release); }
@@ -217,33 +275,44 @@ int shim_current_scope_line(const char **line)
     return *line != NULL;
 }
 
-/* ---- per-fd table ---- */
-int fd_tracked(int fd)
+/* ---- per-fd table ----
+ * A vfork() child shares this memory but has its own descriptor table: it never writes. */
+SHIM_TLS int shim_in_vfork_child;
+
+static _Atomic uint32_t *fd_slot(int fd)
 {
-    return __atomic_load_n(&shim_fdtab, __ATOMIC_ACQUIRE) && fd >= 0 && (unsigned int)fd < shim_fdtab_size;
+    _Atomic uint32_t *tab = __atomic_load_n(&shim_fdtab, __ATOMIC_ACQUIRE);
+    if (!tab || fd < 0 || (unsigned int)fd >= shim_fdtab_size || shim_in_vfork_child)
+        return NULL;
+    return &tab[fd];
 }
 
 void fd_store(int fd, uint32_t w)
 {
-    _Atomic uint32_t *tab = __atomic_load_n(&shim_fdtab, __ATOMIC_ACQUIRE);
-    if (tab && fd >= 0 && (unsigned int)fd < shim_fdtab_size)
-        atomic_store_explicit(&tab[fd], w, memory_order_release);
+    _Atomic uint32_t *slot = fd_slot(fd);
+    if (slot)
+        atomic_store_explicit(slot, w, memory_order_release);
 }
 
 int fd_cas(int fd, uint32_t expected, uint32_t desired)
 {
-    _Atomic uint32_t *tab = __atomic_load_n(&shim_fdtab, __ATOMIC_ACQUIRE);
-    if (!tab || fd < 0 || (unsigned int)fd >= shim_fdtab_size)
+    _Atomic uint32_t *slot = fd_slot(fd);
+    if (!slot)
         return 1; /* untracked: nothing to race on */
-    return atomic_compare_exchange_strong(&tab[fd], &expected, desired);
+    return atomic_compare_exchange_strong(slot, &expected, desired);
 }
 
 void fd_or(int fd, uint32_t bits)
 {
-    _Atomic uint32_t *tab = __atomic_load_n(&shim_fdtab, __ATOMIC_ACQUIRE);
-    if (tab && fd >= 0 && (unsigned int)fd < shim_fdtab_size)
-        atomic_fetch_or(&tab[fd], bits);
+    _Atomic uint32_t *slot = fd_slot(fd);
+    if (slot)
+        atomic_fetch_or(slot, bits);
 }
+
+/* ---- fork generation ---- */
+static atomic_uint g_fork_epoch;
+unsigned int shim_fork_epoch(void) { return atomic_load_explicit(&g_fork_epoch, memory_order_relaxed) & 0x1Fu; }
+static void after_fork_child(void) { atomic_fetch_add(&g_fork_epoch, 1); }
 
 /* ---- initialisation ---- */
 static int g_preloaded;
@@ -266,12 +335,78 @@ static void say(const char *msg)
     }
 }
 
-static void load_env_scope(void)
+/* PVDRUN_SCOPE when libc has not set `environ` yet (a hooked call from the program's
+ * .preinit_array runs before libc's own initialisation): the environment the kernel gave
+ * the process, from /proc/self/environ.  Returns the line's length, 0 when the variable is
+ * absent, -1 when the environment cannot be read. */
+static char g_env_buf[SHIM_LINE_MAX + 16];
+static ssize_t scope_from_proc(const char **line)
 {
-    const char *line = getenv("PVDRUN_SCOPE");
+    static const char key[] = "PVDRUN_SCOPE=";
+    char chunk[4096];
+    size_t have = 0;     /* bytes of the current entry kept in g_env_buf (capped) */
+    int at_start = 1, matching = 1, found = 0;
+    int fd = open("/proc/self/environ", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            REAL_CLOSE(fd);
+            return n < 0 ? -1 : 0;
+        }
+        for (ssize_t i = 0; i < n; i++) {
+            char c = chunk[i];
+            if (at_start) {
+                have = 0;
+                matching = 1;
+                at_start = 0;
+            }
+            if (c == '\0') {
+                if (matching && have >= sizeof key - 1) {
+                    found = 1;
+                    break;
+                }
+                at_start = 1;
+                continue;
+            }
+            if (!matching)
+                continue;
+            if (have < sizeof key - 1 && c != key[have])
+                matching = 0;
+            else if (have < sizeof g_env_buf - 1)
+                g_env_buf[have++] = c;
+            else
+                matching = 0; /* longer than any scope line: malformed, handled below */
+        }
+        if (found)
+            break;
+    }
+    REAL_CLOSE(fd);
+    g_env_buf[have] = '\0';
+    *line = g_env_buf + sizeof key - 1;
+    return (ssize_t)(have - (sizeof key - 1));
+}
+
+/* 1 when the process scope is known, 0 when it is not yet (then every operation fails
+ * closed until it is: the scope is never taken to be "none" when it cannot be read). */
+static int load_env_scope(void)
+{
+    const char *line = NULL;
     char err[160];
+    if (environ) {
+        line = getenv("PVDRUN_SCOPE");
+    } else {
+        ssize_t n = scope_from_proc(&line);
+        if (n < 0)
+            return 0;
+        if (n == 0)
+            line = NULL;
+    }
     if (!line)
-        return; /* no process scope: system default (unless set through the API) */
+        return 1; /* no process scope: system default (unless set through the API) */
     unsigned int slot = shim_pvd_add(line, strlen(line), err, sizeof err);
     if (slot == 0) {
         char msg[320];
@@ -282,6 +417,7 @@ static void load_env_scope(void)
         slot = SLOT_NULL; /* fail closed: as the null PvD */
     }
     shim_set_process_slot(slot);
+    return 1;
 }
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -291,7 +427,11 @@ static void init_once(void)
     int saved = errno;
     resolve_real();
     alloc_fdtab();
-    load_env_scope();
+    if (!load_env_scope()) {
+        shim_set_process_slot(SLOT_NULL); /* until it can be read: fail closed */
+        atomic_store(&g_scope_unknown, 1);
+    }
+    pthread_atfork(NULL, NULL, after_fork_child);
     /* Preloaded = the connect() the program's calls reach is in this library. */
     Dl_info global_info, self_info;
     void *global_connect = dlsym(RTLD_DEFAULT, "connect");
@@ -306,4 +446,9 @@ void shim_init(void)
     pthread_once(&g_once, init_once);
 }
 
-__attribute__((constructor)) static void shim_constructor(void) { shim_init(); }
+__attribute__((constructor)) static void shim_constructor(void)
+{
+    shim_init();
+    if (shim_is_preloaded())
+        shim_adopt_inherited();
+}

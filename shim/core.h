@@ -12,12 +12,16 @@
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "pvd.h"
 #include "scope_parse.h"
 
 #define SHIM_API __attribute__((visibility("default")))
 #define SHIM_LIKELY(x) __builtin_expect(!!(x), 1)
+#define SHIM_UNLIKELY(x) __builtin_expect(!!(x), 0)
+/* Thread-local state read on hot paths: one %fs-relative load, no __tls_get_addr call. */
+#define SHIM_TLS __thread __attribute__((tls_model("initial-exec")))
 
 /* ---- real libc functions (resolved with dlsym(RTLD_NEXT), syscall fallbacks) ---- */
 struct shim_real_fns {
@@ -38,6 +42,11 @@ struct shim_real_fns {
     int (*fcntl)(int, int, ...);
     int (*fcntl64)(int, int, ...);
     int (*setsockopt)(int, int, int, const void *, socklen_t);
+    ssize_t (*recvmsg)(int, struct msghdr *, int);
+    int (*recvmmsg)(int, struct mmsghdr *, unsigned int, int, struct timespec *);
+    int (*munmap)(void *, size_t);
+    void *(*mremap)(void *, size_t, size_t, int, ...);
+    int (*mprotect)(void *, size_t, int);
 };
 extern struct shim_real_fns shim_real;
 extern atomic_int shim_ready;
@@ -59,16 +68,21 @@ static inline const struct shim_real_fns *shim_fns(void)
  * bit  21    socket bound to an address already checked against its PvD
  * bit  22    device binding already applied
  * bit  23    slot set explicitly with pvd_bind_socket (per-socket scope)
- * bit  24    pvdd set the PvD's socket mark (mark= non-zero) */
+ * bit  24    pvdd set the PvD's socket mark (mark= non-zero)
+ * bit  25    tied IPv6 socket: a destination's scope ID is checked on every send
+ * bit  26    adopted: first seen already open (inherited, received, beyond the table)
+ * bits 27-31 FK_BUSY only: the fork generation of the tying thread (a word left busy by a
+ *            thread that does not exist in this process is taken over, never waited on) */
 enum fd_kind {
     FK_UNKNOWN = 0,  /* not seen (inherited, dup'ed by fcntl, ...): looked at on first use */
-    FK_NONINET = 1,  /* not AF_INET/AF_INET6 (or not a socket): left alone */
+    FK_NONINET = 1,  /* not AF_INET/AF_INET6/AF_PACKET (or not a socket): left alone */
     FK_PENDING = 2,  /* inet socket not yet tied to a PvD */
     FK_SCOPED = 3,   /* tied to PvD `slot` */
     FK_SYSTEM = 4,   /* decided: no PvD set anywhere, the system default applies */
     FK_LOOPBACK = 5, /* connected or bound to loopback: left unscoped, loopback only */
     FK_NULLED = 6,   /* tied to the null PvD: every operation fails */
-    FK_BUSY = 7,     /* another thread is tying it right now */
+    FK_BUSY = 7,     /* a thread is tying it right now */
+    FK_PACKET = 8,   /* AF_PACKET socket: `slot` 0 until its first bind/send, then its PvD */
 };
 #define SLOT_NONE 0u
 #define SLOT_NULL 0xFFFFu
@@ -79,23 +93,31 @@ enum fd_kind {
 #define W_DEVBOUND (1u << 22)
 #define W_EXPLICIT (1u << 23)
 #define W_MARKED (1u << 24)
-#define W_FLAGS(w) ((w)&0xFFF00000u)
+#define W_DSTCHECK (1u << 25)
+#define W_ADOPTED (1u << 26)
+#define W_EPOCH_SHIFT 27
+#define W_EPOCH(w) ((w) >> W_EPOCH_SHIFT)
+#define W_FLAGS(w) ((w)&0x07F00000u)
 #define W_MAKE(kind, slot, flags) (((uint32_t)(kind) << 16) | ((slot)&0xFFFFu) | (flags))
 /* kinds whose operations go straight to the real call */
 #define W_IS_PASS(w) ((1u << W_KIND(w)) & ((1u << FK_SCOPED) | (1u << FK_SYSTEM) | (1u << FK_NONINET)))
+/* a send on this socket may go straight to the real call without reading its arguments */
+#define W_SEND_PASS(w) ((1u << W_KIND(w)) & ((1u << FK_SYSTEM) | (1u << FK_NONINET)))
 
 extern _Atomic uint32_t *shim_fdtab;
 extern unsigned int shim_fdtab_size;
 
+/* Set in a vfork() child (which shares the parent's memory, not its descriptor table):
+ * the table is the parent's, so the child neither reads nor writes it (see vfork.c). */
+extern SHIM_TLS int shim_in_vfork_child;
+
 static inline uint32_t fd_load(int fd)
 {
     _Atomic uint32_t *tab = __atomic_load_n(&shim_fdtab, __ATOMIC_ACQUIRE);
-    if (tab && (unsigned int)fd < shim_fdtab_size)
+    if (SHIM_LIKELY(tab && (unsigned int)fd < shim_fdtab_size && !shim_in_vfork_child))
         return atomic_load_explicit(&tab[fd], memory_order_acquire);
-    return 0;
+    return 0; /* untracked: every operation decides afresh from the kernel's view */
 }
-/* 1 when fd has a slot in the table (its state can be remembered). */
-int fd_tracked(int fd);
 void fd_store(int fd, uint32_t w);
 int fd_cas(int fd, uint32_t expected, uint32_t desired);
 void fd_or(int fd, uint32_t bits);
@@ -120,26 +142,45 @@ unsigned int shim_process_slot(void);
 void shim_set_process_slot(unsigned int slot);
 unsigned int shim_effective_slot(void);
 int shim_is_preloaded(void);
+/* The fork generation (bumped in every fork child), for FK_BUSY words. */
+unsigned int shim_fork_epoch(void);
 /* For the resolver (dns_scope.c): the scope line of the PvD the calling thread's operations
  * use now (thread scope, else process scope).  Returns 1 with *line (valid for the process's
  * lifetime; the null PvD's line for the null PvD and for a malformed PVDRUN_SCOPE), or 0
  * when no PvD applies (system default). */
 int shim_current_scope_line(const char **line);
 
-/* ---- decisions ---- */
+/* ---- decisions (decide.c) ---- */
 enum shim_op { OP_CONNECT, OP_SEND, OP_LISTEN };
-/* Tie fd to its PvD before an operation towards dst (NULL: none).  0: go on with the real
- * call (errno untouched); -1: fail with errno set (the operation must not happen). */
-int shim_prepare(int fd, const struct sockaddr *dst, socklen_t dstlen, enum shim_op op);
-/* Check (and on a shared-interface PvD narrow) a bind address.  *use is set to addr or to
- * storage.  0 or -1 with errno, as shim_prepare. */
+/* Tie fd to its PvD before an operation towards dst (NULL: none; the caller has copied it
+ * into its own memory, see uaccess.h).  0: go on with the real call (errno untouched), and
+ * *wout (if not NULL) holds the socket's word for this call, valid also for descriptors the
+ * table cannot remember; -1: fail with errno set (the operation must not happen). */
+int shim_prepare(int fd, const struct sockaddr *dst, socklen_t dstlen, enum shim_op op, uint32_t *wout);
+/* Check (and on a shared-interface PvD narrow) a bind address (already copied).  *use is
+ * set to addr or to storage.  0 or -1 with errno, as shim_prepare. */
 int shim_prepare_bind(int fd, const struct sockaddr *addr, socklen_t len,
                       struct sockaddr_storage *storage, const struct sockaddr **use, socklen_t *use_len);
-/* Check a sendmsg's control messages on a socket tied to a PvD: IP_PKTINFO/IPV6_PKTINFO
- * may name another interface or source address, which would leave the PvD.  0 or -1. */
-int shim_check_cmsgs(uint32_t w, const struct msghdr *msg);
+/* On a tied socket (word w), may a datagram go to dst (copied)?  Refuses an IPv6 scope ID
+ * naming another interface (EINVAL): the kernel sends to it over the device binding. */
+int shim_check_dst(uint32_t w, const struct sockaddr *dst, socklen_t dstlen);
+/* Check a sendmsg's control messages on a socket tied to a PvD (word w): IP_PKTINFO,
+ * IPV6_PKTINFO, IPV6_2292PKTINFO may name another interface (EINVAL) or source address
+ * (EADDRNOTAVAIL); IPV6_NEXTHOP picks a next hop (EPERM).  `control` is the program's
+ * buffer; it is read safely (EFAULT).  0 or -1. */
+int shim_check_cmsgs(uint32_t w, const void *control, size_t controllen);
+/* setsockopt checks (setsockopt.c): the socket's PvD, or SLOT_NONE when no PvD applies. */
+unsigned int shim_slot_for_option(int fd);
 /* May the program bind this socket to the device `ifindex` (0: unbind)?  0 or -1 (EPERM). */
 int shim_check_device_change(int fd, int ifindex);
+/* Is ifindex (0: unspecified) an interface of the PvD in slot?  1 or 0. */
+int shim_slot_has_ifindex(unsigned int slot, unsigned int ifindex);
+/* The PvD's interface a multicast join or an unspecified interface goes to. */
+unsigned int shim_slot_ifindex(unsigned int slot);
+/* Is addr (IPv4, network order) an address of the PvD in slot?  1 or 0. */
+int shim_slot_has_v4(unsigned int slot, struct in_addr addr);
+/* Descriptors inherited across exec: each one is looked at as shim_adopt_foreign does. */
+void shim_adopt_inherited(void);
 /* May the program set a sticky IPV6_PKTINFO (source/interface for every datagram)?  0 or -1. */
 struct in6_pktinfo;
 int shim_check_sticky_pktinfo6(int fd, const struct in6_pktinfo *info);
@@ -150,6 +191,11 @@ void shim_track_new(int fd, int family);
 void shim_track_accepted(int listener, int fd);
 void shim_track_dup(int oldfd, int newfd);
 void shim_track_close(int fd);
+/* A descriptor this process did not create (received with SCM_RIGHTS, inherited across
+ * exec): keep it when it belongs to the PvD, else replace it with a socket of the null PvD. */
+void shim_adopt_foreign(int fd);
+/* AF_PACKET: may this socket send to / bind on interface ifindex (0: the bound one)? */
+int shim_packet_check(int fd, unsigned int ifindex);
 
 /* Address classification. */
 int shim_addr_is_loopback(const struct sockaddr *sa, socklen_t len);

@@ -8,16 +8,22 @@
  * first operation is a connect to, or a bind on, a loopback address is left unscoped and
  * may then only talk to loopback.  Nothing ever falls back to another PvD. */
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/if_packet.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core.h"
 #include "pvdd_client.h"
 #include "route_check.h"
+#include "uaccess.h"
 
 #ifndef SO_BINDTOIFINDEX
 #define SO_BINDTOIFINDEX 62
@@ -184,16 +190,62 @@ static int choose_source(const struct pvd_scope *pvd, int family, const struct s
     return -1;
 }
 
+/* ---- the PvD's interfaces ---- */
+int shim_slot_has_ifindex(unsigned int slot, unsigned int ifindex)
+{
+    const struct pvd_scope *pvd = shim_pvd_at(slot);
+    if (!pvd || ifindex == 0)
+        return 0;
+    for (unsigned int i = 0; i < pvd->info.n_interfaces; i++)
+        if (pvd->info.ifindexes[i] == ifindex)
+            return 1;
+    return 0;
+}
+
+unsigned int shim_slot_ifindex(unsigned int slot)
+{
+    const struct pvd_scope *pvd = shim_pvd_at(slot);
+    return pvd ? pvd->info.ifindexes[0] : 0;
+}
+
+int shim_slot_has_v4(unsigned int slot, struct in_addr addr)
+{
+    const struct pvd_scope *pvd = shim_pvd_at(slot);
+    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr = addr};
+    return pvd && addr_in_pvd(pvd, (struct sockaddr *)&sin, sizeof sin);
+}
+
 /* ---- kernel mechanisms ---- */
-static int bind_device(int fd, const struct pvd_scope *pvd)
+static int bound_device(int fd)
+{
+    int bound = 0;
+    socklen_t len = sizeof bound;
+    if (getsockopt(fd, SOL_SOCKET, SO_BINDTOIFINDEX, &bound, &len) < 0)
+        return -1;
+    return bound;
+}
+
+/* Bind fd to the PvD's interface.  A socket first seen already open (adopted) may carry a
+ * device binding of its own: one of the PvD's interfaces is kept, another is refused (EPERM)
+ * rather than silently moved, since the socket may be shared with another process. */
+static int bind_device(int fd, const struct pvd_scope *pvd, int adopted)
 {
     int ifindex = (int)pvd->info.ifindexes[0];
+    if (adopted) {
+        int bound = bound_device(fd);
+        if (bound > 0) {
+            for (unsigned int i = 0; i < pvd->info.n_interfaces; i++)
+                if ((unsigned int)bound == pvd->info.ifindexes[i])
+                    return 0;
+            errno = EPERM;
+            return -1;
+        }
+    }
     if (REAL(setsockopt)(fd, SOL_SOCKET, SO_BINDTOIFINDEX, &ifindex, sizeof ifindex) == 0)
         return 0;
     if (errno == EPERM) { /* unprivileged, already device-bound: fine if to this very interface */
-        int bound = 0, saved = errno;
-        socklen_t len = sizeof bound;
-        if (getsockopt(fd, SOL_SOCKET, SO_BINDTOIFINDEX, &bound, &len) == 0 && bound == ifindex)
+        int saved = errno;
+        if (bound_device(fd) == ifindex)
             return 0;
         errno = saved;
     }
@@ -213,13 +265,23 @@ static int needs_route_check(struct in_addr d4)
     return !(IN_MULTICAST(a) || a == INADDR_BROADCAST || (a >> 16) == 0xA9FE /* 169.254/16 */);
 }
 
-/* Tie fd to pvd: device binding, IPv4 route check, source binding.  Adds W_* to *flags. */
+/* The socket's local address, when it has one (bound, or given one by connect). */
+static int bound_source(int fd, struct sockaddr_storage *cur, socklen_t *cur_len)
+{
+    *cur_len = sizeof *cur;
+    return getsockname(fd, (struct sockaddr *)cur, cur_len) == 0 && sa_port((struct sockaddr *)cur) != 0;
+}
+
+/* Tie fd to pvd: device binding, mark, IPv4 route check, source binding.  Adds W_* to
+ * *flags.  Every step can be repeated (by a signal handler that ties the same socket while
+ * this thread is interrupted in the middle, or after a fork): each one checks what is
+ * already in place before acting. */
 static int apply(int fd, unsigned int slot, const struct pvd_scope *pvd, uint32_t w, const struct sockaddr *dst,
                  socklen_t dstlen, enum shim_op op, uint32_t *flags)
 {
     struct in_addr d4;
     if (!(w & W_DEVBOUND)) {
-        if (bind_device(fd, pvd) < 0)
+        if (bind_device(fd, pvd, (w & W_ADOPTED) != 0) < 0)
             return -1;
         *flags |= W_DEVBOUND;
     }
@@ -240,37 +302,58 @@ static int apply(int fd, unsigned int slot, const struct pvd_scope *pvd, uint32_
     }
     if (pvd->info.srcbind && op != OP_LISTEN && !(w & W_BOUND)) {
         struct sockaddr_storage cur, src;
-        socklen_t cur_len = sizeof cur, src_len = 0;
+        socklen_t cur_len, src_len = 0;
         int family = (w & W_V6) ? AF_INET6 : AF_INET;
-        if (getsockname(fd, (struct sockaddr *)&cur, &cur_len) == 0 && sa_port((struct sockaddr *)&cur) != 0) {
-            /* bound earlier (not through us): only a PvD address will do */
-            if (!addr_in_pvd(pvd, (struct sockaddr *)&cur, cur_len)) {
-                errno = ENETUNREACH;
-                return -1;
-            }
-        } else {
+        if (!bound_source(fd, &cur, &cur_len)) {
             if (choose_source(pvd, family, dst, dstlen, 0, &src, &src_len) < 0) {
                 errno = ENETUNREACH; /* the PvD has no address of this family */
                 return -1;
             }
-            if (REAL(bind)(fd, (struct sockaddr *)&src, src_len) < 0)
+            if (REAL(bind)(fd, (struct sockaddr *)&src, src_len) < 0 &&
+                !(errno == EINVAL && bound_source(fd, &cur, &cur_len))) /* bound meanwhile */
                 return -1;
+        }
+        /* bound earlier (by the program before the shim saw it, or meanwhile): only a PvD
+         * address will do */
+        if (bound_source(fd, &cur, &cur_len) && !addr_in_pvd(pvd, (struct sockaddr *)&cur, cur_len)) {
+            errno = ENETUNREACH;
+            return -1;
         }
         *flags |= W_BOUND;
     }
+    if (w & W_V6)
+        *flags |= W_DSTCHECK;
     return 0;
 }
 
-/* Another thread is tying the socket: wait for it.  A socket left busy for good (its
- * tying thread vanished in a fork() child) fails with EAGAIN rather than hang. */
-#define BUSY_SPINS_MAX 100000
-static int wait_busy(unsigned int *spins)
+/* ---- one socket tied by one thread at a time ----
+ * The tying thread turns the word into FK_BUSY (with the fork generation) while it works;
+ * other threads wait.  A thread never waits on itself: a signal handler that uses the socket
+ * its own thread was tying, or a word left busy by a thread that does not exist in this
+ * process (a fork child), is taken over; tying is idempotent (apply). */
+static SHIM_TLS int t_tying_fd = -1;
+#define BUSY_YIELDS 64
+#define BUSY_SLEEP_NS 100000L
+#define BUSY_SLEEPS_MAX 100000 /* 10 s: a tie waits on pvdd at most a few seconds */
+
+static uint32_t busy_word(unsigned int slot, uint32_t w)
 {
-    if (++*spins > BUSY_SPINS_MAX) {
-        errno = EAGAIN;
-        return -1;
+    return W_MAKE(FK_BUSY, slot, W_FLAGS(w)) | (shim_fork_epoch() << W_EPOCH_SHIFT);
+}
+
+/* 1: take the socket over (it is this thread's, or nobody's); 0: it was waited for, look again. */
+static int wait_busy(int fd, uint32_t w, unsigned int *rounds)
+{
+    if (t_tying_fd == fd || W_EPOCH(w) != shim_fork_epoch())
+        return 1;
+    if (++*rounds <= BUSY_YIELDS) {
+        sched_yield();
+        return 0;
     }
-    sched_yield();
+    if (*rounds > BUSY_YIELDS + BUSY_SLEEPS_MAX)
+        return 1; /* its thread is gone for good (e.g. exited inside a handler) */
+    struct timespec pause = {.tv_sec = 0, .tv_nsec = BUSY_SLEEP_NS};
+    nanosleep(&pause, NULL);
     return 0;
 }
 
@@ -282,10 +365,12 @@ static uint32_t adopt(int fd, const struct sockaddr *dst, enum shim_op op)
     uint32_t w;
     if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0)
         return W_MAKE(FK_NONINET, 0, 0); /* not a socket (or bad fd): the real call reports it */
-    if (domain != AF_INET && domain != AF_INET6) {
+    if (domain == AF_PACKET) {
+        w = W_MAKE(FK_PACKET, 0, W_ADOPTED);
+    } else if (domain != AF_INET && domain != AF_INET6) {
         w = W_MAKE(FK_NONINET, 0, 0);
     } else {
-        w = W_MAKE(FK_PENDING, 0, domain == AF_INET6 ? W_V6 : 0);
+        w = W_MAKE(FK_PENDING, 0, W_ADOPTED | (domain == AF_INET6 ? W_V6 : 0));
         if (!dst && op == OP_SEND) { /* inherited and maybe connected: to loopback? */
             struct sockaddr_storage peer;
             socklen_t peer_len = sizeof peer;
@@ -298,16 +383,111 @@ static uint32_t adopt(int fd, const struct sockaddr *dst, enum shim_op op)
     return w;
 }
 
-int shim_prepare(int fd, const struct sockaddr *dst, socklen_t dstlen, enum shim_op op)
+/* The destination a send really goes to.  Linux sends a datagram whose address has
+ * sa_family AF_UNSPEC (0) to the address in it anyway (as AF_INET on IPv4 sockets; raw IPv6
+ * sockets take it as AF_INET6), so such an address is checked as that family: a program
+ * that forgot to set sin_family must not slip past the checks. */
+static const struct sockaddr *send_dst(uint32_t w, const struct sockaddr *dst, socklen_t *len,
+                                       struct sockaddr_storage *tmp)
+{
+    if (!dst || *len < (socklen_t)sizeof(sa_family_t) || dst->sa_family != AF_UNSPEC)
+        return dst;
+    if (!(w & W_V6) && *len >= (socklen_t)sizeof(struct sockaddr_in)) {
+        memcpy(tmp, dst, sizeof(struct sockaddr_in));
+        tmp->ss_family = AF_INET;
+        *len = sizeof(struct sockaddr_in);
+        return (const struct sockaddr *)tmp;
+    }
+    if ((w & W_V6) && *len >= 24 /* SIN6_LEN_RFC2133 */) {
+        socklen_t n = *len < (socklen_t)sizeof(struct sockaddr_in6) ? *len : (socklen_t)sizeof(struct sockaddr_in6);
+        memset(tmp, 0, sizeof(struct sockaddr_in6));
+        memcpy(tmp, dst, n);
+        tmp->ss_family = AF_INET6;
+        *len = n;
+        return (const struct sockaddr *)tmp;
+    }
+    return NULL; /* too short to name anyone: the connected peer, if any */
+}
+
+int shim_check_dst(uint32_t w, const struct sockaddr *dst, socklen_t dstlen)
+{
+    if (!dst || !(w & W_V6) || dstlen < (socklen_t)sizeof(struct sockaddr_in6) ||
+        (dst->sa_family != AF_INET6 && dst->sa_family != AF_UNSPEC))
+        return 0;
+    uint32_t scope = ((const struct sockaddr_in6 *)dst)->sin6_scope_id;
+    if (scope == 0 || shim_slot_has_ifindex(W_SLOT(w), scope))
+        return 0;
+    errno = EINVAL; /* the scope ID names an interface outside the PvD */
+    return -1;
+}
+
+/* AF_PACKET: the PvD in force at the first bind or send; only its interfaces. */
+static int packet_prepare(int fd, uint32_t w, uint32_t *wout)
+{
+    unsigned int slot = (w & W_EXPLICIT) ? W_SLOT(w) : shim_effective_slot();
+    if (slot == SLOT_NONE) {
+        fd_cas(fd, w, W_MAKE(FK_NONINET, 0, 0));
+        *wout = W_MAKE(FK_NONINET, 0, 0);
+        return 0;
+    }
+    if (slot == SLOT_NULL || !shim_pvd_at(slot)) {
+        errno = ENETUNREACH;
+        return -1;
+    }
+    if ((w & W_ADOPTED) || !W_SLOT(w)) {
+        struct sockaddr_ll ll;
+        socklen_t len = sizeof ll;
+        if (getsockname(fd, (struct sockaddr *)&ll, &len) == 0 && ll.sll_ifindex != 0 &&
+            !shim_slot_has_ifindex(slot, (unsigned int)ll.sll_ifindex)) {
+            errno = ENODEV; /* bound to an interface outside the PvD */
+            return -1;
+        }
+    }
+    *wout = W_MAKE(FK_PACKET, slot, W_FLAGS(w) & ~W_ADOPTED);
+    fd_cas(fd, w, *wout);
+    return 0;
+}
+
+int shim_packet_check(int fd, unsigned int ifindex)
+{
+    uint32_t w = fd_load(fd);
+    if (W_KIND(w) == FK_UNKNOWN)
+        w = adopt(fd, NULL, OP_SEND);
+    if (W_KIND(w) != FK_PACKET)
+        return 0;
+    if (!W_SLOT(w) || (w & W_ADOPTED)) {
+        if (packet_prepare(fd, w, &w) < 0)
+            return -1;
+        if (W_KIND(w) != FK_PACKET)
+            return 0;
+    }
+    if (ifindex != 0 && !shim_slot_has_ifindex(W_SLOT(w), ifindex)) {
+        errno = ENODEV;
+        return -1;
+    }
+    return 0;
+}
+
+int shim_prepare(int fd, const struct sockaddr *dst, socklen_t dstlen, enum shim_op op, uint32_t *wout)
 {
     int saved = errno;
-    unsigned int spins = 0;
+    unsigned int rounds = 0;
+    struct sockaddr_storage tmp;
+    uint32_t dummy;
+    if (!wout)
+        wout = &dummy;
     for (;;) {
         uint32_t w = fd_load(fd);
         if (W_KIND(w) == FK_UNKNOWN)
             w = adopt(fd, dst, op);
+        socklen_t len = dstlen;
+        const struct sockaddr *to = op == OP_SEND ? send_dst(w, dst, &len, &tmp) : dst;
+        *wout = w;
         switch (W_KIND(w)) {
         case FK_SCOPED:
+            if (op != OP_LISTEN && shim_check_dst(w, to, len) < 0)
+                return -1;
+            /* fall through */
         case FK_SYSTEM:
         case FK_NONINET:
             errno = saved;
@@ -315,34 +495,41 @@ int shim_prepare(int fd, const struct sockaddr *dst, socklen_t dstlen, enum shim
         case FK_NULLED:
             errno = ENETUNREACH;
             return -1;
+        case FK_PACKET:
+            if (packet_prepare(fd, w, wout) < 0)
+                return -1;
+            errno = saved;
+            return 0;
         case FK_LOOPBACK:
-            if (!dst || dst->sa_family == AF_UNSPEC || shim_addr_is_loopback(dst, dstlen)) {
+            if (!to || (op == OP_CONNECT && to->sa_family == AF_UNSPEC) || shim_addr_is_loopback(to, len)) {
                 errno = saved;
                 return 0;
             }
             errno = ENETUNREACH; /* a loopback-only socket never reaches out */
             return -1;
         case FK_BUSY:
-            if (wait_busy(&spins) < 0)
-                return -1;
-            continue;
+            if (!wait_busy(fd, w, &rounds))
+                continue;
+            break; /* take it over */
         default:
             break; /* FK_PENDING: decide now */
         }
-        if (dst && dst->sa_family == AF_UNSPEC) { /* connect(AF_UNSPEC): dissolve association */
+        if (op == OP_CONNECT && to && to->sa_family == AF_UNSPEC) { /* dissolve an association */
             errno = saved;
             return 0;
         }
-        if (dst && !(w & W_EXPLICIT) && shim_addr_is_loopback(dst, dstlen)) {
+        if (to && !(w & W_EXPLICIT) && W_KIND(w) != FK_BUSY && shim_addr_is_loopback(to, len)) {
             if (op == OP_CONNECT && !fd_cas(fd, w, W_MAKE(FK_LOOPBACK, 0, W_FLAGS(w))))
                 continue;
+            *wout = W_MAKE(FK_LOOPBACK, 0, W_FLAGS(w));
             errno = saved;
             return 0; /* loopback stays reachable */
         }
-        unsigned int slot = (w & W_EXPLICIT) ? W_SLOT(w) : shim_effective_slot();
+        unsigned int slot = (w & W_EXPLICIT) || W_KIND(w) == FK_BUSY ? W_SLOT(w) : shim_effective_slot();
         if (slot == SLOT_NONE) {
             if (!fd_cas(fd, w, W_MAKE(FK_SYSTEM, 0, W_FLAGS(w))))
                 continue;
+            *wout = W_MAKE(FK_SYSTEM, 0, W_FLAGS(w));
             errno = saved;
             return 0;
         }
@@ -357,16 +544,29 @@ int shim_prepare(int fd, const struct sockaddr *dst, socklen_t dstlen, enum shim
             errno = ENETUNREACH;
             return -1;
         }
-        if (!fd_cas(fd, w, W_MAKE(FK_BUSY, slot, W_FLAGS(w))))
+        int outer = t_tying_fd;
+        t_tying_fd = fd;
+        uint32_t busy = busy_word(slot, w);
+        if (!fd_cas(fd, w, busy)) {
+            t_tying_fd = outer;
             continue;
+        }
         uint32_t flags = W_FLAGS(w);
-        if (apply(fd, slot, pvd, w, dst, dstlen, op, &flags) < 0) {
-            int e = errno;
-            fd_store(fd, w | (flags & W_DEVBOUND)); /* still pending: retried next time */
+        int rc = apply(fd, slot, pvd, w, to, len, op, &flags);
+        int e = errno;
+        t_tying_fd = outer;
+        if (rc < 0) {
+            /* still pending (retried next time), unless a nested tie finished meanwhile */
+            fd_cas(fd, busy, W_MAKE(FK_PENDING, (w & W_EXPLICIT) ? slot : 0, W_FLAGS(w) | (flags & W_DEVBOUND)));
             errno = e;
             return -1;
         }
-        fd_store(fd, W_MAKE(FK_SCOPED, slot, flags));
+        if (op != OP_LISTEN && shim_check_dst(W_MAKE(FK_SCOPED, slot, flags), to, len) < 0) {
+            fd_store(fd, W_MAKE(FK_SCOPED, slot, flags));
+            return -1;
+        }
+        *wout = W_MAKE(FK_SCOPED, slot, flags);
+        fd_store(fd, *wout);
         errno = saved;
         return 0;
     }
@@ -376,7 +576,7 @@ int shim_prepare_bind(int fd, const struct sockaddr *addr, socklen_t len, struct
                       const struct sockaddr **use, socklen_t *use_len)
 {
     int saved = errno;
-    unsigned int spins = 0;
+    unsigned int rounds = 0;
     *use = addr;
     *use_len = len;
     for (;;) {
@@ -392,10 +592,18 @@ int shim_prepare_bind(int fd, const struct sockaddr *addr, socklen_t len, struct
             errno = EADDRNOTAVAIL; /* the null PvD has no address */
             return -1;
         }
-        if (kind == FK_BUSY) {
-            if (wait_busy(&spins) < 0)
+        if (kind == FK_PACKET) {
+            const struct sockaddr_ll *ll = (const struct sockaddr_ll *)addr;
+            if (addr && len >= (socklen_t)(offsetof(struct sockaddr_ll, sll_ifindex) + sizeof ll->sll_ifindex) &&
+                shim_packet_check(fd, (unsigned int)ll->sll_ifindex) < 0)
                 return -1;
-            continue;
+            errno = saved;
+            return 0;
+        }
+        if (kind == FK_BUSY) {
+            if (!wait_busy(fd, w, &rounds))
+                continue;
+            kind = FK_PENDING; /* take it over */
         }
         if (!addr || len < (socklen_t)sizeof(sa_family_t) ||
             (addr->sa_family != AF_INET && addr->sa_family != AF_INET6)) {
@@ -404,7 +612,7 @@ int shim_prepare_bind(int fd, const struct sockaddr *addr, socklen_t len, struct
         }
         int pending = kind == FK_PENDING;
         if (shim_addr_is_loopback(addr, len)) {
-            if (pending && !(w & W_EXPLICIT)) {
+            if (pending && !(w & W_EXPLICIT) && W_KIND(w) != FK_BUSY) {
                 if (!fd_cas(fd, w, W_MAKE(FK_LOOPBACK, 0, W_FLAGS(w))))
                     continue;
                 errno = saved;
@@ -413,7 +621,7 @@ int shim_prepare_bind(int fd, const struct sockaddr *addr, socklen_t len, struct
             errno = EADDRNOTAVAIL; /* loopback is not an address of the socket's PvD */
             return -1;
         }
-        unsigned int slot = (!pending || (w & W_EXPLICIT)) ? W_SLOT(w) : shim_effective_slot();
+        unsigned int slot = (!pending || (w & W_EXPLICIT) || W_KIND(w) == FK_BUSY) ? W_SLOT(w) : shim_effective_slot();
         if (slot == SLOT_NONE) {
             if (!fd_cas(fd, w, W_MAKE(FK_SYSTEM, 0, W_FLAGS(w))))
                 continue;
@@ -431,6 +639,9 @@ int shim_prepare_bind(int fd, const struct sockaddr *addr, socklen_t len, struct
             errno = EADDRNOTAVAIL;
             return -1;
         }
+        if (shim_check_dst(W_MAKE(FK_SCOPED, slot, W_FLAGS(w) | W_V6), addr->sa_family == AF_INET6 ? addr : NULL,
+                           len) < 0)
+            return -1; /* a scope ID naming another interface binds the socket there */
         int wildcard = addr_is_wildcard(addr, len);
         if (!wildcard && !addr_is_multicast(addr, len) && !addr_in_pvd(pvd, addr, len)) {
             errno = EADDRNOTAVAIL; /* outside the PvD (R6) */
@@ -446,63 +657,93 @@ int shim_prepare_bind(int fd, const struct sockaddr *addr, socklen_t len, struct
             *use_len = new_len;
         }
         if (pending) {
-            if (!fd_cas(fd, w, W_MAKE(FK_BUSY, slot, W_FLAGS(w))))
+            int outer = t_tying_fd;
+            t_tying_fd = fd;
+            uint32_t busy = busy_word(slot, w);
+            if (!fd_cas(fd, w, busy)) {
+                t_tying_fd = outer;
                 continue;
-            if (!(w & W_DEVBOUND) && bind_device(fd, pvd) < 0) {
+            }
+            if (!(w & W_DEVBOUND) && bind_device(fd, pvd, (w & W_ADOPTED) != 0) < 0) {
                 int e = errno;
-                fd_store(fd, w);
+                t_tying_fd = outer;
+                fd_cas(fd, busy, W_MAKE(FK_PENDING, (w & W_EXPLICIT) ? slot : 0, W_FLAGS(w)));
                 errno = e;
                 return -1;
             }
-            fd_store(fd, W_MAKE(FK_SCOPED, slot, W_FLAGS(w) | W_DEVBOUND));
+            t_tying_fd = outer;
+            fd_store(fd, W_MAKE(FK_SCOPED, slot, W_FLAGS(w) | W_DEVBOUND | ((w & W_V6) ? W_DSTCHECK : 0)));
         }
         errno = saved;
         return 0;
     }
 }
 
-int shim_check_cmsgs(uint32_t w, const struct msghdr *msg)
+/* ---- control messages ---- */
+static int check_pktinfo(unsigned int slot, unsigned int ifindex, const struct sockaddr *src, socklen_t srclen)
 {
-    const struct pvd_scope *pvd = shim_pvd_at(W_SLOT(w));
-    struct cmsghdr *c;
-    if (W_KIND(w) != FK_SCOPED || !pvd || !msg || !msg->msg_control)
-        return 0;
-    unsigned int ifindex = pvd->info.ifindexes[0];
-    for (c = CMSG_FIRSTHDR((struct msghdr *)msg); c; c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
-        if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
-            c->cmsg_len >= CMSG_LEN(sizeof(struct in_pktinfo))) {
-            struct in_pktinfo info;
-            memcpy(&info, CMSG_DATA(c), sizeof info);
-            if (info.ipi_ifindex != 0 && (unsigned int)info.ipi_ifindex != ifindex) {
-                errno = EINVAL; /* another interface: not this socket's PvD */
-                return -1;
-            }
-            struct sockaddr_in src = {.sin_family = AF_INET, .sin_addr = info.ipi_spec_dst};
-            if (src.sin_addr.s_addr != htonl(INADDR_ANY) && !addr_in_pvd(pvd, (struct sockaddr *)&src, sizeof src)) {
-                errno = EADDRNOTAVAIL;
-                return -1;
-            }
-        } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
-                   c->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
-            struct in6_pktinfo info;
-            memcpy(&info, CMSG_DATA(c), sizeof info);
-            if (info.ipi6_ifindex != 0 && info.ipi6_ifindex != ifindex) {
-                errno = EINVAL;
-                return -1;
-            }
-            struct sockaddr_in6 src = {.sin6_family = AF_INET6, .sin6_addr = info.ipi6_addr};
-            if (!IN6_IS_ADDR_UNSPECIFIED(&info.ipi6_addr) && !addr_in_pvd(pvd, (struct sockaddr *)&src, sizeof src)) {
-                errno = EADDRNOTAVAIL;
-                return -1;
-            }
-        }
+    const struct pvd_scope *pvd = shim_pvd_at(slot);
+    if (!pvd) {
+        errno = ENETUNREACH;
+        return -1;
+    }
+    if (ifindex != 0 && !shim_slot_has_ifindex(slot, ifindex)) {
+        errno = EINVAL; /* another interface: not this socket's PvD */
+        return -1;
+    }
+    if (src && !addr_is_wildcard(src, srclen) && !addr_in_pvd(pvd, src, srclen)) {
+        errno = EADDRNOTAVAIL;
+        return -1;
     }
     return 0;
 }
 
-/* The PvD a socket is tied to, or would be tied to by its next operation (for checks of
- * options that take effect later).  SLOT_NONE when no PvD applies. */
-static unsigned int slot_for_option(int fd)
+int shim_check_cmsgs(uint32_t w, const void *control, size_t controllen)
+{
+    const unsigned char *base = control;
+    size_t off = 0;
+    if (W_KIND(w) != FK_SCOPED && W_KIND(w) != FK_BUSY)
+        return 0;
+    unsigned int slot = W_SLOT(w);
+    /* Walk the headers as the kernel does (__cmsg_nxthdr); each piece is copied before it
+     * is looked at, so a bad buffer gives EFAULT.  A malformed list is the kernel's to
+     * refuse (EINVAL) and is never sent. */
+    while (controllen - off >= sizeof(struct cmsghdr)) {
+        struct cmsghdr h;
+        if (shim_copy_in(&h, base + off, sizeof h) < 0)
+            return -1;
+        if (h.cmsg_len < sizeof(struct cmsghdr) || h.cmsg_len > controllen - off)
+            return 0;
+        const unsigned char *data = base + off + CMSG_LEN(0);
+        size_t n = h.cmsg_len - CMSG_LEN(0);
+        if (h.cmsg_level == IPPROTO_IP && h.cmsg_type == IP_PKTINFO && n >= sizeof(struct in_pktinfo)) {
+            struct in_pktinfo info;
+            if (shim_copy_in(&info, data, sizeof info) < 0)
+                return -1;
+            struct sockaddr_in src = {.sin_family = AF_INET, .sin_addr = info.ipi_spec_dst};
+            if (check_pktinfo(slot, (unsigned int)info.ipi_ifindex, (struct sockaddr *)&src, sizeof src) < 0)
+                return -1;
+        } else if (h.cmsg_level == IPPROTO_IPV6 && (h.cmsg_type == IPV6_PKTINFO || h.cmsg_type == IPV6_2292PKTINFO) &&
+                   n >= sizeof(struct in6_pktinfo)) {
+            struct in6_pktinfo info;
+            if (shim_copy_in(&info, data, sizeof info) < 0)
+                return -1;
+            struct sockaddr_in6 src = {.sin6_family = AF_INET6, .sin6_addr = info.ipi6_addr};
+            if (check_pktinfo(slot, info.ipi6_ifindex, (struct sockaddr *)&src, sizeof src) < 0)
+                return -1;
+        } else if (h.cmsg_level == IPPROTO_IPV6 && h.cmsg_type == IPV6_NEXTHOP) {
+            errno = EPERM; /* a next hop of the program's choosing: the PvD's routes decide */
+            return -1;
+        }
+        off += CMSG_ALIGN(h.cmsg_len);
+        if (off > controllen)
+            break;
+    }
+    return 0;
+}
+
+/* ---- socket options ---- */
+unsigned int shim_slot_for_option(int fd)
 {
     uint32_t w = fd_load(fd);
     if (W_KIND(w) == FK_UNKNOWN)
@@ -514,43 +755,38 @@ static unsigned int slot_for_option(int fd)
         return W_SLOT(w);
     case FK_PENDING:
         return (w & W_EXPLICIT) ? W_SLOT(w) : shim_effective_slot();
+    case FK_LOOPBACK: /* unscoped for traffic to loopback, never for anything else */
+        return shim_effective_slot();
     default:
-        return SLOT_NONE; /* not inet, loopback-only, or no PvD: the program's business */
+        return SLOT_NONE; /* not inet, or no PvD: the program's business */
     }
 }
 
 int shim_check_device_change(int fd, int ifindex)
 {
-    unsigned int slot = slot_for_option(fd);
+    uint32_t w = fd_load(fd);
+    if (W_KIND(w) == FK_LOOPBACK)
+        return 0; /* a loopback-only socket reaches nothing but loopback, bound or not */
+    unsigned int slot = shim_slot_for_option(fd);
     if (slot == SLOT_NONE)
         return 0;
-    const struct pvd_scope *pvd = shim_pvd_at(slot);
-    if (pvd && ifindex > 0 && (unsigned int)ifindex == pvd->info.ifindexes[0])
-        return 0; /* the PvD's own interface */
+    if (ifindex > 0 && shim_slot_has_ifindex(slot, (unsigned int)ifindex))
+        return 0; /* one of the PvD's own interfaces */
     errno = EPERM; /* leaving the PvD's interface (or unbinding) is not allowed */
     return -1;
 }
 
 int shim_check_sticky_pktinfo6(int fd, const struct in6_pktinfo *info)
 {
-    unsigned int slot = slot_for_option(fd);
+    unsigned int slot = shim_slot_for_option(fd);
     if (slot == SLOT_NONE)
         return 0;
-    const struct pvd_scope *pvd = shim_pvd_at(slot);
-    if (!pvd) {
+    struct sockaddr_in6 src = {.sin6_family = AF_INET6, .sin6_addr = info->ipi6_addr};
+    if (slot == SLOT_NULL) {
         errno = EPERM;
         return -1;
     }
-    if (info->ipi6_ifindex != 0 && info->ipi6_ifindex != pvd->info.ifindexes[0]) {
-        errno = EINVAL;
-        return -1;
-    }
-    struct sockaddr_in6 src = {.sin6_family = AF_INET6, .sin6_addr = info->ipi6_addr};
-    if (!IN6_IS_ADDR_UNSPECIFIED(&info->ipi6_addr) && !addr_in_pvd(pvd, (struct sockaddr *)&src, sizeof src)) {
-        errno = EADDRNOTAVAIL;
-        return -1;
-    }
-    return 0;
+    return check_pktinfo(slot, info->ipi6_ifindex, (struct sockaddr *)&src, sizeof src);
 }
 
 int shim_bind_socket(int fd, pvd_handle_t handle)
@@ -569,15 +805,12 @@ int shim_bind_socket(int fd, pvd_handle_t handle)
         return -1;
     }
     uint32_t v6 = domain == AF_INET6 ? W_V6 : 0;
-    unsigned int spins = 0;
+    unsigned int rounds = 0;
     for (;;) {
         uint32_t w = fd_load(fd);
         unsigned int kind = W_KIND(w);
-        if (kind == FK_BUSY) {
-            if (wait_busy(&spins) < 0)
-                return -1;
+        if (kind == FK_BUSY && !wait_busy(fd, w, &rounds))
             continue;
-        }
         if (kind == FK_SCOPED || kind == FK_NULLED || kind == FK_LOOPBACK ||
             (kind == FK_PENDING && (w & W_EXPLICIT))) {
             if ((kind == FK_SCOPED || kind == FK_NULLED || kind == FK_PENDING) && W_SLOT(w) == slot)
@@ -587,7 +820,7 @@ int shim_bind_socket(int fd, pvd_handle_t handle)
         }
         /* unknown, pending, system default: may be tied now */
         if (slot == SLOT_NONE) {
-            if (!fd_cas(fd, w, W_MAKE(FK_PENDING, 0, v6 | (w & W_BOUND))))
+            if (!fd_cas(fd, w, W_MAKE(FK_PENDING, 0, v6 | (w & (W_BOUND | W_ADOPTED)))))
                 continue;
             return 0;
         }
@@ -601,24 +834,33 @@ int shim_bind_socket(int fd, pvd_handle_t handle)
             errno = ENOENT;
             return -1;
         }
-        if (!fd_cas(fd, w, W_MAKE(FK_BUSY, slot, v6)))
+        int outer = t_tying_fd;
+        t_tying_fd = fd;
+        uint32_t busy = busy_word(slot, W_MAKE(0, 0, v6));
+        if (!fd_cas(fd, w, busy)) {
+            t_tying_fd = outer;
             continue;
-        if (bind_device(fd, pvd) < 0) {
+        }
+        if (bind_device(fd, pvd, kind == FK_UNKNOWN || (w & W_ADOPTED)) < 0) {
             int e = errno;
-            fd_store(fd, w);
+            t_tying_fd = outer;
+            fd_cas(fd, busy, w);
             errno = e;
             return -1;
         }
         uint32_t flags = v6 | W_EXPLICIT | W_DEVBOUND | (w & W_BOUND);
         if (shim_is_preloaded()) {
             /* the hooks finish the job at the first operation (route check, source) */
+            t_tying_fd = outer;
             fd_store(fd, W_MAKE(FK_PENDING, slot, flags));
             return 0;
         }
         /* not preloaded: no hook will run later, so bind the source now when needed */
         uint32_t extra = 0;
-        if (apply(fd, slot, pvd, W_MAKE(FK_PENDING, slot, flags), NULL, 0, OP_SEND, &extra) < 0) {
-            int e = errno;
+        int rc = apply(fd, slot, pvd, W_MAKE(FK_PENDING, slot, flags), NULL, 0, OP_SEND, &extra);
+        int e = errno;
+        t_tying_fd = outer;
+        if (rc < 0) {
             fd_store(fd, W_MAKE(FK_PENDING, slot, flags));
             errno = e;
             return -1;
@@ -632,6 +874,8 @@ void shim_track_new(int fd, int family)
 {
     if (family == AF_INET || family == AF_INET6)
         fd_store(fd, W_MAKE(FK_PENDING, 0, family == AF_INET6 ? W_V6 : 0));
+    else if (family == AF_PACKET)
+        fd_store(fd, W_MAKE(FK_PACKET, 0, 0));
     else
         fd_store(fd, W_MAKE(FK_NONINET, 0, 0));
 }
@@ -645,7 +889,7 @@ void shim_track_accepted(int listener, int fd)
     case FK_SYSTEM:
     case FK_NULLED:
         /* the kernel copies the listener's device binding; the PvD is the listener's */
-        fd_store(fd, W_MAKE(W_KIND(w), W_SLOT(w), W_FLAGS(w) | W_BOUND | W_DEVBOUND));
+        fd_store(fd, W_MAKE(W_KIND(w), W_SLOT(w), (W_FLAGS(w) & ~W_ADOPTED) | W_BOUND | W_DEVBOUND));
         break;
     case FK_NONINET:
         fd_store(fd, W_MAKE(FK_NONINET, 0, 0));
@@ -663,3 +907,99 @@ void shim_track_dup(int oldfd, int newfd)
 }
 
 void shim_track_close(int fd) { fd_store(fd, 0); }
+
+/* ---- descriptors from elsewhere ---- */
+static void say_replaced(int fd, const char *why)
+{
+    char msg[200];
+    int n = snprintf(msg, sizeof msg, "pvdrun shim: descriptor %d %s: replaced by a socket that fails every operation\n",
+                     fd, why);
+    if (n > 0 && write(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1) < 0) {
+        /* nothing more to say */
+    }
+}
+
+/* Put a fresh socket of the same family and type, tied to the null PvD, in fd's place (in
+ * this process only: the other process's socket is left as it is). */
+static void replace_with_null(int fd, int family, const char *why)
+{
+    int type = 0;
+    socklen_t len = sizeof type;
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
+        type = SOCK_DGRAM;
+    int cloexec = fcntl(fd, F_GETFD) > 0 ? O_CLOEXEC : 0;
+    int nfd = REAL(socket)(family == AF_PACKET ? AF_INET : family, type == SOCK_STREAM ? SOCK_STREAM : SOCK_DGRAM, 0);
+    if (nfd < 0 || REAL(dup3)(nfd, fd, cloexec) < 0) {
+        /* no socket to put there: close it, which also stops the traffic */
+        if (nfd >= 0)
+            REAL(close)(nfd);
+        REAL(close)(fd);
+        fd_store(fd, 0);
+        say_replaced(fd, why);
+        return;
+    }
+    REAL(close)(nfd);
+    fd_store(fd, W_MAKE(FK_NULLED, SLOT_NULL, family == AF_INET6 ? W_V6 : 0));
+    say_replaced(fd, why);
+}
+
+void shim_adopt_foreign(int fd)
+{
+    int domain = 0;
+    socklen_t len = sizeof domain;
+    unsigned int slot = shim_effective_slot();
+    if (slot == SLOT_NONE || getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0)
+        return;
+    if (domain == AF_PACKET) {
+        struct sockaddr_ll ll;
+        socklen_t ll_len = sizeof ll;
+        if (slot == SLOT_NULL ||
+            (getsockname(fd, (struct sockaddr *)&ll, &ll_len) == 0 && ll.sll_ifindex != 0 &&
+             !shim_slot_has_ifindex(slot, (unsigned int)ll.sll_ifindex)))
+            replace_with_null(fd, domain, "is a packet socket outside the PvD");
+        else
+            fd_store(fd, W_MAKE(FK_PACKET, slot, 0));
+        return;
+    }
+    if (domain != AF_INET && domain != AF_INET6)
+        return;
+    uint32_t v6 = domain == AF_INET6 ? W_V6 : 0;
+    const struct pvd_scope *pvd = shim_pvd_at(slot);
+    struct sockaddr_storage peer, local;
+    socklen_t peer_len = sizeof peer, local_len = sizeof local;
+    int connected = getpeername(fd, (struct sockaddr *)&peer, &peer_len) == 0;
+    int bound = bound_source(fd, &local, &local_len);
+    int device = bound_device(fd);
+    if (connected && shim_addr_is_loopback((struct sockaddr *)&peer, peer_len)) {
+        fd_store(fd, W_MAKE(FK_LOOPBACK, 0, v6));
+        return;
+    }
+    if (!pvd) {
+        replace_with_null(fd, domain, slot == SLOT_NULL ? "is a network socket in the null PvD" : "has no PvD");
+        return;
+    }
+    int dev_ok = device > 0 && shim_slot_has_ifindex(slot, (unsigned int)device);
+    int src_ok = !bound || addr_is_wildcard((struct sockaddr *)&local, local_len) ||
+                 addr_in_pvd(pvd, (struct sockaddr *)&local, local_len) ||
+                 shim_addr_is_loopback((struct sockaddr *)&local, local_len);
+    if (device > 0 && !dev_ok) {
+        replace_with_null(fd, domain, "is bound to an interface outside the PvD");
+        return;
+    }
+    if (!src_ok) {
+        replace_with_null(fd, domain, "has a source address outside the PvD");
+        return;
+    }
+    if (connected && !dev_ok) {
+        replace_with_null(fd, domain, "was connected outside the PvD");
+        return;
+    }
+    /* not connected: tied at its first use, as a socket of this process (a listener now) */
+    uint32_t w = W_MAKE(FK_PENDING, 0, v6 | W_ADOPTED | (dev_ok ? W_DEVBOUND : 0));
+    fd_store(fd, w);
+    int listening = 0;
+    socklen_t l_len = sizeof listening;
+    if (!connected && getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &l_len) == 0 && listening &&
+        shim_prepare(fd, NULL, 0, OP_LISTEN, NULL) < 0)
+        replace_with_null(fd, domain, "is a listener that cannot be tied to the PvD");
+}

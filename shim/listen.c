@@ -10,7 +10,7 @@ SHIM_API int listen(int fd, int backlog)
     uint32_t w = fd_load(fd);
     if (SHIM_LIKELY(W_IS_PASS(w)))
         return real->listen(fd, backlog);
-    if (shim_prepare(fd, NULL, 0, OP_LISTEN) < 0)
+    if (shim_prepare(fd, NULL, 0, OP_LISTEN, NULL) < 0)
         return -1;
     return real->listen(fd, backlog);
 }
