@@ -132,6 +132,19 @@ class Client:
             raise DaemonError(reply.get("error") or {})
         return reply
 
+    def mark(self, sock: socket.socket, handle: int) -> dict[str, Any]:
+        """Ask pvdd to give ``sock`` (passed with SCM_RIGHTS) the mark of PvD ``handle``; returns
+        the ok=true reply, raises DaemonError with pvdd's reason when refused."""
+        request = encode({"v": VERSION, "op": "mark", "handle": handle})
+        try:
+            socket.send_fds(self.sock, [request], [sock.fileno()])
+        except OSError as exc:
+            raise DaemonUnavailable(exc.errno, f"pvdd at {self.path}: {exc}") from None
+        reply = self.read()
+        if not reply.get("ok"):
+            raise DaemonError(reply.get("error") or {})
+        return reply
+
     def subscribe(self) -> Iterator[dict[str, Any]]:
         """The snapshot reply, then every pushed event, until pvdd goes away."""
         self.sock.settimeout(None)

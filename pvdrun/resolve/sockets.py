@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-import json
-import os
 import select
 import socket
 
-from pvdrun.model import DEFAULT_SOCKET, SOCKET_ENV, Pvd
+from pvdrun.daemon.protocol import Client, DaemonError, DaemonUnavailable
+from pvdrun.model import Pvd
 from pvdrun.resolve.errors import NO_SERVER, ResolveError
 
 DNS_PORT = 53
@@ -72,30 +71,15 @@ def server_address(server: str) -> tuple:
 
 
 def _pvdd_mark(sock: socket.socket, pvd: Pvd) -> str | None:
-    """Ask pvdd to set the PvD's mark on ``sock`` (passed with SCM_RIGHTS); None on success,
-    else why not."""
-    path = os.environ.get(SOCKET_ENV) or DEFAULT_SOCKET
-    request = (json.dumps({"v": 1, "op": "mark", "handle": pvd.handle}) + "\n").encode()
+    """Ask pvdd to set the PvD's mark on ``sock``; None on success, else pvdd's reason."""
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.settimeout(5)
-            conn.connect(path)
-            socket.send_fds(conn, [request], [sock.fileno()])
-            reply = b""
-            while not reply.endswith(b"\n"):
-                chunk = conn.recv(4096)
-                if not chunk:
-                    break
-                reply += chunk
-    except OSError as exc:
-        return f"pvdd at {path}: {exc.strerror or exc}"
-    try:
-        answer = json.loads(reply)
-    except ValueError:
-        return f"pvdd at {path}: unreadable reply"
-    if answer.get("ok") is True:
-        return None
-    return f"pvdd: {answer.get('message') or answer.get('code') or 'refused'}"
+        with Client(timeout=5) as client:
+            client.mark(sock, pvd.handle)
+    except DaemonUnavailable as exc:
+        return str(exc)
+    except DaemonError as exc:
+        return f"pvdd: {exc.message or exc.code or 'refused'}"
+    return None
 
 
 def apply_mark(sock: socket.socket, pvd: Pvd) -> None:
