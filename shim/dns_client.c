@@ -246,15 +246,65 @@ static int wait_fd(int fd, short events, long long deadline)
 #define X_TIMEOUT 1     /* nothing valid in time */
 #define X_ERROR 2       /* cannot use this server (socket error, unreachable) */
 
-static int exchange_tcp(const struct pvd_dns_scope *scope, const struct pvd_dns_addr *server,
-                        const uint8_t *query, int qlen, uint16_t id, const char *name,
-                        uint16_t qtype, int timeout_ms, struct dns_response *resp)
+/* Send len octets of data on a connected stream socket before deadline.
+ * Returns X_ANSWER (all sent), X_TIMEOUT or X_ERROR. */
+static int send_all(int fd, const uint8_t *data, size_t len, int more, long long deadline)
+{
+    size_t sent = 0;
+    while (sent < len) {
+        ssize_t n = real_sendto(fd, data + sent, len - sent, MSG_NOSIGNAL | (more ? MSG_MORE : 0),
+                                NULL, 0);
+        if (n > 0) {
+            sent += (size_t)n;
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            int rc = wait_fd(fd, POLLOUT, deadline);
+            if (rc <= 0)
+                return rc == 0 ? X_TIMEOUT : X_ERROR;
+            continue;
+        }
+        return X_ERROR;
+    }
+    return X_ANSWER;
+}
+
+/* Read exactly len octets from a stream socket before deadline.
+ * Returns X_ANSWER, X_TIMEOUT or X_ERROR (also when the peer closes early). */
+static int recv_all(int fd, uint8_t *data, size_t len, long long deadline)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t n = real_recvfrom(fd, data + got, len - got, 0, NULL, NULL);
+        if (n > 0) {
+            got += (size_t)n;
+            continue;
+        }
+        if (n == 0)
+            return X_ERROR; /* closed early */
+        if (errno == EAGAIN || errno == EINTR) {
+            int rc = wait_fd(fd, POLLIN, deadline);
+            if (rc <= 0)
+                return rc == 0 ? X_TIMEOUT : X_ERROR;
+            continue;
+        }
+        return X_ERROR;
+    }
+    return X_ANSWER;
+}
+
+/* One exchange of query (qlen octets, any content) with server over TCP,
+ * from a socket bound like the UDP ones.  The reply goes into buf (at least
+ * DNS_MESSAGE_MAX octets), its length into *outlen; it must answer the
+ * query (dns_reply_matches). */
+static int raw_tcp(const struct pvd_dns_scope *scope, const struct pvd_dns_addr *server,
+                   const uint8_t *query, size_t qlen, uint8_t *buf, int timeout_ms,
+                   size_t *outlen)
 {
     int fd = open_scoped_socket(scope, server, SOCK_STREAM);
     if (fd < 0)
         return X_ERROR;
     int result = X_ERROR;
-    uint8_t *buf = NULL;
     long long deadline = now_ms() + timeout_ms;
     struct sockaddr_storage ss;
     socklen_t sl = to_sockaddr(server, DNS_PORT, &ss);
@@ -271,59 +321,40 @@ static int exchange_tcp(const struct pvd_dns_scope *scope, const struct pvd_dns_
         if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &el) != 0 || soerr != 0)
             goto out;
     }
-    uint8_t out[2 + DNS_UDP_MAX];
-    out[0] = (uint8_t)(qlen >> 8);
-    out[1] = (uint8_t)qlen;
-    memcpy(out + 2, query, (size_t)qlen);
-    size_t sent = 0, total = (size_t)qlen + 2;
-    while (sent < total) {
-        ssize_t n = real_sendto(fd, out + sent, total - sent, MSG_NOSIGNAL, NULL, 0);
-        if (n > 0) {
-            sent += (size_t)n;
-            continue;
-        }
-        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-            int rc = wait_fd(fd, POLLOUT, deadline);
-            if (rc <= 0) {
-                result = rc == 0 ? X_TIMEOUT : X_ERROR;
-                goto out;
-            }
-            continue;
-        }
+    uint8_t prefix[2] = {(uint8_t)(qlen >> 8), (uint8_t)qlen};
+    if ((result = send_all(fd, prefix, 2, 1, deadline)) != X_ANSWER
+        || (result = send_all(fd, query, qlen, 0, deadline)) != X_ANSWER
+        || (result = recv_all(fd, prefix, 2, deadline)) != X_ANSWER)
         goto out;
-    }
-    buf = malloc(DNS_MESSAGE_MAX + 2);
-    if (!buf)
+    size_t want = ((size_t)prefix[0] << 8) | prefix[1];
+    result = X_ERROR;
+    if (want < DNS_HEADER_LEN)
         goto out;
-    size_t got = 0, want = 2;
-    while (got < want) {
-        ssize_t n = real_recvfrom(fd, buf + got, want - got, 0, NULL, NULL);
-        if (n > 0) {
-            got += (size_t)n;
-            if (got == 2 && want == 2) {
-                want = 2 + (((size_t)buf[0] << 8) | buf[1]);
-                if (want < 2 + DNS_HEADER_LEN)
-                    goto out;
-            }
-            continue;
-        }
-        if (n == 0)
-            goto out; /* closed early */
-        if (errno == EAGAIN || errno == EINTR) {
-            int rc = wait_fd(fd, POLLIN, deadline);
-            if (rc <= 0) {
-                result = rc == 0 ? X_TIMEOUT : X_ERROR;
-                goto out;
-            }
-            continue;
-        }
+    if ((result = recv_all(fd, buf, want, deadline)) != X_ANSWER)
         goto out;
-    }
-    if (dns_parse_response(buf + 2, want - 2, id, name, qtype, resp) == DNS_OK && !resp->truncated)
+    result = X_ERROR;
+    if (dns_reply_matches(query, qlen, buf, want) == DNS_OK) {
+        *outlen = want;
         result = X_ANSWER;
+    }
 out:
-    free(buf);
     real_close(fd);
+    return result;
+}
+
+static int exchange_tcp(const struct pvd_dns_scope *scope, const struct pvd_dns_addr *server,
+                        const uint8_t *query, int qlen, uint16_t id, const char *name,
+                        uint16_t qtype, int timeout_ms, struct dns_response *resp)
+{
+    uint8_t *buf = malloc(DNS_MESSAGE_MAX);
+    if (!buf)
+        return X_ERROR;
+    size_t len = 0;
+    int result = raw_tcp(scope, server, query, (size_t)qlen, buf, timeout_ms, &len);
+    if (result == X_ANSWER
+        && (dns_parse_response(buf, len, id, name, qtype, resp) != DNS_OK || resp->truncated))
+        result = X_ERROR;
+    free(buf);
     return result;
 }
 
@@ -691,5 +722,113 @@ int dns_resolve_ptr(const struct pvd_dns_scope *scope, const struct dns_options 
         }
     }
     free(resp);
+    return result;
+}
+
+/* One UDP exchange of the caller's query with server: the first reply from
+ * the server's address and port that answers the query goes into buf
+ * (bufsize octets), its length into *outlen. */
+static int raw_udp(const struct pvd_dns_scope *scope, const struct pvd_dns_addr *server,
+                   const uint8_t *query, size_t qlen, uint8_t *buf, size_t bufsize,
+                   int timeout_ms, size_t *outlen)
+{
+    int fd = open_scoped_socket(scope, server, SOCK_DGRAM);
+    if (fd < 0)
+        return X_ERROR;
+    struct sockaddr_storage to;
+    socklen_t tolen = to_sockaddr(server, DNS_PORT, &to);
+    long long deadline = now_ms() + timeout_ms;
+    if (real_sendto(fd, query, qlen, MSG_NOSIGNAL, (struct sockaddr *)&to, tolen) != (ssize_t)qlen) {
+        real_close(fd);
+        return X_ERROR;
+    }
+    int result;
+    for (;;) {
+        int rc = wait_fd(fd, POLLIN, deadline);
+        if (rc <= 0) {
+            result = rc == 0 ? X_TIMEOUT : X_ERROR;
+            break;
+        }
+        struct sockaddr_storage from;
+        socklen_t fromlen = sizeof from;
+        ssize_t n = real_recvfrom(fd, buf, bufsize, MSG_TRUNC, (struct sockaddr *)&from, &fromlen);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                continue;
+            result = X_ERROR; /* e.g. ICMP port unreachable */
+            break;
+        }
+        if (!same_endpoint(&from, &to) || (size_t)n > bufsize)
+            continue; /* spoofed or stray, or larger than any DNS message: drop */
+        if (dns_reply_matches(query, qlen, buf, (size_t)n) != DNS_OK)
+            continue;
+        *outlen = (size_t)n;
+        result = X_ANSWER;
+        break;
+    }
+    real_close(fd);
+    return result;
+}
+
+/* Copy a reply into the caller's buffer: at most anslen octets, and a cut
+ * reply gets its TC bit set (as glibc's res_send does for TCP replies). */
+static int copy_reply(const uint8_t *buf, size_t len, uint8_t *answer, int anslen)
+{
+    size_t n = len < (size_t)anslen ? len : (size_t)anslen;
+    memcpy(answer, buf, n);
+    if (n < len)
+        answer[2] |= 0x02;
+    return (int)n;
+}
+
+int dns_send_raw(const struct pvd_dns_scope *scope, const struct dns_options *opt,
+                 const uint8_t *query, int qlen, uint8_t *answer, int anslen, int flags)
+{
+    pthread_once(&real_once, load_real);
+    if (!real_ok)
+        return DNS_Q_NOSERVER;
+    if (qlen < DNS_HEADER_LEN || qlen > DNS_MESSAGE_MAX || anslen < DNS_HEADER_LEN)
+        return DNS_Q_BADNAME;
+    uint8_t *buf = malloc(DNS_MESSAGE_MAX);
+    if (!buf)
+        return DNS_Q_TIMEOUT;
+    int usable = 0, refused = 0, result = DNS_Q_TIMEOUT;
+    for (int attempt = 0; attempt < opt->attempts; attempt++) {
+        for (int s = 0; s < scope->nservers; s++) {
+            const struct pvd_dns_addr *server = &scope->servers[s];
+            if (!pick_source(scope, server))
+                continue;
+            usable = 1;
+            size_t len = 0;
+            int x;
+            if (flags & DNS_RAW_USEVC) {
+                x = raw_tcp(scope, server, query, (size_t)qlen, buf, opt->timeout_ms, &len);
+            } else {
+                x = raw_udp(scope, server, query, (size_t)qlen, buf, DNS_MESSAGE_MAX,
+                            opt->timeout_ms, &len);
+                if (x == X_ANSWER && (buf[2] & 0x02) && !(flags & DNS_RAW_IGNTC))
+                    x = raw_tcp(scope, server, query, (size_t)qlen, buf, opt->timeout_ms, &len);
+            }
+            if (x != X_ANSWER)
+                continue;
+            int rcode = buf[3] & 0x0F;
+            int copied = copy_reply(buf, len, answer, anslen);
+            if (rcode == DNS_RCODE_SERVFAIL || rcode == DNS_RCODE_NOTIMP
+                || rcode == DNS_RCODE_REFUSED) {
+                refused = 1; /* as glibc: the next server is asked */
+                continue;
+            }
+            result = copied;
+            goto done;
+        }
+        if (!usable) {
+            result = DNS_Q_NOSERVER;
+            goto done;
+        }
+    }
+    if (refused)
+        result = DNS_Q_SERVFAIL;
+done:
+    free(buf);
     return result;
 }

@@ -31,11 +31,27 @@ void dns_options_load(struct dns_options *opt);
 #define DNS_Q_OK 0          /* *resp is a parsed reply; its rcode may be an error */
 #define DNS_Q_TIMEOUT (-1)  /* no usable server answered in time */
 #define DNS_Q_NOSERVER (-2) /* the PvD has no server it can reach from its own addresses */
-#define DNS_Q_BADNAME (-3)  /* name cannot be encoded */
+#define DNS_Q_BADNAME (-3)  /* name cannot be encoded (dns_send_raw: query or buffer too short or long) */
+#define DNS_Q_SERVFAIL (-4) /* dns_send_raw: every server answered SERVFAIL, NOTIMP or REFUSED */
 
 /* One query (name, qtype) against the scope's servers. */
 int dns_query(const struct pvd_dns_scope *scope, const struct dns_options *opt,
               const char *name, uint16_t qtype, struct dns_response *resp);
+
+/* Send the caller's query bytes as they are (res_send(3)) to the scope's
+ * servers, in order, attempts passes over the list, from sockets bound like
+ * every other DNS socket of the shim.  A reply counts when it comes from the
+ * server's address and port 53 and answers the query (dns_reply_matches: id,
+ * opcode, question); SERVFAIL, NOTIMP and REFUSED move on to the next server,
+ * as glibc does.  A UDP reply with TC set is asked again over TCP (unless
+ * DNS_RAW_IGNTC); DNS_RAW_USEVC asks over TCP only.  Returns the reply's
+ * length as copied into answer: at most anslen octets, and a longer reply is
+ * cut there with its TC bit set; or DNS_Q_TIMEOUT, DNS_Q_NOSERVER,
+ * DNS_Q_SERVFAIL (the last such reply is in answer) or DNS_Q_BADNAME. */
+#define DNS_RAW_USEVC 1
+#define DNS_RAW_IGNTC 2
+int dns_send_raw(const struct pvd_dns_scope *scope, const struct dns_options *opt,
+                 const uint8_t *query, int qlen, uint8_t *answer, int anslen, int flags);
 
 /* Results of the lookups below. */
 #define DNS_RES_OK 0

@@ -272,6 +272,39 @@ int dns_reverse_name(int family, const uint8_t *addr, char *out, size_t outlen)
     return DNS_ERR_ARG;
 }
 
+int dns_reply_matches(const uint8_t *query, size_t qlen, const uint8_t *reply, size_t rlen)
+{
+    if (qlen < DNS_HEADER_LEN || rlen < DNS_HEADER_LEN)
+        return DNS_ERR_TRUNCATED;
+    if (query[0] != reply[0] || query[1] != reply[1] || !(reply[2] & 0x80))
+        return DNS_ERR_MISMATCH;
+    unsigned opcode = (query[2] >> 3) & 0x0F;
+    if (((reply[2] >> 3) & 0x0F) != opcode)
+        return DNS_ERR_MISMATCH;
+    if (opcode == 5) /* UPDATE */
+        return DNS_OK;
+    uint16_t qd = get16(query + 4);
+    if (get16(reply + 4) != qd || qd > DNS_MAX_RECORDS)
+        return DNS_ERR_MISMATCH;
+    size_t qoff = DNS_HEADER_LEN, roff = DNS_HEADER_LEN;
+    char qname[DNS_NAME_MAX + 1], rname[DNS_NAME_MAX + 1];
+    for (unsigned i = 0; i < qd; i++) {
+        int rc = dns_read_name(query, qlen, &qoff, qname, sizeof qname);
+        if (rc != DNS_OK)
+            return rc == DNS_ERR_TRUNCATED ? rc : DNS_ERR_MISMATCH;
+        rc = dns_read_name(reply, rlen, &roff, rname, sizeof rname);
+        if (rc != DNS_OK)
+            return rc == DNS_ERR_TRUNCATED ? rc : DNS_ERR_MISMATCH;
+        if (qoff + 4 > qlen || roff + 4 > rlen)
+            return DNS_ERR_TRUNCATED;
+        if (strcmp(qname, rname) != 0 || memcmp(query + qoff, reply + roff, 4) != 0)
+            return DNS_ERR_MISMATCH;
+        qoff += 4;
+        roff += 4;
+    }
+    return DNS_OK;
+}
+
 const char *dns_strerror(int err)
 {
     switch (err) {

@@ -100,6 +100,14 @@ int dns_name_equal(const char *a, const char *b);
  * "4.3.2.1.in-addr.arpa" or the nibble form under ip6.arpa. */
 int dns_reverse_name(int family, const uint8_t *addr, char *out, size_t outlen);
 
+/* Is reply (rlen octets) a response to query (qlen octets), as res_send(3)
+ * requires?  Same id, QR set, same opcode and, except for UPDATE (whose
+ * replies may carry the header only), the same question section: the same
+ * count and, in order, the same names (case-insensitive), types and classes.
+ * Returns DNS_OK, DNS_ERR_MISMATCH, or DNS_ERR_TRUNCATED (either message
+ * ends too early).  Does not look past the question section. */
+int dns_reply_matches(const uint8_t *query, size_t qlen, const uint8_t *reply, size_t rlen);
+
 /* A short English description of an error code, for messages. */
 const char *dns_strerror(int err);
 

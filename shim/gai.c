@@ -20,6 +20,10 @@
  * getaddrinfo called with AI_NUMERICHOST on each resolved address (no
  * network I/O), so the list it returns is made only of glibc-allocated
  * nodes and the real freeaddrinfo frees it.  errno is preserved.
+ *
+ * pvd_gai_in_scope() (gai_scoped.h) is getaddrinfo for a given scope, for
+ * getaddrinfo_a's workers (gai_async.c), which resolve in the submitting
+ * thread's PvD.  gethostbyaddr and the res_* functions: resolv_hooks.c.
  */
 #include <arpa/inet.h>
 #include <dlfcn.h>
@@ -34,6 +38,7 @@
 #include "dns_hosts.h"
 #include "dns_scope.h"
 #include "dns_sort.h"
+#include "gai_scoped.h"
 
 #define EXPORT __attribute__((visibility("default")))
 
@@ -227,7 +232,15 @@ EXPORT int getaddrinfo(const char *node, const char *service, const struct addri
     if (status == PVD_DNS_SCOPE_NONE)
         return real_getaddrinfo ? real_getaddrinfo(node, service, hints, res) : EAI_SYSTEM;
     errno = saved_errno;
-    if (status == PVD_DNS_SCOPE_BAD || !real_getaddrinfo)
+    return pvd_gai_in_scope(status, &scope, node, service, hints, res);
+}
+
+int pvd_gai_in_scope(int status, const struct pvd_dns_scope *scope, const char *node,
+                     const char *service, const struct addrinfo *hints, struct addrinfo **res)
+{
+    int saved_errno = errno;
+    ensure_real();
+    if (status != PVD_DNS_SCOPE_OK || !real_getaddrinfo)
         return EAI_FAIL;
     int flags = hints ? hints->ai_flags : (AI_V4MAPPED | AI_ADDRCONFIG);
     int family = hints ? hints->ai_family : AF_UNSPEC;
@@ -256,7 +269,7 @@ EXPORT int getaddrinfo(const char *node, const char *service, const struct addri
 
     /* R26: AI_ADDRCONFIG judged against the PvD's addresses, as glibc
      * judges it against the host's. */
-    int has4 = pvd_has_family(&scope, AF_INET), has6 = pvd_has_family(&scope, AF_INET6);
+    int has4 = pvd_has_family(scope, AF_INET), has6 = pvd_has_family(scope, AF_INET6);
     if (flags & AI_ADDRCONFIG) {
         if (family == AF_UNSPEC && has4 != has6)
             family = has4 ? AF_INET : AF_INET6;
@@ -285,9 +298,9 @@ EXPORT int getaddrinfo(const char *node, const char *service, const struct addri
         return EAI_MEMORY;
     struct dns_addr_result *found4 = &found[1];
     found4->naddrs = 0;
-    int rc = scoped_lookup(&scope, node, want4, want6, found);
+    int rc = scoped_lookup(scope, node, want4, want6, found);
     if (mapped && ((flags & AI_ALL) || found->naddrs == 0)) {
-        int rc4 = scoped_lookup(&scope, node, 1, 0, found4);
+        int rc4 = scoped_lookup(scope, node, 1, 0, found4);
         if (rc != DNS_RES_OK && rc4 == DNS_RES_OK) {
             rc = DNS_RES_OK;
             memcpy(found->canon, found4->canon, sizeof found->canon);
@@ -298,8 +311,8 @@ EXPORT int getaddrinfo(const char *node, const char *service, const struct addri
         errno = saved_errno;
         return res_to_eai(rc);
     }
-    dns_sort_rfc6724(&scope, found->addrs, found->naddrs);
-    dns_sort_rfc6724(&scope, found4->addrs, found4->naddrs);
+    dns_sort_rfc6724(scope, found->addrs, found->naddrs);
+    dns_sort_rfc6724(scope, found4->addrs, found4->naddrs);
 
     struct addrinfo *head = NULL, **tail = &head;
     int err = 0;
