@@ -44,7 +44,7 @@ def leave_outer_scope() -> None:
     """Re-exec this pvdrun without our preload library when an outer ``pvdrun`` put it there.
 
     pvdrun is the control plane: an inner ``pvdrun --pvd B`` overrides an outer ``--pvd A``
-    (issue 4), and its own discovery (netlink, Router Solicitations on every link) must not be
+    (the shim), and its own discovery (netlink, Router Solicitations on every link) must not be
     held inside A, or it would not hear B's Router Advertisements.  The user's other preloads
     are kept; the program pvdrun finally runs gets the shim again from the launcher.
     """

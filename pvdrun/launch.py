@@ -107,7 +107,7 @@ def scope_line_of(pvd: "Pvd | None") -> str:
 
 
 def private_resolv_conf(pvd: "Pvd | None") -> None:
-    """As root, give CMD a private /etc/resolv.conf naming only the PvD's servers (issue 5 §3),
+    """As root, give CMD a private /etc/resolv.conf naming only the PvD's servers,
     so that programs reading it themselves (dig, host, nslookup) ask the PvD's resolvers.
 
     Without root this cannot be done; getaddrinfo users are still scoped by the shim

@@ -1,4 +1,4 @@
-"""Load helper for the "Speed" section of issue 6 (for bench/, which another engineer owns):
+"""Load measurement for pvdd's mark operation:
 cost of a pvdd mark round-trip per socket, and pvdd under many concurrent mark requests.
 
 Run as root against a running pvdd that has a PvD with a mark::
@@ -8,7 +8,7 @@ Run as root against a running pvdd that has a PvD with a mark::
 Prints JSON: ``plain_us`` (socket()+close() alone, median), ``mark_us`` (socket()+mark
 round-trip+close(), median, p90, p99), and for ``--sockets`` clients connected at once,
 each passing one socket: wall time, throughput (marks/s), latency percentiles, errors.
-Not a test: nothing is asserted (issue 6: measured and reported, not asserted).
+Not a test: nothing is asserted (speed is measured and reported, never asserted).
 """
 from __future__ import annotations
 

@@ -1,9 +1,9 @@
 """The launcher's last steps before exec, in the shared labs:
 
 * as root it gives the program a private /etc/resolv.conf naming only the PvD's servers, so
-  programs that read resolv.conf themselves (dig) ask the PvD's DNS (issue 5 §3, R25);
+  programs that read resolv.conf themselves (dig) ask the PvD's DNS (R25);
 * a PvD that shares its interface with another PvD is refused without pvdd's routing tables,
-  as root too, rather than sent by the main table's next-hop (issue 6 §4, R7).
+  as root too, rather than sent by the main table's next-hop (R7).
 """
 from __future__ import annotations
 

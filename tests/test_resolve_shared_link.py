@@ -22,7 +22,7 @@ CASES = [(scenario, isp) for scenario in ("lab1", "lab2") for isp in ("ispa", "i
 @pytest.fixture(scope="module")
 def pvdds(request: pytest.FixtureRequest) -> Iterator[dict[str, PvddInLab]]:
     """pvdd in each shared-link lab: a PvD sharing its interface needs pvdd's routing tables
-    (issue 6), and the launcher refuses it without them."""
+    (pvdd), and the launcher refuses it without them."""
     daemons: dict[str, PvddInLab] = {}
     try:
         for scenario in ("lab1", "lab2"):

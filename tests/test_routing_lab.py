@@ -1,4 +1,4 @@
-"""Route isolation by pvdd in lab scenarios 1 and 2 (issue 6; R7; Troan Figures 1 and 2).
+"""Route isolation by pvdd in lab scenarios 1 and 2 (R7; Troan Figures 1 and 2).
 
 Where two PvDs share one link, device binding cannot keep them apart: pvdd gives each
 PvD its own routing table and rules (source address, device, socket mark).  The proof is

@@ -1,4 +1,4 @@
-"""The C API (shim/pvd.h) through the cffi binding, without LD_PRELOAD (issue 4, point 5),
+"""The C API (shim/pvd.h) through the cffi binding, without LD_PRELOAD,
 and the library's build properties.  No namespace needed: the only socket tied here is
 bound to the loopback interface and sends nothing."""
 from __future__ import annotations
@@ -125,7 +125,7 @@ def test_thread_scope_refused_without_preload() -> None:
 
 def test_bind_socket_without_preload_ties_the_kernel_socket() -> None:
     """Per-socket scope works without the hooks: the kernel holds the device binding."""
-    # mark=0 here: a PvD with a mark needs pvdd to set it (issue 6), tested below
+    # mark=0 here: a PvD with a mark needs pvdd to set it, tested below
     handle = binding.add_scope(LINE.replace("mark=0x2a", "mark=0x0"))
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         binding.bind_socket(sock, handle)

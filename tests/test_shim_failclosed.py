@@ -1,4 +1,4 @@
-"""The shim fails closed (issue 4, point 3) and scopes at every level (point 4).
+"""The shim fails closed and scopes at every level.
 
 A private pair of namespaces (names carry this run's pid): the host ``pvs<pid>h`` has
 two links, ``ha<pid>`` (PvD A, no default route) and ``hb<pid>`` (PvD B, which holds

@@ -1,4 +1,4 @@
-"""Real programs scoped by ``pvdrun --pvd`` in lab scenario 3 (issue 4, point 7).
+"""Real programs scoped by ``pvdrun --pvd`` in lab scenario 3.
 
 Scenario 3: the host has two interfaces, ``ispa`` and ``ispb``, with the SAME IPv4
 address plan behind both (192.0.2.10/24, router 192.0.2.1, service 198.51.100.80), so

@@ -1,4 +1,4 @@
-"""``pvdrun --pvd NAME [--] CMD``: exec semantics and refusals (issue 4, points 1 and 6).
+"""``pvdrun --pvd NAME [--] CMD``: exec semantics and refusals.
 
 These use the null PvD (R13), which needs no lookup and no network, so they run
 outside any namespace without sending anything.

@@ -1,4 +1,4 @@
-"""Name resolution inside one PvD (issue 5; R3 for name lookups, R25, R26).
+"""Name resolution inside one PvD (R3 for name lookups, R25, R26).
 
 * :mod:`pvdrun.resolve.resolver`: a dnspython resolver that asks only the
   PvD's own DNS servers, from sockets bound to the PvD's interface and

@@ -1,4 +1,4 @@
-"""Can a program be scoped by LD_PRELOAD?  (issue 4, point 6)
+"""Can a program be scoped by LD_PRELOAD?
 
 Only a dynamically linked program whose loader honours LD_PRELOAD runs the
 shim's hooks.  This module reads the program file (ELF headers, ``#!`` line,
