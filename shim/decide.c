@@ -755,8 +755,6 @@ unsigned int shim_slot_for_option(int fd)
         return W_SLOT(w);
     case FK_PENDING:
         return (w & W_EXPLICIT) ? W_SLOT(w) : shim_effective_slot();
-    case FK_LOOPBACK: /* unscoped for traffic to loopback, never for anything else */
-        return shim_effective_slot();
     default:
         return SLOT_NONE; /* not inet, or no PvD: the program's business */
     }
@@ -764,9 +762,6 @@ unsigned int shim_slot_for_option(int fd)
 
 int shim_check_device_change(int fd, int ifindex)
 {
-    uint32_t w = fd_load(fd);
-    if (W_KIND(w) == FK_LOOPBACK)
-        return 0; /* a loopback-only socket reaches nothing but loopback, bound or not */
     unsigned int slot = shim_slot_for_option(fd);
     if (slot == SLOT_NONE)
         return 0;

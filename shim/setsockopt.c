@@ -21,10 +21,14 @@
 #define SO_BINDTOIFINDEX 62
 #endif
 
-/* The PvD whose interface a join must use; SLOT_NONE: no PvD applies. */
+/* The PvD whose interface a join must use; SLOT_NONE: no PvD applies.  A loopback-only
+ * socket sends nothing but to loopback, except the report a join sends: it joins in the
+ * PvD in force too. */
 static int join_slot(int fd, unsigned int *slot)
 {
     *slot = shim_slot_for_option(fd);
+    if (*slot == SLOT_NONE && W_KIND(fd_load(fd)) == FK_LOOPBACK)
+        *slot = shim_effective_slot();
     if (*slot == SLOT_NULL || (*slot != SLOT_NONE && !shim_pvd_at(*slot))) {
         errno = ENODEV; /* the null PvD has no interface */
         return -1;
