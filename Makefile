@@ -37,5 +37,22 @@ bench: deps
 	$(PIP) install -q .
 	$(PYTHON) bench/run.py
 
+# Coverage-guided fuzzing of the shim's C parsers (docs/testing.md, "Fuzzing"): each libFuzzer
+# harness of fuzz/ runs FUZZ_SECONDS from its seeds; a crash fails.  Needs clang, installed
+# when missing (root only, like `deps`).
+FUZZ_SECONDS ?= 60
+FUZZ_HARNESSES ?= scope_parse dns_scope dns_wire dns_hosts cmsg
+.PHONY: fuzz fuzz-deps
+
+fuzz: fuzz-deps
+	sh fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_HARNESSES)
+
+fuzz-deps:
+	@if ! command -v clang >/dev/null 2>&1; then \
+	  echo "missing command: clang; installing the Debian package"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "make fuzz-deps: run as root to install: clang" >&2; exit 5; fi; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang >/dev/null; \
+	fi
+
 clean:
 	rm -rf build dist *.egg-info

@@ -17,15 +17,41 @@
 
 #define NULL_HANDLE 0xFFFFFFFFu
 
-static int parse_u32(const char *s, uint32_t *out)
+/* An unsigned decimal of at most 32 bits, or 0x hex when allow_hex: the same numbers as
+ * the socket hooks' parser (scope_parse.c), so that both read a line alike ("010" is ten,
+ * never octal eight; no sign, no blanks). */
+static int parse_u32(const char *s, int allow_hex, uint32_t *out)
 {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 0);
-    if (errno || end == s || *end != '\0' || v > 0xFFFFFFFFull || s[0] == '-')
+    uint64_t value = 0;
+    unsigned base = 10;
+    if (allow_hex && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') && s[2] != '\0') {
+        base = 16;
+        s += 2;
+    }
+    if (*s == '\0')
         return -1;
-    *out = (uint32_t)v;
+    for (; *s; s++) {
+        unsigned digit;
+        if (*s >= '0' && *s <= '9')
+            digit = (unsigned)(*s - '0');
+        else if (base == 16 && *s >= 'a' && *s <= 'f')
+            digit = (unsigned)(*s - 'a' + 10);
+        else if (base == 16 && *s >= 'A' && *s <= 'F')
+            digit = (unsigned)(*s - 'A' + 10);
+        else
+            return -1;
+        value = value * base + digit;
+        if (value > 0xFFFFFFFFu)
+            return -1;
+    }
+    *out = (uint32_t)value;
     return 0;
+}
+
+/* Token separators: the same as scope_parse.c's. */
+static int is_separator(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n';
 }
 
 int pvd_dns_parse_addr(const char *s, struct pvd_dns_addr *out)
@@ -47,7 +73,7 @@ int pvd_dns_parse_addr(const char *s, struct pvd_dns_addr *out)
     out->family = AF_INET6;
     if (zone) {
         uint32_t idx;
-        if (parse_u32(zone, &idx) == 0)
+        if (parse_u32(zone, 0, &idx) == 0)
             out->scope_id = idx;
         else if ((out->scope_id = if_nametoindex(zone)) == 0)
             return -1;
@@ -61,12 +87,12 @@ int pvd_dns_parse_scope(const char *line, struct pvd_dns_scope *out)
     int seen_version = 0;
     const char *p = line;
     while (*p) {
-        while (*p == ' ' || *p == '\t')
+        while (is_separator(*p))
             p++;
         if (!*p)
             break;
         const char *end = p;
-        while (*end && *end != ' ' && *end != '\t')
+        while (*end && !is_separator(*end))
             end++;
         char token[DNS_NAME_MAX + 16];
         size_t tlen = (size_t)(end - p);
@@ -89,16 +115,16 @@ int pvd_dns_parse_scope(const char *line, struct pvd_dns_scope *out)
                 return PVD_DNS_SCOPE_BAD;
             strcpy(out->id, value);
         } else if (strcmp(key, "handle") == 0) {
-            if (parse_u32(value, &out->handle))
+            if (parse_u32(value, 0, &out->handle))
                 return PVD_DNS_SCOPE_BAD;
         } else if (strcmp(key, "mark") == 0) {
-            if (parse_u32(value, &out->mark))
+            if (parse_u32(value, 1, &out->mark))
                 return PVD_DNS_SCOPE_BAD;
         } else if (strcmp(key, "if") == 0) {
             const char *colon = strrchr(value, ':');
             uint32_t idx;
             if (out->nifs >= PVD_DNS_MAX_IFS || !colon || colon == value
-                || (size_t)(colon - value) >= IF_NAMESIZE || parse_u32(colon + 1, &idx) || idx == 0)
+                || (size_t)(colon - value) >= IF_NAMESIZE || parse_u32(colon + 1, 0, &idx) || idx == 0)
                 return PVD_DNS_SCOPE_BAD;
             struct pvd_dns_iface *ifc = &out->ifs[out->nifs++];
             memcpy(ifc->name, value, (size_t)(colon - value));

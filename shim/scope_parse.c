@@ -125,7 +125,9 @@ int pvd_scope_parse(const char *line, size_t len, struct pvd_scope *out, char *e
             return fail(err, errlen, "token with empty key at byte %zu", start);
         if (val_len == 0)
             return fail(err, errlen, "token with empty value at byte %zu", start);
-        if (memchr(val, '=', val_len) || memchr(val, '"', val_len) || memchr(val, '\\', val_len))
+        /* A NUL would cut the value short in its C string: reject it, never truncate. */
+        if (memchr(val, '=', val_len) || memchr(val, '"', val_len) || memchr(val, '\\', val_len)
+            || memchr(val, '\0', val_len))
             return fail(err, errlen, "forbidden character in value at byte %zu", start);
 
         if (key_is(key, key_len, "v")) {

@@ -1,0 +1,95 @@
+/* fuzz_dns_wire.c: libFuzzer harness for the shim's DNS message parser (shim/dns_wire.c).
+ *
+ * The input is a whole DNS message.  It is parsed as the reply to the query it claims to
+ * answer (the id and the question are taken from the message itself, so the fuzzer gets
+ * past the question check and into the records), and checked against dns_wire.h's contract:
+ *   - only the documented return codes, never DNS_ERR_ARG (the parser's own buffers always
+ *     hold any name of at most 255 wire octets);
+ *   - an accepted reply keeps at most DNS_MAX_ANSWERS answers, no more than ANCOUNT, of the
+ *     four kept types, with terminated lower-case names and TTLs below 2^31;
+ *   - round trip: the question name, encoded again by dns_build_query(), decodes to the same
+ *     name and is accepted as the question of an empty reply;
+ *   - dns_reverse_name() on every kept address fits its buffer. */
+#include <stdint.h>
+#include <string.h>
+
+#include "dns_wire.h"
+#include "fuzz_check.h"
+
+static void check_name(const char *name, size_t size)
+{
+    CHECK(fuzz_terminated(name, size));
+    size_t n = strlen(name);
+    CHECK(n <= DNS_NAME_MAX - 1);
+    for (size_t i = 0; i < n; i++)
+        CHECK(!(name[i] >= 'A' && name[i] <= 'Z'));
+    CHECK(n == 0 || (name[0] != '.' && name[n - 1] != '.'));
+    CHECK(strstr(name, "..") == NULL);
+}
+
+static void round_trip(uint16_t id, const char *qname, uint16_t qtype)
+{
+    uint8_t q[DNS_UDP_MAX];
+    int n = dns_build_query(q, sizeof q, id, qname, qtype);
+    CHECK(n >= DNS_HEADER_LEN + 5);
+    char back[DNS_NAME_MAX + 1];
+    size_t off = DNS_HEADER_LEN;
+    CHECK(dns_read_name(q, (size_t)n, &off, back, sizeof back) == DNS_OK);
+    CHECK(strcmp(back, qname) == 0 && off + 4 == (size_t)n);
+    CHECK(dns_name_equal(back, qname));
+    q[2] |= 0x80; /* the query becomes its own empty reply */
+    static struct dns_response r;
+    CHECK(dns_parse_response(q, (size_t)n, id, qname, qtype, &r) == DNS_OK);
+    CHECK(r.nanswers == 0 && r.rcode == 0 && !r.truncated);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    uint16_t id = size >= 2 ? (uint16_t)((data[0] << 8) | data[1]) : 0;
+    char qname[DNS_NAME_MAX + 1] = "example.com";
+    uint16_t qtype = DNS_TYPE_A;
+    size_t off = DNS_HEADER_LEN;
+    int have_question = 0;
+    if (size > DNS_HEADER_LEN) {
+        int rc = dns_read_name(data, size, &off, qname, sizeof qname);
+        CHECK(rc <= 0 && rc >= DNS_ERR_FORMAT && rc != DNS_ERR_ARG);
+        if (rc == DNS_OK) {
+            check_name(qname, sizeof qname);
+            have_question = 1;
+            if (off + 2 <= size)
+                qtype = (uint16_t)((data[off] << 8) | data[off + 1]);
+        } else {
+            strcpy(qname, "example.com");
+        }
+    }
+
+    static struct dns_response resp;
+    int rc = dns_parse_response(data, size, id, qname, qtype, &resp);
+    CHECK(rc <= 0 && rc >= DNS_ERR_FORMAT && rc != DNS_ERR_ARG);
+    if (rc == DNS_OK && !resp.truncated) {
+        CHECK(resp.nanswers >= 0 && resp.nanswers <= DNS_MAX_ANSWERS);
+        CHECK(resp.nanswers <= resp.ancount);
+        CHECK(resp.rcode <= 15);
+        for (int i = 0; i < resp.nanswers; i++) {
+            const struct dns_answer *a = &resp.answers[i];
+            CHECK(a->type == DNS_TYPE_A || a->type == DNS_TYPE_AAAA || a->type == DNS_TYPE_CNAME
+                  || a->type == DNS_TYPE_PTR);
+            CHECK(a->ttl <= 0x7FFFFFFFu);
+            check_name(a->owner, sizeof a->owner);
+            if (a->type == DNS_TYPE_CNAME || a->type == DNS_TYPE_PTR) {
+                check_name(a->data.name, sizeof a->data.name);
+            } else {
+                char rev[DNS_NAME_MAX + 1];
+                int family = a->type == DNS_TYPE_A ? 4 : 6;
+                CHECK(dns_reverse_name(family, a->data.addr, rev, sizeof rev) == DNS_OK);
+                CHECK(fuzz_terminated(rev, sizeof rev));
+            }
+        }
+    }
+    if (have_question)
+        round_trip(id, qname, qtype);
+    /* a second, unrelated question exercises the mismatch paths */
+    rc = dns_parse_response(data, size, (uint16_t)(id ^ 1), "example.com", DNS_TYPE_AAAA, &resp);
+    CHECK(rc <= 0 && rc >= DNS_ERR_FORMAT && rc != DNS_ERR_ARG);
+    return 0;
+}
