@@ -6,7 +6,7 @@ PYTEST_ARGS ?=
 DEB_PACKAGES := iproute2 dnsmasq-base tcpdump curl wget socat netcat-openbsd dnsutils procps gcc libc6-dev nftables
 DEB_COMMANDS := ip dnsmasq tcpdump curl wget socat nc dig pkill cc nft
 
-.PHONY: all install deps test bench shim clean
+.PHONY: all install deps test test-asan bench shim shim-asan clean
 
 all: install
 
@@ -31,6 +31,46 @@ test: deps
 shim:
 	$(CC) -std=gnu11 -O2 -g -fPIC -Wall -Wextra -Werror -fvisibility=hidden -D_GNU_SOURCE -pthread \
 	  -shared -o build/libpvdshim.so shim/*.c -ldl -Wl,-z,now -Wl,--no-undefined
+
+# The shim built with AddressSanitizer and UBSan, in build/asan/ (docs/testing.md).  It carries
+# its sanitizer runtime (libasan.a whole, and UBSan's handlers from libubsan.a, sharing ASan's
+# common part): the shim is preloaded into uninstrumented programs, and ASan's malloc must come
+# before libc's in the symbol search order, which is exactly where the shim is, also when a
+# test sets LD_PRELOAD to it alone or links a program against it.  Its dependency
+# libpvdasan-start.so (-z initfirst) starts that runtime before any library's constructor.
+# Default options (log files under build/asan/logs) are compiled in, so that programs run with
+# a scrubbed environment keep them.
+ASAN_DIR := $(CURDIR)/build/asan
+ASAN_LIB := $(ASAN_DIR)/libpvdshim.so
+ASAN_START := $(ASAN_DIR)/libpvdasan-start.so
+ASAN_LOGS := $(ASAN_DIR)/logs
+ASAN_CFLAGS := -std=gnu11 -O1 -g -fPIC -Wall -Wextra -fvisibility=hidden -D_GNU_SOURCE -pthread \
+  -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+UBSAN_OBJS := ubsan_diag.o ubsan_flags.o ubsan_handlers.o ubsan_init.o ubsan_monitor.o ubsan_value.o
+
+shim-asan:
+	@for a in libasan.a libubsan.a; do case "$$($(CC) -print-file-name=$$a)" in /*) ;; \
+	  *) echo "make shim-asan: $(CC) has no $$a (Debian: libgcc-N-dev)" >&2; exit 5;; esac; done
+	rm -rf $(ASAN_DIR)/obj && mkdir -p $(ASAN_DIR)/obj/ubsan $(ASAN_LOGS) && chmod 1777 $(ASAN_LOGS)
+	cd $(ASAN_DIR)/obj && $(CC) $(ASAN_CFLAGS) '-DPVDRUN_SANITIZER_LOG_DIR="$(ASAN_LOGS)"' \
+	  -c $(abspath $(wildcard shim/*.c)) $(CURDIR)/tests/asan/sanitizer_defaults.c
+	cd $(ASAN_DIR)/obj/ubsan && ar x "$$($(CC) -print-file-name=libubsan.a)" $(UBSAN_OBJS)
+	$(CC) -O1 -g -fPIC -Wall -Wextra -shared -o $(ASAN_START) tests/asan/asan_start.c -Wl,-z,initfirst
+	$(CC) -shared -o $(ASAN_LIB) $(ASAN_DIR)/obj/*.o $(addprefix $(ASAN_DIR)/obj/ubsan/,$(UBSAN_OBJS)) \
+	  -Wl,--whole-archive "$$($(CC) -print-file-name=libasan.a)" -Wl,--no-whole-archive \
+	  -Wl,--no-as-needed $(ASAN_START) -Wl,--as-needed \
+	  -ldl -lm -lrt -pthread -Wl,-z,now -Wl,--no-undefined
+	cp shim/pvd.h $(ASAN_DIR)/
+
+# The whole suite with every load of the shim going to that build (PVDRUN_SHIM_LIBRARY, which
+# pvdrun.shim.library_path() honours); fails on a failed test or on any sanitizer report found
+# in build/asan/logs afterwards, and prints the reports.
+test-asan: deps shim-asan
+	$(PIP) install -q '.[test]'
+	rm -f $(ASAN_LOGS)/*
+	cd tests && PVDRUN_SHIM_LIBRARY=$(ASAN_LIB) $(PYTHON) -m pytest $(PYTEST_ARGS); tests=$$?; \
+	cd $(CURDIR) && $(PYTHON) tests/asan/scan_logs.py $(ASAN_LOGS); reports=$$?; \
+	[ $$tests = 0 ] || exit $$tests; exit $$reports
 
 bench: deps
 	sh bench/deps.sh
