@@ -2,8 +2,10 @@
 
 ``PvddInLab(lab, config_text)`` starts ``pvdrun daemon`` in the host namespace with its
 socket in a world-traversable temporary directory (so an unprivileged test user can reach
-it), waits until the PvD table is served and the tables are built, and ``stop()`` sends
-SIGTERM (``kill()`` SIGKILL) and removes the directory.
+it), waits until the PvD table is served and the tables are built; ``stop()`` sends
+SIGTERM (pvdd keeps its fail-closed rules), ``kill()`` SIGKILL, and ``cleanup()`` stops it,
+runs ``pvdrun daemon --cleanup`` (nothing tagged as pvdd's is left) and removes the
+directory.
 """
 from __future__ import annotations
 
@@ -105,22 +107,21 @@ class PvddInLab:
         return code
 
     def stop(self) -> int | None:
-        """SIGTERM: pvdd removes its tables and rules."""
+        """SIGTERM: pvdd parks its tables (the unreachable rules and markers stay)."""
         return self._end(signal.SIGTERM)
 
     def kill(self) -> int | None:
-        """SIGKILL: a crash; the tables and rules stay behind."""
+        """SIGKILL: a crash; the tables and rules stay behind as they were."""
         return self._end(signal.SIGKILL)
+
+    def remove_state(self) -> subprocess.CompletedProcess:
+        """``pvdrun daemon --cleanup`` on this pvdd's socket, in the lab's host namespace."""
+        return self.lab.exec([PVDRUN, "daemon", "--cleanup", "--socket", self.socket], timeout=60)
 
     def cleanup(self) -> None:
         """Stop pvdd if it runs, remove whatever is tagged as pvdd's, remove the directory."""
-        self.stop()
-        if rules(self.lab) or rules(self.lab, "-4") or routes(self.lab):
-            from_scratch = PvddInLab(self.lab)  # a pvdd removes a crashed one's leftovers at start
-            try:
-                from_scratch.start(wait=False)
-                time.sleep(2)
-                from_scratch.stop()
-            finally:
-                shutil.rmtree(from_scratch.dir, ignore_errors=True)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        try:
+            self.stop()
+            self.remove_state()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)

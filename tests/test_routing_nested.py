@@ -1,11 +1,13 @@
-"""Issue 6 point 2: pvdd applies what an unpatched kernel ignores inside an RFC 8801 PvD option.
+"""pvdd applies what an unpatched kernel ignores inside an RFC 8801 PvD option.
 
 A router namespace sends RAs whose only content is a PvD option (outer router lifetime 0)
 carrying a PIO (A flag), a RIO, an RDNSS and an RA header (R flag) with a router lifetime,
 all with short lifetimes.  Without pvdd the host gets nothing from them; with pvdd (root)
 it gets the EUI-64 SLAAC address tagged ``proto 153``, the nested routes in the PvD's table
 (never the main table) and traffic through ``pvdrun --pvd`` reaches a host behind the
-router with that source; pvdd's stop removes them, and so does the end of the lifetimes.
+router with that source; pvdd's stop keeps the address (it has its lifetimes), its rules
+and the PvD's table but for the mark lookup; ``pvdrun daemon --cleanup`` removes them; the
+end of the lifetimes removes address and routes.
 """
 from __future__ import annotations
 
@@ -107,6 +109,11 @@ def _routes(net: MiniNet, table: str = "all") -> list[str]:
     return out.splitlines()
 
 
+def _pvdd_routes(net: MiniNet) -> list[str]:
+    """Routes tagged as pvdd's, but for the tables' markers (``throw 100::TAG``)."""
+    return [line for line in _routes(net) if "proto 153" in line and not line.startswith("throw 100::")]
+
+
 def _pvdd(net: MiniNet, sock: str, config: str) -> subprocess.Popen:
     return net.popen(PVDRUN, "daemon", "--socket", sock, "--config", config, "--log-level", "info",
                      stderr_path=os.path.join(net.tmp, "pvdd.log"))
@@ -154,9 +161,17 @@ def test_prefix_only_inside_pvd_option(net: MiniNet) -> None:
                          timeout=10, what="reply through the PvD")
     assert reply.strip().strip("[]") == address, reply
 
-    # pvdd stops: its address and routes are gone although the RAs go on
+    # pvdd stops: the address stays (the kernel expires it) and what leaves from it still
+    # uses the PvD's table only; the mark lookup is gone
     _stop(pvdd)
-    assert address not in _addrs(net)
+    assert any(FAR_NET in line for line in _pvdd_routes(net))
+    assert address in _tagged(net)
+    rules = net.run("ip", "-6", "rule", check=True).stdout
+    assert f"from {address} lookup 5" in rules and f"from {address} unreachable proto 153" in rules
+    assert not [l for l in rules.splitlines() if "fwmark" in l and " lookup " in l], rules
+    done = net.run(PVDRUN, "daemon", "--cleanup", "--socket", sock)
+    assert done.returncode == 0, done.stderr
+    assert address not in _addrs(net) and not _tagged(net)
     assert not any("proto 153" in line for line in _routes(net))
 
     # pvdd again, then the router goes quiet: everything ends with its lifetime
@@ -164,8 +179,8 @@ def test_prefix_only_inside_pvd_option(net: MiniNet) -> None:
     net.wait_for(lambda: address in _addrs(net), what="address back with pvdd")
     os.killpg(sender.pid, signal.SIGTERM)
     sender.wait(timeout=5)
-    net.wait_for(lambda: address not in _addrs(net)
-                 and not any("proto 153" in line for line in _routes(net)),
+    net.wait_for(lambda: address not in _addrs(net) and not _pvdd_routes(net),
                  timeout=LIFETIME + 15, what="address and routes gone after their lifetime")
     assert pvdd.poll() is None
     _stop(pvdd)
+    assert net.run(PVDRUN, "daemon", "--cleanup", "--socket", sock).returncode == 0

@@ -1,4 +1,4 @@
-"""pvdd's routing layout and the [routing]/policy configuration, without root (issue 6)."""
+"""pvdd's routing layout and the [routing]/policy configuration, without root."""
 from __future__ import annotations
 
 import socket
@@ -7,8 +7,9 @@ import pytest
 
 from pvdrun.discovery.config import ConfigError, RoutingConfig, parse_config
 from pvdrun.model import Pvd, Route
-from pvdrun.routing.plan import (ACTION_LOOKUP, ACTION_UNREACHABLE, SlotTable, needs_mark, plan_routes,
-                                 plan_rules)
+from pvdrun.routing.plan import (ACTION_LOOKUP, ACTION_UNREACHABLE, KIND_THROW, SlotTable, is_fail_closed,
+                                 marker_route, marker_tag, needs_mark, plan_parked, plan_routes,
+                                 plan_rules, pvd_tag)
 from pvdrun.routing.policy import Credentials, may_use
 
 CFG = RoutingConfig()
@@ -24,10 +25,42 @@ def pvd(pvd_id: str, ifname: str, addresses: list[str], shared: bool = False,
     return result
 
 
-def test_slots_are_stable_and_reused() -> None:
+def test_slots_are_stable_parked_and_reused_last() -> None:
     table = SlotTable()
     assert table.assign(["a", "b"]) == {"a": 0, "b": 1}
-    assert table.assign(["b", "c"]) == {"b": 1, "c": 0}  # b keeps its slot, c takes a's
+    assert table.assign(["b", "c"]) == {"b": 1, "c": 2}  # a's slot is parked, not given to c
+    assert table.parked == {0: pvd_tag("a")}
+    assert table.assign(["c", "a", "b"]) == {"a": 0, "b": 1, "c": 2}  # a gets its own slot back
+    assert table.parked == {}
+
+
+def test_parked_slots_are_reused_oldest_first_when_none_is_left() -> None:
+    table = SlotTable()
+    ids = [f"p{i}" for i in range(256)]
+    table.assign(ids)
+    table.assign(ids[2:])  # p0 then p1 parked
+    assert table.assign(ids[2:] + ["new"])["new"] == 0
+    assert table.parked == {1: pvd_tag("p1")}
+
+
+def test_adopted_slots_go_back_to_their_pvds() -> None:
+    """A new pvdd: slots found in the kernel (slot -> marker tag) are parked until their PvD
+    is seen; a PvD listed first gets its earlier slot, not the lowest one."""
+    table = SlotTable()
+    table.adopt({0: pvd_tag("ispa"), 1: pvd_tag("ispb"), 2: None})
+    assert table.assign(["ispb", "new", "ispa"]) == {"ispb": 1, "new": 3, "ispa": 0}
+    assert table.parked == {2: None}  # unknown PvD: its slot stays failed closed
+
+
+def test_marker_names_the_pvd_and_parked_slots_fail_closed() -> None:
+    marker = marker_route(5007, pvd_tag("ispb.example"))
+    assert marker.kind == KIND_THROW and marker.dst.startswith("100::") and marker.dst.endswith("/128")
+    assert marker_tag(marker) == pvd_tag("ispb.example") != pvd_tag("ispa.example")
+    rules, routes = plan_parked({7: pvd_tag("ispb.example"), 9: None}, CFG)
+    assert routes == {marker}
+    assert {(r.fwmark, r.action, r.priority) for r in rules} == {
+        (0x5008, ACTION_UNREACHABLE, 5001), (0x500A, ACTION_UNREACHABLE, 5001)}
+    assert all(is_fail_closed(r) for r in rules | routes)
 
 
 def test_shared_link_rules_by_source_and_mark_only() -> None:
@@ -59,8 +92,10 @@ def test_restricted_pvd_grants_nothing_without_its_mark() -> None:
 def test_routes_go_to_the_pvds_table() -> None:
     a = pvd("a", "lan0", ["2001:db8:a::10/64"])
     routes = plan_routes([a], {"a": 3}, CFG, {"lan0": 2})
-    assert {(r.table, r.dst, r.gateway, r.oif, r.family) for r in routes} == \
+    assert {(r.table, r.dst, r.gateway, r.oif, r.family) for r in routes if not marker_tag(r)} == \
         {(5003, "default", "fe80::1", 2, socket.AF_INET6)}
+    assert {r for r in routes if marker_tag(r)} == {marker_route(5003, pvd_tag("a"))}
+    assert not [r for r in routes if is_fail_closed(r) != bool(marker_tag(r))]
 
 
 def test_policy_users_groups_and_root() -> None:

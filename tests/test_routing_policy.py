@@ -11,6 +11,7 @@ a world-readable directory.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -85,7 +86,9 @@ def nft_table(lab: Any) -> str:
 
 def test_nftables_table_lifecycle(lab3: Any) -> None:
     """pvdd installs its table for the restricted PvD, a crashed pvdd's table is replaced by the
-    next one, and stopping removes it. Runs before the module's pvdd3 exists (one pvdd at a time)."""
+    next one, stopping keeps it (the restricted PvD's unmarked packets stay dropped while pvdd
+    is away) and ``pvdrun daemon --cleanup`` removes it. Runs before the module's pvdd3 exists
+    (one pvdd at a time)."""
     daemon = PvddInLab(lab3, policy(["root"]))
     try:
         daemon.start()
@@ -101,9 +104,13 @@ def test_nftables_table_lifecycle(lab3: Any) -> None:
         daemon.kill()
         assert nft_table(lab3)  # a crash leaves it
         daemon.start()
-        assert "removed the nftables table an earlier pvdd left" in daemon.log_text()
+        assert "replacing the nftables table an earlier pvdd left" in daemon.log_text()
         assert table.count("chain output") == nft_table(lab3).count("chain output") == 1
-        daemon.stop()
+        assert daemon.stop() == 0
+        kept = nft_table(lab3)  # kept while pvdd is away, and no pvdd mark leaves
+        assert f'oifname "ispb" meta mark & 0x0000ffff != 0x{mark:08x} drop' in kept, kept
+        assert re.search(rf"meta mark & 0x0000ffff == {{ [^}}]*0x{mark:08x}[^}}]* }} drop", kept), kept
+        assert daemon.remove_state().returncode == 0
         assert nft_table(lab3) == ""
     finally:
         daemon.cleanup()

@@ -1,13 +1,53 @@
-"""``pvdrun daemon``: run pvdd in the foreground (systemd: contrib/pvdd.service)."""
+"""``pvdrun daemon``: run pvdd in the foreground (systemd: contrib/pvdd.service), or remove
+what it keeps (``--cleanup``)."""
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from typing import NoReturn
 
 import click
 
 from pvdrun.cli import EXIT_MISSING_PREREQ
 from pvdrun.daemon.protocol import socket_path
+
+#: ``--cleanup`` refused: a pvdd answers on the socket (docs/cli.md).
+EXIT_PVDD_RUNNING = 11
+#: ``--cleanup`` could not remove everything (the message says what is left).
+EXIT_CLEANUP_INCOMPLETE = 1
+#: pvdd not started: another pvdd already answers on the socket.
+EXIT_SOCKET_IN_USE = 1
+
+
+def _fail(message: str, status: int) -> NoReturn:
+    click.echo(f"pvdrun daemon: {message}", err=True)
+    sys.exit(status)
+
+
+def _cleanup(path: str) -> None:
+    """--cleanup: remove pvdd's kept state, unless a pvdd answers on ``path``."""
+    from pvdrun.daemon.server import SocketInUse, pvdd_answers
+    from pvdrun.routing.cleanup import CleanupError, remove_everything
+
+    try:
+        running = pvdd_answers(path)
+    except SocketInUse:  # not a socket: no pvdd answers there
+        running = False
+    if running:
+        _fail(f"a pvdd is running on {path}; stop it first (its rules would come back)",
+              EXIT_PVDD_RUNNING)
+    if os.geteuid() != 0:
+        _fail("--cleanup needs root (it deletes rules, routes and an nftables table)",
+              EXIT_MISSING_PREREQ)
+    try:
+        removed = remove_everything()
+    except CleanupError as exc:
+        _fail(str(exc), EXIT_CLEANUP_INCOMPLETE)
+    except OSError as exc:
+        _fail(f"cannot remove pvdd's state: {exc}", EXIT_CLEANUP_INCOMPLETE)
+    click.echo(f"removed {removed.rules_and_routes} rules and routes, {removed.addresses} addresses"
+               + (", the nftables table inet pvdd" if removed.nft_table else ""))
 
 
 @click.command("daemon")
@@ -17,38 +57,59 @@ from pvdrun.daemon.protocol import socket_path
               help="PvD configuration file (default $PVDRUN_CONFIG or /etc/pvd/pvd.toml).")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"]))
-def daemon_command(socket_opt: str | None, config_opt: str | None, log_level: str) -> None:
+@click.option("--cleanup", is_flag=True,
+              help="Do not run: remove everything pvdd keeps in this network namespace (rules, "
+                   "tables, routes and addresses tagged proto 153, the nftables table inet pvdd) "
+                   "and exit 0. Refused (exit 11) while a pvdd answers on the socket.")
+def daemon_command(socket_opt: str | None, config_opt: str | None, log_level: str,
+                   cleanup: bool) -> None:
     """Run pvdd: keep the PvD table current and serve it on a Unix socket.
 
-    SIGHUP re-reads the configuration file; SIGTERM stops pvdd.
+    As root pvdd also gives every PvD its own routing table, ip rules (proto 153) and
+    socket mark. SIGHUP re-reads the configuration file. SIGTERM or SIGINT stops pvdd but
+    keeps its routing state, less the mark lookup rules, and its nftables table then drops
+    every mark: a socket tied to a PvD fails instead of leaking into another PvD until a
+    new pvdd takes over (with the same marks). --cleanup removes that state for good
+    (docs/routing.md).
+
+    Exit status: 0 success; 1 another pvdd already answers on the socket (with --cleanup:
+    something could not be removed); 5 not root where root is needed; 7 malformed
+    configuration, or a rule or route of someone else in pvdd's priorities or tables;
+    11 --cleanup refused because a pvdd answers on the socket.
+
+    \b
+    Examples:
+      pvdrun daemon                        # as root, in the foreground
+      pvdrun daemon --socket /tmp/p.sock --config ./pvd.toml --log-level debug
+      systemctl stop pvdd && pvdrun daemon --cleanup   # retire pvdd for good
     """
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="pvdd: %(levelname)s %(message)s")
+    logging.getLogger("pvdrun").setLevel(getattr(logging, log_level.upper()))
+    if cleanup:
+        _cleanup(socket_path(socket_opt))
+        return
+
     from pvdrun.daemon.server import Pvdd, SocketInUse
     from pvdrun.discovery.config import EXIT_BAD_CONFIG, ConfigError, load_config
     from pvdrun.routing.netlink import RoutingConflict
 
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="pvdd: %(levelname)s %(message)s")
-    logging.getLogger("pvdrun").setLevel(getattr(logging, log_level.upper()))
     try:
         config = load_config(config_opt)
     except ConfigError as exc:
-        click.echo(f"pvdrun daemon: {exc}", err=True)
-        sys.exit(EXIT_BAD_CONFIG)
+        _fail(str(exc), EXIT_BAD_CONFIG)
     daemon = Pvdd(socket_path(socket_opt), config, config_path=config_opt)
     try:
         daemon.start()
     except SocketInUse as exc:
-        click.echo(f"pvdrun daemon: {exc}", err=True)
         daemon.close()
-        sys.exit(1)
+        _fail(str(exc), EXIT_SOCKET_IN_USE)
     except RoutingConflict as exc:
-        click.echo(f"pvdrun daemon: {exc}", err=True)
         daemon.close()
-        sys.exit(EXIT_BAD_CONFIG)
+        _fail(str(exc), EXIT_BAD_CONFIG)
     except PermissionError as exc:
-        click.echo(f"pvdrun daemon: {exc} (pvdd needs root)", err=True)
         daemon.close()
-        sys.exit(EXIT_MISSING_PREREQ)
+        _fail(f"{exc} (pvdd needs root)", EXIT_MISSING_PREREQ)
     try:
         daemon.serve_forever()
     finally:

@@ -56,22 +56,32 @@ class Conn:
     fds: list[int] = field(default_factory=list)  # descriptors passed (SCM_RIGHTS), not yet used
 
 
+def pvdd_answers(path: str) -> bool:
+    """Whether something accepts connections on the Unix socket ``path`` (a live pvdd).
+
+    Raises SocketInUse when ``path`` exists and is not a socket."""
+    if not os.path.lexists(path):
+        return False
+    if not stat.S_ISSOCK(os.lstat(path).st_mode):
+        raise SocketInUse(f"{path} exists and is not a socket")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError:
+        return False
+    finally:
+        probe.close()
+    return True
+
+
 def bind_socket(path: str) -> socket.socket:
     """Listen on path; a stale socket file is replaced, a live pvdd is not."""
     directory = os.path.dirname(path) or "."
     os.makedirs(directory, mode=0o755, exist_ok=True)
+    if pvdd_answers(path):
+        raise SocketInUse(f"a pvdd already answers on {path}")
     if os.path.lexists(path):
-        if not stat.S_ISSOCK(os.lstat(path).st_mode):
-            raise SocketInUse(f"{path} exists and is not a socket")
-        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            probe.connect(path)
-        except OSError:
-            os.unlink(path)  # stale
-        else:
-            raise SocketInUse(f"a pvdd already answers on {path}")
-        finally:
-            probe.close()
+        os.unlink(path)  # stale
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     os.chmod(path, 0o666)  # everyone may ask; the mark op checks SO_PEERCRED (R23)
@@ -103,20 +113,27 @@ class Pvdd:
 
     # -- lifecycle --------------------------------------------------------------
     def start(self) -> None:
-        """Subscribe to changes, learn the initial table, then start listening."""
+        """Claim the socket, subscribe to changes, learn the initial table, take over the
+        routing state, then serve (clients that connect meanwhile wait in the backlog).
+
+        The socket comes first: a second pvdd on the same socket must fail before it
+        touches the first one's tables."""
+        self.listener = bind_socket(self.socket_path)
         self.discovery.start_notifications()
         self.discovery.prime()
         self.pvds = self.discovery.pvds()
         self._start_routing()
         for fileobj in self.discovery.fileobjs():
             self.selector.register(fileobj, selectors.EVENT_READ, "engine")
-        self.listener = bind_socket(self.socket_path)
         self.selector.register(self.listener, selectors.EVENT_READ, "listen")
         self.selector.register(self.worker.wake_r, selectors.EVENT_READ, "resolved")
         log.info("pvdd serving %d PvDs on %s", len(self.pvds), self.socket_path)
 
     def _start_routing(self) -> None:
-        """As root: remove what a crashed pvdd left, check the configured ranges, build the tables.
+        """As root: check the configured ranges, take over what an earlier pvdd left, build
+        the tables.  Nothing is removed before its replacement is in place: identical rules
+        and routes stay as they are, each PvD gets the slot its table's marker names, the
+        nftables table is replaced in one transaction (docs/routing.md).
 
         Raises RoutingConflict when rules/routes of others use pvdd's priorities or tables."""
         if os.geteuid() != 0:
@@ -127,21 +144,24 @@ class Pvdd:
         from pvdrun.routing.netlink import RoutingTables
 
         routing = RoutingTables(self.discovery.config.routing)
-        nested = NestedAddresses(routing.ipr)
         try:
-            left = routing.remove_all() + nested.remove_all()
-            if left:
-                log.warning("removed %d rules/routes an earlier pvdd left", left)
             routing.check_conflicts()
+            rules, routes = routing.take_over()
         except Exception:
-            routing.ipr.close()
+            routing.close()
             raise
+        if rules or routes:
+            log.warning("taking over %d rules and %d routes an earlier pvdd left (%d slots)",
+                        rules, routes, len(routing.slots.parked))
         self.routing = routing
-        self.nested = nested
+        self.nested = NestedAddresses(routing.ipr)
         self.firewall = Firewall()
-        if self.firewall.remove():
-            log.warning("removed the nftables table an earlier pvdd left")
+        if self.firewall.exists():
+            log.warning("replacing the nftables table an earlier pvdd left")
         self._sync_routing(self.pvds)
+        if self.pvds:
+            kept = sum(1 for p in self.pvds if "table" in p.attributes)
+            log.info("routing %d PvDs; %d slots parked", kept, len(routing.slots.parked))
 
     def _sync_routing(self, pvds: list[Pvd]) -> None:
         """Apply nested PvD options (addresses, routes), then sync the per-PvD tables."""
@@ -155,7 +175,7 @@ class Pvdd:
             add_nested_routes(pvds, self.discovery.ras)
             self.routing.sync(pvds)  # assigns the marks the firewall needs
             if self.firewall is not None:
-                self.firewall.sync(pvds, self.discovery.config.routing)
+                self.firewall.sync(pvds, self.discovery.config.routing, self.routing.parked_marks())
         except Exception:  # a netlink failure must not stop pvdd
             log.exception("updating the per-PvD routing tables failed")
 
@@ -191,20 +211,27 @@ class Pvdd:
             except OSError:
                 pass
             self.listener.close()
-        if self.firewall is not None:
-            self.firewall.remove()
-            self.firewall = None
-        if self.nested is not None:
+        # What keeps PvDs apart stays while pvdd is away (docs/routing.md): the nftables
+        # table, the nested-prefix addresses (they expire on their own), the tables and
+        # every rule but the mark lookups (marked sockets fail until a pvdd is back). The
+        # table drops every mark before the mark lookups go (an IPv4 device-bound socket
+        # whose lookup fails would be sent on-link).
+        self.nested = None
+        if self.routing is not None and self.firewall is not None:
             try:
-                self.nested.remove_all()
+                self.firewall.sync(self.pvds, self.discovery.config.routing, self.routing.marks())
             except Exception:  # noqa: BLE001 - closing must go on
-                log.exception("removing the nested-prefix addresses failed")
-            self.nested = None
+                log.exception("dropping the marks in the nftables table failed")
+        self.firewall = None
         if self.routing is not None:
             try:
-                self.routing.close()
+                deleted, rules, routes = self.routing.park()
+                log.info("stopped: removed %d mark rules, kept %d rules and %d routes "
+                         "(`pvdrun daemon --cleanup` removes them)", deleted, rules, routes)
             except Exception:  # noqa: BLE001 - closing must go on
-                log.exception("removing the per-PvD routing tables failed")
+                log.exception("parking the per-PvD routing tables failed")
+            finally:
+                self.routing.close()
             self.routing = None
         self.discovery.close()
         self.worker.close()

@@ -1,4 +1,5 @@
-"""pvdd's nftables table: a restricted PvD's packets leave only with the PvD's mark.
+"""pvdd's nftables table: a restricted PvD's packets leave only with the PvD's mark, and a
+parked mark's packets not at all.
 
 Why: Linux treats a failed IPv4 route lookup of a device-bound socket as "on-link" and
 sends anyway, even when the lookup ended at pvdd's ``oif DEV unreachable`` rule, so an
@@ -12,13 +13,24 @@ the ``output`` hook (policy accept).  For every restricted PvD that has a mark i
   under the mark mask is not the PvD's mark, and
 * packets whose source is one of the PvD's addresses (held by no other PvD) without it.
 
+It also drops every packet carrying a *parked* mark (a slot whose PvD went away, and every
+slot while pvdd is away: docs/routing.md).  Routing alone fails such an IPv6 packet at
+``fwmark M unreachable``, but the same IPv4 packet of a device-bound socket (every socket
+the shim ties) would be sent on-link (an ARP request for its destination, and the packet
+to whoever answers); the drop makes its ``send`` fail with EPERM instead.
+
 Exempt, because the kernel or root-only programs send them unmarked and the PvD itself
 needs them: ICMPv6 router/neighbour solicitations and advertisements and MLD reports
 (sending any other ICMPv6 type than echo needs CAP_NET_RAW), and DHCP client traffic
 (source ports 68 and 546 need CAP_NET_BIND_SERVICE).  The table is replaced atomically
-(one ``nft -f`` transaction) when the wanted text changes, deleted when no restricted PvD
-is left, when pvdd stops, and at start (a crashed pvdd's).  pvdd never touches any other
-table.  Without the ``nft`` command pvdd logs an error and the IPv4 gap stays open.
+(one ``nft -f`` transaction) when the wanted text changes, also at start (an earlier
+pvdd's table is replaced in the same transaction that installs the new one: never a moment
+without it), and deleted when it would be empty (no restricted PvD, no parked mark).
+When pvdd stops it is replaced, before the mark rules go, by one that also drops every mark
+pvdd gave out, and it stays (a restricted PvD's unmarked packets stay dropped, no marked
+packet leaves while pvdd is away); ``pvdrun daemon --cleanup`` deletes it.  pvdd never
+touches any other table.  Without the ``nft`` command pvdd logs an error and the IPv4 gaps
+stay open.
 """
 from __future__ import annotations
 
@@ -26,6 +38,7 @@ import ipaddress
 import logging
 import shutil
 import subprocess
+from collections.abc import Collection
 
 from pvdrun.discovery.config import RoutingConfig
 from pvdrun.model import Pvd
@@ -47,8 +60,9 @@ def _host(address: str) -> str:
     return address.split("/", 1)[0].split("%", 1)[0]
 
 
-def plan_rules(pvds: list[Pvd], cfg: RoutingConfig) -> list[str]:
-    """The drop rules (nft syntax) for the restricted PvDs; empty when there are none."""
+def plan_rules(pvds: list[Pvd], cfg: RoutingConfig, parked_marks: Collection[int] = ()) -> list[str]:
+    """The drop rules (nft syntax) for the parked marks and the restricted PvDs; empty when
+    there are none."""
     per_iface: dict[str, int] = {}
     holders: dict[str, int] = {}
     for pvd in pvds:
@@ -57,6 +71,9 @@ def plan_rules(pvds: list[Pvd], cfg: RoutingConfig) -> list[str]:
         for address in {_host(a) for a in pvd.addresses}:
             holders[address] = holders.get(address, 0) + 1
     rules: list[str] = []
+    if parked_marks:
+        marks = ", ".join(f"{mark:#x}" for mark in sorted(set(parked_marks)))
+        rules.append(f"meta mark & {cfg.mark_mask:#x} {{ {marks} }} drop")
     for pvd in pvds:
         if not is_restricted(pvd) or not pvd.mark:
             continue
@@ -88,7 +105,8 @@ class Firewall:
 
     def __init__(self, nft: str | None = None) -> None:
         self.nft = nft or shutil.which("nft") or shutil.which("nft", path="/usr/sbin:/sbin")
-        self.current: list[str] | None = None  # the rules installed, None: no table of ours
+        # the rules installed ([]: no table), None: not known (an earlier pvdd's may be there)
+        self.current: list[str] | None = None
         self.warned = False
 
     def _run(self, script: str) -> None:
@@ -99,25 +117,28 @@ class Firewall:
         if done.returncode != 0:
             raise FirewallError(done.stderr.strip() or f"nft exited {done.returncode}")
 
-    def sync(self, pvds: list[Pvd], cfg: RoutingConfig) -> None:
-        """Install, replace or remove the table so it holds exactly the rules pvds ask for."""
-        rules = plan_rules(pvds, cfg)
+    def sync(self, pvds: list[Pvd], cfg: RoutingConfig, parked_marks: Collection[int] = ()) -> bool:
+        """Install, replace or remove the table so it holds exactly the rules ``pvds`` and
+        ``parked_marks`` ask for.  False when nft refused (logged once)."""
+        rules = plan_rules(pvds, cfg, parked_marks)
         if not rules:
-            if self.current is not None:
+            if self.current != []:
                 self.remove()
-            return
+            return True
         if rules == self.current:
-            return
+            return True
         try:
             self._run(ruleset(rules))
         except (FirewallError, OSError, subprocess.SubprocessError) as exc:
             if not self.warned:
                 log.error("cannot install nftables table %s (restricted PvDs stay reachable over "
-                          "IPv4 by device binding; docs/security.md): %s", TABLE, exc)
+                          "IPv4 by device binding, and marked IPv4 sockets of a PvD that went away "
+                          "are sent on-link; docs/security.md): %s", TABLE, exc)
                 self.warned = True
-            return
+            return False
         log.info("nftables table %s: %d rules", TABLE, len(rules))
         self.current = rules
+        return True
 
     def exists(self) -> bool:
         """Whether the namespace holds a table named like pvdd's."""
@@ -129,8 +150,8 @@ class Firewall:
         return done.returncode == 0
 
     def remove(self) -> bool:
-        """Delete pvdd's table (ours, or a crashed pvdd's); True when one was there."""
-        self.current = None
+        """Delete pvdd's table (ours, or an earlier pvdd's); True when one was there."""
+        self.current = []
         if not self.exists():
             return False
         try:

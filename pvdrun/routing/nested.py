@@ -9,7 +9,7 @@ them from its RA table (:mod:`pvdrun.discovery.ratable`) and:
   kernel derives with ``addr_gen_mode eui64`` (the default).  The address is added with
   the PIO's valid and preferred lifetimes (so the kernel also expires it on its own) and
   tagged ``proto 153`` (IFA_PROTO, kernel >= 5.18): that tag is how pvdd removes exactly
-  its own addresses, also those a crashed pvdd left.  DAD runs as for any address.
+  its own addresses, also those an earlier pvdd left.  DAD runs as for any address.
 * routes: the nested on-link PIO prefixes, the nested RIO routes and the default route
   (the PvD's router lifetime, from the option's RA header when R=1, else the RA's) are
   added to the PvD's own table only (:func:`add_nested_routes`; they never enter the
@@ -17,7 +17,11 @@ them from its RA table (:mod:`pvdrun.discovery.ratable`) and:
 * nested RDNSS/DNSSL are already the PvD's DNS (:mod:`pvdrun.discovery.assemble`).
 
 Everything is withdrawn when its lifetime ends (the RA table expires it and pvdd
-re-syncs) or the PvD goes away, and when pvdd stops.
+re-syncs) or the PvD goes away.  When pvdd stops, the routes leave the PvD's table with
+all others, but the addresses stay until their lifetimes end (a restart keeps connections
+that use them; pvdd's ``from ADDR unreachable`` rules stay too, so nothing leaves from them
+while pvdd is away).  A new pvdd takes over the tagged addresses it still wants (``replace``
+refreshes their lifetimes); ``pvdrun daemon --cleanup`` removes them all.
 """
 from __future__ import annotations
 
@@ -143,7 +147,7 @@ class NestedAddresses:
                 for m in self.ipr.get_addr(family=socket.AF_INET6)]
 
     def remove_all(self) -> int:
-        """Delete every address tagged as pvdd's (ours, or a crashed pvdd's)."""
+        """Delete every address tagged as pvdd's (ours, or an earlier pvdd's)."""
         found = self.tagged()
         for ifindex, address, prefixlen in found:
             self._delete(ifindex, address, prefixlen)

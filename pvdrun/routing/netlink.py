@@ -1,10 +1,19 @@
 """Install and remove pvdd's per-PvD tables and rules with rtnetlink (pyroute2).
 
 Everything pvdd creates carries ``proto 153`` (:data:`RTPROT_PVDD`); that tag is how a
-new pvdd finds what a crashed one left, and the only thing it ever deletes.  Each
+new pvdd finds what an earlier one left, and the only thing it ever deletes.  Each
 :meth:`RoutingTables.sync` compares the wanted rules and routes with what the kernel
 holds under that tag (a dump, not a memory: the kernel drops routes of a link that went
-down) and adds or deletes the difference.
+down) and adds the missing ones before it deletes the stale ones.
+
+Lifecycle (docs/routing.md): at start pvdd takes over what it finds
+(:meth:`RoutingTables.take_over`: the tables' markers give every PvD its earlier slot, and
+identical rules and routes are kept as they are); on stop it *parks*
+(:meth:`RoutingTables.park`): only the ``fwmark M lookup T`` rules go, so a marked socket
+fails at ``fwmark M unreachable``, while the source and device rules, the unreachable rules
+and the tables stay: traffic that names a PvD by its address or device keeps using that
+PvD's (last) table or fails, and never reaches the main table while pvdd is away.  Only
+:meth:`RoutingTables.remove_all` (``pvdrun daemon --cleanup``) deletes everything.
 """
 from __future__ import annotations
 
@@ -16,13 +25,17 @@ from typing import Any
 
 from pvdrun.discovery.config import MAX_PVD_SLOTS, RoutingConfig
 from pvdrun.model import Pvd
-from pvdrun.routing.plan import (ACTION_LOOKUP, ACTION_UNREACHABLE, RTPROT_PVDD, RouteSpec, RuleSpec,
-                                 SlotTable, mark_of, needs_mark, plan_routes, plan_rules, table_of)
+from pvdrun.routing.plan import (ACTION_LOOKUP, ACTION_UNREACHABLE, KIND_THROW, KIND_UNICAST, RTPROT_PVDD,
+                                 RouteSpec, RuleSpec, SlotTable, is_fail_closed, is_grant, mark_of,
+                                 marker_tag, needs_mark, plan_parked, plan_routes, plan_rules, table_of)
 
 log = logging.getLogger("pvdrun.routing")
 
 FR_ACT_TO_TBL = 1
 FR_ACT_UNREACHABLE = 7
+#: rtm_type of the route kinds pvdd installs.
+_RTN_TYPES = {KIND_UNICAST: 1, KIND_THROW: 9}
+_RTN_KINDS = {number: kind for kind, number in _RTN_TYPES.items()}
 _FAMILIES = (socket.AF_INET, socket.AF_INET6)
 
 
@@ -38,7 +51,7 @@ def normal_route(spec: RouteSpec) -> RouteSpec:
     """The spec as a dump reports it: normalised prefix, explicit metric."""
     dst = spec.dst if spec.dst == "default" else str(ipaddress.ip_network(spec.dst, strict=False))
     metric = spec.metric if spec.metric is not None else _default_metric(spec.family)
-    return RouteSpec(spec.family, spec.table, dst, spec.gateway, spec.oif, metric)
+    return RouteSpec(spec.family, spec.table, dst, spec.gateway, spec.oif, metric, spec.kind)
 
 
 def rule_from_msg(msg: Any) -> RuleSpec | None:
@@ -56,10 +69,13 @@ def route_from_msg(msg: Any) -> RouteSpec:
     """A dumped route as a RouteSpec."""
     family = msg["family"]
     dst = msg.get_attr("RTA_DST")
+    kind = _RTN_KINDS.get(msg["type"], str(msg["type"]))
     return RouteSpec(family=family, table=msg.get_attr("RTA_TABLE") or msg["table"],
                      dst=f"{dst}/{msg['dst_len']}" if dst else "default",
-                     gateway=msg.get_attr("RTA_GATEWAY"), oif=msg.get_attr("RTA_OIF") or 0,
-                     metric=msg.get_attr("RTA_PRIORITY") or _default_metric(family))
+                     gateway=msg.get_attr("RTA_GATEWAY"),
+                     # the kernel reports lo as the device of an IPv6 throw route
+                     oif=(msg.get_attr("RTA_OIF") or 0) if kind == KIND_UNICAST else 0,
+                     metric=msg.get_attr("RTA_PRIORITY") or _default_metric(family), kind=kind)
 
 
 def _rule_args(spec: RuleSpec) -> dict[str, Any]:
@@ -80,8 +96,11 @@ def _rule_args(spec: RuleSpec) -> dict[str, Any]:
 
 
 def _route_args(spec: RouteSpec) -> dict[str, Any]:
-    args: dict[str, Any] = {"family": spec.family, "table": spec.table, "oif": spec.oif,
-                            "proto": RTPROT_PVDD, "priority": spec.metric}
+    args: dict[str, Any] = {"family": spec.family, "table": spec.table, "proto": RTPROT_PVDD,
+                            "priority": spec.metric,
+                            "type": _RTN_TYPES.get(spec.kind) or int(spec.kind)}
+    if spec.oif:
+        args["oif"] = spec.oif
     if spec.dst != "default":
         network = ipaddress.ip_network(spec.dst, strict=False)
         args["dst"], args["dst_len"] = str(network.network_address), network.prefixlen
@@ -131,18 +150,67 @@ class RoutingTables:
                 raise RoutingConflict(f"table {table} already holds routes pvdd did not make; "
                                       f"choose another [routing] table_base")
 
-    # -- changes ---------------------------------------------------------------------
-    def remove_all(self) -> int:
-        """Delete every rule and route tagged as pvdd's (ours, or a crashed pvdd's)."""
-        rules, routes = self.installed()
-        for spec in rules:
-            self._delete_rule(spec)
+    def held_slots(self, rules: set[RuleSpec], routes: set[RouteSpec]) -> dict[int, int | None]:
+        """Slots that ``rules`` and ``routes`` (pvdd's, as dumped) use: slot -> tag of the
+        table's marker (None: no marker).  A slot is held when its table has a route of ours
+        or a rule of ours uses its mark."""
+        first, count = self.cfg.table_base, MAX_PVD_SLOTS
+        held: dict[int, int | None] = {}
         for route in routes:
+            if 0 <= route.table - first < count:
+                held.setdefault(route.table - first, None)
+        for rule in rules:
+            if rule.fwmark is not None and rule.fwmask == self.cfg.mark_mask:
+                slot = rule.fwmark - self.cfg.mark_base - 1
+                if 0 <= slot < count:
+                    held.setdefault(slot, None)
+        for route in routes:
+            tag = marker_tag(route)
+            if tag is not None and 0 <= route.table - first < count:
+                held[route.table - first] = tag
+        return held
+
+    def parked_marks(self) -> list[int]:
+        """Marks of the parked slots (no PvD uses them now)."""
+        return [mark_of(slot, self.cfg) for slot in self.slots.parked]
+
+    def marks(self) -> list[int]:
+        """Marks of every slot pvdd holds, present and parked (what the shim may have set)."""
+        held = set(self.slots.slots.values()) | set(self.slots.parked)
+        return [mark_of(slot, self.cfg) for slot in sorted(held)]
+
+    # -- changes ---------------------------------------------------------------------
+    def take_over(self) -> tuple[int, int]:
+        """At start: adopt the slots an earlier pvdd left (parked until their PvD is seen, so
+        the next :meth:`sync` gives each PvD its earlier mark and table).  Nothing is deleted
+        here.  Returns (rules, routes) found."""
+        rules, routes = self.installed()
+        self.slots.adopt(self.held_slots(rules, routes))
+        return len(rules), len(routes)
+
+    def park(self) -> tuple[int, int, int]:
+        """On stop: delete the ``fwmark M lookup T`` rules only.  A marked socket then fails at
+        ``fwmark M unreachable``; everything else stays (source and device rules with their
+        tables, unreachable rules, markers).  Returns (rules deleted, rules kept, routes kept)."""
+        rules, routes = self.installed()
+        grants = sorted((r for r in rules if is_grant(r)), key=repr)
+        for spec in grants:
+            self._delete_rule(spec)
+        return len(grants), len(rules) - len(grants), len(routes)
+
+    def remove_all(self) -> int:
+        """Delete every rule and route tagged as pvdd's, markers included (``--cleanup``);
+        the lookup rules before the unreachable ones, the rules before the routes."""
+        rules, routes = self.installed()
+        for spec in sorted(rules, key=lambda r: (is_fail_closed(r), repr(r))):
+            self._delete_rule(spec)
+        for route in sorted(routes, key=repr):
             self._delete_route(route)
         return len(rules) + len(routes)
 
     def sync(self, pvds: list[Pvd]) -> None:
-        """Make the kernel hold exactly the tables and rules ``pvds`` ask for; set their marks."""
+        """Make the kernel hold exactly the tables and rules ``pvds`` ask for (and the parked
+        slots keep); set their marks.  New routes and rules go in before stale ones go out."""
         slots = self.slots.assign([p.pvd_id for p in pvds])
         if len(slots) < len(pvds):
             log.error("more than %d PvDs: %d get no routing table", MAX_PVD_SLOTS, len(pvds) - len(slots))
@@ -152,15 +220,18 @@ class RoutingTables:
                 if needs_mark(pvd):
                     pvd.mark = mark_of(slots[pvd.pvd_id], self.cfg)
         ifindex_of = {name: index for p in pvds for name, index in zip(p.interfaces, p.ifindexes)}
-        want_rules = plan_rules(pvds, slots, self.cfg)
-        want_routes = {normal_route(r) for r in plan_routes(pvds, slots, self.cfg, ifindex_of)}
+        parked_rules, parked_routes = plan_parked(self.slots.parked, self.cfg)
+        want_rules = plan_rules(pvds, slots, self.cfg) | parked_rules
+        want_routes = {normal_route(r) for r in plan_routes(pvds, slots, self.cfg, ifindex_of) | parked_routes}
         have_rules, have_routes = self.installed()
         # connected routes first: a gateway must be reachable when its route is added
         for route in sorted(want_routes - have_routes, key=lambda r: (r.gateway is not None, repr(r))):
             self._add_route(route)
         for rule in sorted(want_rules - have_rules, key=repr):
             self._add_rule(rule)
-        for rule in have_rules - want_rules:
+        # stale lookup rules before stale unreachable ones: in between, the unreachable rule
+        # still stops what the lookup rule let through
+        for rule in sorted(have_rules - want_rules, key=lambda r: (is_fail_closed(r), repr(r))):
             self._delete_rule(rule)
         for route in have_routes - want_routes:
             self._delete_route(route)
@@ -194,8 +265,5 @@ class RoutingTables:
                 log.warning("cannot delete route %s: %s", spec, exc)
 
     def close(self) -> None:
-        """Remove everything pvdd made, then close the netlink socket."""
-        try:
-            self.remove_all()
-        finally:
-            self.ipr.close()
+        """Close the netlink socket (what pvdd installed stays: :meth:`park` first on stop)."""
+        self.ipr.close()

@@ -12,11 +12,23 @@ Pure functions (no netlink), so the layout is testable without root.  Layout
   two PvDs hold is left to device binding);
 * ``P+4``: ``from ADDR unreachable`` for every PvD, and ``oif DEV unreachable`` for a
   restricted PvD alone on its interface: its traffic never reaches the main table.
+
+Each table also holds a *marker*, ``throw 100::TAG/128`` (:func:`marker_route`; RFC 6666's
+discard-only prefix, ``throw`` = as if there were no route), where TAG is a 64-bit hash of
+the PvD ID (:func:`pvd_tag`).  It names the table's PvD in the kernel itself, so a new pvdd
+gives every PvD the slot (mark, table) an earlier one gave it: a socket marked before a
+restart or a crash never lands in another PvD's table.
+
+A slot whose PvD went away is *parked* (:class:`SlotTable`): it keeps its marker and its
+``fwmark M unreachable`` rules (:func:`plan_parked`; pvdd's nftables table also drops
+its mark), so the PvD's marked sockets fail instead of reaching the main table, and the
+PvD gets the same slot back when it returns.
 """
 from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pvdrun.discovery.config import MAX_PVD_SLOTS, RoutingConfig
@@ -27,6 +39,14 @@ RTPROT_PVDD = 0x99
 
 ACTION_LOOKUP = "lookup"
 ACTION_UNREACHABLE = "unreachable"
+#: Route types pvdd installs: the PvD's own routes, and the marker of a table.
+KIND_UNICAST = "unicast"
+KIND_THROW = "throw"
+#: RFC 6666 discard-only prefix: a table's marker route is ``throw 100::TAG/128``.
+MARKER_NET = ipaddress.IPv6Network("100::/64")
+MARKER_METRIC = 1024
+_FNV64_OFFSET = 0xCBF29CE484222325
+_FNV64_PRIME = 0x100000001B3
 
 
 @dataclass(frozen=True, order=True)
@@ -53,25 +73,72 @@ class RouteSpec:
     gateway: str | None
     oif: int
     metric: int | None
+    kind: str = KIND_UNICAST
+
+
+def pvd_tag(pvd_id: str) -> int:
+    """64-bit FNV-1a hash of a PvD ID: what a table's marker route carries."""
+    value = _FNV64_OFFSET
+    for octet in pvd_id.encode("utf-8"):
+        value = ((value ^ octet) * _FNV64_PRIME) & 0xFFFFFFFFFFFFFFFF
+    return value
+
+
+def marker_route(table: int, tag: int) -> RouteSpec:
+    """The marker of ``table``: ``throw 100::TAG/128`` (matches nothing a program sends to)."""
+    address = ipaddress.IPv6Address(int(MARKER_NET.network_address) | tag)
+    return RouteSpec(int(socket.AF_INET6), table, f"{address}/128", None, 0, MARKER_METRIC, KIND_THROW)
+
+
+def marker_tag(route: RouteSpec) -> int | None:
+    """The TAG of a marker route, None for any other route."""
+    if route.kind != KIND_THROW or route.family != socket.AF_INET6 or not route.dst.endswith("/128"):
+        return None
+    address = ipaddress.IPv6Address(route.dst[:-4])
+    if address not in MARKER_NET:
+        return None
+    return int(address) & 0xFFFFFFFFFFFFFFFF
 
 
 class SlotTable:
-    """Stable slot numbers for PvD IDs while pvdd runs; a vanished PvD frees its slot."""
+    """Stable slot numbers for PvD IDs, also across pvdd restarts.
+
+    ``slots`` maps the present PvDs to their slot.  ``parked`` maps each slot whose PvD went
+    away (or that an earlier pvdd left, :meth:`adopt`) to that PvD's tag (None: unknown),
+    oldest first.  A parked slot goes back to its own PvD when it returns, and to another
+    PvD only when no slot was left that nobody ever held."""
 
     def __init__(self) -> None:
         self.slots: dict[str, int] = {}
+        self.parked: dict[int, int | None] = {}
+
+    def adopt(self, held: Mapping[int, int | None]) -> None:
+        """Take over the slots an earlier pvdd left (slot -> tag of its PvD, None: unknown)."""
+        for slot in sorted(held):
+            if slot not in self.slots.values():
+                self.parked[slot] = held[slot]
 
     def assign(self, pvd_ids: list[str]) -> dict[str, int]:
-        """Keep the slots of known IDs, give the lowest free ones to new IDs, drop the rest."""
-        self.slots = {i: s for i, s in self.slots.items() if i in pvd_ids}
-        used = set(self.slots.values())
-        free = (s for s in range(MAX_PVD_SLOTS) if s not in used)
+        """Keep the slots of known IDs, park those of vanished IDs, give new IDs their parked
+        slot, else the lowest slot never held, else the slot parked longest ago."""
+        for pvd_id, slot in list(self.slots.items()):
+            if pvd_id not in pvd_ids:
+                del self.slots[pvd_id]
+                self.parked[slot] = pvd_tag(pvd_id)
+        by_tag = {tag: slot for slot, tag in self.parked.items() if tag is not None}
         for pvd_id in pvd_ids:
-            if pvd_id not in self.slots:
-                slot = next(free, None)
-                if slot is None:
-                    break  # more PvDs than tables: the rest get none (logged by the caller)
-                self.slots[pvd_id] = slot
+            if pvd_id in self.slots:
+                continue
+            slot = by_tag.get(pvd_tag(pvd_id))
+            if slot is None:
+                used = set(self.slots.values()) | set(self.parked)
+                slot = next((s for s in range(MAX_PVD_SLOTS) if s not in used), None)
+            if slot is None and self.parked:
+                slot = next(iter(self.parked))  # every slot held once: reuse the oldest parked
+            if slot is None:
+                break  # more PvDs than tables: the rest get none (logged by the caller)
+            self.parked.pop(slot, None)
+            self.slots[pvd_id] = slot
         return dict(self.slots)
 
 
@@ -144,14 +211,42 @@ def plan_rules(pvds: list[Pvd], slots: dict[str, int], cfg: RoutingConfig) -> se
     return rules
 
 
+def plan_parked(parked: Mapping[int, int | None], cfg: RoutingConfig) -> tuple[set[RuleSpec], set[RouteSpec]]:
+    """What a parked slot keeps: ``fwmark M unreachable`` (both families) and its marker."""
+    rules: set[RuleSpec] = set()
+    routes: set[RouteSpec] = set()
+    for slot, tag in parked.items():
+        for family in (int(socket.AF_INET), int(socket.AF_INET6)):
+            rules.add(RuleSpec(family, cfg.rule_priority_base + 1, ACTION_UNREACHABLE,
+                               fwmark=mark_of(slot, cfg), fwmask=cfg.mark_mask))
+        if tag is not None:
+            routes.add(marker_route(table_of(slot, cfg), tag))
+    return rules, routes
+
+
+def is_fail_closed(item: RuleSpec | RouteSpec) -> bool:
+    """An unreachable rule, or a table's marker: what stops traffic rather than routes it."""
+    if isinstance(item, RuleSpec):
+        return item.action == ACTION_UNREACHABLE
+    return marker_tag(item) is not None
+
+
+def is_grant(rule: RuleSpec) -> bool:
+    """A ``fwmark M lookup T`` rule: what a mark from pvdd grants, the only rule pvdd takes
+    away when it stops (its marked sockets then fail at ``fwmark M unreachable``)."""
+    return rule.action == ACTION_LOOKUP and rule.fwmark is not None
+
+
 def plan_routes(pvds: list[Pvd], slots: dict[str, int], cfg: RoutingConfig,
                 ifindex_of: dict[str, int]) -> set[RouteSpec]:
-    """Every route of every PvD table: the PvD's own routes (kernel, RA, RIO, configured)."""
+    """Every route of every PvD table: the PvD's own routes (kernel, RA, RIO, configured),
+    and the table's marker."""
     routes: set[RouteSpec] = set()
     for pvd in pvds:
         if pvd.pvd_id not in slots:
             continue
         table = table_of(slots[pvd.pvd_id], cfg)
+        routes.add(marker_route(table, pvd_tag(pvd.pvd_id)))
         for route in pvd.routes:
             oif = ifindex_of.get(route.ifname or "")
             if not oif:
