@@ -28,6 +28,10 @@ case $name in
   cmsg)        sources="decide.c scope_parse.c" ;;
   *) echo "fuzz/build.sh: unknown harness '$name'" >&2; exit 2 ;;
 esac
+# The shim's one logging function (log.c, libc only), for the sources that report something.
+case $name in
+  dns_scope|cmsg) [ -f "$root/shim/log.c" ] && sources="$sources log.c" ;;
+esac
 
 common="-std=gnu11 -g -O1 -Wall -Wextra -D_GNU_SOURCE -fno-omit-frame-pointer -I$root/shim"
 case $mode in
