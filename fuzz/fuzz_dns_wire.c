@@ -9,7 +9,10 @@
  *     four kept types, with terminated lower-case names and TTLs below 2^31;
  *   - round trip: the question name, encoded again by dns_build_query(), decodes to the same
  *     name and is accepted as the question of an empty reply;
- *   - dns_reverse_name() on every kept address fits its buffer. */
+ *   - dns_reverse_name() on every kept address fits its buffer;
+ *   - the input read as a presentation name (a C string): dns_build_query() either refuses it
+ *     with DNS_ERR_NAME or encodes it so that dns_read_name() gives the same name back (case
+ *     and one trailing dot aside), in at most 255 octets. */
 #include <stdint.h>
 #include <string.h>
 
@@ -43,8 +46,31 @@ static void round_trip(uint16_t id, const char *qname, uint16_t qtype)
     CHECK(r.nanswers == 0 && r.rcode == 0 && !r.truncated);
 }
 
+static void presentation_name(const uint8_t *data, size_t size)
+{
+    char name[300];
+    size_t n = size < sizeof name - 1 ? size : sizeof name - 1;
+    memcpy(name, data, n);
+    name[n] = '\0';
+    CHECK(dns_name_equal(name, name));
+    uint8_t q[DNS_UDP_MAX];
+    int len = dns_build_query(q, sizeof q, 0x1234, name, DNS_TYPE_AAAA);
+    if (len < 0) {
+        CHECK(len == DNS_ERR_NAME);
+        return;
+    }
+    CHECK(len >= DNS_HEADER_LEN + 5 && len - DNS_HEADER_LEN - 4 <= DNS_WIRE_NAME_MAX);
+    char back[DNS_NAME_MAX + 1];
+    size_t off = DNS_HEADER_LEN;
+    CHECK(dns_read_name(q, (size_t)len, &off, back, sizeof back) == DNS_OK);
+    CHECK(off + 4 == (size_t)len);
+    CHECK(dns_name_equal(back, name));
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+    presentation_name(data, size);
+
     uint16_t id = size >= 2 ? (uint16_t)((data[0] << 8) | data[1]) : 0;
     char qname[DNS_NAME_MAX + 1] = "example.com";
     uint16_t qtype = DNS_TYPE_A;

@@ -123,6 +123,18 @@ def main() -> None:
     seeds["dot_in_label"] = header + b"\x03s.c\x07example\x00\x00\x01\x00\x01"
     seeds["a_wrong_length"] = (header + question + b"\xc0\x0c"
                                + b"\x00\x01\x00\x01\x00\x00\x00\x3c\x00\x05\xc0\x00\x02\x01\x07")
+    many = bytearray(reply("svc.example.", "A", [("svc.example.", 60, "A", f"192.0.2.{i}")
+                                                 for i in range(1, 50)]))
+    seeds["answers_49"] = bytes(many)  # one more than DNS_MAX_ANSWERS
+    counts = bytearray(good)
+    counts[6:12] = struct.pack("!HHH", 1, 1024, 1024)  # beyond DNS_MAX_RECORDS
+    seeds["counts_over_2048"] = bytes(counts)
+    # presentation names (the harness also reads its input as one)
+    seeds["name_mixed_case"] = b"www.Example.COM."
+    seeds["name_empty_label"] = b"a..b"
+    seeds["name_label_64"] = b"x" * 64 + b".example"
+    seeds["name_253"] = b".".join([b"a" * 63, b"b" * 63, b"c" * 63, b"d" * 61])
+    seeds["name_254"] = seeds["name_253"] + b"e"
     seeds["header_only"] = header[:12]
     seeds["short"] = b"\x12\x34\x81"
     for name, data in seeds.items():
