@@ -1,6 +1,7 @@
 /* core.c: initialisation, real-symbol resolution, the per-fd table, the PvD table and the
  * scope levels (socket > thread > process > system default, R12/R20). */
 #include "core.h"
+#include "log.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -60,6 +61,17 @@ static void *sys_mremap(void *a, size_t o, size_t n, int f, ...)
     return (void *)syscall(SYS_mremap, a, o, n, f, na);
 }
 static int sys_mprotect(void *a, size_t n, int p) { return (int)syscall(SYS_mprotect, a, n, p); }
+static void *sys_mmap(void *a, size_t n, int p, int f, int fd, off_t o)
+{
+    return (void *)syscall(SYS_mmap, a, n, p, f, fd, o);
+}
+/* libc always has syscall(2); without it nothing can be forwarded */
+static long sys_syscall(long n, ...)
+{
+    (void)n;
+    errno = ENOSYS;
+    return -1;
+}
 static int sys_fcntl(int fd, int cmd, ...)
 {
     va_list ap;
@@ -76,6 +88,20 @@ static int sys_fcntl(int fd, int cmd, ...)
         if (!shim_real.name)                                                     \
             shim_real.name = sys_##name;                                         \
     } while (0)
+
+#define OPTIONAL(field, name, old_name)                                          \
+    do {                                                                         \
+        void *sym = dlsym(RTLD_NEXT, name);                                      \
+        const char *old = old_name;                                              \
+        if (!sym && old)                                                         \
+            sym = dlsym(RTLD_NEXT, old);                                         \
+        memcpy(&shim_real.field, &sym, sizeof sym);                              \
+    } while (0)
+
+static ssize_t sys_recvfrom(int fd, void *b, size_t n, int f, struct sockaddr *a, socklen_t *l)
+{
+    return syscall(SYS_recvfrom, fd, b, n, f, a, l);
+}
 
 static void resolve_real(void)
 {
@@ -100,6 +126,35 @@ static void resolve_real(void)
     RESOLVE(munmap);
     RESOLVE(mremap);
     RESOLVE(mprotect);
+    RESOLVE(recvfrom);
+    RESOLVE(mmap);
+    RESOLVE(syscall);
+    void *mmap64_sym = dlsym(RTLD_NEXT, "mmap64");
+    memcpy(&shim_real.mmap64, &mmap64_sym, sizeof mmap64_sym);
+    if (!shim_real.mmap64)
+        shim_real.mmap64 = shim_real.mmap;
+    /* name lookups (no fallback; older <resolv.h> names are __res_*) */
+    OPTIONAL(getaddrinfo, "getaddrinfo", NULL);
+    OPTIONAL(freeaddrinfo, "freeaddrinfo", NULL);
+    OPTIONAL(getnameinfo, "getnameinfo", NULL);
+    OPTIONAL(gethostbyname, "gethostbyname", NULL);
+    OPTIONAL(gethostbyname2, "gethostbyname2", NULL);
+    OPTIONAL(gethostbyname_r, "gethostbyname_r", NULL);
+    OPTIONAL(gethostbyname2_r, "gethostbyname2_r", NULL);
+    OPTIONAL(gethostbyaddr, "gethostbyaddr", NULL);
+    OPTIONAL(gethostbyaddr_r, "gethostbyaddr_r", NULL);
+    OPTIONAL(res_query, "res_query", "__res_query");
+    OPTIONAL(res_search, "res_search", "__res_search");
+    OPTIONAL(res_querydomain, "res_querydomain", "__res_querydomain");
+    OPTIONAL(res_send, "res_send", "__res_send");
+    OPTIONAL(res_nquery, "res_nquery", "__res_nquery");
+    OPTIONAL(res_nsearch, "res_nsearch", "__res_nsearch");
+    OPTIONAL(res_nquerydomain, "res_nquerydomain", "__res_nquerydomain");
+    OPTIONAL(res_nsend, "res_nsend", "__res_nsend");
+    OPTIONAL(getaddrinfo_a, "getaddrinfo_a", NULL);
+    OPTIONAL(gai_suspend, "gai_suspend", NULL);
+    OPTIONAL(gai_error, "gai_error", NULL);
+    OPTIONAL(gai_cancel, "gai_cancel", NULL);
     void *sym = dlsym(RTLD_NEXT, "fcntl64");
     memcpy(&shim_real.fcntl64, &sym, sizeof sym);
     if (!shim_real.fcntl64)
@@ -137,7 +192,7 @@ static void alloc_fdtab(void)
     if (want < 1024)
         want = 1024;
     size_t bytes = (size_t)want * sizeof(uint32_t);
-    void *mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    void *mem = shim_real.mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (mem == MAP_FAILED)
         return; /* every fd is then "unknown": correct, only slower */
     shim_fdtab_size = (unsigned int)want;
@@ -265,16 +320,6 @@ unsigned int shim_effective_slot(void)
     return slot ? slot : shim_process_slot();
 }
 
-int shim_current_scope_line(const char **line)
-{
-    static const char null_line[] = "v=1 id=null handle=4294967295";
-    unsigned int slot = shim_effective_slot();
-    if (slot == SLOT_NONE)
-        return 0;
-    *line = slot == SLOT_NULL ? null_line : shim_pvd_line(slot);
-    return *line != NULL;
-}
-
 /* ---- per-fd table ----
  * A vfork() child shares this memory but has its own descriptor table: it never writes. */
 SHIM_TLS int shim_in_vfork_child;
@@ -321,18 +366,6 @@ int shim_is_preloaded(void)
     if (!atomic_load_explicit(&shim_ready, memory_order_acquire))
         shim_init();
     return g_preloaded;
-}
-
-static void say(const char *msg)
-{
-    size_t len = strlen(msg);
-    while (len > 0) {
-        ssize_t n = write(2, msg, len);
-        if (n <= 0)
-            break;
-        msg += n;
-        len -= (size_t)n;
-    }
 }
 
 /* PVDRUN_SCOPE when libc has not set `environ` yet (a hooked call from the program's
@@ -409,11 +442,8 @@ static int load_env_scope(void)
         return 1; /* no process scope: system default (unless set through the API) */
     unsigned int slot = shim_pvd_add(line, strlen(line), err, sizeof err);
     if (slot == 0) {
-        char msg[320];
-        snprintf(msg, sizeof msg,
-                 "pvdrun shim: malformed PVDRUN_SCOPE (%s): every network operation of this program will fail\n",
+        shim_say("pvdrun shim: malformed PVDRUN_SCOPE (%s): every network operation of this program will fail\n",
                  err);
-        say(msg);
         slot = SLOT_NULL; /* fail closed: as the null PvD */
     }
     shim_set_process_slot(slot);

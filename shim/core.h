@@ -14,16 +14,28 @@
 #include <sys/types.h>
 #include <time.h>
 
+#ifndef SO_BINDTOIFINDEX
+#define SO_BINDTOIFINDEX 62 /* Linux 5.0; older headers lack it */
+#endif
+
 #include "pvd.h"
 #include "scope_parse.h"
 
 #define SHIM_API __attribute__((visibility("default")))
 #define SHIM_LIKELY(x) __builtin_expect(!!(x), 1)
 #define SHIM_UNLIKELY(x) __builtin_expect(!!(x), 0)
-/* Thread-local state read on hot paths: one %fs-relative load, no __tls_get_addr call. */
-#define SHIM_TLS __thread __attribute__((tls_model("initial-exec")))
+/* Thread-local state.  The default (global-dynamic) model, not initial-exec: a library
+ * that uses initial-exec TLS needs its whole TLS block in the static TLS area, which a
+ * dlopen (the Python API opens the library with cffi) may not find room in. */
+#define SHIM_TLS __thread
 
-/* ---- real libc functions (resolved with dlsym(RTLD_NEXT), syscall fallbacks) ---- */
+/* ---- real libc functions: ONE table, resolved once with dlsym(RTLD_NEXT) ----
+ * Socket calls have syscall(2) fallbacks; name-lookup functions may be NULL. */
+struct addrinfo;
+struct hostent;
+struct gaicb;
+struct sigevent;
+struct __res_state;
 struct shim_real_fns {
     int (*socket)(int, int, int);
     int (*socketpair)(int, int, int, int[2]);
@@ -47,6 +59,33 @@ struct shim_real_fns {
     int (*munmap)(void *, size_t);
     void *(*mremap)(void *, size_t, size_t, int, ...);
     int (*mprotect)(void *, size_t, int);
+    void *(*mmap)(void *, size_t, int, int, int, off_t);
+    void *(*mmap64)(void *, size_t, int, int, int, off_t);
+    long (*syscall)(long, ...);
+    ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
+    /* name lookups: NULL when libc lacks one (the hook then answers as libc would) */
+    int (*getaddrinfo)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
+    void (*freeaddrinfo)(struct addrinfo *);
+    int (*getnameinfo)(const struct sockaddr *, socklen_t, char *, socklen_t, char *, socklen_t, int);
+    struct hostent *(*gethostbyname)(const char *);
+    struct hostent *(*gethostbyname2)(const char *, int);
+    int (*gethostbyname_r)(const char *, struct hostent *, char *, size_t, struct hostent **, int *);
+    int (*gethostbyname2_r)(const char *, int, struct hostent *, char *, size_t, struct hostent **, int *);
+    struct hostent *(*gethostbyaddr)(const void *, socklen_t, int);
+    int (*gethostbyaddr_r)(const void *, socklen_t, int, struct hostent *, char *, size_t, struct hostent **,
+                           int *);
+    int (*res_query)(const char *, int, int, unsigned char *, int);
+    int (*res_search)(const char *, int, int, unsigned char *, int);
+    int (*res_querydomain)(const char *, const char *, int, int, unsigned char *, int);
+    int (*res_send)(const unsigned char *, int, unsigned char *, int);
+    int (*res_nquery)(struct __res_state *, const char *, int, int, unsigned char *, int);
+    int (*res_nsearch)(struct __res_state *, const char *, int, int, unsigned char *, int);
+    int (*res_nquerydomain)(struct __res_state *, const char *, const char *, int, int, unsigned char *, int);
+    int (*res_nsend)(struct __res_state *, const unsigned char *, int, unsigned char *, int);
+    int (*getaddrinfo_a)(int, struct gaicb **, int, struct sigevent *);
+    int (*gai_suspend)(const struct gaicb *const[], int, const struct timespec *);
+    int (*gai_error)(struct gaicb *);
+    int (*gai_cancel)(struct gaicb *);
 };
 extern struct shim_real_fns shim_real;
 extern atomic_int shim_ready;
@@ -144,11 +183,6 @@ unsigned int shim_effective_slot(void);
 int shim_is_preloaded(void);
 /* The fork generation (bumped in every fork child), for FK_BUSY words. */
 unsigned int shim_fork_epoch(void);
-/* For the resolver (dns_scope.c): the scope line of the PvD the calling thread's operations
- * use now (thread scope, else process scope).  Returns 1 with *line (valid for the process's
- * lifetime; the null PvD's line for the null PvD and for a malformed PVDRUN_SCOPE), or 0
- * when no PvD applies (system default). */
-int shim_current_scope_line(const char **line);
 
 /* ---- decisions (decide.c) ---- */
 enum shim_op { OP_CONNECT, OP_SEND, OP_LISTEN };
@@ -184,6 +218,10 @@ void shim_adopt_inherited(void);
 /* May the program set a sticky IPV6_PKTINFO (source/interface for every datagram)?  0 or -1. */
 struct in6_pktinfo;
 int shim_check_sticky_pktinfo6(int fd, const struct in6_pktinfo *info);
+/* Tie a socket the shim opens itself (a DNS query's) to PvD `handle` by the same rules as the
+ * program's sockets (device, mark, IPv4 route check), always with a PvD source address of
+ * dst's family.  0, or -1 with errno (ENETUNREACH: the PvD is unknown or has no source). */
+int shim_tie_own_socket(int fd, pvd_handle_t handle, const struct sockaddr *dst, socklen_t dstlen);
 /* Apply a PvD to a socket now (pvd_bind_socket). */
 int shim_bind_socket(int fd, pvd_handle_t handle);
 /* A new socket from socket()/accept(): remember it. */

@@ -21,13 +21,11 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "log.h"
 #include "pvdd_client.h"
 #include "route_check.h"
 #include "uaccess.h"
 
-#ifndef SO_BINDTOIFINDEX
-#define SO_BINDTOIFINDEX 62
-#endif
 
 /* Per PvD slot: IPv4 prefixes the route check found routes for through the PvD's
  * interface (a default route is prefix length 0).  Each entry is one 64-bit atomic:
@@ -228,9 +226,21 @@ static int bound_device(int fd)
 /* Bind fd to the PvD's interface.  A socket first seen already open (adopted) may carry a
  * device binding of its own: one of the PvD's interfaces is kept, another is refused (EPERM)
  * rather than silently moved, since the socket may be shared with another process. */
-static int bind_device(int fd, const struct pvd_scope *pvd, int adopted)
+/* The PvD's interface a socket is bound to: the zone of a link-local or multicast IPv6
+ * destination when it names one of the PvD's interfaces, else the PvD's first. */
+static int pick_ifindex(const struct pvd_scope *pvd, const struct sockaddr *dst, socklen_t dstlen)
 {
-    int ifindex = (int)pvd->info.ifindexes[0];
+    if (dst && dst->sa_family == AF_INET6 && dstlen >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        uint32_t zone = ((const struct sockaddr_in6 *)dst)->sin6_scope_id;
+        for (unsigned int i = 0; zone && i < pvd->info.n_interfaces; i++)
+            if (pvd->info.ifindexes[i] == zone)
+                return (int)zone;
+    }
+    return (int)pvd->info.ifindexes[0];
+}
+
+static int bind_device(int fd, const struct pvd_scope *pvd, int ifindex, int adopted)
+{
     if (adopted) {
         int bound = bound_device(fd);
         if (bound > 0) {
@@ -251,6 +261,9 @@ static int bind_device(int fd, const struct pvd_scope *pvd, int adopted)
     }
     if (errno == ENOPROTOOPT) { /* kernel < 5.0: by name */
         const char *name = pvd->info.interfaces[0];
+        for (unsigned int i = 0; i < pvd->info.n_interfaces; i++)
+            if ((int)pvd->info.ifindexes[i] == ifindex)
+                name = pvd->info.interfaces[i];
         if (REAL(setsockopt)(fd, SOL_SOCKET, SO_BINDTODEVICE, name, (socklen_t)strlen(name) + 1) == 0)
             return 0;
     }
@@ -276,18 +289,35 @@ static int bound_source(int fd, struct sockaddr_storage *cur, socklen_t *cur_len
  * *flags.  Every step can be repeated (by a signal handler that ties the same socket while
  * this thread is interrupted in the middle, or after a fork): each one checks what is
  * already in place before acting. */
-static int apply(int fd, unsigned int slot, const struct pvd_scope *pvd, uint32_t w, const struct sockaddr *dst,
-                 socklen_t dstlen, enum shim_op op, uint32_t *flags)
+/* How the shim's own sockets (DNS queries) differ from the program's: */
+#define APPLY_SOURCE 1u     /* bind a PvD source whatever srcbind says (R25) */
+#define APPLY_MARK_SELF 2u  /* set the mark directly when the process may (CAP_NET_ADMIN) */
+
+/* The PvD's mark.  The program's sockets get it from pvdd only, which applies its policy
+ * (restricted PvDs) and whose absence must fail them closed (its tables are what the mark
+ * selects); the shim's own DNS sockets may set it directly first. */
+static int set_mark(int fd, const struct pvd_scope *pvd, unsigned int how)
+{
+    int mark = (int)pvd->info.mark;
+    int saved = errno;
+    if ((how & APPLY_MARK_SELF) && REAL(setsockopt)(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark) == 0)
+        return 0;
+    errno = saved;
+    return shim_pvdd_mark(fd, pvd->info.handle);
+}
+
+static int apply_with(int fd, unsigned int slot, const struct pvd_scope *pvd, uint32_t w, const struct sockaddr *dst,
+                      socklen_t dstlen, enum shim_op op, uint32_t *flags, unsigned int how)
 {
     struct in_addr d4;
     if (!(w & W_DEVBOUND)) {
-        if (bind_device(fd, pvd, (w & W_ADOPTED) != 0) < 0)
+        if (bind_device(fd, pvd, pick_ifindex(pvd, dst, dstlen), (w & W_ADOPTED) != 0) < 0)
             return -1;
         *flags |= W_DEVBOUND;
     }
     if (pvd->info.mark && !(w & W_MARKED)) {
-        /* routing isolation / restricted PvD: only pvdd may set the mark (CAP_NET_ADMIN) */
-        if (shim_pvdd_mark(fd, pvd->info.handle) < 0)
+        /* routing isolation / restricted PvD */
+        if (set_mark(fd, pvd, how) < 0)
             return -1;
         *flags |= W_MARKED;
     }
@@ -300,7 +330,7 @@ static int apply(int fd, unsigned int slot, const struct pvd_scope *pvd, uint32_
         }
         v4_route_remember(slot, prefix, plen);
     }
-    if (pvd->info.srcbind && op != OP_LISTEN && !(w & W_BOUND)) {
+    if ((pvd->info.srcbind || (how & APPLY_SOURCE)) && op != OP_LISTEN && !(w & W_BOUND)) {
         struct sockaddr_storage cur, src;
         socklen_t cur_len, src_len = 0;
         int family = (w & W_V6) ? AF_INET6 : AF_INET;
@@ -323,6 +353,28 @@ static int apply(int fd, unsigned int slot, const struct pvd_scope *pvd, uint32_
     }
     if (w & W_V6)
         *flags |= W_DSTCHECK;
+    return 0;
+}
+
+static int apply(int fd, unsigned int slot, const struct pvd_scope *pvd, uint32_t w, const struct sockaddr *dst,
+                 socklen_t dstlen, enum shim_op op, uint32_t *flags)
+{
+    return apply_with(fd, slot, pvd, w, dst, dstlen, op, flags, 0);
+}
+
+int shim_tie_own_socket(int fd, pvd_handle_t handle, const struct sockaddr *dst, socklen_t dstlen)
+{
+    unsigned int slot = shim_pvd_slot(handle);
+    const struct pvd_scope *pvd = shim_pvd_at(slot);
+    uint32_t flags = 0;
+    if (!pvd) {
+        errno = ENETUNREACH;
+        return -1;
+    }
+    uint32_t w = W_MAKE(FK_PENDING, slot, dst && dst->sa_family == AF_INET6 ? W_V6 : 0);
+    if (apply_with(fd, slot, pvd, w, dst, dstlen, OP_SEND, &flags, APPLY_SOURCE | APPLY_MARK_SELF) < 0)
+        return -1;
+    fd_store(fd, W_MAKE(FK_SCOPED, slot, W_FLAGS(w) | flags));
     return 0;
 }
 
@@ -424,6 +476,10 @@ int shim_check_dst(uint32_t w, const struct sockaddr *dst, socklen_t dstlen)
 /* AF_PACKET: the PvD in force at the first bind or send; only its interfaces. */
 static int packet_prepare(int fd, uint32_t w, uint32_t *wout)
 {
+    if (W_SLOT(w) && !(w & W_ADOPTED)) { /* tied already */
+        *wout = w;
+        return 0;
+    }
     unsigned int slot = (w & W_EXPLICIT) ? W_SLOT(w) : shim_effective_slot();
     if (slot == SLOT_NONE) {
         fd_cas(fd, w, W_MAKE(FK_NONINET, 0, 0));
@@ -498,6 +554,12 @@ int shim_prepare(int fd, const struct sockaddr *dst, socklen_t dstlen, enum shim
         case FK_PACKET:
             if (packet_prepare(fd, w, wout) < 0)
                 return -1;
+            if (W_KIND(*wout) == FK_PACKET && to &&
+                len >= (socklen_t)(offsetof(struct sockaddr_ll, sll_ifindex) + sizeof(int)) &&
+                !shim_slot_has_ifindex(W_SLOT(*wout), (unsigned int)((const struct sockaddr_ll *)to)->sll_ifindex)) {
+                errno = ENODEV; /* a link outside the PvD */
+                return -1;
+            }
             errno = saved;
             return 0;
         case FK_LOOPBACK:
@@ -554,19 +616,20 @@ int shim_prepare(int fd, const struct sockaddr *dst, socklen_t dstlen, enum shim
         uint32_t flags = W_FLAGS(w);
         int rc = apply(fd, slot, pvd, w, to, len, op, &flags);
         int e = errno;
-        t_tying_fd = outer;
+        /* The word leaves FK_BUSY before this thread stops calling the tie its own: a signal
+         * handler arriving in between must never find a busy word it would wait on. */
         if (rc < 0) {
             /* still pending (retried next time), unless a nested tie finished meanwhile */
             fd_cas(fd, busy, W_MAKE(FK_PENDING, (w & W_EXPLICIT) ? slot : 0, W_FLAGS(w) | (flags & W_DEVBOUND)));
+            t_tying_fd = outer;
             errno = e;
-            return -1;
-        }
-        if (op != OP_LISTEN && shim_check_dst(W_MAKE(FK_SCOPED, slot, flags), to, len) < 0) {
-            fd_store(fd, W_MAKE(FK_SCOPED, slot, flags));
             return -1;
         }
         *wout = W_MAKE(FK_SCOPED, slot, flags);
         fd_store(fd, *wout);
+        t_tying_fd = outer;
+        if (op != OP_LISTEN && shim_check_dst(*wout, to, len) < 0)
+            return -1;
         errno = saved;
         return 0;
     }
@@ -664,15 +727,15 @@ int shim_prepare_bind(int fd, const struct sockaddr *addr, socklen_t len, struct
                 t_tying_fd = outer;
                 continue;
             }
-            if (!(w & W_DEVBOUND) && bind_device(fd, pvd, (w & W_ADOPTED) != 0) < 0) {
+            if (!(w & W_DEVBOUND) && bind_device(fd, pvd, pick_ifindex(pvd, addr, len), (w & W_ADOPTED) != 0) < 0) {
                 int e = errno;
-                t_tying_fd = outer;
                 fd_cas(fd, busy, W_MAKE(FK_PENDING, (w & W_EXPLICIT) ? slot : 0, W_FLAGS(w)));
+                t_tying_fd = outer;
                 errno = e;
                 return -1;
             }
-            t_tying_fd = outer;
             fd_store(fd, W_MAKE(FK_SCOPED, slot, W_FLAGS(w) | W_DEVBOUND | ((w & W_V6) ? W_DSTCHECK : 0)));
+            t_tying_fd = outer;
         }
         errno = saved;
         return 0;
@@ -836,32 +899,28 @@ int shim_bind_socket(int fd, pvd_handle_t handle)
             t_tying_fd = outer;
             continue;
         }
-        if (bind_device(fd, pvd, kind == FK_UNKNOWN || (w & W_ADOPTED)) < 0) {
+        if (bind_device(fd, pvd, pick_ifindex(pvd, NULL, 0), kind == FK_UNKNOWN || (w & W_ADOPTED)) < 0) {
             int e = errno;
-            t_tying_fd = outer;
             fd_cas(fd, busy, w);
+            t_tying_fd = outer;
             errno = e;
             return -1;
         }
         uint32_t flags = v6 | W_EXPLICIT | W_DEVBOUND | (w & W_BOUND);
         if (shim_is_preloaded()) {
             /* the hooks finish the job at the first operation (route check, source) */
-            t_tying_fd = outer;
             fd_store(fd, W_MAKE(FK_PENDING, slot, flags));
+            t_tying_fd = outer;
             return 0;
         }
         /* not preloaded: no hook will run later, so bind the source now when needed */
         uint32_t extra = 0;
         int rc = apply(fd, slot, pvd, W_MAKE(FK_PENDING, slot, flags), NULL, 0, OP_SEND, &extra);
         int e = errno;
+        fd_store(fd, rc < 0 ? W_MAKE(FK_PENDING, slot, flags) : W_MAKE(FK_SCOPED, slot, flags | extra));
         t_tying_fd = outer;
-        if (rc < 0) {
-            fd_store(fd, W_MAKE(FK_PENDING, slot, flags));
-            errno = e;
-            return -1;
-        }
-        fd_store(fd, W_MAKE(FK_SCOPED, slot, flags | extra));
-        return 0;
+        errno = e;
+        return rc < 0 ? -1 : 0;
     }
 }
 
@@ -906,12 +965,7 @@ void shim_track_close(int fd) { fd_store(fd, 0); }
 /* ---- descriptors from elsewhere ---- */
 static void say_replaced(int fd, const char *why)
 {
-    char msg[200];
-    int n = snprintf(msg, sizeof msg, "pvdrun shim: descriptor %d %s: replaced by a socket that fails every operation\n",
-                     fd, why);
-    if (n > 0 && write(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1) < 0) {
-        /* nothing more to say */
-    }
+    shim_say("pvdrun shim: descriptor %d %s: replaced by a socket that fails every operation\n", fd, why);
 }
 
 /* Put a fresh socket of the same family and type, tied to the null PvD, in fd's place (in

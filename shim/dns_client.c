@@ -3,10 +3,10 @@
  * address; never the system's resolvers. */
 #include "dns_client.h"
 
+#include "core.h"
 #include "pvdd_client.h"
 
 #include <arpa/inet.h>
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -18,41 +18,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#ifndef SO_BINDTOIFINDEX
-#define SO_BINDTOIFINDEX 62
-#endif
-
 #define DNS_PORT 53
 #define UDP_BUF 4096
 #define MAX_CNAME_HOPS 16
-
-/* The real libc functions: the shim core interposes the public names, and
- * DNS sockets must not go through that policy a second time. */
-static int (*real_socket)(int, int, int);
-static int (*real_bind)(int, const struct sockaddr *, socklen_t);
-static int (*real_connect)(int, const struct sockaddr *, socklen_t);
-static ssize_t (*real_sendto)(int, const void *, size_t, int, const struct sockaddr *, socklen_t);
-static ssize_t (*real_recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
-static int (*real_setsockopt)(int, int, int, const void *, socklen_t);
-static int (*real_close)(int);
-static pthread_once_t real_once = PTHREAD_ONCE_INIT;
-static int real_ok;
-
-static void load_real(void)
-{
-    real_socket = (int (*)(int, int, int))dlsym(RTLD_NEXT, "socket");
-    real_bind = (int (*)(int, const struct sockaddr *, socklen_t))dlsym(RTLD_NEXT, "bind");
-    real_connect = (int (*)(int, const struct sockaddr *, socklen_t))dlsym(RTLD_NEXT, "connect");
-    real_sendto = (ssize_t (*)(int, const void *, size_t, int, const struct sockaddr *,
-                               socklen_t))dlsym(RTLD_NEXT, "sendto");
-    real_recvfrom = (ssize_t (*)(int, void *, size_t, int, struct sockaddr *,
-                                 socklen_t *))dlsym(RTLD_NEXT, "recvfrom");
-    real_setsockopt = (int (*)(int, int, int, const void *, socklen_t))dlsym(RTLD_NEXT,
-                                                                             "setsockopt");
-    real_close = (int (*)(int))dlsym(RTLD_NEXT, "close");
-    real_ok = real_socket && real_bind && real_connect && real_sendto && real_recvfrom
-              && real_setsockopt && real_close;
-}
 
 static int clamp_option(const char *p, int lo, int hi, int dflt)
 {
@@ -126,82 +94,38 @@ static socklen_t to_sockaddr(const struct pvd_dns_addr *a, uint16_t port,
     return sizeof *sin6;
 }
 
-/* The PvD source address to use towards server, or NULL (R25: no source of
- * the PvD for that family means the server is unreachable from the PvD). */
-static const struct pvd_dns_addr *pick_source(const struct pvd_dns_scope *scope,
-                                              const struct pvd_dns_addr *server)
+/* Can the PvD reach server from one of its own addresses (one of the server's family; a
+ * link-local server needs a link-local source)?  R25: else the server is not used. */
+static int server_usable(const struct pvd_dns_scope *scope, const struct pvd_dns_addr *server)
 {
-    const struct pvd_dns_addr *fallback = NULL;
     int want_ll = is_link_local6(server);
     for (int i = 0; i < scope->naddrs; i++) {
         const struct pvd_dns_addr *a = &scope->addrs[i];
-        if (a->family != server->family)
-            continue;
-        if (a->family == AF_INET6 && is_link_local6(a) != want_ll) {
-            if (!fallback && !want_ll)
-                fallback = a;
-            continue;
-        }
-        return a;
+        if (a->family == server->family && (!want_ll || is_link_local6(a)))
+            return 1;
     }
-    return want_ll ? NULL : fallback;
+    return 0;
 }
 
-/* Open a socket of type for server, bound to the PvD's device and source.
- * Returns the fd or -1. */
+/* Open a socket of type for server, tied to the PvD by the core's one rule for every socket
+ * (decide.c: device, mark, source; shim_tie_own_socket).  Returns the fd or -1. */
 static int open_scoped_socket(const struct pvd_dns_scope *scope, const struct pvd_dns_addr *server,
                               int type)
 {
-    const struct pvd_dns_addr *src = pick_source(scope, server);
-    if (!src)
-        return -1;
-    int fd = real_socket(server->family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    struct sockaddr_storage ss;
+    socklen_t sl = to_sockaddr(server, DNS_PORT, &ss);
+    int fd = REAL(socket)(server->family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -1;
-    unsigned ifindex = 0;
-    if (server->scope_id)
-        ifindex = server->scope_id;
-    else if (src->scope_id)
-        ifindex = src->scope_id;
-    else if (scope->nifs == 1)
-        ifindex = scope->ifs[0].index;
-    if (ifindex) {
-        int idx = (int)ifindex;
-        if (real_setsockopt(fd, SOL_SOCKET, SO_BINDTOIFINDEX, &idx, sizeof idx) != 0) {
-            /* kernels before 5.0: bind by name */
-            char name[IF_NAMESIZE] = "";
-            for (int i = 0; i < scope->nifs; i++)
-                if (scope->ifs[i].index == ifindex)
-                    memcpy(name, scope->ifs[i].name, IF_NAMESIZE);
-            if (!name[0] || real_setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, name,
-                                            (socklen_t)strlen(name) + 1) != 0) {
-                pvd_dns_warn_once(1, "cannot bind a DNS socket to the PvD's interface; "
-                                     "its DNS servers are not used");
-                real_close(fd);
-                return -1;
-            }
-        }
-    }
-    if (scope->mark) {
-        /* The PvD's routing table is reached through its mark (pvdd's rules):
-         * set it directly when we may (CAP_NET_ADMIN), else ask pvdd, as the
-         * core does for the program's own sockets; neither: fail closed. */
-        int mark = (int)scope->mark;
-        if (real_setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark) != 0
-            && shim_pvdd_mark(fd, scope->handle) != 0) {
+    if (shim_tie_own_socket(fd, scope->handle, (struct sockaddr *)&ss, sl) < 0) {
+        if (scope->mark && (errno == EACCES || errno == ENETUNREACH))
             pvd_dns_warn_once(3, "cannot mark a DNS socket with the PvD's mark (not root, and "
                                  "pvdd refused or does not answer): its DNS servers are not used");
-            real_close(fd);
-            return -1;
-        }
-    }
-    struct sockaddr_storage ss;
-    struct pvd_dns_addr bind_src = *src;
-    if (bind_src.family == AF_INET6 && is_link_local6(&bind_src) && !bind_src.scope_id)
-        bind_src.scope_id = ifindex;
-    socklen_t sl = to_sockaddr(&bind_src, 0, &ss);
-    if (real_bind(fd, (struct sockaddr *)&ss, sl) != 0) {
-        real_close(fd);
+        else if (errno == EPERM || errno == ENETDOWN)
+            pvd_dns_warn_once(1, "cannot bind a DNS socket to the PvD's interface; "
+                                 "its DNS servers are not used");
+        shim_track_close(fd);
+        REAL(close)(fd);
         return -1;
     }
     return fd;
@@ -252,7 +176,7 @@ static int send_all(int fd, const uint8_t *data, size_t len, int more, long long
 {
     size_t sent = 0;
     while (sent < len) {
-        ssize_t n = real_sendto(fd, data + sent, len - sent, MSG_NOSIGNAL | (more ? MSG_MORE : 0),
+        ssize_t n = REAL(sendto)(fd, data + sent, len - sent, MSG_NOSIGNAL | (more ? MSG_MORE : 0),
                                 NULL, 0);
         if (n > 0) {
             sent += (size_t)n;
@@ -275,7 +199,7 @@ static int recv_all(int fd, uint8_t *data, size_t len, long long deadline)
 {
     size_t got = 0;
     while (got < len) {
-        ssize_t n = real_recvfrom(fd, data + got, len - got, 0, NULL, NULL);
+        ssize_t n = REAL(recvfrom)(fd, data + got, len - got, 0, NULL, NULL);
         if (n > 0) {
             got += (size_t)n;
             continue;
@@ -308,7 +232,7 @@ static int raw_tcp(const struct pvd_dns_scope *scope, const struct pvd_dns_addr 
     long long deadline = now_ms() + timeout_ms;
     struct sockaddr_storage ss;
     socklen_t sl = to_sockaddr(server, DNS_PORT, &ss);
-    if (real_connect(fd, (struct sockaddr *)&ss, sl) != 0) {
+    if (REAL(connect)(fd, (struct sockaddr *)&ss, sl) != 0) {
         if (errno != EINPROGRESS)
             goto out;
         int rc = wait_fd(fd, POLLOUT, deadline);
@@ -338,7 +262,7 @@ static int raw_tcp(const struct pvd_dns_scope *scope, const struct pvd_dns_addr 
         result = X_ANSWER;
     }
 out:
-    real_close(fd);
+    REAL(close)(fd);
     return result;
 }
 
@@ -394,9 +318,9 @@ static int exchange_udp(const struct pvd_dns_scope *scope, const struct pvd_dns_
         q->qlen = dns_build_query(q->query, sizeof q->query, q->id, q->name, q->qtype);
         if (q->qlen < 0)
             continue;
-        if (real_sendto(fd, q->query, (size_t)q->qlen, MSG_NOSIGNAL, (struct sockaddr *)&to, tolen)
+        if (REAL(sendto)(fd, q->query, (size_t)q->qlen, MSG_NOSIGNAL, (struct sockaddr *)&to, tolen)
             != q->qlen) {
-            real_close(fd);
+            REAL(close)(fd);
             return X_ERROR;
         }
         waiting++;
@@ -411,7 +335,7 @@ static int exchange_udp(const struct pvd_dns_scope *scope, const struct pvd_dns_
         }
         struct sockaddr_storage from;
         socklen_t fromlen = sizeof from;
-        ssize_t n = real_recvfrom(fd, buf, sizeof buf, MSG_TRUNC, (struct sockaddr *)&from,
+        ssize_t n = REAL(recvfrom)(fd, buf, sizeof buf, MSG_TRUNC, (struct sockaddr *)&from,
                                   &fromlen);
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR)
@@ -435,7 +359,7 @@ static int exchange_udp(const struct pvd_dns_scope *scope, const struct pvd_dns_
             break;
         }
     }
-    real_close(fd);
+    REAL(close)(fd);
     for (int i = 0; i < nq; i++) {
         struct question *q = qs[i];
         if (!q->needs_tcp)
@@ -456,9 +380,6 @@ static int exchange_udp(const struct pvd_dns_scope *scope, const struct pvd_dns_
 static int query_many(const struct pvd_dns_scope *scope, const struct dns_options *opt,
                       struct question **qs, int nq)
 {
-    pthread_once(&real_once, load_real);
-    if (!real_ok)
-        return DNS_Q_NOSERVER;
     uint8_t probe[DNS_UDP_MAX];
     for (int i = 0; i < nq; i++) {
         qs[i]->settled = qs[i]->final = 0;
@@ -470,7 +391,7 @@ static int query_many(const struct pvd_dns_scope *scope, const struct dns_option
     for (int attempt = 0; attempt < opt->attempts; attempt++) {
         for (int s = 0; s < scope->nservers; s++) {
             const struct pvd_dns_addr *server = &scope->servers[s];
-            if (!pick_source(scope, server))
+            if (!server_usable(scope, server))
                 continue;
             usable = 1;
             struct question *open_qs[2];
@@ -738,8 +659,8 @@ static int raw_udp(const struct pvd_dns_scope *scope, const struct pvd_dns_addr 
     struct sockaddr_storage to;
     socklen_t tolen = to_sockaddr(server, DNS_PORT, &to);
     long long deadline = now_ms() + timeout_ms;
-    if (real_sendto(fd, query, qlen, MSG_NOSIGNAL, (struct sockaddr *)&to, tolen) != (ssize_t)qlen) {
-        real_close(fd);
+    if (REAL(sendto)(fd, query, qlen, MSG_NOSIGNAL, (struct sockaddr *)&to, tolen) != (ssize_t)qlen) {
+        REAL(close)(fd);
         return X_ERROR;
     }
     int result;
@@ -751,7 +672,7 @@ static int raw_udp(const struct pvd_dns_scope *scope, const struct pvd_dns_addr 
         }
         struct sockaddr_storage from;
         socklen_t fromlen = sizeof from;
-        ssize_t n = real_recvfrom(fd, buf, bufsize, MSG_TRUNC, (struct sockaddr *)&from, &fromlen);
+        ssize_t n = REAL(recvfrom)(fd, buf, bufsize, MSG_TRUNC, (struct sockaddr *)&from, &fromlen);
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR)
                 continue;
@@ -766,7 +687,7 @@ static int raw_udp(const struct pvd_dns_scope *scope, const struct pvd_dns_addr 
         result = X_ANSWER;
         break;
     }
-    real_close(fd);
+    REAL(close)(fd);
     return result;
 }
 
@@ -784,9 +705,6 @@ static int copy_reply(const uint8_t *buf, size_t len, uint8_t *answer, int ansle
 int dns_send_raw(const struct pvd_dns_scope *scope, const struct dns_options *opt,
                  const uint8_t *query, int qlen, uint8_t *answer, int anslen, int flags)
 {
-    pthread_once(&real_once, load_real);
-    if (!real_ok)
-        return DNS_Q_NOSERVER;
     if (qlen < DNS_HEADER_LEN || qlen > DNS_MESSAGE_MAX || anslen < DNS_HEADER_LEN)
         return DNS_Q_BADNAME;
     uint8_t *buf = malloc(DNS_MESSAGE_MAX);
@@ -796,7 +714,7 @@ int dns_send_raw(const struct pvd_dns_scope *scope, const struct dns_options *op
     for (int attempt = 0; attempt < opt->attempts; attempt++) {
         for (int s = 0; s < scope->nservers; s++) {
             const struct pvd_dns_addr *server = &scope->servers[s];
-            if (!pick_source(scope, server))
+            if (!server_usable(scope, server))
                 continue;
             usable = 1;
             size_t len = 0;

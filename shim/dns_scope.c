@@ -1,10 +1,5 @@
-/* dns_scope.c: the resolver's view of a PvD: scope-line parsing (see dns_scope.h).
- * pvd_dns_current_scope() is in dns_current.c (it needs the shim core).
- *
- * Scope line grammar (pvdrun/model.py, Pvd.to_scope): space-separated
- * key=value tokens; v must be 1; list keys if/addr/dns/search repeat;
- * unknown keys are ignored; anything malformed makes the whole line BAD so
- * that the resolver fails closed rather than resolving unscoped. */
+/* dns_scope.c: the resolver's view of a PvD (see dns_scope.h), converted from the core's
+ * parsed scope line: the grammar lives in scope_parse.c alone. */
 #include "dns_scope.h"
 
 #include <arpa/inet.h>
@@ -15,44 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define NULL_HANDLE 0xFFFFFFFFu
-
-/* An unsigned decimal of at most 32 bits, or 0x hex when allow_hex: the same numbers as
- * the socket hooks' parser (scope_parse.c), so that both read a line alike ("010" is ten,
- * never octal eight; no sign, no blanks). */
-static int parse_u32(const char *s, int allow_hex, uint32_t *out)
-{
-    uint64_t value = 0;
-    unsigned base = 10;
-    if (allow_hex && s[0] == '0' && (s[1] == 'x' || s[1] == 'X') && s[2] != '\0') {
-        base = 16;
-        s += 2;
-    }
-    if (*s == '\0')
-        return -1;
-    for (; *s; s++) {
-        unsigned digit;
-        if (*s >= '0' && *s <= '9')
-            digit = (unsigned)(*s - '0');
-        else if (base == 16 && *s >= 'a' && *s <= 'f')
-            digit = (unsigned)(*s - 'a' + 10);
-        else if (base == 16 && *s >= 'A' && *s <= 'F')
-            digit = (unsigned)(*s - 'A' + 10);
-        else
-            return -1;
-        value = value * base + digit;
-        if (value > 0xFFFFFFFFu)
-            return -1;
-    }
-    *out = (uint32_t)value;
-    return 0;
-}
-
-/* Token separators: the same as scope_parse.c's. */
-static int is_separator(char c)
-{
-    return c == ' ' || c == '\t' || c == '\n';
-}
+#include "log.h"
 
 int pvd_dns_parse_addr(const char *s, struct pvd_dns_addr *out)
 {
@@ -73,7 +31,7 @@ int pvd_dns_parse_addr(const char *s, struct pvd_dns_addr *out)
     out->family = AF_INET6;
     if (zone) {
         uint32_t idx;
-        if (parse_u32(zone, 0, &idx) == 0)
+        if (pvd_scope_parse_u32(zone, strlen(zone), 0, &idx) == 0)
             out->scope_id = idx;
         else if ((out->scope_id = if_nametoindex(zone)) == 0)
             return -1;
@@ -81,79 +39,55 @@ int pvd_dns_parse_addr(const char *s, struct pvd_dns_addr *out)
     return 0;
 }
 
+int pvd_dns_scope_from(const struct pvd_scope *scope, struct pvd_dns_scope *out)
+{
+    const struct pvd_info *info = &scope->info;
+    memset(out, 0, sizeof *out);
+    memcpy(out->id, info->id, sizeof out->id);
+    out->id[sizeof out->id - 1] = '\0';
+    out->handle = info->handle;
+    out->mark = info->mark;
+    out->is_null = scope->is_null;
+    for (unsigned int i = 0; i < info->n_interfaces && i < PVD_DNS_MAX_IFS; i++) {
+        memcpy(out->ifs[i].name, info->interfaces[i], sizeof out->ifs[i].name);
+        out->ifs[i].name[sizeof out->ifs[i].name - 1] = '\0';
+        out->ifs[i].index = info->ifindexes[i];
+        out->nifs = (int)i + 1;
+    }
+    for (unsigned int i = 0; i < info->n_addresses && i < PVD_DNS_MAX_ADDRS; i++) {
+        if (pvd_dns_parse_addr(info->addresses[i], &out->addrs[out->naddrs]) < 0)
+            return PVD_DNS_SCOPE_BAD;
+        out->naddrs++;
+    }
+    for (unsigned int i = 0; i < info->n_dns && i < PVD_DNS_MAX_SERVERS; i++) {
+        if (pvd_dns_parse_addr(info->dns[i], &out->servers[out->nservers]) < 0)
+            return PVD_DNS_SCOPE_BAD;
+        out->nservers++;
+    }
+    for (unsigned int i = 0; i < info->n_search && i < PVD_DNS_MAX_SEARCH; i++) {
+        size_t len = strnlen(info->search[i], PVD_SEARCH_MAX);
+        if (len > DNS_NAME_MAX - 1)
+            return PVD_DNS_SCOPE_BAD;
+        memcpy(out->search[out->nsearch], info->search[i], len);
+        out->search[out->nsearch][len] = '\0';
+        if (len > 1 && out->search[out->nsearch][len - 1] == '.')
+            out->search[out->nsearch][len - 1] = '\0';
+        out->nsearch++;
+    }
+    return PVD_DNS_SCOPE_OK;
+}
+
 int pvd_dns_parse_scope(const char *line, struct pvd_dns_scope *out)
 {
+    char err[160];
     memset(out, 0, sizeof *out);
-    int seen_version = 0;
-    const char *p = line;
-    while (*p) {
-        while (is_separator(*p))
-            p++;
-        if (!*p)
-            break;
-        const char *end = p;
-        while (*end && !is_separator(*end))
-            end++;
-        char token[DNS_NAME_MAX + 16];
-        size_t tlen = (size_t)(end - p);
-        if (tlen >= sizeof token)
-            return PVD_DNS_SCOPE_BAD;
-        memcpy(token, p, tlen);
-        token[tlen] = '\0';
-        p = end;
-        char *eq = strchr(token, '=');
-        if (!eq || eq == token || eq[1] == '\0')
-            return PVD_DNS_SCOPE_BAD;
-        *eq = '\0';
-        const char *key = token, *value = eq + 1;
-        if (strcmp(key, "v") == 0) {
-            if (strcmp(value, "1") != 0)
-                return PVD_DNS_SCOPE_BAD;
-            seen_version = 1;
-        } else if (strcmp(key, "id") == 0) {
-            if (strlen(value) >= sizeof out->id)
-                return PVD_DNS_SCOPE_BAD;
-            strcpy(out->id, value);
-        } else if (strcmp(key, "handle") == 0) {
-            if (parse_u32(value, 0, &out->handle))
-                return PVD_DNS_SCOPE_BAD;
-        } else if (strcmp(key, "mark") == 0) {
-            if (parse_u32(value, 1, &out->mark))
-                return PVD_DNS_SCOPE_BAD;
-        } else if (strcmp(key, "if") == 0) {
-            const char *colon = strrchr(value, ':');
-            uint32_t idx;
-            if (out->nifs >= PVD_DNS_MAX_IFS || !colon || colon == value
-                || (size_t)(colon - value) >= IF_NAMESIZE || parse_u32(colon + 1, 0, &idx) || idx == 0)
-                return PVD_DNS_SCOPE_BAD;
-            struct pvd_dns_iface *ifc = &out->ifs[out->nifs++];
-            memcpy(ifc->name, value, (size_t)(colon - value));
-            ifc->name[colon - value] = '\0';
-            ifc->index = idx;
-        } else if (strcmp(key, "addr") == 0) {
-            if (out->naddrs >= PVD_DNS_MAX_ADDRS || pvd_dns_parse_addr(value, &out->addrs[out->naddrs]))
-                return PVD_DNS_SCOPE_BAD;
-            out->naddrs++;
-        } else if (strcmp(key, "dns") == 0) {
-            if (out->nservers >= PVD_DNS_MAX_SERVERS
-                || pvd_dns_parse_addr(value, &out->servers[out->nservers]))
-                return PVD_DNS_SCOPE_BAD;
-            out->nservers++;
-        } else if (strcmp(key, "search") == 0) {
-            size_t len = strlen(value);
-            if (out->nsearch >= PVD_DNS_MAX_SEARCH || len > DNS_NAME_MAX - 1)
-                return PVD_DNS_SCOPE_BAD;
-            strcpy(out->search[out->nsearch], value);
-            if (len > 1 && out->search[out->nsearch][len - 1] == '.')
-                out->search[out->nsearch][len - 1] = '\0';
-            out->nsearch++;
-        }
-        /* other keys (srcbind, future ones) do not concern the resolver */
-    }
-    if (!seen_version)
+    struct pvd_scope *parsed = malloc(sizeof *parsed); /* large: off the stack (harnesses only) */
+    if (!parsed)
         return PVD_DNS_SCOPE_BAD;
-    out->is_null = out->handle == NULL_HANDLE || strcmp(out->id, "null") == 0;
-    return PVD_DNS_SCOPE_OK;
+    int status = pvd_scope_parse(line, strlen(line), parsed, err, sizeof err) < 0 ? PVD_DNS_SCOPE_BAD
+                                                                                  : pvd_dns_scope_from(parsed, out);
+    free(parsed);
+    return status;
 }
 
 static atomic_uint warned_keys;
@@ -163,13 +97,5 @@ void pvd_dns_warn_once(unsigned key, const char *msg)
     unsigned bit = 1u << (key & 15);
     if (atomic_fetch_or(&warned_keys, bit) & bit)
         return;
-    int saved = errno;
-    char line[512];
-    int n = snprintf(line, sizeof line, "pvdrun: %s\n", msg);
-    if (n > 0) {
-        size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
-        ssize_t ignored = write(STDERR_FILENO, line, len);
-        (void)ignored;
-    }
-    errno = saved;
+    shim_say("pvdrun: %s\n", msg);
 }

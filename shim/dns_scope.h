@@ -1,10 +1,9 @@
-/* dns_scope.h: the current PvD's DNS-relevant scope, as the resolver needs it.
+/* dns_scope.h: the current PvD's DNS-relevant view, as the resolver needs it.
  *
- * ONE entry point, pvd_dns_current_scope() (dns_current.c): the calling
- * thread's PvD as the shim core sees it (shim_current_scope_line(): thread
- * scope, else process scope, which the core loads from PVDRUN_SCOPE; see
- * shim/core.h), parsed by pvd_dns_parse_scope() below (scope-line format of
- * pvdrun/model.py, Pvd.to_scope; also driven by the test harness).
+ * ONE entry point, pvd_dns_current_scope() (dns_current.c): the calling thread's PvD as the
+ * shim core sees it (thread scope, else process scope; shim/core.h).  The view is built
+ * once per PvD from the core's parsed scope line (scope_parse.c, the only parser of the
+ * scope line): pvd_dns_scope_from() converts, it does not parse the line again.
  * Internal to libpvdshim.so.
  */
 #ifndef PVD_DNS_SCOPE_H
@@ -16,12 +15,14 @@
 #include <sys/socket.h>
 
 #include "dns_wire.h"
+#include "pvd.h"
+#include "scope_parse.h"
 
-#define PVD_DNS_MAX_IFS 8
-#define PVD_DNS_MAX_ADDRS 32
-#define PVD_DNS_MAX_SERVERS 8
-#define PVD_DNS_MAX_SEARCH 8
-#define PVD_DNS_ID_MAX 256
+#define PVD_DNS_MAX_IFS PVD_MAX_IFACES
+#define PVD_DNS_MAX_ADDRS PVD_MAX_ADDRS
+#define PVD_DNS_MAX_SERVERS PVD_MAX_DNS
+#define PVD_DNS_MAX_SEARCH PVD_MAX_SEARCH
+#define PVD_DNS_ID_MAX PVD_ID_MAX
 
 struct pvd_dns_addr {
     int family;                 /* AF_INET or AF_INET6 */
@@ -59,8 +60,12 @@ int pvd_dns_current_scope(struct pvd_dns_scope *out);
 /* Parse "ADDR" or "ADDR%ZONE" (zone: index or interface name).  0 or -1. */
 int pvd_dns_parse_addr(const char *s, struct pvd_dns_addr *out);
 
-/* Parse one scope line (exposed for the harness).  Returns
- * PVD_DNS_SCOPE_OK or PVD_DNS_SCOPE_BAD. */
+/* The resolver's view of a parsed scope line.  PVD_DNS_SCOPE_OK, or PVD_DNS_SCOPE_BAD when
+ * an address's %zone names no interface here. */
+int pvd_dns_scope_from(const struct pvd_scope *scope, struct pvd_dns_scope *out);
+
+/* Parse one scope line with the core's parser, then convert (for the test harnesses).
+ * Returns PVD_DNS_SCOPE_OK or PVD_DNS_SCOPE_BAD. */
 int pvd_dns_parse_scope(const char *line, struct pvd_dns_scope *out);
 
 /* Write a one-line diagnostic "pvdrun: <msg>\n" to stderr, once per key

@@ -34,13 +34,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core.h"
 #include "dns_client.h"
 #include "dns_hosts.h"
 #include "dns_scope.h"
 #include "dns_sort.h"
 #include "gai_scoped.h"
 
-#define EXPORT __attribute__((visibility("default")))
 
 /* The flags glibc accepts (others: EAI_BADFLAGS).  AI_IDN/AI_CANONIDN are
  * accepted and ignored: names are sent as given (no IDNA conversion). */
@@ -54,44 +54,6 @@
 /* Outcome of a scoped lookup beyond the DNS_RES_* codes. */
 #define RES_NULL_PVD 100
 
-typedef int (*getaddrinfo_fn)(const char *, const char *, const struct addrinfo *,
-                              struct addrinfo **);
-typedef void (*freeaddrinfo_fn)(struct addrinfo *);
-typedef int (*getnameinfo_fn)(const struct sockaddr *, socklen_t, char *, socklen_t, char *,
-                              socklen_t, int);
-typedef struct hostent *(*gethostbyname_fn)(const char *);
-typedef struct hostent *(*gethostbyname2_fn)(const char *, int);
-typedef int (*gethostbyname_r_fn)(const char *, struct hostent *, char *, size_t,
-                                  struct hostent **, int *);
-typedef int (*gethostbyname2_r_fn)(const char *, int, struct hostent *, char *, size_t,
-                                   struct hostent **, int *);
-
-static getaddrinfo_fn real_getaddrinfo;
-static freeaddrinfo_fn real_freeaddrinfo;
-static getnameinfo_fn real_getnameinfo;
-static gethostbyname_fn real_gethostbyname;
-static gethostbyname2_fn real_gethostbyname2;
-static gethostbyname_r_fn real_gethostbyname_r;
-static gethostbyname2_r_fn real_gethostbyname2_r;
-static pthread_once_t real_once = PTHREAD_ONCE_INIT;
-
-static void load_real(void)
-{
-    int saved = errno;
-    real_getaddrinfo = (getaddrinfo_fn)dlsym(RTLD_NEXT, "getaddrinfo");
-    real_freeaddrinfo = (freeaddrinfo_fn)dlsym(RTLD_NEXT, "freeaddrinfo");
-    real_getnameinfo = (getnameinfo_fn)dlsym(RTLD_NEXT, "getnameinfo");
-    real_gethostbyname = (gethostbyname_fn)dlsym(RTLD_NEXT, "gethostbyname");
-    real_gethostbyname2 = (gethostbyname2_fn)dlsym(RTLD_NEXT, "gethostbyname2");
-    real_gethostbyname_r = (gethostbyname_r_fn)dlsym(RTLD_NEXT, "gethostbyname_r");
-    real_gethostbyname2_r = (gethostbyname2_r_fn)dlsym(RTLD_NEXT, "gethostbyname2_r");
-    errno = saved;
-}
-
-static void ensure_real(void)
-{
-    pthread_once(&real_once, load_real);
-}
 
 /* R26: a family counts when the PvD has an address of it that is neither
  * loopback nor (IPv6) link-local. */
@@ -212,7 +174,7 @@ static int append_address(const struct pvd_dns_addr *addr, int as_mapped, const 
     h.ai_socktype = hints ? hints->ai_socktype : 0;
     h.ai_protocol = hints ? hints->ai_protocol : 0;
     struct addrinfo *part = NULL;
-    int rc = real_getaddrinfo(text, service, &h, &part);
+    int rc = REAL(getaddrinfo)(text, service, &h, &part);
     if (rc != 0)
         return rc;
     **tail = part;
@@ -222,15 +184,14 @@ static int append_address(const struct pvd_dns_addr *addr, int as_mapped, const 
     return 0;
 }
 
-EXPORT int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+SHIM_API int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
                        struct addrinfo **res)
 {
     int saved_errno = errno;
-    ensure_real();
     struct pvd_dns_scope scope;
     int status = pvd_dns_current_scope(&scope);
     if (status == PVD_DNS_SCOPE_NONE)
-        return real_getaddrinfo ? real_getaddrinfo(node, service, hints, res) : EAI_SYSTEM;
+        return REAL(getaddrinfo) ? REAL(getaddrinfo)(node, service, hints, res) : EAI_SYSTEM;
     errno = saved_errno;
     return pvd_gai_in_scope(status, &scope, node, service, hints, res);
 }
@@ -239,15 +200,14 @@ int pvd_gai_in_scope(int status, const struct pvd_dns_scope *scope, const char *
                      const char *service, const struct addrinfo *hints, struct addrinfo **res)
 {
     int saved_errno = errno;
-    ensure_real();
-    if (status != PVD_DNS_SCOPE_OK || !real_getaddrinfo)
+    if (status != PVD_DNS_SCOPE_OK || !REAL(getaddrinfo))
         return EAI_FAIL;
     int flags = hints ? hints->ai_flags : (AI_V4MAPPED | AI_ADDRCONFIG);
     int family = hints ? hints->ai_family : AF_UNSPEC;
     if (family != AF_UNSPEC && family != AF_INET && family != AF_INET6)
         return EAI_FAMILY;
     if (!node) /* passive or loopback addresses: no name, no network */
-        return real_getaddrinfo(node, service, hints, res);
+        return REAL(getaddrinfo)(node, service, hints, res);
     if (flags & ~KNOWN_AI_FLAGS)
         return EAI_BADFLAGS;
     /* Service, socket type and protocol errors first, as glibc reports them
@@ -259,12 +219,12 @@ int pvd_gai_in_scope(int status, const struct pvd_dns_scope *scope, const char *
         probe_hints.ai_family = family == AF_INET6 ? AF_INET6 : AF_INET;
         probe_hints.ai_socktype = hints ? hints->ai_socktype : 0;
         probe_hints.ai_protocol = hints ? hints->ai_protocol : 0;
-        int rc = real_getaddrinfo(family == AF_INET6 ? "::" : "0.0.0.0", service, &probe_hints, &probe);
+        int rc = REAL(getaddrinfo)(family == AF_INET6 ? "::" : "0.0.0.0", service, &probe_hints, &probe);
         if (rc != 0) {
             errno = saved_errno;
             return rc;
         }
-        real_freeaddrinfo(probe);
+        REAL(freeaddrinfo)(probe);
     }
 
     /* R26: AI_ADDRCONFIG judged against the PvD's addresses, as glibc
@@ -286,7 +246,7 @@ int pvd_gai_in_scope(int status, const struct pvd_dns_scope *scope, const char *
         h.ai_addr = NULL;
         h.ai_canonname = NULL;
         h.ai_next = NULL;
-        int rc = real_getaddrinfo(node, service, &h, res);
+        int rc = REAL(getaddrinfo)(node, service, &h, res);
         errno = saved_errno;
         return rc;
     }
@@ -330,7 +290,7 @@ int pvd_gai_in_scope(int status, const struct pvd_dns_scope *scope, const char *
     free(found);
     if (err) {
         if (head)
-            real_freeaddrinfo(head);
+            REAL(freeaddrinfo)(head);
         errno = saved_errno;
         return err;
     }
@@ -339,34 +299,32 @@ int pvd_gai_in_scope(int status, const struct pvd_dns_scope *scope, const char *
     return 0;
 }
 
-EXPORT void freeaddrinfo(struct addrinfo *ai)
+SHIM_API void freeaddrinfo(struct addrinfo *ai)
 {
-    ensure_real();
-    if (real_freeaddrinfo)
-        real_freeaddrinfo(ai);
+    if (REAL(freeaddrinfo))
+        REAL(freeaddrinfo)(ai);
 }
 
-EXPORT int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
+SHIM_API int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
                        socklen_t hostlen, char *serv, socklen_t servlen, int flags)
 {
     int saved_errno = errno;
-    ensure_real();
     struct pvd_dns_scope scope;
     int status = pvd_dns_current_scope(&scope);
     if (status == PVD_DNS_SCOPE_NONE)
-        return real_getnameinfo ? real_getnameinfo(sa, salen, host, hostlen, serv, servlen, flags)
+        return REAL(getnameinfo) ? REAL(getnameinfo)(sa, salen, host, hostlen, serv, servlen, flags)
                                 : EAI_SYSTEM;
     errno = saved_errno;
-    if (status == PVD_DNS_SCOPE_BAD || !real_getnameinfo)
+    if (status == PVD_DNS_SCOPE_BAD || !REAL(getnameinfo))
         return EAI_FAIL;
     if (!host || hostlen == 0 || (flags & NI_NUMERICHOST) || !sa
         || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
-        return real_getnameinfo(sa, salen, host, hostlen, serv, servlen, flags);
+        return REAL(getnameinfo)(sa, salen, host, hostlen, serv, servlen, flags);
     if ((sa->sa_family == AF_INET && salen < (socklen_t)sizeof(struct sockaddr_in))
         || (sa->sa_family == AF_INET6 && salen < (socklen_t)sizeof(struct sockaddr_in6)))
         return EAI_FAMILY;
     if (serv && servlen > 0) {
-        int rc = real_getnameinfo(sa, salen, NULL, 0, serv, servlen, flags);
+        int rc = REAL(getnameinfo)(sa, salen, NULL, 0, serv, servlen, flags);
         if (rc != 0)
             return rc;
     }
@@ -422,7 +380,7 @@ EXPORT int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
         errno = saved_errno;
         return (res == DNS_RES_AGAIN || res == DNS_RES_NOSERVER) ? EAI_AGAIN : EAI_NONAME;
     }
-    int rc = real_getnameinfo(sa, salen, host, hostlen, NULL, 0, flags | NI_NUMERICHOST);
+    int rc = REAL(getnameinfo)(sa, salen, host, hostlen, NULL, 0, flags | NI_NUMERICHOST);
     errno = saved_errno;
     return rc;
 }
@@ -532,15 +490,14 @@ static int scoped_gethostbyname2_r(const struct pvd_dns_scope *scope, const char
     return rc;
 }
 
-EXPORT int gethostbyname2_r(const char *name, int af, struct hostent *ret, char *buf,
+SHIM_API int gethostbyname2_r(const char *name, int af, struct hostent *ret, char *buf,
                             size_t buflen, struct hostent **result, int *h_errnop)
 {
     int saved_errno = errno;
-    ensure_real();
     struct pvd_dns_scope scope;
     int status = pvd_dns_current_scope(&scope);
-    if (status == PVD_DNS_SCOPE_NONE && real_gethostbyname2_r)
-        return real_gethostbyname2_r(name, af, ret, buf, buflen, result, h_errnop);
+    if (status == PVD_DNS_SCOPE_NONE && REAL(gethostbyname2_r))
+        return REAL(gethostbyname2_r)(name, af, ret, buf, buflen, result, h_errnop);
     errno = saved_errno;
     if (status != PVD_DNS_SCOPE_OK) {
         *result = NULL;
@@ -552,14 +509,13 @@ EXPORT int gethostbyname2_r(const char *name, int af, struct hostent *ret, char 
     return rc;
 }
 
-EXPORT int gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_t buflen,
+SHIM_API int gethostbyname_r(const char *name, struct hostent *ret, char *buf, size_t buflen,
                            struct hostent **result, int *h_errnop)
 {
-    ensure_real();
     struct pvd_dns_scope scope;
     int status = pvd_dns_current_scope(&scope);
-    if (status == PVD_DNS_SCOPE_NONE && real_gethostbyname_r)
-        return real_gethostbyname_r(name, ret, buf, buflen, result, h_errnop);
+    if (status == PVD_DNS_SCOPE_NONE && REAL(gethostbyname_r))
+        return REAL(gethostbyname_r)(name, ret, buf, buflen, result, h_errnop);
     return gethostbyname2_r(name, AF_INET, ret, buf, buflen, result, h_errnop);
 }
 
@@ -568,15 +524,14 @@ static __thread struct hostent tls_hostent;
 static __thread char *tls_buf;
 static __thread size_t tls_buflen;
 
-EXPORT struct hostent *gethostbyname2(const char *name, int af)
+SHIM_API struct hostent *gethostbyname2(const char *name, int af)
 {
     int saved_errno = errno;
-    ensure_real();
     struct pvd_dns_scope scope;
     int status = pvd_dns_current_scope(&scope);
-    if (status == PVD_DNS_SCOPE_NONE && real_gethostbyname2) {
+    if (status == PVD_DNS_SCOPE_NONE && REAL(gethostbyname2)) {
         errno = saved_errno;
-        return real_gethostbyname2(name, af);
+        return REAL(gethostbyname2)(name, af);
     }
     struct hostent *result = NULL;
     int herr = NO_RECOVERY;
@@ -612,11 +567,10 @@ EXPORT struct hostent *gethostbyname2(const char *name, int af)
     return result;
 }
 
-EXPORT struct hostent *gethostbyname(const char *name)
+SHIM_API struct hostent *gethostbyname(const char *name)
 {
-    ensure_real();
     struct pvd_dns_scope scope;
-    if (pvd_dns_current_scope(&scope) == PVD_DNS_SCOPE_NONE && real_gethostbyname)
-        return real_gethostbyname(name);
+    if (pvd_dns_current_scope(&scope) == PVD_DNS_SCOPE_NONE && REAL(gethostbyname))
+        return REAL(gethostbyname)(name);
     return gethostbyname2(name, AF_INET);
 }

@@ -46,21 +46,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core.h"
 #include "dns_scope.h"
 #include "gai_scoped.h"
 
-#define EXPORT __attribute__((visibility("default")))
 #define MAX_WORKERS 16
 #define MIXED_POLL_NS 20000000L
 
-typedef int (*gai_a_fn)(int, struct gaicb **, int, struct sigevent *);
-typedef int (*gai_suspend_fn)(const struct gaicb *const[], int, const struct timespec *);
-typedef int (*gai_req_fn)(struct gaicb *);
-
-static gai_a_fn real_getaddrinfo_a;
-static gai_suspend_fn real_gai_suspend;
-static gai_req_fn real_gai_error, real_gai_cancel;
-static pthread_once_t real_once = PTHREAD_ONCE_INIT;
 
 struct gai_call;
 
@@ -95,20 +87,6 @@ static unsigned int generation;
 static int pool_used;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
-static void load_real(void)
-{
-    int saved = errno;
-    real_getaddrinfo_a = (gai_a_fn)dlsym(RTLD_NEXT, "getaddrinfo_a");
-    real_gai_suspend = (gai_suspend_fn)dlsym(RTLD_NEXT, "gai_suspend");
-    real_gai_error = (gai_req_fn)dlsym(RTLD_NEXT, "gai_error");
-    real_gai_cancel = (gai_req_fn)dlsym(RTLD_NEXT, "gai_cancel");
-    errno = saved;
-}
-
-static void ensure_real(void)
-{
-    pthread_once(&real_once, load_real);
-}
 
 /* fork: the child has none of the workers; it keeps the queue (a later
  * getaddrinfo_a starts workers that work it off), and running requests
@@ -310,16 +288,15 @@ static void release_call(struct gai_call *call, int refs)
         free(call);
 }
 
-EXPORT int getaddrinfo_a(int mode, struct gaicb *list[], int ent, struct sigevent *sig)
+SHIM_API int getaddrinfo_a(int mode, struct gaicb *list[], int ent, struct sigevent *sig)
 {
     int saved = errno;
-    ensure_real();
     struct pvd_dns_scope scope;
     int status = pvd_dns_current_scope(&scope);
     errno = saved;
     if (status == PVD_DNS_SCOPE_NONE) {
-        if (real_getaddrinfo_a)
-            return real_getaddrinfo_a(mode, list, ent, sig);
+        if (REAL(getaddrinfo_a))
+            return REAL(getaddrinfo_a)(mode, list, ent, sig);
         errno = ENOSYS;
         return EAI_SYSTEM;
     }
@@ -404,9 +381,8 @@ EXPORT int getaddrinfo_a(int mode, struct gaicb *list[], int ent, struct sigeven
     return 0;
 }
 
-EXPORT int gai_error(struct gaicb *req)
+SHIM_API int gai_error(struct gaicb *req)
 {
-    ensure_real();
     if (req && __atomic_load_n(&pool_used, __ATOMIC_ACQUIRE)) {
         pthread_mutex_lock(&pool.lock);
         int pending = pending_locked(req);
@@ -414,15 +390,14 @@ EXPORT int gai_error(struct gaicb *req)
         if (pending)
             return EAI_INPROGRESS;
     }
-    if (real_gai_error)
-        return real_gai_error(req);
+    if (REAL(gai_error))
+        return REAL(gai_error)(req);
     return req ? __atomic_load_n(&req->__return, __ATOMIC_ACQUIRE) : EAI_SYSTEM;
 }
 
-EXPORT int gai_cancel(struct gaicb *req)
+SHIM_API int gai_cancel(struct gaicb *req)
 {
     int saved = errno;
-    ensure_real();
     if (req && __atomic_load_n(&pool_used, __ATOMIC_ACQUIRE)) {
         pthread_mutex_lock(&pool.lock);
         struct gai_job *prev = NULL, *job = pool.head;
@@ -448,8 +423,8 @@ EXPORT int gai_cancel(struct gaicb *req)
         if (running)
             return EAI_NOTCANCELED;
     }
-    if (real_gai_cancel)
-        return real_gai_cancel(req);
+    if (REAL(gai_cancel))
+        return REAL(gai_cancel)(req);
     return EAI_ALLDONE;
 }
 
@@ -460,10 +435,9 @@ static long long now_ns(void)
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-EXPORT int gai_suspend(const struct gaicb *const list[], int ent, const struct timespec *timeout)
+SHIM_API int gai_suspend(const struct gaicb *const list[], int ent, const struct timespec *timeout)
 {
     int saved = errno;
-    ensure_real();
     int ours = 0;
     if (list && __atomic_load_n(&pool_used, __ATOMIC_ACQUIRE)) {
         pthread_mutex_lock(&pool.lock);
@@ -472,7 +446,7 @@ EXPORT int gai_suspend(const struct gaicb *const list[], int ent, const struct t
         pthread_mutex_unlock(&pool.lock);
     }
     if (!ours) /* glibc's requests only, or none pending: its own wait (EAI_ALLDONE) */
-        return real_gai_suspend ? real_gai_suspend(list, ent, timeout) : EAI_ALLDONE;
+        return REAL(gai_suspend) ? REAL(gai_suspend)(list, ent, timeout) : EAI_ALLDONE;
     long long deadline = 0;
     if (timeout) {
         if (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000L) {

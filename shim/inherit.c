@@ -30,7 +30,7 @@ void shim_adopt_inherited(void)
     if (dir < 0)
         return; /* no /proc: such descriptors are tied at their first hooked use only */
     for (;;) {
-        long n = syscall(SYS_getdents64, dir, buf, sizeof buf);
+        long n = REAL(syscall)(SYS_getdents64, dir, buf, sizeof buf);
         if (n <= 0)
             break;
         for (long off = 0; off < n;) {

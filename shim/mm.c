@@ -1,6 +1,7 @@
-/* mm.c: munmap(), mremap(), mprotect() and shmdt() hooks: memory that stops being readable
- * must not stay in uaccess.c's per-thread list of readable pages.  Each call bumps one
- * counter and goes on. */
+/* mm.c: hooks on the calls that take memory away (munmap, mremap, mprotect, shmdt, an mmap
+ * with MAP_FIXED over existing pages, and the same made through syscall(2)): a page that
+ * stops being readable must not stay in uaccess.c's per-thread list of readable pages.  Each
+ * call bumps one counter and goes on. */
 #include <stdarg.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
@@ -41,9 +42,57 @@ SHIM_API int mprotect(void *addr, size_t len, int prot)
     return rc;
 }
 
+static void *fixed_mmap(void *(*real)(void *, size_t, int, int, int, off_t), void *addr, size_t len, int prot,
+                        int flags, int fd, off_t off)
+{
+    void *rc = real(addr, len, prot, flags, fd, off);
+    if (flags & MAP_FIXED) /* may have replaced readable pages */
+        shim_mappings_changed();
+    return rc;
+}
+
+SHIM_API void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    return fixed_mmap(shim_fns()->mmap, addr, len, prot, flags, fd, off);
+}
+
+SHIM_API void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    return fixed_mmap(shim_fns()->mmap64, addr, len, prot, flags, fd, off);
+}
+
 SHIM_API int shmdt(const void *addr)
 {
-    int rc = (int)syscall(SYS_shmdt, addr);
+    int rc = (int)shim_fns()->syscall(SYS_shmdt, addr);
     shim_mappings_changed();
+    return rc;
+}
+
+/* syscall(2) passes up to six register-sized arguments; so does this, as libc's does. */
+SHIM_API long syscall(long number, ...)
+{
+    const struct shim_real_fns *real = shim_fns();
+    long a[6];
+    va_list ap;
+    va_start(ap, number);
+    for (int i = 0; i < 6; i++)
+        a[i] = va_arg(ap, long);
+    va_end(ap);
+    long rc = real->syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
+    switch (number) {
+    case SYS_munmap:
+    case SYS_mremap:
+    case SYS_mprotect:
+    case SYS_pkey_mprotect:
+    case SYS_shmdt:
+        shim_mappings_changed();
+        break;
+    case SYS_mmap:
+        if (a[3] & MAP_FIXED)
+            shim_mappings_changed();
+        break;
+    default:
+        break;
+    }
     return rc;
 }

@@ -51,11 +51,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core.h"
 #include "dns_client.h"
 #include "dns_hosts.h"
 #include "dns_scope.h"
 
-#define EXPORT __attribute__((visibility("default")))
 
 /* <resolv.h> of glibc before 2.34 maps the public names to __res_*; both
  * names are defined here. */
@@ -75,48 +75,7 @@ typedef int (*nquery_fn)(res_state, const char *, int, int, unsigned char *, int
 typedef int (*nquerydomain_fn)(res_state, const char *, const char *, int, int,
                                unsigned char *, int);
 typedef int (*nsend_fn)(res_state, const unsigned char *, int, unsigned char *, int);
-typedef struct hostent *(*ghba_fn)(const void *, socklen_t, int);
-typedef int (*ghba_r_fn)(const void *, socklen_t, int, struct hostent *, char *, size_t,
-                         struct hostent **, int *);
 
-static struct {
-    query_fn query, search;
-    querydomain_fn querydomain;
-    send_fn send;
-    nquery_fn nquery, nsearch;
-    nquerydomain_fn nquerydomain;
-    nsend_fn nsend;
-    ghba_fn ghba;
-    ghba_r_fn ghba_r;
-} real;
-static pthread_once_t real_once = PTHREAD_ONCE_INIT;
-
-static void *find_real(const char *name, const char *old_name)
-{
-    void *fn = dlsym(RTLD_NEXT, name);
-    return fn ? fn : dlsym(RTLD_NEXT, old_name);
-}
-
-static void load_real(void)
-{
-    int saved = errno;
-    real.query = (query_fn)find_real("res_query", "__res_query");
-    real.search = (query_fn)find_real("res_search", "__res_search");
-    real.querydomain = (querydomain_fn)find_real("res_querydomain", "__res_querydomain");
-    real.send = (send_fn)find_real("res_send", "__res_send");
-    real.nquery = (nquery_fn)find_real("res_nquery", "__res_nquery");
-    real.nsearch = (nquery_fn)find_real("res_nsearch", "__res_nsearch");
-    real.nquerydomain = (nquerydomain_fn)find_real("res_nquerydomain", "__res_nquerydomain");
-    real.nsend = (nsend_fn)find_real("res_nsend", "__res_nsend");
-    real.ghba = (ghba_fn)dlsym(RTLD_NEXT, "gethostbyaddr");
-    real.ghba_r = (ghba_r_fn)dlsym(RTLD_NEXT, "gethostbyaddr_r");
-    errno = saved;
-}
-
-static void ensure_real(void)
-{
-    pthread_once(&real_once, load_real);
-}
 
 static void set_herrno(res_state statp, int value)
 {
@@ -393,7 +352,6 @@ static int do_nquery(res_state statp, const char *name, int klass, int type,
                      unsigned char *answer, int anslen, nquery_fn real_fn, int search)
 {
     int saved = errno;
-    ensure_real();
     struct pvd_dns_scope scope;
     int in = current(&scope);
     errno = saved;
@@ -413,45 +371,40 @@ static int do_nquery(res_state statp, const char *name, int klass, int type,
     return rc;
 }
 
-EXPORT int res_nquery(res_state statp, const char *name, int klass, int type,
+SHIM_API int res_nquery(res_state statp, const char *name, int klass, int type,
                       unsigned char *answer, int anslen)
 {
-    ensure_real();
-    return do_nquery(statp, name, klass, type, answer, anslen, real.nquery, 0);
+    return do_nquery(statp, name, klass, type, answer, anslen, REAL(res_nquery), 0);
 }
 
-EXPORT int __res_nquery(res_state statp, const char *name, int klass, int type,
+SHIM_API int __res_nquery(res_state statp, const char *name, int klass, int type,
                         unsigned char *answer, int anslen)
 {
-    ensure_real();
-    return do_nquery(statp, name, klass, type, answer, anslen, real.nquery, 0);
+    return do_nquery(statp, name, klass, type, answer, anslen, REAL(res_nquery), 0);
 }
 
-EXPORT int res_nsearch(res_state statp, const char *name, int klass, int type,
+SHIM_API int res_nsearch(res_state statp, const char *name, int klass, int type,
                        unsigned char *answer, int anslen)
 {
-    ensure_real();
-    return do_nquery(statp, name, klass, type, answer, anslen, real.nsearch, 1);
+    return do_nquery(statp, name, klass, type, answer, anslen, REAL(res_nsearch), 1);
 }
 
-EXPORT int __res_nsearch(res_state statp, const char *name, int klass, int type,
+SHIM_API int __res_nsearch(res_state statp, const char *name, int klass, int type,
                          unsigned char *answer, int anslen)
 {
-    ensure_real();
-    return do_nquery(statp, name, klass, type, answer, anslen, real.nsearch, 1);
+    return do_nquery(statp, name, klass, type, answer, anslen, REAL(res_nsearch), 1);
 }
 
 static int do_nquerydomain(res_state statp, const char *name, const char *domain, int klass,
                            int type, unsigned char *answer, int anslen)
 {
     int saved = errno;
-    ensure_real();
     struct pvd_dns_scope scope;
     int in = current(&scope);
     errno = saved;
     if (in == 0)
-        return real.nquerydomain
-                   ? real.nquerydomain(statp, name, domain, klass, type, answer, anslen)
+        return REAL(res_nquerydomain)
+                   ? REAL(res_nquerydomain)(statp, name, domain, klass, type, answer, anslen)
                    : unavailable(statp);
     int rc;
     enum q_kind kind;
@@ -465,13 +418,13 @@ static int do_nquerydomain(res_state statp, const char *name, const char *domain
     return rc;
 }
 
-EXPORT int res_nquerydomain(res_state statp, const char *name, const char *domain, int klass,
+SHIM_API int res_nquerydomain(res_state statp, const char *name, const char *domain, int klass,
                             int type, unsigned char *answer, int anslen)
 {
     return do_nquerydomain(statp, name, domain, klass, type, answer, anslen);
 }
 
-EXPORT int __res_nquerydomain(res_state statp, const char *name, const char *domain, int klass,
+SHIM_API int __res_nquerydomain(res_state statp, const char *name, const char *domain, int klass,
                               int type, unsigned char *answer, int anslen)
 {
     return do_nquerydomain(statp, name, domain, klass, type, answer, anslen);
@@ -481,12 +434,11 @@ static int do_nsend(res_state statp, const unsigned char *msg, int msglen, unsig
                     int anslen)
 {
     int saved = errno;
-    ensure_real();
     struct pvd_dns_scope scope;
     int in = current(&scope);
     errno = saved;
     if (in == 0)
-        return real.nsend ? real.nsend(statp, msg, msglen, answer, anslen) : unavailable(statp);
+        return REAL(res_nsend) ? REAL(res_nsend)(statp, msg, msglen, answer, anslen) : unavailable(statp);
     if (in < 0) {
         errno = ECONNREFUSED;
         return -1;
@@ -494,13 +446,13 @@ static int do_nsend(res_state statp, const unsigned char *msg, int msglen, unsig
     return scoped_send(&scope, statp, msg, msglen, answer, anslen, saved);
 }
 
-EXPORT int res_nsend(res_state statp, const unsigned char *msg, int msglen, unsigned char *answer,
+SHIM_API int res_nsend(res_state statp, const unsigned char *msg, int msglen, unsigned char *answer,
                      int anslen)
 {
     return do_nsend(statp, msg, msglen, answer, anslen);
 }
 
-EXPORT int __res_nsend(res_state statp, const unsigned char *msg, int msglen,
+SHIM_API int __res_nsend(res_state statp, const unsigned char *msg, int msglen,
                        unsigned char *answer, int anslen)
 {
     return do_nsend(statp, msg, msglen, answer, anslen);
@@ -512,7 +464,6 @@ static int do_query(const char *name, int klass, int type, unsigned char *answer
                     query_fn real_fn, int search)
 {
     int saved = errno;
-    ensure_real();
     struct pvd_dns_scope scope;
     int in = current(&scope);
     errno = saved;
@@ -532,40 +483,35 @@ static int do_query(const char *name, int klass, int type, unsigned char *answer
     return rc;
 }
 
-EXPORT int res_query(const char *name, int klass, int type, unsigned char *answer, int anslen)
+SHIM_API int res_query(const char *name, int klass, int type, unsigned char *answer, int anslen)
 {
-    ensure_real();
-    return do_query(name, klass, type, answer, anslen, real.query, 0);
+    return do_query(name, klass, type, answer, anslen, REAL(res_query), 0);
 }
 
-EXPORT int __res_query(const char *name, int klass, int type, unsigned char *answer, int anslen)
+SHIM_API int __res_query(const char *name, int klass, int type, unsigned char *answer, int anslen)
 {
-    ensure_real();
-    return do_query(name, klass, type, answer, anslen, real.query, 0);
+    return do_query(name, klass, type, answer, anslen, REAL(res_query), 0);
 }
 
-EXPORT int res_search(const char *name, int klass, int type, unsigned char *answer, int anslen)
+SHIM_API int res_search(const char *name, int klass, int type, unsigned char *answer, int anslen)
 {
-    ensure_real();
-    return do_query(name, klass, type, answer, anslen, real.search, 1);
+    return do_query(name, klass, type, answer, anslen, REAL(res_search), 1);
 }
 
-EXPORT int __res_search(const char *name, int klass, int type, unsigned char *answer, int anslen)
+SHIM_API int __res_search(const char *name, int klass, int type, unsigned char *answer, int anslen)
 {
-    ensure_real();
-    return do_query(name, klass, type, answer, anslen, real.search, 1);
+    return do_query(name, klass, type, answer, anslen, REAL(res_search), 1);
 }
 
 static int do_querydomain(const char *name, const char *domain, int klass, int type,
                           unsigned char *answer, int anslen)
 {
     int saved = errno;
-    ensure_real();
     struct pvd_dns_scope scope;
     int in = current(&scope);
     errno = saved;
     if (in == 0)
-        return real.querydomain ? real.querydomain(name, domain, klass, type, answer, anslen)
+        return REAL(res_querydomain) ? REAL(res_querydomain)(name, domain, klass, type, answer, anslen)
                                 : unavailable(&_res);
     int rc;
     enum q_kind kind;
@@ -579,13 +525,13 @@ static int do_querydomain(const char *name, const char *domain, int klass, int t
     return rc;
 }
 
-EXPORT int res_querydomain(const char *name, const char *domain, int klass, int type,
+SHIM_API int res_querydomain(const char *name, const char *domain, int klass, int type,
                            unsigned char *answer, int anslen)
 {
     return do_querydomain(name, domain, klass, type, answer, anslen);
 }
 
-EXPORT int __res_querydomain(const char *name, const char *domain, int klass, int type,
+SHIM_API int __res_querydomain(const char *name, const char *domain, int klass, int type,
                              unsigned char *answer, int anslen)
 {
     return do_querydomain(name, domain, klass, type, answer, anslen);
@@ -594,12 +540,11 @@ EXPORT int __res_querydomain(const char *name, const char *domain, int klass, in
 static int do_send(const unsigned char *msg, int msglen, unsigned char *answer, int anslen)
 {
     int saved = errno;
-    ensure_real();
     struct pvd_dns_scope scope;
     int in = current(&scope);
     errno = saved;
     if (in == 0)
-        return real.send ? real.send(msg, msglen, answer, anslen) : unavailable(&_res);
+        return REAL(res_send) ? REAL(res_send)(msg, msglen, answer, anslen) : unavailable(&_res);
     if (in < 0) {
         errno = ECONNREFUSED;
         return -1;
@@ -607,12 +552,12 @@ static int do_send(const unsigned char *msg, int msglen, unsigned char *answer, 
     return scoped_send(&scope, &_res, msg, msglen, answer, anslen, saved);
 }
 
-EXPORT int res_send(const unsigned char *msg, int msglen, unsigned char *answer, int anslen)
+SHIM_API int res_send(const unsigned char *msg, int msglen, unsigned char *answer, int anslen)
 {
     return do_send(msg, msglen, answer, anslen);
 }
 
-EXPORT int __res_send(const unsigned char *msg, int msglen, unsigned char *answer, int anslen)
+SHIM_API int __res_send(const unsigned char *msg, int msglen, unsigned char *answer, int anslen)
 {
     return do_send(msg, msglen, answer, anslen);
 }
@@ -730,17 +675,16 @@ static int scoped_gethostbyaddr_r(int status, const struct pvd_dns_scope *scope,
     }
 }
 
-EXPORT int gethostbyaddr_r(const void *addr, socklen_t len, int type, struct hostent *ret,
+SHIM_API int gethostbyaddr_r(const void *addr, socklen_t len, int type, struct hostent *ret,
                            char *buf, size_t buflen, struct hostent **result, int *h_errnop)
 {
     int saved = errno;
-    ensure_real();
     struct pvd_dns_scope scope;
     int status = pvd_dns_current_scope(&scope);
     errno = saved;
     if (status == PVD_DNS_SCOPE_NONE) {
-        if (real.ghba_r)
-            return real.ghba_r(addr, len, type, ret, buf, buflen, result, h_errnop);
+        if (REAL(gethostbyaddr_r))
+            return REAL(gethostbyaddr_r)(addr, len, type, ret, buf, buflen, result, h_errnop);
         *result = NULL;
         *h_errnop = NETDB_INTERNAL;
         return ENOSYS;
@@ -759,16 +703,15 @@ static __thread union {
     void *align;
 } tls_store;
 
-EXPORT struct hostent *gethostbyaddr(const void *addr, socklen_t len, int type)
+SHIM_API struct hostent *gethostbyaddr(const void *addr, socklen_t len, int type)
 {
     int saved = errno;
-    ensure_real();
     struct pvd_dns_scope scope;
     int status = pvd_dns_current_scope(&scope);
     errno = saved;
     if (status == PVD_DNS_SCOPE_NONE) {
-        if (real.ghba)
-            return real.ghba(addr, len, type);
+        if (REAL(gethostbyaddr))
+            return REAL(gethostbyaddr)(addr, len, type);
         h_errno = NETDB_INTERNAL;
         return NULL;
     }

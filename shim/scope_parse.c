@@ -33,7 +33,7 @@ static int copy_value(char *dst, size_t size, const char *v, size_t n)
 }
 
 /* Parse an unsigned decimal (or 0x hex when allow_hex) of at most 32 bits. */
-static int parse_u32(const char *v, size_t n, int allow_hex, uint32_t *out)
+int pvd_scope_parse_u32(const char *v, size_t n, int allow_hex, uint32_t *out)
 {
     uint64_t value = 0;
     unsigned int base = 10;
@@ -134,7 +134,7 @@ int pvd_scope_parse(const char *line, size_t len, struct pvd_scope *out, char *e
             uint32_t v;
             if (seen_v++)
                 return fail(err, errlen, "repeated v=");
-            if (parse_u32(val, val_len, 0, &v) < 0 || v != 1)
+            if (pvd_scope_parse_u32(val, val_len, 0, &v) < 0 || v != 1)
                 return fail(err, errlen, "unsupported scope line version (need v=1)");
         } else if (key_is(key, key_len, "id")) {
             if (seen_id++)
@@ -144,7 +144,7 @@ int pvd_scope_parse(const char *line, size_t len, struct pvd_scope *out, char *e
         } else if (key_is(key, key_len, "handle")) {
             if (seen_handle++)
                 return fail(err, errlen, "repeated handle=");
-            if (parse_u32(val, val_len, 0, &out->info.handle) < 0)
+            if (pvd_scope_parse_u32(val, val_len, 0, &out->info.handle) < 0)
                 return fail(err, errlen, "handle is not a 32-bit unsigned number");
             if (out->info.handle == PVD_HANDLE_UNSPEC)
                 return fail(err, errlen, "handle 0 is the unspecified PvD, not a PvD");
@@ -163,7 +163,7 @@ int pvd_scope_parse(const char *line, size_t len, struct pvd_scope *out, char *e
                 return fail(err, errlen, "if= needs NAME:INDEX");
             if (copy_value(out->info.interfaces[i], PVD_IFNAME_MAX, val, (size_t)(colon - val)) < 0)
                 return fail(err, errlen, "interface name too long");
-            if (parse_u32(colon + 1, val_len - (size_t)(colon - val) - 1, 0, &index) < 0 ||
+            if (pvd_scope_parse_u32(colon + 1, val_len - (size_t)(colon - val) - 1, 0, &index) < 0 ||
                 index == 0 || index > INT32_MAX)
                 return fail(err, errlen, "bad interface index in if=");
             out->info.ifindexes[i] = index;
@@ -202,7 +202,7 @@ int pvd_scope_parse(const char *line, size_t len, struct pvd_scope *out, char *e
         } else if (key_is(key, key_len, "mark")) {
             if (seen_mark++)
                 return fail(err, errlen, "repeated mark=");
-            if (parse_u32(val, val_len, 1, &out->info.mark) < 0)
+            if (pvd_scope_parse_u32(val, val_len, 1, &out->info.mark) < 0)
                 return fail(err, errlen, "bad mark=");
         } else if (key_is(key, key_len, "srcbind")) {
             if (seen_srcbind++)

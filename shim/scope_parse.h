@@ -5,6 +5,7 @@
 
 #include <netinet/in.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "pvd.h"
 
@@ -22,5 +23,9 @@ struct pvd_scope {
  * tokens; v must be 1; id and handle are required; a non-null PvD needs at least one
  * if=NAME:INDEX; list keys repeat up to the PVD_MAX_* limits; unknown keys are ignored. */
 int pvd_scope_parse(const char *line, size_t len, struct pvd_scope *out, char *err, size_t errlen);
+
+/* The scope line's numbers: an unsigned decimal of at most 32 bits ("010" is ten, never
+ * octal), or 0x hex when allow_hex; no sign, no blanks.  0 or -1.  (Also %zone indexes.) */
+int pvd_scope_parse_u32(const char *v, size_t n, int allow_hex, uint32_t *out);
 
 #endif

@@ -17,10 +17,6 @@
 #include "core.h"
 #include "uaccess.h"
 
-#ifndef SO_BINDTOIFINDEX
-#define SO_BINDTOIFINDEX 62
-#endif
-
 /* The PvD whose interface a join must use; SLOT_NONE: no PvD applies.  A loopback-only
  * socket sends nothing but to loopback, except the report a join sends: it joins in the
  * PvD in force too. */

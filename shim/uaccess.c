@@ -29,7 +29,7 @@ void shim_mappings_changed(void) { atomic_fetch_add_explicit(&g_generation, 1, m
 static int probe(uintptr_t page)
 {
     int saved = errno;
-    long rc = syscall(SYS_futex, (int *)(page << PAGE_SHIFT_MIN), FUTEX_CMP_REQUEUE_PRIVATE, 0, 0, &g_futex_dummy,
+    long rc = REAL(syscall)(SYS_futex, (int *)(page << PAGE_SHIFT_MIN), FUTEX_CMP_REQUEUE_PRIVATE, 0, 0, &g_futex_dummy,
                       0);
     int ok = rc >= 0 || errno != EFAULT;
     errno = saved;

@@ -33,7 +33,8 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cmd = [os.environ.get("CC", "cc"), "-std=gnu11", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
            "-D_GNU_SOURCE", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
            f"-I{SHIM}", "-o", str(out), str(HARNESS_SRC), str(SHIM / "dns_wire.c"),
-           str(SHIM / "dns_scope.c"), str(SHIM / "dns_sort.c"), "-pthread"]
+           str(SHIM / "dns_scope.c"), str(SHIM / "scope_parse.c"), str(SHIM / "log.c"),
+           str(SHIM / "dns_sort.c"), "-pthread"]
     subprocess.run(cmd, check=True)
     return out
 
@@ -235,9 +236,9 @@ def test_scope_line_parsing(harness: Path) -> None:
 
 
 def test_rfc6724_order_follows_the_pvd_sources(harness: Path) -> None:
-    dual = "v=1 id=a addr=10.1.0.2 addr=2001:db8:a::2"
-    v4only = "v=1 id=b addr=10.2.0.2"
-    v6only = "v=1 id=c addr=2001:db8:b::2"
+    dual = "v=1 id=a handle=1 if=a0:2 addr=10.1.0.2 addr=2001:db8:a::2"
+    v4only = "v=1 id=b handle=2 if=b0:3 addr=10.2.0.2"
+    v6only = "v=1 id=c handle=3 if=c0:4 addr=2001:db8:b::2"
     dests = ["10.1.0.80", "2001:db8:a::80"]
     assert run(harness, "sort", dual, *dests).split() == ["2001:db8:a::80", "10.1.0.80"]
     assert run(harness, "sort", v4only, *reversed(dests)).split() == ["10.1.0.80", "2001:db8:a::80"]
