@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -206,20 +207,93 @@ def null_scope() -> str:
     return f"v={SCOPE_VERSION} id={NULL_PVD_NAME} handle={HANDLE_NULL}"
 
 
-def parse_scope(line: str) -> dict[str, list[str]]:
-    """Parse a scope line into key -> values (used by tests and tools).
+_SEPARATORS = re.compile(r"[ \t\n]+")
+_SINGLE_KEYS = ("v", "id", "handle", "mark", "srcbind")
+_LIMITS = {"if": MAX_IFACES, "addr": MAX_ADDRS, "dns": MAX_DNS, "search": MAX_SEARCH}
+#: sizes of the C struct's buffers (shim/pvd.h), NUL included
+_ID_MAX, _IFNAME_MAX, _ADDRSTR_MAX, _SEARCH_MAX = 256, 16, 64, 256
 
-    Raises ValueError on a malformed line, the same cases the C parser
-    rejects: unknown version, token without '=', empty value.
+
+def _u32(value: str, allow_hex: bool = False) -> int:
+    """A scope-line number: decimal digits ("010" is ten), or 0x hex where allowed; 32 bits."""
+    digits, base = value, 10
+    if allow_hex and len(value) > 2 and value[:2] in ("0x", "0X"):
+        digits, base = value[2:], 16
+    allowed = "0123456789abcdefABCDEF" if base == 16 else "0123456789"
+    if not digits or any(c not in allowed for c in digits):
+        raise ValueError(f"not a 32-bit unsigned number: {value!r}")
+    number = int(digits, base)
+    if number > 0xFFFFFFFF:
+        raise ValueError(f"not a 32-bit unsigned number: {value!r}")
+    return number
+
+
+def _scope_address(value: str) -> None:
+    """ADDR or IPv6ADDR%ZONE, as libc's inet_pton reads it (the C parser's own test)."""
+    if len(value.encode()) >= _ADDRSTR_MAX:
+        raise ValueError(f"address too long: {value!r}")
+    bare, zone = value.split("%", 1) if "%" in value else (value, None)
+    families = (socket.AF_INET6,) if zone is not None else (socket.AF_INET, socket.AF_INET6)
+    for family in families:
+        try:
+            socket.inet_pton(family, bare)
+            return
+        except (OSError, ValueError):
+            continue
+    raise ValueError(f"bad address: {value!r}")
+
+
+def parse_scope(line: str) -> dict[str, list[str]]:
+    """Parse a scope line into key -> values, by the grammar of docs/shim.md ("The scope
+    line"), which the C parser (shim/scope_parse.c) implements too; both are held to the
+    vectors in tests/vectors/scope_lines.json.
+
+    Raises ValueError on a malformed line.  The null PvD is the line whose handle is
+    HANDLE_NULL (its id is not looked at).
     """
     result: dict[str, list[str]] = {}
-    for token in line.split():
+    for token in _SEPARATORS.split(line):
+        if not token:
+            continue
         if "=" not in token:
             raise ValueError(f"scope token without '=': {token!r}")
         key, value = token.split("=", 1)
+        if not key:
+            raise ValueError(f"scope token with empty key: {token!r}")
         if not value:
             raise ValueError(f"scope token with empty value: {token!r}")
+        if any(c in value for c in '="\\\0'):
+            raise ValueError(f"forbidden character in scope value: {token!r}")
+        if key in _SINGLE_KEYS and key in result:
+            raise ValueError(f"repeated {key}=")
+        if key in _LIMITS and len(result.get(key, [])) >= _LIMITS[key]:
+            raise ValueError(f"more than {_LIMITS[key]} {key}= values")
+        if key == "v" and _u32(value) != SCOPE_VERSION:
+            raise ValueError(f"scope line version is not {SCOPE_VERSION}")
+        if key == "id" and len(value.encode()) >= _ID_MAX:
+            raise ValueError("id too long")
+        if key == "handle" and _u32(value) == HANDLE_UNSPEC:
+            raise ValueError("handle 0 is the unspecified PvD, not a PvD")
+        if key == "if":
+            name, sep, index = value.rpartition(":")
+            if not sep or not name:
+                raise ValueError("if= needs NAME:INDEX")
+            if len(name.encode()) >= _IFNAME_MAX:
+                raise ValueError("interface name too long")
+            if not 0 < _u32(index) <= 0x7FFFFFFF:
+                raise ValueError("bad interface index in if=")
+        if key in ("addr", "dns"):
+            _scope_address(value)
+        if key == "search" and len(value.encode()) >= _SEARCH_MAX:
+            raise ValueError("search domain too long")
+        if key == "mark":
+            _u32(value, allow_hex=True)
+        if key == "srcbind" and value not in ("0", "1"):
+            raise ValueError("srcbind= must be 0 or 1")
         result.setdefault(key, []).append(value)
-    if result.get("v") != [str(SCOPE_VERSION)]:
-        raise ValueError(f"scope line version is not {SCOPE_VERSION}")
+    for key in ("v", "id", "handle"):
+        if key not in result:
+            raise ValueError(f"no {key}=")
+    if _u32(result["handle"][0]) != HANDLE_NULL and "if" not in result:
+        raise ValueError(f"PvD {result['id'][0]} has no interface (if=)")
     return result
