@@ -25,6 +25,9 @@
 extern "C" {
 #endif
 
+/* The version of this API: bumped when a declaration changes (docs/c-api.md). */
+#define PVD_API_VERSION 1
+
 /* A PvD's programmatic reference (R5). */
 typedef uint32_t pvd_handle_t;
 

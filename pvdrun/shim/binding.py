@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -21,39 +22,40 @@ from cffi import FFI
 from pvdrun.model import HANDLE_NULL, HANDLE_UNSPEC
 from pvdrun.shim import library_path
 
-CDEF = """
-typedef uint32_t pvd_handle_t;
-struct pvd_info {
-    pvd_handle_t handle;
-    char id[256];
-    unsigned int n_interfaces;
-    char interfaces[8][16];
-    unsigned int ifindexes[8];
-    unsigned int n_addresses;
-    char addresses[32][64];
-    unsigned int n_dns;
-    char dns[8][64];
-    unsigned int n_search;
-    char search[8][256];
-    uint32_t mark;
-    int srcbind;
-};
-int pvd_shim_active(void);
-int pvd_list(pvd_handle_t *handles, size_t max);
-int pvd_get_info(pvd_handle_t handle, struct pvd_info *info);
-int pvd_find(const char *name, pvd_handle_t *handle);
-int pvd_add_scope(const char *scope_line, pvd_handle_t *handle);
-int pvd_set_thread_scope(pvd_handle_t handle);
-pvd_handle_t pvd_get_thread_scope(void);
-int pvd_set_process_scope(pvd_handle_t handle);
-pvd_handle_t pvd_get_process_scope(void);
-pvd_handle_t pvd_get_effective_scope(void);
-int pvd_bind_socket(int fd, pvd_handle_t handle);
-int pvd_get_socket_scope(int fd, pvd_handle_t *handle);
-"""
+HEADER_NAME = "pvd.h"
+
+
+def declarations(header: str) -> str:
+    """The C declarations of pvd.h as cffi reads them: the header itself, without its
+    preprocessor lines (integer constants kept as ``#define NAME N``, which cffi understands)
+    and without its C++ guard.  The header is the one definition; nothing is copied here."""
+    kept: list[str] = []
+    in_cplusplus = False
+    for line in header.splitlines():
+        text = line.strip()
+        if text.startswith("#ifdef __cplusplus"):
+            in_cplusplus = True
+            continue
+        if in_cplusplus:
+            in_cplusplus = not text.startswith("#endif")
+            continue
+        if text.startswith("#"):
+            match = re.match(r"#define\s+(PVD_[A-Z0-9_]+)\s+(\d+)\b", text)
+            if match:
+                kept.append(f"#define {match.group(1)} {match.group(2)}")
+            continue
+        kept.append(line)
+    return "\n".join(kept)
+
+
+def _header_path() -> str:
+    """pvd.h as installed beside this package (setup.py copies it with the library)."""
+    return os.path.join(os.path.dirname(os.path.abspath(__file__)), HEADER_NAME)
+
 
 _ffi = FFI()
-_ffi.cdef(CDEF)
+with open(_header_path(), encoding="utf-8") as _header:
+    _ffi.cdef(declarations(_header.read()))
 _lib: Any = None
 
 
