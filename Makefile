@@ -27,10 +27,12 @@ test: deps
 	$(PIP) install -q '.[test]'
 	cd tests && $(PYTHON) -m pytest $(PYTEST_ARGS)
 
+include shim/flags.mk
+
 # Compile the shim alone with -Werror, outside pip, for a quick C edit loop.
 shim:
-	$(CC) -std=gnu11 -O2 -g -fPIC -Wall -Wextra -Werror -fvisibility=hidden -D_GNU_SOURCE -pthread \
-	  -shared -o build/libpvdshim.so shim/*.c -ldl -Wl,-z,now -Wl,--no-undefined
+	mkdir -p build
+	$(CC) -O2 -g $(SHIM_CFLAGS) -Werror -shared -o build/libpvdshim.so shim/*.c $(SHIM_LDFLAGS)
 
 # The shim built with AddressSanitizer and UBSan, in build/asan/ (docs/testing.md).  It carries
 # its sanitizer runtime (libasan.a whole, and UBSan's handlers from libubsan.a, sharing ASan's
@@ -44,8 +46,8 @@ ASAN_DIR := $(CURDIR)/build/asan
 ASAN_LIB := $(ASAN_DIR)/libpvdshim.so
 ASAN_START := $(ASAN_DIR)/libpvdasan-start.so
 ASAN_LOGS := $(ASAN_DIR)/logs
-ASAN_CFLAGS := -std=gnu11 -O1 -g -fPIC -Wall -Wextra -fvisibility=hidden -D_GNU_SOURCE -pthread \
-  -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+ASAN_CFLAGS := -O1 -g $(SHIM_CFLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer \
+  -fno-sanitize-recover=undefined
 UBSAN_OBJS := ubsan_diag.o ubsan_flags.o ubsan_handlers.o ubsan_init.o ubsan_monitor.o ubsan_value.o
 
 shim-asan:

@@ -21,21 +21,30 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 LIB_NAME = "libpvdshim.so"
 
 
+def shim_flags() -> dict[str, list[str]]:
+    """SHIM_CFLAGS and SHIM_LDFLAGS from shim/flags.mk, the one place they are written."""
+    flags: dict[str, list[str]] = {}
+    with open(os.path.join(HERE, "shim", "flags.mk"), encoding="utf-8") as mk:
+        for line in mk:
+            name, sep, value = line.partition("=")
+            if sep and not line.lstrip().startswith("#"):
+                flags[name.strip()] = value.split()
+    return flags
+
+
 def compile_shim(out_dir: str) -> str:
     """Compile shim/*.c into out_dir/libpvdshim.so and return its path."""
     cc = os.environ.get("CC", "cc")
     sources = sorted(glob.glob(os.path.join(HERE, "shim", "*.c")))
     if not sources:
         raise RuntimeError("no C sources in shim/")
-    flags = ["-std=gnu11", "-O2", "-g", "-fPIC", "-Wall", "-Wextra",
-             "-fvisibility=hidden", "-D_GNU_SOURCE", "-pthread"]
+    flags = shim_flags()
+    cflags = ["-O2", "-g", *flags["SHIM_CFLAGS"]]
     if os.environ.get("PVDRUN_WERROR") == "1":
-        flags.append("-Werror")
+        cflags.append("-Werror")
     os.makedirs(out_dir, exist_ok=True)
     out = os.path.join(out_dir, LIB_NAME)
-    cmd = [cc, *flags, "-shared", "-o", out, *sources, "-ldl", "-pthread",
-           "-Wl,-z,now", "-Wl,--no-undefined"]
-    subprocess.check_call(cmd)
+    subprocess.check_call([cc, *cflags, "-shared", "-o", out, *sources, *flags["SHIM_LDFLAGS"]])
     shutil.copy(os.path.join(HERE, "shim", "pvd.h"), out_dir)
     return out
 

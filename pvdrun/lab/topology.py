@@ -307,8 +307,3 @@ def wait_for_children_exit(pids: list[int]) -> None:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
-
-
-def ensure_run_dir(name: str) -> None:
-    """Create the run directory of a lab."""
-    os.makedirs(lab_state.run_dir(name), exist_ok=True)
