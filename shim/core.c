@@ -25,45 +25,45 @@ unsigned int shim_fdtab_size;
 #define REAL_CLOSE(fd) shim_real.close(fd)
 
 /* ---- syscall fallbacks, used only if dlsym(RTLD_NEXT) finds nothing ---- */
-static int sys_socket(int d, int t, int p) { return (int)syscall(SYS_socket, d, t, p); }
-static int sys_socketpair(int d, int t, int p, int sv[2]) { return (int)syscall(SYS_socketpair, d, t, p, sv); }
-static int sys_connect(int fd, const struct sockaddr *a, socklen_t l) { return (int)syscall(SYS_connect, fd, a, l); }
-static int sys_bind(int fd, const struct sockaddr *a, socklen_t l) { return (int)syscall(SYS_bind, fd, a, l); }
-static int sys_listen(int fd, int b) { return (int)syscall(SYS_listen, fd, b); }
-static int sys_accept(int fd, struct sockaddr *a, socklen_t *l) { return (int)syscall(SYS_accept, fd, a, l); }
-static int sys_accept4(int fd, struct sockaddr *a, socklen_t *l, int f) { return (int)syscall(SYS_accept4, fd, a, l, f); }
+static int sys_socket(int d, int t, int p) { return (int)shim_real.syscall(SYS_socket, d, t, p); }
+static int sys_socketpair(int d, int t, int p, int sv[2]) { return (int)shim_real.syscall(SYS_socketpair, d, t, p, sv); }
+static int sys_connect(int fd, const struct sockaddr *a, socklen_t l) { return (int)shim_real.syscall(SYS_connect, fd, a, l); }
+static int sys_bind(int fd, const struct sockaddr *a, socklen_t l) { return (int)shim_real.syscall(SYS_bind, fd, a, l); }
+static int sys_listen(int fd, int b) { return (int)shim_real.syscall(SYS_listen, fd, b); }
+static int sys_accept(int fd, struct sockaddr *a, socklen_t *l) { return (int)shim_real.syscall(SYS_accept, fd, a, l); }
+static int sys_accept4(int fd, struct sockaddr *a, socklen_t *l, int f) { return (int)shim_real.syscall(SYS_accept4, fd, a, l, f); }
 static ssize_t sys_sendto(int fd, const void *b, size_t n, int f, const struct sockaddr *a, socklen_t l)
 {
-    return syscall(SYS_sendto, fd, b, n, f, a, l);
+    return shim_real.syscall(SYS_sendto, fd, b, n, f, a, l);
 }
-static ssize_t sys_sendmsg(int fd, const struct msghdr *m, int f) { return syscall(SYS_sendmsg, fd, m, f); }
-static int sys_sendmmsg(int fd, struct mmsghdr *m, unsigned int n, int f) { return (int)syscall(SYS_sendmmsg, fd, m, n, f); }
-static int sys_close(int fd) { return (int)syscall(SYS_close, fd); }
-static int sys_dup(int fd) { return (int)syscall(SYS_dup, fd); }
-static int sys_dup2(int a, int b) { return (int)syscall(SYS_dup2, a, b); }
-static int sys_dup3(int a, int b, int f) { return (int)syscall(SYS_dup3, a, b, f); }
+static ssize_t sys_sendmsg(int fd, const struct msghdr *m, int f) { return shim_real.syscall(SYS_sendmsg, fd, m, f); }
+static int sys_sendmmsg(int fd, struct mmsghdr *m, unsigned int n, int f) { return (int)shim_real.syscall(SYS_sendmmsg, fd, m, n, f); }
+static int sys_close(int fd) { return (int)shim_real.syscall(SYS_close, fd); }
+static int sys_dup(int fd) { return (int)shim_real.syscall(SYS_dup, fd); }
+static int sys_dup2(int a, int b) { return (int)shim_real.syscall(SYS_dup2, a, b); }
+static int sys_dup3(int a, int b, int f) { return (int)shim_real.syscall(SYS_dup3, a, b, f); }
 static int sys_setsockopt(int fd, int level, int name, const void *value, socklen_t len)
 {
-    return (int)syscall(SYS_setsockopt, fd, level, name, value, len);
+    return (int)shim_real.syscall(SYS_setsockopt, fd, level, name, value, len);
 }
-static ssize_t sys_recvmsg(int fd, struct msghdr *m, int f) { return syscall(SYS_recvmsg, fd, m, f); }
+static ssize_t sys_recvmsg(int fd, struct msghdr *m, int f) { return shim_real.syscall(SYS_recvmsg, fd, m, f); }
 static int sys_recvmmsg(int fd, struct mmsghdr *m, unsigned int n, int f, struct timespec *t)
 {
-    return (int)syscall(SYS_recvmmsg, fd, m, n, f, t);
+    return (int)shim_real.syscall(SYS_recvmmsg, fd, m, n, f, t);
 }
-static int sys_munmap(void *a, size_t n) { return (int)syscall(SYS_munmap, a, n); }
+static int sys_munmap(void *a, size_t n) { return (int)shim_real.syscall(SYS_munmap, a, n); }
 static void *sys_mremap(void *a, size_t o, size_t n, int f, ...)
 {
     va_list ap;
     va_start(ap, f);
     void *na = va_arg(ap, void *);
     va_end(ap);
-    return (void *)syscall(SYS_mremap, a, o, n, f, na);
+    return (void *)shim_real.syscall(SYS_mremap, a, o, n, f, na);
 }
-static int sys_mprotect(void *a, size_t n, int p) { return (int)syscall(SYS_mprotect, a, n, p); }
+static int sys_mprotect(void *a, size_t n, int p) { return (int)shim_real.syscall(SYS_mprotect, a, n, p); }
 static void *sys_mmap(void *a, size_t n, int p, int f, int fd, off_t o)
 {
-    return (void *)syscall(SYS_mmap, a, n, p, f, fd, o);
+    return (void *)shim_real.syscall(SYS_mmap, a, n, p, f, fd, o);
 }
 /* libc always has syscall(2); without it nothing can be forwarded */
 static long sys_syscall(long n, ...)
@@ -78,7 +78,7 @@ static int sys_fcntl(int fd, int cmd, ...)
     va_start(ap, cmd);
     void *arg = va_arg(ap, void *);
     va_end(ap);
-    return (int)syscall(SYS_fcntl, fd, cmd, arg);
+    return (int)shim_real.syscall(SYS_fcntl, fd, cmd, arg);
 }
 
 #define RESOLVE(name)                                                            \

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <sys/mman.h>
 #include <sys/shm.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -68,7 +69,10 @@ SHIM_API int shmdt(const void *addr)
     return rc;
 }
 
-/* syscall(2) passes up to six register-sized arguments; so does this, as libc's does. */
+/* syscall(2): a program that makes its socket calls through libc's syscall() function gets
+ * the same hooks as through the named functions (same return convention: -1 and errno);
+ * mapping changes invalidate uaccess.c's cache.  Up to six register-sized arguments are
+ * passed on, as libc's syscall() does. */
 SHIM_API long syscall(long number, ...)
 {
     const struct shim_real_fns *real = shim_fns();
@@ -78,6 +82,43 @@ SHIM_API long syscall(long number, ...)
     for (int i = 0; i < 6; i++)
         a[i] = va_arg(ap, long);
     va_end(ap);
+    switch (number) {
+    case SYS_socket:
+        return socket((int)a[0], (int)a[1], (int)a[2]);
+    case SYS_connect:
+        return connect((int)a[0], (const struct sockaddr *)a[1], (socklen_t)a[2]);
+    case SYS_bind:
+        return bind((int)a[0], (const struct sockaddr *)a[1], (socklen_t)a[2]);
+    case SYS_listen:
+        return listen((int)a[0], (int)a[1]);
+    case SYS_sendto:
+        return sendto((int)a[0], (const void *)a[1], (size_t)a[2], (int)a[3], (const struct sockaddr *)a[4],
+                      (socklen_t)a[5]);
+    case SYS_sendmsg:
+        return sendmsg((int)a[0], (const struct msghdr *)a[1], (int)a[2]);
+    case SYS_sendmmsg:
+        return sendmmsg((int)a[0], (struct mmsghdr *)a[1], (unsigned int)a[2], (int)a[3]);
+    case SYS_setsockopt:
+        return setsockopt((int)a[0], (int)a[1], (int)a[2], (const void *)a[3], (socklen_t)a[4]);
+    case SYS_recvmsg:
+        return recvmsg((int)a[0], (struct msghdr *)a[1], (int)a[2]);
+    case SYS_accept:
+        return accept((int)a[0], (struct sockaddr *)a[1], (socklen_t *)a[2]);
+    case SYS_accept4:
+        return accept4((int)a[0], (struct sockaddr *)a[1], (socklen_t *)a[2], (int)a[3]);
+    case SYS_close:
+        return close((int)a[0]);
+    case SYS_dup:
+        return dup((int)a[0]);
+    case SYS_dup3:
+        return dup3((int)a[0], (int)a[1], (int)a[2]);
+#ifdef SYS_dup2
+    case SYS_dup2:
+        return dup2((int)a[0], (int)a[1]);
+#endif
+    default:
+        break;
+    }
     long rc = real->syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
     switch (number) {
     case SYS_munmap:
