@@ -5,14 +5,8 @@ other forms are subcommands (``pvdrun list``, ``pvdrun lab up``, ...).
 Subcommands are imported only when they are used, so that ``pvdrun --pvd``
 and ``pvdrun shim-path`` do not pay for importing pyroute2 (about 0.2 s).
 
-Exit statuses, one table for every subcommand (docs/cli.md): 0 success;
-CMD's own status for a run; 1 a name that does not exist in DNS (resolve), or
-a lab that failed to come up; 2 usage error; 3 unknown or ambiguous PvD;
-4 a PvD that cannot be honoured (static, Go or setuid binary); 5 missing
-prerequisite (not root, no ``ip``, no ``dnsmasq``); 6 pvdd not reachable at an
-explicit ``--socket``; 7 malformed configuration file; 8 temporary resolution
-failure; 9 lab already up; 10 lab not up; 126/127 command not executable /
-not found, as a shell would.
+Exit statuses: one table for every subcommand, in pvdrun/errors.py (shown in
+docs/cli.md).
 """
 from __future__ import annotations
 
@@ -22,10 +16,6 @@ import sys
 
 import click
 
-EXIT_UNKNOWN_PVD = 3
-EXIT_CANNOT_HONOUR = 4
-EXIT_MISSING_PREREQ = 5
-EXIT_NO_DAEMON = 6
 
 # name -> "module:attribute" of a click command, imported on first use.
 SUBCOMMANDS: dict[str, str] = {

@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from pvdrun.cli import EXIT_CANNOT_HONOUR, EXIT_MISSING_PREREQ, EXIT_NO_DAEMON, EXIT_UNKNOWN_PVD
+from pvdrun.errors import (EXIT_CANNOT_HONOUR, EXIT_MISSING_PREREQ, EXIT_NO_DAEMON, EXIT_NOT_EXECUTABLE,
+                           EXIT_NOT_FOUND, EXIT_UNKNOWN_PVD)
 from pvdrun.model import NULL_PVD_NAME, SCOPE_ENV, SOCKET_ENV, null_scope
 
 if TYPE_CHECKING:
     from pvdrun.model import Pvd
 
-EXIT_NOT_FOUND = 127
-EXIT_NOT_EXECUTABLE = 126
 PRELOAD_ENV = "LD_PRELOAD"
 
 

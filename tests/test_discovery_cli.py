@@ -44,7 +44,7 @@ def test_import_pvdrun_does_not_import_pyroute2() -> None:
 
 def test_explicit_socket_must_answer(tmp_path) -> None:
     """`--socket PATH` that nothing serves is an error (exit 6), not a silent fallback."""
-    from pvdrun.cli import EXIT_NO_DAEMON
+    from pvdrun.errors import EXIT_NO_DAEMON
 
     result = subprocess.run([sys.executable, "-m", "pvdrun.cli", "list", "--socket",
                              str(tmp_path / "none.sock")], capture_output=True, text=True,

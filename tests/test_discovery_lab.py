@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from pvdrun.cli import EXIT_UNKNOWN_PVD
+from pvdrun.errors import EXIT_UNKNOWN_PVD
 from pvdrun.daemon.protocol import Client
 
 pytestmark = pytest.mark.root

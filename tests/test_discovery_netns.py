@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import pytest
 
 from discovery_netns import MiniNet
-from pvdrun.cli import EXIT_UNKNOWN_PVD
+from pvdrun.errors import EXIT_UNKNOWN_PVD
 from pvdrun.discovery import ra_craft as craft
 
 pytestmark = pytest.mark.root

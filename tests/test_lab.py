@@ -31,7 +31,7 @@ from pvdrun import lab as lab_api
 from pvdrun.lab import ra as ra_wire
 from pvdrun.lab.errors import (EXIT_ALREADY_UP, EXIT_NOT_UP, EXIT_SETUP_FAILED, LabBadInput,
                                LabPrereqMissing)
-from pvdrun.cli import EXIT_MISSING_PREREQ
+from pvdrun.errors import EXIT_MISSING_PREREQ
 
 ISPS = ("ispa", "ispb")
 pytestmark = pytest.mark.root

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pvdrun.cli import EXIT_CANNOT_HONOUR
+from pvdrun.errors import EXIT_CANNOT_HONOUR
 from pvdrun.launch import preload_value
 from pvdrun.model import null_scope
 from pvdrun.shim import library_path

@@ -9,15 +9,13 @@ from typing import NoReturn
 
 import click
 
-from pvdrun.cli import EXIT_MISSING_PREREQ
 from pvdrun.daemon.protocol import socket_path
+from pvdrun.errors import EXIT_FAILED, EXIT_MISSING_PREREQ, EXIT_PVDD_RUNNING
 
-#: ``--cleanup`` refused: a pvdd answers on the socket (docs/cli.md).
-EXIT_PVDD_RUNNING = 11
 #: ``--cleanup`` could not remove everything (the message says what is left).
-EXIT_CLEANUP_INCOMPLETE = 1
+EXIT_CLEANUP_INCOMPLETE = EXIT_FAILED
 #: pvdd not started: another pvdd already answers on the socket.
-EXIT_SOCKET_IN_USE = 1
+EXIT_SOCKET_IN_USE = EXIT_FAILED
 
 
 def _fail(message: str, status: int) -> NoReturn:
@@ -91,13 +89,13 @@ def daemon_command(socket_opt: str | None, config_opt: str | None, log_level: st
         return
 
     from pvdrun.daemon.server import Pvdd, SocketInUse
-    from pvdrun.discovery.config import EXIT_BAD_CONFIG, ConfigError, load_config
+    from pvdrun.discovery.config import ConfigError, load_config
     from pvdrun.routing.netlink import RoutingConflict
 
     try:
         config = load_config(config_opt)
     except ConfigError as exc:
-        _fail(str(exc), EXIT_BAD_CONFIG)
+        _fail(str(exc), exc.exit_status)
     daemon = Pvdd(socket_path(socket_opt), config, config_path=config_opt)
     try:
         daemon.start()
@@ -106,7 +104,7 @@ def daemon_command(socket_opt: str | None, config_opt: str | None, log_level: st
         _fail(str(exc), EXIT_SOCKET_IN_USE)
     except RoutingConflict as exc:
         daemon.close()
-        _fail(str(exc), EXIT_BAD_CONFIG)
+        _fail(str(exc), exc.exit_status)
     except PermissionError as exc:
         daemon.close()
         _fail(f"{exc} (pvdd needs root)", EXIT_MISSING_PREREQ)

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import click
 
-from pvdrun.cli import EXIT_NO_DAEMON, EXIT_UNKNOWN_PVD
+from pvdrun.errors import EXIT_NO_DAEMON, EXIT_UNKNOWN_PVD
 from pvdrun.model import Pvd
 
 
@@ -37,7 +37,7 @@ def _fail(message: str, status: int) -> None:
 
 def _pvds(socket_opt: str | None, config_opt: str | None, no_daemon: bool) -> list[Pvd]:
     from pvdrun.api import list_pvds
-    from pvdrun.discovery.config import EXIT_BAD_CONFIG, ConfigError
+    from pvdrun.discovery.config import ConfigError
 
     try:
         if config_opt is not None:
@@ -55,7 +55,7 @@ def _pvds(socket_opt: str | None, config_opt: str | None, no_daemon: bool) -> li
             return [Pvd.from_dict(d) for d in reply.get("pvds", [])]
         return list_pvds(socket_opt, use_daemon=not no_daemon)
     except ConfigError as exc:
-        _fail(str(exc), EXIT_BAD_CONFIG)
+        _fail(str(exc), exc.exit_status)
     raise AssertionError("unreachable")
 
 
@@ -174,7 +174,7 @@ def monitor_command(as_json: bool, socket_opt: str | None, config_opt: str | Non
     The first event is a snapshot of the current table.  Events come from
     pvdd's subscription, or from netlink notifications and RAs; never polling.
     """
-    from pvdrun.discovery.config import EXIT_BAD_CONFIG, ConfigError
+    from pvdrun.discovery.config import ConfigError
 
     stream: Iterator[dict[str, Any]]
     try:
@@ -190,7 +190,7 @@ def monitor_command(as_json: bool, socket_opt: str | None, config_opt: str | Non
             click.echo(json.dumps(event, separators=(",", ":")) if as_json else _describe(event))
             sys.stdout.flush()
     except ConfigError as exc:
-        _fail(str(exc), EXIT_BAD_CONFIG)
+        _fail(str(exc), exc.exit_status)
     except OSError as exc:  # DaemonUnavailable: pvdd went away mid-stream
         _fail(f"{exc.strerror or exc}", EXIT_NO_DAEMON)
     except KeyboardInterrupt:

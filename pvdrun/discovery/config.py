@@ -36,10 +36,10 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
+from pvdrun.errors import EXIT_BAD_CONFIG, PvdrunError
+
 DEFAULT_CONFIG = "/etc/pvd/pvd.toml"
 CONFIG_ENV = "PVDRUN_CONFIG"
-#: Exit status of a command that cannot read its configuration file.
-EXIT_BAD_CONFIG = 7
 
 _PVD_KEYS = {"interface", "pvd_id", "kind", "dns", "search", "users", "groups", "restricted",
              "attributes"}
@@ -50,8 +50,10 @@ _KINDS = {"wifi", "ethernet", "cellular", "vpn"}
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]*$")
 
 
-class ConfigError(ValueError):
+class ConfigError(PvdrunError, ValueError):
     """A configuration file that cannot be used; the message names file and line."""
+
+    exit_status = EXIT_BAD_CONFIG
 
 
 @dataclass

@@ -1,15 +1,15 @@
 """Errors of the lab, each with the exit status the CLI uses for it (docs/lab.md)."""
 from __future__ import annotations
 
-from pvdrun.cli import EXIT_MISSING_PREREQ
+from pvdrun.errors import EXIT_FAILED, EXIT_LAB_NOT_UP, EXIT_LAB_UP, EXIT_MISSING_PREREQ, EXIT_USAGE, PvdrunError
 
-EXIT_SETUP_FAILED = 1
-EXIT_BAD_INPUT = 2
-EXIT_ALREADY_UP = 9
-EXIT_NOT_UP = 10
+EXIT_SETUP_FAILED = EXIT_FAILED
+EXIT_BAD_INPUT = EXIT_USAGE
+EXIT_ALREADY_UP = EXIT_LAB_UP
+EXIT_NOT_UP = EXIT_LAB_NOT_UP
 
 
-class LabError(Exception):
+class LabError(PvdrunError):
     """A lab operation failed; ``str(err)`` is the one-line message for the user."""
 
     exit_code = EXIT_SETUP_FAILED

@@ -38,6 +38,7 @@ ND_ROUTER_SOLICIT = 133
 ND_ROUTER_ADVERT = 134
 
 # Option numbers and PvD flags: one definition, shared with the parser (RFC 4861, 4191, 8106, 8801).
+from pvdrun.errors import EXIT_OK  # noqa: E402
 from pvdrun.discovery.ra import (OPT_DNSSL, OPT_PIO, OPT_PVD, OPT_RDNSS, OPT_RIO,  # noqa: E402,F401
                                  PVD_FLAG_H, PVD_FLAG_L, PVD_FLAG_R)
 
@@ -257,7 +258,7 @@ def open_ra_socket(ifname: str) -> tuple[socket.socket, int]:
 def run_sender(ifname: str, messages: list[bytes], interval: float) -> None:
     """Send ``messages`` periodically and on every RS, until SIGTERM."""
     def stop(_sig: int, _frame: Any) -> None:
-        raise SystemExit(0)  # leaves select() at once (PEP 475 would otherwise resume it)
+        raise SystemExit(EXIT_OK)  # leaves select() at once (PEP 475 would otherwise resume it)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)

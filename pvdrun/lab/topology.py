@@ -6,7 +6,6 @@ failure midway is torn down completely by :func:`pvdrun.lab.teardown.down`.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time

@@ -17,11 +17,11 @@ from typing import NoReturn
 import click
 import dns.rdatatype
 
-from pvdrun.cli import EXIT_CANNOT_HONOUR, EXIT_MISSING_PREREQ, EXIT_NO_DAEMON, EXIT_UNKNOWN_PVD
+from pvdrun.errors import (EXIT_CANNOT_HONOUR, EXIT_FAILED, EXIT_MISSING_PREREQ, EXIT_NO_DAEMON, EXIT_TEMPORARY,
+                           EXIT_UNKNOWN_PVD)
 from pvdrun.model import NULL_PVD_NAME, Pvd
 
-EXIT_NOT_FOUND = 1
-EXIT_TEMPORARY = 8
+EXIT_NOT_FOUND = EXIT_FAILED  # the name does not exist
 
 
 def _fail(message: str, status: int) -> NoReturn:
@@ -34,7 +34,7 @@ def _find_pvd(name: str, socket_path: str | None) -> Pvd:
         _fail("the null PvD has no network, hence no DNS", EXIT_CANNOT_HONOUR)
     from pvdrun.api import PvdLookupError, lookup
     from pvdrun.daemon.protocol import Client, DaemonUnavailable
-    from pvdrun.discovery.config import EXIT_BAD_CONFIG, ConfigError
+    from pvdrun.discovery.config import ConfigError
 
     if socket_path is not None:  # an explicit --socket must answer (as for `pvdrun list`)
         try:
@@ -44,7 +44,7 @@ def _find_pvd(name: str, socket_path: str | None) -> Pvd:
     try:
         return lookup(name, socket_path)
     except ConfigError as exc:
-        _fail(str(exc), EXIT_BAD_CONFIG)
+        _fail(str(exc), exc.exit_status)
     except PvdLookupError as exc:
         listed = ", ".join(exc.candidates) or "none"
         what = "ambiguous PvD name" if exc.ambiguous else "unknown PvD"

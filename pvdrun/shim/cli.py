@@ -5,6 +5,7 @@ import sys
 
 import click
 
+from pvdrun.errors import EXIT_MISSING_PREREQ
 from pvdrun.shim import library_path
 
 
@@ -19,4 +20,4 @@ def shim_path_command() -> None:
         click.echo(library_path())
     except FileNotFoundError as exc:
         click.echo(f"pvdrun: {exc}", err=True)
-        sys.exit(5)
+        sys.exit(EXIT_MISSING_PREREQ)
