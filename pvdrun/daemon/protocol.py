@@ -47,6 +47,17 @@ def encode(message: dict[str, Any]) -> bytes:
     return (json.dumps(message, separators=(",", ":"), sort_keys=False) + "\n").encode()
 
 
+def decode(line: bytes) -> Any:
+    """One protocol line as JSON; ValueError for anything that is not (nesting too deep for
+    Python's parser included: a line of 100,000 '[' is malformed, never a crash)."""
+    try:
+        return json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        raise
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
 def socket_path(explicit: str | None = None) -> str:
     """--socket / argument, else $PVDRUN_SOCKET, else /run/pvd/pvdd.sock."""
     return explicit or os.environ.get(SOCKET_ENV) or DEFAULT_SOCKET
@@ -111,7 +122,7 @@ class Client:
         if not line:
             raise DaemonUnavailable(0, f"pvdd at {self.path} closed the connection")
         try:
-            message = json.loads(line)
+            message = decode(line)
         except ValueError:
             raise DaemonUnavailable(0, f"{self.path} answered something that is not JSON") from None
         if not isinstance(message, dict) or message.get("v") != VERSION:

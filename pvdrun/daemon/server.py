@@ -12,7 +12,6 @@ A subscriber that does not read and lets 4 MiB pile up is disconnected.
 from __future__ import annotations
 
 import errno
-import json
 import logging
 import os
 import selectors
@@ -24,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pvdrun.daemon.protocol import (E_AMBIGUOUS, E_BAD_REQUEST, E_UNKNOWN_OP, E_UNKNOWN_PVD,
-                                    E_VERSION, MAX_LINE, OPS, VERSION, encode, error_reply)
+                                    E_VERSION, MAX_LINE, OPS, VERSION, decode, encode, error_reply)
 from pvdrun.daemon.resolving import ResolveWorker
 from pvdrun.discovery.config import Config
 from pvdrun.discovery.engine import SETTLE, SETTLE_MAX, Discovery
@@ -406,8 +405,8 @@ class Pvdd:
         if not line.strip():
             return
         try:
-            request = json.loads(line)
-        except (ValueError, UnicodeDecodeError):
+            request = decode(line)
+        except ValueError:
             self._reject(conn, E_BAD_REQUEST, "request is not JSON")
             return
         if not isinstance(request, dict):

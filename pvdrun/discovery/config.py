@@ -231,10 +231,29 @@ def _parse_routing(table: Any) -> RoutingConfig:
     return routing
 
 
+def _deepest_line(text: str) -> int:
+    """The line where brackets are nested deepest (strings are not told apart: an estimate for
+    the message of a file too deeply nested for the TOML parser)."""
+    depth = deepest = 0
+    line = where = 1
+    for char in text:
+        if char == "\n":
+            line += 1
+        elif char in "[{":
+            depth += 1
+            if depth > deepest:
+                deepest, where = depth, line
+        elif char in "]}":
+            depth -= 1
+    return where
+
+
 def parse_config(text: str, path: str) -> Config:
     """Parse the text of a configuration file; raises ConfigError."""
     try:
         data = tomllib.loads(text)
+    except RecursionError:
+        raise ConfigError(f"{path}: arrays or tables nested too deeply (line {_deepest_line(text)})") from None
     except tomllib.TOMLDecodeError as exc:
         message = str(exc)
         if "line" not in message:

@@ -35,7 +35,7 @@ PVD_FLAG_L = 0x4000
 PVD_FLAG_R = 0x2000
 
 RA_HEADER_LEN = 16
-_LABEL_RE = re.compile(r"^[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?$")
+_LABEL_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")  # fullmatch: no "\n" before the end
 
 
 class RaParseError(ValueError):
@@ -161,7 +161,7 @@ def decode_name(data: bytes, offset: int, end: int) -> tuple[str | None, int]:
             label = data[offset:offset + length].decode("ascii")
         except UnicodeDecodeError:
             raise ValueError("non-ASCII label in domain name") from None
-        if not _LABEL_RE.match(label):
+        if not _LABEL_RE.fullmatch(label):
             raise ValueError(f"invalid label {label!r} in domain name")
         labels.append(label.lower())
         total += length + 1
