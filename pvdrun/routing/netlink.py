@@ -24,6 +24,7 @@ import socket
 from typing import Any
 
 from pvdrun.discovery.config import MAX_PVD_SLOTS, RoutingConfig
+from pvdrun.errors import EXIT_BAD_CONFIG, PvdrunError
 from pvdrun.model import Pvd
 from pvdrun.routing.plan import (ACTION_LOOKUP, ACTION_UNREACHABLE, KIND_THROW, KIND_UNICAST, RTPROT_PVDD,
                                  RouteSpec, RuleSpec, SlotTable, is_fail_closed, is_grant, mark_of,
@@ -39,8 +40,10 @@ _RTN_KINDS = {number: kind for kind, number in _RTN_TYPES.items()}
 _FAMILIES = (socket.AF_INET, socket.AF_INET6)
 
 
-class RoutingConflict(RuntimeError):
+class RoutingConflict(PvdrunError, RuntimeError):
     """Rules or routes not made by pvdd sit where the configuration puts pvdd's."""
+
+    exit_status = EXIT_BAD_CONFIG
 
 
 def _default_metric(family: int) -> int:
