@@ -24,8 +24,8 @@ case $name in
   # dns_hosts.c reads /etc/hosts and /etc/nsswitch.conf with fopen(): the harness gives it
   # the fuzz input instead (pvd_fuzz_fopen, an fmemopen() of the input).
   dns_hosts)   sources="dns_hosts.c dns_wire.c"; shim_flags="-Dfopen=pvd_fuzz_fopen" ;;
-  # decide.c alone, with fuzz/cmsg_stubs.c for the rest of the shim it refers to
-  cmsg)        sources="decide.c scope_parse.c" ;;
+  # options.c (the check) and sockaddr.c, with fuzz/cmsg_stubs.c for the rest of the shim
+  cmsg)        sources="options.c sockaddr.c scope_parse.c" ;;
   *) echo "fuzz/build.sh: unknown harness '$name'" >&2; exit 2 ;;
 esac
 # The shim's one logging function (log.c, libc only), for the sources that report something.

@@ -1,8 +1,8 @@
-/* cmsg_stubs.c: what shim/decide.c needs from the rest of the shim, for the cmsg harness
- * (fuzz/fuzz_cmsg.c), which links decide.c alone.  shim_check_cmsgs() reaches only
+/* cmsg_stubs.c: what shim/options.c needs from the rest of the shim, for the cmsg harness
+ * (fuzz/fuzz_cmsg.c), which links options.c and sockaddr.c alone.  shim_check_cmsgs() reaches only
  * shim_pvd_at() and shim_copy_in(), which the harness defines; everything else here is
  * never called on that path and aborts if it is (then the harness must learn about it).
- * Keep in step with the extern symbols of decide.c: `nm -u` of its object. */
+ * Keep in step with the extern symbols of options.c and sockaddr.c: `nm -u` of their objects. */
 #include <stdlib.h>
 
 #include "core.h"
@@ -24,6 +24,11 @@ int fd_cas(int fd, uint32_t expected, uint32_t desired)
 }
 unsigned int shim_pvd_slot(pvd_handle_t handle) { (void)handle; abort(); }
 unsigned int shim_effective_slot(void) { abort(); }
+uint32_t shim_adopt(int fd, const struct sockaddr *dst, enum shim_op op)
+{
+    (void)fd; (void)dst; (void)op;
+    abort();
+}
 int shim_is_preloaded(void) { abort(); }
 unsigned int shim_fork_epoch(void) { abort(); }
 int shim_pvdd_mark(int sockfd, pvd_handle_t handle) { (void)sockfd; (void)handle; abort(); }

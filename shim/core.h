@@ -186,6 +186,8 @@ unsigned int shim_fork_epoch(void);
 
 /* ---- decisions (decide.c) ---- */
 enum shim_op { OP_CONNECT, OP_SEND, OP_LISTEN };
+/* First sight of an fd: what it is (SO_DOMAIN), remembered when the table can. */
+uint32_t shim_adopt(int fd, const struct sockaddr *dst, enum shim_op op);
 /* Tie fd to its PvD before an operation towards dst (NULL: none; the caller has copied it
  * into its own memory, see uaccess.h).  0: go on with the real call (errno untouched), and
  * *wout (if not NULL) holds the socket's word for this call, valid also for descriptors the

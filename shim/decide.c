@@ -24,359 +24,9 @@
 #include "log.h"
 #include "pvdd_client.h"
 #include "route_check.h"
+#include "sockaddr.h"
+#include "tie.h"
 #include "uaccess.h"
-
-
-/* Per PvD slot: IPv4 prefixes the route check found routes for through the PvD's
- * interface (a default route is prefix length 0).  Each entry is one 64-bit atomic:
- * bit 40 valid, bits 32-39 prefix length, bits 0-31 the prefix (host byte order). */
-#define ROUTE_CACHE 8
-static _Atomic uint64_t g_v4_routes[SHIM_MAX_PVDS][ROUTE_CACHE];
-static atomic_uint g_v4_next[SHIM_MAX_PVDS];
-
-static int v4_route_cached(unsigned int slot, struct in_addr dst)
-{
-    uint32_t a = ntohl(dst.s_addr);
-    for (unsigned int i = 0; i < ROUTE_CACHE; i++) {
-        uint64_t e = atomic_load_explicit(&g_v4_routes[slot - 1][i], memory_order_relaxed);
-        if (!(e >> 40))
-            continue;
-        unsigned int plen = (unsigned int)((e >> 32) & 0xFF);
-        uint32_t mask = plen == 0 ? 0 : 0xFFFFFFFFu << (32 - plen);
-        if (((a ^ (uint32_t)e) & mask) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-static void v4_route_remember(unsigned int slot, struct in_addr prefix, unsigned int plen)
-{
-    if (plen > 32)
-        return;
-    unsigned int i = atomic_fetch_add(&g_v4_next[slot - 1], 1) % ROUTE_CACHE;
-    uint64_t e = (1ull << 40) | ((uint64_t)plen << 32) | ntohl(prefix.s_addr);
-    atomic_store_explicit(&g_v4_routes[slot - 1][i], e, memory_order_relaxed);
-}
-
-/* ---- address classification ---- */
-static int sa_v4(const struct sockaddr *sa, socklen_t len, struct in_addr *out)
-{
-    if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
-        *out = ((const struct sockaddr_in *)sa)->sin_addr;
-        return 1;
-    }
-    if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
-        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(a6)) {
-            memcpy(out, &a6->s6_addr[12], 4);
-            return 1;
-        }
-    }
-    return 0;
-}
-
-static const struct in6_addr *sa_v6(const struct sockaddr *sa, socklen_t len)
-{
-    if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
-        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        if (!IN6_IS_ADDR_V4MAPPED(a6))
-            return a6;
-    }
-    return NULL;
-}
-
-int shim_addr_is_loopback(const struct sockaddr *sa, socklen_t len)
-{
-    struct in_addr a4;
-    const struct in6_addr *a6;
-    if (!sa)
-        return 0;
-    if (sa_v4(sa, len, &a4))
-        return (ntohl(a4.s_addr) >> 24) == 127;
-    a6 = sa_v6(sa, len);
-    return a6 && IN6_IS_ADDR_LOOPBACK(a6);
-}
-
-static int addr_is_wildcard(const struct sockaddr *sa, socklen_t len)
-{
-    struct in_addr a4;
-    const struct in6_addr *a6;
-    if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6) &&
-        IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)sa)->sin6_addr))
-        return 1;
-    if (sa_v4(sa, len, &a4))
-        return a4.s_addr == htonl(INADDR_ANY);
-    a6 = sa_v6(sa, len);
-    return a6 && IN6_IS_ADDR_UNSPECIFIED(a6);
-}
-
-static int addr_is_multicast(const struct sockaddr *sa, socklen_t len)
-{
-    struct in_addr a4;
-    const struct in6_addr *a6;
-    if (sa_v4(sa, len, &a4))
-        return IN_MULTICAST(ntohl(a4.s_addr));
-    a6 = sa_v6(sa, len);
-    return a6 && IN6_IS_ADDR_MULTICAST(a6);
-}
-
-static int addr_in_pvd(const struct pvd_scope *pvd, const struct sockaddr *sa, socklen_t len)
-{
-    struct in_addr a4;
-    const struct in6_addr *a6;
-    if (sa_v4(sa, len, &a4)) {
-        for (unsigned int i = 0; i < pvd->n_v4; i++)
-            if (pvd->v4[i].s_addr == a4.s_addr)
-                return 1;
-        return 0;
-    }
-    a6 = sa_v6(sa, len);
-    if (a6)
-        for (unsigned int i = 0; i < pvd->n_v6; i++)
-            if (memcmp(&pvd->v6[i], a6, sizeof *a6) == 0)
-                return 1;
-    return 0;
-}
-
-static int sa_port(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET)
-        return ((const struct sockaddr_in *)sa)->sin_port;
-    if (sa->sa_family == AF_INET6)
-        return ((const struct sockaddr_in6 *)sa)->sin6_port;
-    return 0;
-}
-
-/* A source address of the PvD for a socket of `family` talking to dst (may be NULL). */
-static int choose_source(const struct pvd_scope *pvd, int family, const struct sockaddr *dst, socklen_t dstlen,
-                         in_port_t port, struct sockaddr_storage *out, socklen_t *out_len)
-{
-    struct in_addr d4;
-    memset(out, 0, sizeof *out);
-    if (family == AF_INET) {
-        struct sockaddr_in *s4 = (struct sockaddr_in *)out;
-        if (pvd->n_v4 == 0)
-            return -1;
-        s4->sin_family = AF_INET;
-        s4->sin_port = port;
-        s4->sin_addr = pvd->v4[0];
-        *out_len = sizeof *s4;
-        return 0;
-    }
-    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)out;
-    s6->sin6_family = AF_INET6;
-    s6->sin6_port = port;
-    *out_len = sizeof *s6;
-    if (dst && sa_v4(dst, dstlen, &d4)) { /* v4-mapped destination: v4-mapped source */
-        if (pvd->n_v4 == 0)
-            return -1;
-        s6->sin6_addr.s6_addr[10] = 0xff;
-        s6->sin6_addr.s6_addr[11] = 0xff;
-        memcpy(&s6->sin6_addr.s6_addr[12], &pvd->v4[0], 4);
-        return 0;
-    }
-    const struct in6_addr *d6 = dst ? sa_v6(dst, dstlen) : NULL;
-    int want_ll = d6 && IN6_IS_ADDR_LINKLOCAL(d6);
-    for (unsigned int i = 0; i < pvd->n_v6; i++) {
-        if (IN6_IS_ADDR_LINKLOCAL(&pvd->v6[i]) != want_ll)
-            continue;
-        s6->sin6_addr = pvd->v6[i];
-        if (want_ll)
-            s6->sin6_scope_id = pvd->info.ifindexes[0];
-        return 0;
-    }
-    return -1;
-}
-
-/* ---- the PvD's interfaces ---- */
-int shim_slot_has_ifindex(unsigned int slot, unsigned int ifindex)
-{
-    const struct pvd_scope *pvd = shim_pvd_at(slot);
-    if (!pvd || ifindex == 0)
-        return 0;
-    for (unsigned int i = 0; i < pvd->info.n_interfaces; i++)
-        if (pvd->info.ifindexes[i] == ifindex)
-            return 1;
-    return 0;
-}
-
-unsigned int shim_slot_ifindex(unsigned int slot)
-{
-    const struct pvd_scope *pvd = shim_pvd_at(slot);
-    return pvd ? pvd->info.ifindexes[0] : 0;
-}
-
-int shim_slot_has_v4(unsigned int slot, struct in_addr addr)
-{
-    const struct pvd_scope *pvd = shim_pvd_at(slot);
-    struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr = addr};
-    return pvd && addr_in_pvd(pvd, (struct sockaddr *)&sin, sizeof sin);
-}
-
-/* ---- kernel mechanisms ---- */
-static int bound_device(int fd)
-{
-    int bound = 0;
-    socklen_t len = sizeof bound;
-    if (getsockopt(fd, SOL_SOCKET, SO_BINDTOIFINDEX, &bound, &len) < 0)
-        return -1;
-    return bound;
-}
-
-/* Bind fd to the PvD's interface.  A socket first seen already open (adopted) may carry a
- * device binding of its own: one of the PvD's interfaces is kept, another is refused (EPERM)
- * rather than silently moved, since the socket may be shared with another process. */
-/* The PvD's interface a socket is bound to: the zone of a link-local or multicast IPv6
- * destination when it names one of the PvD's interfaces, else the PvD's first. */
-static int pick_ifindex(const struct pvd_scope *pvd, const struct sockaddr *dst, socklen_t dstlen)
-{
-    if (dst && dst->sa_family == AF_INET6 && dstlen >= (socklen_t)sizeof(struct sockaddr_in6)) {
-        uint32_t zone = ((const struct sockaddr_in6 *)dst)->sin6_scope_id;
-        for (unsigned int i = 0; zone && i < pvd->info.n_interfaces; i++)
-            if (pvd->info.ifindexes[i] == zone)
-                return (int)zone;
-    }
-    return (int)pvd->info.ifindexes[0];
-}
-
-static int bind_device(int fd, const struct pvd_scope *pvd, int ifindex, int adopted)
-{
-    if (adopted) {
-        int bound = bound_device(fd);
-        if (bound > 0) {
-            for (unsigned int i = 0; i < pvd->info.n_interfaces; i++)
-                if ((unsigned int)bound == pvd->info.ifindexes[i])
-                    return 0;
-            errno = EPERM;
-            return -1;
-        }
-    }
-    if (REAL(setsockopt)(fd, SOL_SOCKET, SO_BINDTOIFINDEX, &ifindex, sizeof ifindex) == 0)
-        return 0;
-    if (errno == EPERM) { /* unprivileged, already device-bound: fine if to this very interface */
-        int saved = errno;
-        if (bound_device(fd) == ifindex)
-            return 0;
-        errno = saved;
-    }
-    if (errno == ENOPROTOOPT) { /* kernel < 5.0: by name */
-        const char *name = pvd->info.interfaces[0];
-        for (unsigned int i = 0; i < pvd->info.n_interfaces; i++)
-            if ((int)pvd->info.ifindexes[i] == ifindex)
-                name = pvd->info.interfaces[i];
-        if (REAL(setsockopt)(fd, SOL_SOCKET, SO_BINDTODEVICE, name, (socklen_t)strlen(name) + 1) == 0)
-            return 0;
-    }
-    if (errno == ENODEV)
-        errno = ENETDOWN; /* the PvD's interface is gone: the PvD is gone */
-    return -1;
-}
-
-static int needs_route_check(struct in_addr d4)
-{
-    uint32_t a = ntohl(d4.s_addr);
-    return !(IN_MULTICAST(a) || a == INADDR_BROADCAST || (a >> 16) == 0xA9FE /* 169.254/16 */);
-}
-
-/* The socket's local address, when it has one (bound, or given one by connect). */
-static int bound_source(int fd, struct sockaddr_storage *cur, socklen_t *cur_len)
-{
-    *cur_len = sizeof *cur;
-    return getsockname(fd, (struct sockaddr *)cur, cur_len) == 0 && sa_port((struct sockaddr *)cur) != 0;
-}
-
-/* Tie fd to pvd: device binding, mark, IPv4 route check, source binding.  Adds W_* to
- * *flags.  Every step can be repeated (by a signal handler that ties the same socket while
- * this thread is interrupted in the middle, or after a fork): each one checks what is
- * already in place before acting. */
-/* How the shim's own sockets (DNS queries) differ from the program's: */
-#define APPLY_SOURCE 1u     /* bind a PvD source whatever srcbind says (R25) */
-#define APPLY_MARK_SELF 2u  /* set the mark directly when the process may (CAP_NET_ADMIN) */
-
-/* The PvD's mark.  The program's sockets get it from pvdd only, which applies its policy
- * (restricted PvDs) and whose absence must fail them closed (its tables are what the mark
- * selects); the shim's own DNS sockets may set it directly first. */
-static int set_mark(int fd, const struct pvd_scope *pvd, unsigned int how)
-{
-    int mark = (int)pvd->info.mark;
-    int saved = errno;
-    if ((how & APPLY_MARK_SELF) && REAL(setsockopt)(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark) == 0)
-        return 0;
-    errno = saved;
-    return shim_pvdd_mark(fd, pvd->info.handle);
-}
-
-static int apply_with(int fd, unsigned int slot, const struct pvd_scope *pvd, uint32_t w, const struct sockaddr *dst,
-                      socklen_t dstlen, enum shim_op op, uint32_t *flags, unsigned int how)
-{
-    struct in_addr d4;
-    if (!(w & W_DEVBOUND)) {
-        if (bind_device(fd, pvd, pick_ifindex(pvd, dst, dstlen), (w & W_ADOPTED) != 0) < 0)
-            return -1;
-        *flags |= W_DEVBOUND;
-    }
-    if (pvd->info.mark && !(w & W_MARKED)) {
-        /* routing isolation / restricted PvD */
-        if (set_mark(fd, pvd, how) < 0)
-            return -1;
-        *flags |= W_MARKED;
-    }
-    if (op != OP_LISTEN && dst && sa_v4(dst, dstlen, &d4) && needs_route_check(d4) && !v4_route_cached(slot, d4)) {
-        struct in_addr prefix;
-        unsigned int plen;
-        if (!shim_v4_route_exists(d4, (int)pvd->info.ifindexes[0], pvd->info.mark, &prefix, &plen)) {
-            errno = ENETUNREACH;
-            return -1;
-        }
-        v4_route_remember(slot, prefix, plen);
-    }
-    if ((pvd->info.srcbind || (how & APPLY_SOURCE)) && op != OP_LISTEN && !(w & W_BOUND)) {
-        struct sockaddr_storage cur, src;
-        socklen_t cur_len, src_len = 0;
-        int family = (w & W_V6) ? AF_INET6 : AF_INET;
-        if (!bound_source(fd, &cur, &cur_len)) {
-            if (choose_source(pvd, family, dst, dstlen, 0, &src, &src_len) < 0) {
-                errno = ENETUNREACH; /* the PvD has no address of this family */
-                return -1;
-            }
-            if (REAL(bind)(fd, (struct sockaddr *)&src, src_len) < 0 &&
-                !(errno == EINVAL && bound_source(fd, &cur, &cur_len))) /* bound meanwhile */
-                return -1;
-        }
-        /* bound earlier (by the program before the shim saw it, or meanwhile): only a PvD
-         * address will do */
-        if (bound_source(fd, &cur, &cur_len) && !addr_in_pvd(pvd, (struct sockaddr *)&cur, cur_len)) {
-            errno = ENETUNREACH;
-            return -1;
-        }
-        *flags |= W_BOUND;
-    }
-    if (w & W_V6)
-        *flags |= W_DSTCHECK;
-    return 0;
-}
-
-static int apply(int fd, unsigned int slot, const struct pvd_scope *pvd, uint32_t w, const struct sockaddr *dst,
-                 socklen_t dstlen, enum shim_op op, uint32_t *flags)
-{
-    return apply_with(fd, slot, pvd, w, dst, dstlen, op, flags, 0);
-}
-
-int shim_tie_own_socket(int fd, pvd_handle_t handle, const struct sockaddr *dst, socklen_t dstlen)
-{
-    unsigned int slot = shim_pvd_slot(handle);
-    const struct pvd_scope *pvd = shim_pvd_at(slot);
-    uint32_t flags = 0;
-    if (!pvd) {
-        errno = ENETUNREACH;
-        return -1;
-    }
-    uint32_t w = W_MAKE(FK_PENDING, slot, dst && dst->sa_family == AF_INET6 ? W_V6 : 0);
-    if (apply_with(fd, slot, pvd, w, dst, dstlen, OP_SEND, &flags, APPLY_SOURCE | APPLY_MARK_SELF) < 0)
-        return -1;
-    fd_store(fd, W_MAKE(FK_SCOPED, slot, W_FLAGS(w) | flags));
-    return 0;
-}
 
 /* ---- one socket tied by one thread at a time ----
  * The tying thread turns the word into FK_BUSY (with the fork generation) while it works;
@@ -410,7 +60,7 @@ static int wait_busy(int fd, uint32_t w, unsigned int *rounds)
 }
 
 /* First sight of an fd: find out what it is.  Stores the result when it is a socket. */
-static uint32_t adopt(int fd, const struct sockaddr *dst, enum shim_op op)
+uint32_t shim_adopt(int fd, const struct sockaddr *dst, enum shim_op op)
 {
     int domain = 0;
     socklen_t len = sizeof domain;
@@ -508,7 +158,7 @@ int shim_packet_check(int fd, unsigned int ifindex)
 {
     uint32_t w = fd_load(fd);
     if (W_KIND(w) == FK_UNKNOWN)
-        w = adopt(fd, NULL, OP_SEND);
+        w = shim_adopt(fd, NULL, OP_SEND);
     if (W_KIND(w) != FK_PACKET)
         return 0;
     if (!W_SLOT(w) || (w & W_ADOPTED)) {
@@ -535,7 +185,7 @@ int shim_prepare(int fd, const struct sockaddr *dst, socklen_t dstlen, enum shim
     for (;;) {
         uint32_t w = fd_load(fd);
         if (W_KIND(w) == FK_UNKNOWN)
-            w = adopt(fd, dst, op);
+            w = shim_adopt(fd, dst, op);
         socklen_t len = dstlen;
         const struct sockaddr *to = op == OP_SEND ? send_dst(w, dst, &len, &tmp) : dst;
         *wout = w;
@@ -614,7 +264,7 @@ int shim_prepare(int fd, const struct sockaddr *dst, socklen_t dstlen, enum shim
             continue;
         }
         uint32_t flags = W_FLAGS(w);
-        int rc = apply(fd, slot, pvd, w, to, len, op, &flags);
+        int rc = shim_apply(fd, slot, pvd, w, to, len, op, &flags, 0);
         int e = errno;
         /* The word leaves FK_BUSY before this thread stops calling the tie its own: a signal
          * handler arriving in between must never find a busy word it would wait on. */
@@ -645,7 +295,7 @@ int shim_prepare_bind(int fd, const struct sockaddr *addr, socklen_t len, struct
     for (;;) {
         uint32_t w = fd_load(fd);
         if (W_KIND(w) == FK_UNKNOWN)
-            w = adopt(fd, NULL, OP_LISTEN);
+            w = shim_adopt(fd, NULL, OP_LISTEN);
         unsigned int kind = W_KIND(w);
         if (kind == FK_NONINET || kind == FK_SYSTEM || kind == FK_LOOPBACK) {
             errno = saved;
@@ -705,14 +355,14 @@ int shim_prepare_bind(int fd, const struct sockaddr *addr, socklen_t len, struct
         if (shim_check_dst(W_MAKE(FK_SCOPED, slot, W_FLAGS(w) | W_V6), addr->sa_family == AF_INET6 ? addr : NULL,
                            len) < 0)
             return -1; /* a scope ID naming another interface binds the socket there */
-        int wildcard = addr_is_wildcard(addr, len);
-        if (!wildcard && !addr_is_multicast(addr, len) && !addr_in_pvd(pvd, addr, len)) {
+        int wildcard = shim_addr_is_wildcard(addr, len);
+        if (!wildcard && !shim_addr_is_multicast(addr, len) && !shim_addr_in_pvd(pvd, addr, len)) {
             errno = EADDRNOTAVAIL; /* outside the PvD (R6) */
             return -1;
         }
         if (wildcard && pvd->info.srcbind) { /* shared interface: narrow to the PvD's address */
             socklen_t new_len = 0;
-            if (choose_source(pvd, addr->sa_family, NULL, 0, (in_port_t)sa_port(addr), storage, &new_len) < 0) {
+            if (shim_choose_source(pvd, addr->sa_family, NULL, 0, (in_port_t)shim_sa_port(addr), storage, &new_len) < 0) {
                 errno = EADDRNOTAVAIL;
                 return -1;
             }
@@ -727,7 +377,7 @@ int shim_prepare_bind(int fd, const struct sockaddr *addr, socklen_t len, struct
                 t_tying_fd = outer;
                 continue;
             }
-            if (!(w & W_DEVBOUND) && bind_device(fd, pvd, pick_ifindex(pvd, addr, len), (w & W_ADOPTED) != 0) < 0) {
+            if (!(w & W_DEVBOUND) && shim_bind_device(fd, pvd, shim_pick_ifindex(pvd, addr, len), (w & W_ADOPTED) != 0) < 0) {
                 int e = errno;
                 fd_cas(fd, busy, W_MAKE(FK_PENDING, (w & W_EXPLICIT) ? slot : 0, W_FLAGS(w)));
                 t_tying_fd = outer;
@@ -740,111 +390,6 @@ int shim_prepare_bind(int fd, const struct sockaddr *addr, socklen_t len, struct
         errno = saved;
         return 0;
     }
-}
-
-/* ---- control messages ---- */
-static int check_pktinfo(unsigned int slot, unsigned int ifindex, const struct sockaddr *src, socklen_t srclen)
-{
-    const struct pvd_scope *pvd = shim_pvd_at(slot);
-    if (!pvd) {
-        errno = ENETUNREACH;
-        return -1;
-    }
-    if (ifindex != 0 && !shim_slot_has_ifindex(slot, ifindex)) {
-        errno = EINVAL; /* another interface: not this socket's PvD */
-        return -1;
-    }
-    if (src && !addr_is_wildcard(src, srclen) && !addr_in_pvd(pvd, src, srclen)) {
-        errno = EADDRNOTAVAIL;
-        return -1;
-    }
-    return 0;
-}
-
-int shim_check_cmsgs(uint32_t w, const void *control, size_t controllen)
-{
-    const unsigned char *base = control;
-    size_t off = 0;
-    if (W_KIND(w) != FK_SCOPED && W_KIND(w) != FK_BUSY)
-        return 0;
-    unsigned int slot = W_SLOT(w);
-    /* Walk the headers as the kernel does (__cmsg_nxthdr); each piece is copied before it
-     * is looked at, so a bad buffer gives EFAULT.  A malformed list is the kernel's to
-     * refuse (EINVAL) and is never sent. */
-    while (controllen - off >= sizeof(struct cmsghdr)) {
-        struct cmsghdr h;
-        if (shim_copy_in(&h, base + off, sizeof h) < 0)
-            return -1;
-        if (h.cmsg_len < sizeof(struct cmsghdr) || h.cmsg_len > controllen - off)
-            return 0;
-        const unsigned char *data = base + off + CMSG_LEN(0);
-        size_t n = h.cmsg_len - CMSG_LEN(0);
-        if (h.cmsg_level == IPPROTO_IP && h.cmsg_type == IP_PKTINFO && n >= sizeof(struct in_pktinfo)) {
-            struct in_pktinfo info;
-            if (shim_copy_in(&info, data, sizeof info) < 0)
-                return -1;
-            struct sockaddr_in src = {.sin_family = AF_INET, .sin_addr = info.ipi_spec_dst};
-            if (check_pktinfo(slot, (unsigned int)info.ipi_ifindex, (struct sockaddr *)&src, sizeof src) < 0)
-                return -1;
-        } else if (h.cmsg_level == IPPROTO_IPV6 && (h.cmsg_type == IPV6_PKTINFO || h.cmsg_type == IPV6_2292PKTINFO) &&
-                   n >= sizeof(struct in6_pktinfo)) {
-            struct in6_pktinfo info;
-            if (shim_copy_in(&info, data, sizeof info) < 0)
-                return -1;
-            struct sockaddr_in6 src = {.sin6_family = AF_INET6, .sin6_addr = info.ipi6_addr};
-            if (check_pktinfo(slot, info.ipi6_ifindex, (struct sockaddr *)&src, sizeof src) < 0)
-                return -1;
-        } else if (h.cmsg_level == IPPROTO_IPV6 && h.cmsg_type == IPV6_NEXTHOP) {
-            errno = EPERM; /* a next hop of the program's choosing: the PvD's routes decide */
-            return -1;
-        }
-        off += CMSG_ALIGN(h.cmsg_len);
-        if (off > controllen)
-            break;
-    }
-    return 0;
-}
-
-/* ---- socket options ---- */
-unsigned int shim_slot_for_option(int fd)
-{
-    uint32_t w = fd_load(fd);
-    if (W_KIND(w) == FK_UNKNOWN)
-        w = adopt(fd, NULL, OP_LISTEN);
-    switch (W_KIND(w)) {
-    case FK_SCOPED:
-    case FK_BUSY:
-    case FK_NULLED:
-        return W_SLOT(w);
-    case FK_PENDING:
-        return (w & W_EXPLICIT) ? W_SLOT(w) : shim_effective_slot();
-    default:
-        return SLOT_NONE; /* not inet, or no PvD: the program's business */
-    }
-}
-
-int shim_check_device_change(int fd, int ifindex)
-{
-    unsigned int slot = shim_slot_for_option(fd);
-    if (slot == SLOT_NONE)
-        return 0;
-    if (ifindex > 0 && shim_slot_has_ifindex(slot, (unsigned int)ifindex))
-        return 0; /* one of the PvD's own interfaces */
-    errno = EPERM; /* leaving the PvD's interface (or unbinding) is not allowed */
-    return -1;
-}
-
-int shim_check_sticky_pktinfo6(int fd, const struct in6_pktinfo *info)
-{
-    unsigned int slot = shim_slot_for_option(fd);
-    if (slot == SLOT_NONE)
-        return 0;
-    struct sockaddr_in6 src = {.sin6_family = AF_INET6, .sin6_addr = info->ipi6_addr};
-    if (slot == SLOT_NULL) {
-        errno = EPERM;
-        return -1;
-    }
-    return check_pktinfo(slot, info->ipi6_ifindex, (struct sockaddr *)&src, sizeof src);
 }
 
 int shim_bind_socket(int fd, pvd_handle_t handle)
@@ -899,7 +444,7 @@ int shim_bind_socket(int fd, pvd_handle_t handle)
             t_tying_fd = outer;
             continue;
         }
-        if (bind_device(fd, pvd, pick_ifindex(pvd, NULL, 0), kind == FK_UNKNOWN || (w & W_ADOPTED)) < 0) {
+        if (shim_bind_device(fd, pvd, shim_pick_ifindex(pvd, NULL, 0), kind == FK_UNKNOWN || (w & W_ADOPTED)) < 0) {
             int e = errno;
             fd_cas(fd, busy, w);
             t_tying_fd = outer;
@@ -915,7 +460,7 @@ int shim_bind_socket(int fd, pvd_handle_t handle)
         }
         /* not preloaded: no hook will run later, so bind the source now when needed */
         uint32_t extra = 0;
-        int rc = apply(fd, slot, pvd, W_MAKE(FK_PENDING, slot, flags), NULL, 0, OP_SEND, &extra);
+        int rc = shim_apply(fd, slot, pvd, W_MAKE(FK_PENDING, slot, flags), NULL, 0, OP_SEND, &extra, 0);
         int e = errno;
         fd_store(fd, rc < 0 ? W_MAKE(FK_PENDING, slot, flags) : W_MAKE(FK_SCOPED, slot, flags | extra));
         t_tying_fd = outer;
@@ -961,94 +506,3 @@ void shim_track_dup(int oldfd, int newfd)
 }
 
 void shim_track_close(int fd) { fd_store(fd, 0); }
-
-/* ---- descriptors from elsewhere ---- */
-static void say_replaced(int fd, const char *why)
-{
-    shim_say("pvdrun shim: descriptor %d %s: replaced by a socket that fails every operation\n", fd, why);
-}
-
-/* Put a fresh socket of the same family and type, tied to the null PvD, in fd's place (in
- * this process only: the other process's socket is left as it is). */
-static void replace_with_null(int fd, int family, const char *why)
-{
-    int type = 0;
-    socklen_t len = sizeof type;
-    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0)
-        type = SOCK_DGRAM;
-    int cloexec = fcntl(fd, F_GETFD) > 0 ? O_CLOEXEC : 0;
-    int nfd = REAL(socket)(family == AF_PACKET ? AF_INET : family, type == SOCK_STREAM ? SOCK_STREAM : SOCK_DGRAM, 0);
-    if (nfd < 0 || REAL(dup3)(nfd, fd, cloexec) < 0) {
-        /* no socket to put there: close it, which also stops the traffic */
-        if (nfd >= 0)
-            REAL(close)(nfd);
-        REAL(close)(fd);
-        fd_store(fd, 0);
-        say_replaced(fd, why);
-        return;
-    }
-    REAL(close)(nfd);
-    fd_store(fd, W_MAKE(FK_NULLED, SLOT_NULL, family == AF_INET6 ? W_V6 : 0));
-    say_replaced(fd, why);
-}
-
-void shim_adopt_foreign(int fd)
-{
-    int domain = 0;
-    socklen_t len = sizeof domain;
-    unsigned int slot = shim_effective_slot();
-    if (slot == SLOT_NONE || getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) < 0)
-        return;
-    if (domain == AF_PACKET) {
-        struct sockaddr_ll ll;
-        socklen_t ll_len = sizeof ll;
-        if (slot == SLOT_NULL ||
-            (getsockname(fd, (struct sockaddr *)&ll, &ll_len) == 0 && ll.sll_ifindex != 0 &&
-             !shim_slot_has_ifindex(slot, (unsigned int)ll.sll_ifindex)))
-            replace_with_null(fd, domain, "is a packet socket outside the PvD");
-        else
-            fd_store(fd, W_MAKE(FK_PACKET, slot, 0));
-        return;
-    }
-    if (domain != AF_INET && domain != AF_INET6)
-        return;
-    uint32_t v6 = domain == AF_INET6 ? W_V6 : 0;
-    const struct pvd_scope *pvd = shim_pvd_at(slot);
-    struct sockaddr_storage peer, local;
-    socklen_t peer_len = sizeof peer, local_len = sizeof local;
-    int connected = getpeername(fd, (struct sockaddr *)&peer, &peer_len) == 0;
-    int bound = bound_source(fd, &local, &local_len);
-    int device = bound_device(fd);
-    if (connected && shim_addr_is_loopback((struct sockaddr *)&peer, peer_len)) {
-        fd_store(fd, W_MAKE(FK_LOOPBACK, 0, v6));
-        return;
-    }
-    if (!pvd) {
-        replace_with_null(fd, domain, slot == SLOT_NULL ? "is a network socket in the null PvD" : "has no PvD");
-        return;
-    }
-    int dev_ok = device > 0 && shim_slot_has_ifindex(slot, (unsigned int)device);
-    int src_ok = !bound || addr_is_wildcard((struct sockaddr *)&local, local_len) ||
-                 addr_in_pvd(pvd, (struct sockaddr *)&local, local_len) ||
-                 shim_addr_is_loopback((struct sockaddr *)&local, local_len);
-    if (device > 0 && !dev_ok) {
-        replace_with_null(fd, domain, "is bound to an interface outside the PvD");
-        return;
-    }
-    if (!src_ok) {
-        replace_with_null(fd, domain, "has a source address outside the PvD");
-        return;
-    }
-    if (connected && !dev_ok) {
-        replace_with_null(fd, domain, "was connected outside the PvD");
-        return;
-    }
-    /* not connected: tied at its first use, as a socket of this process (a listener now) */
-    uint32_t w = W_MAKE(FK_PENDING, 0, v6 | W_ADOPTED | (dev_ok ? W_DEVBOUND : 0));
-    fd_store(fd, w);
-    int listening = 0;
-    socklen_t l_len = sizeof listening;
-    if (!connected && getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &l_len) == 0 && listening &&
-        shim_prepare(fd, NULL, 0, OP_LISTEN, NULL) < 0)
-        replace_with_null(fd, domain, "is a listener that cannot be tied to the PvD");
-}

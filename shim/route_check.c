@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include <stdatomic.h>
 
 int shim_v4_route_exists(struct in_addr dst, int ifindex, uint32_t mark, struct in_addr *prefix, unsigned int *plen)
 {
@@ -89,4 +90,35 @@ close:
 out:
     errno = saved;
     return result;
+}
+
+/* Per PvD slot: IPv4 prefixes the route check found routes for through the PvD's
+ * interface (a default route is prefix length 0).  Each entry is one 64-bit atomic:
+ * bit 40 valid, bits 32-39 prefix length, bits 0-31 the prefix (host byte order). */
+#define ROUTE_CACHE 8
+static _Atomic uint64_t g_v4_routes[SHIM_MAX_PVDS][ROUTE_CACHE];
+static atomic_uint g_v4_next[SHIM_MAX_PVDS];
+
+int shim_v4_route_cached(unsigned int slot, struct in_addr dst)
+{
+    uint32_t a = ntohl(dst.s_addr);
+    for (unsigned int i = 0; i < ROUTE_CACHE; i++) {
+        uint64_t e = atomic_load_explicit(&g_v4_routes[slot - 1][i], memory_order_relaxed);
+        if (!(e >> 40))
+            continue;
+        unsigned int plen = (unsigned int)((e >> 32) & 0xFF);
+        uint32_t mask = plen == 0 ? 0 : 0xFFFFFFFFu << (32 - plen);
+        if (((a ^ (uint32_t)e) & mask) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+void shim_v4_route_remember(unsigned int slot, struct in_addr prefix, unsigned int plen)
+{
+    if (plen > 32)
+        return;
+    unsigned int i = atomic_fetch_add(&g_v4_next[slot - 1], 1) % ROUTE_CACHE;
+    uint64_t e = (1ull << 40) | ((uint64_t)plen << 32) | ntohl(prefix.s_addr);
+    atomic_store_explicit(&g_v4_routes[slot - 1][i], e, memory_order_relaxed);
 }

@@ -16,4 +16,9 @@
 /* mark: the socket mark the PvD's sockets carry (0: none), so pvdd's rules apply. */
 int shim_v4_route_exists(struct in_addr dst, int ifindex, uint32_t mark, struct in_addr *prefix, unsigned int *plen);
 
+/* A per-PvD memory of the IPv4 prefixes found routed through the PvD's interface, so that
+ * later sockets to them skip the check (one 64-bit atomic per entry, no lock). */
+int shim_v4_route_cached(unsigned int slot, struct in_addr dst);
+void shim_v4_route_remember(unsigned int slot, struct in_addr prefix, unsigned int plen);
+
 #endif

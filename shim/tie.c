@@ -1,0 +1,175 @@
+/* tie.c: see tie.h. */
+#include "tie.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "pvdd_client.h"
+#include "route_check.h"
+#include "sockaddr.h"
+
+/* ---- kernel mechanisms ---- */
+int shim_bound_device(int fd)
+{
+    int bound = 0;
+    socklen_t len = sizeof bound;
+    if (getsockopt(fd, SOL_SOCKET, SO_BINDTOIFINDEX, &bound, &len) < 0)
+        return -1;
+    return bound;
+}
+
+/* Bind fd to the PvD's interface.  A socket first seen already open (adopted) may carry a
+ * device binding of its own: one of the PvD's interfaces is kept, another is refused (EPERM)
+ * rather than silently moved, since the socket may be shared with another process. */
+/* The PvD's interface a socket is bound to: the zone of a link-local or multicast IPv6
+ * destination when it names one of the PvD's interfaces, else the PvD's first. */
+int shim_pick_ifindex(const struct pvd_scope *pvd, const struct sockaddr *dst, socklen_t dstlen)
+{
+    if (dst && dst->sa_family == AF_INET6 && dstlen >= (socklen_t)sizeof(struct sockaddr_in6)) {
+        uint32_t zone = ((const struct sockaddr_in6 *)dst)->sin6_scope_id;
+        for (unsigned int i = 0; zone && i < pvd->info.n_interfaces; i++)
+            if (pvd->info.ifindexes[i] == zone)
+                return (int)zone;
+    }
+    return (int)pvd->info.ifindexes[0];
+}
+
+int shim_bind_device(int fd, const struct pvd_scope *pvd, int ifindex, int adopted)
+{
+    if (adopted) {
+        int bound = shim_bound_device(fd);
+        if (bound > 0) {
+            for (unsigned int i = 0; i < pvd->info.n_interfaces; i++)
+                if ((unsigned int)bound == pvd->info.ifindexes[i])
+                    return 0;
+            errno = EPERM;
+            return -1;
+        }
+    }
+    if (REAL(setsockopt)(fd, SOL_SOCKET, SO_BINDTOIFINDEX, &ifindex, sizeof ifindex) == 0)
+        return 0;
+    if (errno == EPERM) { /* unprivileged, already device-bound: fine if to this very interface */
+        int saved = errno;
+        if (shim_bound_device(fd) == ifindex)
+            return 0;
+        errno = saved;
+    }
+    if (errno == ENOPROTOOPT) { /* kernel < 5.0: by name */
+        const char *name = pvd->info.interfaces[0];
+        for (unsigned int i = 0; i < pvd->info.n_interfaces; i++)
+            if ((int)pvd->info.ifindexes[i] == ifindex)
+                name = pvd->info.interfaces[i];
+        if (REAL(setsockopt)(fd, SOL_SOCKET, SO_BINDTODEVICE, name, (socklen_t)strlen(name) + 1) == 0)
+            return 0;
+    }
+    if (errno == ENODEV)
+        errno = ENETDOWN; /* the PvD's interface is gone: the PvD is gone */
+    return -1;
+}
+
+int shim_needs_route_check(struct in_addr d4)
+{
+    uint32_t a = ntohl(d4.s_addr);
+    return !(IN_MULTICAST(a) || a == INADDR_BROADCAST || (a >> 16) == 0xA9FE /* 169.254/16 */);
+}
+
+/* The socket's local address, when it has one (bound, or given one by connect). */
+int shim_bound_source(int fd, struct sockaddr_storage *cur, socklen_t *cur_len)
+{
+    *cur_len = sizeof *cur;
+    return getsockname(fd, (struct sockaddr *)cur, cur_len) == 0 && shim_sa_port((struct sockaddr *)cur) != 0;
+}
+
+/* Tie fd to pvd: device binding, mark, IPv4 route check, source binding.  Adds W_* to
+ * *flags.  Every step can be repeated (by a signal handler that ties the same socket while
+ * this thread is interrupted in the middle, or after a fork): each one checks what is
+ * already in place before acting. */
+
+/* The PvD's mark.  The program's sockets get it from pvdd only, which applies its policy
+ * (restricted PvDs) and whose absence must fail them closed (its tables are what the mark
+ * selects); the shim's own DNS sockets may set it directly first. */
+static int set_mark(int fd, const struct pvd_scope *pvd, unsigned int how)
+{
+    int mark = (int)pvd->info.mark;
+    int saved = errno;
+    if ((how & APPLY_MARK_SELF) && REAL(setsockopt)(fd, SOL_SOCKET, SO_MARK, &mark, sizeof mark) == 0)
+        return 0;
+    errno = saved;
+    return shim_pvdd_mark(fd, pvd->info.handle);
+}
+
+int shim_apply(int fd, unsigned int slot, const struct pvd_scope *pvd, uint32_t w, const struct sockaddr *dst,
+                      socklen_t dstlen, enum shim_op op, uint32_t *flags, unsigned int how)
+{
+    struct in_addr d4;
+    if (!(w & W_DEVBOUND)) {
+        if (shim_bind_device(fd, pvd, shim_pick_ifindex(pvd, dst, dstlen), (w & W_ADOPTED) != 0) < 0)
+            return -1;
+        *flags |= W_DEVBOUND;
+    }
+    if (pvd->info.mark && !(w & W_MARKED)) {
+        /* routing isolation / restricted PvD */
+        if (set_mark(fd, pvd, how) < 0)
+            return -1;
+        *flags |= W_MARKED;
+    }
+    if (op != OP_LISTEN && dst && shim_sa_v4(dst, dstlen, &d4) && shim_needs_route_check(d4) && !shim_v4_route_cached(slot, d4)) {
+        struct in_addr prefix;
+        unsigned int plen;
+        if (!shim_v4_route_exists(d4, (int)pvd->info.ifindexes[0], pvd->info.mark, &prefix, &plen)) {
+            errno = ENETUNREACH;
+            return -1;
+        }
+        shim_v4_route_remember(slot, prefix, plen);
+    }
+    if ((pvd->info.srcbind || (how & APPLY_SOURCE)) && op != OP_LISTEN && !(w & W_BOUND)) {
+        struct sockaddr_storage cur, src;
+        socklen_t cur_len, src_len = 0;
+        int family = (w & W_V6) ? AF_INET6 : AF_INET;
+        if (!shim_bound_source(fd, &cur, &cur_len)) {
+            if (shim_choose_source(pvd, family, dst, dstlen, 0, &src, &src_len) < 0) {
+                errno = ENETUNREACH; /* the PvD has no address of this family */
+                return -1;
+            }
+            if (REAL(bind)(fd, (struct sockaddr *)&src, src_len) < 0 &&
+                !(errno == EINVAL && shim_bound_source(fd, &cur, &cur_len))) /* bound meanwhile */
+                return -1;
+        }
+        /* bound earlier (by the program before the shim saw it, or meanwhile): only a PvD
+         * address will do */
+        if (shim_bound_source(fd, &cur, &cur_len) && !shim_addr_in_pvd(pvd, (struct sockaddr *)&cur, cur_len)) {
+            errno = ENETUNREACH;
+            return -1;
+        }
+        *flags |= W_BOUND;
+    }
+    if (w & W_V6)
+        *flags |= W_DSTCHECK;
+    return 0;
+}
+
+
+int shim_tie_own_socket(int fd, pvd_handle_t handle, const struct sockaddr *dst, socklen_t dstlen)
+{
+    unsigned int slot = shim_pvd_slot(handle);
+    const struct pvd_scope *pvd = shim_pvd_at(slot);
+    uint32_t flags = 0;
+    if (!pvd) {
+        errno = ENETUNREACH;
+        return -1;
+    }
+    uint32_t w = W_MAKE(FK_PENDING, slot, dst && dst->sa_family == AF_INET6 ? W_V6 : 0);
+    if (shim_apply(fd, slot, pvd, w, dst, dstlen, OP_SEND, &flags, APPLY_SOURCE | APPLY_MARK_SELF) < 0)
+        return -1;
+    fd_store(fd, W_MAKE(FK_SCOPED, slot, W_FLAGS(w) | flags));
+    return 0;
+}
