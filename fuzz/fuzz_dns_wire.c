@@ -10,10 +10,15 @@
  *   - round trip: the question name, encoded again by dns_build_query(), decodes to the same
  *     name and is accepted as the question of an empty reply;
  *   - dns_reverse_name() on every kept address fits its buffer;
+ *   - dns_reply_matches() (the raw transport's check of a reply against its query) gives
+ *     only its three codes, and agrees with dns_parse_response(): a reply this accepts matches
+ *     the query built from its question, and a reply that matches is never refused as
+ *     DNS_ERR_MISMATCH; a message is always a match for itself with QR set;
  *   - the input read as a presentation name (a C string): dns_build_query() either refuses it
  *     with DNS_ERR_NAME or encodes it so that dns_read_name() gives the same name back (case
  *     and one trailing dot aside), in at most 255 octets. */
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dns_wire.h"
@@ -30,17 +35,30 @@ static void check_name(const char *name, size_t size)
     CHECK(strstr(name, "..") == NULL);
 }
 
-static void round_trip(uint16_t id, const char *qname, uint16_t qtype)
+static int match_code(int rc)
+{
+    return rc == DNS_OK || rc == DNS_ERR_MISMATCH || rc == DNS_ERR_TRUNCATED;
+}
+
+static void round_trip(const uint8_t *data, size_t size, int parsed, uint16_t id, const char *qname,
+                       uint16_t qtype)
 {
     uint8_t q[DNS_UDP_MAX];
     int n = dns_build_query(q, sizeof q, id, qname, qtype);
     CHECK(n >= DNS_HEADER_LEN + 5);
+    int m = dns_reply_matches(q, (size_t)n, data, size);
+    CHECK(match_code(m));
+    CHECK(parsed != DNS_OK || m == DNS_OK);
+    CHECK(m != DNS_OK || parsed != DNS_ERR_MISMATCH);
     char back[DNS_NAME_MAX + 1];
     size_t off = DNS_HEADER_LEN;
     CHECK(dns_read_name(q, (size_t)n, &off, back, sizeof back) == DNS_OK);
     CHECK(strcmp(back, qname) == 0 && off + 4 == (size_t)n);
     CHECK(dns_name_equal(back, qname));
+    uint8_t query[DNS_UDP_MAX];
+    memcpy(query, q, (size_t)n);
     q[2] |= 0x80; /* the query becomes its own empty reply */
+    CHECK(dns_reply_matches(query, (size_t)n, q, (size_t)n) == DNS_OK);
     static struct dns_response r;
     CHECK(dns_parse_response(q, (size_t)n, id, qname, qtype, &r) == DNS_OK);
     CHECK(r.nanswers == 0 && r.rcode == 0 && !r.truncated);
@@ -113,7 +131,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     if (have_question)
-        round_trip(id, qname, qtype);
+        round_trip(data, size, rc, id, qname, qtype);
+    if (size >= DNS_HEADER_LEN) { /* the input as a query, and as its own reply */
+        uint8_t *reply = malloc(size);
+        if (reply) {
+            memcpy(reply, data, size);
+            reply[2] |= 0x80;
+            CHECK(match_code(dns_reply_matches(data, size, reply, size)));
+            free(reply);
+        }
+    }
     /* a second, unrelated question exercises the mismatch paths */
     rc = dns_parse_response(data, size, (uint16_t)(id ^ 1), "example.com", DNS_TYPE_AAAA, &resp);
     CHECK(rc <= 0 && rc >= DNS_ERR_FORMAT && rc != DNS_ERR_ARG);

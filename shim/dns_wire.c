@@ -209,9 +209,6 @@ int dns_parse_response(const uint8_t *msg, size_t len, uint16_t id, const char *
         return DNS_ERR_MISMATCH;
     if ((size_t)an + ns + ar > DNS_MAX_RECORDS)
         return DNS_ERR_OVERSIZE;
-    /* Every record takes at least 11 octets: a count beyond that is a lie. */
-    if (((size_t)an + ns + ar) * 11 > len - DNS_HEADER_LEN)
-        return out->truncated ? DNS_OK : DNS_ERR_TRUNCATED;
 
     size_t off = DNS_HEADER_LEN;
     char name[DNS_NAME_MAX + 1];
@@ -226,6 +223,10 @@ int dns_parse_response(const uint8_t *msg, size_t len, uint16_t id, const char *
     off += 4;
     if (out->truncated)
         return DNS_OK; /* the caller retries over TCP; a partial answer is not used */
+    /* Every record takes at least 11 octets: a count beyond that is a lie.  (Checked after
+     * the question: a reply to another question is a mismatch, with or without TC.) */
+    if (((size_t)an + ns + ar) * 11 > len - DNS_HEADER_LEN)
+        return DNS_ERR_TRUNCATED;
 
     unsigned total = (unsigned)an + ns + ar;
     for (unsigned i = 0; i < total; i++) {
