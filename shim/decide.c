@@ -174,6 +174,34 @@ int shim_packet_check(int fd, unsigned int ifindex)
     return 0;
 }
 
+/* What a socket about to be tied to `slot` becomes when there is no PvD to tie it to: with
+ * no PvD in force it is left to the system default (SETTLE_PASS); the null PvD, or a PvD gone
+ * from the table, fails the operation with `refused` (SETTLE_FAIL, errno set).  SETTLE_TIE:
+ * *pvd is the PvD to tie to.  SETTLE_AGAIN: another thread changed the word, look again. */
+enum { SETTLE_TIE, SETTLE_PASS, SETTLE_FAIL, SETTLE_AGAIN };
+static int settle(int fd, uint32_t w, unsigned int slot, int refused, const struct pvd_scope **pvd, uint32_t *wout)
+{
+    if (slot == SLOT_NONE) {
+        if (!fd_cas(fd, w, W_MAKE(FK_SYSTEM, 0, W_FLAGS(w))))
+            return SETTLE_AGAIN;
+        if (wout)
+            *wout = W_MAKE(FK_SYSTEM, 0, W_FLAGS(w));
+        return SETTLE_PASS;
+    }
+    if (slot == SLOT_NULL) {
+        if (!fd_cas(fd, w, W_MAKE(FK_NULLED, SLOT_NULL, W_FLAGS(w))))
+            return SETTLE_AGAIN;
+        errno = refused;
+        return SETTLE_FAIL;
+    }
+    *pvd = shim_pvd_at(slot);
+    if (!*pvd) {
+        errno = refused;
+        return SETTLE_FAIL;
+    }
+    return SETTLE_TIE;
+}
+
 int shim_prepare(int fd, const struct sockaddr *dst, socklen_t dstlen, enum shim_op op, uint32_t *wout)
 {
     int saved = errno;
@@ -238,23 +266,14 @@ int shim_prepare(int fd, const struct sockaddr *dst, socklen_t dstlen, enum shim
             return 0; /* loopback stays reachable */
         }
         unsigned int slot = (w & W_EXPLICIT) || W_KIND(w) == FK_BUSY ? W_SLOT(w) : shim_effective_slot();
-        if (slot == SLOT_NONE) {
-            if (!fd_cas(fd, w, W_MAKE(FK_SYSTEM, 0, W_FLAGS(w))))
-                continue;
-            *wout = W_MAKE(FK_SYSTEM, 0, W_FLAGS(w));
-            errno = saved;
-            return 0;
-        }
-        if (slot == SLOT_NULL) {
-            if (!fd_cas(fd, w, W_MAKE(FK_NULLED, SLOT_NULL, W_FLAGS(w))))
-                continue;
-            errno = ENETUNREACH;
-            return -1;
-        }
-        const struct pvd_scope *pvd = shim_pvd_at(slot);
-        if (!pvd) {
-            errno = ENETUNREACH;
-            return -1;
+        const struct pvd_scope *pvd;
+        int settled = settle(fd, w, slot, ENETUNREACH, &pvd, wout);
+        if (settled == SETTLE_AGAIN)
+            continue;
+        if (settled != SETTLE_TIE) {
+            if (settled == SETTLE_PASS)
+                errno = saved;
+            return settled == SETTLE_PASS ? 0 : -1;
         }
         int outer = t_tying_fd;
         t_tying_fd = fd;
@@ -335,22 +354,14 @@ int shim_prepare_bind(int fd, const struct sockaddr *addr, socklen_t len, struct
             return -1;
         }
         unsigned int slot = (!pending || (w & W_EXPLICIT) || W_KIND(w) == FK_BUSY) ? W_SLOT(w) : shim_effective_slot();
-        if (slot == SLOT_NONE) {
-            if (!fd_cas(fd, w, W_MAKE(FK_SYSTEM, 0, W_FLAGS(w))))
-                continue;
-            errno = saved;
-            return 0;
-        }
-        if (slot == SLOT_NULL) {
-            if (!fd_cas(fd, w, W_MAKE(FK_NULLED, SLOT_NULL, W_FLAGS(w))))
-                continue;
-            errno = EADDRNOTAVAIL;
-            return -1;
-        }
-        const struct pvd_scope *pvd = shim_pvd_at(slot);
-        if (!pvd) {
-            errno = EADDRNOTAVAIL;
-            return -1;
+        const struct pvd_scope *pvd;
+        int settled = settle(fd, w, slot, EADDRNOTAVAIL, &pvd, NULL);
+        if (settled == SETTLE_AGAIN)
+            continue;
+        if (settled != SETTLE_TIE) {
+            if (settled == SETTLE_PASS)
+                errno = saved;
+            return settled == SETTLE_PASS ? 0 : -1;
         }
         if (shim_check_dst(W_MAKE(FK_SCOPED, slot, W_FLAGS(w) | W_V6), addr->sa_family == AF_INET6 ? addr : NULL,
                            len) < 0)

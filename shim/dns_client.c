@@ -53,7 +53,7 @@ void dns_options_load(struct dns_options *opt)
     }
 }
 
-static uint16_t random_id(void)
+uint16_t dns_random_id(void)
 {
     uint16_t id;
     if (getrandom(&id, sizeof id, GRND_NONBLOCK) == (ssize_t)sizeof id)
@@ -312,7 +312,7 @@ static int exchange_udp(const struct pvd_dns_scope *scope, const struct pvd_dns_
     for (int i = 0; i < nq; i++) {
         struct question *q = qs[i];
         q->answered = q->needs_tcp = 0;
-        q->id = random_id();
+        q->id = dns_random_id();
         if (i > 0 && q->id == qs[0]->id)
             q->id ^= 0x8000;
         q->qlen = dns_build_query(q->query, sizeof q->query, q->id, q->name, q->qtype);

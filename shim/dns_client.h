@@ -79,4 +79,7 @@ int dns_resolve_addrs(const struct pvd_dns_scope *scope, const struct dns_option
 int dns_resolve_ptr(const struct pvd_dns_scope *scope, const struct dns_options *opt,
                     int family, const uint8_t *addr, char *host, size_t hostlen);
 
+/* A DNS query id from getrandom (the clock when that fails). */
+uint16_t dns_random_id(void);
+
 #endif

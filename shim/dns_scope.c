@@ -99,3 +99,13 @@ void pvd_dns_warn_once(unsigned key, const char *msg)
         return;
     shim_say("pvdrun: %s\n", msg);
 }
+
+void pvd_dns_warn_no_servers(const struct pvd_dns_scope *scope)
+{
+    char msg[PVD_DNS_ID_MAX + 128];
+    snprintf(msg, sizeof msg,
+             "PvD %s has no DNS server reachable from its own addresses: name lookups fail "
+             "(the system's resolvers are never used)",
+             scope->id[0] ? scope->id : "(unnamed)");
+    pvd_dns_warn_once(2, msg);
+}

@@ -73,4 +73,7 @@ int pvd_dns_parse_scope(const char *line, struct pvd_dns_scope *out);
  * server, 3: socket mark refused).  errno is preserved. */
 void pvd_dns_warn_once(unsigned key, const char *msg);
 
+/* Say, once per process (key 2), that the PvD has no usable DNS server. */
+void pvd_dns_warn_no_servers(const struct pvd_dns_scope *scope);
+
 #endif

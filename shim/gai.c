@@ -93,15 +93,6 @@ static int is_numeric_host(const char *node)
     return inet_pton(AF_INET6, buf, a6) == 1 ? AF_INET6 : 0;
 }
 
-static void warn_no_servers(const struct pvd_dns_scope *scope)
-{
-    char msg[PVD_DNS_ID_MAX + 128];
-    snprintf(msg, sizeof msg,
-             "PvD %s has no DNS server reachable from its own addresses: name lookups fail "
-             "(the system's resolvers are never used)",
-             scope->id[0] ? scope->id : "(unnamed)");
-    pvd_dns_warn_once(2, msg);
-}
 
 /* Look name up in the scope: the nsswitch sources in order. */
 static int scoped_lookup(const struct pvd_dns_scope *scope, const char *name, int want4,
@@ -123,7 +114,7 @@ static int scoped_lookup(const struct pvd_dns_scope *scope, const char *name, in
             continue;
         }
         if (scope->nservers == 0) {
-            warn_no_servers(scope);
+            pvd_dns_warn_no_servers(scope);
             result = DNS_RES_NOSERVER;
             continue;
         }
@@ -133,7 +124,7 @@ static int scoped_lookup(const struct pvd_dns_scope *scope, const char *name, in
         if (rc == DNS_RES_OK)
             return rc;
         if (rc == DNS_RES_NOSERVER)
-            warn_no_servers(scope);
+            pvd_dns_warn_no_servers(scope);
         result = rc;
         out->naddrs = 0;
     }
@@ -354,7 +345,7 @@ SHIM_API int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
             continue;
         }
         if (scope.nservers == 0) {
-            warn_no_servers(&scope);
+            pvd_dns_warn_no_servers(&scope);
             res = DNS_RES_NOSERVER;
             continue;
         }
@@ -362,7 +353,7 @@ SHIM_API int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
         dns_options_load(&opt);
         res = dns_resolve_ptr(&scope, &opt, family, addr, name, sizeof name);
         if (res == DNS_RES_NOSERVER)
-            warn_no_servers(&scope);
+            pvd_dns_warn_no_servers(&scope);
     }
     if (res == DNS_RES_OK) {
         if (flags & NI_NOFQDN) {

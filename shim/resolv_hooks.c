@@ -84,25 +84,6 @@ static void set_herrno(res_state statp, int value)
         statp->res_h_errno = value;
 }
 
-static void warn_no_servers(const struct pvd_dns_scope *scope)
-{
-    char msg[PVD_DNS_ID_MAX + 128];
-    snprintf(msg, sizeof msg,
-             "PvD %s has no DNS server reachable from its own addresses: name lookups fail "
-             "(the system's resolvers are never used)",
-             scope->id[0] ? scope->id : "(unnamed)");
-    pvd_dns_warn_once(2, msg);
-}
-
-static uint16_t query_id(void)
-{
-    uint16_t id;
-    if (getrandom(&id, sizeof id, GRND_NONBLOCK) == (ssize_t)sizeof id)
-        return id;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint16_t)(ts.tv_nsec ^ (ts.tv_nsec >> 16) ^ getpid());
-}
 
 /* dns_send_raw flags and the RD bit from a res_state: only an initialised
  * state says anything (res_ninit's defaults: RD set, UDP first). */
@@ -131,7 +112,7 @@ static int scoped_query(const struct pvd_dns_scope *scope, res_state statp, cons
     uint8_t query[DNS_UDP_MAX];
     int qlen = -1;
     if (name && klass >= 0 && klass <= 0xFFFF && type >= 0 && type <= 0xFFFF)
-        qlen = dns_build_query(query, sizeof query, query_id(), name, (uint16_t)type);
+        qlen = dns_build_query(query, sizeof query, dns_random_id(), name, (uint16_t)type);
     if (qlen < 0) {
         set_herrno(statp, NO_RECOVERY);
         return -1;
@@ -151,7 +132,7 @@ static int scoped_query(const struct pvd_dns_scope *scope, res_state statp, cons
     int n = dns_send_raw(scope, &opt, query, qlen, answer, anslen, flags);
     if (n < 0) {
         if (n == DNS_Q_NOSERVER) {
-            warn_no_servers(scope);
+            pvd_dns_warn_no_servers(scope);
             *kind = Q_NOSERVER;
         } else {
             *kind = n == DNS_Q_SERVFAIL ? Q_SERVFAIL : Q_TIMEOUT;
@@ -323,7 +304,7 @@ static int scoped_send(const struct pvd_dns_scope *scope, res_state statp,
         return n;
     }
     if (n == DNS_Q_NOSERVER)
-        warn_no_servers(scope);
+        pvd_dns_warn_no_servers(scope);
     errno = n == DNS_Q_NOSERVER ? ECONNREFUSED : n == DNS_Q_BADNAME ? EINVAL : ETIMEDOUT;
     return -1;
 }
@@ -378,10 +359,7 @@ SHIM_API int res_nquery(res_state statp, const char *name, int klass, int type,
 }
 
 SHIM_API int __res_nquery(res_state statp, const char *name, int klass, int type,
-                        unsigned char *answer, int anslen)
-{
-    return do_nquery(statp, name, klass, type, answer, anslen, REAL(res_nquery), 0);
-}
+                        unsigned char *answer, int anslen) __attribute__((alias("res_nquery"), copy(res_nquery)));
 
 SHIM_API int res_nsearch(res_state statp, const char *name, int klass, int type,
                        unsigned char *answer, int anslen)
@@ -390,10 +368,7 @@ SHIM_API int res_nsearch(res_state statp, const char *name, int klass, int type,
 }
 
 SHIM_API int __res_nsearch(res_state statp, const char *name, int klass, int type,
-                         unsigned char *answer, int anslen)
-{
-    return do_nquery(statp, name, klass, type, answer, anslen, REAL(res_nsearch), 1);
-}
+                         unsigned char *answer, int anslen) __attribute__((alias("res_nsearch"), copy(res_nsearch)));
 
 static int do_nquerydomain(res_state statp, const char *name, const char *domain, int klass,
                            int type, unsigned char *answer, int anslen)
@@ -425,10 +400,7 @@ SHIM_API int res_nquerydomain(res_state statp, const char *name, const char *dom
 }
 
 SHIM_API int __res_nquerydomain(res_state statp, const char *name, const char *domain, int klass,
-                              int type, unsigned char *answer, int anslen)
-{
-    return do_nquerydomain(statp, name, domain, klass, type, answer, anslen);
-}
+                              int type, unsigned char *answer, int anslen) __attribute__((alias("res_nquerydomain"), copy(res_nquerydomain)));
 
 static int do_nsend(res_state statp, const unsigned char *msg, int msglen, unsigned char *answer,
                     int anslen)
@@ -453,10 +425,7 @@ SHIM_API int res_nsend(res_state statp, const unsigned char *msg, int msglen, un
 }
 
 SHIM_API int __res_nsend(res_state statp, const unsigned char *msg, int msglen,
-                       unsigned char *answer, int anslen)
-{
-    return do_nsend(statp, msg, msglen, answer, anslen);
-}
+                       unsigned char *answer, int anslen) __attribute__((alias("res_nsend"), copy(res_nsend)));
 
 /* ---- the forms on the thread's _res ---- */
 
@@ -488,20 +457,14 @@ SHIM_API int res_query(const char *name, int klass, int type, unsigned char *ans
     return do_query(name, klass, type, answer, anslen, REAL(res_query), 0);
 }
 
-SHIM_API int __res_query(const char *name, int klass, int type, unsigned char *answer, int anslen)
-{
-    return do_query(name, klass, type, answer, anslen, REAL(res_query), 0);
-}
+SHIM_API int __res_query(const char *name, int klass, int type, unsigned char *answer, int anslen) __attribute__((alias("res_query"), copy(res_query)));
 
 SHIM_API int res_search(const char *name, int klass, int type, unsigned char *answer, int anslen)
 {
     return do_query(name, klass, type, answer, anslen, REAL(res_search), 1);
 }
 
-SHIM_API int __res_search(const char *name, int klass, int type, unsigned char *answer, int anslen)
-{
-    return do_query(name, klass, type, answer, anslen, REAL(res_search), 1);
-}
+SHIM_API int __res_search(const char *name, int klass, int type, unsigned char *answer, int anslen) __attribute__((alias("res_search"), copy(res_search)));
 
 static int do_querydomain(const char *name, const char *domain, int klass, int type,
                           unsigned char *answer, int anslen)
@@ -532,10 +495,7 @@ SHIM_API int res_querydomain(const char *name, const char *domain, int klass, in
 }
 
 SHIM_API int __res_querydomain(const char *name, const char *domain, int klass, int type,
-                             unsigned char *answer, int anslen)
-{
-    return do_querydomain(name, domain, klass, type, answer, anslen);
-}
+                             unsigned char *answer, int anslen) __attribute__((alias("res_querydomain"), copy(res_querydomain)));
 
 static int do_send(const unsigned char *msg, int msglen, unsigned char *answer, int anslen)
 {
@@ -557,10 +517,7 @@ SHIM_API int res_send(const unsigned char *msg, int msglen, unsigned char *answe
     return do_send(msg, msglen, answer, anslen);
 }
 
-SHIM_API int __res_send(const unsigned char *msg, int msglen, unsigned char *answer, int anslen)
-{
-    return do_send(msg, msglen, answer, anslen);
-}
+SHIM_API int __res_send(const unsigned char *msg, int msglen, unsigned char *answer, int anslen) __attribute__((alias("res_send"), copy(res_send)));
 
 /* ---- gethostbyaddr ---- */
 
@@ -643,7 +600,7 @@ static int scoped_gethostbyaddr_r(int status, const struct pvd_dns_scope *scope,
             bytes = (const uint8_t *)addr + 12;
         }
         if (scope->nservers == 0) {
-            warn_no_servers(scope);
+            pvd_dns_warn_no_servers(scope);
             res = DNS_RES_NOSERVER;
             continue;
         }
@@ -651,7 +608,7 @@ static int scoped_gethostbyaddr_r(int status, const struct pvd_dns_scope *scope,
         dns_options_load(&opt);
         res = dns_resolve_ptr(scope, &opt, family, bytes, name, sizeof name);
         if (res == DNS_RES_NOSERVER)
-            warn_no_servers(scope);
+            pvd_dns_warn_no_servers(scope);
     }
     switch (res) {
     case DNS_RES_OK:
