@@ -18,10 +18,17 @@
 
 /* Not a program's own runtime: the link-order check and leak detection (the
  * program's leaks, not ours) would only add noise; abort so that a test sees
- * a signal, not an ordinary exit status. */
+ * a signal, not an ordinary exit status.
+ *
+ * symbolize=0: ASan starts before libc is initialised (asan_start.c), and its
+ * symbolizer would set itself up there with mmap(), one of the shim's hooks:
+ * the shim would then initialise at that moment, before `environ` exists,
+ * every time, instead of in its constructor as in the normal build.  Reports
+ * give module+offset frames, which tests/asan/scan_logs.py turns into
+ * file:line with addr2line. */
 PVDRUN_EXPORT const char *__asan_default_options(void)
 {
-	return "verify_asan_link_order=0:detect_leaks=0:abort_on_error=1:"
+	return "verify_asan_link_order=0:detect_leaks=0:abort_on_error=1:symbolize=0:"
 	       "log_path=" PVDRUN_SANITIZER_LOG_DIR "/asan";
 }
 
