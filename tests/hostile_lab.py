@@ -5,7 +5,7 @@ A hostile program (tests/c/hostile_*.c) prints one line per case, ``CASE RESULT`
 capture says which case crossed which link.  The proof that nothing leaked is a
 :class:`Watch`: tcpdump (``--immediate-mode -U``, raw frames) on the OTHER ISP's link,
 proven live at the end by a marker datagram sent on that link from the ISP's own
-namespace, which it must have captured.
+namespace, which it must have captured (the suite's one capture, tests/fixtures/capture.py).
 
 Where the programs run (:class:`HostileEnv`):
 
@@ -28,17 +28,15 @@ import os
 import re
 import secrets
 import shutil
-import socket
-import struct
 import subprocess
 import sys
 import tempfile
-import time
 from typing import Any, Iterator
 
 import pytest
 
-from lab_fixture import Capture
+from fixtures.capture import LinkCapture, describe, ip_source, membership_reports  # noqa: F401
+from fixtures.capture import leak_problems as link_leak_problems
 from pvdrun.shim import library_path
 from routing_daemon import PvddInLab
 
@@ -48,7 +46,6 @@ PRLIMIT = shutil.which("prlimit") or "/usr/bin/prlimit"
 C_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "c")
 #: The PvD every hostile program is scoped to, and the ISP whose link must see nothing.
 PVD, OTHER = "ispb", "ispa"
-MARK_PORT = 47999
 _users = itertools.count()
 
 
@@ -83,147 +80,21 @@ def mismatches(got: dict[str, str], want: dict[str, str | tuple[str, ...]]) -> l
     return bad
 
 
-# ---- frames ----------------------------------------------------------------------------
+# ---- the capture: the suite's one (tests/fixtures/capture.py) ------------------------------
 
-def describe(frame: bytes) -> str:
-    """One line for a raw Ethernet frame: addresses, protocol, ports, printable payload."""
-    ethertype = struct.unpack("!H", frame[12:14])[0] if len(frame) >= 14 else 0
-    body = frame[14:]
-    text = "".join(chr(b) if 32 <= b < 127 else "." for b in body[-64:])
-    if ethertype == 0x0800 and len(body) >= 20:
-        ihl = (body[0] & 0x0F) * 4
-        proto, src, dst = body[9], socket.inet_ntop(socket.AF_INET, body[12:16]), \
-            socket.inet_ntop(socket.AF_INET, body[16:20])
-        ports = body[ihl:ihl + 4]
-    elif ethertype == 0x86DD and len(body) >= 40:
-        proto, src, dst = body[6], socket.inet_ntop(socket.AF_INET6, body[8:24]), \
-            socket.inet_ntop(socket.AF_INET6, body[24:40])
-        ports = body[40:44]
-    else:
-        return f"ethertype {ethertype:#06x} len {len(frame)} ...{text}"
-    sport, dport = struct.unpack("!HH", ports) if len(ports) == 4 else (0, 0)
-    extra = f" {sport} > {dport}" if proto in (6, 17) else ""
-    return f"{src} > {dst} proto {proto}{extra} len {len(frame)} ...{text}"
-
-
-def ip_source(frame: bytes) -> str | None:
-    """The IP source address of a frame (None if it is not IPv4/IPv6)."""
-    ethertype = struct.unpack("!H", frame[12:14])[0] if len(frame) >= 14 else 0
-    if ethertype == 0x0800 and len(frame) >= 34:
-        return socket.inet_ntop(socket.AF_INET, frame[26:30])
-    if ethertype == 0x86DD and len(frame) >= 54:
-        return socket.inet_ntop(socket.AF_INET6, frame[22:38])
-    return None
-
-
-def membership_reports(frame: bytes) -> list[str]:
-    """Group addresses in an IGMP (v2, v3) or MLD (v1, v2) membership report frame."""
-    groups: list[str] = []
-    ethertype = struct.unpack("!H", frame[12:14])[0] if len(frame) >= 14 else 0
-    body = frame[14:]
-    try:
-        if ethertype == 0x0800 and len(body) >= 20 and body[9] == 2:
-            igmp = body[(body[0] & 0x0F) * 4:]
-            if igmp[0] in (0x12, 0x16):
-                groups.append(socket.inet_ntop(socket.AF_INET, igmp[4:8]))
-            elif igmp[0] == 0x22:
-                pos = 8
-                for _ in range(struct.unpack("!H", igmp[6:8])[0]):
-                    aux, nsrc = igmp[pos + 1], struct.unpack("!H", igmp[pos + 2:pos + 4])[0]
-                    groups.append(socket.inet_ntop(socket.AF_INET, igmp[pos + 4:pos + 8]))
-                    pos += 8 + 4 * nsrc + 4 * aux
-        elif ethertype == 0x86DD and len(body) >= 40:
-            nexthdr, off = body[6], 40
-            while nexthdr in (0, 43, 60):
-                nexthdr, off = body[off], off + (body[off + 1] + 1) * 8
-            icmp = body[off:]
-            if nexthdr == 58 and icmp and icmp[0] == 131:
-                groups.append(socket.inet_ntop(socket.AF_INET6, icmp[8:24]))
-            elif nexthdr == 58 and icmp and icmp[0] == 143:
-                pos = 8
-                for _ in range(struct.unpack("!H", icmp[6:8])[0]):
-                    aux, nsrc = icmp[pos + 1], struct.unpack("!H", icmp[pos + 2:pos + 4])[0]
-                    groups.append(socket.inet_ntop(socket.AF_INET6, icmp[pos + 4:pos + 20]))
-                    pos += 20 + 16 * nsrc + 4 * aux
-    except (IndexError, struct.error, ValueError):
-        pass  # a truncated report: nothing more to read
-    return groups
-
-
-class Watch:
-    """tcpdump on one ISP's link for the duration of a ``with`` block, proven live.
-
-    On leaving the block, a marker datagram (unique payload, UDP port MARK_PORT) is sent
-    on that link from the ISP's namespace, to ff02::1 (every link has IPv6), and the block
-    waits until the capture holds it: ``marker_seen`` then says the capture was running
-    from before the program started until after it ended."""
+class Watch(LinkCapture):
+    """The suite's capture on one ISP's side of its link (proven live by markers sent on that
+    link from the ISP's namespace, lost frames counted), with the hostile programs' tokens."""
 
     def __init__(self, lab: Any, isp: str) -> None:
+        super().__init__(lab.isp(isp)["capture_ns"], lab.isp(isp)["capture_if"], label=isp)
         self.lab, self.isp = lab, isp
-        self.ns, self.ifname = lab.isp(isp)["capture_ns"], lab.isp(isp)["capture_if"]
-        # --immediate-mode makes libpcap use a ring of snapshot-length slots: with the default
-        # 262144-byte snapshot, its 2 MiB buffer holds 8 frames and a burst is dropped
-        # (seen: 30 of 64).  A small snapshot and a large buffer keep every frame.
-        self.capture = Capture(self.ns, self.ifname, bpf="--immediate-mode -s 2048 -B 32768", pcap=True)
-        self.marker = ("HMARK" + secrets.token_hex(6)).encode()
-        self.marker_seen = False
-        self.frames: list[bytes] = []
-
-    def __enter__(self) -> "Watch":
-        self.capture.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        try:
-            self.marker_seen = self._send_marker()
-        finally:
-            self.capture.__exit__(*exc)
-            self.frames = self.capture.frames
-
-    def _send_marker(self) -> bool:
-        code = ("import socket, sys\n"
-                "s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n"
-                "s.sendto(sys.argv[1].encode(), ('ff02::1%' + sys.argv[2], int(sys.argv[3])))\n")
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            subprocess.run(["ip", "netns", "exec", self.ns, sys.executable, "-c", code, self.marker.decode(),
-                            self.ifname, str(MARK_PORT)], check=True, capture_output=True, timeout=30)
-            for _ in range(10):
-                if any(self.marker in frame for frame in self.capture.read_frames()):
-                    return True
-                time.sleep(0.1)
-        return False
-
-    def carrying(self, needle: str | bytes) -> list[bytes]:
-        """Captured frames whose bytes contain ``needle``."""
-        data = needle.encode() if isinstance(needle, str) else needle
-        return [frame for frame in self.frames if data in frame]
-
-    def show(self, frames: list[bytes] | None = None) -> str:
-        chosen = self.frames if frames is None else frames
-        return f"{self.isp} link, {len(chosen)} frame(s):\n" + "\n".join(describe(f) for f in chosen[:40])
-
-    def dropped(self) -> int | None:
-        """Frames tcpdump reported "dropped by kernel" (None if it did not say)."""
-        for line in self.capture.stderr:
-            if line.endswith("packets dropped by kernel") or line.endswith("packet dropped by kernel"):
-                return int(line.split()[0])
-        return None
-
-    def live_problems(self) -> list[str]:
-        """Why this capture cannot prove anything (empty: it ran through the block, lost nothing)."""
-        if not self.marker_seen:
-            return [f"the capture on {self.isp}'s link never saw its marker: " + self.show()]
-        if self.dropped() != 0:
-            return [f"tcpdump on {self.isp}'s link lost frames: {self.capture.stderr}"]
-        return []
 
     def leak_problems(self, token: str) -> list[str]:
         """Problems: the capture is not proven live, or it holds frames of the program."""
-        problems = self.live_problems()
-        leaked = self.carrying(token)
-        if leaked:
-            problems.append(f"LEAK on {self.isp}'s link, cases {self.cases(token)}: " + self.show(leaked))
+        problems = link_leak_problems(self, tokens=[token])
+        if self.carrying(token):
+            problems.append(f"(leaked cases: {self.cases(token)})")
         return problems
 
     def cases(self, token: str) -> list[str]:
@@ -233,10 +104,6 @@ class Watch:
             for match in re.finditer(re.escape(token.encode()) + rb":([A-Za-z0-9_]+);", frame):
                 found.add(match[1].decode())
         return sorted(found)
-
-    def reported_groups(self) -> set[str]:
-        """Every group a membership report on this link named."""
-        return {group for frame in self.frames for group in membership_reports(frame)}
 
     def missing(self, token: str, cases: list[str]) -> list[str]:
         """The cases of which no frame was captured."""

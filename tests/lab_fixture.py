@@ -7,141 +7,32 @@ a :class:`Lab`:
 
 * ``lab.exec(["curl", ...])`` runs a command in the host namespace (or ``ns="ispa"``...);
 * ``lab.popen(...)`` starts one there;
-* ``with lab.capture("ispb") as cap: ...`` runs tcpdump on ispb's side of the
-  host's link for the duration of the block; afterwards ``cap.lines``,
+* ``with lab.capture("ispb") as cap: ...`` runs the suite's capture
+  (fixtures/capture.py: proven live by markers, lost frames counted) on ispb's
+  side of the host's link for the duration of the block; afterwards ``cap.lines``,
   ``cap.saw(text)``, ``cap.packets_from(addr)``, ``cap.packets_to(addr)``
-  (or, with ``pcap=True``, ``cap.frames`` raw Ethernet frames) tell what that
-  ISP really received.
+  and ``cap.frames`` (raw Ethernet frames) tell what that ISP really received.
+  Leak verdicts are ``fixtures.capture.assert_no_leak(cap, ...)``.
 """
 from __future__ import annotations
 
 import atexit
 import os
-import re
 import shutil
 import signal
-import struct
 import subprocess
-import tempfile
-import threading
-import time
 from typing import Any, Iterator
 
 import pytest
 
+from fixtures.capture import LinkCapture
+from fixtures.prereq import require
 from pvdrun import lab as lab_api
 
 IP = shutil.which("ip") or "/usr/sbin/ip"
-TCPDUMP = shutil.which("tcpdump") or "/usr/bin/tcpdump"
 
-#: "HH:MM:SS.us IP6 SRC > DST: ..." in ``tcpdump -n`` output.
-_ADDR_RE = re.compile(r"\bIP6? (\S+) > (\S+?):? ")
-
-
-def _addr_matches(field: str, addr: str) -> bool:
-    """tcpdump prints ``ADDR`` or ``ADDR.PORT``; compare the address part only."""
-    return field == addr or field.startswith(addr + ".")
-
-
-class Capture:
-    """tcpdump on one interface of one namespace, for the duration of a ``with`` block."""
-
-    def __init__(self, ns: str, ifname: str, bpf: str = "", pcap: bool = False,
-                 settle: float = 0.3) -> None:
-        self.ns, self.ifname, self.bpf, self.pcap, self.settle = ns, ifname, bpf, pcap, settle
-        self.lines: list[str] = []
-        self.frames: list[bytes] = []
-        self.stderr: list[str] = []
-        self._listening = threading.Event()
-        self._proc: subprocess.Popen | None = None
-        self._pcap_path: str | None = None
-        self._threads: list[threading.Thread] = []
-
-    # -- lifecycle -------------------------------------------------------------
-    def __enter__(self) -> "Capture":
-        argv = [IP, "netns", "exec", self.ns, TCPDUMP, "-n", "-l", "-i", self.ifname, "-Z", "root"]
-        if self.pcap:
-            fd, self._pcap_path = tempfile.mkstemp(prefix="pvdlab-", suffix=".pcap")
-            os.close(fd)
-            argv += ["-U", "-w", self._pcap_path]
-        argv += self.bpf.split() if self.bpf else []
-        self._proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      stdin=subprocess.DEVNULL, text=True)
-        self._threads = [threading.Thread(target=self._read_stdout, daemon=True),
-                         threading.Thread(target=self._read_stderr, daemon=True)]
-        for thread in self._threads:
-            thread.start()
-        if not self._listening.wait(10) or self._proc.poll() is not None:
-            self._stop()
-            raise RuntimeError(f"tcpdump on {self.ns}/{self.ifname} did not start: "
-                               f"{' '.join(self.stderr)}")
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        time.sleep(self.settle)  # let the last packets of the block arrive
-        self._stop()
-
-    def _stop(self) -> None:
-        if self._proc is None:
-            return
-        if self._proc.poll() is None:
-            self._proc.send_signal(signal.SIGINT)
-            try:
-                self._proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
-        for thread in self._threads:
-            thread.join(timeout=5)
-        if self._pcap_path:
-            self.frames = self.read_frames()
-            os.unlink(self._pcap_path)
-            self._pcap_path = None
-        self._proc = None
-
-    def _read_stdout(self) -> None:
-        assert self._proc and self._proc.stdout
-        for line in self._proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def _read_stderr(self) -> None:
-        assert self._proc and self._proc.stderr
-        for line in self._proc.stderr:
-            self.stderr.append(line.rstrip("\n"))
-            if "listening on" in line:
-                self._listening.set()
-        self._listening.set()  # tcpdump exited: stop waiting (the check reports it)
-
-    # -- results -----------------------------------------------------------------
-    def read_frames(self) -> list[bytes]:
-        """Raw frames of a ``pcap=True`` capture (also usable while it still runs)."""
-        if not self._pcap_path:
-            return list(self.frames)
-        with open(self._pcap_path, "rb") as handle:
-            data = handle.read()
-        if len(data) < 24:
-            return []
-        endian = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-        frames, pos = [], 24
-        while pos + 16 <= len(data):
-            incl_len = struct.unpack(endian + "IIII", data[pos:pos + 16])[2]
-            if pos + 16 + incl_len > len(data):
-                break
-            frames.append(data[pos + 16:pos + 16 + incl_len])
-            pos += 16 + incl_len
-        return frames
-
-    def saw(self, text: str) -> bool:
-        """True if any captured line contains ``text``."""
-        return any(text in line for line in self.lines)
-
-    def packets_from(self, addr: str) -> list[str]:
-        """Captured lines whose source address is ``addr``."""
-        return [l for l in self.lines if (m := _ADDR_RE.search(l)) and _addr_matches(m[1], addr)]
-
-    def packets_to(self, addr: str) -> list[str]:
-        """Captured lines whose destination address is ``addr``."""
-        return [l for l in self.lines if (m := _ADDR_RE.search(l)) and _addr_matches(m[2], addr)]
+#: The suite's one capture (tests/fixtures/capture.py): proven live by markers, counts lost frames.
+Capture = LinkCapture
 
 
 class Lab:
@@ -193,13 +84,14 @@ class Lab:
         return subprocess.Popen(self.argv(args, ns), **kwargs)
 
     def capture(self, isp: str | None = None, bpf: str = "", *, ns: str | None = None,
-                ifname: str | None = None, pcap: bool = False) -> Capture:
-        """tcpdump on ``isp``'s capture interface (or on role ``ns``'s ``ifname``)."""
+                ifname: str | None = None, pcap: bool = True) -> LinkCapture:
+        """The suite's capture (fixtures/capture.py) on ``isp``'s capture interface (its side of
+        the host's link, or of the gateway's upstream in scenario 2), or on role ``ns``'s ``ifname``."""
         if isp is not None:
-            return Capture(self.isp(isp)["capture_ns"], self.isp(isp)["capture_if"], bpf, pcap)
+            return LinkCapture(self.isp(isp)["capture_ns"], self.isp(isp)["capture_if"], bpf, label=isp)
         if ns is None or ifname is None:
             raise ValueError("capture needs an ISP, or both ns and ifname")
-        return Capture(self.ns(ns), ifname, bpf, pcap)
+        return LinkCapture(self.ns(ns), ifname, bpf, label=f"{ns}/{ifname}")
 
 
 #: Labs this process brought up and has not yet torn down (atexit safety net).
@@ -234,8 +126,7 @@ def lab_name(scenario: int) -> str:
 
 
 def _lab(scenario: int) -> Iterator[Lab]:
-    if os.geteuid() != 0:
-        pytest.skip("the lab needs root (network namespaces)")
+    require(os.geteuid() == 0, "root (the lab builds network namespaces)")
     name = lab_name(scenario)
     # A state file with our own pid-derived name can only be a crashed earlier run's.
     lab_api.down(name)
