@@ -68,7 +68,7 @@ def list_pvds(socket_path: str | None = None, *, use_daemon: bool = True) -> lis
 
     Asks pvdd at ``socket_path`` ($PVDRUN_SOCKET, /run/pvd/pvdd.sock) when it
     answers and ``use_daemon`` is true, else runs a one-shot discovery.
-    Raises pvdrun.discovery.config.ConfigError for a malformed configuration.
+    Raises pvdrun.config.ConfigError for a malformed configuration.
     """
     if use_daemon:
         reply = _ask(socket_path, "list")

@@ -181,10 +181,10 @@ def _parse_pvd(name: str, table: Any) -> ConfiguredPvd:
     pvd.users = _str_list(table.get("users", []), "users")
     pvd.groups = _str_list(table.get("groups", []), "groups")
     for user in pvd.users:
-        if not _known(pwd.getpwnam, user):
+        if uid_of(user) is None:
             raise ValueError(f"users names an unknown user {user!r}")
     for group in pvd.groups:
-        if not _known(grp.getgrnam, group):
+        if gid_of(group) is None:
             raise ValueError(f"groups names an unknown group {group!r}")
     restricted = table.get("restricted", False)
     if not isinstance(restricted, bool):
@@ -197,15 +197,26 @@ def _parse_pvd(name: str, table: Any) -> ConfiguredPvd:
     return pvd
 
 
-def _known(getter: Any, name: str) -> bool:
-    """True if the user/group database knows ``name`` (or a numeric id)."""
+def uid_of(name: str) -> int | None:
+    """The uid a ``users`` entry means: a numeric id, or a name the user database knows
+    (None: unknown)."""
     if name.isdigit():
-        return True
+        return int(name)
     try:
-        getter(name)
+        return pwd.getpwnam(name).pw_uid
     except KeyError:
-        return False
-    return True
+        return None
+
+
+def gid_of(name: str) -> int | None:
+    """The gid a ``groups`` entry means: a numeric id, or a name the group database knows
+    (None: unknown)."""
+    if name.isdigit():
+        return int(name)
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        return None
 
 
 def _parse_routing(table: Any) -> RoutingConfig:

@@ -74,7 +74,7 @@ def pvd_for(name: str, socket_path: str | None) -> "Pvd | None":
         # A malformed configuration (exit 7) can only come from a lookup that loaded the
         # configuration module, i.e. without pvdd: importing it up front would cost every
         # launch its tomllib import.
-        config = sys.modules.get("pvdrun.discovery.config")
+        config = sys.modules.get("pvdrun.config")
         if config is not None and isinstance(exc, config.ConfigError):
             fail(str(exc), config.EXIT_BAD_CONFIG)
         status = EXIT_NO_DAEMON if type(exc).__module__.startswith("pvdrun.daemon") else EXIT_MISSING_PREREQ

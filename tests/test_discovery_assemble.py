@@ -7,7 +7,7 @@ import pytest
 
 from pvdrun.discovery import ra_craft as craft
 from pvdrun.discovery.assemble import assemble
-from pvdrun.discovery.config import Config, ConfiguredPvd
+from pvdrun.config import Config, ConfiguredPvd
 from pvdrun.discovery.kernel import RTPROT_RA, Address, KernelState, KRoute, Link
 from pvdrun.discovery.linkstate import LinkDns
 from pvdrun.discovery.ra import parse_ra

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pvdrun.discovery.config import EXIT_BAD_CONFIG, ConfigError, load_config, parse_config
+from pvdrun.config import EXIT_BAD_CONFIG, ConfigError, load_config, parse_config
 
 GOOD = """\
 default = "work"

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import example, given, strategies as st
 
 from property_settings import PROPERTY
-from pvdrun.discovery.config import MAX_PVD_SLOTS, Config, ConfigError, parse_config
+from pvdrun.config import MAX_PVD_SLOTS, Config, ConfigError, parse_config
 
 PATH = "/etc/pvd/pvd.toml"
 KINDS = ["wifi", "ethernet", "cellular", "vpn"]

@@ -21,7 +21,7 @@ from hypothesis import example, given, strategies as st
 
 from property_settings import PROPERTY
 from pvdrun.discovery.assemble import assemble
-from pvdrun.discovery.config import Config
+from pvdrun.config import Config
 from pvdrun.discovery.kernel import RTPROT_RA, Address, KernelState, KRoute, Link
 from pvdrun.discovery.linkstate import LinkDns
 from pvdrun.discovery.ra import (DnsServers, PrefixInfo, RaHeader, RaInfo, RaParseError, RouteInfo,

@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from pvdrun.discovery.config import ConfigError, RoutingConfig, parse_config
+from pvdrun.config import ConfigError, RoutingConfig, parse_config
 from pvdrun.model import Pvd, Route
 from pvdrun.routing.plan import (ACTION_LOOKUP, ACTION_UNREACHABLE, KIND_THROW, SlotTable, is_fail_closed,
                                  marker_route, marker_tag, needs_mark, plan_parked, plan_routes,

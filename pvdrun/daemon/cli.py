@@ -89,7 +89,7 @@ def daemon_command(socket_opt: str | None, config_opt: str | None, log_level: st
         return
 
     from pvdrun.daemon.server import Pvdd, SocketInUse
-    from pvdrun.discovery.config import ConfigError, load_config
+    from pvdrun.config import ConfigError, load_config
     from pvdrun.routing.netlink import RoutingConflict
 
     try:

@@ -25,7 +25,7 @@ from typing import Any
 from pvdrun.daemon.protocol import (E_AMBIGUOUS, E_BAD_REQUEST, E_UNKNOWN_OP, E_UNKNOWN_PVD,
                                     E_VERSION, MAX_LINE, OPS, VERSION, decode, encode, error_reply)
 from pvdrun.daemon.resolving import ResolveWorker
-from pvdrun.discovery.config import Config
+from pvdrun.config import Config
 from pvdrun.discovery.engine import SETTLE, SETTLE_MAX, Discovery
 from pvdrun.discovery.events import diff, snapshot_event
 from pvdrun.discovery.resolve import ResolveError, resolve
@@ -186,7 +186,7 @@ class Pvdd:
         self.reload_requested = True
 
     def _reload(self) -> None:
-        from pvdrun.discovery.config import ConfigError, load_config
+        from pvdrun.config import ConfigError, load_config
 
         self.reload_requested = False
         try:

@@ -29,7 +29,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Callable
 
-from pvdrun.discovery.config import Config, ConfiguredPvd
+from pvdrun.config import Config, ConfiguredPvd
 from pvdrun.discovery.kernel import RTPROT_RA, Address, KernelState, KRoute, Link
 from pvdrun.discovery.linkstate import LinkDns
 from pvdrun.discovery.ratable import ExplicitRecord, RaTable

@@ -37,7 +37,7 @@ def _fail(message: str, status: int) -> None:
 
 def _pvds(socket_opt: str | None, config_opt: str | None, no_daemon: bool) -> list[Pvd]:
     from pvdrun.api import list_pvds
-    from pvdrun.discovery.config import ConfigError
+    from pvdrun.config import ConfigError
 
     try:
         if config_opt is not None:
@@ -174,7 +174,7 @@ def monitor_command(as_json: bool, socket_opt: str | None, config_opt: str | Non
     The first event is a snapshot of the current table.  Events come from
     pvdd's subscription, or from netlink notifications and RAs; never polling.
     """
-    from pvdrun.discovery.config import ConfigError
+    from pvdrun.config import ConfigError
 
     stream: Iterator[dict[str, Any]]
     try:

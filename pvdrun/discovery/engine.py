@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 
 from pvdrun.discovery import linkstate
 from pvdrun.discovery.assemble import assemble
-from pvdrun.discovery.config import Config, load_config
+from pvdrun.config import Config, load_config
 from pvdrun.discovery.events import diff, snapshot_event
 from pvdrun.discovery.kernel import KernelState, snapshot
 from pvdrun.discovery.nduseropt import parse_datagram

@@ -34,7 +34,7 @@ def _find_pvd(name: str, socket_path: str | None) -> Pvd:
         _fail("the null PvD has no network, hence no DNS", EXIT_CANNOT_HONOUR)
     from pvdrun.api import PvdLookupError, lookup
     from pvdrun.daemon.protocol import Client, DaemonUnavailable
-    from pvdrun.discovery.config import ConfigError
+    from pvdrun.config import ConfigError
 
     if socket_path is not None:  # an explicit --socket must answer (as for `pvdrun list`)
         try:

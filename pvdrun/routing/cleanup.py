@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from pvdrun.discovery.config import RoutingConfig
+from pvdrun.config import RoutingConfig
 
 log = logging.getLogger("pvdrun.routing")
 

@@ -40,7 +40,7 @@ import shutil
 import subprocess
 from collections.abc import Collection
 
-from pvdrun.discovery.config import RoutingConfig
+from pvdrun.config import RoutingConfig
 from pvdrun.model import Pvd
 from pvdrun.routing.plan import is_restricted
 

@@ -23,7 +23,7 @@ import logging
 import socket
 from typing import Any
 
-from pvdrun.discovery.config import MAX_PVD_SLOTS, RoutingConfig
+from pvdrun.config import MAX_PVD_SLOTS, RoutingConfig
 from pvdrun.errors import EXIT_BAD_CONFIG, PvdrunError
 from pvdrun.model import Pvd
 from pvdrun.routing.plan import (ACTION_LOOKUP, ACTION_UNREACHABLE, KIND_THROW, KIND_UNICAST, RTPROT_PVDD,

@@ -31,7 +31,7 @@ import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from pvdrun.discovery.config import MAX_PVD_SLOTS, RoutingConfig
+from pvdrun.config import MAX_PVD_SLOTS, RoutingConfig
 from pvdrun.model import Pvd
 
 #: rtnetlink protocol number that tags every rule and route pvdd makes (``proto 153``).

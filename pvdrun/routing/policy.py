@@ -8,12 +8,11 @@ listed groups (docs/security.md).
 """
 from __future__ import annotations
 
-import grp
-import pwd
 import socket
 import struct
 from dataclasses import dataclass, field
 
+from pvdrun.config import gid_of, uid_of
 from pvdrun.model import Pvd
 from pvdrun.routing.plan import is_restricted
 
@@ -47,29 +46,11 @@ def peer_credentials(sock: socket.socket) -> Credentials:
     return Credentials(pid, uid, gid, supplementary_groups(pid))
 
 
-def _uid_of(name: str) -> int | None:
-    if name.isdigit():
-        return int(name)
-    try:
-        return pwd.getpwnam(name).pw_uid
-    except KeyError:
-        return None
-
-
-def _gid_of(name: str) -> int | None:
-    if name.isdigit():
-        return int(name)
-    try:
-        return grp.getgrnam(name).gr_gid
-    except KeyError:
-        return None
-
-
 def may_use(pvd: Pvd, peer: Credentials) -> bool:
     """True if ``peer`` may have its sockets marked for ``pvd``."""
     if peer.uid == 0 or not is_restricted(pvd):
         return True
     policy = pvd.attributes.get("policy") or {}
-    uids = {u for u in (_uid_of(n) for n in policy.get("users", [])) if u is not None}
-    gids = {g for g in (_gid_of(n) for n in policy.get("groups", [])) if g is not None}
+    uids = {u for u in (uid_of(n) for n in policy.get("users", [])) if u is not None}
+    gids = {g for g in (gid_of(n) for n in policy.get("groups", [])) if g is not None}
     return peer.uid in uids or bool(({peer.gid} | peer.groups) & gids)
