@@ -10,25 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
+from pvdrun.discovery.names import PvdLookupError
 from pvdrun.model import Pvd
 
-
-class PvdLookupError(Exception):
-    """No PvD, or more than one, answers to a name.
-
-    ``name`` is what was asked, ``candidates`` the PvDs that exist (unknown
-    name) or that the name fits (``ambiguous`` is True).
-    """
-
-    def __init__(self, name: str, candidates: list[str], ambiguous: bool = False,
-                 message: str | None = None) -> None:
-        self.name = name
-        self.candidates = list(candidates)
-        self.ambiguous = ambiguous
-        listed = ", ".join(self.candidates) or "none"
-        default = (f"PvD name {name!r} is ambiguous; candidates: {listed}" if ambiguous
-                   else f"unknown PvD {name!r}; PvDs that exist: {listed}")
-        super().__init__(message or default)
+__all__ = ["PvdLookupError", "default_pvd", "list_pvds", "lookup", "watch"]
 
 
 def _client(socket_path: str | None) -> Any:
@@ -95,12 +80,9 @@ def lookup(name: str, socket_path: str | None = None) -> Pvd:
         raise
     if reply is not None:
         return Pvd.from_dict(reply["pvd"])
-    from pvdrun.discovery.resolve import ResolveError, resolve
+    from pvdrun.discovery import names
 
-    try:
-        return resolve(_discover(), name)
-    except ResolveError as exc:
-        raise PvdLookupError(name, exc.candidates, exc.ambiguous, str(exc)) from None
+    return names.lookup(_discover(), name)
 
 
 def default_pvd(socket_path: str | None = None) -> Pvd | None:

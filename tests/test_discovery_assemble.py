@@ -12,7 +12,7 @@ from pvdrun.discovery.kernel import RTPROT_RA, Address, KernelState, KRoute, Lin
 from pvdrun.discovery.linkstate import LinkDns
 from pvdrun.discovery.ra import parse_ra
 from pvdrun.discovery.ratable import RaTable
-from pvdrun.discovery.resolve import ResolveError, resolve
+from pvdrun.discovery.names import PvdLookupError as ResolveError, lookup as resolve
 from pvdrun.discovery.rasock import HeardRa
 from pvdrun.model import make_handle
 

@@ -28,7 +28,7 @@ from pvdrun.daemon.resolving import ResolveWorker
 from pvdrun.config import Config
 from pvdrun.discovery.engine import SETTLE, SETTLE_MAX, Discovery
 from pvdrun.discovery.events import diff, snapshot_event
-from pvdrun.discovery.resolve import ResolveError, resolve
+from pvdrun.discovery.names import PvdLookupError, lookup
 from pvdrun.model import Pvd
 from pvdrun.routing.marking import MAX_PENDING_FDS, mark_request
 from pvdrun.routing.policy import peer_credentials
@@ -444,8 +444,8 @@ class Pvdd:
                                                 "and \"host\" strings, and optionally \"type\"")))
             return
         try:
-            pvd = resolve(self.pvds, name)
-        except ResolveError as exc:
+            pvd = lookup(self.pvds, name)
+        except PvdLookupError as exc:
             self._send(conn, encode(error_reply(E_AMBIGUOUS if exc.ambiguous else E_UNKNOWN_PVD,
                                                 str(exc), exc.candidates)))
             return
@@ -467,8 +467,8 @@ class Pvdd:
             if not isinstance(name, str) or not name:
                 return error_reply(E_BAD_REQUEST, "get needs a \"name\" string")
             try:
-                pvd = resolve(self.pvds, name)
-            except ResolveError as exc:
+                pvd = lookup(self.pvds, name)
+            except PvdLookupError as exc:
                 return error_reply(E_AMBIGUOUS if exc.ambiguous else E_UNKNOWN_PVD, str(exc),
                                    exc.candidates)
             return {"v": VERSION, "ok": True, "op": "get", "pvd": pvd.to_dict()}

@@ -32,6 +32,7 @@ from typing import Callable
 from pvdrun.config import Config, ConfiguredPvd
 from pvdrun.discovery.kernel import RTPROT_RA, Address, KernelState, KRoute, Link
 from pvdrun.discovery.linkstate import LinkDns
+from pvdrun.discovery.names import assign_names
 from pvdrun.discovery.ratable import ExplicitRecord, RaTable
 from pvdrun.model import Pvd, Route, make_handle
 
@@ -239,36 +240,6 @@ def _config_matches(conf: ConfiguredPvd, pvd: Pvd) -> bool:
     if conf.interface and conf.interface not in pvd.interfaces:
         return False
     return True
-
-
-def assign_names(pvds: list[Pvd]) -> None:
-    """Fill Pvd.names with every unambiguous name (configured names already there)."""
-    candidates = name_candidates(pvds)
-    for pvd in pvds:
-        for name in _own_candidates(pvd):
-            if name not in pvd.names and candidates.get(name) == [pvd.pvd_id]:
-                pvd.names.append(name)
-
-
-def _own_candidates(pvd: Pvd) -> list[str]:
-    names = list(pvd.names)
-    if pvd.explicit and "." in pvd.pvd_id:
-        names.append(pvd.pvd_id.split(".", 1)[0])
-    names += pvd.interfaces
-    if pvd.kind:
-        names.append(pvd.kind)
-    return names
-
-
-def name_candidates(pvds: list[Pvd]) -> dict[str, list[str]]:
-    """Every name a person may type -> the IDs of the PvDs it may mean."""
-    table: dict[str, list[str]] = {}
-    for pvd in pvds:
-        for name in _own_candidates(pvd):
-            ids = table.setdefault(name, [])
-            if pvd.pvd_id not in ids:
-                ids.append(pvd.pvd_id)
-    return table
 
 
 def assemble(state: KernelState, ras: RaTable, config: Config,

@@ -13,6 +13,7 @@ from typing import Any, Iterator
 
 import click
 
+from pvdrun.discovery.names import display_names
 from pvdrun.errors import EXIT_NO_DAEMON, EXIT_UNKNOWN_PVD
 from pvdrun.model import Pvd
 
@@ -136,12 +137,12 @@ def list_command(as_json: bool, socket_opt: str | None, config_opt: str | None,
 def show_command(name: str, as_json: bool, socket_opt: str | None, config_opt: str | None,
                  no_daemon: bool) -> None:
     """Show every attribute of the PvD NAME (R16, R18)."""
-    from pvdrun.discovery.resolve import ResolveError, resolve
+    from pvdrun.discovery.names import PvdLookupError, lookup
 
     pvds = _pvds(socket_opt, config_opt, no_daemon)
     try:
-        pvd = resolve(pvds, name)
-    except ResolveError as exc:
+        pvd = lookup(pvds, name)
+    except PvdLookupError as exc:
         _fail(str(exc), EXIT_UNKNOWN_PVD)
         return
     click.echo(json.dumps(pvd.to_dict(), indent=2) if as_json else format_pvd(pvd))
@@ -152,7 +153,7 @@ def _describe(event: dict[str, Any]) -> str:
     kind = event.get("event")
     if kind == "snapshot":
         pvds = [Pvd.from_dict(d) for d in event.get("pvds", [])]
-        names = ", ".join(p.name if p.name == p.pvd_id else f"{p.name} ({p.pvd_id})" for p in pvds)
+        names = ", ".join(display_names(pvds))
         return f"{stamp} snapshot: {len(pvds)} PvDs: {names or '-'}; default {event.get('default')}"
     if kind == "default":
         return f"{stamp} default PvD: {event.get('old')} -> {event.get('new')}"
