@@ -16,6 +16,7 @@ import sys
 
 import click
 
+from pvdrun.shim import LIBRARY_NAME, PRELOAD_ENV, preload_entries
 
 # name -> "module:attribute" of a click command, imported on first use.
 SUBCOMMANDS: dict[str, str] = {
@@ -38,16 +39,15 @@ def leave_outer_scope() -> None:
     held inside A, or it would not hear B's Router Advertisements.  The user's other preloads
     are kept; the program pvdrun finally runs gets the shim again from the launcher.
     """
-    preload = os.environ.get("LD_PRELOAD", "")
-    entries = [item for item in preload.replace(" ", ":").split(":") if item]
-    kept = [item for item in entries if os.path.basename(item) != "libpvdshim.so"]
+    entries = preload_entries(os.environ.get(PRELOAD_ENV))
+    kept = [item for item in entries if os.path.basename(item) != LIBRARY_NAME]
     if len(kept) == len(entries):
         return
     env = dict(os.environ)
     if kept:
-        env["LD_PRELOAD"] = ":".join(kept)
+        env[PRELOAD_ENV] = ":".join(kept)
     else:
-        env.pop("LD_PRELOAD", None)
+        env.pop(PRELOAD_ENV, None)
     sys.stdout.flush()
     sys.stderr.flush()
     os.execve(sys.executable, list(sys.orig_argv), env)

@@ -8,77 +8,25 @@ untouched.  Children inherit the environment, hence the scope (R20).
 """
 from __future__ import annotations
 
+import errno
 import os
 import sys
-from typing import TYPE_CHECKING, NoReturn
 
 import click
 
-from pvdrun.errors import (EXIT_CANNOT_HONOUR, EXIT_MISSING_PREREQ, EXIT_NO_DAEMON, EXIT_NOT_EXECUTABLE,
-                           EXIT_NOT_FOUND, EXIT_UNKNOWN_PVD)
-from pvdrun.model import NULL_PVD_NAME, SCOPE_ENV, SOCKET_ENV, null_scope
-
-if TYPE_CHECKING:
-    from pvdrun.model import Pvd
-
-PRELOAD_ENV = "LD_PRELOAD"
+from pvdrun.cmdline import fail, fail_with, pvd_named
+from pvdrun.errors import EXIT_CANNOT_HONOUR, EXIT_MISSING_PREREQ, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_USAGE
+from pvdrun.model import HANDLE_NULL, NULL_PVD_NAME, SCOPE_ENV, SOCKET_ENV, Pvd, null_scope
+from pvdrun.pathsearch import ProgramNotFound, find_program
+from pvdrun.shim import PRELOAD_ENV, library_path, preload_entries
 
 
-def fail(message: str, status: int) -> NoReturn:
-    """One line on stderr, then exit with ``status``."""
-    click.echo(f"pvdrun: {message}", err=True)
-    sys.exit(status)
-
-
-def resolve_command(name: str, env_path: str | None) -> str:
-    """The file execve would run for ``name``, as a shell finds it (127/126 on failure)."""
-    if "/" in name:
-        if not os.path.exists(name):
-            fail(f"{name}: command not found", EXIT_NOT_FOUND)
-        if os.path.isdir(name) or not os.access(name, os.X_OK):
-            fail(f"{name}: not executable", EXIT_NOT_EXECUTABLE)
-        return name
-    search = env_path if env_path is not None else os.defpath
-    non_executable = None
-    for directory in search.split(os.pathsep):
-        candidate = os.path.join(directory or ".", name)
-        if os.path.isfile(candidate):
-            if os.access(candidate, os.X_OK):
-                return candidate
-            non_executable = non_executable or candidate
-    if non_executable:
-        fail(f"{non_executable}: not executable", EXIT_NOT_EXECUTABLE)
-    fail(f"{name}: command not found", EXIT_NOT_FOUND)
-
-
-def pvd_for(name: str, socket_path: str | None) -> "Pvd | None":
+def pvd_for(name: str, socket_path: str | None) -> Pvd | None:
     """The PvD ``name`` (None for the null PvD); exits 3 when unknown or ambiguous, 4 when the
-    shim could not hold it."""
+    shim could not hold it (and as :func:`pvdrun.cmdline.pvd_named` when the lookup fails)."""
     if name == NULL_PVD_NAME:
         return None
-    from pvdrun.api import PvdLookupError, lookup
-    from pvdrun.daemon.protocol import Client, DaemonUnavailable
-
-    if socket_path is not None:  # an explicit --socket must answer (as for `pvdrun list`)
-        try:
-            Client(socket_path).close()
-        except DaemonUnavailable as exc:
-            fail(f"pvdd does not answer on {socket_path}: {exc.strerror or exc}", EXIT_NO_DAEMON)
-    try:
-        pvd = lookup(name, socket_path)
-    except PvdLookupError as exc:
-        listed = ", ".join(exc.candidates) or "none"
-        what = "ambiguous PvD name" if exc.ambiguous else "unknown PvD"
-        fail(f"{what} {name!r}; candidates: {listed}", EXIT_UNKNOWN_PVD)
-    except Exception as exc:  # noqa: BLE001 - daemon or discovery failure: say it, distinct status
-        # A malformed configuration (exit 7) can only come from a lookup that loaded the
-        # configuration module, i.e. without pvdd: importing it up front would cost every
-        # launch its tomllib import.
-        config = sys.modules.get("pvdrun.config")
-        if config is not None and isinstance(exc, config.ConfigError):
-            fail(str(exc), config.EXIT_BAD_CONFIG)
-        status = EXIT_NO_DAEMON if type(exc).__module__.startswith("pvdrun.daemon") else EXIT_MISSING_PREREQ
-        fail(f"cannot look up PvD {name!r}: {exc}", status)
+    pvd = pvd_named(name, socket_path)
     if not pvd.ifindexes:
         fail(f"PvD {pvd.pvd_id} has no interface to scope to", EXIT_CANNOT_HONOUR)
     if pvd.needs_routing and not pvd.mark:
@@ -95,7 +43,7 @@ def scope_line_for(name: str, socket_path: str | None) -> str:
     return scope_line_of(pvd_for(name, socket_path))
 
 
-def scope_line_of(pvd: "Pvd | None") -> str:
+def scope_line_of(pvd: Pvd | None) -> str:
     """The scope line of ``pvd`` (None: the null PvD); exits 4 when it is too large."""
     if pvd is None:
         return null_scope()
@@ -105,7 +53,7 @@ def scope_line_of(pvd: "Pvd | None") -> str:
         fail(f"cannot honour PvD {pvd.pvd_id}: {exc}", EXIT_CANNOT_HONOUR)
 
 
-def private_resolv_conf(pvd: "Pvd | None") -> None:
+def private_resolv_conf(pvd: Pvd | None) -> None:
     """As root, give CMD a private /etc/resolv.conf naming only the PvD's servers,
     so that programs reading it themselves (dig, host, nslookup) ask the PvD's resolvers.
 
@@ -114,10 +62,9 @@ def private_resolv_conf(pvd: "Pvd | None") -> None:
     """
     if os.geteuid() != 0 or os.environ.get("PVDRUN_NO_RESOLV_CONF") == "1":
         return
-    from pvdrun.model import Pvd as PvdModel
     from pvdrun.resolve.resolvconf import ResolvConfError, enter_private_resolv_conf
 
-    target = pvd if pvd is not None else PvdModel(pvd_id=NULL_PVD_NAME, handle=0xFFFFFFFF)
+    target = pvd if pvd is not None else Pvd(pvd_id=NULL_PVD_NAME, handle=HANDLE_NULL)
     try:
         enter_private_resolv_conf(target)
     except ResolvConfError as exc:
@@ -126,7 +73,7 @@ def private_resolv_conf(pvd: "Pvd | None") -> None:
 
 def preload_value(library: str, existing: str | None) -> str:
     """Our library first, then whatever the user preloaded already (without a duplicate of ours)."""
-    others = [item for item in (existing or "").replace(" ", ":").split(":") if item and item != library]
+    others = [item for item in preload_entries(existing) if item != library]
     return ":".join([library, *others])
 
 
@@ -156,16 +103,18 @@ def run_command(pvd_name: str, socket_path: str | None, command: tuple[str, ...]
     5 lookup failed; 6 --socket given and pvdd does not answer; 7 malformed
     configuration; 126 not executable; 127 command not found.
     """
-    from pvdrun.shim import library_path
     from pvdrun.shim.preloadable import NotPreloadable, check_preloadable
 
     argv = list(command)
     if argv and argv[0] == "--":
         argv = argv[1:]
     if not argv:
-        fail("no command to run (pvdrun --pvd NAME CMD [ARGS...])", 2)
+        fail("no command to run (pvdrun --pvd NAME CMD [ARGS...])", EXIT_USAGE)
     env_path = os.environ.get("PATH")
-    program = resolve_command(argv[0], env_path)
+    try:
+        program = find_program(argv[0], env_path)
+    except ProgramNotFound as exc:
+        fail_with(exc)
     try:
         check_preloadable(program, env_path)
     except NotPreloadable as exc:
@@ -185,5 +134,5 @@ def run_command(pvd_name: str, socket_path: str | None, command: tuple[str, ...]
     try:
         os.execve(program, argv, env)
     except OSError as exc:
-        status = EXIT_NOT_FOUND if exc.errno == 2 else EXIT_NOT_EXECUTABLE
+        status = EXIT_NOT_FOUND if exc.errno == errno.ENOENT else EXIT_NOT_EXECUTABLE
         fail(f"{argv[0]}: {exc.strerror}", status)

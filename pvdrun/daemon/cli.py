@@ -9,6 +9,7 @@ from typing import NoReturn
 
 import click
 
+from pvdrun.cmdline import fail
 from pvdrun.daemon.protocol import socket_path
 from pvdrun.errors import EXIT_FAILED, EXIT_MISSING_PREREQ, EXIT_PVDD_RUNNING
 
@@ -19,8 +20,7 @@ EXIT_SOCKET_IN_USE = EXIT_FAILED
 
 
 def _fail(message: str, status: int) -> NoReturn:
-    click.echo(f"pvdrun daemon: {message}", err=True)
-    sys.exit(status)
+    fail(message, status, "pvdrun daemon")
 
 
 def _cleanup(path: str) -> None:

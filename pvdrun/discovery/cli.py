@@ -13,6 +13,7 @@ from typing import Any, Iterator
 
 import click
 
+from pvdrun.cmdline import fail, fail_with
 from pvdrun.discovery.names import display_names
 from pvdrun.errors import EXIT_NO_DAEMON, EXIT_UNKNOWN_PVD
 from pvdrun.model import Pvd
@@ -31,11 +32,6 @@ def _common(func: Any) -> Any:
     return func
 
 
-def _fail(message: str, status: int) -> None:
-    click.echo(f"pvdrun: {message}", err=True)
-    sys.exit(status)
-
-
 def _pvds(socket_opt: str | None, config_opt: str | None, no_daemon: bool) -> list[Pvd]:
     from pvdrun.api import list_pvds
     from pvdrun.config import ConfigError
@@ -52,11 +48,11 @@ def _pvds(socket_opt: str | None, config_opt: str | None, no_daemon: bool) -> li
                 with Client(socket_opt) as client:
                     reply = client.request("list")
             except DaemonUnavailable as exc:
-                _fail(f"{exc.strerror or exc}", EXIT_NO_DAEMON)
+                fail(f"{exc.strerror or exc}", EXIT_NO_DAEMON)
             return [Pvd.from_dict(d) for d in reply.get("pvds", [])]
         return list_pvds(socket_opt, use_daemon=not no_daemon)
     except ConfigError as exc:
-        _fail(str(exc), exc.exit_status)
+        fail_with(exc)
     raise AssertionError("unreachable")
 
 
@@ -143,7 +139,7 @@ def show_command(name: str, as_json: bool, socket_opt: str | None, config_opt: s
     try:
         pvd = lookup(pvds, name)
     except PvdLookupError as exc:
-        _fail(str(exc), EXIT_UNKNOWN_PVD)
+        fail(str(exc), EXIT_UNKNOWN_PVD)
         return
     click.echo(json.dumps(pvd.to_dict(), indent=2) if as_json else format_pvd(pvd))
 
@@ -191,9 +187,9 @@ def monitor_command(as_json: bool, socket_opt: str | None, config_opt: str | Non
             click.echo(json.dumps(event, separators=(",", ":")) if as_json else _describe(event))
             sys.stdout.flush()
     except ConfigError as exc:
-        _fail(str(exc), exc.exit_status)
+        fail_with(exc)
     except OSError as exc:  # DaemonUnavailable: pvdd went away mid-stream
-        _fail(f"{exc.strerror or exc}", EXIT_NO_DAEMON)
+        fail(f"{exc.strerror or exc}", EXIT_NO_DAEMON)
     except KeyboardInterrupt:
         pass
     except BrokenPipeError:

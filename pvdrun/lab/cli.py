@@ -1,17 +1,19 @@
 """``pvdrun lab``: build, use, inspect and remove the multihoming lab.
 
 Exit statuses: 0 ok; 1 the lab failed to come up (torn down again);
-2 bad input; 5 missing prerequisite (root, ip, dnsmasq); 7 already up;
-8 not up (exec, status); ``lab exec`` returns CMD's own status.
+2 bad input; 5 missing prerequisite (root, ip, dnsmasq); 9 already up;
+10 not up (exec, status); ``lab exec`` returns CMD's own status.
 """
 from __future__ import annotations
 
 import json
 import os
 import sys
+from typing import NoReturn
 
 import click
 
+from pvdrun.cmdline import fail_with
 from pvdrun.lab.errors import LabError, LabNotUp
 from pvdrun.lab.state import DEFAULT_NAME
 
@@ -19,9 +21,8 @@ NAME_OPTION = click.option("--name", default=DEFAULT_NAME, show_default=True,
                            help="lab name; namespaces are NAME-<role>")
 
 
-def _fail(exc: LabError) -> None:
-    click.echo(f"pvdrun lab: {exc}", err=True)
-    sys.exit(exc.exit_code)
+def _fail(exc: LabError) -> NoReturn:
+    fail_with(exc, "pvdrun lab")
 
 
 @click.group()

@@ -12,28 +12,33 @@ EXIT_NOT_UP = EXIT_LAB_NOT_UP
 class LabError(PvdrunError):
     """A lab operation failed; ``str(err)`` is the one-line message for the user."""
 
-    exit_code = EXIT_SETUP_FAILED
+    exit_status = EXIT_SETUP_FAILED
+
+    @property
+    def exit_code(self) -> int:
+        """The earlier name of ``exit_status``."""
+        return self.exit_status
 
 
 class LabBadInput(LabError):
     """An argument the lab cannot use (unknown scenario, bad name or role)."""
 
-    exit_code = EXIT_BAD_INPUT
+    exit_status = EXIT_BAD_INPUT
 
 
 class LabPrereqMissing(LabError):
     """Not root, or a needed program (ip, dnsmasq) is not installed."""
 
-    exit_code = EXIT_MISSING_PREREQ
+    exit_status = EXIT_MISSING_PREREQ
 
 
 class LabAlreadyUp(LabError):
     """A lab of that name (or one of its namespaces) already exists."""
 
-    exit_code = EXIT_ALREADY_UP
+    exit_status = EXIT_ALREADY_UP
 
 
 class LabNotUp(LabError):
     """No lab of that name is up."""
 
-    exit_code = EXIT_NOT_UP
+    exit_status = EXIT_NOT_UP

@@ -11,47 +11,19 @@ server failure, no usable DNS server).
 from __future__ import annotations
 
 import json
-import sys
-from typing import NoReturn
 
 import click
 import dns.rdatatype
 
-from pvdrun.errors import (EXIT_CANNOT_HONOUR, EXIT_FAILED, EXIT_MISSING_PREREQ, EXIT_NO_DAEMON, EXIT_TEMPORARY,
-                           EXIT_UNKNOWN_PVD)
+from pvdrun.cmdline import fail, pvd_named
+from pvdrun.errors import EXIT_CANNOT_HONOUR, EXIT_FAILED, EXIT_TEMPORARY, EXIT_USAGE
 from pvdrun.model import NULL_PVD_NAME, Pvd
-
-EXIT_NOT_FOUND = EXIT_FAILED  # the name does not exist
-
-
-def _fail(message: str, status: int) -> NoReturn:
-    click.echo(f"pvdrun: {message}", err=True)
-    sys.exit(status)
 
 
 def _find_pvd(name: str, socket_path: str | None) -> Pvd:
     if name == NULL_PVD_NAME:
-        _fail("the null PvD has no network, hence no DNS", EXIT_CANNOT_HONOUR)
-    from pvdrun.api import PvdLookupError, lookup
-    from pvdrun.daemon.protocol import Client, DaemonUnavailable
-    from pvdrun.config import ConfigError
-
-    if socket_path is not None:  # an explicit --socket must answer (as for `pvdrun list`)
-        try:
-            Client(socket_path).close()
-        except DaemonUnavailable as exc:
-            _fail(f"pvdd does not answer on {socket_path}: {exc.strerror or exc}", EXIT_NO_DAEMON)
-    try:
-        return lookup(name, socket_path)
-    except ConfigError as exc:
-        _fail(str(exc), exc.exit_status)
-    except PvdLookupError as exc:
-        listed = ", ".join(exc.candidates) or "none"
-        what = "ambiguous PvD name" if exc.ambiguous else "unknown PvD"
-        _fail(f"{what} {name!r}; candidates: {listed}", EXIT_UNKNOWN_PVD)
-    except Exception as exc:  # noqa: BLE001 - say it, with a distinct status
-        status = EXIT_NO_DAEMON if type(exc).__module__.startswith("pvdrun.daemon") else EXIT_MISSING_PREREQ
-        _fail(f"cannot look up PvD {name!r}: {exc}", status)
+        fail("the null PvD has no network, hence no DNS", EXIT_CANNOT_HONOUR)
+    return pvd_named(name, socket_path)
 
 
 def _check_type(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
@@ -91,13 +63,13 @@ def resolve_command(pvd_name: str, rdtype: str | None, timeout: float, attempts:
     try:
         resolver.candidates(host)
     except ResolveError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), EXIT_USAGE)
     for one_type in types:
         try:
             answers.append(resolver.resolve(host, one_type))
         except ResolveError as exc:
             if exc.kind == BAD_NAME:
-                _fail(str(exc), 2)
+                fail(str(exc), EXIT_USAGE)
             errors.append(exc)
     if as_json:
         click.echo(json.dumps({"pvd": pvd.pvd_id, "host": host,
@@ -111,6 +83,6 @@ def resolve_command(pvd_name: str, rdtype: str | None, timeout: float, attempts:
         return
     if all(e.kind in (NXDOMAIN, NODATA) for e in errors):
         worst = next((e for e in errors if e.kind == NXDOMAIN), errors[0])
-        _fail(str(worst), EXIT_NOT_FOUND)
+        fail(str(worst), EXIT_FAILED)  # the name does not exist
     temporary = next(e for e in errors if e.kind not in (NXDOMAIN, NODATA))
-    _fail(str(temporary), EXIT_TEMPORARY)
+    fail(str(temporary), EXIT_TEMPORARY)

@@ -7,6 +7,13 @@ LIBRARY_NAME = "libpvdshim.so"
 # Another build of the library to use instead of the installed one, e.g. the
 # ASan/UBSan build of `make test-asan` (docs/testing.md).
 LIBRARY_ENV = "PVDRUN_SHIM_LIBRARY"
+#: The loader's variable that names libraries to load first.
+PRELOAD_ENV = "LD_PRELOAD"
+
+
+def preload_entries(value: str | None) -> list[str]:
+    """The libraries an LD_PRELOAD value names (the loader separates them by colons or spaces)."""
+    return [item for item in (value or "").replace(" ", ":").split(":") if item]
 
 
 def library_path() -> str:

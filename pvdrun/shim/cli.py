@@ -1,10 +1,9 @@
 """``pvdrun shim-path``: print where the preload library is."""
 from __future__ import annotations
 
-import sys
-
 import click
 
+from pvdrun.cmdline import fail
 from pvdrun.errors import EXIT_MISSING_PREREQ
 from pvdrun.shim import library_path
 
@@ -19,5 +18,4 @@ def shim_path_command() -> None:
     try:
         click.echo(library_path())
     except FileNotFoundError as exc:
-        click.echo(f"pvdrun: {exc}", err=True)
-        sys.exit(EXIT_MISSING_PREREQ)
+        fail(str(exc), EXIT_MISSING_PREREQ)

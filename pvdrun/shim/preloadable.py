@@ -14,6 +14,8 @@ import os
 import stat
 import struct
 
+from pvdrun.pathsearch import ProgramNotFound, find_program
+
 ELF_MAGIC = b"\x7fELF"
 PT_INTERP = 3
 PT_NOTE = 4
@@ -101,12 +103,10 @@ def _script_interpreter(path: str, env_path: str | None) -> str | None:
     if os.path.basename(interpreter) == "env":
         rest = [w for w in words[1:] if not w.startswith("-") and "=" not in w]
         if rest:
-            import shutil  # only for "#!/usr/bin/env NAME" scripts
-
-            found = shutil.which(rest[0], path=env_path)
-            if not found:
-                raise NotPreloadable(f"{path}: interpreter {rest[0]} not found")
-            return found
+            try:
+                return find_program(rest[0], env_path)
+            except ProgramNotFound:
+                raise NotPreloadable(f"{path}: interpreter {rest[0]} not found") from None
     return interpreter
 
 

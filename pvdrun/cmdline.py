@@ -1,0 +1,61 @@
+"""What every ``pvdrun`` subcommand does the same way: fail with one line and an exit
+status, and find the PvD that a ``--pvd NAME`` option names.
+
+Only command-line modules import this (the launcher and the subcommands' ``cli.py``);
+libraries raise, and this is where an error becomes an exit status.
+"""
+from __future__ import annotations
+
+import sys
+from typing import TYPE_CHECKING, NoReturn
+
+import click
+
+from pvdrun.discovery.names import PvdLookupError
+from pvdrun.errors import EXIT_MISSING_PREREQ, EXIT_NO_DAEMON, PvdrunError
+
+if TYPE_CHECKING:
+    from pvdrun.model import Pvd
+
+
+def fail(message: str, status: int, command: str = "pvdrun") -> NoReturn:
+    """``command: message`` on stderr, then exit with ``status``."""
+    click.echo(f"{command}: {message}", err=True)
+    sys.exit(status)
+
+
+def fail_with(error: PvdrunError, command: str = "pvdrun") -> NoReturn:
+    """Fail with the message and the exit status an error carries."""
+    fail(str(error), error.exit_status, command)
+
+
+def require_daemon(socket_path: str) -> None:
+    """An explicit ``--socket`` must answer; exits 6 when pvdd does not."""
+    from pvdrun.daemon.protocol import Client, DaemonUnavailable
+
+    try:
+        Client(socket_path).close()
+    except DaemonUnavailable as exc:
+        fail(f"pvdd does not answer on {socket_path}: {exc.strerror or exc}", EXIT_NO_DAEMON)
+
+
+def pvd_named(name: str, socket_path: str | None) -> "Pvd":
+    """The PvD ``name`` (not "null") means, from pvdd or a one-shot discovery.
+
+    Exits 3 when the name is unknown or ambiguous, 6 when an explicit ``socket_path`` or
+    pvdd does not answer, 7 for a malformed configuration, 5 when discovery failed."""
+    from pvdrun.api import lookup
+
+    if socket_path is not None:
+        require_daemon(socket_path)
+    try:
+        return lookup(name, socket_path)
+    except PvdLookupError as exc:
+        listed = ", ".join(exc.candidates) or "none"
+        what = "ambiguous PvD name" if exc.ambiguous else "unknown PvD"
+        fail(f"{what} {name!r}; candidates: {listed}", exc.exit_status)
+    except PvdrunError as exc:  # a malformed configuration file, read by a one-shot discovery
+        fail_with(exc)
+    except Exception as exc:  # noqa: BLE001 - daemon or discovery failure: say it, distinct status
+        status = EXIT_NO_DAEMON if type(exc).__module__.startswith("pvdrun.daemon") else EXIT_MISSING_PREREQ
+        fail(f"cannot look up PvD {name!r}: {exc}", status)
