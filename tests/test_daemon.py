@@ -17,7 +17,7 @@ import pytest
 
 from discovery_netns import MiniNet
 from pvdrun.daemon.protocol import Client, DaemonError, DaemonUnavailable
-from pvdrun.discovery import ra_craft as craft
+from pvdrun.discovery import ra as craft
 
 pytestmark = pytest.mark.root
 

@@ -5,7 +5,7 @@ import socket
 
 import pytest
 
-from pvdrun.discovery import ra_craft as craft
+from pvdrun.discovery import ra as craft
 from pvdrun.discovery.assemble import assemble
 from pvdrun.config import Config, ConfiguredPvd
 from pvdrun.discovery.kernel import RTPROT_RA, Address, KernelState, KRoute, Link

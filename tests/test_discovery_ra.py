@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from pvdrun.discovery import ra_craft as craft
+from pvdrun.discovery import ra as craft
 from pvdrun.discovery.ra import RaParseError, parse_ra
 from pvdrun.discovery.ratable import RaTable
 from pvdrun.discovery.rasock import HeardRa

@@ -21,7 +21,7 @@ from typing import Iterator
 import pytest
 
 from discovery_netns import MiniNet, sh
-from pvdrun.discovery import ra_craft as craft
+from pvdrun.discovery import ra as craft
 from pvdrun.discovery.ra import parse_ra
 from pvdrun.discovery.ratable import RaTable
 from pvdrun.discovery.rasock import HeardRa

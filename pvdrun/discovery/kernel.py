@@ -10,6 +10,8 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
+from pvdrun.discovery.ra import Preference
+
 IFF_UP = 0x1
 IFF_LOOPBACK = 0x8
 IFF_LOWER_UP = 0x10000
@@ -77,7 +79,7 @@ class KRoute:
     oif: int
     metric: int
     proto: int
-    preference: int  # RFC 4191 RTA_PREF as -1/0/1 (IPv6), 0 for IPv4
+    preference: Preference  # RFC 4191 (RTA_PREF) for IPv6, medium for IPv4
 
 
 @dataclass
@@ -128,11 +130,6 @@ def _addr_from_msg(msg: Any) -> Address | None:
                    valid_lifetime=None if valid in (None, INFINITY_LIFETIME) else valid)
 
 
-def _pref(raw: Any) -> int:
-    """RTA_PREF: 0 medium, 1 high, 3 low (ICMPV6_ROUTER_PREF_*)."""
-    return {1: 1, 3: -1}.get(int(raw or 0), 0)
-
-
 def _routes_from_msg(msg: Any) -> list[KRoute]:
     if int(msg["type"]) != RTN_UNICAST:
         return []
@@ -149,7 +146,7 @@ def _routes_from_msg(msg: Any) -> list[KRoute]:
             return []
     metric = int(msg.get_attr("RTA_PRIORITY") or 0)
     proto = int(msg["proto"])
-    pref = _pref(msg.get_attr("RTA_PREF"))
+    pref = Preference.from_bits(int(msg.get_attr("RTA_PREF") or 0))  # ICMPV6_ROUTER_PREF_*
     hops: list[tuple[str | None, int]] = []
     multipath = msg.get_attr("RTA_MULTIPATH")
     if multipath:

@@ -12,7 +12,7 @@ import socket
 import struct
 from dataclasses import dataclass
 
-from pvdrun.discovery.ra import Options, _parse_options
+from pvdrun.discovery.ra import ND_ROUTER_ADVERT, Options, parse_options_into
 
 RTM_NEWNDUSEROPT = 68
 NDUSEROPT_SRCADDR = 1
@@ -52,13 +52,13 @@ def _parse_useropt(body: bytes) -> UserOption | None:
     if len(body) < _NDUSEROPT.size:
         return None
     family, _pad1, opts_len, ifindex, icmp_type, _code, _pad2, _pad3 = _NDUSEROPT.unpack_from(body)
-    if family != socket.AF_INET6 or icmp_type != 134:
+    if family != socket.AF_INET6 or icmp_type != ND_ROUTER_ADVERT:
         return None
     start = _NDUSEROPT.size
     if start + opts_len > len(body):
         return None
     options = Options()
-    _parse_options(body[start:start + opts_len], 0, options, [], nested=True, context="useropt")
+    parse_options_into(body[start:start + opts_len], 0, options, [], nested=True, context="useropt")
     source = None
     offset = (start + opts_len + 3) & ~3
     while offset + 4 <= len(body):

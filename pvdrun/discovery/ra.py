@@ -1,4 +1,5 @@
-"""Pure parser of ICMPv6 Router Advertisements, RFC 8801 PvD option included.
+"""The Router Advertisement wire format, both ways (RFC 4861, 4191, 8106, and RFC 8801's PvD
+option): :func:`parse_ra` reads one RA, the builders below write one.
 
 ``parse_ra(data) -> RaInfo`` takes the ICMPv6 message (starting at the type
 octet, as a raw ICMPv6 socket returns it) and never raises on malformed
@@ -6,6 +7,12 @@ options: a truncated or malformed option is skipped and described in
 ``RaInfo.errors`` (the caller logs it).  Only a message too short for the RA
 header, or not an RA, raises :class:`RaParseError`.  Every length is
 bound-checked, so the function is safe on arbitrary bytes (it is fuzzed).
+
+The builders (:func:`router_advert`, :func:`ra_header`, :func:`pvd_option`, :func:`pio`,
+:func:`rio`, :func:`rdnss`, :func:`dnssl`) return wire bytes, checksum zero (the kernel
+fills it in for raw ICMPv6 sockets).  They check no more than they must, so that a test
+can also build a malformed option on purpose (``pvd_option``'s ``length``, ``fqdn_wire``
+and ``r``).
 
 Wire format of the PvD option (RFC 8801 section 3.1): Type=21, Length in
 8-octet units, 16 bits of flags (H=0x8000, L=0x4000, R=0x2000, 9 reserved
@@ -19,8 +26,11 @@ from __future__ import annotations
 import ipaddress
 import re
 import struct
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from enum import IntEnum
 
+ND_ROUTER_SOLICIT = 133
 ND_ROUTER_ADVERT = 134
 OPT_SLLA = 1
 OPT_PIO = 3
@@ -33,9 +43,40 @@ OPT_PVD = 21
 PVD_FLAG_H = 0x8000
 PVD_FLAG_L = 0x4000
 PVD_FLAG_R = 0x2000
+PVD_DELAY_MASK = 0x000F
+#: RA header flags: managed address configuration, other configuration (RFC 4861 4.2).
+RA_FLAG_MANAGED = 0x80
+RA_FLAG_OTHER = 0x40
+#: PIO flags: on-link, autonomous address configuration (RFC 4861 4.6.2).
+PIO_FLAG_ON_LINK = 0x80
+PIO_FLAG_AUTONOMOUS = 0x40
 
 RA_HEADER_LEN = 16
 _LABEL_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")  # fullmatch: no "\n" before the end
+
+
+class Preference(IntEnum):
+    """A router's or a route's preference (RFC 4191 2.1): -1 low, 0 medium, 1 high.
+
+    ``Preference("high")`` (any letter case) also works, for configuration files."""
+
+    LOW = -1
+    MEDIUM = 0
+    HIGH = 1
+
+    @classmethod
+    def _missing_(cls, value: object) -> "Preference | None":
+        return cls.__members__.get(value.upper()) if isinstance(value, str) else None
+
+    @classmethod
+    def from_bits(cls, bits: int) -> "Preference":
+        """The 2-bit wire value: 01 high, 00 medium, 11 low, 10 reserved (read as medium)."""
+        return {1: cls.HIGH, 0: cls.MEDIUM, 3: cls.LOW}.get(bits & 3, cls.MEDIUM)
+
+    @property
+    def bits(self) -> int:
+        """The 2-bit wire value."""
+        return {Preference.HIGH: 1, Preference.MEDIUM: 0, Preference.LOW: 3}[self]
 
 
 class RaParseError(ValueError):
@@ -58,7 +99,7 @@ class RouteInfo:
     """A Route Information Option (RFC 4191 2.3)."""
 
     prefix: str
-    preference: int  # -1 low, 0 medium, 1 high
+    preference: Preference
     lifetime: int
 
 
@@ -85,7 +126,7 @@ class RaHeader:
     hop_limit: int
     managed: bool
     other: bool
-    preference: int
+    preference: Preference
     router_lifetime: int
     reachable_time: int
     retrans_timer: int
@@ -125,15 +166,11 @@ class RaInfo(Options):
     errors: list[str] = field(default_factory=list)
 
 
-def _preference(bits: int) -> int:
-    """RFC 4191 2-bit preference: 01 high, 00 medium, 11 low, 10 reserved (medium)."""
-    return {1: 1, 0: 0, 3: -1}.get(bits & 3, 0)
-
-
 def _parse_header(data: bytes) -> RaHeader:
     hop_limit, flags, lifetime, reachable, retrans = struct.unpack_from("!BBHII", data, 0)
-    return RaHeader(hop_limit=hop_limit, managed=bool(flags & 0x80), other=bool(flags & 0x40),
-                    preference=_preference(flags >> 3), router_lifetime=lifetime,
+    return RaHeader(hop_limit=hop_limit, managed=bool(flags & RA_FLAG_MANAGED),
+                    other=bool(flags & RA_FLAG_OTHER), preference=Preference.from_bits(flags >> 3),
+                    router_lifetime=lifetime,
                     reachable_time=reachable, retrans_timer=retrans)
 
 
@@ -183,8 +220,8 @@ def _parse_pio(body: bytes) -> PrefixInfo:
     plen, flags, valid, preferred = struct.unpack_from("!BBII", body, 0)
     if plen > 128:
         raise ValueError(f"PIO prefix length {plen} > 128")
-    return PrefixInfo(prefix=_prefix(body[14:30], plen), on_link=bool(flags & 0x80),
-                      autonomous=bool(flags & 0x40), valid_lifetime=valid,
+    return PrefixInfo(prefix=_prefix(body[14:30], plen), on_link=bool(flags & PIO_FLAG_ON_LINK),
+                      autonomous=bool(flags & PIO_FLAG_AUTONOMOUS), valid_lifetime=valid,
                       preferred_lifetime=preferred)
 
 
@@ -194,7 +231,7 @@ def _parse_rio(body: bytes) -> RouteInfo:
     plen, flags, lifetime = struct.unpack_from("!BBI", body, 0)
     if plen > 128 or (plen > 64 and len(body) < 22) or (plen > 0 and len(body) < 14):
         raise ValueError(f"RIO prefix length {plen} does not fit its option length")
-    return RouteInfo(prefix=_prefix(body[6:22], plen), preference=_preference(flags >> 3),
+    return RouteInfo(prefix=_prefix(body[6:22], plen), preference=Preference.from_bits(flags >> 3),
                      lifetime=lifetime)
 
 
@@ -222,8 +259,9 @@ def _parse_dnssl(body: bytes) -> SearchList:
     return SearchList(domains=tuple(domains), lifetime=lifetime)
 
 
-def _parse_pvd(body: bytes, errors: list[str]) -> PvdOption:
-    """Parse a PvD option body (everything after type and length)."""
+def pvd_option_head(body: bytes) -> tuple[int, int, str, int]:
+    """(flags, sequence, PvD ID, offset of what follows the padding) of a PvD option body
+    (everything after type and length); raises ValueError when it is malformed."""
     if len(body) < 6:
         raise ValueError("PvD option shorter than 8 octets")
     flags, sequence = struct.unpack_from("!HH", body, 0)
@@ -238,8 +276,14 @@ def _parse_pvd(body: bytes, errors: list[str]) -> PvdOption:
         raise ValueError("PvD option truncated inside its padding")
     if any(body[after_name:nested_start]):
         raise ValueError("PvD option with non-zero padding after the PvD ID")
+    return flags, sequence, name, nested_start
+
+
+def _parse_pvd(body: bytes, errors: list[str]) -> PvdOption:
+    """Parse a PvD option body (everything after type and length)."""
+    flags, sequence, name, nested_start = pvd_option_head(body)
     pvd = PvdOption(pvd_id=name, flag_h=bool(flags & PVD_FLAG_H), flag_l=bool(flags & PVD_FLAG_L),
-                    flag_r=bool(flags & PVD_FLAG_R), delay=flags & 0x000F, sequence=sequence)
+                    flag_r=bool(flags & PVD_FLAG_R), delay=flags & PVD_DELAY_MASK, sequence=sequence)
     if pvd.flag_r:
         if nested_start + RA_HEADER_LEN > len(body):
             raise ValueError("PvD option with R flag but no room for the RA header copy")
@@ -248,13 +292,14 @@ def _parse_pvd(body: bytes, errors: list[str]) -> PvdOption:
             raise ValueError("PvD option's RA header copy is not an RA header")
         pvd.header = _parse_header(copy[4:])
         nested_start += RA_HEADER_LEN
-    _parse_options(body, nested_start, pvd, errors, nested=True, context=f"PvD {name}")
+    parse_options_into(body, nested_start, pvd, errors, nested=True, context=f"PvD {name}")
     return pvd
 
 
-def _parse_options(data: bytes, offset: int, into: Options, errors: list[str],
-                   nested: bool, context: str) -> None:
-    """Parse the option list data[offset:] into ``into``; problems go to errors."""
+def walk_options(data: bytes, offset: int, errors: list[str], context: str) -> Iterator[tuple[int, bytes]]:
+    """(type, the whole option, type and length octets included) for each option of
+    ``data[offset:]``, in wire order; an option list that goes wrong (a truncated header,
+    a length of 0, an option running past the end) ends with a line in ``errors``."""
     end = len(data)
     while offset < end:
         if offset + 2 > end:
@@ -268,7 +313,15 @@ def _parse_options(data: bytes, offset: int, into: Options, errors: list[str],
         if opt_end > end:
             errors.append(f"{context}: option type {opt_type} runs past the end; rest ignored")
             return
-        body = data[offset + 2:opt_end]
+        yield opt_type, data[offset:opt_end]
+        offset = opt_end
+
+
+def parse_options_into(data: bytes, offset: int, into: Options, errors: list[str],
+                       nested: bool, context: str) -> None:
+    """Parse the option list data[offset:] into ``into``; problems go to errors."""
+    for opt_type, option in walk_options(data, offset, errors, context):
+        body = option[2:]
         try:
             if opt_type == OPT_PIO:
                 into.prefixes.append(_parse_pio(body))
@@ -291,7 +344,6 @@ def _parse_options(data: bytes, offset: int, into: Options, errors: list[str],
                 into.source_lladdr = ":".join(f"{b:02x}" for b in body[:6])
         except (ValueError, struct.error) as exc:
             errors.append(f"{context}: option type {opt_type} ignored: {exc}")
-        offset = opt_end
 
 
 def parse_ra(data: bytes) -> RaInfo:
@@ -307,5 +359,94 @@ def parse_ra(data: bytes) -> RaInfo:
     if data[0] != ND_ROUTER_ADVERT or data[1] != 0:
         raise RaParseError(f"ICMPv6 type {data[0]} code {data[1]} is not a Router Advertisement")
     info = RaInfo(header=_parse_header(data[4:RA_HEADER_LEN]))
-    _parse_options(data, RA_HEADER_LEN, info, info.errors, nested=False, context="RA")
+    parse_options_into(data, RA_HEADER_LEN, info, info.errors, nested=False, context="RA")
     return info
+
+
+# -- building --------------------------------------------------------------------------
+
+def encode_name(name: str) -> bytes:
+    """``name`` in DNS wire format: length-prefixed labels, a zero octet, no compression
+    (a trailing dot is ignored); raises ValueError for an empty label or one over 63 octets."""
+    out = bytearray()
+    for label in name.rstrip(".").split("."):
+        raw = label.encode("ascii")
+        if not raw or len(raw) > 63:
+            raise ValueError(f"bad DNS label in {name!r}")
+        out += bytes([len(raw)]) + raw
+    out.append(0)
+    return bytes(out)
+
+
+def _joined(options: bytes | Iterable[bytes]) -> bytes:
+    return options if isinstance(options, bytes) else b"".join(options)
+
+
+def _option(opt_type: int, body: bytes) -> bytes:
+    """Type, Length and ``body``, zero-padded to a multiple of 8 octets."""
+    padded = body + bytes(-(len(body) + 2) % 8)
+    return bytes([opt_type, (len(padded) + 2) // 8]) + padded
+
+
+def ra_header(router_lifetime: int = 1800, preference: Preference = Preference.MEDIUM, *,
+              hop_limit: int = 64, managed: bool = False, other: bool = False,
+              reachable_time: int = 0, retrans_timer: int = 0) -> bytes:
+    """The 16-octet RA header (type 134, code 0, checksum 0)."""
+    flags = (RA_FLAG_MANAGED if managed else 0) | (RA_FLAG_OTHER if other else 0) \
+        | (Preference(preference).bits << 3)
+    return struct.pack("!BBHBBHII", ND_ROUTER_ADVERT, 0, 0, hop_limit, flags, router_lifetime,
+                       reachable_time, retrans_timer)
+
+
+def router_advert(options: bytes | Iterable[bytes] = b"", router_lifetime: int = 1800,
+                  preference: Preference = Preference.MEDIUM, **header: int | bool) -> bytes:
+    """A whole RA: :func:`ra_header` (``header``: its other fields) and the options."""
+    return ra_header(router_lifetime, preference, **header) + _joined(options)  # type: ignore[arg-type]
+
+
+def pio(prefix: str, valid: int = 86400, preferred: int = 14400, on_link: bool = True,
+        autonomous: bool = True) -> bytes:
+    """A Prefix Information option (type 3, 32 octets)."""
+    net = ipaddress.IPv6Network(prefix)
+    flags = (PIO_FLAG_ON_LINK if on_link else 0) | (PIO_FLAG_AUTONOMOUS if autonomous else 0)
+    body = struct.pack("!BBIII", net.prefixlen, flags, valid, preferred, 0) + net.network_address.packed
+    return _option(OPT_PIO, body)
+
+
+def rio(prefix: str, lifetime: int = 1800, preference: Preference = Preference.MEDIUM) -> bytes:
+    """A Route Information option (type 24): the prefix cut to 0, 8 or 16 octets, as its
+    length needs."""
+    net = ipaddress.IPv6Network(prefix)
+    prefix_octets = 0 if net.prefixlen == 0 else (8 if net.prefixlen <= 64 else 16)
+    body = struct.pack("!BBI", net.prefixlen, Preference(preference).bits << 3, lifetime)
+    return _option(OPT_RIO, body + net.network_address.packed[:prefix_octets])
+
+
+def rdnss(servers: Iterable[str], lifetime: int = 1800) -> bytes:
+    """A Recursive DNS Server option (type 25)."""
+    packed = b"".join(ipaddress.IPv6Address(s).packed for s in servers)
+    return _option(OPT_RDNSS, struct.pack("!HI", 0, lifetime) + packed)
+
+
+def dnssl(domains: Iterable[str], lifetime: int = 1800) -> bytes:
+    """A DNS Search List option (type 31), the names in wire format, zero-padded."""
+    return _option(OPT_DNSSL, struct.pack("!HI", 0, lifetime) + b"".join(encode_name(d) for d in domains))
+
+
+def pvd_option(pvd_id: str, options: bytes | Iterable[bytes] = b"", *, sequence: int = 0,
+               h: bool = False, l: bool = False, delay: int = 0, header: bytes | None = None,
+               r: bool | None = None, length: int | None = None,
+               fqdn_wire: bytes | None = None) -> bytes:
+    """An RFC 8801 PvD option nesting ``options``; ``header`` (16 octets, as :func:`ra_header`)
+    is the RA header copy and sets the R flag.
+
+    For malformed options: ``r`` sets or clears the R flag whatever ``header`` is,
+    ``length`` replaces the Length field, ``fqdn_wire`` the encoded PvD ID."""
+    r_flag = header is not None if r is None else r
+    flags = (PVD_FLAG_H if h else 0) | (PVD_FLAG_L if l else 0) | (PVD_FLAG_R if r_flag else 0) \
+        | (delay & PVD_DELAY_MASK)
+    name = encode_name(pvd_id) if fqdn_wire is None else fqdn_wire
+    head = struct.pack("!HH", flags, sequence & 0xFFFF) + name
+    head += bytes(-(len(head) + 2) % 8)
+    option = _option(OPT_PVD, head + (header or b"") + _joined(options))
+    return option if length is None else option[:1] + bytes([length & 0xFF]) + option[2:]

@@ -16,12 +16,11 @@ import struct
 import time
 from dataclasses import dataclass
 
-from pvdrun.discovery.ra import ND_ROUTER_ADVERT, RaInfo, RaParseError, parse_ra
+from pvdrun.discovery.ra import ND_ROUTER_ADVERT, ND_ROUTER_SOLICIT, RaInfo, RaParseError, parse_ra
 
 log = logging.getLogger("pvdrun.discovery")
 
-ICMP6_FILTER = 1
-ND_ROUTER_SOLICIT = 133
+ICMP6_FILTER = 1  # <netinet/icmp6.h>, level IPPROTO_ICMPV6
 IPV6_RECVPKTINFO = getattr(socket, "IPV6_RECVPKTINFO", 49)
 IPV6_PKTINFO = getattr(socket, "IPV6_PKTINFO", 50)
 IPV6_RECVHOPLIMIT = getattr(socket, "IPV6_RECVHOPLIMIT", 51)
@@ -38,8 +37,8 @@ class HeardRa:
     info: RaInfo
 
 
-def _filter_only(icmp_type: int) -> bytes:
-    """struct icmp6_filter that blocks everything except icmp_type."""
+def icmp6_filter_only(icmp_type: int) -> bytes:
+    """struct icmp6_filter that blocks every ICMPv6 type but ``icmp_type`` (a set bit blocks)."""
     words = [0xFFFFFFFF] * 8
     words[icmp_type >> 5] &= ~(1 << (icmp_type & 31)) & 0xFFFFFFFF
     return struct.pack("=8I", *words)
@@ -51,7 +50,7 @@ class RaListener:
     def __init__(self) -> None:
         self.sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
         try:
-            self.sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, _filter_only(ND_ROUTER_ADVERT))
+            self.sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, icmp6_filter_only(ND_ROUTER_ADVERT))
             self.sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVPKTINFO, 1)
             self.sock.setsockopt(socket.IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1)
             self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)

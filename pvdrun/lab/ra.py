@@ -1,17 +1,11 @@
-"""RFC 8801 Router Advertisements: a byte builder and a small sender process.
+"""The lab's RFC 8801 Router Advertisements: what an ISP's router advertises, and the
+small process that sends it.
 
-The builder functions return wire bytes and never validate more than they
-must, so that tests can also build *malformed* options on purpose (wrong
-length, missing terminator, bad padding) and inject them.
-
-Wire formats (RFC 4861 §4.2/§4.6, RFC 4191 §2.3, RFC 8106 §5, RFC 8801 §3.1):
-
-* RA header (16 octets): type 134, code 0, checksum, cur hop limit,
-  M/O/Prf flags, router lifetime, reachable time, retrans timer.
-* PvD option: type 21, length (8-octet units), H|L|R flags + 9 reserved
-  bits + 4-bit Delay, sequence number, PvD ID FQDN in DNS wire format,
-  zero padding to the next 8-octet boundary, the RA header copy when R=1,
-  then nested RA options.
+The wire format is :mod:`pvdrun.discovery.ra`'s (the one place that builds and parses
+RAs); this module only says what the lab's RA holds (:func:`build_pvd_ra`).  It also
+offers that module's builders under the names docs/lab.md gives them, for tests that
+inject RAs, and :func:`parse_ra` / :func:`parse_options`, which read a captured RA as
+plain dicts in wire order, raw bytes included.
 
 The sender (``python -m pvdrun.lab.ra --config FILE``) runs inside a router
 namespace, sends the configured RAs to ff02::1 from the interface's
@@ -32,112 +26,21 @@ import struct
 import sys
 import time
 import zlib
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
-ND_ROUTER_SOLICIT = 133
-ND_ROUTER_ADVERT = 134
-
-# Option numbers and PvD flags: one definition, shared with the parser (RFC 4861, 4191, 8106, 8801).
-from pvdrun.errors import EXIT_OK  # noqa: E402
-from pvdrun.discovery.ra import (OPT_DNSSL, OPT_PIO, OPT_PVD, OPT_RDNSS, OPT_RIO,  # noqa: E402,F401
-                                 PVD_FLAG_H, PVD_FLAG_L, PVD_FLAG_R)
+from pvdrun.discovery.ra import (ND_ROUTER_ADVERT, ND_ROUTER_SOLICIT, OPT_DNSSL, OPT_PIO,  # noqa: F401
+                                 OPT_PVD, OPT_RDNSS, OPT_RIO, PVD_DELAY_MASK, PVD_FLAG_H, PVD_FLAG_L,
+                                 PVD_FLAG_R, RA_HEADER_LEN, Preference, decode_name, dnssl,
+                                 encode_name, pio, pvd_option, pvd_option_head, ra_header, rdnss, rio,
+                                 router_advert, walk_options)
+from pvdrun.discovery.rasock import ICMP6_FILTER, icmp6_filter_only
+from pvdrun.errors import EXIT_OK
 
 ALL_NODES = "ff02::1"
-ICMP6_FILTER = 1  # <netinet/icmp6.h>, level IPPROTO_ICMPV6
-
-#: Router preference values for the RA header and RIOs (RFC 4191 §2.1).
-PREFERENCE = {"medium": 0, "high": 1, "low": 3}
 
 
-def _pad8(data: bytes) -> bytes:
-    """Zero-pad ``data`` to a multiple of 8 octets."""
-    return data + b"\0" * (-len(data) % 8)
-
-
-def encode_fqdn(name: str) -> bytes:
-    """An FQDN in DNS wire format: length-prefixed labels, a zero byte, no compression."""
-    out = bytearray()
-    for label in name.rstrip(".").split("."):
-        raw = label.encode("ascii")
-        if not raw or len(raw) > 63:
-            raise ValueError(f"bad DNS label in {name!r}")
-        out += bytes([len(raw)]) + raw
-    out.append(0)
-    return bytes(out)
-
-
-def build_ra_header(hop_limit: int = 64, managed: bool = False, other: bool = False,
-                    router_lifetime: int = 0, reachable_time: int = 0, retrans_timer: int = 0,
-                    preference: str = "medium") -> bytes:
-    """The 16-octet RA message header (checksum 0: the kernel fills it in)."""
-    flags = (0x80 if managed else 0) | (0x40 if other else 0) | (PREFERENCE[preference] << 3)
-    return struct.pack("!BBHBBHII", ND_ROUTER_ADVERT, 0, 0, hop_limit, flags,
-                       router_lifetime, reachable_time, retrans_timer)
-
-
-def build_ra(options: Iterable[bytes] | bytes = (), **header: Any) -> bytes:
-    """A whole RA message: header (see :func:`build_ra_header`) + options.
-
-    Router lifetime defaults to 0 here; see docs/lab.md for why the lab's
-    own sender uses the router's real lifetime instead.
-    """
-    body = options if isinstance(options, bytes) else b"".join(options)
-    return build_ra_header(**header) + body
-
-
-def build_pio(prefix: str, valid: int = 86400, preferred: int = 14400,
-              on_link: bool = True, autonomous: bool = True) -> bytes:
-    """Prefix Information option (type 3, 32 octets)."""
-    net = ipaddress.IPv6Network(prefix)
-    flags = (0x80 if on_link else 0) | (0x40 if autonomous else 0)
-    return struct.pack("!BBBBIII", OPT_PIO, 4, net.prefixlen, flags, valid, preferred, 0) \
-        + net.network_address.packed
-
-
-def build_rio(prefix: str, lifetime: int = 1800, preference: str = "medium") -> bytes:
-    """Route Information option (type 24): the prefix truncated to 0, 8 or 16 octets."""
-    net = ipaddress.IPv6Network(prefix)
-    prefix_octets = 0 if net.prefixlen == 0 else (8 if net.prefixlen <= 64 else 16)
-    length = 1 + prefix_octets // 8
-    return struct.pack("!BBBBI", OPT_RIO, length, net.prefixlen, PREFERENCE[preference] << 3,
-                       lifetime) + net.network_address.packed[:prefix_octets]
-
-
-def build_rdnss(servers: Iterable[str], lifetime: int = 1800) -> bytes:
-    """Recursive DNS Server option (type 25)."""
-    packed = b"".join(ipaddress.IPv6Address(s).packed for s in servers)
-    return struct.pack("!BBHI", OPT_RDNSS, 1 + len(packed) // 8, 0, lifetime) + packed
-
-
-def build_dnssl(domains: Iterable[str], lifetime: int = 1800) -> bytes:
-    """DNS Search List option (type 31), names in wire format, zero-padded."""
-    names = _pad8(b"".join(encode_fqdn(d) for d in domains))
-    return struct.pack("!BBHI", OPT_DNSSL, 1 + len(names) // 8, 0, lifetime) + names
-
-
-def build_pvd_option(pvd_id: str, sequence: int = 0, h: bool = False, l: bool = False,
-                     r: bool = False, delay: int = 0, ra_header: bytes | None = None,
-                     options: Iterable[bytes] | bytes = (), length: int | None = None,
-                     fqdn_wire: bytes | None = None) -> bytes:
-    """PvD option (RFC 8801 §3.1, type 21).
-
-    ``r=True`` needs ``ra_header`` (16 octets, as :func:`build_ra_header`).
-    ``length`` overrides the computed Length field and ``fqdn_wire`` the
-    encoded PvD ID: both exist to build malformed options for tests.
-    """
-    nested = options if isinstance(options, bytes) else b"".join(options)
-    flags = (PVD_FLAG_H if h else 0) | (PVD_FLAG_L if l else 0) | (PVD_FLAG_R if r else 0) \
-        | (delay & 0x0F)
-    name = encode_fqdn(pvd_id) if fqdn_wire is None else fqdn_wire
-    head = _pad8(struct.pack("!BBHH", OPT_PVD, 0, flags, sequence & 0xFFFF) + name)
-    if r:
-        if ra_header is None or len(ra_header) != 16:
-            raise ValueError("R flag set: a 16-octet RA header copy is required")
-        head += ra_header
-    body = head + nested
-    field = length if length is not None else len(body) // 8
-    return body[:1] + bytes([field & 0xFF]) + body[2:]
-
+# -- the lab's RA ------------------------------------------------------------------------
 
 def content_sequence(nested: bytes) -> int:
     """A sequence number derived from the nested options: changes iff they change."""
@@ -152,70 +55,94 @@ def build_pvd_ra(spec: dict[str, Any]) -> bytes:
     that ignores option 21 still learns the route to the ISP's services.
     """
     lifetime = int(spec.get("lifetime", 3600))
-    nested = [build_pio(spec["prefix"], valid=lifetime, preferred=lifetime)]
-    nested += [build_rio(p, lifetime) for p in spec.get("routes", [])]
+    nested = [pio(spec["prefix"], valid=lifetime, preferred=lifetime)]
+    nested += [rio(p, lifetime) for p in spec.get("routes", [])]
     if spec.get("rdnss"):
-        nested.append(build_rdnss(spec["rdnss"], lifetime))
+        nested.append(rdnss(spec["rdnss"], lifetime))
     if spec.get("dnssl"):
-        nested.append(build_dnssl(spec["dnssl"], lifetime))
+        nested.append(dnssl(spec["dnssl"], lifetime))
     nested_bytes = b"".join(nested)
-    pvd = build_pvd_option(spec["pvd_id"], sequence=content_sequence(nested_bytes),
-                           options=nested_bytes)
-    outside = [build_rio(p, lifetime) for p in spec.get("routes", [])] \
+    option = pvd_option(spec["pvd_id"], nested_bytes, sequence=content_sequence(nested_bytes))
+    outside = [rio(p, lifetime) for p in spec.get("routes", [])] \
         if spec.get("top_level_routes") else []
-    return build_ra([pvd, *outside], router_lifetime=int(spec.get("router_lifetime", 0)))
+    return router_advert([option, *outside], router_lifetime=int(spec.get("router_lifetime", 0)))
 
 
-# -- parsing (used by tests and for debugging) ---------------------------------
+# -- the builders under the lab's names (docs/lab.md) ----------------------------------
+
+build_pio = pio
+build_rio = rio
+build_rdnss = rdnss
+build_dnssl = dnssl
+encode_fqdn = encode_name
+
+
+def build_ra_header(hop_limit: int = 64, managed: bool = False, other: bool = False,
+                    router_lifetime: int = 0, reachable_time: int = 0, retrans_timer: int = 0,
+                    preference: Preference = Preference.MEDIUM) -> bytes:
+    """:func:`pvdrun.discovery.ra.ra_header`, router lifetime 0 unless given."""
+    return ra_header(router_lifetime, preference, hop_limit=hop_limit, managed=managed,
+                     other=other, reachable_time=reachable_time, retrans_timer=retrans_timer)
+
+
+def build_ra(options: Iterable[bytes] | bytes = (), **header: Any) -> bytes:
+    """:func:`pvdrun.discovery.ra.router_advert`, router lifetime 0 unless given (docs/lab.md
+    says why the lab's own sender gives the router's real lifetime)."""
+    return build_ra_header(**header) + (options if isinstance(options, bytes) else b"".join(options))
+
+
+def build_pvd_option(pvd_id: str, sequence: int = 0, h: bool = False, l: bool = False,
+                     r: bool = False, delay: int = 0, ra_header: bytes | None = None,
+                     options: Iterable[bytes] | bytes = (), length: int | None = None,
+                     fqdn_wire: bytes | None = None) -> bytes:
+    """:func:`pvdrun.discovery.ra.pvd_option` with an explicit R flag, which needs ``ra_header``
+    (the 16-octet copy it announces)."""
+    if r and (ra_header is None or len(ra_header) != RA_HEADER_LEN):
+        raise ValueError("R flag set: a 16-octet RA header copy is required")
+    return pvd_option(pvd_id, options, sequence=sequence, h=h, l=l, delay=delay,
+                      header=ra_header if r else None, r=r, length=length, fqdn_wire=fqdn_wire)
+
+
+# -- reading captures --------------------------------------------------------------------
 
 def decode_fqdn(data: bytes) -> tuple[str, int]:
-    """Decode a wire-format FQDN; return (name, octets consumed)."""
-    labels, pos = [], 0
-    while True:
-        if pos >= len(data):
-            raise ValueError("FQDN without terminating zero")
-        size = data[pos]
-        pos += 1
-        if size == 0:
-            return ".".join(labels), pos
-        if size > 63 or pos + size > len(data):
-            raise ValueError("bad FQDN label")
-        labels.append(data[pos:pos + size].decode("ascii"))
-        pos += size
+    """A wire-format FQDN at the start of ``data``: (name, octets it takes)."""
+    name, end = decode_name(data, 0, len(data))
+    return name or "", end
 
 
 def parse_options(data: bytes) -> list[dict[str, Any]]:
-    """Split RA options into dicts ``{"type", "raw", ...}``; PvD options are decoded."""
-    result, pos = [], 0
-    while pos + 2 <= len(data):
-        opt_type, length = data[pos], data[pos + 1]
-        if length == 0:
-            raise ValueError("option with length 0")
-        raw = data[pos:pos + 8 * length]
+    """RA options in wire order as dicts ``{"type", "raw", ...}``; PvD options are decoded
+    (``pvd_id``, ``h``, ``l``, ``r``, ``delay``, ``sequence``, ``ra_header``, ``options``).
+    Raises ValueError for an option list that does not add up."""
+    errors: list[str] = []
+    result: list[dict[str, Any]] = []
+    for opt_type, raw in walk_options(data, 0, errors, "RA"):
         entry: dict[str, Any] = {"type": opt_type, "raw": raw}
         if opt_type == OPT_PVD:
-            flags, seq = struct.unpack("!HH", raw[2:6])
-            name, used = decode_fqdn(raw[6:])
-            start = 6 + used + (-(6 + used) % 8)
+            flags, sequence, pvd_id, start = pvd_option_head(raw[2:])
+            start += 2
             if flags & PVD_FLAG_R:
-                entry["ra_header"] = raw[start:start + 16]
-                start += 16
-            entry.update(pvd_id=name, h=bool(flags & PVD_FLAG_H), l=bool(flags & PVD_FLAG_L),
-                         r=bool(flags & PVD_FLAG_R), delay=flags & 0x0F, sequence=seq,
+                entry["ra_header"] = raw[start:start + RA_HEADER_LEN]
+                start += RA_HEADER_LEN
+            entry.update(pvd_id=pvd_id, h=bool(flags & PVD_FLAG_H), l=bool(flags & PVD_FLAG_L),
+                         r=bool(flags & PVD_FLAG_R), delay=flags & PVD_DELAY_MASK, sequence=sequence,
                          options=parse_options(raw[start:]))
         result.append(entry)
-        pos += 8 * length
+    if errors:
+        raise ValueError(errors[0])
     return result
 
 
 def parse_ra(message: bytes) -> dict[str, Any]:
-    """Parse an ICMPv6 RA message (starting at the ICMPv6 type octet)."""
-    if len(message) < 16 or message[0] != ND_ROUTER_ADVERT:
+    """A captured ICMPv6 RA (from the type octet) as a dict: header fields and
+    :func:`parse_options`."""
+    if len(message) < RA_HEADER_LEN or message[0] != ND_ROUTER_ADVERT:
         raise ValueError("not a Router Advertisement")
-    hop, flags, lifetime, reachable, retrans = struct.unpack("!BBHII", message[4:16])
+    hop, flags, lifetime, reachable, retrans = struct.unpack("!BBHII", message[4:RA_HEADER_LEN])
     return {"hop_limit": hop, "flags": flags, "router_lifetime": lifetime,
             "reachable_time": reachable, "retrans_timer": retrans,
-            "options": parse_options(message[16:])}
+            "options": parse_options(message[RA_HEADER_LEN:])}
 
 
 # -- the sender process ---------------------------------------------------------
@@ -247,10 +174,7 @@ def open_ra_socket(ifname: str) -> tuple[socket.socket, int]:
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 255)
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_LOOP, 0)
-    # ICMPv6 filter: block everything but Router Solicitations (bit set = block).
-    words = [0xFFFFFFFF] * 8
-    words[ND_ROUTER_SOLICIT >> 5] &= ~(1 << (ND_ROUTER_SOLICIT & 31))
-    sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, struct.pack("=8I", *words))
+    sock.setsockopt(socket.IPPROTO_ICMPV6, ICMP6_FILTER, icmp6_filter_only(ND_ROUTER_SOLICIT))
     sock.bind((ll, 0, 0, ifindex))
     return sock, ifindex
 
