@@ -20,7 +20,8 @@ import pytest
 from hypothesis import example, given, strategies as st
 
 from property_settings import PROPERTY
-from pvdrun.daemon.protocol import (OPS, VERSION, Client, DaemonError, DaemonUnavailable, encode,
+from pvdrun.daemon.handlers import OPS
+from pvdrun.daemon.protocol import (VERSION, Client, DaemonError, DaemonUnavailable, encode,
                                     error_reply)
 from pvdrun.daemon.server import Conn, Pvdd
 from pvdrun.model import Pvd

@@ -18,14 +18,24 @@ from pvdrun.model import DEFAULT_SOCKET, SOCKET_ENV
 
 VERSION = 1
 MAX_LINE = 64 * 1024
-OPS = ("list", "get", "default", "subscribe", "resolve", "mark")  # docs/protocol.md, "Requests"
+# (the ops, docs/protocol.md "Requests", are pvdrun.daemon.handlers.OPS: the keys of pvdd's table)
 
-# error codes
+# error codes (docs/protocol.md, "Errors")
 E_BAD_REQUEST = "bad_request"
 E_UNKNOWN_OP = "unknown_op"
 E_UNKNOWN_PVD = "unknown_pvd"
 E_AMBIGUOUS = "ambiguous_pvd"
 E_VERSION = "unsupported_version"
+E_FORBIDDEN = "forbidden"  # mark: the policy does not let this peer use the PvD
+E_RESOLVE_FAILED = "resolve_failed"  # resolve: no answer; error.kind says why
+
+
+class BadRequest(ValueError):
+    """A request line pvdd cannot take; ``code`` is the error code of the reply."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class DaemonUnavailable(OSError):
@@ -58,9 +68,28 @@ def decode(line: bytes) -> Any:
         raise ValueError("JSON nested too deeply") from None
 
 
+def decode_request(line: bytes) -> dict[str, Any]:
+    """One request line: a JSON object of this protocol version; raises BadRequest."""
+    try:
+        request = decode(line)
+    except ValueError:
+        raise BadRequest(E_BAD_REQUEST, "request is not JSON") from None
+    if not isinstance(request, dict):
+        raise BadRequest(E_BAD_REQUEST, "request is not a JSON object")
+    if request.get("v") != VERSION:
+        raise BadRequest(E_VERSION, f"protocol version {request.get('v')!r} not supported "
+                         f"(this pvdd speaks {VERSION})")
+    return request
+
+
 def socket_path(explicit: str | None = None) -> str:
     """--socket / argument, else $PVDRUN_SOCKET, else /run/pvd/pvdd.sock."""
     return explicit or os.environ.get(SOCKET_ENV) or DEFAULT_SOCKET
+
+
+def ok_reply(op: str, **fields: Any) -> dict[str, Any]:
+    """An ok=true reply to ``op``."""
+    return {"v": VERSION, "ok": True, "op": op, **fields}
 
 
 def error_reply(code: str, message: str, candidates: list[str] | None = None) -> dict[str, Any]:
@@ -129,13 +158,15 @@ class Client:
             raise DaemonUnavailable(0, f"pvdd at {self.path} speaks another protocol version")
         return message
 
-    def request(self, op: str, name: str | None = None) -> dict[str, Any]:
-        """Send one request and return its ok=true reply; raises DaemonError."""
-        request: dict[str, Any] = {"v": VERSION, "op": op}
-        if name is not None:
-            request["name"] = name
+    def _exchange(self, request: dict[str, Any], fds: list[int] | None = None) -> dict[str, Any]:
+        """Send one request (with ``fds`` in the same sendmsg) and return its ok=true reply;
+        raises DaemonError with pvdd's reason when it refused."""
+        line = encode({"v": VERSION, **request})
         try:
-            self.sock.sendall(encode(request))
+            if fds:
+                socket.send_fds(self.sock, [line], fds)
+            else:
+                self.sock.sendall(line)
         except OSError as exc:
             raise DaemonUnavailable(exc.errno, f"pvdd at {self.path}: {exc}") from None
         reply = self.read()
@@ -143,18 +174,14 @@ class Client:
             raise DaemonError(reply.get("error") or {})
         return reply
 
+    def request(self, op: str, name: str | None = None) -> dict[str, Any]:
+        """Send one request and return its ok=true reply; raises DaemonError."""
+        return self._exchange({"op": op} if name is None else {"op": op, "name": name})
+
     def mark(self, sock: socket.socket, handle: int) -> dict[str, Any]:
         """Ask pvdd to give ``sock`` (passed with SCM_RIGHTS) the mark of PvD ``handle``; returns
         the ok=true reply, raises DaemonError with pvdd's reason when refused."""
-        request = encode({"v": VERSION, "op": "mark", "handle": handle})
-        try:
-            socket.send_fds(self.sock, [request], [sock.fileno()])
-        except OSError as exc:
-            raise DaemonUnavailable(exc.errno, f"pvdd at {self.path}: {exc}") from None
-        reply = self.read()
-        if not reply.get("ok"):
-            raise DaemonError(reply.get("error") or {})
-        return reply
+        return self._exchange({"op": "mark", "handle": handle}, [sock.fileno()])
 
     def subscribe(self) -> Iterator[dict[str, Any]]:
         """The snapshot reply, then every pushed event, until pvdd goes away."""

@@ -13,14 +13,16 @@ import logging
 import queue
 import socket
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pvdrun.daemon.protocol import E_BAD_REQUEST, VERSION, error_reply
+from pvdrun.daemon.protocol import E_BAD_REQUEST, E_RESOLVE_FAILED, error_reply, ok_reply
 from pvdrun.model import Pvd
+
+if TYPE_CHECKING:
+    from pvdrun.resolve.service import PvdResolverService
 
 log = logging.getLogger("pvdrun.pvdd")
 
-E_RESOLVE_FAILED = "resolve_failed"
 MAX_WORKERS = 4
 
 
@@ -31,9 +33,9 @@ class ResolveWorker:
         self.wake_r, self.wake_w = socket.socketpair()
         self.wake_r.setblocking(False)
         self.wake_w.setblocking(False)
-        self._done: queue.SimpleQueue[tuple[Any, dict[str, Any]]] = queue.SimpleQueue()
+        self._done: queue.SimpleQueue[tuple[object, dict[str, Any]]] = queue.SimpleQueue()
         self._executor: ThreadPoolExecutor | None = None
-        self._service: Any = None
+        self._service: PvdResolverService | None = None
         self._max_workers = max_workers
 
     def sync(self, pvds: list[Pvd]) -> None:
@@ -43,7 +45,7 @@ class ResolveWorker:
             if dropped:
                 log.debug("DNS cache dropped for %s", ", ".join(dropped))
 
-    def submit(self, token: Any, pvd: Pvd, host: str, rdtype: str) -> None:
+    def submit(self, token: object, pvd: Pvd, host: str, rdtype: str) -> None:
         """Start a lookup; its reply appears in ``completed()`` with ``token``."""
         if self._service is None:
             from pvdrun.resolve.service import PvdResolverService
@@ -57,6 +59,7 @@ class ResolveWorker:
     def _lookup(self, pvd: Pvd, host: str, rdtype: str) -> dict[str, Any]:
         from pvdrun.resolve.errors import ResolveError
 
+        assert self._service is not None
         try:
             answer = self._service.resolve(pvd, host, rdtype)
         except ResolveError as exc:
@@ -65,10 +68,9 @@ class ResolveWorker:
             return reply
         except ValueError as exc:  # e.g. an unknown record type
             return error_reply(E_BAD_REQUEST, f"cannot resolve {host!r} type {rdtype!r}: {exc}")
-        return {"v": VERSION, "ok": True, "op": "resolve", "pvd": pvd.pvd_id,
-                "answer": answer.to_dict()}
+        return ok_reply("resolve", pvd=pvd.pvd_id, answer=answer.to_dict())
 
-    def _finish(self, token: Any, future: Future) -> None:
+    def _finish(self, token: object, future: Future) -> None:
         try:
             reply = future.result()
         except Exception as exc:  # never lose a reply: the client waits for it
@@ -81,7 +83,7 @@ class ResolveWorker:
         except OSError:
             pass  # the loop is already awake (buffer full) or shutting down
 
-    def completed(self) -> list[tuple[Any, dict[str, Any]]]:
+    def completed(self) -> list[tuple[object, dict[str, Any]]]:
         """Replies of finished lookups (call when ``wake_r`` is readable)."""
         try:
             while self.wake_r.recv(4096):

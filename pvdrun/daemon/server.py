@@ -1,5 +1,8 @@
 """pvdd: keeps the PvD table current and serves it on a Unix socket (R1, R2, R10, R14-R17).
 
+This module is the event loop and the clients' connections; what each request does is
+pvdrun/daemon/handlers.py, pvdd's routing state is pvdrun/routing/lifecycle.py.
+
 One thread, one selector: the netlink notification socket, the raw RA
 socket, the listening socket and every client.  A change (netlink, RA, or an
 RA-learned lifetime running out) schedules a re-read of the table once the
@@ -20,22 +23,22 @@ import socket
 import stat
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from types import FrameType
 
-from pvdrun.daemon.protocol import (E_AMBIGUOUS, E_BAD_REQUEST, E_UNKNOWN_OP, E_UNKNOWN_PVD,
-                                    E_VERSION, MAX_LINE, OPS, VERSION, decode, encode, error_reply)
+from pvdrun.config import Config, ConfigError, load_config
+from pvdrun.daemon.handlers import handle
+from pvdrun.daemon.protocol import E_BAD_REQUEST, MAX_LINE, VERSION, BadRequest, decode_request, encode, error_reply
 from pvdrun.daemon.resolving import ResolveWorker
-from pvdrun.config import Config
 from pvdrun.discovery.engine import SETTLE, SETTLE_MAX, Discovery
-from pvdrun.discovery.events import diff, snapshot_event
-from pvdrun.discovery.names import PvdLookupError, lookup
+from pvdrun.discovery.events import diff
 from pvdrun.model import Pvd
-from pvdrun.routing.marking import MAX_PENDING_FDS, mark_request
-from pvdrun.routing.policy import peer_credentials
+from pvdrun.routing.lifecycle import PvddRouting
 
 log = logging.getLogger("pvdrun.pvdd")
 
 MAX_BACKLOG = 4 * 1024 * 1024
+#: Descriptors a client may have queued ahead of its requests; more and it is dropped.
+MAX_PENDING_FDS = 8
 
 
 class SocketInUse(RuntimeError):
@@ -106,9 +109,7 @@ class Pvdd:
         self.burst_began: float | None = None  # first notification not yet in a refresh
         self.stopping = False
         self.worker = ResolveWorker()
-        self.routing: Any = None  # pvdrun.routing.netlink.RoutingTables when pvdd routes (root)
-        self.nested: Any = None  # pvdrun.routing.nested.NestedAddresses when pvdd routes (root)
-        self.firewall: Any = None  # pvdrun.routing.firewall.Firewall when pvdd routes (root)
+        self.routing: PvddRouting | None = None  # when pvdd routes (root)
 
     # -- lifecycle --------------------------------------------------------------
     def start(self) -> None:
@@ -116,78 +117,27 @@ class Pvdd:
         routing state, then serve (clients that connect meanwhile wait in the backlog).
 
         The socket comes first: a second pvdd on the same socket must fail before it
-        touches the first one's tables."""
+        touches the first one's tables.  Raises RoutingConflict (see PvddRouting.start)."""
         self.listener = bind_socket(self.socket_path)
         self.discovery.start_notifications()
         self.discovery.prime()
         self.pvds = self.discovery.pvds()
-        self._start_routing()
+        self.routing = PvddRouting.start(self.discovery.config.routing, self.pvds, self.discovery.ras)
         for fileobj in self.discovery.fileobjs():
             self.selector.register(fileobj, selectors.EVENT_READ, "engine")
         self.selector.register(self.listener, selectors.EVENT_READ, "listen")
         self.selector.register(self.worker.wake_r, selectors.EVENT_READ, "resolved")
         log.info("pvdd serving %d PvDs on %s", len(self.pvds), self.socket_path)
 
-    def _start_routing(self) -> None:
-        """As root: check the configured ranges, take over what an earlier pvdd left, build
-        the tables.  Nothing is removed before its replacement is in place: identical rules
-        and routes stay as they are, each PvD gets the slot its table's marker names, the
-        nftables table is replaced in one transaction (docs/routing.md).
-
-        Raises RoutingConflict when rules/routes of others use pvdd's priorities or tables."""
-        if os.geteuid() != 0:
-            log.warning("not root: no per-PvD routing tables or socket marks (docs/routing.md)")
-            return
-        from pvdrun.routing.firewall import Firewall
-        from pvdrun.routing.nested import NestedAddresses
-        from pvdrun.routing.netlink import RoutingTables
-
-        routing = RoutingTables(self.discovery.config.routing)
-        try:
-            routing.check_conflicts()
-            rules, routes = routing.take_over()
-        except Exception:
-            routing.close()
-            raise
-        if rules or routes:
-            log.warning("taking over %d rules and %d routes an earlier pvdd left (%d slots)",
-                        rules, routes, len(routing.slots.parked))
-        self.routing = routing
-        self.nested = NestedAddresses(routing.ipr)
-        self.firewall = Firewall()
-        if self.firewall.exists():
-            log.warning("replacing the nftables table an earlier pvdd left")
-        self._sync_routing(self.pvds)
-        if self.pvds:
-            kept = sum(1 for p in self.pvds if "table" in p.attributes)
-            log.info("routing %d PvDs; %d slots parked", kept, len(routing.slots.parked))
-
-    def _sync_routing(self, pvds: list[Pvd]) -> None:
-        """Apply nested PvD options (addresses, routes), then sync the per-PvD tables."""
-        if self.routing is None:
-            return
-        from pvdrun.routing.nested import add_nested_routes
-
-        try:
-            if self.nested is not None:
-                self.nested.sync(self.discovery.ras)
-            add_nested_routes(pvds, self.discovery.ras)
-            self.routing.sync(pvds)  # assigns the marks the firewall needs
-            if self.firewall is not None:
-                self.firewall.sync(pvds, self.discovery.config.routing, self.routing.parked_marks())
-        except Exception:  # a netlink failure must not stop pvdd
-            log.exception("updating the per-PvD routing tables failed")
-
-    def stop(self, *_: Any) -> None:
+    def stop(self, _signum: int = 0, _frame: FrameType | None = None) -> None:
+        """SIGTERM, SIGINT: leave the loop at the next turn."""
         self.stopping = True
 
-    def request_reload(self, *_: Any) -> None:
+    def request_reload(self, _signum: int = 0, _frame: FrameType | None = None) -> None:
         """SIGHUP: re-read the configuration file at the next loop turn."""
         self.reload_requested = True
 
     def _reload(self) -> None:
-        from pvdrun.config import ConfigError, load_config
-
         self.reload_requested = False
         try:
             self.discovery.config = load_config(self.config_path)
@@ -195,12 +145,13 @@ class Pvdd:
             log.error("configuration not reloaded, keeping the previous one: %s", exc)
             return
         log.info("configuration reloaded")
-        if self.firewall is not None:
-            self.firewall.current = None  # re-install the nftables table even if unchanged
+        if self.routing is not None:
+            self.routing.config_changed()
         self._schedule()
 
     def close(self) -> None:
-        """Close everything and remove the socket file."""
+        """Close everything and remove the socket file; the routing state is parked, not
+        removed (pvdrun/routing/lifecycle.py)."""
         for conn in list(self.conns.values()):
             self._drop(conn)
         if self.listener is not None:
@@ -210,27 +161,8 @@ class Pvdd:
             except OSError:
                 pass
             self.listener.close()
-        # What keeps PvDs apart stays while pvdd is away (docs/routing.md): the nftables
-        # table, the nested-prefix addresses (they expire on their own), the tables and
-        # every rule but the mark lookups (marked sockets fail until a pvdd is back). The
-        # table drops every mark before the mark lookups go (an IPv4 device-bound socket
-        # whose lookup fails would be sent on-link).
-        self.nested = None
-        if self.routing is not None and self.firewall is not None:
-            try:
-                self.firewall.sync(self.pvds, self.discovery.config.routing, self.routing.marks())
-            except Exception:  # noqa: BLE001 - closing must go on
-                log.exception("dropping the marks in the nftables table failed")
-        self.firewall = None
         if self.routing is not None:
-            try:
-                deleted, rules, routes = self.routing.park()
-                log.info("stopped: removed %d mark rules, kept %d rules and %d routes "
-                         "(`pvdrun daemon --cleanup` removes them)", deleted, rules, routes)
-            except Exception:  # noqa: BLE001 - closing must go on
-                log.exception("parking the per-PvD routing tables failed")
-            finally:
-                self.routing.close()
+            self.routing.stop(self.pvds, self.discovery.config.routing)
             self.routing = None
         self.discovery.close()
         self.worker.close()
@@ -307,7 +239,8 @@ class Pvdd:
         except Exception:  # a failed dump must not kill the daemon
             log.exception("re-reading the PvD table failed; keeping the previous one")
             return
-        self._sync_routing(new)
+        if self.routing is not None:
+            self.routing.sync(new, self.discovery.ras, self.discovery.config.routing)
         events = diff(self.pvds, new)
         self.pvds = new
         self.worker.sync(new)
@@ -405,78 +338,13 @@ class Pvdd:
         if not line.strip():
             return
         try:
-            request = decode(line)
-        except ValueError:
-            self._reject(conn, E_BAD_REQUEST, "request is not JSON")
+            request = decode_request(line)
+        except BadRequest as exc:
+            self._reject(conn, exc.code, str(exc))
             return
-        if not isinstance(request, dict):
-            self._reject(conn, E_BAD_REQUEST, "request is not a JSON object")
-            return
-        if request.get("v") != VERSION:
-            self._reject(conn, E_VERSION, f"protocol version {request.get('v')!r} not supported "
-                         f"(this pvdd speaks {VERSION})")
-            return
-        if request.get("op") == "resolve":
-            self._start_lookup(conn, request)
-            return
-        if request.get("op") == "mark":
-            fd = conn.fds.pop(0) if conn.fds else None
-            try:
-                peer = peer_credentials(conn.sock)
-            except OSError as exc:
-                if fd is not None:
-                    os.close(fd)
-                self._send(conn, encode(error_reply(E_BAD_REQUEST, f"no peer credentials: {exc}")))
-                return
-            reply = mark_request(self.pvds, request, fd, peer)
-            if not reply.get("ok"):
-                log.info("mark refused for pid %d uid %d: %s", peer.pid, peer.uid, reply["error"]["message"])
+        reply = handle(self, conn, request)
+        if reply is not None:
             self._send(conn, encode(reply))
-            return
-        self._send(conn, encode(self.answer(request, conn)))
-
-    def _start_lookup(self, conn: Conn, request: dict[str, Any]) -> None:
-        """op "resolve": {"name": PVD, "host": HOST, "type": "A"} answered by a worker."""
-        name, host, rdtype = request.get("name"), request.get("host"), request.get("type", "A")
-        if not (isinstance(name, str) and isinstance(host, str) and isinstance(rdtype, str)
-                and name and host and rdtype):
-            self._send(conn, encode(error_reply(E_BAD_REQUEST, "resolve needs \"name\" (a PvD) "
-                                                "and \"host\" strings, and optionally \"type\"")))
-            return
-        try:
-            pvd = lookup(self.pvds, name)
-        except PvdLookupError as exc:
-            self._send(conn, encode(error_reply(E_AMBIGUOUS if exc.ambiguous else E_UNKNOWN_PVD,
-                                                str(exc), exc.candidates)))
-            return
-        conn.busy = True
-        self.worker.submit(conn, pvd, host, rdtype.upper())
-
-    def answer(self, request: dict[str, Any], conn: Conn | None = None) -> dict[str, Any]:
-        """The reply to one well-formed request."""
-        op = request.get("op")
-        default = next((p for p in self.pvds if p.is_default), None)
-        if op == "list":
-            return {"v": VERSION, "ok": True, "op": "list", "pvds": [p.to_dict() for p in self.pvds],
-                    "default": default.pvd_id if default else None}
-        if op == "default":
-            return {"v": VERSION, "ok": True, "op": "default",
-                    "pvd": default.to_dict() if default else None}
-        if op == "get":
-            name = request.get("name")
-            if not isinstance(name, str) or not name:
-                return error_reply(E_BAD_REQUEST, "get needs a \"name\" string")
-            try:
-                pvd = lookup(self.pvds, name)
-            except PvdLookupError as exc:
-                return error_reply(E_AMBIGUOUS if exc.ambiguous else E_UNKNOWN_PVD, str(exc),
-                                   exc.candidates)
-            return {"v": VERSION, "ok": True, "op": "get", "pvd": pvd.to_dict()}
-        if op == "subscribe":
-            if conn is not None:
-                conn.subscribed = True
-            return {"v": VERSION, "ok": True, "op": "subscribe", **snapshot_event(self.pvds)}
-        return error_reply(E_UNKNOWN_OP, f"unknown op {op!r}; expected one of {', '.join(OPS)}")
 
     def _send(self, conn: Conn, data: bytes) -> None:
         conn.outbuf += data

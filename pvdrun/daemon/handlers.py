@@ -1,0 +1,169 @@
+"""pvdd's requests: one table, op name -> handler (docs/protocol.md, "Requests").
+
+A handler gets what it may see of pvdd (:class:`Served`: the PvD table and the resolver
+worker), the client's connection (:class:`Caller`) and the decoded request, and returns
+the reply, or None when the reply comes later (a lookup, from the worker).  The replies
+are built with pvdrun.daemon.protocol, the one place that writes pvdd's JSON.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from pvdrun.daemon.protocol import (E_AMBIGUOUS, E_BAD_REQUEST, E_FORBIDDEN, E_UNKNOWN_OP, E_UNKNOWN_PVD,
+                                    error_reply, ok_reply)
+from pvdrun.discovery.events import snapshot_event
+from pvdrun.discovery.names import PvdLookupError, lookup
+from pvdrun.model import Pvd
+from pvdrun.routing.marking import MarkRefused, NotAllowed, UnknownHandle, mark_socket
+from pvdrun.routing.policy import Credentials, peer_credentials
+
+log = logging.getLogger("pvdrun.pvdd")
+
+Reply = dict[str, Any]
+
+
+class Lookups(Protocol):
+    """The resolver worker (pvdrun.daemon.resolving.ResolveWorker)."""
+
+    def submit(self, token: object, pvd: Pvd, host: str, rdtype: str) -> None: ...
+
+
+class Served(Protocol):
+    """What a handler sees of pvdd."""
+
+    pvds: list[Pvd]
+    worker: Lookups
+
+
+class Caller(Protocol):
+    """What a handler sees of the client's connection (pvdrun.daemon.server.Conn)."""
+
+    sock: socket.socket
+    subscribed: bool
+    busy: bool
+    fds: list[int]
+
+
+Handler = Callable[[Served, Caller, dict[str, Any]], "Reply | None"]
+
+
+def _default(pvds: list[Pvd]) -> Pvd | None:
+    return next((p for p in pvds if p.is_default), None)
+
+
+def _lookup_error(exc: PvdLookupError) -> Reply:
+    return error_reply(E_AMBIGUOUS if exc.ambiguous else E_UNKNOWN_PVD, str(exc), exc.candidates)
+
+
+def _list(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
+    default = _default(daemon.pvds)
+    return ok_reply("list", pvds=[p.to_dict() for p in daemon.pvds],
+                    default=default.pvd_id if default else None)
+
+
+def _get(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
+    name = request.get("name")
+    if not isinstance(name, str) or not name:
+        return error_reply(E_BAD_REQUEST, "get needs a \"name\" string")
+    try:
+        pvd = lookup(daemon.pvds, name)
+    except PvdLookupError as exc:
+        return _lookup_error(exc)
+    return ok_reply("get", pvd=pvd.to_dict())
+
+
+def _default_op(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
+    default = _default(daemon.pvds)
+    return ok_reply("default", pvd=default.to_dict() if default else None)
+
+
+def _subscribe(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
+    conn.subscribed = True
+    return ok_reply("subscribe", **snapshot_event(daemon.pvds))
+
+
+def _resolve(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply | None:
+    """{"name": PVD, "host": HOST, "type": "A"}: handed to the worker; the connection waits
+    (later requests stay queued, replies in order)."""
+    name, host, rdtype = request.get("name"), request.get("host"), request.get("type", "A")
+    if not (isinstance(name, str) and isinstance(host, str) and isinstance(rdtype, str)
+            and name and host and rdtype):
+        return error_reply(E_BAD_REQUEST, "resolve needs \"name\" (a PvD) and \"host\" strings, "
+                           "and optionally \"type\"")
+    try:
+        pvd = lookup(daemon.pvds, name)
+    except PvdLookupError as exc:
+        return _lookup_error(exc)
+    conn.busy = True
+    daemon.worker.submit(conn, pvd, host, rdtype.upper())
+    return None
+
+
+def _close(fd: int | None) -> None:
+    if fd is not None:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def _marked(pvds: list[Pvd], request: dict[str, Any], fd: int | None, peer: Credentials) -> Reply:
+    handle = request.get("handle")
+    if fd is None:
+        return error_reply(E_BAD_REQUEST, "mark needs a socket passed with SCM_RIGHTS")
+    if not isinstance(handle, int) or isinstance(handle, bool):
+        return error_reply(E_BAD_REQUEST, "mark needs a \"handle\" integer")
+    try:
+        pvd = mark_socket(pvds, handle, fd, peer)
+    except UnknownHandle as exc:
+        return error_reply(E_UNKNOWN_PVD, str(exc))
+    except NotAllowed as exc:
+        return error_reply(E_FORBIDDEN, str(exc))
+    except MarkRefused as exc:
+        return error_reply(E_BAD_REQUEST, str(exc))
+    except OSError as exc:
+        return error_reply(E_BAD_REQUEST, f"cannot mark the socket: {exc.strerror or exc}")
+    return ok_reply("mark", pvd=pvd.pvd_id, mark=pvd.mark)
+
+
+def _mark(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
+    """{"handle": N} with one socket passed (SCM_RIGHTS) in the same sendmsg: pvdd checks the
+    peer's credentials (SO_PEERCRED) and marks it (pvdrun.routing.marking)."""
+    fd = conn.fds.pop(0) if conn.fds else None
+    try:
+        try:
+            peer = peer_credentials(conn.sock)
+        except OSError as exc:
+            return error_reply(E_BAD_REQUEST, f"no peer credentials: {exc}")
+        reply = _marked(daemon.pvds, request, fd, peer)
+    finally:
+        _close(fd)
+    if not reply["ok"]:
+        log.info("mark refused for pid %d uid %d: %s", peer.pid, peer.uid, reply["error"]["message"])
+    return reply
+
+
+#: The one table of pvdd's requests.
+HANDLERS: dict[str, Handler] = {
+    "list": _list,
+    "get": _get,
+    "default": _default_op,
+    "subscribe": _subscribe,
+    "resolve": _resolve,
+    "mark": _mark,
+}
+#: The ops pvdd answers (docs/protocol.md, "Requests").
+OPS = tuple(HANDLERS)
+
+
+def handle(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply | None:
+    """The reply to one well-formed request (None: it comes later)."""
+    op = request.get("op")
+    handler = HANDLERS.get(op) if isinstance(op, str) else None
+    if handler is None:
+        return error_reply(E_UNKNOWN_OP, f"unknown op {op!r}; expected one of {', '.join(OPS)}")
+    return handler(daemon, conn, request)
