@@ -13,22 +13,44 @@ from typing import Any
 
 import pytest
 
+from fixtures.capture import assert_caught, assert_no_leak
+from fixtures.resolvconf import with_resolv_conf
+from pvdrun.resolve.resolvconf import NO_SERVER_PLACEHOLDER
+
 pytestmark = pytest.mark.root
 
 PVDRUN = shutil.which("pvdrun") or "pvdrun"
 OTHER = {"ispa": "ispb", "ispb": "ispa"}
 
 
+def leak_rules(lab: Any, isp: str) -> dict[str, list[str]]:
+    """What the other ISP's link must not hold of a program scoped to ``isp`` (scenario 3): no
+    frame from ``isp``'s host addresses, none to its DNS servers (the IPv4 one is the same
+    address in both ISPs), nothing but link control from the other link's own addresses."""
+    info = lab.isp(isp)
+    return {"sources": info["host_addresses"], "quiet": lab.isp(OTHER[isp])["host_addresses"],
+            "destinations": [info[k] for k in ("dns_v4", "dns_v6") if info[k]]}
+
+
+DIG = ["dig", "+short", "+tries=1", "+time=3", "AAAA", "svc.example"]
+
+
 @pytest.mark.parametrize("isp", ["ispa", "ispb"])
 def test_dig_reads_the_pvds_resolv_conf(lab3: Any, tmp_path: Path, isp: str) -> None:
+    """dig reads the private resolv.conf and its query stays on the PvD's link.  Control: dig
+    without pvdrun, with the very resolv.conf pvdrun gave it, is found on ispa's link by the
+    same verdict (the host's default route)."""
     env = {"PVDRUN_SOCKET": str(tmp_path / "no-daemon.sock")}
     with lab3.capture(OTHER[isp]) as other:
-        done = lab3.exec([PVDRUN, "--pvd", isp, "dig", "+short", "+tries=1", "+time=3", "AAAA",
-                          "svc.example"], env=env)
+        done = lab3.exec([PVDRUN, "--pvd", isp, *DIG], env=env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [lab3.isp(isp)["service_v6"]], done.stdout
-    # The overlapping IPv4 DNS server (same address in both ISPs): only the PvD's link carried it.
-    assert not [line for line in other.lines if ".53:" in line or ".53 " in line], other.lines
+    assert_no_leak(other, done.stdout, **leak_rules(lab3, isp))
+    if isp == "ispb":
+        given = lab3.exec([PVDRUN, "--pvd", isp, "cat", "/etc/resolv.conf"], env=env)
+        with lab3.capture(OTHER[isp]) as control:
+            plain = lab3.exec(with_resolv_conf(DIG, given.stdout))
+        assert_caught(control, given.stdout, plain.stdout, **leak_rules(lab3, isp))
 
 
 def test_private_resolv_conf_does_not_touch_the_hosts(lab3: Any, tmp_path: Path) -> None:
@@ -42,8 +64,26 @@ def test_private_resolv_conf_does_not_touch_the_hosts(lab3: Any, tmp_path: Path)
 
 
 def test_null_pvd_resolv_conf_names_no_real_server(lab3: Any, tmp_path: Path) -> None:
-    done = lab3.exec([PVDRUN, "--pvd", "null", "dig", "+short", "+tries=1", "+time=1", "svc.example"])
-    assert done.returncode != 0 or not done.stdout.strip(), done.stdout
+    """The null PvD's private resolv.conf names only the placeholder (no server of either ISP,
+    none of the host's), so dig, which reads it itself, asks no one: it runs, gets no answer
+    (its socket is refused, EACCES), and neither link carries anything of it."""
+    env = {"PVDRUN_SOCKET": str(tmp_path / "no-daemon.sock")}
+    host = lab3.exec(["cat", "/etc/resolv.conf"]).stdout
+    given = lab3.exec([PVDRUN, "--pvd", "null", "cat", "/etc/resolv.conf"], env=env)
+    assert given.returncode == 0, given.stderr
+    servers = [line.split()[1] for line in given.stdout.splitlines() if line.startswith("nameserver")]
+    assert servers == [NO_SERVER_PLACEHOLDER], given.stdout
+    real = {lab3.isp(i)[k] for i in ("ispa", "ispb") for k in ("dns_v4", "dns_v6")} | \
+        {line.split()[1] for line in host.splitlines() if line.startswith("nameserver")}
+    assert not [word for word in given.stdout.split() if word in real], given.stdout
+    hosts = lab3.isp("ispa")["host_addresses"] + lab3.isp("ispb")["host_addresses"]
+    with lab3.capture("ispa") as cap_a, lab3.capture("ispb") as cap_b:
+        done = lab3.exec([PVDRUN, "--pvd", "null", "dig", "+tries=1", "+time=1", "svc.example"], env=env)
+    assert done.returncode != 0 and not done.stdout.strip().endswith("NOERROR"), done.stdout
+    assert done.returncode not in (3, 4, 5), done.stderr  # pvdrun's own: dig never ran
+    assert "dig" in done.stderr or ";" in done.stdout, (done.stdout, done.stderr)  # dig's own words
+    for cap in (cap_a, cap_b):
+        assert_no_leak(cap, done.stdout, done.stderr, quiet=hosts, destinations=sorted(real))
 
 
 @pytest.mark.parametrize("scenario", ["lab1", "lab2"])

@@ -1,7 +1,10 @@
 """End to end: ``pvdrun --pvd NAME curl http://svc.example/`` with the shim
 core and the shim's resolver together.  The name means a different server in
 each PvD (split horizon); the DNS query and the HTTP connection both stay in
-the PvD (captures on the other ISP's link stay empty)."""
+the PvD: the capture on the PvD's own link holds both, the one on the other
+ISP's link (nothing filtered out, proven live) holds nothing of the client.
+Control: curl without pvdrun, its resolv.conf naming the other ISP's server,
+is found on that link by the same verdict."""
 from __future__ import annotations
 
 import subprocess
@@ -11,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.capture import assert_caught, assert_no_leak, tcp_segment
 from test_resolve_netlab import ResolveLab, split_lab  # noqa: F401
 
 pytestmark = pytest.mark.root
@@ -44,7 +48,14 @@ def test_curl_split_horizon_name_in_each_pvd(split_lab: ResolveLab, tmp_path: Pa
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == expected
     assert split_lab.packets(own_pcap), "the PvD's DNS server was not asked"
-    assert split_lab.packets(other_pcap) == []
+    http = [f for f in own_pcap.frames_from(split_lab.isps[own].client_addrs)
+            if (seg := tcp_segment(f)) and seg[1] == 80]
+    assert http, "the HTTP connection is not on the PvD's link: " + own_pcap.show()
+    assert_no_leak(other_pcap, proc.stdout, **split_lab.leak_rules(own))
+    with split_lab.capture(other) as control:
+        plain = split_lab.run(["curl", "-sS", "-m", "10", "http://svc.example/"],
+                              resolv_conf=split_lab.isps[other].dns)
+    assert_caught(control, plain.stdout, plain.stderr, **split_lab.leak_rules(own))
 
 
 def test_curl_local_name_only_in_its_pvd(split_lab: ResolveLab, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.capture import assert_caught, assert_no_leak
 from test_resolve_netlab import ResolveLab, asan_preload, overlap_lab, probe, shim_lib, split_lab, spoofing_server, hostile_server, link_local_server  # noqa: F401
 
 pytestmark = pytest.mark.root
@@ -108,16 +109,25 @@ def test_v4mapped_and_nodata(split_lab: ResolveLab, probe: Path, shim_lib: str) 
 
 
 def test_capture_shows_no_query_at_the_other_isp(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
-    """R25: with PvD A, queries reach A's DNS on A's link only, and the reverse."""
+    """R25: with PvD A, queries reach A's DNS on A's link only, and the reverse.  Even when the
+    system's resolv.conf names the other ISP's server.  Control: the same lookups without the
+    shim ask that server, on the other link, where the same capture and verdict find them."""
     for own, other in (("a", "b"), ("b", "a")):
+        system = split_lab.isps[other].dns  # what glibc alone would ask
         with split_lab.capture(own) as own_pcap, split_lab.capture(other) as other_pcap:
-            gai(split_lab, probe, shim_lib, split_lab.scope(own), "svc.example")
-            gai(split_lab, probe, shim_lib, split_lab.scope(own), "nonexistent.example")
+            for name in ("svc.example", "nonexistent.example"):
+                done = split_lab.run([str(probe), "gai", name, "unspec", "none"], scope=split_lab.scope(own),
+                                     preload=shim_lib, resolv_conf=system)
+                assert done.returncode == 0 and done.stdout.startswith(("rc=0 ", f"rc={EAI['EAI_NONAME']} ")), \
+                    (done.stdout, done.stderr)
         own_packets = split_lab.packets(own_pcap)
         assert own_packets, f"no DNS packet on ISP {own}'s link"
         prefix = "10.1.0." if own == "a" else "2001:db8:b::"
         assert all(prefix in p for p in own_packets), own_packets  # from the PvD's own addresses
-        assert split_lab.packets(other_pcap) == [], f"DNS packets on ISP {other}'s link"
+        assert_no_leak(other_pcap, **split_lab.leak_rules(own))
+        with split_lab.capture(other) as control:
+            plain = split_lab.run([str(probe), "gai", "svc.example", "unspec", "none"], resolv_conf=system)
+        assert_caught(control, plain.stdout, plain.stderr, **split_lab.leak_rules(own))
 
 
 def test_spoofed_and_mismatched_replies_are_dropped(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
@@ -157,23 +167,35 @@ def test_overlapping_dns_addresses_reach_each_pvds_own_server(overlap_lab: Resol
     with overlap_lab.capture("a") as pcap_a, overlap_lab.capture("b") as pcap_b:
         rc_a, lines_a, _ = gai(overlap_lab, probe, shim_lib, overlap_lab.scope("a"), "svc.example", "inet")
     assert rc_a == 0 and addrs(lines_a) == ["10.0.0.80"]
-    assert overlap_lab.packets(pcap_a) and overlap_lab.packets(pcap_b) == []
+    assert overlap_lab.packets(pcap_a)
+    assert_no_leak(pcap_b, **overlap_lab.leak_rules("a"))
     with overlap_lab.capture("a") as pcap_a, overlap_lab.capture("b") as pcap_b:
         rc_b, lines_b, _ = gai(overlap_lab, probe, shim_lib, overlap_lab.scope("b"), "svc.example", "inet")
     assert rc_b == 0 and addrs(lines_b) == ["10.0.0.90"]
-    assert overlap_lab.packets(pcap_b) and overlap_lab.packets(pcap_a) == []
+    assert overlap_lab.packets(pcap_b)
+    assert_no_leak(pcap_a, **overlap_lab.leak_rules("b"))
 
 
 def test_pvd_without_dns_servers_fails_fast_and_says_so_once(split_lab: ResolveLab, probe: Path,
                                                              shim_lib: str) -> None:
+    """A PvD without DNS servers fails (EAI_AGAIN, said once) and never falls back to the
+    system's resolvers: here the system's resolv.conf names ISP A's server, which a fallback
+    would reach on the captured link.  Control: the same lookup without the shim does."""
     scope = split_lab.scope("a", dns_servers=[])
+    system = ["10.1.0.1"]
     with split_lab.capture("a") as pcap:
-        proc = split_lab.run([str(probe), "threads", "svc.example", "4"], scope=scope, preload=shim_lib)
-        rc, _, err = gai(split_lab, probe, shim_lib, scope, "svc.example")
+        proc = split_lab.run([str(probe), "threads", "svc.example", "4"], scope=scope, preload=shim_lib,
+                             resolv_conf=system)
+        once = split_lab.run([str(probe), "gai", "svc.example", "unspec", "none"], scope=scope,
+                             preload=shim_lib, resolv_conf=system)
     assert proc.stdout.strip() == "ok=0 of 4"
     assert proc.stderr.count("has no DNS server") == 1  # once per process, not per thread
-    assert rc == EAI["EAI_AGAIN"] and "PvD ispa.example has no DNS server" in err
-    assert split_lab.packets(pcap) == []  # and nothing asked the system's resolvers either
+    assert once.stdout.startswith(f"rc={EAI['EAI_AGAIN']} ") and "PvD ispa.example has no DNS server" in once.stderr
+    assert_no_leak(pcap, proc.stderr, once.stdout, **split_lab.silent_rules("a"))
+    with split_lab.capture("a") as control:
+        plain = split_lab.run([str(probe), "gai", "svc.example", "unspec", "none"], resolv_conf=system)
+    assert plain.stdout.startswith("rc=0 "), plain.stdout  # glibc asked 10.1.0.1 and got A's answer
+    assert_caught(control, plain.stdout, **split_lab.silent_rules("a"))
 
 
 def test_unreachable_server_times_out_with_eai_again(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
@@ -217,7 +239,8 @@ def test_server_without_a_source_of_its_family_is_not_used(split_lab: ResolveLab
     with split_lab.capture("a") as pcap:
         rc, _, err = gai(split_lab, probe, shim_lib, scope, "svc.example")
     assert rc == EAI["EAI_AGAIN"] and "no DNS server" in err
-    assert split_lab.packets(pcap) == []
+    assert_no_leak(pcap, err, quiet=split_lab.isps["a"].client_addrs + split_lab.isps["b"].client_addrs,
+                   destinations=["10.1.0.1"])
 
 
 def test_null_pvd_fails_fast_but_hosts_file_answers(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:
@@ -259,7 +282,8 @@ def test_nsswitch_order(split_lab: ResolveLab, probe: Path, shim_lib: str, tmp_p
                              scope=split_lab.scope("a"), preload=shim_lib)
     lines = proc.stdout.splitlines()
     if expected is None:
-        assert lines[0].startswith(f"rc={EAI['EAI_NONAME']} ") and split_lab.packets(pcap) == [], lines
+        assert lines[0].startswith(f"rc={EAI['EAI_NONAME']} "), lines
+        assert_no_leak(pcap, lines, **split_lab.silent_rules("a"))
     else:
         assert lines[1:] == [expected], (lines, proc.stderr)
 
@@ -312,7 +336,7 @@ def test_bad_service_fails_before_any_query(split_lab: ResolveLab, probe: Path, 
         proc = split_lab.run([str(probe), "gai", "svc.example", "unspec", "none", "no-such-service"],
                              scope=split_lab.scope("a"), preload=shim_lib)
     assert proc.stdout.startswith(f"rc={socket.EAI_SERVICE} "), proc.stdout
-    assert split_lab.packets(pcap) == []
+    assert_no_leak(pcap, proc.stdout, **split_lab.silent_rules("a"))
 
 
 def test_numeric_hosts_need_no_dns(split_lab: ResolveLab, probe: Path, shim_lib: str) -> None:

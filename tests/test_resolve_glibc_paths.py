@@ -8,30 +8,27 @@ section 5.3 of the Troan multihoming document: wrong DNS server selection).
 Every test namespace gets a resolv.conf naming the OTHER ISP's server (what
 a host's resolv.conf says is never the PvD's own).  Each function must
 resolve a name only the PvD's server knows (split horizon), its query must
-be seen on the PvD's link, and a capture on the other ISP's link must show
-no DNS packet, while it does show a marker datagram sent there on purpose
-(so the capture was live).  The control runs the same client without the
+be seen on the PvD's link, and the suite's capture (fixtures/capture.py: proven
+live by markers, nothing filtered out) on the other ISP's link must hold nothing
+of the client.  The control runs the same client without the
 shim: glibc then asks the resolv.conf server, through the other ISP's link,
 and the capture there sees it (the test can fail).
 """
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import os
 import shlex
 import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
+from fixtures.capture import LinkCapture, assert_caught, assert_no_leak
 from test_resolve_netlab import ResolveLab, asan_preload, shim_lib, sh, split_lab  # noqa: F401
 
 pytestmark = pytest.mark.root
@@ -112,20 +109,16 @@ def query_name(case: str, view: View) -> str:
     return view.name
 
 
-@dataclass
-class Watch:
-    """A capture on one ISP's link: DNS (port 53) and marker datagrams (UDP port 9)."""
+class Watch(LinkCapture):
+    """The suite's capture on one ISP's link; ``server`` is the DNS server on that link."""
 
-    server: str
-    lines: list[str] = field(default_factory=list)
-
-    @staticmethod
-    def is_marker(line: str) -> bool:
-        return ".9: UDP" in line
+    def __init__(self, ns: str, ifname: str, server: str, label: str) -> None:
+        super().__init__(ns, ifname, label=label)
+        self.server = server
 
     @property
     def dns(self) -> list[str]:
-        return [line for line in self.lines if not self.is_marker(line)]
+        return ResolveLab.packets(self)
 
     @property
     def queries(self) -> list[str]:
@@ -135,49 +128,15 @@ class Watch:
     def asked(self, qname: str) -> bool:
         return any(f"? {qname}. " in line for line in self.queries)
 
-    @property
-    def marker_seen(self) -> bool:
-        return any(self.is_marker(line) and f"> {self.server}.9:" in line for line in self.lines)
+
+def capture(ns: str, ifname: str, server: str, label: str) -> Watch:
+    """The capture on `ifname` in namespace `ns`; `server` is the DNS server on that link."""
+    return Watch(ns, ifname, server, label)
 
 
-@contextlib.contextmanager
-def capture(ns: str, ifname: str, server: str, workdir: Path) -> Iterator[Watch]:
-    """tcpdump on `ifname` in namespace `ns`, live before the block starts; `server` is the DNS
-    server (and marker destination) on that link."""
-    pcap = workdir / f"glibc-{ns}-{time.monotonic_ns()}.pcap"
-    proc = subprocess.Popen(["ip", "netns", "exec", ns, "tcpdump", "-Z", "root", "--immediate-mode", "-U",
-                             "-i", ifname, "-n", "-w", str(pcap), "port", "53", "or", "udp", "port", "9"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    result = Watch(server)
-    try:
-        assert proc.stderr is not None
-        line = proc.stderr.readline()  # "listening on IF ..." once the capture is live
-        assert "listening" in line, line
-        yield result
-    finally:
-        time.sleep(0.3)  # -U writes each packet as it comes; let the last ones arrive
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=10)
-    result.lines = ResolveLab.packets(pcap)
-
-
-def watch(lab: ResolveLab, key: str) -> contextlib.AbstractContextManager[Watch]:
+def watch(lab: ResolveLab, key: str) -> Watch:
     """A capture on ISP `key`'s side of its link in the resolve lab."""
-    return capture(lab.isps[key].ns, "up0", VIEWS[key].server, lab.workdir)
-
-
-MARKER = ("import socket, sys\n"
-          "family = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET\n"
-          "sock = socket.socket(family, socket.SOCK_DGRAM)\n"
-          "if len(sys.argv) > 2:\n"
-          "    sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, sys.argv[2].encode())\n"
-          "sock.sendto(b'pvdrun-capture-marker', (sys.argv[1], 9))\n")
-
-
-def send_marker(lab: ResolveLab, key: str) -> None:
-    """One datagram to ISP `key`'s server, port 9, from the client namespace (unscoped)."""
-    done = lab.run([sys.executable, "-c", MARKER, VIEWS[key].server])
-    assert done.returncode == 0, done.stderr
+    return capture(lab.isps[key].ns, "up0", VIEWS[key].server, f"ISP {key.upper()}")
 
 
 def host_resolv_conf(lab: ResolveLab, key: str) -> Path:
@@ -222,17 +181,16 @@ def test_each_path_asks_only_the_pvds_server(split_lab: ResolveLab, glibc_probe:
         plain = client(split_lab, glibc_probe, control_args(args), resolv)
     assert plain.returncode == 0, plain.stderr
     assert leak.queries, f"control: no query on ISP {other}'s link: {leak.lines}"
+    assert_caught(leak, plain.stdout, **split_lab.leak_rules(pvd))
     assert not answered(case, view, plain.stdout), plain.stdout
 
     # The shim, scoped to the PvD: its own server only.
     with watch(split_lab, pvd) as own, watch(split_lab, other) as foreign:
         scoped = client(split_lab, glibc_probe, args, resolv, scope=split_lab.scope(pvd), preload=shim_lib)
-        send_marker(split_lab, other)
     assert scoped.returncode == 0, scoped.stderr
     assert answered(case, view, scoped.stdout), (scoped.stdout, scoped.stderr)
     assert own.asked(query_name(case, view)), own.lines
-    assert foreign.marker_seen, foreign.lines  # the capture on the other link was live
-    assert foreign.dns == [], f"DNS on ISP {other}'s link: {foreign.dns}"
+    assert_no_leak(foreign, scoped.stdout, **split_lab.leak_rules(pvd))
 
 
 @pytest.mark.parametrize("args", [["res", "query", "intranet.isp-a.example", "A"],
@@ -266,8 +224,6 @@ def test_null_pvd_fails_every_path_at_once(split_lab: ResolveLab, glibc_probe: P
             assert done.returncode == 0, (case, done.stderr)
             outputs[case] = done.stdout.splitlines()
         elapsed = time.monotonic() - started
-        send_marker(split_lab, "a")
-        send_marker(split_lab, "b")
     for case, lines in outputs.items():
         if case.endswith("send"):
             assert lines[0].startswith(f"rc=-1 h_errno=4242 errno={ECONNREFUSED} "), (case, lines)
@@ -279,8 +235,8 @@ def test_null_pvd_fails_every_path_at_once(split_lab: ResolveLab, glibc_probe: P
             assert lines == [f"rc=0 h_errno={NO_RECOVERY} found=0"], lines
         else:
             assert f"{view.name} rc={EAI_FAIL}" in lines, (case, lines)
-    assert cap_a.marker_seen and cap_b.marker_seen, (cap_a.lines, cap_b.lines)
-    assert cap_a.dns == [] and cap_b.dns == [], (cap_a.dns, cap_b.dns)
+    assert_no_leak(cap_a, **split_lab.silent_rules("a"))
+    assert_no_leak(cap_b, **split_lab.silent_rules("b"))
     assert elapsed < len(CASES) * 1.0, elapsed  # nothing waited for a timeout
 
 
@@ -294,7 +250,6 @@ def test_pvd_without_dns_server_fails_without_asking_anyone(split_lab: ResolveLa
     with watch(split_lab, "a") as cap_a, watch(split_lab, "b") as cap_b:
         results = {case: client(split_lab, glibc_probe, case_args(case, view), resolv, scope=scope,
                                 preload=shim_lib) for case in CASES}
-        send_marker(split_lab, "b")
     for case, done in results.items():
         lines = done.stdout.splitlines()
         if case.endswith("send"):
@@ -308,8 +263,8 @@ def test_pvd_without_dns_server_fails_without_asking_anyone(split_lab: ResolveLa
         else:
             assert f"{view.name} rc={EAI_AGAIN}" in lines, (case, lines)
         assert done.stderr.count("has no DNS server") == 1, (case, done.stderr)
-    assert cap_b.marker_seen, cap_b.lines
-    assert cap_a.dns == [] and cap_b.dns == [], (cap_a.dns, cap_b.dns)
+    assert_no_leak(cap_a, **split_lab.silent_rules("a"))
+    assert_no_leak(cap_b, **split_lab.silent_rules("b"))
 
 
 def res(lab: ResolveLab, probe: Path, lib: str, args: list[str], scope: str | None = None,
@@ -441,12 +396,11 @@ def test_unprivileged_user(split_lab: ResolveLab, glibc_probe: Path, shim_lib: s
             results = {case: client(split_lab, probe, case_args(case, view), resolv, scope=split_lab.scope("a"),
                                     preload=lib, env=env, user=user) for case in cases}
             whoami = client(split_lab, Path("/usr/bin/id"), ["-u"], resolv, user=user)
-            send_marker(split_lab, "b")
         assert whoami.stdout.strip() == "65534", whoami
         for case, done in results.items():
             assert answered(case, view, done.stdout), (case, done.stdout, done.stderr)
         assert own.asked(view.name) and own.asked(ipaddress.ip_address(view.addr).reverse_pointer), own.lines
-        assert foreign.marker_seen and foreign.dns == [], foreign.lines
+        assert_no_leak(foreign, **split_lab.leak_rules("a"))
     finally:
         shutil.rmtree(shared, ignore_errors=True)
 
@@ -503,12 +457,14 @@ def test_launcher_scenario_3_overlapping_dns_server(lab3: object, tmp_path: Path
     resolv = tmp_path / "resolv.conf"
     resolv.write_text(f"nameserver {dns}\nsearch ispa.example\noptions timeout:2 attempts:1\n")
 
-    def cap(isp: str) -> contextlib.AbstractContextManager[Watch]:
-        return capture(lab.isp(isp)["capture_ns"], lab.isp(isp)["capture_if"], dns, tmp_path)
+    def cap(isp: str) -> Watch:
+        return capture(lab.isp(isp)["capture_ns"], lab.isp(isp)["capture_if"], dns, isp)
 
-    def marker(device: str) -> None:
-        done = lab.exec([sys.executable, "-c", MARKER, dns, device])
-        assert done.returncode == 0, done.stderr
+    def rules(pvd_isp: str) -> dict[str, list[str]]:
+        """What the other ISP's link must not hold of a program scoped to ``pvd_isp``."""
+        other = "ispb" if pvd_isp == "ispa" else "ispa"
+        return {"sources": lab.isp(pvd_isp)["host_addresses"], "quiet": lab.isp(other)["host_addresses"],
+                "destinations": [dns]}
 
     # Control: glibc alone, the same resolv.conf the launcher gives v4b: ISP A's view, via ISP A.
     script = f"mount --bind {shlex.quote(str(resolv))} /etc/resolv.conf && exec {shlex.join([str(glibc_probe), *args])}"
@@ -517,23 +473,22 @@ def test_launcher_scenario_3_overlapping_dns_server(lab3: object, tmp_path: Path
     assert plain.returncode == 0, plain.stderr
     assert answered(case, view, plain.stdout), plain.stdout  # the wrong ISP's answer: the leak
     assert on_a.queries and not on_b.queries, (on_a.lines, on_b.lines)
+    assert_caught(on_a, plain.stdout, **rules("ispb"))
 
     # PvD v4b: ISP B's server only; it does not know the name.
     with cap("ispa") as on_a, cap("ispb") as on_b:
         scoped = lab.exec([PVDRUN, "--pvd", "v4b", str(glibc_probe), *args], env=env, timeout=60)
-        marker("ispa")
     assert scoped.returncode == 0, scoped.stderr
     assert scoped.stdout and not answered(case, view, scoped.stdout), scoped.stdout
     assert on_b.queries, on_b.lines
-    assert on_a.marker_seen and on_a.dns == [], on_a.lines
+    assert_no_leak(on_a, scoped.stdout, **rules("ispb"))
 
     # PvD v4a: ISP A's server only, which answers.
     with cap("ispa") as on_a, cap("ispb") as on_b:
         scoped = lab.exec([PVDRUN, "--pvd", "v4a", str(glibc_probe), *args], env=env, timeout=60)
-        marker("ispb")
     assert answered(case, view, scoped.stdout), (scoped.stdout, scoped.stderr)
     assert on_a.asked(query_name(case, view)), on_a.lines
-    assert on_b.marker_seen and on_b.dns == [], on_b.lines
+    assert_no_leak(on_b, scoped.stdout, **rules("ispa"))
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,9 @@
 two uplinks whose IPv4 plans overlap completely, DNS server 198.51.100.53 in
 BOTH ISPs.  PvDs come from the real discovery (RDNSS/DNSSL from the lab's
 RAs), or from a configuration file that points both PvDs at the overlapping
-IPv4 server.  Captures on the other ISP's link prove no query went there (R25)."""
+IPv4 server.  The suite's capture (fixtures/capture.py: proven live, nothing filtered
+out) on the other ISP's link proves no query went there (R25); the control, curl without
+pvdrun given the same resolv.conf, is found on that link by the same verdict."""
 from __future__ import annotations
 
 import shutil
@@ -12,15 +14,23 @@ from typing import Any
 
 import pytest
 
+from fixtures.capture import assert_caught, assert_no_leak
+from fixtures.resolvconf import nameservers, with_resolv_conf
+
 pytestmark = pytest.mark.root
 
 PVDRUN = shutil.which("pvdrun") or "pvdrun"
 OTHER = {"ispa": "ispb", "ispb": "ispa"}
 
 
-def packets(cap: Any) -> list[str]:
-    """The capture's packet lines (without blank ones)."""
-    return [line for line in cap.lines if line.strip()]
+def leak_rules(lab: Any, isp: str) -> dict[str, list[str]]:
+    """What the other ISP's link must not hold of a program scoped to ``isp``: no frame from
+    ``isp``'s host addresses (the IPv4 one is the same on both links), none to ``isp``'s
+    DNS servers and services (the IPv4 ones are the same addresses in both ISPs), nothing but
+    link control from the other link's own addresses."""
+    info = lab.isp(isp)
+    return {"sources": info["host_addresses"], "quiet": lab.isp(OTHER[isp])["host_addresses"],
+            "destinations": [info[k] for k in ("dns_v4", "dns_v6", "service_v4", "service_v6") if info[k]]}
 
 
 def no_daemon(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -48,14 +58,27 @@ def v4_dns_config(tmp_path: Path, lab: Any) -> dict[str, str]:
 
 @pytest.mark.parametrize("isp", ["ispa", "ispb"])
 def test_curl_by_name_reaches_the_pvds_own_service(lab3: Any, tmp_path: Path, isp: str) -> None:
-    with lab3.capture(OTHER[isp], "port 53") as dns_cap, lab3.capture(OTHER[isp]) as all_cap:
+    with lab3.capture(OTHER[isp]) as other:
         done = lab3.exec([PVDRUN, "--pvd", isp, "curl", "-sS", "-m", "10", "http://svc.example/"],
                          env=no_daemon(tmp_path))
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"{isp} "), done.stdout
-    assert packets(dns_cap) == []  # no DNS query on the other ISP's link
-    for address in lab3.isp(isp)["host_addresses"] + lab3.isp(OTHER[isp])["host_addresses"]:
-        assert not all_cap.packets_from(address), all_cap.lines
+    assert_no_leak(other, done.stdout, **leak_rules(lab3, isp))  # neither the DNS query nor HTTP
+
+
+def test_control_curl_by_name_unscoped_is_caught(lab3: Any, tmp_path: Path) -> None:
+    """Control of the tests of this module: curl without pvdrun, with the resolv.conf pvdrun
+    gives PvD ispb's programs, asks ispb's servers through the host's default route (ispa):
+    the same capture and verdict find it on ispa's link."""
+    given = lab3.exec([PVDRUN, "--pvd", "ispb", "cat", "/etc/resolv.conf"], env=no_daemon(tmp_path))
+    assert given.returncode == 0 and "nameserver" in given.stdout, given.stderr
+    with lab3.capture("ispa") as other:
+        plain = lab3.exec(with_resolv_conf(["curl", "-sS", "-m", "10", "http://svc.example/"], given.stdout))
+    assert_caught(other, plain.stdout, plain.stderr, **leak_rules(lab3, "ispb"))
+    with lab3.capture("ispa") as other:  # and the overlapping IPv4 server, as the v4 tests use
+        plain = lab3.exec(with_resolv_conf(["getent", "ahostsv4", "intranet.ispa.example"],
+                                           nameservers(lab3.isp("ispb")["dns_v4"])))
+    assert_caught(other, plain.stdout, plain.stderr, **leak_rules(lab3, "ispb"))
 
 
 def test_local_name_through_each_pvds_search_list(lab3: Any, tmp_path: Path) -> None:
@@ -74,7 +97,7 @@ def test_overlapping_ipv4_dns_server_is_each_pvds_own(lab3: Any, tmp_path: Path,
     """Both ISPs' DNS server is 198.51.100.53; only ISP A knows intranet.ispa.example."""
     env = v4_dns_config(tmp_path, lab3)
     dns_v4 = lab3.isp(isp)["dns_v4"]
-    with lab3.capture(isp, "port 53") as own, lab3.capture(OTHER[isp], "port 53") as other:
+    with lab3.capture(isp) as own, lab3.capture(OTHER[isp]) as other:
         python = lab3.exec([PVDRUN, "resolve", "--pvd", pvd, "--type", "A", "intranet.ispa.example"], env=env)
         shim = lab3.exec([PVDRUN, "--pvd", pvd, "getent", "ahostsv4", "intranet.ispa.example"], env=env)
     if isp == "ispa":
@@ -84,4 +107,4 @@ def test_overlapping_ipv4_dns_server_is_each_pvds_own(lab3: Any, tmp_path: Path,
         assert python.returncode == 1, python
         assert shim.returncode == 2, shim  # getent: key not found
     assert own.packets_to(dns_v4)
-    assert packets(other) == []
+    assert_no_leak(other, python.stdout, shim.stdout, **leak_rules(lab3, isp))

@@ -19,7 +19,8 @@ import contextlib
 import itertools
 import json
 import os
-import signal
+import re
+import shlex
 import subprocess
 import sys
 import time
@@ -29,6 +30,8 @@ from typing import Iterator
 
 import pytest
 
+from fixtures.capture import LinkCapture
+from fixtures.prereq import missing, require
 from pvdrun.model import Pvd, make_handle
 
 TESTS = Path(__file__).resolve().parent
@@ -97,41 +100,58 @@ class ResolveLab:
         return self.pvd(key, **changes).to_scope()
 
     def run(self, argv: list[str], scope: str | None = None, env: dict[str, str] | None = None,
-            preload: str | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
-        """Run argv in the client namespace, optionally scoped with the shim."""
+            preload: str | None = None, timeout: float = 60,
+            resolv_conf: list[str] | None = None) -> subprocess.CompletedProcess:
+        """Run argv in the client namespace, optionally scoped with the shim; ``resolv_conf``:
+        the nameservers of a private /etc/resolv.conf (its own mount namespace) for it."""
         full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "RES_OPTIONS": "timeout:2 attempts:1"}
         if scope is not None:
             full_env["PVDRUN_SCOPE"] = scope
         if preload:
             full_env["LD_PRELOAD"] = preload
         full_env.update(env or {})
+        if resolv_conf is not None:
+            path = self.workdir / f"resolv-{time.monotonic_ns()}.conf"
+            path.write_text("".join(f"nameserver {server}\n" for server in resolv_conf))
+            path.chmod(0o644)
+            script = f"mount --bind {shlex.quote(str(path))} /etc/resolv.conf && exec {shlex.join(argv)}"
+            argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", script]
         cmd = ["ip", "netns", "exec", self.client_ns, "env", "-i",
                *[f"{k}={v}" for k, v in full_env.items()], *argv]
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
-    @contextlib.contextmanager
-    def capture(self, key: str) -> Iterator[Path]:
-        """tcpdump port 53 on ISP `key`'s link for the duration of the block."""
-        isp = self.isps[key]
-        pcap = self.workdir / f"{key}-{time.monotonic_ns()}.pcap"
-        proc = subprocess.Popen(["ip", "netns", "exec", isp.ns, "tcpdump", "-Z", "root", "--immediate-mode", "-i", "up0", "-n", "-U",
-                                 "-w", str(pcap), "port", "53"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        try:
-            assert proc.stderr is not None
-            line = proc.stderr.readline()  # "listening on up0 ..." once the capture is live
-            assert "listening" in line, line
-            yield pcap
-        finally:
-            time.sleep(0.3)  # let the last packets be written (-U flushes per packet)
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=10)
+    def capture(self, key: str) -> LinkCapture:
+        """The suite's capture (fixtures/capture.py: proven live, nothing filtered out) on ISP
+        `key`'s side of its link, for the duration of a ``with`` block."""
+        return LinkCapture(self.isps[key].ns, "up0", label=f"ISP {key.upper()}")
 
     @staticmethod
-    def packets(pcap: Path) -> list[str]:
-        """One line per captured packet."""
-        out = sh("tcpdump", "-n", "-r", str(pcap), check=False)
-        return [line for line in out.stdout.splitlines() if line.strip()]
+    def packets(cap: LinkCapture) -> list[str]:
+        """tcpdump's lines for the DNS packets (UDP or TCP, port 53) the capture holds."""
+        return [line for line in cap.lines if (m := _ADDR_RE.search(line)) and "53" in (_port(m[1]), _port(m[2]))]
+
+    def leak_rules(self, key: str) -> dict[str, list[str]]:
+        """What the OTHER ISP's link must not hold of a program scoped to PvD ``key``: no frame
+        from ``key``'s client addresses, none to the other ISP's DNS servers, only link control
+        from the client's addresses on that link."""
+        other = self.isps["b" if key == "a" else "a"]
+        return {"sources": self.isps[key].client_addrs, "quiet": other.client_addrs,
+                "destinations": [server.split("%")[0] for server in other.dns]}
+
+    def silent_rules(self, key: str) -> dict[str, list[str]]:
+        """ISP ``key``'s link must hold nothing of the client but the kernel's link control
+        (its Router Solicitations go on for ever): nothing was asked."""
+        return {"quiet": self.isps[key].client_addrs, "destinations": [s.split("%")[0] for s in self.isps[key].dns]}
+
+
+#: "HH:MM:SS.us IP SRC.PORT > DST.PORT: ..." in ``tcpdump -n`` output.
+_ADDR_RE = re.compile(r"\bIP6? (\S+) > (\S+?):? ")
+
+
+def _port(field: str) -> str:
+    """The port of a tcpdump address field (``10.1.0.2.53``, ``2001:db8:a::1.53``), or ''."""
+    head, _, port = field.rpartition(".")
+    return port if head and (":" in head or head.count(".") == 3) else ""
 
 
 SPOOF_SERVER = r"""
@@ -375,8 +395,7 @@ def destroy_lab(lab: ResolveLab) -> None:
 
 
 def _lab_fixture(mode: str, factory: pytest.TempPathFactory) -> Iterator[ResolveLab]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces)")
+    require(os.geteuid() == 0, "root (the resolve lab builds network namespaces)")
     workdir = factory.mktemp(f"resolve-{mode}")
     build = next(_BUILDS)  # each test module importing the fixture gets its own lab
     lab: ResolveLab | None = None
@@ -418,7 +437,7 @@ def asan_preload(tmp_path_factory: pytest.TempPathFactory) -> str:
     """LD_PRELOAD value for the shim built from shim/*.c with ASan/UBSan (libasan first)."""
     libasan = sh(os.environ.get("CC", "cc"), "-print-file-name=libasan.so").stdout.strip()
     if not os.path.isabs(libasan) or not os.path.exists(libasan):
-        pytest.skip("no libasan for this compiler")
+        missing(f"libasan for {os.environ.get('CC', 'cc')} (Debian: libasan8, with gcc)")
     out = tmp_path_factory.mktemp("asan") / "libpvdshim.so"
     sources = sorted(str(p) for p in (TESTS.parent / "shim").glob("*.c"))
     sh(os.environ.get("CC", "cc"), "-std=gnu11", "-O1", "-g", "-fPIC", "-Wall", "-Wextra", "-fvisibility=hidden",

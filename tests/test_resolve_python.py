@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.capture import assert_caught, assert_no_leak
 from pvdrun.model import Pvd
 from pvdrun.resolve.cache import DnsCache
 from pvdrun.resolve.errors import NO_SERVER, NXDOMAIN, ResolveError
@@ -273,10 +274,19 @@ def test_spoofed_and_mismatched_replies_are_dropped(split_lab: ResolveLab) -> No
 
 @pytest.mark.root
 def test_no_query_reaches_the_other_isp(split_lab: ResolveLab) -> None:
+    """PvD B's lookups reach B's server only.  Control: the same library (dnspython's stub
+    resolver) without pvdrun, given a resolv.conf naming ISP A's server, asks it on A's link,
+    where the same capture and verdict find it."""
     with split_lab.capture("a") as pcap_a, split_lab.capture("b") as pcap_b:
-        resolve_in_lab(split_lab, "b", "svc.example", "AAAA")
-        resolve_in_lab(split_lab, "b", "nothing-here.example", "A")
-    assert split_lab.packets(pcap_b) and split_lab.packets(pcap_a) == []
+        found = resolve_in_lab(split_lab, "b", "svc.example", "AAAA")
+        none = resolve_in_lab(split_lab, "b", "nothing-here.example", "A")
+    assert found["records"] == ["2001:db8:b::80"] and none.get("error"), (found, none)
+    assert split_lab.packets(pcap_b)
+    assert_no_leak(pcap_a, found, none, **split_lab.leak_rules("b"))
+    code = "import dns.resolver; print(dns.resolver.resolve('svc.example', 'AAAA', lifetime=5).rrset)"
+    with split_lab.capture("a") as control:
+        plain = split_lab.run([sys.executable, "-c", code], resolv_conf=split_lab.isps["a"].dns)
+    assert_caught(control, plain.stdout, plain.stderr, **split_lab.leak_rules("b"))
 
 
 @pytest.mark.root
