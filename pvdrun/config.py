@@ -152,7 +152,7 @@ def _str_list(value: Any, what: str) -> list[str]:
 def _parse_pvd(name: str, table: Any) -> ConfiguredPvd:
     if not isinstance(table, dict):
         raise ValueError(f"pvd.{name} must be a table")
-    if not _NAME_RE.match(name) or name == "null":
+    if not _NAME_RE.fullmatch(name) or name == "null":
         raise ValueError(f"pvd name {name!r} is not allowed")
     unknown = sorted(set(table) - _PVD_KEYS)
     if unknown:

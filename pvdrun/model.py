@@ -158,8 +158,17 @@ class Pvd:
             "needs_routing": self.needs_routing,
             "source": self.source,
             "attributes": dict(self.attributes),
-            "scope": self.to_scope(),
+            "scope": self._scope_or_none(),
         }
+
+    def _scope_or_none(self) -> str | None:
+        """The scope line, or None for a PvD the shim cannot hold (too many addresses or
+        interfaces, a value a scope line cannot carry): pvdd still lists such a PvD, and the
+        launcher refuses it (exit 4) when asked to run a program in it."""
+        try:
+            return self.to_scope()
+        except ValueError:
+            return None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Pvd":
@@ -185,15 +194,15 @@ class Pvd:
         mark=HEX srcbind=0|1``: space-separated ``key=value`` tokens; list
         keys repeat.  Values never contain spaces, quotes or backslashes.
         """
-        if len(self.addresses) > MAX_ADDRS or len(self.dns_servers) > MAX_DNS \
-                or len(self.search_domains) > MAX_SEARCH or len(self.interfaces) > MAX_IFACES:
+        if len(self.addresses) > MAX_ADDRS or len(self.interfaces) > MAX_IFACES:
             raise ValueError(f"PvD {self.pvd_id} is larger than the shim's tables")
         tokens = [f"v={SCOPE_VERSION}", f"id={self.pvd_id}", f"handle={self.handle}"]
         for ifname, ifindex in zip(self.interfaces, self.ifindexes):
             tokens.append(f"if={ifname}:{ifindex}")
         tokens += [f"addr={a.split('/', 1)[0]}" for a in self.addresses]
-        tokens += [f"dns={d}" for d in self.dns_servers]
-        tokens += [f"search={s}" for s in self.search_domains]
+        # Like resolv.conf's readers, the shim uses the first servers and domains it can hold.
+        tokens += [f"dns={d}" for d in self.dns_servers[:MAX_DNS]]
+        tokens += [f"search={s}" for s in self.search_domains[:MAX_SEARCH]]
         tokens.append(f"mark={self.mark:#x}")
         tokens.append(f"srcbind={1 if self.needs_routing else 0}")
         for token in tokens:

@@ -370,7 +370,8 @@ int shim_is_preloaded(void)
 
 /* PVDRUN_SCOPE when libc has not set `environ` yet (a hooked call from the program's
  * .preinit_array runs before libc's own initialisation): the environment the kernel gave
- * the process, from /proc/self/environ.  Returns the line's length, 0 when the variable is
+ * the process, from /proc/self/environ.  Returns the line's length + 1 (so that a variable
+ * set but empty, which is malformed, is told from an absent one), 0 when the variable is
  * absent, -1 when the environment cannot be read. */
 static char g_env_buf[SHIM_LINE_MAX + 16];
 static ssize_t scope_from_proc(const char **line)
@@ -420,7 +421,7 @@ static ssize_t scope_from_proc(const char **line)
     REAL_CLOSE(fd);
     g_env_buf[have] = '\0';
     *line = g_env_buf + sizeof key - 1;
-    return (ssize_t)(have - (sizeof key - 1));
+    return (ssize_t)(have - (sizeof key - 1)) + 1;
 }
 
 /* 1 when the process scope is known, 0 when it is not yet (then every operation fails

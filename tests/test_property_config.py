@@ -227,9 +227,6 @@ def test_deep_nesting_is_a_config_error(text: str) -> None:
     assert result is None
 
 
-@pytest.mark.xfail(reason="config.py's _NAME_RE ends with '$', which also matches before a final "
-                          "newline: [pvd.\"work\\n\"] is accepted as a PvD named 'work\\n'",
-                   strict=False)
 @PROPERTY
 @given(st.text(max_size=12))
 @example("work\n")

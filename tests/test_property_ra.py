@@ -245,10 +245,6 @@ def _pvd_table(message: bytes) -> list:
     return assemble(state, table, Config(), lambda link: None, lambda link: None, lambda: LinkDns())
 
 
-@pytest.mark.xfail(reason="assemble keeps every RDNSS server and DNSSL domain of an RA; past 8 "
-                          "(MAX_DNS, MAX_SEARCH) Pvd.to_scope() raises ValueError, and pvdd's "
-                          "refresh calls it (events.diff -> to_dict) outside its try: one RA from "
-                          "any host on the link stops pvdd", strict=False)
 @PROPERTY
 @given(hostname, st.lists(ipv6, min_size=1, max_size=12, unique=True),
        st.lists(hostname, min_size=1, max_size=12, unique=True))
