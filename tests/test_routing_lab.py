@@ -14,11 +14,12 @@ import re
 import socket
 import subprocess
 import sys
-import time
 from typing import Any, Iterator
 
 import pytest
 
+from fixtures.capture import assert_caught, assert_no_leak
+from fixtures.unprivileged import unprivileged_user, User  # noqa: F401 (fixture)
 from routing_daemon import PVDRUN, PvddInLab, routes, rules
 
 pytestmark = pytest.mark.root
@@ -103,6 +104,7 @@ def test_scenario1_each_source_goes_to_its_own_router(lab1: Any, pvdd1: PvddInLa
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"{isp} {prefix}"), done.stdout
     assert far.returncode == 0, "\n".join([far.stderr, *routes(lab1), *rules(lab1), pvdd1.log_text()])
+    assert not cap.live_problems(), cap.live_problems()
     frames = frames_from(cap, pvdd1.pvd(pvd_id)["addresses"][0].split("/")[0])
     assert [line for mac, line in frames if FAR_AWAY in line], cap.lines  # the far packet left
     wrong = [line for mac, line in frames if mac == other_mac or (mac != own_mac and not mac.startswith("33:33"))]
@@ -141,16 +143,38 @@ def test_scenario1_ipv4(lab1: Any, pvdd1: PvddInLab) -> None:
     assert done.returncode == 0 and done.stdout.startswith("ispa 192.0.2.10"), (done.stdout, done.stderr)
 
 
+def upstream_rules(lab: Any) -> dict[str, list[str]]:
+    """The other ISP's upstream must carry nothing of a scoped program: the gateway forwards
+    by source prefix, so nothing with ANY of the host's addresses (the other ISP's included:
+    that is how a wrong source would show) and nothing to the other ISP's services."""
+    hosts = lab.isp("ispa")["host_addresses"] + lab.isp("ispb")["host_addresses"]
+    return {"sources": hosts}
+
+
 @pytest.mark.parametrize("isp", ISPS)
 def test_scenario2_each_source_reaches_its_upstream(lab2: Any, pvdd2: PvddInLab, isp: str) -> None:
-    """One gateway: the upstream link of the other ISP sees nothing with this ISP's source."""
+    """One gateway, forwarding by source prefix: what the host sends with ISP's source reaches
+    ISP whatever the host does, so a capture of the other upstream can only catch a WRONG
+    source.  The program therefore also asks for the other ISP's service address, for which
+    the host's own source selection picks the other ISP's address (longest match): scoped, it
+    must still use ISP's source (and fail at ISP, which has no route there), and nothing of
+    the run may appear on the other upstream.  Control: the same curl, unscoped, does reach
+    the other ISP through that upstream, where the same capture and verdict find it."""
     other = "ispb" if isp == "ispa" else "ispa"
     pvd_id = lab2.isp(isp)["pvd_id"]
     prefix = "2001:db8:a:" if isp == "ispa" else "2001:db8:b:"
+    cross = ["curl", "-sS", "-m", "5", f"http://[{lab2.isp(other)['service_v6']}]/"]
     with lab2.capture(other) as cap:
         done = scoped(lab2, pvdd2, pvd_id, ["curl", "-sS", "-m", "10", "http://svc.example/"])
+        crossing = scoped(lab2, pvdd2, pvd_id, cross)
     assert done.returncode == 0 and done.stdout.startswith(f"{isp} {prefix}"), (done.stdout, done.stderr)
-    assert not [line for line in cap.lines if f"IP6 {prefix}" in line], cap.lines
+    assert crossing.returncode != 0 and not crossing.stdout, (crossing.stdout, crossing.stderr)
+    assert crossing.returncode not in (3, 4, 5, 6), crossing.stderr  # pvdrun's own: curl never ran
+    assert_no_leak(cap, done.stdout, crossing.stderr, **upstream_rules(lab2))
+    with lab2.capture(other) as control:
+        plain = lab2.exec(cross)
+    assert plain.returncode == 0 and plain.stdout.startswith(f"{other} "), (plain.stdout, plain.stderr)
+    assert_caught(control, plain.stdout, **upstream_rules(lab2))
 
 
 def test_marked_traffic_without_route_is_unreachable(lab1: Any, pvdd1: PvddInLab) -> None:
@@ -203,11 +227,19 @@ def test_mark_request_bad_input_and_good(lab1: Any, pvdd1: PvddInLab) -> None:
     assert pvdd1.list_pvds()
 
 
-def test_launcher_without_pvdd_refuses_shared_link_pvd_when_unprivileged(lab1: Any, tmp_path: Any) -> None:
-    """No pvdd, not root: a PvD sharing its interface is refused (exit 4), not half-honoured."""
+def test_launcher_without_pvdd_refuses_shared_link_pvd_when_unprivileged(lab1: Any, tmp_path: Any,
+                                                                          unprivileged_user: User) -> None:
+    """No pvdd, a real unprivileged user (useradd + setpriv): ``pvdrun --pvd ispb.example`` (a
+    PvD sharing lan0 with ispa.example) is refused with one line and the program never runs.
+    Without CAP_NET_RAW the user's one-shot discovery does not hear the RAs' PvD options, so
+    the refusal is "unknown PvD" (exit 3); where it does see the PvD, it is "needs pvdd's
+    routing tables" (exit 4, as for root: test_launch_resolvconf.py)."""
     env = {"PVDRUN_SOCKET": str(tmp_path / "none.sock")}
-    code = ("import os\nos.geteuid = lambda: 65534  # the launcher's view of an unprivileged caller\n"
-            "from pvdrun.launch import scope_line_for\n"
-            f"scope_line_for({lab1.isp('ispb')['pvd_id']!r}, None)\n")
-    done = lab1.exec([sys.executable, "-c", code], env=env)
-    assert done.returncode == 4 and "needs pvdd" in done.stderr, (done.returncode, done.stderr)
+    pvd_id = lab1.isp("ispb")["pvd_id"]
+    done = lab1.exec(unprivileged_user.python(["-m", "pvdrun.cli", "--pvd", pvd_id, "id", "-u"], env))
+    reasons = {3: f"unknown PvD '{pvd_id}'", 4: "needs pvdd"}
+    assert done.returncode in reasons and reasons[done.returncode] in done.stderr, \
+        (done.returncode, done.stdout, done.stderr)
+    assert len(done.stderr.splitlines()) == 1 and not done.stdout, (done.stdout, done.stderr)  # id never ran
+    who = lab1.exec(unprivileged_user.argv(["id", "-u"]))
+    assert who.stdout.strip() == str(unprivileged_user.uid), who  # the user is who it claims
