@@ -8,6 +8,7 @@ Requirements cited: draft-kline-mif-mpvd-api-reqs-00 R3, R4, R6, R8, R11-R13, R1
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from fixtures.capture import LinkCapture, assert_caught, assert_no_leak
 from pvdrun.model import HANDLE_NULL, null_scope
 from pvdrun.shim import library_path
 
@@ -183,6 +185,10 @@ def net() -> Iterator[dict[str, Any]]:
         for ns in (HOST_NS, PEER_NS):
             _ip("-n", ns, "link", "set", "lo", "up")
         _ip("-n", HOST_NS, "route", "add", "default", "via", "10.88.0.1")
+        # 10.66.0.0/24 through both links, B preferred: an untied socket leaves by B, one tied
+        # to A by A (test_concurrent_first_use_ties_each_socket_once)
+        _ip("-n", HOST_NS, "route", "add", "10.66.0.0/24", "via", "10.88.0.1", "metric", "100")
+        _ip("-n", HOST_NS, "route", "add", "10.66.0.0/24", "via", "10.77.0.1", "metric", "200")
         _ip("-n", HOST_NS, "-6", "route", "add", "default", "via", "fd88::1")
         index = {name: int(subprocess.run(["ip", "netns", "exec", HOST_NS, "cat",
                                            f"/sys/class/net/{name}/ifindex"], check=True,
@@ -196,6 +202,7 @@ def net() -> Iterator[dict[str, Any]]:
             "b": f"v=1 id=pvdb handle={HANDLE_B} if={IF_B}:{index[IF_B]} addr=10.88.0.2 addr=fd88::2 "
                  f"mark=0x0 srcbind=0",
             "gone": f"v=1 id=gone handle=3333 if=gone0:{index[IF_B] + 1000} addr=10.66.0.2",
+            "index_a": index[IF_A],
         }
     finally:
         for ns in (HOST_NS, PEER_NS):
@@ -316,32 +323,61 @@ def test_accepted_socket_belongs_to_listener_pvd(net: dict[str, str]) -> None:
     try:
         assert server.stdout is not None
         assert server.stdout.readline().strip() == "listening"
-        client = [sys.executable, "-c", "import socket,sys; s=socket.socket(); s.settimeout(3); "
-                  "print(s.connect_ex((sys.argv[1], int(sys.argv[2]))))"]
-        refused = subprocess.run(["ip", "netns", "exec", PEER_NS, *client, "10.88.0.2", str(port)],
-                                 capture_output=True, text=True, timeout=20)
-        assert refused.stdout.strip() != "0"  # through B's link: no listener there
-        accepted = subprocess.run(["ip", "netns", "exec", PEER_NS, *client, "10.77.0.2", str(port)],
-                                  capture_output=True, text=True, timeout=20)
-        assert accepted.stdout.strip() == "0"
+        refused = connect_from_peer("10.88.0.2", port)
+        # through B's link: no listener there, the kernel answers RST (not a crash, not a timeout)
+        assert refused.returncode == 0 and refused.stdout.strip() == str(errno.ECONNREFUSED), refused
+        accepted = connect_from_peer("10.77.0.2", port)
+        assert accepted.returncode == 0 and accepted.stdout.strip() == "0", accepted
         report = json.loads(server.stdout.readline())
         assert report == {"peer": "10.77.0.1", "listener": HANDLE_A, "accepted": HANDLE_A}
     finally:
         server.kill()
         server.wait()
+    # control: the same server unscoped is reached through B's link, so the check can fail
+    server = subprocess.Popen(["ip", "netns", "exec", HOST_NS, "env", f"LD_PRELOAD={library_path()}",
+                               sys.executable, "-c", PROBE, "server", str(port + 1)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None and server.stdout.readline().strip() == "listening"
+        through_b = connect_from_peer("10.88.0.2", port + 1)
+        assert through_b.returncode == 0 and through_b.stdout.strip() == "0", through_b
+    finally:
+        server.kill()
+        server.wait()
 
 
-def test_concurrent_first_use_ties_each_socket_once(net: dict[str, str], tmp_path: Any) -> None:
+def connect_from_peer(address: str, port: int) -> subprocess.CompletedProcess:
+    """A TCP connect from the peer namespace; prints connect_ex's result (0 or an errno)."""
+    client = [sys.executable, "-c", "import socket,sys; s=socket.socket(); s.settimeout(3); "
+              "print(s.connect_ex((sys.argv[1], int(sys.argv[2]))))"]
+    return subprocess.run(["ip", "netns", "exec", PEER_NS, *client, address, str(port)],
+                          capture_output=True, text=True, timeout=20)
+
+
+def test_concurrent_first_use_ties_each_socket_once(net: dict[str, Any], tmp_path: Any) -> None:
     """8 threads racing on each fresh socket's first sendto: every datagram goes, every
-    socket ends tied to the process's PvD, nothing hangs (compare-and-swap claim)."""
+    socket ends tied to the process's PvD A, nothing hangs (compare-and-swap claim).  The
+    destination, 10.66.0.1, is routed through both links with B preferred, so an untied
+    datagram would leave by B: the capture of B's link holds none of them, and the kernel
+    says each socket is bound to A (SO_BINDTOIFINDEX read back), not only the shim.
+    Control: the same program without a scope is found on B's link by the same verdict."""
     lib = library_path()
     include = os.path.dirname(lib)
     source = os.path.join(os.path.dirname(__file__), "c", "concurrent_tie.c")
     binary = str(tmp_path / "concurrent_tie")
     subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-Werror", "-I", include, "-o", binary, source, lib,
                     f"-Wl,-rpath,{include}", "-pthread"], check=True)
-    done = subprocess.run(["ip", "netns", "exec", HOST_NS, "env", f"LD_PRELOAD={lib}",
-                           f"PVDRUN_SCOPE={net['a']}", binary, "10.77.0.1"],
-                          capture_output=True, text=True, timeout=120)
+    token = "C" + os.urandom(5).hex()
+    rules = {"quiet": ["10.88.0.2", "fd88::2"], "destinations": ["10.66.0.1"], "tokens": [token]}
+    run = ["ip", "netns", "exec", HOST_NS, "env", f"LD_PRELOAD={lib}"]
+    with LinkCapture(PEER_NS, f"pb{PID}", label="B") as on_b:
+        done = subprocess.run([*run, f"PVDRUN_SCOPE={net['a']}", binary, "10.66.0.1", str(net["index_a"]), token],
+                              capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "fails=0 scoped=2000 rounds=2000"
+    assert done.stdout.strip() == "fails=0 scoped=2000 bound=2000 rounds=2000"
+    assert_no_leak(on_b, done.stdout, **rules)
+    with LinkCapture(PEER_NS, f"pb{PID}", label="B") as control:
+        plain = subprocess.run([*run, binary, "10.66.0.1", str(net["index_a"]), token, "20"],
+                               capture_output=True, text=True, timeout=120)
+    assert plain.stdout.split()[2:] == ["bound=0", "rounds=20"], (plain.stdout, plain.stderr)  # no scope: untied
+    assert_caught(control, plain.stdout, **rules)
