@@ -289,7 +289,14 @@ for _ in range(count):
 
 
 def test_fuzzed_ras_never_crash_pvdd(net: MiniNet, tmp_path: Path) -> None:
-    """500 randomly mutated and truncated PvD RAs: pvdd keeps serving."""
+    """500 randomly mutated and truncated PvD RAs: pvdd receives them (its log names the ones
+    too short to parse, as many as the replayed mutations say there are, at most: a full
+    socket buffer may drop some), keeps serving, and still takes in a good RA sent after them
+    (its PvD appears: it was read after every fuzzed one, from the same socket)."""
+    import random
+
+    from pvdrun.discovery.ra import RA_HEADER_LEN
+
     router = net.add_router("lan0", "ra", "2001:db8:a::/64")
     daemon = Daemon(net, tmp_path)
     daemon.wait_ready(net, "implicit:lan0")
@@ -298,11 +305,29 @@ def test_fuzzed_ras_never_crash_pvdd(net: MiniNet, tmp_path: Path) -> None:
               + craft.dnssl(["fuzz.example"], 30))
     seed = craft.router_advert(craft.pvd_option("fuzz.example", nested, sequence=1,
                                                 header=craft.ra_header(0)), router_lifetime=0)
+    rng = random.Random(8801)  # the sender's mutations, replayed: how many are too short to parse
+    short = 0
+    for _ in range(500):
+        message = bytearray(seed)
+        for _ in range(rng.randint(1, 6)):
+            message[rng.randrange(2, len(message))] = rng.randrange(256)
+        short += len(message[:rng.randint(8, len(message))]) < RA_HEADER_LEN
+    assert short > 0
+    before = daemon.log_text().count("is shorter than its header")
     from discovery_netns import sh
     sh(sys.executable, "-c", FUZZ_SENDER, seed.hex(), "500", ns=router, timeout=60)
     assert daemon.proc.poll() is None, daemon.log_text()[-2000:]
+    stream, _ = _subscriber(daemon.socket)
+    after = craft.router_advert(craft.pvd_option("after.example", craft.rdnss(["2001:db8:a::53"]), sequence=1),
+                                router_lifetime=0)
+    net.send_ra(router, after)
+    added = _next_event(stream, lambda e: e.get("event") == "added" and e["id"] == "after.example", limit=500)
+    assert added["pvd"]["dns_servers"] == ["2001:db8:a::53"], added
     assert daemon.request("list")["ok"]
-    assert "Traceback" not in daemon.log_text()
+    log = daemon.log_text()
+    received = log.count("is shorter than its header") - before
+    assert 0 < received <= short, (received, short, log[-2000:])
+    assert "Traceback" not in log
 
 
 def test_resolve_op_answers_in_order(net: MiniNet, tmp_path: Path) -> None:
