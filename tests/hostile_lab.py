@@ -37,6 +37,7 @@ import pytest
 
 from fixtures.capture import LinkCapture, describe, ip_source, membership_reports  # noqa: F401
 from fixtures.capture import leak_problems as link_leak_problems
+from fixtures.prereq import require
 from pvdrun.shim import library_path
 from routing_daemon import PvddInLab
 
@@ -236,8 +237,7 @@ class HostileEnv:
 @pytest.fixture(scope="module")
 def hostile_user() -> Iterator[str]:
     """A real unprivileged user (no home, no groups, no capabilities)."""
-    if os.geteuid() != 0:
-        pytest.skip("creating a user needs root")
+    require(os.geteuid() == 0, "root (creating a test user)")
     name = f"pvdh{os.getpid() % 100000}x{next(_users)}"
     subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", name], check=True, capture_output=True)
     try:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from fixtures.prereq import require
 from pvdrun.model import HANDLE_NULL, HANDLE_UNSPEC, Pvd
 from pvdrun.shim import binding, library_path
 
@@ -157,8 +158,8 @@ def test_library_links_libc_only() -> None:
     assert all(name.startswith(allowed) for name in names), names
 
 
-@pytest.mark.skipif(not SHIM_SRC.is_dir(), reason="shim sources not next to the tests")
 def test_shim_compiles_with_werror(tmp_path: Path) -> None:
+    require(SHIM_SRC.is_dir(), f"the shim's sources next to the tests ({SHIM_SRC})")
     sources = sorted(str(p) for p in SHIM_SRC.glob("*.c"))
     subprocess.run(["cc", "-std=gnu11", "-O2", "-fPIC", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden",
                     "-D_GNU_SOURCE", "-pthread", "-shared", "-o", str(tmp_path / "lib.so"), *sources, "-ldl",
@@ -167,8 +168,7 @@ def test_shim_compiles_with_werror(tmp_path: Path) -> None:
 
 def test_example_program_compiles(tmp_path: Path) -> None:
     example = Path(__file__).resolve().parent.parent / "examples" / "pvd_list.c"
-    if not example.exists():
-        pytest.skip("examples/ not next to the tests")
+    require(example.exists(), f"examples/ next to the tests ({example})")
     lib = library_path()
     out = str(tmp_path / "pvd_list")
     subprocess.run(["cc", "-Wall", "-Wextra", "-Werror", "-I", os.path.dirname(lib), "-o", out, str(example),

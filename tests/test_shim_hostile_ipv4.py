@@ -17,6 +17,7 @@ import subprocess
 
 import pytest
 
+from fixtures.prereq import require
 from hostile_lab import (OTHER, PRLIMIT, PVD, HostileEnv, control_problems, env, env1, env3,  # noqa: F401
                          finished, hostile_bindir, hostile_user, mismatches, mixing_problems, new_token, results,
                          verdict)
@@ -104,12 +105,12 @@ def test_descriptor_beyond_the_table(env: HostileEnv, where: str, mode: str, who
     raise (root, as the contract puts it): ``prlimit --nofile=256:256 pvdrun ...``; the
     program raises the limit to 8192 and dup2()s a fresh socket to 5000 (and
     fcntl(F_DUPFD)s one to 5100).  Needs CAP_SYS_RESOURCE: skipped where the test runs
-    without it.  inherited (root and a real user, no capability needed): an unscoped
+    without it (under CI=true, a failure naming it).  inherited (root and a real user, no capability needed): an unscoped
     launcher opens the socket at 5000, lowers its own limit to 256:256 and executes the
     scoped program, which finds the descriptor open above its limit."""
-    if mode == "raise" and not has_cap_sys_resource():
-        pytest.skip("no CAP_SYS_RESOURCE here: a hard RLIMIT_NOFILE cannot be raised (the inherited "
-                    "mode puts a socket beyond the table without it)")
+    if mode == "raise":
+        require(has_cap_sys_resource(), "CAP_SYS_RESOURCE (a hard RLIMIT_NOFILE is raised; the inherited "
+                "mode puts a socket beyond the table without it)")
     if where == "s3":
         family, dst = "4", env.service(OTHER, 4)
         other_if, other_src = str(env.ifindex(env.interface(OTHER))), "-"
