@@ -21,13 +21,13 @@ from pvdrun.shim import LIBRARY_NAME, PRELOAD_ENV, preload_entries
 # name -> "module:attribute" of a click command, imported on first use.
 SUBCOMMANDS: dict[str, str] = {
     "run": "pvdrun.launch:run_command",
-    "list": "pvdrun.discovery.cli:list_command",
-    "show": "pvdrun.discovery.cli:show_command",
-    "monitor": "pvdrun.discovery.cli:monitor_command",
-    "daemon": "pvdrun.daemon.cli:daemon_command",
-    "lab": "pvdrun.lab.cli:lab",
-    "shim-path": "pvdrun.shim.cli:shim_path_command",
-    "resolve": "pvdrun.resolve.cli:resolve_command",
+    "list": "pvdrun.commands.observe:list_command",
+    "show": "pvdrun.commands.observe:show_command",
+    "monitor": "pvdrun.commands.observe:monitor_command",
+    "daemon": "pvdrun.commands.daemon:daemon_command",
+    "lab": "pvdrun.commands.lab:lab",
+    "shim-path": "pvdrun.commands.shim_path:shim_path_command",
+    "resolve": "pvdrun.commands.resolve:resolve_command",
 }
 
 

@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from pvdrun.cmdline import fail, fail_with, pvd_named
+from pvdrun.commands.common import fail, fail_with, pvd_named
 from pvdrun.errors import EXIT_CANNOT_HONOUR, EXIT_MISSING_PREREQ, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_USAGE
 from pvdrun.model import HANDLE_NULL, NULL_PVD_NAME, SCOPE_ENV, SOCKET_ENV, Pvd, null_scope
 from pvdrun.pathsearch import ProgramNotFound, find_program
@@ -23,7 +23,7 @@ from pvdrun.shim import PRELOAD_ENV, library_path, preload_entries
 
 def pvd_for(name: str, socket_path: str | None) -> Pvd | None:
     """The PvD ``name`` (None for the null PvD); exits 3 when unknown or ambiguous, 4 when the
-    shim could not hold it (and as :func:`pvdrun.cmdline.pvd_named` when the lookup fails)."""
+    shim could not hold it (and as :func:`pvdrun.commands.common.pvd_named` when the lookup fails)."""
     if name == NULL_PVD_NAME:
         return None
     pvd = pvd_named(name, socket_path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from pvdrun.discovery.cli import format_pvd, format_table
+from pvdrun.commands.observe import format_pvd, format_table
 from pvdrun.model import Pvd, Route
 
 

@@ -9,7 +9,7 @@
 * :mod:`pvdrun.resolve.resolvconf`: a resolv.conf for a PvD, bind-mounted
   over /etc/resolv.conf in a private mount namespace, for programs that
   read it themselves (dig, host, nslookup).
-* ``pvdrun resolve --pvd NAME HOST`` (:mod:`pvdrun.resolve.cli`).
+* ``pvdrun resolve --pvd NAME HOST`` is :mod:`pvdrun.commands.resolve`.
 
 The C side (the preloaded shim's getaddrinfo) is in ``shim/dns_*.c`` and
 ``shim/gai.c``; see docs/resolution.md.

@@ -1,8 +1,8 @@
 """What every ``pvdrun`` subcommand does the same way: fail with one line and an exit
 status, and find the PvD that a ``--pvd NAME`` option names.
 
-Only command-line modules import this (the launcher and the subcommands' ``cli.py``);
-libraries raise, and this is where an error becomes an exit status.
+Only the command line imports this (:mod:`pvdrun.launch` and the other subcommands in this
+package); libraries raise, and this is where an error becomes an exit status.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from pvdrun.cmdline import fail
+from pvdrun.commands.common import fail
 from pvdrun.errors import EXIT_MISSING_PREREQ
 from pvdrun.shim import library_path
 

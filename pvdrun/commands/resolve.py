@@ -15,7 +15,7 @@ import json
 import click
 import dns.rdatatype
 
-from pvdrun.cmdline import fail, pvd_named
+from pvdrun.commands.common import fail, pvd_named
 from pvdrun.errors import EXIT_CANNOT_HONOUR, EXIT_FAILED, EXIT_TEMPORARY, EXIT_USAGE
 from pvdrun.model import NULL_PVD_NAME, Pvd
 

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import click
 
-from pvdrun.cmdline import fail, fail_with
+from pvdrun.commands.common import fail, fail_with
 from pvdrun.discovery.names import display_names
 from pvdrun.errors import EXIT_NO_DAEMON, EXIT_UNKNOWN_PVD
 from pvdrun.model import Pvd

@@ -13,7 +13,7 @@ from typing import NoReturn
 
 import click
 
-from pvdrun.cmdline import fail_with
+from pvdrun.commands.common import fail_with
 from pvdrun.lab.errors import LabError, LabNotUp
 from pvdrun.lab.state import DEFAULT_NAME
 

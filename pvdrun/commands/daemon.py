@@ -9,7 +9,7 @@ from typing import NoReturn
 
 import click
 
-from pvdrun.cmdline import fail
+from pvdrun.commands.common import fail
 from pvdrun.daemon.protocol import socket_path
 from pvdrun.errors import EXIT_FAILED, EXIT_MISSING_PREREQ, EXIT_PVDD_RUNNING
 
