@@ -34,7 +34,7 @@ import pwd
 import re
 import tomllib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from pvdrun.errors import EXIT_BAD_CONFIG, PvdrunError
 
@@ -197,26 +197,26 @@ def _parse_pvd(name: str, table: Any) -> ConfiguredPvd:
     return pvd
 
 
-def uid_of(name: str) -> int | None:
-    """The uid a ``users`` entry means: a numeric id, or a name the user database knows
-    (None: unknown)."""
+def _account_id(name: str, find: Callable[[str], int]) -> int | None:
+    """A numeric id as it is, else what the account database says (None: unknown)."""
     if name.isdigit():
         return int(name)
     try:
-        return pwd.getpwnam(name).pw_uid
+        return find(name)
     except KeyError:
         return None
+
+
+def uid_of(name: str) -> int | None:
+    """The uid a ``users`` entry means: a numeric id, or a name the user database knows
+    (None: unknown)."""
+    return _account_id(name, lambda user: pwd.getpwnam(user).pw_uid)
 
 
 def gid_of(name: str) -> int | None:
     """The gid a ``groups`` entry means: a numeric id, or a name the group database knows
     (None: unknown)."""
-    if name.isdigit():
-        return int(name)
-    try:
-        return grp.getgrnam(name).gr_gid
-    except KeyError:
-        return None
+    return _account_id(name, lambda group: grp.getgrnam(group).gr_gid)
 
 
 def _parse_routing(table: Any) -> RoutingConfig:

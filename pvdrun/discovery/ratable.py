@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import TypeVar
 
-from pvdrun.discovery.ra import Options, PvdOption
+from pvdrun.discovery.ra import Options, Preference, PvdOption
 from pvdrun.discovery.rasock import HeardRa
 
 log = logging.getLogger("pvdrun.discovery")
@@ -24,9 +25,19 @@ FOREVER = float("inf")
 #: a flood of forged RAs cannot grow the table without bound.
 MAX_PER_LINK = 64
 
+T = TypeVar("T")
+
 
 def _until(now: float, lifetime: int) -> float:
     return FOREVER if lifetime == 0xFFFFFFFF else now + lifetime
+
+
+def _learn(table: dict[str, T], key: str, lifetime: int, value: T) -> None:
+    """An RA element with ``lifetime``: zero withdraws it, anything else (re)sets it."""
+    if lifetime == 0:
+        table.pop(key, None)
+    else:
+        table[key] = value
 
 
 @dataclass
@@ -34,7 +45,7 @@ class OptionSet:
     """Configuration elements with absolute expiry times (monotonic clock)."""
 
     prefixes: dict[str, float] = field(default_factory=dict)
-    routes: dict[str, tuple[int, float]] = field(default_factory=dict)  # prefix -> (pref, until)
+    routes: dict[str, tuple[Preference, float]] = field(default_factory=dict)  # prefix -> (pref, until)
     rdnss: dict[str, float] = field(default_factory=dict)
     dnssl: dict[str, float] = field(default_factory=dict)
     default_until: float = 0.0  # router lifetime
@@ -53,22 +64,13 @@ class OptionSet:
                                                  _until(now, min(pio.preferred_lifetime,
                                                                  pio.valid_lifetime)))
         for rio in options.routes:
-            if rio.lifetime == 0:
-                self.routes.pop(rio.prefix, None)
-            else:
-                self.routes[rio.prefix] = (rio.preference, _until(now, rio.lifetime))
+            _learn(self.routes, rio.prefix, rio.lifetime, (rio.preference, _until(now, rio.lifetime)))
         for opt in options.rdnss:
             for server in opt.servers:
-                if opt.lifetime == 0:
-                    self.rdnss.pop(server, None)
-                else:
-                    self.rdnss[server] = _until(now, opt.lifetime)
+                _learn(self.rdnss, server, opt.lifetime, _until(now, opt.lifetime))
         for search in options.dnssl:
             for domain in search.domains:
-                if search.lifetime == 0:
-                    self.dnssl.pop(domain, None)
-                else:
-                    self.dnssl[domain] = _until(now, search.lifetime)
+                _learn(self.dnssl, domain, search.lifetime, _until(now, search.lifetime))
 
     def expire(self, now: float) -> bool:
         """Drop expired elements; True when something was dropped."""

@@ -45,17 +45,8 @@ class DnsCache:
 
     def get(self, pvd_id: str, name: str, rdtype: str) -> object | None:
         """The cached value (an Answer or a ResolveError), or None when absent or expired."""
-        key = self._key(pvd_id, name, rdtype)
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None:
-                return None
-            expires, value = entry
-            if self.clock() >= expires:
-                del self._entries[key]
-                return None
-            self._entries.move_to_end(key)
-            return value
+        hit = self.get_with_ttl(pvd_id, name, rdtype)
+        return None if hit is None else hit[0]
 
     def get_with_ttl(self, pvd_id: str, name: str, rdtype: str) -> tuple[object, int] | None:
         """The cached value and the whole seconds it has left, or None when absent or expired."""

@@ -38,6 +38,8 @@ FR_ACT_UNREACHABLE = 7
 _RTN_TYPES = {KIND_UNICAST: 1, KIND_THROW: 9}
 _RTN_KINDS = {number: kind for kind, number in _RTN_TYPES.items()}
 _FAMILIES = (socket.AF_INET, socket.AF_INET6)
+#: The errors that say an add or a delete found things as it wanted them.
+_ALREADY_SO = {"add": (errno.EEXIST,), "del": (errno.ENOENT, errno.ESRCH)}
 
 
 class RoutingConflict(PvdrunError, RuntimeError):
@@ -198,7 +200,7 @@ class RoutingTables:
         rules, routes = self.installed()
         grants = sorted((r for r in rules if is_grant(r)), key=repr)
         for spec in grants:
-            self._delete_rule(spec)
+            self._change("del", spec)
         return len(grants), len(rules) - len(grants), len(routes)
 
     def remove_all(self) -> int:
@@ -206,9 +208,9 @@ class RoutingTables:
         the lookup rules before the unreachable ones, the rules before the routes."""
         rules, routes = self.installed()
         for spec in sorted(rules, key=lambda r: (is_fail_closed(r), repr(r))):
-            self._delete_rule(spec)
+            self._change("del", spec)
         for route in sorted(routes, key=repr):
-            self._delete_route(route)
+            self._change("del", route)
         return len(rules) + len(routes)
 
     def sync(self, pvds: list[Pvd]) -> None:
@@ -229,43 +231,28 @@ class RoutingTables:
         have_rules, have_routes = self.installed()
         # connected routes first: a gateway must be reachable when its route is added
         for route in sorted(want_routes - have_routes, key=lambda r: (r.gateway is not None, repr(r))):
-            self._add_route(route)
+            self._change("add", route)
         for rule in sorted(want_rules - have_rules, key=repr):
-            self._add_rule(rule)
+            self._change("add", rule)
         # stale lookup rules before stale unreachable ones: in between, the unreachable rule
         # still stops what the lookup rule let through
         for rule in sorted(have_rules - want_rules, key=lambda r: (is_fail_closed(r), repr(r))):
-            self._delete_rule(rule)
+            self._change("del", rule)
         for route in have_routes - want_routes:
-            self._delete_route(route)
+            self._change("del", route)
 
-    def _add_rule(self, spec: RuleSpec) -> None:
+    def _change(self, action: str, spec: RuleSpec | RouteSpec) -> None:
+        """``action`` ("add" or "del") one rule or route.  What is already so (it exists, it is
+        gone) is no error; any other failure is logged: one change must not stop the others."""
+        if isinstance(spec, RuleSpec):
+            what, call, args = "rule", self.ipr.rule, _rule_args(spec)
+        else:
+            what, call, args = "route", self.ipr.route, _route_args(spec)
         try:
-            self.ipr.rule("add", **_rule_args(spec))
-        except Exception as exc:  # noqa: BLE001 - one rule must not stop the others
-            if getattr(exc, "code", None) != errno.EEXIST:
-                log.warning("cannot add rule %s: %s", spec, exc)
-
-    def _delete_rule(self, spec: RuleSpec) -> None:
-        try:
-            self.ipr.rule("del", **_rule_args(spec))
-        except Exception as exc:  # noqa: BLE001
-            if getattr(exc, "code", None) not in (errno.ENOENT, errno.ESRCH):
-                log.warning("cannot delete rule %s: %s", spec, exc)
-
-    def _add_route(self, spec: RouteSpec) -> None:
-        try:
-            self.ipr.route("add", **_route_args(spec))
-        except Exception as exc:  # noqa: BLE001
-            if getattr(exc, "code", None) != errno.EEXIST:
-                log.warning("cannot add route %s: %s", spec, exc)
-
-    def _delete_route(self, spec: RouteSpec) -> None:
-        try:
-            self.ipr.route("del", **_route_args(spec))
-        except Exception as exc:  # noqa: BLE001
-            if getattr(exc, "code", None) not in (errno.ENOENT, errno.ESRCH):
-                log.warning("cannot delete route %s: %s", spec, exc)
+            call(action, **args)
+        except Exception as exc:  # noqa: BLE001 - one change must not stop the others
+            if getattr(exc, "code", None) not in _ALREADY_SO[action]:
+                log.warning("cannot %s %s %s: %s", "add" if action == "add" else "delete", what, spec, exc)
 
     def close(self) -> None:
         """Close the netlink socket (what pvdd installed stays: :meth:`park` first on stop)."""
