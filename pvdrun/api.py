@@ -8,15 +8,18 @@ only when a one-shot discovery actually runs.  See docs/python-api.md.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from pvdrun.discovery.names import PvdLookupError
-from pvdrun.model import Pvd
+from pvdrun.model import Pvd, default_of
+
+if TYPE_CHECKING:
+    from pvdrun.daemon.protocol import Client
 
 __all__ = ["PvdLookupError", "default_pvd", "list_pvds", "lookup", "watch"]
 
 
-def _client(socket_path: str | None) -> Any:
+def _client(socket_path: str | None) -> Client | None:
     """A connected pvdd client, or None when pvdd does not answer."""
     from pvdrun.daemon.protocol import Client, DaemonUnavailable
 
@@ -91,7 +94,7 @@ def default_pvd(socket_path: str | None = None) -> Pvd | None:
     if reply is not None:
         data = reply.get("pvd")
         return Pvd.from_dict(data) if data else None
-    return next((p for p in _discover() if p.is_default), None)
+    return default_of(_discover())
 
 
 def watch(socket_path: str | None = None) -> Iterator[dict[str, Any]]:

@@ -50,11 +50,16 @@ MAX_IFACES = 8
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_.:%/\-]+$")
 
 
-def _fnv1a32(data: bytes) -> int:
-    value = 0x811C9DC5
+#: FNV-1a (offset basis, prime) by width in bits.
+_FNV1A = {32: (0x811C9DC5, 0x01000193), 64: (0xCBF29CE484222325, 0x100000001B3)}
+
+
+def fnv1a(data: bytes, bits: int = 32) -> int:
+    """The FNV-1a hash of ``data``, 32 or 64 bits wide."""
+    value, prime = _FNV1A[bits]
+    mask = (1 << bits) - 1
     for byte in data:
-        value ^= byte
-        value = (value * 0x01000193) & 0xFFFFFFFF
+        value = ((value ^ byte) * prime) & mask
     return value
 
 
@@ -66,7 +71,7 @@ def make_handle(pvd_id: str, ifindex: int, association: int, generation: int = 0
     and only then.  The result never equals a reserved handle.
     """
     raw = f"{pvd_id}|{ifindex}|{association}|{generation}".encode()
-    value = _fnv1a32(raw) & 0x7FFFFFFF
+    value = fnv1a(raw) & 0x7FFFFFFF
     return value or 1
 
 
@@ -209,6 +214,11 @@ class Pvd:
             if not _TOKEN_RE.match(token.split("=", 1)[1]):
                 raise ValueError(f"PvD {self.pvd_id}: value not allowed in a scope line: {token!r}")
         return " ".join(tokens)
+
+
+def default_of(pvds: list[Pvd]) -> Pvd | None:
+    """The default PvD of a table (R9), or None."""
+    return next((p for p in pvds if p.is_default), None)
 
 
 def null_scope() -> str:

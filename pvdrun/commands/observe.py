@@ -16,7 +16,7 @@ import click
 from pvdrun.commands.common import fail, fail_with
 from pvdrun.discovery.names import display_names
 from pvdrun.errors import EXIT_NO_DAEMON, EXIT_UNKNOWN_PVD
-from pvdrun.model import Pvd
+from pvdrun.model import Pvd, default_of
 
 
 def _common(func: Any) -> Any:
@@ -121,8 +121,8 @@ def list_command(as_json: bool, socket_opt: str | None, config_opt: str | None,
     """List the PvDs this host is attached to (R14)."""
     pvds = _pvds(socket_opt, config_opt, no_daemon)
     if as_json:
-        default = next((p.pvd_id for p in pvds if p.is_default), None)
-        click.echo(json.dumps({"pvds": [p.to_dict() for p in pvds], "default": default}, indent=2))
+        default = default_of(pvds)
+        click.echo(json.dumps({"pvds": [p.to_dict() for p in pvds], "default": default.pvd_id if default else None}, indent=2))
     else:
         click.echo(format_table(pvds))
 

@@ -17,7 +17,7 @@ from pvdrun.daemon.protocol import (E_AMBIGUOUS, E_BAD_REQUEST, E_FORBIDDEN, E_U
                                     error_reply, ok_reply)
 from pvdrun.discovery.events import snapshot_event
 from pvdrun.discovery.names import PvdLookupError, lookup
-from pvdrun.model import Pvd
+from pvdrun.model import Pvd, default_of
 from pvdrun.routing.marking import MarkRefused, NotAllowed, UnknownHandle, mark_socket
 from pvdrun.routing.policy import Credentials, peer_credentials
 
@@ -51,16 +51,12 @@ class Caller(Protocol):
 Handler = Callable[[Served, Caller, dict[str, Any]], "Reply | None"]
 
 
-def _default(pvds: list[Pvd]) -> Pvd | None:
-    return next((p for p in pvds if p.is_default), None)
-
-
 def _lookup_error(exc: PvdLookupError) -> Reply:
     return error_reply(E_AMBIGUOUS if exc.ambiguous else E_UNKNOWN_PVD, str(exc), exc.candidates)
 
 
 def _list(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
-    default = _default(daemon.pvds)
+    default = default_of(daemon.pvds)
     return ok_reply("list", pvds=[p.to_dict() for p in daemon.pvds],
                     default=default.pvd_id if default else None)
 
@@ -77,7 +73,7 @@ def _get(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
 
 
 def _default_op(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
-    default = _default(daemon.pvds)
+    default = default_of(daemon.pvds)
     return ok_reply("default", pvd=default.to_dict() if default else None)
 
 

@@ -13,17 +13,20 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from pvdrun.model import Pvd
+from pvdrun.model import Pvd, default_of
 
 # Derived or bookkeeping keys that never make a "changed" event on their own.
 _IGNORED = {"scope", "default"}
 
 
+def _id(pvd: Pvd | None) -> str | None:
+    return pvd.pvd_id if pvd else None
+
+
 def snapshot_event(pvds: list[Pvd]) -> dict[str, Any]:
     """The first event of every stream: the whole table."""
-    default = next((p.pvd_id for p in pvds if p.is_default), None)
     return {"event": "snapshot", "time": time.time(), "pvds": [p.to_dict() for p in pvds],
-            "default": default}
+            "default": _id(default_of(pvds))}
 
 
 def diff(old: list[Pvd], new: list[Pvd]) -> list[dict[str, Any]]:
@@ -45,8 +48,7 @@ def diff(old: list[Pvd], new: list[Pvd]) -> list[dict[str, Any]]:
         if changed:
             events.append({"event": "changed", "time": now, "id": pvd_id, "changed": changed,
                            "pvd": data})
-    old_default = next((p.pvd_id for p in old if p.is_default), None)
-    new_default = next((p.pvd_id for p in new if p.is_default), None)
+    old_default, new_default = _id(default_of(old)), _id(default_of(new))
     if old_default != new_default:
         events.append({"event": "default", "time": now, "old": old_default, "new": new_default})
     return events

@@ -42,7 +42,7 @@ from collections.abc import Collection
 
 from pvdrun.config import RoutingConfig
 from pvdrun.model import Pvd
-from pvdrun.routing.plan import is_restricted
+from pvdrun.routing.plan import host_of, is_restricted
 
 log = logging.getLogger("pvdrun.routing")
 
@@ -56,10 +56,6 @@ class FirewallError(RuntimeError):
     """nft refused pvdd's table."""
 
 
-def _host(address: str) -> str:
-    return address.split("/", 1)[0].split("%", 1)[0]
-
-
 def plan_rules(pvds: list[Pvd], cfg: RoutingConfig, parked_marks: Collection[int] = ()) -> list[str]:
     """The drop rules (nft syntax) for the parked marks and the restricted PvDs; empty when
     there are none."""
@@ -68,7 +64,7 @@ def plan_rules(pvds: list[Pvd], cfg: RoutingConfig, parked_marks: Collection[int
     for pvd in pvds:
         for ifname in pvd.interfaces:
             per_iface[ifname] = per_iface.get(ifname, 0) + 1
-        for address in {_host(a) for a in pvd.addresses}:
+        for address in {host_of(a) for a in pvd.addresses}:
             holders[address] = holders.get(address, 0) + 1
     rules: list[str] = []
     if parked_marks:
@@ -81,7 +77,7 @@ def plan_rules(pvds: list[Pvd], cfg: RoutingConfig, parked_marks: Collection[int
         for ifname in pvd.interfaces:
             if per_iface.get(ifname) == 1 and '"' not in ifname:
                 rules.append(f'oifname "{ifname}" {unmarked} drop')
-        for address in sorted({_host(a) for a in pvd.addresses}):
+        for address in sorted({host_of(a) for a in pvd.addresses}):
             ip = ipaddress.ip_address(address)
             if holders.get(address) == 1 and not ip.is_link_local:
                 rules.append(f"{'ip6' if ip.version == 6 else 'ip'} saddr {address} {unmarked} drop")

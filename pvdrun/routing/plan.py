@@ -32,7 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from pvdrun.config import MAX_PVD_SLOTS, RoutingConfig
-from pvdrun.model import Pvd
+from pvdrun.model import Pvd, fnv1a
 
 #: rtnetlink protocol number that tags every rule and route pvdd makes (``proto 153``).
 RTPROT_PVDD = 0x99
@@ -45,8 +45,6 @@ KIND_THROW = "throw"
 #: RFC 6666 discard-only prefix: a table's marker route is ``throw 100::TAG/128``.
 MARKER_NET = ipaddress.IPv6Network("100::/64")
 MARKER_METRIC = 1024
-_FNV64_OFFSET = 0xCBF29CE484222325
-_FNV64_PRIME = 0x100000001B3
 
 
 @dataclass(frozen=True, order=True)
@@ -78,10 +76,7 @@ class RouteSpec:
 
 def pvd_tag(pvd_id: str) -> int:
     """64-bit FNV-1a hash of a PvD ID: what a table's marker route carries."""
-    value = _FNV64_OFFSET
-    for octet in pvd_id.encode("utf-8"):
-        value = ((value ^ octet) * _FNV64_PRIME) & 0xFFFFFFFFFFFFFFFF
-    return value
+    return fnv1a(pvd_id.encode("utf-8"), 64)
 
 
 def marker_route(table: int, tag: int) -> RouteSpec:
@@ -166,12 +161,13 @@ def _family(address: str) -> int:
     return int(socket.AF_INET6) if version == 6 else int(socket.AF_INET)
 
 
-def _host(address: str) -> str:
+def host_of(address: str) -> str:
+    """The address alone: no prefix length, no zone."""
     return address.split("/", 1)[0].split("%", 1)[0]
 
 
 def _routable(address: str) -> bool:
-    ip = ipaddress.ip_address(_host(address))
+    ip = ipaddress.ip_address(host_of(address))
     return not (ip.is_link_local or ip.is_loopback)
 
 
@@ -181,7 +177,7 @@ def plan_rules(pvds: list[Pvd], slots: dict[str, int], cfg: RoutingConfig) -> se
     holders: dict[str, int] = {}
     per_iface: dict[str, int] = {}
     for pvd in pvds:
-        for address in {_host(a) for a in pvd.addresses}:
+        for address in {host_of(a) for a in pvd.addresses}:
             holders[address] = holders.get(address, 0) + 1
         for ifname in pvd.interfaces:
             per_iface[ifname] = per_iface.get(ifname, 0) + 1
@@ -201,7 +197,7 @@ def plan_rules(pvds: list[Pvd], slots: dict[str, int], cfg: RoutingConfig) -> se
                     rules.add(RuleSpec(family, base + 4, ACTION_UNREACHABLE, oifname=ifname))
                 else:
                     rules.add(RuleSpec(family, base + 2, ACTION_LOOKUP, table, oifname=ifname))
-        for address in sorted({_host(a) for a in pvd.addresses}):
+        for address in sorted({host_of(a) for a in pvd.addresses}):
             if holders[address] != 1 or not _routable(address):
                 continue
             family = _family(address)
