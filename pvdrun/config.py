@@ -1,4 +1,6 @@
-"""The PvD configuration file (``/etc/pvd/pvd.toml``; see docs/discovery.md).
+"""The PvD configuration file (``/etc/pvd/pvd.toml``; see docs/discovery.md), for everyone
+who reads it: discovery (``[pvd.NAME]``, ``default``), pvdd's routing (``[routing]``) and
+the policy (``users``, ``groups``, ``restricted``).
 
 Schema (TOML)::
 
