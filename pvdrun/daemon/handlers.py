@@ -35,8 +35,11 @@ class Lookups(Protocol):
 class Served(Protocol):
     """What a handler sees of pvdd."""
 
-    pvds: list[Pvd]
-    worker: Lookups
+    @property
+    def pvds(self) -> list[Pvd]: ...
+
+    @property
+    def worker(self) -> Lookups: ...
 
 
 class Caller(Protocol):

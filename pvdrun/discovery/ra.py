@@ -29,6 +29,7 @@ import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
+from typing import Any
 
 ND_ROUTER_SOLICIT = 133
 ND_ROUTER_ADVERT = 134
@@ -399,9 +400,9 @@ def ra_header(router_lifetime: int = 1800, preference: Preference = Preference.M
 
 
 def router_advert(options: bytes | Iterable[bytes] = b"", router_lifetime: int = 1800,
-                  preference: Preference = Preference.MEDIUM, **header: int | bool) -> bytes:
+                  preference: Preference = Preference.MEDIUM, **header: Any) -> bytes:
     """A whole RA: :func:`ra_header` (``header``: its other fields) and the options."""
-    return ra_header(router_lifetime, preference, **header) + _joined(options)  # type: ignore[arg-type]
+    return ra_header(router_lifetime, preference, **header) + _joined(options)
 
 
 def pio(prefix: str, valid: int = 86400, preferred: int = 14400, on_link: bool = True,

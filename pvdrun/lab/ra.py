@@ -29,13 +29,18 @@ import zlib
 from collections.abc import Iterable
 from typing import Any
 
-from pvdrun.discovery.ra import (ND_ROUTER_ADVERT, ND_ROUTER_SOLICIT, OPT_DNSSL, OPT_PIO,  # noqa: F401
+from pvdrun.discovery.ra import (ND_ROUTER_ADVERT, ND_ROUTER_SOLICIT, OPT_DNSSL, OPT_PIO,
                                  OPT_PVD, OPT_RDNSS, OPT_RIO, PVD_DELAY_MASK, PVD_FLAG_H, PVD_FLAG_L,
                                  PVD_FLAG_R, RA_HEADER_LEN, Preference, decode_name, dnssl,
                                  encode_name, pio, pvd_option, pvd_option_head, ra_header, rdnss, rio,
                                  router_advert, walk_options)
 from pvdrun.discovery.rasock import ICMP6_FILTER, icmp6_filter_only
 from pvdrun.errors import EXIT_OK
+
+__all__ = ["ND_ROUTER_ADVERT", "OPT_DNSSL", "OPT_PIO", "OPT_PVD", "OPT_RDNSS", "OPT_RIO",
+           "build_dnssl", "build_pio", "build_pvd_option", "build_pvd_ra", "build_ra", "build_ra_header",
+           "build_rdnss", "build_rio", "content_sequence", "decode_fqdn", "encode_fqdn", "main",
+           "parse_options", "parse_ra", "run_sender"]
 
 ALL_NODES = "ff02::1"
 
