@@ -170,49 +170,26 @@ static int wait_fd(int fd, short events, long long deadline)
 #define X_TIMEOUT 1     /* nothing valid in time */
 #define X_ERROR 2       /* cannot use this server (socket error, unreachable) */
 
-/* Send len octets of data on a connected stream socket before deadline.
- * Returns X_ANSWER (all sent), X_TIMEOUT or X_ERROR. */
-static int send_all(int fd, const uint8_t *data, size_t len, int more, long long deadline)
+/* Move exactly len octets over a connected stream socket before deadline: send them (out;
+ * `more` sets MSG_MORE) or read them into data.  Returns X_ANSWER (all moved), X_TIMEOUT or
+ * X_ERROR (also when the peer closes early). */
+static int stream_all(int fd, uint8_t *data, size_t len, int out, int more, long long deadline)
 {
-    size_t sent = 0;
-    while (sent < len) {
-        ssize_t n = REAL(sendto)(fd, data + sent, len - sent, MSG_NOSIGNAL | (more ? MSG_MORE : 0),
-                                NULL, 0);
+    size_t done = 0;
+    while (done < len) {
+        ssize_t n = out ? REAL(sendto)(fd, data + done, len - done, MSG_NOSIGNAL | (more ? MSG_MORE : 0), NULL, 0)
+                        : REAL(recvfrom)(fd, data + done, len - done, 0, NULL, NULL);
         if (n > 0) {
-            sent += (size_t)n;
+            done += (size_t)n;
             continue;
         }
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-            int rc = wait_fd(fd, POLLOUT, deadline);
+            int rc = wait_fd(fd, out ? POLLOUT : POLLIN, deadline);
             if (rc <= 0)
                 return rc == 0 ? X_TIMEOUT : X_ERROR;
             continue;
         }
-        return X_ERROR;
-    }
-    return X_ANSWER;
-}
-
-/* Read exactly len octets from a stream socket before deadline.
- * Returns X_ANSWER, X_TIMEOUT or X_ERROR (also when the peer closes early). */
-static int recv_all(int fd, uint8_t *data, size_t len, long long deadline)
-{
-    size_t got = 0;
-    while (got < len) {
-        ssize_t n = REAL(recvfrom)(fd, data + got, len - got, 0, NULL, NULL);
-        if (n > 0) {
-            got += (size_t)n;
-            continue;
-        }
-        if (n == 0)
-            return X_ERROR; /* closed early */
-        if (errno == EAGAIN || errno == EINTR) {
-            int rc = wait_fd(fd, POLLIN, deadline);
-            if (rc <= 0)
-                return rc == 0 ? X_TIMEOUT : X_ERROR;
-            continue;
-        }
-        return X_ERROR;
+        return X_ERROR; /* an error, or closed early */
     }
     return X_ANSWER;
 }
@@ -246,15 +223,15 @@ static int raw_tcp(const struct pvd_dns_scope *scope, const struct pvd_dns_addr 
             goto out;
     }
     uint8_t prefix[2] = {(uint8_t)(qlen >> 8), (uint8_t)qlen};
-    if ((result = send_all(fd, prefix, 2, 1, deadline)) != X_ANSWER
-        || (result = send_all(fd, query, qlen, 0, deadline)) != X_ANSWER
-        || (result = recv_all(fd, prefix, 2, deadline)) != X_ANSWER)
+    if ((result = stream_all(fd, prefix, 2, 1, 1, deadline)) != X_ANSWER
+        || (result = stream_all(fd, (uint8_t *)query, qlen, 1, 0, deadline)) != X_ANSWER
+        || (result = stream_all(fd, prefix, 2, 0, 0, deadline)) != X_ANSWER)
         goto out;
     size_t want = ((size_t)prefix[0] << 8) | prefix[1];
     result = X_ERROR;
     if (want < DNS_HEADER_LEN)
         goto out;
-    if ((result = recv_all(fd, buf, want, deadline)) != X_ANSWER)
+    if ((result = stream_all(fd, buf, want, 0, 0, deadline)) != X_ANSWER)
         goto out;
     result = X_ERROR;
     if (dns_reply_matches(query, qlen, buf, want) == DNS_OK) {
