@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from pvdrun.errors import EXIT_BAD_CONFIG, PvdrunError
+from pvdrun.model import NULL_PVD_NAME
 
 DEFAULT_CONFIG = "/etc/pvd/pvd.toml"
 CONFIG_ENV = "PVDRUN_CONFIG"
@@ -154,7 +155,7 @@ def _str_list(value: Any, what: str) -> list[str]:
 def _parse_pvd(name: str, table: Any) -> ConfiguredPvd:
     if not isinstance(table, dict):
         raise ValueError(f"pvd.{name} must be a table")
-    if not _NAME_RE.fullmatch(name) or name == "null":
+    if not _NAME_RE.fullmatch(name) or name == NULL_PVD_NAME:
         raise ValueError(f"pvd name {name!r} is not allowed")
     unknown = sorted(set(table) - _PVD_KEYS)
     if unknown:

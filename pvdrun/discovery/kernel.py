@@ -24,6 +24,7 @@ RT_TABLE_MAIN = 254
 RTN_UNICAST = 1
 ARPHRD_ETHER = 1
 ARPHRD_PPP = 512
+#: An address lifetime the kernel never counts down (INFINITY_LIFE_TIME).
 INFINITY_LIFETIME = 0xFFFFFFFF
 
 

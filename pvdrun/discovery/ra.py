@@ -53,6 +53,8 @@ PIO_FLAG_ON_LINK = 0x80
 PIO_FLAG_AUTONOMOUS = 0x40
 
 RA_HEADER_LEN = 16
+#: A lifetime of all ones never runs out (RFC 4861 4.6.2, RFC 4191, RFC 8106).
+INFINITE_LIFETIME = 0xFFFFFFFF
 _LABEL_RE = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")  # fullmatch: no "\n" before the end
 
 

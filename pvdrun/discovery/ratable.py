@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from pvdrun.discovery.ra import Options, Preference, PvdOption
+from pvdrun.discovery.ra import INFINITE_LIFETIME, Options, Preference, PvdOption
 from pvdrun.discovery.rasock import HeardRa
 
 log = logging.getLogger("pvdrun.discovery")
@@ -29,7 +29,7 @@ T = TypeVar("T")
 
 
 def _until(now: float, lifetime: int) -> float:
-    return FOREVER if lifetime == 0xFFFFFFFF else now + lifetime
+    return FOREVER if lifetime == INFINITE_LIFETIME else now + lifetime
 
 
 def _learn(table: dict[str, T], key: str, lifetime: int, value: T) -> None:

@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from pvdrun.discovery.kernel import INFINITY_LIFETIME
 from pvdrun.discovery.ratable import FOREVER, RaTable
 from pvdrun.model import Pvd, Route
 from pvdrun.routing.plan import RTPROT_PVDD
@@ -44,7 +45,6 @@ PREFIX_METRIC = 256
 RA_METRIC = 1024
 #: An address is re-added (lifetimes refreshed) only when an RA moved its end this far.
 REFRESH_SLACK = 1.0
-INFINITY_LIFETIME = 0xFFFFFFFF
 
 
 @dataclass(frozen=True)
