@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from fixtures.capture import assert_caught, assert_no_leak
+from fixtures.detour import main_table_prefers
 from fixtures.resolvconf import nameservers, with_resolv_conf
 
 pytestmark = pytest.mark.root
@@ -58,12 +59,15 @@ def v4_dns_config(tmp_path: Path, lab: Any) -> dict[str, str]:
 
 @pytest.mark.parametrize("isp", ["ispa", "ispb"])
 def test_curl_by_name_reaches_the_pvds_own_service(lab3: Any, tmp_path: Path, isp: str) -> None:
-    with lab3.capture(OTHER[isp]) as other:
+    info = lab3.isp(isp)
+    targets = [info[k] for k in ("dns_v4", "dns_v6", "service_v4", "service_v6") if info[k]]
+    # the main table sends the PvD's servers out of the other link: an untied socket would go there
+    with main_table_prefers(lab3, OTHER[isp], targets), lab3.capture(OTHER[isp]) as other:
         done = lab3.exec([PVDRUN, "--pvd", isp, "curl", "-sS", "-m", "10", "http://svc.example/"],
                          env=no_daemon(tmp_path))
+    assert_no_leak(other, done.stdout, **leak_rules(lab3, isp))  # neither the DNS query nor HTTP
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith(f"{isp} "), done.stdout
-    assert_no_leak(other, done.stdout, **leak_rules(lab3, isp))  # neither the DNS query nor HTTP
 
 
 def test_control_curl_by_name_unscoped_is_caught(lab3: Any, tmp_path: Path) -> None:

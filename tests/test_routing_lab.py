@@ -167,10 +167,10 @@ def test_scenario2_each_source_reaches_its_upstream(lab2: Any, pvdd2: PvddInLab,
     with lab2.capture(other) as cap:
         done = scoped(lab2, pvdd2, pvd_id, ["curl", "-sS", "-m", "10", "http://svc.example/"])
         crossing = scoped(lab2, pvdd2, pvd_id, cross)
+    assert_no_leak(cap, done.stdout, crossing.stderr, **upstream_rules(lab2))
     assert done.returncode == 0 and done.stdout.startswith(f"{isp} {prefix}"), (done.stdout, done.stderr)
     assert crossing.returncode != 0 and not crossing.stdout, (crossing.stdout, crossing.stderr)
     assert crossing.returncode not in (3, 4, 5, 6), crossing.stderr  # pvdrun's own: curl never ran
-    assert_no_leak(cap, done.stdout, crossing.stderr, **upstream_rules(lab2))
     with lab2.capture(other) as control:
         plain = lab2.exec(cross)
     assert plain.returncode == 0 and plain.stdout.startswith(f"{other} "), (plain.stdout, plain.stderr)
