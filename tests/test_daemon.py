@@ -463,5 +463,5 @@ def test_launch_with_pvdd_loads_no_resolver_or_config_parser(net: MiniNet, tmp_p
     # (importlib.import_module, which loads pvdrun.launch, bypasses -X importtime's report)
     assert "pvdrun.daemon.protocol" in loaded and "pvdrun.resolve.resolvconf" in loaded
     heavy = sorted(m for m in loaded if m == "dns" or m.startswith("dns.")
-                   or m in ("tomllib", "pvdrun.discovery.config", "pvdrun.resolve.resolver"))
+                   or m in ("tomllib", "pvdrun.config", "pvdrun.resolve.resolver"))
     assert not heavy, heavy

@@ -1,4 +1,4 @@
-"""Property tests of the pvd.toml parser (pvdrun/discovery/config.py).
+"""Property tests of the pvd.toml parser (pvdrun/config.py).
 
 - Round trip: a configuration generated from the schema, written as TOML, parses back to
   the same PvDs, default and [routing].
