@@ -28,11 +28,13 @@ test: deps
 	cd tests && $(PYTHON) -m pytest $(PYTEST_ARGS)
 
 include shim/flags.mk
+SHIM_SOURCES := $(foreach d,$(SHIM_SOURCE_DIRS),$(wildcard shim/$(d)/*.c))
+SHIM_INCLUDES := $(foreach d,$(SHIM_INCLUDE_DIRS),-I$(CURDIR)/shim/$(d))
 
 # Compile the shim alone with -Werror, outside pip, for a quick C edit loop.
 shim:
 	mkdir -p build
-	$(CC) -O2 -g $(SHIM_CFLAGS) -Werror -shared -o build/libpvdshim.so shim/*.c $(SHIM_LDFLAGS)
+	$(CC) -O2 -g $(SHIM_CFLAGS) $(SHIM_INCLUDES) -Werror -shared -o build/libpvdshim.so $(SHIM_SOURCES) $(SHIM_LDFLAGS)
 
 # The shim built with AddressSanitizer and UBSan, in build/asan/ (docs/testing.md).  It carries
 # its sanitizer runtime (libasan.a whole, and UBSan's handlers from libubsan.a, sharing ASan's
@@ -46,7 +48,7 @@ ASAN_DIR := $(CURDIR)/build/asan
 ASAN_LIB := $(ASAN_DIR)/libpvdshim.so
 ASAN_START := $(ASAN_DIR)/libpvdasan-start.so
 ASAN_LOGS := $(ASAN_DIR)/logs
-ASAN_CFLAGS := -O1 -g $(SHIM_CFLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer \
+ASAN_CFLAGS := -O1 -g $(SHIM_CFLAGS) $(SHIM_INCLUDES) -fsanitize=address,undefined -fno-omit-frame-pointer \
   -fno-sanitize-recover=undefined
 UBSAN_OBJS := ubsan_diag.o ubsan_flags.o ubsan_handlers.o ubsan_init.o ubsan_monitor.o ubsan_value.o
 
@@ -55,14 +57,14 @@ shim-asan:
 	  *) echo "make shim-asan: $(CC) has no $$a (Debian: libgcc-N-dev)" >&2; exit 5;; esac; done
 	rm -rf $(ASAN_DIR)/obj && mkdir -p $(ASAN_DIR)/obj/ubsan $(ASAN_LOGS) && chmod 1777 $(ASAN_LOGS)
 	cd $(ASAN_DIR)/obj && $(CC) $(ASAN_CFLAGS) '-DPVDRUN_SANITIZER_LOG_DIR="$(ASAN_LOGS)"' \
-	  -c $(abspath $(wildcard shim/*.c)) $(CURDIR)/tests/asan/sanitizer_defaults.c
+	  -c $(abspath $(SHIM_SOURCES)) $(CURDIR)/tests/asan/sanitizer_defaults.c
 	cd $(ASAN_DIR)/obj/ubsan && ar x "$$($(CC) -print-file-name=libubsan.a)" $(UBSAN_OBJS)
 	$(CC) -O1 -g -fPIC -Wall -Wextra -shared -o $(ASAN_START) tests/asan/asan_start.c -Wl,-z,initfirst
 	$(CC) -shared -o $(ASAN_LIB) $(ASAN_DIR)/obj/*.o $(addprefix $(ASAN_DIR)/obj/ubsan/,$(UBSAN_OBJS)) \
 	  -Wl,--whole-archive "$$($(CC) -print-file-name=libasan.a)" -Wl,--no-whole-archive \
 	  -Wl,--no-as-needed $(ASAN_START) -Wl,--as-needed \
 	  -ldl -lm -lrt -pthread -Wl,-z,now -Wl,--no-undefined
-	cp shim/pvd.h $(ASAN_DIR)/
+	cp shim/include/pvd.h $(ASAN_DIR)/
 
 # The whole suite with every load of the shim going to that build (PVDRUN_SHIM_LIBRARY, which
 # pvdrun.shim.library_path() honours); fails on a failed test or on any sanitizer report found

@@ -21,31 +21,46 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 LIB_NAME = "libpvdshim.so"
 
 
+SHIM = os.path.join(HERE, "shim")
+PUBLIC_HEADER = os.path.join(SHIM, "include", "pvd.h")
+
+
 def shim_flags() -> dict[str, list[str]]:
-    """SHIM_CFLAGS and SHIM_LDFLAGS from shim/flags.mk, the one place they are written."""
+    """The NAME = value lines of shim/flags.mk, the one place the shim's flags are written.
+
+    SHIM_CFLAGS gets the -I options of SHIM_INCLUDE_DIRS (absolute paths).
+    """
     flags: dict[str, list[str]] = {}
-    with open(os.path.join(HERE, "shim", "flags.mk"), encoding="utf-8") as mk:
+    with open(os.path.join(SHIM, "flags.mk"), encoding="utf-8") as mk:
         for line in mk:
             name, sep, value = line.partition("=")
             if sep and not line.lstrip().startswith("#"):
                 flags[name.strip()] = value.split()
+    flags["SHIM_CFLAGS"] += [f"-I{os.path.join(SHIM, d)}" for d in flags["SHIM_INCLUDE_DIRS"]]
     return flags
 
 
-def compile_shim(out_dir: str) -> str:
-    """Compile shim/*.c into out_dir/libpvdshim.so and return its path."""
-    cc = os.environ.get("CC", "cc")
-    sources = sorted(glob.glob(os.path.join(HERE, "shim", "*.c")))
+def shim_sources(flags: dict[str, list[str]]) -> list[str]:
+    """Every C source of the library: the .c files of SHIM_SOURCE_DIRS."""
+    sources = sorted(path for d in flags["SHIM_SOURCE_DIRS"]
+                     for path in glob.glob(os.path.join(SHIM, d, "*.c")))
     if not sources:
         raise RuntimeError("no C sources in shim/")
+    return sources
+
+
+def compile_shim(out_dir: str) -> str:
+    """Compile the shim's sources into out_dir/libpvdshim.so and return its path."""
+    cc = os.environ.get("CC", "cc")
     flags = shim_flags()
+    sources = shim_sources(flags)
     cflags = ["-O2", "-g", *flags["SHIM_CFLAGS"]]
     if os.environ.get("PVDRUN_WERROR") == "1":
         cflags.append("-Werror")
     os.makedirs(out_dir, exist_ok=True)
     out = os.path.join(out_dir, LIB_NAME)
     subprocess.check_call([cc, *cflags, "-shared", "-o", out, *sources, *flags["SHIM_LDFLAGS"]])
-    shutil.copy(os.path.join(HERE, "shim", "pvd.h"), out_dir)
+    shutil.copy(PUBLIC_HEADER, out_dir)
     return out
 
 
@@ -53,6 +68,9 @@ class BuildPyWithShim(build_py):
     """build_py that also compiles the preload library into the package."""
 
     def run(self) -> None:
+        # setuptools builds in ./build and never forgets a module: a file removed from the
+        # tree would live on in every later wheel.  The package is built afresh each time.
+        shutil.rmtree(os.path.join(self.build_lib, "pvdrun"), ignore_errors=True)
         super().run()
         compile_shim(os.path.join(self.build_lib, "pvdrun", "shim"))
 
@@ -64,4 +82,5 @@ class BinaryDistribution(Distribution):
         return True
 
 
-setup(cmdclass={"build_py": BuildPyWithShim}, distclass=BinaryDistribution)
+if __name__ == "__main__":  # setuptools runs this file as __main__; tests import its helpers
+    setup(cmdclass={"build_py": BuildPyWithShim}, distclass=BinaryDistribution)

@@ -30,10 +30,13 @@ case $name in
 esac
 # The shim's one logging function (log.c, libc only), for the sources that report something.
 case $name in
-  dns_scope|cmsg) [ -f "$root/shim/log.c" ] && sources="$sources log.c" ;;
+  dns_scope|cmsg) sources="$sources log.c" ;;
 esac
 
-common="-std=gnu11 -g -O1 -Wall -Wextra -D_GNU_SOURCE -fno-omit-frame-pointer -I$root/shim"
+# The shim's header folders, as shim/flags.mk lists them (SHIM_INCLUDE_DIRS).
+includes=""
+for d in $(sed -n 's/^SHIM_INCLUDE_DIRS *= *//p' "$root/shim/flags.mk"); do includes="$includes -I$root/shim/$d"; done
+common="-std=gnu11 -g -O1 -Wall -Wextra -D_GNU_SOURCE -fno-omit-frame-pointer $includes"
 case $mode in
   fuzzer)
     cc=${FUZZ_CC:-clang}
@@ -56,8 +59,10 @@ trap 'rm -rf "$tmp"' EXIT
 objs=""
 for s in $sources; do
   o="$tmp/${s%.c}.o"
+  src=$(find "$root/shim" -name "$s" -type f)
+  [ -n "$src" ] || { echo "fuzz/build.sh: no shim source $s" >&2; exit 2; }
   # shellcheck disable=SC2086
-  $cc $common $obj_san $shim_flags -c -o "$o" "$root/shim/$s"
+  $cc $common $obj_san $shim_flags -c -o "$o" "$src"
   objs="$objs $o"
 done
 if [ "$name" = cmsg ]; then

@@ -1,4 +1,4 @@
-/* cmsg_stubs.c: what shim/options.c needs from the rest of the shim, for the cmsg harness
+/* cmsg_stubs.c: what shim/core/options.c needs from the rest of the shim, for the cmsg harness
  * (fuzz/fuzz_cmsg.c), which links options.c and sockaddr.c alone.  shim_check_cmsgs() reaches only
  * shim_pvd_at() and shim_copy_in(), which the harness defines; everything else here is
  * never called on that path and aborts if it is (then the harness must learn about it).

@@ -1,4 +1,4 @@
-/* fuzz_cmsg.c: libFuzzer harness for shim_check_cmsgs() (shim/options.c), the check of the
+/* fuzz_cmsg.c: libFuzzer harness for shim_check_cmsgs() (shim/core/options.c), the check of the
  * control messages of sendmsg/sendmmsg on a socket tied to a PvD.
  *
  * Input: one byte choosing the socket's state word (tied to the harness's PvD, being tied,

@@ -1,5 +1,5 @@
 /* fuzz_dns_hosts.c: libFuzzer harness for the shim's /etc/hosts and nsswitch.conf parsers
- * (shim/dns_hosts.c).
+ * (shim/dns/dns_hosts.c).
  *
  * fuzz/build.sh compiles dns_hosts.c with -Dfopen=pvd_fuzz_fopen, so that the files it
  * opens read the fuzz input instead (an fmemopen() of it): the same bytes are both the

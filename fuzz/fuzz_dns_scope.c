@@ -1,6 +1,6 @@
-/* fuzz_dns_scope.c: libFuzzer harness for pvd_dns_parse_scope() (shim/dns_scope.c), the
+/* fuzz_dns_scope.c: libFuzzer harness for pvd_dns_parse_scope() (shim/dns/dns_scope.c), the
  * resolver's parser of the same scope line, and a differential check against the socket
- * hooks' parser pvd_scope_parse() (shim/scope_parse.c).
+ * hooks' parser pvd_scope_parse() (shim/core/scope_parse.c).
  *
  * The resolver only ever parses a line the core accepted (dns_current.c: a malformed line
  * becomes the null PvD's line), and it must then agree with the core on every field that

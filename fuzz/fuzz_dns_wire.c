@@ -1,4 +1,4 @@
-/* fuzz_dns_wire.c: libFuzzer harness for the shim's DNS message parser (shim/dns_wire.c).
+/* fuzz_dns_wire.c: libFuzzer harness for the shim's DNS message parser (shim/dns/dns_wire.c).
  *
  * The input is a whole DNS message.  It is parsed as the reply to the query it claims to
  * answer (the id and the question are taken from the message itself, so the fuzzer gets

@@ -1,4 +1,4 @@
-/* fuzz_scope_parse.c: libFuzzer harness for pvd_scope_parse() (shim/scope_parse.c), the
+/* fuzz_scope_parse.c: libFuzzer harness for pvd_scope_parse() (shim/core/scope_parse.c), the
  * parser of the scope line every socket hook relies on.
  *
  * Besides memory and UB errors (ASan/UBSan) it checks the parser's contract:

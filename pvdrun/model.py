@@ -10,7 +10,7 @@ This module is the contract between every part of pvdrun:
 Handles (R5, R11, R13): a PvD's programmatic reference is a 32-bit unsigned
 integer.  ``HANDLE_UNSPEC`` (0) is the unspecified PvD and ``HANDLE_NULL``
 (0xFFFFFFFF) the null PvD; the same values are ``PVD_HANDLE_UNSPEC`` and
-``PVD_HANDLE_NULL`` in ``shim/pvd.h``.  Every other handle is derived from
+``PVD_HANDLE_NULL`` in ``shim/include/pvd.h``.  Every other handle is derived from
 the PvD identifier and the *association* it belongs to (interface index and
 the link's carrier-up count, plus a generation that pvdd bumps when an
 explicit PvD is lost and heard again), so that pvdd and a one-shot discovery
@@ -40,7 +40,7 @@ DEFAULT_SOCKET = "/run/pvd/pvdd.sock"
 #: Version of the scope-line format below.  The shim refuses other versions.
 SCOPE_VERSION = 1
 
-# Limits the C shim's fixed-size tables hold (shim/pvd.h); the launcher
+# Limits the C shim's fixed-size tables hold (shim/include/pvd.h); the launcher
 # refuses a PvD larger than this rather than silently truncating it.
 MAX_ADDRS = 32
 MAX_DNS = 8
@@ -229,7 +229,7 @@ def null_scope() -> str:
 _SEPARATORS = re.compile(r"[ \t\n]+")
 _SINGLE_KEYS = ("v", "id", "handle", "mark", "srcbind")
 _LIMITS = {"if": MAX_IFACES, "addr": MAX_ADDRS, "dns": MAX_DNS, "search": MAX_SEARCH}
-#: sizes of the C struct's buffers (shim/pvd.h), NUL included
+#: sizes of the C struct's buffers (shim/include/pvd.h), NUL included
 _ID_MAX, _IFNAME_MAX, _ADDRSTR_MAX, _SEARCH_MAX = 256, 16, 64, 256
 
 
@@ -264,7 +264,7 @@ def _scope_address(value: str) -> None:
 
 def parse_scope(line: str) -> dict[str, list[str]]:
     """Parse a scope line into key -> values, by the grammar of docs/shim.md ("The scope
-    line"), which the C parser (shim/scope_parse.c) implements too; both are held to the
+    line"), which the C parser (shim/core/scope_parse.c) implements too; both are held to the
     vectors in tests/vectors/scope_lines.json.
 
     Raises ValueError on a malformed line.  The null PvD is the line whose handle is

@@ -3,3 +3,7 @@
 # build (pip: -O2 -g, plus -Werror when PVDRUN_WERROR=1; make shim-asan: -O1 and sanitizers).
 SHIM_CFLAGS = -std=gnu11 -fPIC -Wall -Wextra -fvisibility=hidden -D_GNU_SOURCE -pthread
 SHIM_LDFLAGS = -ldl -pthread -Wl,-z,now -Wl,--no-undefined
+# The folders below shim/ whose headers every source may include (-I), and those holding the
+# library's sources: include/ (the public pvd.h), core/, hooks/ (one file per call), dns/.
+SHIM_INCLUDE_DIRS = include core dns
+SHIM_SOURCE_DIRS = core hooks dns

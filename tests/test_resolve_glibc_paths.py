@@ -1,8 +1,8 @@
 """glibc's resolver paths that do not go through getaddrinfo -- res_query,
 res_search, res_querydomain, res_send, their res_n* and __res_* forms,
 gethostbyaddr(_r), getaddrinfo_a with gai_suspend/gai_error/gai_cancel --
-inside a PvD, through the installed libpvdshim.so (shim/resolv_hooks.c,
-shim/gai_async.c), in the two-ISP lab of test_resolve_netlab.py (R3, R25;
+inside a PvD, through the installed libpvdshim.so (shim/hooks/resolv_hooks.c,
+shim/hooks/gai_async.c), in the two-ISP lab of test_resolve_netlab.py (R3, R25;
 section 5.3 of the Troan multihoming document: wrong DNS server selection).
 
 Every test namespace gets a resolv.conf naming the OTHER ISP's server (what
@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.capture import LinkCapture, assert_caught, assert_no_leak
+from fixtures.shim_source import include_flags, sources
 from test_resolve_netlab import ResolveLab, asan_preload, shim_lib, sh, split_lab  # noqa: F401
 
 pytestmark = pytest.mark.root
@@ -490,12 +491,11 @@ def test_launcher_scenario_3_overlapping_dns_server(lab3: object, tmp_path: Path
 
 @pytest.fixture(scope="module")
 def match_harness(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """tests/c/dns_match_harness.c with shim/dns_wire.c, under ASan/UBSan."""
-    shim = PROBE_SRC.parent.parent.parent / "shim"
+    """tests/c/dns_match_harness.c with shim/dns/dns_wire.c, under ASan/UBSan."""
     out = tmp_path_factory.mktemp("dnsmatch") / "dns_match_harness"
     sh(os.environ.get("CC", "cc"), "-std=gnu11", "-O1", "-g", "-Wall", "-Wextra", "-Werror", "-D_GNU_SOURCE",
-       "-fsanitize=address,undefined", "-fno-sanitize-recover=all", f"-I{shim}", "-o", str(out),
-       str(PROBE_SRC.parent / "dns_match_harness.c"), str(shim / "dns_wire.c"))
+       "-fsanitize=address,undefined", "-fno-sanitize-recover=all", *include_flags(), "-o", str(out),
+       str(PROBE_SRC.parent / "dns_match_harness.c"), *sources("dns_wire.c"))
     return out
 
 

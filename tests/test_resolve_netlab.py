@@ -32,6 +32,8 @@ import pytest
 
 from fixtures.capture import LinkCapture
 from fixtures.prereq import missing, require
+from fixtures.shim_source import all_sources
+from fixtures.shim_source import flags as shim_flags
 from pvdrun.model import Pvd, make_handle
 
 TESTS = Path(__file__).resolve().parent
@@ -439,10 +441,9 @@ def asan_preload(tmp_path_factory: pytest.TempPathFactory) -> str:
     if not os.path.isabs(libasan) or not os.path.exists(libasan):
         missing(f"libasan for {os.environ.get('CC', 'cc')} (Debian: libasan8, with gcc)")
     out = tmp_path_factory.mktemp("asan") / "libpvdshim.so"
-    sources = sorted(str(p) for p in (TESTS.parent / "shim").glob("*.c"))
-    sh(os.environ.get("CC", "cc"), "-std=gnu11", "-O1", "-g", "-fPIC", "-Wall", "-Wextra", "-fvisibility=hidden",
-       "-D_GNU_SOURCE", "-pthread", "-fsanitize=address,undefined", "-fno-omit-frame-pointer",
-       "-shared", "-o", str(out), *sources, "-ldl", timeout=120)
+    build = shim_flags()
+    sh(os.environ.get("CC", "cc"), "-O1", "-g", *build["SHIM_CFLAGS"], "-fsanitize=address,undefined",
+       "-fno-omit-frame-pointer", "-shared", "-o", str(out), *all_sources(), *build["SHIM_LDFLAGS"], timeout=120)
     return f"{os.path.realpath(libasan)} {out}"
 
 

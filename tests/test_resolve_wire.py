@@ -1,4 +1,4 @@
-"""The shim's pure DNS functions (shim/dns_wire.c, dns_scope.c, dns_sort.c),
+"""The shim's pure DNS functions (shim/dns/dns_wire.c, dns_scope.c, dns_sort.c),
 driven through tests/c/dns_wire_harness.c compiled with ASan/UBSan, so that
 an out-of-bounds read on a hostile message fails the test instead of passing
 silently.  Responses are built with dnspython; malformed ones by hand."""
@@ -16,11 +16,11 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-REPO = Path(__file__).resolve().parent.parent
-SHIM = REPO / "shim"
+from fixtures.shim_source import include_flags, sources
+
 HARNESS_SRC = Path(__file__).resolve().parent / "c" / "dns_wire_harness.c"
 
-# Error codes of shim/dns_wire.h.
+# Error codes of shim/dns/dns_wire.h.
 DNS_OK, ERR_TRUNCATED, ERR_LOOP, ERR_NAME, ERR_OVERSIZE, ERR_MISMATCH, ERR_FORMAT = (
     0, -2, -3, -4, -5, -6, -7)
 TYPE_A, TYPE_CNAME, TYPE_AAAA = 1, 5, 28
@@ -32,9 +32,8 @@ def harness(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dnswire") / "dns_wire_harness"
     cmd = [os.environ.get("CC", "cc"), "-std=gnu11", "-O1", "-g", "-Wall", "-Wextra", "-Werror",
            "-D_GNU_SOURCE", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
-           f"-I{SHIM}", "-o", str(out), str(HARNESS_SRC), str(SHIM / "dns_wire.c"),
-           str(SHIM / "dns_scope.c"), str(SHIM / "scope_parse.c"), str(SHIM / "log.c"),
-           str(SHIM / "dns_sort.c"), "-pthread"]
+           *include_flags(), "-o", str(out), str(HARNESS_SRC),
+           *sources("dns_wire.c", "dns_scope.c", "scope_parse.c", "log.c", "dns_sort.c"), "-pthread"]
     subprocess.run(cmd, check=True)
     return out
 

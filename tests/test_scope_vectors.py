@@ -1,5 +1,5 @@
 """One grammar for the scope line, two parsers held to it: the C parser the shim uses
-(shim/scope_parse.c, reached through the C API's pvd_add_scope) and the Python one
+(shim/core/scope_parse.c, reached through the C API's pvd_add_scope) and the Python one
 (pvdrun.model.parse_scope) must give the same verdict on every line of
 tests/vectors/scope_lines.json, valid or not, including lines on which earlier parsers
 disagreed (octal and hex handles, repeated keys, missing id or handle, id=null).  A

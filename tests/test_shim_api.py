@@ -1,4 +1,4 @@
-"""The C API (shim/pvd.h) through the cffi binding, without LD_PRELOAD,
+"""The C API (shim/include/pvd.h) through the cffi binding, without LD_PRELOAD,
 and the library's build properties.  No namespace needed: the only socket tied here is
 bound to the loopback interface and sends nothing."""
 from __future__ import annotations
@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 
 from fixtures.prereq import require
+from fixtures.shim_source import SHIM, all_sources
+from fixtures.shim_source import flags as shim_flags
 from pvdrun.model import HANDLE_NULL, HANDLE_UNSPEC, Pvd
 from pvdrun.shim import binding, library_path
 
 SO_BINDTOIFINDEX = 62
 LINE = "v=1 id=test.example handle=4242 if=lo:1 addr=127.0.0.1 addr=::1 dns=127.0.0.53 search=a.example " \
        "search=b.example mark=0x2a srcbind=1 future=ignored"
-SHIM_SRC = Path(__file__).resolve().parent.parent / "shim"
 
 
 @pytest.fixture(autouse=True)
@@ -159,11 +160,10 @@ def test_library_links_libc_only() -> None:
 
 
 def test_shim_compiles_with_werror(tmp_path: Path) -> None:
-    require(SHIM_SRC.is_dir(), f"the shim's sources next to the tests ({SHIM_SRC})")
-    sources = sorted(str(p) for p in SHIM_SRC.glob("*.c"))
-    subprocess.run(["cc", "-std=gnu11", "-O2", "-fPIC", "-Wall", "-Wextra", "-Werror", "-fvisibility=hidden",
-                    "-D_GNU_SOURCE", "-pthread", "-shared", "-o", str(tmp_path / "lib.so"), *sources, "-ldl",
-                    "-Wl,-z,now", "-Wl,--no-undefined"], check=True)
+    require(SHIM.is_dir(), f"the shim's sources next to the tests ({SHIM})")
+    build = shim_flags()
+    subprocess.run(["cc", "-O2", *build["SHIM_CFLAGS"], "-Werror", "-shared", "-o", str(tmp_path / "lib.so"),
+                    *all_sources(), *build["SHIM_LDFLAGS"]], check=True)
 
 
 def test_example_program_compiles(tmp_path: Path) -> None:

@@ -150,7 +150,7 @@ def judge(fig: Figure, spec: CallSpec) -> None:
                     f"over none: shim {shim_over * 100:+.1f}%, {tool} {tool_over * 100:+.1f}%; "
                     + detail))
         if spec.op != "udp_lifecycle":
-            fig.notes.append("the shim ties a socket to its PvD at its first use (shim/decide.c), "
+            fig.notes.append("the shim ties a socket to its PvD at its first use (shim/core/decide.c), "
                              "not in socket(); the scoping cost shows in calls.udp_lifecycle")
     elif spec.goal == "gai":
         met, detail = ratio_verdict(fig, "shim", "none", 1.10)
@@ -184,7 +184,7 @@ def measure_call(ctx: BenchContext, spec: CallSpec) -> Figure:
     if "shim" in results:
         fig.notes.append("the PvD's scope line has mark=0x0, as pvdd assigns it in this lab (one "
                          "PvD per link); a PvD with a socket mark (routing isolation, restricted "
-                         "PvDs) adds a request to pvdd at a socket's first use (shim/decide.c), "
+                         "PvDs) adds a request to pvdd at a socket's first use (shim/core/decide.c), "
                          "which these figures do not include")
     if "shim" not in results:
         fig.status = NOT_MEASURED

@@ -12,7 +12,7 @@
 * ``pvdrun resolve --pvd NAME HOST`` is :mod:`pvdrun.commands.resolve`.
 
 The C side (the preloaded shim's getaddrinfo) is in ``shim/dns_*.c`` and
-``shim/gai.c``; see docs/resolution.md.
+``shim/hooks/gai.c``; see docs/resolution.md.
 """
 from __future__ import annotations
 

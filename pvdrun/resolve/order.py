@@ -1,4 +1,4 @@
-"""RFC 6724 destination ordering from inside a PvD (the Python twin of shim/dns_sort.c).
+"""RFC 6724 destination ordering from inside a PvD (the Python twin of shim/dns/dns_sort.c).
 
 Destinations are ordered by rules 1 (no PvD source of the family: last),
 2 (matching scope), 5 (matching label), 6 (precedence), 8 (smaller scope),

@@ -8,7 +8,7 @@ truncated UDP reply is asked again over TCP from the same PvD.
 
 Search list and ndots follow res_search(3); timeout (5 s), attempts (2) and
 ndots (1) default as in resolv.conf(5).  The same rules as the shim's C
-resolver (shim/dns_client.c), so a name means the same to getaddrinfo
+resolver (shim/dns/dns_client.c), so a name means the same to getaddrinfo
 and to ``pvdrun resolve``.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The shim's C API (``shim/pvd.h``) from Python, through cffi in ABI mode.
+"""The shim's C API (``shim/include/pvd.h``) from Python, through cffi in ABI mode.
 
 ``ffi.dlopen(library_path())`` opens the same ``libpvdshim.so`` that
 ``pvdrun --pvd`` preloads; when the library is preloaded, the dynamic loader

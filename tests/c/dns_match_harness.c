@@ -1,6 +1,6 @@
-/* dns_match_harness.c: drive dns_reply_matches() (shim/dns_wire.c), the check
+/* dns_match_harness.c: drive dns_reply_matches() (shim/dns/dns_wire.c), the check
  * res_send's replies must pass, from tests/test_resolve_glibc_paths.py; built
- * with ASan/UBSan together with shim/dns_wire.c.
+ * with ASan/UBSan together with shim/dns/dns_wire.c.
  *
  *   harness QUERYHEX < reply              -> "rc=N" for the whole reply
  *   harness QUERYHEX cuts < reply         -> "rc=N" for every truncation of the

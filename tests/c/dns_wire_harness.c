@@ -1,6 +1,6 @@
 /* dns_wire_harness.c: drive the shim's pure DNS functions from tests.
- * Compiled by tests/test_resolve_wire.py together with shim/dns_wire.c,
- * shim/dns_scope.c and shim/dns_sort.c.
+ * Compiled by tests/test_resolve_wire.py together with shim/dns/dns_wire.c,
+ * shim/dns/dns_scope.c and shim/dns/dns_sort.c.
  *
  *   harness query ID NAME QTYPE          -> query bytes, hex, on stdout
  *   harness parse ID QNAME QTYPE < msg   -> "rc=N rcode=N tc=N n=N" then one

@@ -1,5 +1,5 @@
 /* dns_current.c: pvd_dns_current_scope() on top of the shim core's scope levels
- * (shim/core.h): the PvD the calling thread's operations use now (thread scope, else process
+ * (shim/core/core.h): the PvD the calling thread's operations use now (thread scope, else process
  * scope: PVDRUN_SCOPE or pvd_set_process_scope).  The resolver's view of each PvD of the
  * core's table is built once, from the core's own parse of its scope line, so the resolver
  * and the socket hooks cannot disagree on which PvD applies or what it holds. */

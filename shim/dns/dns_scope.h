@@ -1,7 +1,7 @@
 /* dns_scope.h: the current PvD's DNS-relevant view, as the resolver needs it.
  *
  * ONE entry point, pvd_dns_current_scope() (dns_current.c): the calling thread's PvD as the
- * shim core sees it (thread scope, else process scope; shim/core.h).  The view is built
+ * shim core sees it (thread scope, else process scope; shim/core/core.h).  The view is built
  * once per PvD from the core's parsed scope line (scope_parse.c, the only parser of the
  * scope line): pvd_dns_scope_from() converts, it does not parse the line again.
  * Internal to libpvdshim.so.
