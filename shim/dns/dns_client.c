@@ -170,6 +170,41 @@ static int wait_fd(int fd, short events, long long deadline)
 #define X_TIMEOUT 1     /* nothing valid in time */
 #define X_ERROR 2       /* cannot use this server (socket error, unreachable) */
 
+/* A UDP socket for server, tied to the PvD (open_scoped_socket), and the server's address
+ * and port in *to (*tolen octets).  Returns the fd or -1. */
+static int open_udp(const struct pvd_dns_scope *scope, const struct pvd_dns_addr *server,
+                    struct sockaddr_storage *to, socklen_t *tolen)
+{
+    *tolen = to_sockaddr(server, DNS_PORT, to);
+    return open_scoped_socket(scope, server, SOCK_DGRAM);
+}
+
+/* The next datagram on fd from to (the server's address and port) that fits in buf
+ * (bufsize octets), waiting until deadline: X_ANSWER with its length in *outlen, X_TIMEOUT,
+ * or X_ERROR (e.g. ICMP port unreachable).  Datagrams from elsewhere (spoofed or stray) and
+ * larger ones are dropped. */
+static int recv_from_server(int fd, const struct sockaddr_storage *to, long long deadline,
+                            uint8_t *buf, size_t bufsize, size_t *outlen)
+{
+    for (;;) {
+        int rc = wait_fd(fd, POLLIN, deadline);
+        if (rc <= 0)
+            return rc == 0 ? X_TIMEOUT : X_ERROR;
+        struct sockaddr_storage from;
+        socklen_t fromlen = sizeof from;
+        ssize_t n = REAL(recvfrom)(fd, buf, bufsize, MSG_TRUNC, (struct sockaddr *)&from, &fromlen);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                continue;
+            return X_ERROR;
+        }
+        if (!same_endpoint(&from, to) || (size_t)n > bufsize)
+            continue;
+        *outlen = (size_t)n;
+        return X_ANSWER;
+    }
+}
+
 /* Move exactly len octets over a connected stream socket before deadline: send them (out;
  * `more` sets MSG_MORE) or read them into data.  Returns X_ANSWER (all moved), X_TIMEOUT or
  * X_ERROR (also when the peer closes early). */
@@ -279,11 +314,11 @@ struct question {
 static int exchange_udp(const struct pvd_dns_scope *scope, const struct pvd_dns_addr *server,
                         struct question **qs, int nq, int timeout_ms)
 {
-    int fd = open_scoped_socket(scope, server, SOCK_DGRAM);
+    struct sockaddr_storage to;
+    socklen_t tolen;
+    int fd = open_udp(scope, server, &to, &tolen);
     if (fd < 0)
         return X_ERROR;
-    struct sockaddr_storage to;
-    socklen_t tolen = to_sockaddr(server, DNS_PORT, &to);
     long long deadline = now_ms() + timeout_ms;
     int waiting = 0;
     for (int i = 0; i < nq; i++) {
@@ -305,30 +340,18 @@ static int exchange_udp(const struct pvd_dns_scope *scope, const struct pvd_dns_
     int result = X_TIMEOUT;
     uint8_t buf[UDP_BUF];
     while (waiting > 0) {
-        int rc = wait_fd(fd, POLLIN, deadline);
-        if (rc <= 0) {
-            result = rc == 0 ? X_TIMEOUT : X_ERROR;
+        size_t n = 0;
+        /* a datagram larger than buf is larger than any reply to a non-EDNS query */
+        int rc = recv_from_server(fd, &to, deadline, buf, sizeof buf, &n);
+        if (rc != X_ANSWER) {
+            result = rc;
             break;
         }
-        struct sockaddr_storage from;
-        socklen_t fromlen = sizeof from;
-        ssize_t n = REAL(recvfrom)(fd, buf, sizeof buf, MSG_TRUNC, (struct sockaddr *)&from,
-                                  &fromlen);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                continue;
-            result = X_ERROR; /* e.g. ICMP port unreachable */
-            break;
-        }
-        if (!same_endpoint(&from, &to))
-            continue; /* spoofed or stray: drop */
-        if ((size_t)n > sizeof buf)
-            continue; /* larger than any reply to a non-EDNS query: drop */
         for (int i = 0; i < nq; i++) {
             struct question *q = qs[i];
             if (q->answered || q->qlen < 0)
                 continue;
-            if (dns_parse_response(buf, (size_t)n, q->id, q->name, q->qtype, q->resp) != DNS_OK)
+            if (dns_parse_response(buf, n, q->id, q->name, q->qtype, q->resp) != DNS_OK)
                 continue; /* not this question's reply (or malformed) */
             q->answered = 1;
             q->needs_tcp = q->resp->truncated;
@@ -630,11 +653,11 @@ static int raw_udp(const struct pvd_dns_scope *scope, const struct pvd_dns_addr 
                    const uint8_t *query, size_t qlen, uint8_t *buf, size_t bufsize,
                    int timeout_ms, size_t *outlen)
 {
-    int fd = open_scoped_socket(scope, server, SOCK_DGRAM);
+    struct sockaddr_storage to;
+    socklen_t tolen;
+    int fd = open_udp(scope, server, &to, &tolen);
     if (fd < 0)
         return X_ERROR;
-    struct sockaddr_storage to;
-    socklen_t tolen = to_sockaddr(server, DNS_PORT, &to);
     long long deadline = now_ms() + timeout_ms;
     if (REAL(sendto)(fd, query, qlen, MSG_NOSIGNAL, (struct sockaddr *)&to, tolen) != (ssize_t)qlen) {
         REAL(close)(fd);
@@ -642,26 +665,13 @@ static int raw_udp(const struct pvd_dns_scope *scope, const struct pvd_dns_addr 
     }
     int result;
     for (;;) {
-        int rc = wait_fd(fd, POLLIN, deadline);
-        if (rc <= 0) {
-            result = rc == 0 ? X_TIMEOUT : X_ERROR;
+        size_t n = 0;
+        result = recv_from_server(fd, &to, deadline, buf, bufsize, &n);
+        if (result != X_ANSWER)
             break;
-        }
-        struct sockaddr_storage from;
-        socklen_t fromlen = sizeof from;
-        ssize_t n = REAL(recvfrom)(fd, buf, bufsize, MSG_TRUNC, (struct sockaddr *)&from, &fromlen);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                continue;
-            result = X_ERROR; /* e.g. ICMP port unreachable */
-            break;
-        }
-        if (!same_endpoint(&from, &to) || (size_t)n > bufsize)
-            continue; /* spoofed or stray, or larger than any DNS message: drop */
-        if (dns_reply_matches(query, qlen, buf, (size_t)n) != DNS_OK)
+        if (dns_reply_matches(query, qlen, buf, n) != DNS_OK)
             continue;
-        *outlen = (size_t)n;
-        result = X_ANSWER;
+        *outlen = n;
         break;
     }
     REAL(close)(fd);
