@@ -43,6 +43,29 @@ static uint32_t busy_word(unsigned int slot, uint32_t w)
     return W_MAKE(FK_BUSY, slot, W_FLAGS(w)) | (shim_fork_epoch() << W_EPOCH_SHIFT);
 }
 
+/* Start tying fd: its word goes from w to busy and this thread calls the tie its own (*outer:
+ * the tie it was in, for end_tie or fail_tie).  0: another thread changed the word, look again. */
+static int begin_tie(int fd, uint32_t w, uint32_t busy, int *outer)
+{
+    *outer = t_tying_fd;
+    t_tying_fd = fd;
+    if (fd_cas(fd, w, busy))
+        return 1;
+    t_tying_fd = *outer;
+    return 0;
+}
+
+/* A tie that failed with errno e: the word goes back from busy to back (unless a nested tie
+ * finished meanwhile), then this thread stops calling the tie its own -- in that order: a signal
+ * handler arriving in between must never find a busy word it would wait on.  Returns -1. */
+static int fail_tie(int fd, uint32_t busy, uint32_t back, int outer, int e)
+{
+    fd_cas(fd, busy, back);
+    t_tying_fd = outer;
+    errno = e;
+    return -1;
+}
+
 /* 1: take the socket over (it is this thread's, or nobody's); 0: it was waited for, look again. */
 static int wait_busy(int fd, uint32_t w, unsigned int *rounds)
 {
@@ -175,17 +198,20 @@ int shim_packet_check(int fd, unsigned int ifindex)
 }
 
 /* What a socket about to be tied to `slot` becomes when there is no PvD to tie it to: with
- * no PvD in force it is left to the system default (SETTLE_PASS); the null PvD, or a PvD gone
- * from the table, fails the operation with `refused` (SETTLE_FAIL, errno set).  SETTLE_TIE:
- * *pvd is the PvD to tie to.  SETTLE_AGAIN: another thread changed the word, look again. */
-enum { SETTLE_TIE, SETTLE_PASS, SETTLE_FAIL, SETTLE_AGAIN };
-static int settle(int fd, uint32_t w, unsigned int slot, int refused, const struct pvd_scope **pvd, uint32_t *wout)
+ * no PvD in force it is left to the system default (SETTLE_PASS, 0, errno back to saved); the
+ * null PvD, or a PvD gone from the table, fails the operation with `refused` (SETTLE_FAIL, -1,
+ * errno set): both are what the operation's prepare call returns.  SETTLE_TIE: *pvd is the PvD
+ * to tie to.  SETTLE_AGAIN: another thread changed the word, look again. */
+enum { SETTLE_FAIL = -1, SETTLE_PASS = 0, SETTLE_TIE, SETTLE_AGAIN };
+static int settle(int fd, uint32_t w, unsigned int slot, int refused, int saved, const struct pvd_scope **pvd,
+                  uint32_t *wout)
 {
     if (slot == SLOT_NONE) {
         if (!fd_cas(fd, w, W_MAKE(FK_SYSTEM, 0, W_FLAGS(w))))
             return SETTLE_AGAIN;
         if (wout)
             *wout = W_MAKE(FK_SYSTEM, 0, W_FLAGS(w));
+        errno = saved;
         return SETTLE_PASS;
     }
     if (slot == SLOT_NULL) {
@@ -267,33 +293,20 @@ int shim_prepare(int fd, const struct sockaddr *dst, socklen_t dstlen, enum shim
         }
         unsigned int slot = (w & W_EXPLICIT) || W_KIND(w) == FK_BUSY ? W_SLOT(w) : shim_effective_slot();
         const struct pvd_scope *pvd;
-        int settled = settle(fd, w, slot, ENETUNREACH, &pvd, wout);
+        int settled = settle(fd, w, slot, ENETUNREACH, saved, &pvd, wout);
         if (settled == SETTLE_AGAIN)
             continue;
-        if (settled != SETTLE_TIE) {
-            if (settled == SETTLE_PASS)
-                errno = saved;
-            return settled == SETTLE_PASS ? 0 : -1;
-        }
-        int outer = t_tying_fd;
-        t_tying_fd = fd;
+        if (settled != SETTLE_TIE)
+            return settled; /* SETTLE_PASS or SETTLE_FAIL */
+        int outer;
         uint32_t busy = busy_word(slot, w);
-        if (!fd_cas(fd, w, busy)) {
-            t_tying_fd = outer;
+        if (!begin_tie(fd, w, busy, &outer))
             continue;
-        }
         uint32_t flags = W_FLAGS(w);
         int rc = shim_apply(fd, slot, pvd, w, to, len, op, &flags, 0);
-        int e = errno;
-        /* The word leaves FK_BUSY before this thread stops calling the tie its own: a signal
-         * handler arriving in between must never find a busy word it would wait on. */
-        if (rc < 0) {
-            /* still pending (retried next time), unless a nested tie finished meanwhile */
-            fd_cas(fd, busy, W_MAKE(FK_PENDING, (w & W_EXPLICIT) ? slot : 0, W_FLAGS(w) | (flags & W_DEVBOUND)));
-            t_tying_fd = outer;
-            errno = e;
-            return -1;
-        }
+        if (rc < 0) /* still pending: retried next time */
+            return fail_tie(fd, busy, W_MAKE(FK_PENDING, (w & W_EXPLICIT) ? slot : 0, W_FLAGS(w) | (flags & W_DEVBOUND)),
+                            outer, errno);
         *wout = W_MAKE(FK_SCOPED, slot, flags);
         fd_store(fd, *wout);
         t_tying_fd = outer;
@@ -355,14 +368,11 @@ int shim_prepare_bind(int fd, const struct sockaddr *addr, socklen_t len, struct
         }
         unsigned int slot = (!pending || (w & W_EXPLICIT) || W_KIND(w) == FK_BUSY) ? W_SLOT(w) : shim_effective_slot();
         const struct pvd_scope *pvd;
-        int settled = settle(fd, w, slot, EADDRNOTAVAIL, &pvd, NULL);
+        int settled = settle(fd, w, slot, EADDRNOTAVAIL, saved, &pvd, NULL);
         if (settled == SETTLE_AGAIN)
             continue;
-        if (settled != SETTLE_TIE) {
-            if (settled == SETTLE_PASS)
-                errno = saved;
-            return settled == SETTLE_PASS ? 0 : -1;
-        }
+        if (settled != SETTLE_TIE)
+            return settled; /* SETTLE_PASS or SETTLE_FAIL */
         if (shim_check_dst(W_MAKE(FK_SCOPED, slot, W_FLAGS(w) | W_V6), addr->sa_family == AF_INET6 ? addr : NULL,
                            len) < 0)
             return -1; /* a scope ID naming another interface binds the socket there */
@@ -381,20 +391,12 @@ int shim_prepare_bind(int fd, const struct sockaddr *addr, socklen_t len, struct
             *use_len = new_len;
         }
         if (pending) {
-            int outer = t_tying_fd;
-            t_tying_fd = fd;
+            int outer;
             uint32_t busy = busy_word(slot, w);
-            if (!fd_cas(fd, w, busy)) {
-                t_tying_fd = outer;
+            if (!begin_tie(fd, w, busy, &outer))
                 continue;
-            }
-            if (!(w & W_DEVBOUND) && shim_bind_device(fd, pvd, shim_pick_ifindex(pvd, addr, len), (w & W_ADOPTED) != 0) < 0) {
-                int e = errno;
-                fd_cas(fd, busy, W_MAKE(FK_PENDING, (w & W_EXPLICIT) ? slot : 0, W_FLAGS(w)));
-                t_tying_fd = outer;
-                errno = e;
-                return -1;
-            }
+            if (!(w & W_DEVBOUND) && shim_bind_device(fd, pvd, shim_pick_ifindex(pvd, addr, len), (w & W_ADOPTED) != 0) < 0)
+                return fail_tie(fd, busy, W_MAKE(FK_PENDING, (w & W_EXPLICIT) ? slot : 0, W_FLAGS(w)), outer, errno);
             fd_store(fd, W_MAKE(FK_SCOPED, slot, W_FLAGS(w) | W_DEVBOUND | ((w & W_V6) ? W_DSTCHECK : 0)));
             t_tying_fd = outer;
         }
@@ -448,20 +450,12 @@ int shim_bind_socket(int fd, pvd_handle_t handle)
             errno = ENOENT;
             return -1;
         }
-        int outer = t_tying_fd;
-        t_tying_fd = fd;
+        int outer;
         uint32_t busy = busy_word(slot, W_MAKE(0, 0, v6));
-        if (!fd_cas(fd, w, busy)) {
-            t_tying_fd = outer;
+        if (!begin_tie(fd, w, busy, &outer))
             continue;
-        }
-        if (shim_bind_device(fd, pvd, shim_pick_ifindex(pvd, NULL, 0), kind == FK_UNKNOWN || (w & W_ADOPTED)) < 0) {
-            int e = errno;
-            fd_cas(fd, busy, w);
-            t_tying_fd = outer;
-            errno = e;
-            return -1;
-        }
+        if (shim_bind_device(fd, pvd, shim_pick_ifindex(pvd, NULL, 0), kind == FK_UNKNOWN || (w & W_ADOPTED)) < 0)
+            return fail_tie(fd, busy, w, outer, errno);
         uint32_t flags = v6 | W_EXPLICIT | W_DEVBOUND | (w & W_BOUND);
         if (shim_is_preloaded()) {
             /* the hooks finish the job at the first operation (route check, source) */
