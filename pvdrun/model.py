@@ -63,6 +63,42 @@ def fnv1a(data: bytes, bits: int = 32) -> int:
     return value
 
 
+def split_zone(address: str) -> tuple[str, str | None]:
+    """``"fe80::1%eth0"`` -> ``("fe80::1", "eth0")``; an address without a zone -> (it, None)."""
+    host, sep, zone = address.partition("%")
+    return host, (zone if sep else None)
+
+
+def zone_interface(zone: str, interfaces: list[str], ifindexes: list[int]) -> str | None:
+    """The interface among ``interfaces`` (with ``ifindexes``) that a ``%zone`` names, by index
+    (decimal, as libc reads a numeric zone) or by name; None when it names none of them."""
+    try:
+        index = _u32(zone)
+    except ValueError:
+        return zone if zone in interfaces else None
+    return next((name for name, i in zip(interfaces, ifindexes) if i == index), None)
+
+
+def link_dns_server(server: str, ifname: str, ifindex: int) -> str | None:
+    """A DNS server learned on link ``ifname`` (an RA's RDNSS, an ND user option, a per-link
+    store), as a PvD of that link holds it: the address in canonical text, and a link-local
+    one (RFC 8106 lets a router announce its own) with the link as its zone, ``fe80::1%eth0``:
+    it is reachable on that link only.  None for what is no DNS server (multicast, the
+    unspecified address) and for a zone naming another link."""
+    host, zone = split_zone(server)
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    if address.is_multicast or address.is_unspecified:
+        return None
+    if zone is not None and zone_interface(zone, [ifname], [ifindex]) is None:
+        return None
+    if address.version == 6 and address.is_link_local:
+        return f"{address}%{ifname}"
+    return str(address)
+
+
 def make_handle(pvd_id: str, ifindex: int, association: int, generation: int = 0) -> int:
     """Derive a PvD's handle from its identifier and its association.
 
@@ -114,7 +150,7 @@ class Pvd:
     ifindexes: list[int] = field(default_factory=list)
     addresses: list[str] = field(default_factory=list)  # "addr/plen"
     routes: list[Route] = field(default_factory=list)
-    dns_servers: list[str] = field(default_factory=list)
+    dns_servers: list[str] = field(default_factory=list)  # link-local ones zoned: "fe80::1%eth0"
     search_domains: list[str] = field(default_factory=list)
     kind: str | None = None  # wifi | ethernet | cellular | vpn | None
     is_default: bool = False
@@ -207,6 +243,8 @@ class Pvd:
         tokens += [f"addr={a.split('/', 1)[0]}" for a in self.addresses]
         # Like resolv.conf's readers, the shim uses the first servers and domains it can hold.
         tokens += [f"dns={d}" for d in self.dns_servers[:MAX_DNS]]
+        for token in tokens:
+            _check_zone(token, self.interfaces, self.ifindexes)
         tokens += [f"search={s}" for s in self.search_domains[:MAX_SEARCH]]
         tokens.append(f"mark={self.mark:#x}")
         tokens.append(f"srcbind={1 if self.needs_routing else 0}")
@@ -262,6 +300,27 @@ def _scope_address(value: str) -> None:
     raise ValueError(f"bad address: {value!r}")
 
 
+def _check_zone(token: str, interfaces: list[str], ifindexes: list[int]) -> None:
+    """An ``addr=``/``dns=`` value's ``%zone`` must name one of the PvD's own interfaces, and a
+    ``dns=`` value must be a server (not multicast, not unspecified): ValueError otherwise."""
+    key, _, value = token.partition("=")
+    if key not in ("addr", "dns"):
+        return
+    host, zone = split_zone(value)
+    if zone is not None and zone_interface(zone, interfaces, ifindexes) is None:
+        raise ValueError(f"{token}: the zone is not one of the PvD's interfaces")
+    if key == "dns" and _not_a_server(host):
+        raise ValueError(f"{token}: not a DNS server (multicast or unspecified)")
+
+
+def _not_a_server(host: str) -> bool:
+    """Multicast or unspecified: read as the C parser reads it (inet_pton's bytes)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    raw = socket.inet_pton(family, host)
+    multicast = raw[0] == 0xFF if family == socket.AF_INET6 else raw[0] >> 4 == 0xE
+    return multicast or not any(raw)
+
+
 def parse_scope(line: str) -> dict[str, list[str]]:
     """Parse a scope line into key -> values, by the grammar of docs/shim.md ("The scope
     line"), which the C parser (shim/core/scope_parse.c) implements too; both are held to the
@@ -315,4 +374,8 @@ def parse_scope(line: str) -> dict[str, list[str]]:
             raise ValueError(f"no {key}=")
     if _u32(result["handle"][0]) != HANDLE_NULL and "if" not in result:
         raise ValueError(f"PvD {result['id'][0]} has no interface (if=)")
+    links = [value.rpartition(":") for value in result.get("if", [])]
+    for key in ("addr", "dns"):
+        for value in result.get(key, []):
+            _check_zone(f"{key}={value}", [name for name, _, _ in links], [int(i) for _, _, i in links])
     return result

@@ -87,6 +87,22 @@ static int parse_addr(const char *v, size_t n, char text[PVD_ADDRSTR_MAX], int *
     return -1;
 }
 
+/* Does the %zone of address text (if any) name one of the PvD's if= entries, by index (a
+ * number, as libc reads a numeric zone) or by name?  An address without a zone: yes. */
+static int zone_is_own(const struct pvd_info *info, const char *text)
+{
+    const char *zone = strchr(text, '%');
+    uint32_t index;
+    if (!zone)
+        return 1;
+    zone++;
+    int numeric = pvd_scope_parse_u32(zone, strlen(zone), 0, &index) == 0;
+    for (unsigned int i = 0; i < info->n_interfaces; i++)
+        if (numeric ? info->ifindexes[i] == index : strcmp(info->interfaces[i], zone) == 0)
+            return 1;
+    return 0;
+}
+
 static int key_is(const char *k, size_t kn, const char *name)
 {
     size_t n = strlen(name);
@@ -191,6 +207,9 @@ int pvd_scope_parse(const char *line, size_t len, struct pvd_scope *out, char *e
                 return fail(err, errlen, "more than %d DNS servers", PVD_MAX_DNS);
             if (parse_addr(val, val_len, out->info.dns[i], &family, &a4, &a6) < 0)
                 return fail(err, errlen, "bad address in dns=");
+            if (family == AF_INET ? IN_MULTICAST(ntohl(a4.s_addr)) || a4.s_addr == INADDR_ANY
+                                  : IN6_IS_ADDR_MULTICAST(&a6) || IN6_IS_ADDR_UNSPECIFIED(&a6))
+                return fail(err, errlen, "dns= is not a DNS server (multicast or unspecified)");
             out->info.n_dns = i + 1;
         } else if (key_is(key, key_len, "search")) {
             unsigned int i = out->info.n_search;
@@ -223,5 +242,13 @@ int pvd_scope_parse(const char *line, size_t len, struct pvd_scope *out, char *e
     out->is_null = out->info.handle == PVD_HANDLE_NULL;
     if (!out->is_null && out->info.n_interfaces == 0)
         return fail(err, errlen, "PvD %s has no interface (if=)", out->info.id);
+    /* A zone is a link: only the PvD's own (a link-local DNS server is reachable there only). */
+    for (unsigned int i = 0; i < out->info.n_addresses; i++)
+        if (!zone_is_own(&out->info, out->info.addresses[i]))
+            return fail(err, errlen, "addr=%s: the zone is not one of the PvD's interfaces",
+                        out->info.addresses[i]);
+    for (unsigned int i = 0; i < out->info.n_dns; i++)
+        if (!zone_is_own(&out->info, out->info.dns[i]))
+            return fail(err, errlen, "dns=%s: the zone is not one of the PvD's interfaces", out->info.dns[i]);
     return 0;
 }
