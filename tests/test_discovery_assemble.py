@@ -144,3 +144,37 @@ def test_one_pvd_per_interface_and_resolv_conf_fallback() -> None:
     assert pvds[0].is_default and pvds[0].dns_servers == ["198.51.100.53"]
     assert pvds[1].dns_servers == [] and pvds[1].addresses == ["192.0.2.10/24"]
     assert not pvds[0].needs_routing
+
+
+def test_link_local_rdnss_keeps_the_link_it_was_heard_on() -> None:
+    """RFC 8106: a router may announce its own link-local address.  The same fe80::1 on two
+    links is two servers, each held by the PvD of its own link with that link as its zone;
+    multicast and unspecified "servers" are dropped."""
+    state = KernelState(links={2: _link(2, "lan0"), 3: _link(3, "lan1")})
+    state.addresses = [_addr(2, "2001:db8:a::10"), _addr(3, "2001:db8:b::10")]
+    state.routes = [_default(2, RA_A), _default(3, RA_B)]
+    table = RaTable()
+    _hear(table, RA_A, craft.router_advert(craft.pio("2001:db8:a::/64")
+                                           + craft.rdnss(["fe80::1", "ff02::fb", "::"])), ifindex=2)
+    _hear(table, RA_B, craft.router_advert(craft.pio("2001:db8:b::/64") + craft.rdnss(["fe80::1"])),
+          ifindex=3)
+    pvds = {p.pvd_id: p for p in _build(state, table)}
+    assert pvds["implicit:lan0"].dns_servers == ["fe80::1%lan0"]
+    assert pvds["implicit:lan1"].dns_servers == ["fe80::1%lan1"]
+    assert "dns=fe80::1%lan0" in pvds["implicit:lan0"].to_scope()
+    assert pvds["implicit:lan1"].to_dict()["dns_servers"] == ["fe80::1%lan1"]
+
+
+def test_link_local_server_from_a_store_or_resolv_conf_is_the_links() -> None:
+    """A per-link store's zone (name or index) must be its own link's; resolv.conf's link-local
+    nameserver serves the default PvD only when its zone is that PvD's link."""
+    state = KernelState(links={2: _link(2, "lan0")})
+    state.addresses = [_addr(2, "192.0.2.10", 24)]
+    state.routes = [_default(2, "192.0.2.1", 100)]
+    stores = {2: LinkDns(servers=["fe80::53%2", "fe80::54%lan9", "fe80::55"])}
+    pvds = assemble(state, RaTable(), Config(), lambda link: stores.get(link.index), lambda link: None,
+                    LinkDns)
+    assert pvds[0].dns_servers == ["fe80::53%lan0", "fe80::55%lan0"]
+    for fallback, expected in ((["fe80::1%lan0"], ["fe80::1%lan0"]), (["fe80::1%eth7"], [])):
+        pvds = _build(state, RaTable(), fallback=LinkDns(servers=fallback, store="resolv.conf"))
+        assert pvds[0].is_default and pvds[0].dns_servers == expected

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from pvdrun.model import HANDLE_NULL, HANDLE_UNSPEC, Pvd, Route, make_handle, parse_scope
+from pvdrun.model import (HANDLE_NULL, HANDLE_UNSPEC, Pvd, Route, link_dns_server, make_handle, parse_scope,
+                          zone_interface)
 
 
 def test_handle_is_stable_for_one_association() -> None:
@@ -53,3 +54,28 @@ def test_scope_line_carries_the_pvd() -> None:
     assert scope["addr"] == ["2001:db8:a::10", "192.0.2.10"]
     assert scope["dns"] == ["2001:db8:a:1::53"]
     assert scope["srcbind"] == ["1"]
+
+
+def test_link_local_dns_server_is_held_with_its_link() -> None:
+    assert link_dns_server("fe80::1", "lan0", 3) == "fe80::1%lan0"
+    assert link_dns_server("FE80::0001%3", "lan0", 3) == "fe80::1%lan0"
+    assert link_dns_server("fe80::1%lan0", "lan0", 3) == "fe80::1%lan0"
+    assert link_dns_server("fe80::1%4", "lan0", 3) is None  # learned for another link
+    assert link_dns_server("2001:db8::53", "lan0", 3) == "2001:db8::53"
+    for not_a_server in ("ff02::fb", "::", "224.0.0.251", "0.0.0.0", "nonsense"):
+        assert link_dns_server(not_a_server, "lan0", 3) is None
+    assert zone_interface("4", ["lan0", "lan1"], [3, 4]) == "lan1"
+    assert zone_interface("lan2", ["lan0", "lan1"], [3, 4]) is None
+
+
+def test_scope_line_keeps_the_zone_of_a_link_local_server() -> None:
+    pvd = Pvd(pvd_id="implicit:lan0", handle=5, interfaces=["lan0"], ifindexes=[3],
+              addresses=["2001:db8:a::10/64"], dns_servers=["fe80::1%lan0", "2001:db8:a::53"])
+    line = pvd.to_scope()
+    assert "dns=fe80::1%lan0 dns=2001:db8:a::53" in line
+    assert parse_scope(line)["dns"] == ["fe80::1%lan0", "2001:db8:a::53"]
+    assert Pvd.from_dict(pvd.to_dict()).dns_servers == pvd.dns_servers
+    pvd.dns_servers = ["fe80::1%lan1"]  # another link's server: no scope line, the launcher refuses
+    with pytest.raises(ValueError):
+        pvd.to_scope()
+    assert pvd.to_dict()["scope"] is None

@@ -34,7 +34,7 @@ from pvdrun.discovery.kernel import RTPROT_RA, Address, KernelState, KRoute, Lin
 from pvdrun.discovery.linkstate import LinkDns
 from pvdrun.discovery.names import assign_names
 from pvdrun.discovery.ratable import ExplicitRecord, RaTable
-from pvdrun.model import Pvd, Route, make_handle
+from pvdrun.model import Pvd, Route, link_dns_server, make_handle
 
 log = logging.getLogger("pvdrun.discovery")
 
@@ -57,7 +57,14 @@ class _Builder:
     record: ExplicitRecord | None = None
 
     def add_dns(self, servers: list[str], domains: list[str]) -> None:
-        self.dns += [s for s in servers if s not in self.dns]
+        """Servers learned on this builder's link: a link-local one keeps the link as its zone
+        (``fe80::1%eth0``); what is no server, or is zoned to another link, is left out."""
+        for server in servers:
+            held = link_dns_server(server, self.link.name, self.link.index)
+            if held is None:
+                log.info("%s: ignoring DNS server %s learned on %s", self.pvd_id, server, self.link.name)
+            elif held not in self.dns:
+                self.dns.append(held)
         self.search += [d for d in domains if d not in self.search]
 
 
@@ -222,7 +229,7 @@ def _apply_config(pvds: list[Pvd], config: Config) -> dict[str, Pvd]:
         pvd.names.insert(0, conf.name)
         pvd.kind = conf.kind or pvd.kind
         if conf.dns is not None:
-            pvd.dns_servers = list(conf.dns)
+            pvd.dns_servers = _servers_of(pvd, conf.dns, f"configured PvD {conf.name}")
         if conf.search is not None:
             pvd.search_domains = list(conf.search)
         pvd.attributes.update(conf.attributes)
@@ -232,6 +239,17 @@ def _apply_config(pvds: list[Pvd], config: Config) -> dict[str, Pvd]:
         pvd.attributes["configured"] = conf.name
         chosen[conf.name] = pvd
     return chosen
+
+
+def _servers_of(pvd: Pvd, servers: list[str], where: str) -> list[str]:
+    """``servers`` (from ``where``) as the PvD holds them: a link-local one zoned with the PvD's
+    link; one zoned to another link is no server of this PvD (logged and left out)."""
+    held = [link_dns_server(s, pvd.interfaces[0], pvd.ifindexes[0]) for s in servers]
+    for server, kept in zip(servers, held):
+        if kept is None:
+            log.warning("%s: DNS server %s is not reachable on %s; not used", where, server,
+                        pvd.interfaces[0])
+    return [s for s in held if s is not None]
 
 
 def _config_matches(conf: ConfiguredPvd, pvd: Pvd) -> bool:
@@ -274,8 +292,9 @@ def assemble(state: KernelState, ras: RaTable, config: Config,
         default.is_default = True
         if not default.dns_servers:  # last resort: the system resolv.conf (default PvD only)
             fallback = fallback_dns()
-            if fallback.servers:
-                default.dns_servers = list(fallback.servers)
+            servers = _servers_of(default, fallback.servers, fallback.store or "resolv.conf")
+            if servers:
+                default.dns_servers = servers
                 default.search_domains = default.search_domains or list(fallback.domains)
                 default.attributes["dns_from"] = fallback.store or "resolv.conf"
     return pvds

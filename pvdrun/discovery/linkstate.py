@@ -103,7 +103,8 @@ def _valid_servers(words: list[str]) -> list[str]:
     for word in words:
         word = word.split("#", 1)[0]  # resolved writes "addr#name" for DoT
         try:
-            servers.append(str(ipaddress.ip_address(word.split("%", 1)[0])))
+            host, sep, zone = word.partition("%")  # a zone is kept: the link decides (assemble)
+            servers.append(str(ipaddress.ip_address(host)) + sep + zone)
         except ValueError:
             log.info("ignoring DNS server %r from a link store", word)
     return servers
@@ -188,6 +189,6 @@ def system_resolv_conf(path: str = "/etc/resolv.conf") -> LinkDns:
             dns = parse_resolv_conf(handle.read())
     except OSError:
         return LinkDns()
-    dns.servers = [s for s in dns.servers if not ipaddress.ip_address(s).is_loopback]
+    dns.servers = [s for s in dns.servers if not ipaddress.ip_address(s.partition("%")[0]).is_loopback]
     dns.store = "resolv.conf"
     return dns
