@@ -11,41 +11,16 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
-from discovery_netns import MiniNet
+from discovery_netns import MiniNet, net  # noqa: F401 (fixture)
+from fixtures.pvdd import Pvdd, start_pvdd  # noqa: F401 (fixture)
 from pvdrun.daemon.protocol import Client, DaemonError, DaemonUnavailable
 from pvdrun.discovery import ra as craft
 
 pytestmark = pytest.mark.root
-
-
-class Daemon:
-    """pvdd running in the MiniNet host namespace, on a socket of its own."""
-
-    def __init__(self, net: MiniNet, tmp: Path) -> None:
-        self.socket = str(tmp / "pvdd.sock")
-        self.log = str(tmp / "pvdd.log")
-        env = {**os.environ, "PVDRUN_CONFIG": "", "PVDRUN_SOCKET": self.socket}
-        self.proc = net.popen(sys.executable, "-m", "pvdrun.cli", "daemon", "--socket",
-                              self.socket, "--log-level", "debug", env=env, stderr_path=self.log)
-        net.wait_for(lambda: os.path.exists(self.socket) or self.proc.poll() is not None,
-                     what="pvdd socket")
-        assert self.proc.poll() is None, Path(self.log).read_text()
-
-    def request(self, op: str, name: str | None = None) -> dict[str, Any]:
-        with Client(self.socket) as client:
-            return client.request(op, name)
-
-    def wait_ready(self, net: MiniNet, pvd_id: str) -> None:
-        """Setup only: wait until pvdd lists pvd_id (the link's IPv6 is up)."""
-        net.wait_for(lambda: any(p["id"] == pvd_id for p in self.request("list")["pvds"]),
-                     what=f"{pvd_id} listed by pvdd")
-
-    def log_text(self) -> str:
-        return Path(self.log).read_text()
 
 
 @contextlib.contextmanager
@@ -61,15 +36,6 @@ def deadline(seconds: int) -> Iterator[None]:
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
-
-
-@pytest.fixture
-def net() -> Iterator[MiniNet]:
-    mini = MiniNet()
-    try:
-        yield mini
-    finally:
-        mini.close()
 
 
 def _subscriber(path: str) -> Any:
@@ -89,21 +55,21 @@ def _next_event(stream: Any, predicate: Any, limit: int = 30) -> dict[str, Any]:
     raise AssertionError("expected event never came")
 
 
-def test_list_get_default_and_errors(net: MiniNet, tmp_path: Path) -> None:
+def test_list_get_default_and_errors(net: MiniNet, start_pvdd: Callable[..., Pvdd]) -> None:
     net.add_router("ispa", "ra", "2001:db8:a::/64", ("192.0.2.10/24", "192.0.2.1/24"),
                    rdnss="2001:db8:a::53", dnssl="ispa.example")
-    daemon = Daemon(net, tmp_path)
-    listing = net.wait_for(lambda: (r := daemon.request("list"))["pvds"] and
+    daemon = start_pvdd(net.host, log_level="debug")
+    listing = net.wait_for(lambda: (r := daemon.op("list"))["pvds"] and
                            r["pvds"][0]["dns_servers"] and r, what="PvD with RA DNS")
     [pvd] = listing["pvds"]
     assert listing["v"] == 1 and listing["ok"] is True
     assert pvd["id"] == "implicit:ispa" and pvd["search_domains"] == ["ispa.example"]
-    assert daemon.request("get", "ispa")["pvd"]["handle"] == pvd["handle"]
+    assert daemon.op("get", "ispa")["pvd"]["handle"] == pvd["handle"]
     with pytest.raises(DaemonError) as info:
-        daemon.request("get", "nope")
+        daemon.op("get", "nope")
     assert info.value.code == "unknown_pvd" and info.value.candidates == ["ispa (implicit:ispa)"]
     with pytest.raises(DaemonError) as info:
-        daemon.request("frobnicate")
+        daemon.op("frobnicate")
     assert info.value.code == "unknown_op"
     # the raw reply holds the compact "scope":"..." the shim's C API extracts
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
@@ -113,9 +79,9 @@ def test_list_get_default_and_errors(net: MiniNet, tmp_path: Path) -> None:
     assert b'"scope":"v=1 id=implicit:ispa ' in data
 
 
-def test_garbage_client_is_dropped_others_unaffected(net: MiniNet, tmp_path: Path) -> None:
+def test_garbage_client_is_dropped_others_unaffected(net: MiniNet, start_pvdd: Callable[..., Pvdd]) -> None:
     net.add_router("ispa", "ra", None, ("192.0.2.10/24", "192.0.2.1/24"))
-    daemon = Daemon(net, tmp_path)
+    daemon = start_pvdd(net.host, log_level="debug")
     stream, _ = _subscriber(daemon.socket)
     for garbage in (b"\x00\xffnot json\n", b"[1,2]\n", b'{"v":99,"op":"list"}\n', b"x" * 70000):
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as bad:
@@ -128,14 +94,14 @@ def test_garbage_client_is_dropped_others_unaffected(net: MiniNet, tmp_path: Pat
     net.run("ip", "addr", "add", "198.18.1.1/24", "dev", "ispa", check=True)
     event = _next_event(stream, lambda e: e.get("event") == "changed")
     assert "198.18.1.1/24" in event["changed"]["addresses"]["new"]
-    assert daemon.request("list")["ok"]
+    assert daemon.op("list")["ok"]
 
 
-def test_malformed_pvd_ras_never_crash_pvdd(net: MiniNet, tmp_path: Path) -> None:
+def test_malformed_pvd_ras_never_crash_pvdd(net: MiniNet, start_pvdd: Callable[..., Pvdd]) -> None:
     """Truncated/malformed PvD options are logged and ignored; a good one still lands."""
     router = net.add_router("lan0", "ra", "2001:db8:a::/64")
-    daemon = Daemon(net, tmp_path)
-    daemon.wait_ready(net, "implicit:lan0")
+    daemon = start_pvdd(net.host, log_level="debug")
+    daemon.wait_listed("implicit:lan0")
     stream, _ = _subscriber(daemon.socket)
     good = craft.pvd_option("ispa.example", craft.pio("2001:db8:a::/64")
                             + craft.rdnss(["2001:db8:a:1::53"]), sequence=3)
@@ -154,12 +120,12 @@ def test_malformed_pvd_ras_never_crash_pvdd(net: MiniNet, tmp_path: Path) -> Non
     assert "runs past the end" in log and "ignored" in log
 
 
-def test_explicit_pvd_expiry_and_new_generation(net: MiniNet, tmp_path: Path) -> None:
+def test_explicit_pvd_expiry_and_new_generation(net: MiniNet, start_pvdd: Callable[..., Pvdd]) -> None:
     """An explicit PvD whose lifetimes run out is removed (no polling: pvdd wakes at the
     expiry); heard again, it comes back with a new handle (R5)."""
     router = net.add_router("lan0", "ra", "2001:db8:a::/64")
-    daemon = Daemon(net, tmp_path)
-    daemon.wait_ready(net, "implicit:lan0")
+    daemon = start_pvdd(net.host, log_level="debug")
+    daemon.wait_listed("implicit:lan0")
     stream, _ = _subscriber(daemon.socket)
     message = craft.router_advert(craft.pvd_option("ispb.example",
                                                    craft.rdnss(["2001:db8:b::53"], lifetime=3)),
@@ -174,12 +140,12 @@ def test_explicit_pvd_expiry_and_new_generation(net: MiniNet, tmp_path: Path) ->
     assert again["pvd"]["attributes"]["generation"] == 1
 
 
-def test_python_api_and_cli_through_pvdd(net: MiniNet, tmp_path: Path) -> None:
+def test_python_api_and_cli_through_pvdd(net: MiniNet, start_pvdd: Callable[..., Pvdd]) -> None:
     """pvdrun.list_pvds/lookup/default_pvd ask pvdd (the test process is in another netns,
     so answers about the host netns can only come from pvdd)."""
     net.add_router("ispa", "ra", None, ("192.0.2.10/24", "192.0.2.1/24"))
     net.run("ip", "route", "add", "default", "via", "192.0.2.1", check=True)
-    daemon = Daemon(net, tmp_path)
+    daemon = start_pvdd(net.host, log_level="debug")
     import pvdrun
 
     pvds = net.wait_for(lambda: pvdrun.list_pvds(daemon.socket), what="PvDs from pvdd")
@@ -203,12 +169,12 @@ def test_python_api_and_cli_through_pvdd(net: MiniNet, tmp_path: Path) -> None:
         watch.close()
 
 
-def test_second_daemon_refuses_live_socket(net: MiniNet, tmp_path: Path) -> None:
-    daemon = Daemon(net, tmp_path)
+def test_second_daemon_refuses_live_socket(net: MiniNet, start_pvdd: Callable[..., Pvdd]) -> None:
+    daemon = start_pvdd(net.host, log_level="debug")
     result = net.run(sys.executable, "-m", "pvdrun.cli", "daemon", "--socket", daemon.socket,
                      timeout=30)
     assert result.returncode == 1 and "already answers" in result.stderr
-    assert daemon.request("list")["ok"]
+    assert daemon.op("list")["ok"]
 
 
 def test_api_falls_back_when_socket_is_not_pvdd(net: MiniNet, tmp_path: Path) -> None:
@@ -242,30 +208,23 @@ def test_api_falls_back_when_socket_is_not_pvdd(net: MiniNet, tmp_path: Path) ->
         server.close()
 
 
-def test_sighup_reloads_configuration(net: MiniNet, tmp_path: Path) -> None:
+def test_sighup_reloads_configuration(net: MiniNet, start_pvdd: Callable[..., Pvdd]) -> None:
     """A configured name appears after SIGHUP; a broken file is refused, the old one kept."""
     net.add_router("ispa", "ra", None, ("192.0.2.10/24", "192.0.2.1/24"))
-    config = tmp_path / "pvd.toml"
-    config.write_text("")
-    env = {**os.environ, "PVDRUN_CONFIG": str(config)}
-    sock = str(tmp_path / "pvdd.sock")
-    proc = net.popen(sys.executable, "-m", "pvdrun.cli", "daemon", "--socket", sock, env=env,
-                     stderr_path=str(tmp_path / "log"))
-    net.wait_for(lambda: os.path.exists(sock), what="pvdd socket")
-    stream, _ = _subscriber(sock)
-    config.write_text('[pvd.home]\ninterface = "ispa"\n[pvd.home.attributes]\nmetered = true\n')
-    os.killpg(proc.pid, signal.SIGHUP)
+    daemon = start_pvdd(net.host)
+    stream, _ = _subscriber(daemon.socket)
+    daemon.write_config('[pvd.home]\ninterface = "ispa"\n[pvd.home.attributes]\nmetered = true\n')
+    daemon.signal(signal.SIGHUP)
     event = _next_event(stream, lambda e: e.get("event") == "changed")
     assert event["changed"]["names"]["new"][0] == "home"
     assert event["pvd"]["attributes"]["metered"] is True
-    config.write_text("[pvd.home\n")
-    os.killpg(proc.pid, signal.SIGHUP)
-    net.wait_for(lambda: "not reloaded" in (tmp_path / "log").read_text(), what="reload refusal")
-    with Client(sock) as client:
+    daemon.write_config("[pvd.home\n")
+    daemon.signal(signal.SIGHUP)
+    net.wait_for(lambda: "not reloaded" in daemon.log_text(), what="reload refusal")
+    with Client(daemon.socket) as client:
         assert client.request("get", "home")["pvd"]["id"] == "implicit:ispa"
-    os.killpg(proc.pid, signal.SIGTERM)  # stops at once, removing its socket
-    assert proc.wait(timeout=10) == 0
-    assert not os.path.exists(sock)
+    assert daemon.stop() == 0  # SIGTERM: stops at once, removing its socket
+    assert not os.path.exists(daemon.socket)
 
 
 FUZZ_SENDER = r"""
@@ -288,7 +247,7 @@ for _ in range(count):
 """
 
 
-def test_fuzzed_ras_never_crash_pvdd(net: MiniNet, tmp_path: Path) -> None:
+def test_fuzzed_ras_never_crash_pvdd(net: MiniNet, start_pvdd: Callable[..., Pvdd]) -> None:
     """500 randomly mutated and truncated PvD RAs: pvdd receives them (its log names the ones
     too short to parse, as many as the replayed mutations say there are, at most: a full
     socket buffer may drop some), keeps serving, and still takes in a good RA sent after them
@@ -298,8 +257,8 @@ def test_fuzzed_ras_never_crash_pvdd(net: MiniNet, tmp_path: Path) -> None:
     from pvdrun.discovery.ra import RA_HEADER_LEN
 
     router = net.add_router("lan0", "ra", "2001:db8:a::/64")
-    daemon = Daemon(net, tmp_path)
-    daemon.wait_ready(net, "implicit:lan0")
+    daemon = start_pvdd(net.host, log_level="debug")
+    daemon.wait_listed("implicit:lan0")
     nested = (craft.pio("2001:db8:f::/64", valid=30, preferred=30)
               + craft.rio("2001:db8:f:1::/64", 30) + craft.rdnss(["2001:db8:f::53"], 30)
               + craft.dnssl(["fuzz.example"], 30))
@@ -323,22 +282,22 @@ def test_fuzzed_ras_never_crash_pvdd(net: MiniNet, tmp_path: Path) -> None:
     net.send_ra(router, after)
     added = _next_event(stream, lambda e: e.get("event") == "added" and e["id"] == "after.example", limit=500)
     assert added["pvd"]["dns_servers"] == ["2001:db8:a::53"], added
-    assert daemon.request("list")["ok"]
+    assert daemon.op("list")["ok"]
     log = daemon.log_text()
     received = log.count("is shorter than its header") - before
     assert 0 < received <= short, (received, short, log[-2000:])
     assert "Traceback" not in log
 
 
-def test_resolve_op_answers_in_order(net: MiniNet, tmp_path: Path) -> None:
+def test_resolve_op_answers_in_order(net: MiniNet, start_pvdd: Callable[..., Pvdd]) -> None:
     """op "resolve": a lookup with the PvD's own DNS server (RDNSS), answered by a worker;
     a request sent behind it on the same connection is answered after it."""
     router = net.add_router("ispa", "ra", "2001:db8:a::/64", rdnss="2001:db8:a::1",
                             dnssl="ispa.example")
     net.add_dns(router, "2001:db8:a::1", {"svc.ispa.example": "2001:db8:a::80"})
-    daemon = Daemon(net, tmp_path)
+    daemon = start_pvdd(net.host, log_level="debug")
     net.wait_for(lambda: any(p["dns_servers"] == ["2001:db8:a::1"] and p["addresses"]
-                             for p in daemon.request("list")["pvds"]), what="PvD with DNS")
+                             for p in daemon.op("list")["pvds"]), what="PvD with DNS")
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as raw:
         raw.settimeout(30)
         raw.connect(daemon.socket)
@@ -367,7 +326,7 @@ def _resolve_once(path: str, request: bytes) -> dict[str, Any]:
         return json.loads(raw.makefile("rb").readline())
 
 
-def test_repeated_resolve_is_answered_from_cache(net: MiniNet, tmp_path: Path) -> None:
+def test_repeated_resolve_is_answered_from_cache(net: MiniNet, tmp_path: Path, start_pvdd: Callable[..., Pvdd]) -> None:
     """R25 with pvdd's cache: a repeated resolve, answered by dnsmasq with TTL 300, comes from
     pvdd's cache: the reply says so ("server": null, the TTL left) and the DNS server's query
     log shows the name asked only once."""
@@ -376,9 +335,9 @@ def test_repeated_resolve_is_answered_from_cache(net: MiniNet, tmp_path: Path) -
     query_log = tmp_path / "dnsmasq-queries.log"
     net.add_dns(router, "2001:db8:c::1", {"www.ispc.example": "2001:db8:c::80"},
                 query_log=str(query_log), local_ttl=300)
-    daemon = Daemon(net, tmp_path)
+    daemon = start_pvdd(net.host, log_level="debug")
     net.wait_for(lambda: any(p["dns_servers"] == ["2001:db8:c::1"] and p["addresses"]
-                             for p in daemon.request("list")["pvds"]), what="PvD with DNS")
+                             for p in daemon.op("list")["pvds"]), what="PvD with DNS")
     request = b'{"v":1,"op":"resolve","name":"ispc","host":"www.ispc.example","type":"AAAA"}\n'
     first = _resolve_once(daemon.socket, request)
     second = _resolve_once(daemon.socket, request)
@@ -438,23 +397,23 @@ def test_client_waits_for_room_in_a_full_backlog(tmp_path: Path) -> None:
                 assert client.request("default")["pvd"] is None
 
 
-def test_pvdd_listen_backlog_holds_a_burst(net: MiniNet, tmp_path: Path) -> None:
+def test_pvdd_listen_backlog_holds_a_burst(net: MiniNet, start_pvdd: Callable[..., Pvdd]) -> None:
     """pvdd listens with the system's maximum backlog (not 64), so a burst of 1,000
     connections waits to be accepted; ss reports a listener's backlog as its Send-Q."""
-    daemon = Daemon(net, tmp_path)
+    daemon = start_pvdd(net.host, log_level="debug")
     listing = net.run("ss", "-xlnH", check=True).stdout
     [line] = [row for row in listing.splitlines() if daemon.socket in row]
     backlog = int(line.split()[3])
     assert backlog >= 1000, line
 
 
-def test_launch_with_pvdd_loads_no_resolver_or_config_parser(net: MiniNet, tmp_path: Path) -> None:
+def test_launch_with_pvdd_loads_no_resolver_or_config_parser(net: MiniNet, start_pvdd: Callable[..., Pvdd]) -> None:
     """`pvdrun --pvd X CMD` with pvdd answering (as root: with the private resolv.conf) asks
     pvdd and execs: it loads neither dnspython (the resolver, for pvdd's lookups) nor the
     configuration parser (for discovery without pvdd), which cost it ~40 ms per launch."""
     net.add_router("ispd", "rd", None, ("192.0.2.10/24", "192.0.2.1/24"))
-    daemon = Daemon(net, tmp_path)
-    daemon.wait_ready(net, "implicit:ispd")
+    daemon = start_pvdd(net.host, log_level="debug")
+    daemon.wait_listed("implicit:ispd")
     result = net.run(sys.executable, "-X", "importtime", "-m", "pvdrun.cli", "--pvd", "ispd",
                      "--socket", daemon.socket, "true")
     assert result.returncode == 0, result.stderr

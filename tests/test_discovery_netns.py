@@ -11,24 +11,15 @@ import queue
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from discovery_netns import MiniNet
+from discovery_netns import MiniNet, net  # noqa: F401 (fixture)
 from pvdrun.errors import EXIT_UNKNOWN_PVD
 from pvdrun.discovery import ra as craft
 
 pytestmark = pytest.mark.root
-
-
-@pytest.fixture
-def net() -> Iterator[MiniNet]:
-    mini = MiniNet()
-    try:
-        yield mini
-    finally:
-        mini.close()
 
 
 def _two_isps(net: MiniNet) -> None:
