@@ -14,6 +14,7 @@ import contextlib
 import os
 import re
 import socket
+import struct
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -23,6 +24,8 @@ from pvdrun.model import HANDLE_NULL, HANDLE_UNSPEC
 from pvdrun.shim import library_path
 
 HEADER_NAME = "pvd.h"
+#: The system's types pvd.h takes from <sys/socket.h> (cffi reads no system header).
+SYSTEM_TYPES = "typedef unsigned int socklen_t;\nstruct sockaddr;"
 
 
 def declarations(header: str) -> str:
@@ -55,7 +58,7 @@ def _header_path() -> str:
 
 _ffi = FFI()
 with open(_header_path(), encoding="utf-8") as _header:
-    _ffi.cdef(declarations(_header.read()))
+    _ffi.cdef(SYSTEM_TYPES + "\n" + declarations(_header.read()))
 _lib: Any = None
 
 
@@ -155,6 +158,39 @@ def bind_socket(sock: socket.socket | int, handle: int) -> None:
     _check(lib().pvd_bind_socket(_fileno(sock), handle))
 
 
+class TieRefused(OSError):
+    """pvd_tie_socket failed; ``reason`` is what the library knows beyond errno (pvdd's own
+    words when it refused the PvD's mark), or ""."""
+
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(code, os.strerror(code) + (f" ({reason})" if reason else ""))
+        self.reason = reason
+
+
+def _sockaddr(address: tuple[Any, ...]) -> bytes:
+    """The C sockaddr of a Python address tuple: (host, port) or (host, port, flow, scope_id)."""
+    host, port = address[0], int(address[1])
+    if len(address) == 2:
+        packed = socket.inet_pton(socket.AF_INET, host)
+        return struct.pack("=HH4s8x", socket.AF_INET, socket.htons(port), packed)
+    packed = socket.inet_pton(socket.AF_INET6, host)
+    return struct.pack("=HHI16sI", socket.AF_INET6, socket.htons(port), int(address[2]), packed,
+                       int(address[3]))
+
+
+def tie_socket(sock: socket.socket | int, scope_line: str, destination: tuple[Any, ...]) -> None:
+    """Tie a socket about to talk to ``destination`` (a Python address tuple) to the PvD of
+    ``scope_line`` as the library ties its own DNS sockets: the PvD's interface, its mark
+    (directly when permitted, else by pvdd), an IPv4 route check, one of its addresses as the
+    source.  Works with or without LD_PRELOAD.  Raises TieRefused (an OSError)."""
+    raw = _sockaddr(destination)
+    buffer = _ffi.new("char[]", raw)
+    if lib().pvd_tie_socket(_fileno(sock), scope_line.encode(), _ffi.cast("struct sockaddr *", buffer),
+                            len(raw)) < 0:
+        code = _ffi.errno
+        raise TieRefused(code, _string(lib().pvd_last_reason()))
+
+
 def socket_scope(sock: socket.socket | int) -> int:
     """The PvD a socket belongs to (R8); HANDLE_UNSPEC when not tied to one."""
     handle = _ffi.new("pvd_handle_t *")
@@ -207,6 +243,7 @@ def thread_scope(handle: int) -> Iterator[int]:
         _check(lib().pvd_set_thread_scope(previous))
 
 
-__all__ = ["HANDLE_NULL", "HANDLE_UNSPEC", "PvdInfo", "ShimNotPreloaded", "add_scope", "bind_socket",
-           "effective_scope", "find", "get_process_scope", "get_thread_scope", "info", "is_preloaded",
-           "list_handles", "set_process_scope", "set_thread_scope", "socket_scope", "thread_scope"]
+__all__ = ["HANDLE_NULL", "HANDLE_UNSPEC", "PvdInfo", "ShimNotPreloaded", "TieRefused", "add_scope",
+           "bind_socket", "effective_scope", "find", "get_process_scope", "get_thread_scope", "info", "is_preloaded",
+           "list_handles", "set_process_scope", "set_thread_scope", "socket_scope", "thread_scope",
+           "tie_socket"]

@@ -188,3 +188,16 @@ SHIM_API int pvd_get_socket_scope(int fd, pvd_handle_t *handle)
     }
     return 0;
 }
+
+SHIM_API int pvd_tie_socket(int fd, const char *scope_line, const struct sockaddr *dst, socklen_t dstlen)
+{
+    shim_init();
+    shim_reason_clear();
+    if (!scope_line || !dst) {
+        errno = EINVAL;
+        return -1;
+    }
+    return shim_tie_scope_line(fd, scope_line, dst, dstlen);
+}
+
+SHIM_API const char *pvd_last_reason(void) { return shim_reason(); }

@@ -224,6 +224,9 @@ int shim_check_sticky_pktinfo6(int fd, const struct in6_pktinfo *info);
  * program's sockets (device, mark, IPv4 route check), always with a PvD source address of
  * dst's family.  0, or -1 with errno (ENETUNREACH: the PvD is unknown or has no source). */
 int shim_tie_own_socket(int fd, pvd_handle_t handle, const struct sockaddr *dst, socklen_t dstlen);
+/* The same for a PvD given by its scope line, which need not be in the table
+ * (pvd_tie_socket).  errno EINVAL: malformed line; ENETUNREACH: the null PvD, or as above. */
+int shim_tie_scope_line(int fd, const char *line, const struct sockaddr *dst, socklen_t dstlen);
 /* Apply a PvD to a socket now (pvd_bind_socket). */
 int shim_bind_socket(int fd, pvd_handle_t handle);
 /* A new socket from socket()/accept(): remember it. */

@@ -2,6 +2,7 @@
 #include "pvdd_client.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,21 @@
 
 #define DEFAULT_SOCKET "/run/pvd/pvdd.sock"
 #define REPLY_MAX (1u << 20)
+
+/* Why this thread's last pvdd exchange failed (pvd_last_reason). */
+static SHIM_TLS char t_reason[SHIM_REASON_MAX];
+
+const char *shim_reason(void) { return t_reason; }
+
+void shim_reason_clear(void) { t_reason[0] = '\0'; }
+
+__attribute__((format(printf, 1, 2))) static void set_reason(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t_reason, sizeof t_reason, fmt, ap);
+    va_end(ap);
+}
 
 int shim_next_scope(const char *reply, size_t len, size_t *pos, size_t *start, size_t *end)
 {
@@ -127,6 +143,8 @@ int shim_pvdd_mark(int sockfd, pvd_handle_t handle)
     int n = snprintf(request, sizeof request, "{\"v\":1,\"op\":\"mark\",\"handle\":%u}\n", (unsigned)handle);
     int fd = connect_pvdd();
     if (fd < 0) {
+        const char *path = getenv("PVDRUN_SOCKET");
+        set_reason("pvdd does not answer on %s (%s)", path && *path ? path : DEFAULT_SOCKET, strerror(errno));
         errno = ENETUNREACH; /* no pvdd: the PvD's routing cannot be had, fail closed */
         return -1;
     }
@@ -148,6 +166,7 @@ int shim_pvdd_mark(int sockfd, pvd_handle_t handle)
         ;
     if (sent != (ssize_t)n) {
         REAL(close)(fd);
+        set_reason("pvdd: the request could not be sent");
         errno = ENETUNREACH;
         return -1;
     }
@@ -166,11 +185,44 @@ int shim_pvdd_mark(int sockfd, pvd_handle_t handle)
     REAL(close)(fd);
     reply[len] = '\0';
     if (!memchr(reply, '\n', len)) {
+        set_reason("pvdd: no reply to the mark request");
         errno = ENETUNREACH;
         return -1;
     }
     if (strstr(reply, "\"ok\":true"))
         return 0;
+    char message[SHIM_REASON_MAX - 8];
+    if (!shim_reply_message(reply, len, message, sizeof message))
+        snprintf(message, sizeof message, "refused");
+    set_reason("pvdd: %s", message);
     errno = strstr(reply, "\"code\":\"forbidden\"") ? EACCES : ENETUNREACH;
     return -1;
+}
+
+int shim_reply_message(const char *reply, size_t len, char *out, size_t outlen)
+{
+    static const char key[] = "\"message\":\"";
+    const size_t key_len = sizeof key - 1;
+    if (outlen == 0)
+        return 0;
+    for (size_t i = 0; i + key_len <= len; i++) {
+        if (memcmp(reply + i, key, key_len) != 0)
+            continue;
+        size_t o = 0;
+        for (size_t e = i + key_len; e < len && reply[e] != '\n'; e++) {
+            char c = reply[e];
+            if (c == '"') {
+                out[o] = '\0';
+                return o > 0;
+            }
+            if (c == '\\' && e + 1 < len) {
+                c = reply[++e];
+                c = c == 'n' || c == 't' || c == 'r' ? ' ' : c; /* \uXXXX stays as written */
+            }
+            if (o + 1 < outlen && (unsigned char)c >= 0x20)
+                out[o++] = c;
+        }
+        return 0; /* unterminated */
+    }
+    return 0;
 }

@@ -20,4 +20,16 @@ int shim_next_scope(const char *reply, size_t len, size_t *pos, size_t *start, s
  * errno EACCES (policy refuses) or ENETUNREACH (no pvdd, unknown PvD, other failure). */
 int shim_pvdd_mark(int sockfd, pvd_handle_t handle);
 
+/* Why this thread's last failed mark request failed, in words ("pvdd: " and pvdd's own
+ * message when it refused; "" when none is known): pvd_last_reason().  Cleared by
+ * shim_reason_clear. */
+#define SHIM_REASON_MAX 256
+const char *shim_reason(void);
+void shim_reason_clear(void);
+
+/* Pure helper (fuzzable): the "message" string of a pvdd error reply, unescaped as far as a
+ * one-line reason needs (control characters dropped, \uXXXX kept as written).  1 and a
+ * NUL-terminated out, or 0 when there is none. */
+int shim_reply_message(const char *reply, size_t len, char *out, size_t outlen);
+
 #endif

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <sched.h>
 #include <stddef.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -15,6 +16,7 @@
 
 #include "pvdd_client.h"
 #include "route_check.h"
+#include "scope_parse.h"
 #include "sockaddr.h"
 
 /* ---- kernel mechanisms ---- */
@@ -89,6 +91,52 @@ int shim_bound_source(int fd, struct sockaddr_storage *cur, socklen_t *cur_len)
     return getsockname(fd, (struct sockaddr *)cur, cur_len) == 0 && shim_sa_port((struct sockaddr *)cur) != 0;
 }
 
+/* The source for a link-local IPv6 destination: the link-local address the kernel picks on
+ * the PvD's interface ifindex (a throw-away UDP socket bound there, connected, asked), with
+ * that interface as its zone.  A link-local address is the link's, whichever PvDs share the
+ * link, and reaches nothing beyond it.  0, or -1 with errno. */
+static int link_local_source(int ifindex, const struct sockaddr *dst, struct sockaddr_storage *src,
+                             socklen_t *src_len)
+{
+    struct sockaddr_in6 to;
+    memcpy(&to, dst, sizeof to);
+    to.sin6_scope_id = (uint32_t)ifindex;
+    to.sin6_port = htons(9); /* any port: a UDP connect sends nothing */
+    int probe = REAL(socket)(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (probe < 0)
+        return -1;
+    *src_len = sizeof *src;
+    int rc = -1;
+    if (REAL(setsockopt)(probe, SOL_SOCKET, SO_BINDTOIFINDEX, &ifindex, sizeof ifindex) == 0 &&
+        REAL(connect)(probe, (struct sockaddr *)&to, sizeof to) == 0 &&
+        getsockname(probe, (struct sockaddr *)src, src_len) == 0 && src->ss_family == AF_INET6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)src;
+        s6->sin6_port = 0;
+        s6->sin6_scope_id = (uint32_t)ifindex;
+        rc = IN6_IS_ADDR_LINKLOCAL(&s6->sin6_addr) ? 0 : (errno = EADDRNOTAVAIL, -1);
+    }
+    int saved = errno;
+    REAL(close)(probe);
+    errno = saved;
+    return rc;
+}
+
+/* A source the socket may keep: one of the PvD's addresses, or towards a link-local
+ * destination a link-local address of one of the PvD's interfaces. */
+static int source_ok(const struct pvd_scope *pvd, const struct sockaddr *cur, socklen_t cur_len, int to_link_local)
+{
+    if (shim_addr_in_pvd(pvd, cur, cur_len))
+        return 1;
+    const struct in6_addr *a6 = shim_sa_v6(cur, cur_len);
+    if (!to_link_local || !a6 || !IN6_IS_ADDR_LINKLOCAL(a6))
+        return 0;
+    uint32_t zone = ((const struct sockaddr_in6 *)cur)->sin6_scope_id;
+    for (unsigned int i = 0; i < pvd->info.n_interfaces; i++)
+        if (pvd->info.ifindexes[i] == zone)
+            return 1;
+    return 0;
+}
+
 /* Tie fd to pvd: device binding, mark, IPv4 route check, source binding.  Adds W_* to
  * *flags.  Every step can be repeated (by a signal handler that ties the same socket while
  * this thread is interrupted in the middle, or after a fork): each one checks what is
@@ -122,21 +170,27 @@ int shim_apply(int fd, unsigned int slot, const struct pvd_scope *pvd, uint32_t 
             return -1;
         *flags |= W_MARKED;
     }
-    if (op != OP_LISTEN && dst && shim_sa_v4(dst, dstlen, &d4) && shim_needs_route_check(d4) && !shim_v4_route_cached(slot, d4)) {
+    /* slot 0: a PvD outside this process's table (pvd_tie_socket): checked, not remembered */
+    if (op != OP_LISTEN && dst && shim_sa_v4(dst, dstlen, &d4) && shim_needs_route_check(d4) &&
+        !(slot && shim_v4_route_cached(slot, d4))) {
         struct in_addr prefix;
         unsigned int plen;
         if (!shim_v4_route_exists(d4, (int)pvd->info.ifindexes[0], pvd->info.mark, &prefix, &plen)) {
             errno = ENETUNREACH;
             return -1;
         }
-        shim_v4_route_remember(slot, prefix, plen);
+        if (slot)
+            shim_v4_route_remember(slot, prefix, plen);
     }
     if ((pvd->info.srcbind || (how & APPLY_SOURCE)) && op != OP_LISTEN && !(w & W_BOUND)) {
         struct sockaddr_storage cur, src;
         socklen_t cur_len, src_len = 0;
         int family = (w & W_V6) ? AF_INET6 : AF_INET;
+        const struct in6_addr *d6 = dst ? shim_sa_v6(dst, dstlen) : NULL;
+        int to_link_local = d6 && IN6_IS_ADDR_LINKLOCAL(d6);
         if (!shim_bound_source(fd, &cur, &cur_len)) {
-            if (shim_choose_source(pvd, family, dst, dstlen, 0, &src, &src_len) < 0) {
+            if (shim_choose_source(pvd, family, dst, dstlen, 0, &src, &src_len) < 0 &&
+                (!to_link_local || link_local_source(shim_pick_ifindex(pvd, dst, dstlen), dst, &src, &src_len) < 0)) {
                 errno = ENETUNREACH; /* the PvD has no address of this family */
                 return -1;
             }
@@ -146,7 +200,7 @@ int shim_apply(int fd, unsigned int slot, const struct pvd_scope *pvd, uint32_t 
         }
         /* bound earlier (by the program before the shim saw it, or meanwhile): only a PvD
          * address will do */
-        if (shim_bound_source(fd, &cur, &cur_len) && !shim_addr_in_pvd(pvd, (struct sockaddr *)&cur, cur_len)) {
+        if (shim_bound_source(fd, &cur, &cur_len) && !source_ok(pvd, (struct sockaddr *)&cur, cur_len, to_link_local)) {
             errno = ENETUNREACH;
             return -1;
         }
@@ -158,18 +212,65 @@ int shim_apply(int fd, unsigned int slot, const struct pvd_scope *pvd, uint32_t 
 }
 
 
+/* Tie one of the shim's own sockets (or the resolver's, through pvd_tie_socket) to pvd, in table
+ * slot `slot` (0: a PvD the table does not hold; the socket's word is then left alone). */
+static int tie_own(int fd, unsigned int slot, const struct pvd_scope *pvd, const struct sockaddr *dst,
+                   socklen_t dstlen)
+{
+    uint32_t flags = 0;
+    uint32_t w = W_MAKE(FK_PENDING, slot, dst && dst->sa_family == AF_INET6 ? W_V6 : 0);
+    if (shim_apply(fd, slot, pvd, w, dst, dstlen, OP_SEND, &flags, APPLY_SOURCE | APPLY_MARK_SELF) < 0)
+        return -1;
+    if (slot)
+        fd_store(fd, W_MAKE(FK_SCOPED, slot, W_FLAGS(w) | flags));
+    return 0;
+}
+
 int shim_tie_own_socket(int fd, pvd_handle_t handle, const struct sockaddr *dst, socklen_t dstlen)
 {
     unsigned int slot = shim_pvd_slot(handle);
     const struct pvd_scope *pvd = shim_pvd_at(slot);
-    uint32_t flags = 0;
     if (!pvd) {
         errno = ENETUNREACH;
         return -1;
     }
-    uint32_t w = W_MAKE(FK_PENDING, slot, dst && dst->sa_family == AF_INET6 ? W_V6 : 0);
-    if (shim_apply(fd, slot, pvd, w, dst, dstlen, OP_SEND, &flags, APPLY_SOURCE | APPLY_MARK_SELF) < 0)
+    return tie_own(fd, slot, pvd, dst, dstlen);
+}
+
+int shim_tie_scope_line(int fd, const char *line, const struct sockaddr *dst, socklen_t dstlen)
+{
+    char err[160];
+    size_t len = strlen(line);
+    if (len >= SHIM_LINE_MAX) {
+        errno = EINVAL;
         return -1;
-    fd_store(fd, W_MAKE(FK_SCOPED, slot, W_FLAGS(w) | flags));
-    return 0;
+    }
+    struct pvd_scope *pvd = malloc(sizeof *pvd);
+    if (!pvd)
+        return -1;
+    int rc = -1;
+    if (pvd_scope_parse(line, len, pvd, err, sizeof err) < 0) {
+        errno = EINVAL;
+        goto out;
+    }
+    if (pvd->is_null) {
+        errno = ENETUNREACH; /* no network at all */
+        goto out;
+    }
+    /* The table's entry when it is this very view of the PvD; else, with the hooks active, one
+     * is made (they must know the socket is tied); else none: a daemon that resolves for PvDs
+     * whose addresses change over weeks never fills the table. */
+    unsigned int slot = shim_pvd_slot(pvd->info.handle);
+    const struct pvd_scope *known = shim_pvd_at(slot);
+    if (!known || memcmp(known, pvd, sizeof *pvd) != 0) {
+        slot = shim_is_preloaded() ? shim_pvd_add(line, len, err, sizeof err) : 0;
+        if (shim_is_preloaded() && slot == 0)
+            goto out; /* errno from shim_pvd_add: ENOSPC */
+    }
+    rc = tie_own(fd, slot, slot ? shim_pvd_at(slot) : pvd, dst, dstlen);
+out:;
+    int saved = errno;
+    free(pvd);
+    errno = saved;
+    return rc;
 }

@@ -20,13 +20,14 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* The version of this API: bumped when a declaration changes (docs/c-api.md). */
-#define PVD_API_VERSION 1
+#define PVD_API_VERSION 2
 
 /* A PvD's programmatic reference (R5). */
 typedef uint32_t pvd_handle_t;
@@ -106,6 +107,22 @@ int pvd_bind_socket(int fd, pvd_handle_t handle);
  * used, talks only to loopback, or uses the system default).  An accepted socket belongs to
  * its listener's PvD. */
 int pvd_get_socket_scope(int fd, pvd_handle_t *handle);
+
+/* Since version 2.  Ties a socket that is about to talk to `dst` (its address and port) as
+ * this library ties its own DNS sockets (R25): bound to the PvD's interface (dst's zone when
+ * it names one of them, else the first), given the PvD's mark (set directly when the process
+ * may, else by pvdd), checked for an IPv4 route through the interface, and bound to one of
+ * the PvD's own addresses of dst's family, whether or not the PvD shares its interface.
+ * The PvD is given by its scope line and need not be known to this process (a resolver
+ * that keeps PvDs whose attributes change does not fill the PvD table).  errno: EINVAL
+ * (malformed line), ENETUNREACH (the null PvD, no address of dst's family, no IPv4 route,
+ * the mark could not be had), EACCES (pvdd's policy refuses the PvD), ENETDOWN (interface
+ * gone), EPERM, and those of pvd_bind_socket; pvd_last_reason() says more when it can. */
+int pvd_tie_socket(int fd, const char *scope_line, const struct sockaddr *dst, socklen_t dstlen);
+/* Since version 2.  Why the calling thread's last failed pvd_tie_socket failed, when more is
+ * known than errno says (pvdd's own reason for refusing a mark); "" otherwise.  The string
+ * stays valid until the thread's next call of this API. */
+const char *pvd_last_reason(void);
 
 #ifdef __cplusplus
 }
