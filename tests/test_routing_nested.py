@@ -16,11 +16,12 @@ import shutil
 import signal
 import subprocess
 import sys
-from typing import Iterator
+from typing import Callable
 
 import pytest
 
-from discovery_netns import MiniNet, sh
+from discovery_netns import MiniNet, net  # noqa: F401 (fixture)
+from fixtures.pvdd import Pvdd, start_pvdd  # noqa: F401 (fixture)
 from pvdrun.discovery import ra as craft
 from pvdrun.discovery.ra import parse_ra
 from pvdrun.discovery.ratable import RaTable
@@ -59,15 +60,6 @@ def test_plan_leaves_plainly_advertised_prefixes_to_the_kernel() -> None:
     routes = {(r.dst, r.gateway) for r in nested_routes(ras, 7, "lan0", PVD_ID)}
     assert routes == {(PREFIX, None), ("2001:db8:79::/64", None), (FAR_NET, "fe80::1"),
                       ("default", "fe80::1")}
-
-
-@pytest.fixture
-def net() -> Iterator[MiniNet]:
-    mini = MiniNet()
-    try:
-        yield mini
-    finally:
-        mini.close()
 
 
 def _nested_only_ra() -> bytes:
@@ -114,23 +106,12 @@ def _pvdd_routes(net: MiniNet) -> list[str]:
     return [line for line in _routes(net) if "proto 153" in line and not line.startswith("throw 100::")]
 
 
-def _pvdd(net: MiniNet, sock: str, config: str) -> subprocess.Popen:
-    return net.popen(PVDRUN, "daemon", "--socket", sock, "--config", config, "--log-level", "info",
-                     stderr_path=os.path.join(net.tmp, "pvdd.log"))
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=15)
-
-
-def test_prefix_only_inside_pvd_option(net: MiniNet) -> None:
+def test_prefix_only_inside_pvd_option(net: MiniNet, start_pvdd: Callable[..., Pvdd]) -> None:
     router = net.add_router("lan0", "rn")
-    sh("ip", "-6", "addr", "add", "2001:db8:77::1/64", "dev", "r0", "nodad", ns=router)
-    sh("ip", "-6", "addr", "add", f"{FAR_HOST}/128", "dev", "lo", ns=router)
-    server = subprocess.Popen(["ip", "netns", "exec", router, sys.executable, "-c", PEER_SERVER],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    net.procs.append(server)
+    net.spaces.addresses(router, "r0", "2001:db8:77::1/64")
+    net.spaces.addresses(router, "lo", f"{FAR_HOST}/128")
+    net.spaces.popen(router, [sys.executable, "-c", PEER_SERVER], stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL)
     sender = net.repeat_ra(router, _nested_only_ra(), interval=0.5)
     address = eui64_address(PREFIX, _mac(net, "lan0"))
     assert address is not None
@@ -142,9 +123,7 @@ def test_prefix_only_inside_pvd_option(net: MiniNet) -> None:
     assert "2001:db8:77:" not in _addrs(net)
     assert not any("2001:db8:78::" in line or line.startswith("default") for line in _routes(net))
 
-    sock, config = os.path.join(net.tmp, "pvdd.sock"), os.path.join(net.tmp, "pvd.toml")
-    open(config, "w", encoding="utf-8").close()
-    pvdd = _pvdd(net, sock, config)
+    pvdd = start_pvdd(net.host)
     net.wait_for(lambda: address in _addrs(net), what=f"pvdd adds {address}")
     net.wait_for(lambda: any(FAR_NET in line and "proto 153" in line for line in _routes(net)),
                  what="nested RIO route in the PvD's table")
@@ -155,7 +134,7 @@ def test_prefix_only_inside_pvd_option(net: MiniNet) -> None:
     assert address in _tagged(net)  # IFA_PROTO 153: how pvdd finds exactly its own
 
     # traffic scoped to the PvD reaches the host behind the router with the SLAAC source
-    reply = net.wait_for(lambda: (r := net.run(PVDRUN, "--pvd", PVD_ID, "--socket", sock, "--",
+    reply = net.wait_for(lambda: (r := net.run(PVDRUN, "--pvd", PVD_ID, "--socket", pvdd.socket, "--",
                                                "socat", "-T3", "-", f"TCP6:[{FAR_HOST}]:7007")
                                   ).returncode == 0 and r.stdout.strip(),
                          timeout=10, what="reply through the PvD")
@@ -163,24 +142,24 @@ def test_prefix_only_inside_pvd_option(net: MiniNet) -> None:
 
     # pvdd stops: the address stays (the kernel expires it) and what leaves from it still
     # uses the PvD's table only; the mark lookup is gone
-    _stop(pvdd)
+    assert pvdd.stop(timeout=15) == 0
     assert any(FAR_NET in line for line in _pvdd_routes(net))
     assert address in _tagged(net)
     rules = net.run("ip", "-6", "rule", check=True).stdout
     assert f"from {address} lookup 5" in rules and f"from {address} unreachable proto 153" in rules
     assert not [l for l in rules.splitlines() if "fwmark" in l and " lookup " in l], rules
-    done = net.run(PVDRUN, "daemon", "--cleanup", "--socket", sock)
+    done = pvdd.remove_state()
     assert done.returncode == 0, done.stderr
     assert address not in _addrs(net) and not _tagged(net)
     assert not any("proto 153" in line for line in _routes(net))
 
     # pvdd again, then the router goes quiet: everything ends with its lifetime
-    pvdd = _pvdd(net, sock, config)
+    pvdd.start()
     net.wait_for(lambda: address in _addrs(net), what="address back with pvdd")
     os.killpg(sender.pid, signal.SIGTERM)
     sender.wait(timeout=5)
     net.wait_for(lambda: address not in _addrs(net) and not _pvdd_routes(net),
                  timeout=LIFETIME + 15, what="address and routes gone after their lifetime")
-    assert pvdd.poll() is None
-    _stop(pvdd)
-    assert net.run(PVDRUN, "daemon", "--cleanup", "--socket", sock).returncode == 0
+    assert pvdd.running()
+    assert pvdd.stop(timeout=15) == 0
+    assert pvdd.remove_state().returncode == 0
