@@ -2,6 +2,7 @@
 #include "sockaddr.h"
 
 #include "core.h"
+#include "tie.h"
 
 #include <string.h>
 
@@ -127,8 +128,8 @@ int shim_choose_source(const struct pvd_scope *pvd, int family, const struct soc
         if (IN6_IS_ADDR_LINKLOCAL(&pvd->v6[i]) != want_ll)
             continue;
         s6->sin6_addr = pvd->v6[i];
-        if (want_ll)
-            s6->sin6_scope_id = pvd->info.ifindexes[0];
+        if (want_ll) /* the destination's link, as the device binding (shim_pick_ifindex) */
+            s6->sin6_scope_id = (uint32_t)shim_pick_ifindex(pvd, dst, dstlen);
         return 0;
     }
     return -1;

@@ -75,35 +75,21 @@ static int is_link_local6(const struct pvd_dns_addr *a)
     return a->family == AF_INET6 && a->addr[0] == 0xfe && (a->addr[1] & 0xc0) == 0x80;
 }
 
-static socklen_t to_sockaddr(const struct pvd_dns_addr *a, uint16_t port,
-                             struct sockaddr_storage *ss)
-{
-    memset(ss, 0, sizeof *ss);
-    if (a->family == AF_INET) {
-        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-        sin->sin_family = AF_INET;
-        sin->sin_port = htons(port);
-        memcpy(&sin->sin_addr, a->addr, 4);
-        return sizeof *sin;
-    }
-    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-    sin6->sin6_family = AF_INET6;
-    sin6->sin6_port = htons(port);
-    memcpy(&sin6->sin6_addr, a->addr, 16);
-    sin6->sin6_scope_id = a->scope_id;
-    return sizeof *sin6;
-}
-
-/* Can the PvD reach server from one of its own addresses (one of the server's family; a
- * link-local server needs a link-local source)?  R25: else the server is not used. */
+/* Can the PvD reach server from one of its own addresses (one of the server's family)?  A
+ * link-local server is reached on its own link only, which must be one of the PvD's
+ * interfaces (its zone), from that link's link-local address (tie.c).  R25: else the server
+ * is not used. */
 static int server_usable(const struct pvd_dns_scope *scope, const struct pvd_dns_addr *server)
 {
-    int want_ll = is_link_local6(server);
-    for (int i = 0; i < scope->naddrs; i++) {
-        const struct pvd_dns_addr *a = &scope->addrs[i];
-        if (a->family == server->family && (!want_ll || is_link_local6(a)))
-            return 1;
+    if (is_link_local6(server)) {
+        for (int i = 0; i < scope->nifs; i++)
+            if (server->scope_id != 0 && scope->ifs[i].index == server->scope_id)
+                return 1;
+        return 0;
     }
+    for (int i = 0; i < scope->naddrs; i++)
+        if (scope->addrs[i].family == server->family)
+            return 1;
     return 0;
 }
 
@@ -113,7 +99,7 @@ static int open_scoped_socket(const struct pvd_dns_scope *scope, const struct pv
                               int type)
 {
     struct sockaddr_storage ss;
-    socklen_t sl = to_sockaddr(server, DNS_PORT, &ss);
+    socklen_t sl = pvd_dns_sockaddr(server, DNS_PORT, &ss);
     int fd = REAL(socket)(server->family, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return -1;
@@ -175,7 +161,7 @@ static int wait_fd(int fd, short events, long long deadline)
 static int open_udp(const struct pvd_dns_scope *scope, const struct pvd_dns_addr *server,
                     struct sockaddr_storage *to, socklen_t *tolen)
 {
-    *tolen = to_sockaddr(server, DNS_PORT, to);
+    *tolen = pvd_dns_sockaddr(server, DNS_PORT, to);
     return open_scoped_socket(scope, server, SOCK_DGRAM);
 }
 
@@ -243,7 +229,7 @@ static int raw_tcp(const struct pvd_dns_scope *scope, const struct pvd_dns_addr 
     int result = X_ERROR;
     long long deadline = now_ms() + timeout_ms;
     struct sockaddr_storage ss;
-    socklen_t sl = to_sockaddr(server, DNS_PORT, &ss);
+    socklen_t sl = pvd_dns_sockaddr(server, DNS_PORT, &ss);
     if (REAL(connect)(fd, (struct sockaddr *)&ss, sl) != 0) {
         if (errno != EINPROGRESS)
             goto out;

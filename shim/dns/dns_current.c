@@ -16,7 +16,7 @@ static atomic_int g_view_state[SHIM_MAX_PVDS];
 
 int pvd_dns_current_scope(struct pvd_dns_scope *out)
 {
-    int saved = errno; /* if_nametoindex() for a %zone may touch it */
+    int saved = errno; /* the view is built without touching errno; kept all the same */
     unsigned int slot = shim_effective_slot();
     int status = PVD_DNS_SCOPE_OK;
     if (slot == SLOT_NONE) {

@@ -12,7 +12,7 @@
 
 #include "log.h"
 
-int pvd_dns_parse_addr(const char *s, struct pvd_dns_addr *out)
+int pvd_dns_parse_addr(const char *s, const struct pvd_dns_scope *links, struct pvd_dns_addr *out)
 {
     char buf[INET6_ADDRSTRLEN + IF_NAMESIZE + 2];
     if (strlen(s) >= sizeof buf)
@@ -29,14 +29,39 @@ int pvd_dns_parse_addr(const char *s, struct pvd_dns_addr *out)
     if (inet_pton(AF_INET6, buf, out->addr) != 1)
         return -1;
     out->family = AF_INET6;
-    if (zone) {
-        uint32_t idx;
-        if (pvd_scope_parse_u32(zone, strlen(zone), 0, &idx) == 0)
-            out->scope_id = idx;
-        else if ((out->scope_id = if_nametoindex(zone)) == 0)
-            return -1;
+    if (!zone) { /* a link-local address without a zone: the PvD's link when it has one only */
+        if (out->addr[0] == 0xfe && (out->addr[1] & 0xc0) == 0x80 && links->nifs == 1)
+            out->scope_id = links->ifs[0].index;
+        return 0;
     }
-    return 0;
+    /* The zone names one of the PvD's own interfaces (the parser checked it): its index, read
+     * from the scope line, never from this process's view of interface names. */
+    uint32_t idx;
+    int numeric = pvd_scope_parse_u32(zone, strlen(zone), 0, &idx) == 0;
+    for (int i = 0; i < links->nifs; i++)
+        if (numeric ? links->ifs[i].index == idx : strcmp(links->ifs[i].name, zone) == 0) {
+            out->scope_id = links->ifs[i].index;
+            return 0;
+        }
+    return -1;
+}
+
+socklen_t pvd_dns_sockaddr(const struct pvd_dns_addr *a, uint16_t port, struct sockaddr_storage *ss)
+{
+    memset(ss, 0, sizeof *ss);
+    if (a->family == AF_INET) {
+        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+        sin->sin_family = AF_INET;
+        sin->sin_port = htons(port);
+        memcpy(&sin->sin_addr, a->addr, 4);
+        return sizeof *sin;
+    }
+    struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+    sin6->sin6_family = AF_INET6;
+    sin6->sin6_port = htons(port);
+    memcpy(&sin6->sin6_addr, a->addr, 16);
+    sin6->sin6_scope_id = a->scope_id;
+    return sizeof *sin6;
 }
 
 int pvd_dns_scope_from(const struct pvd_scope *scope, struct pvd_dns_scope *out)
@@ -55,12 +80,12 @@ int pvd_dns_scope_from(const struct pvd_scope *scope, struct pvd_dns_scope *out)
         out->nifs = (int)i + 1;
     }
     for (unsigned int i = 0; i < info->n_addresses && i < PVD_DNS_MAX_ADDRS; i++) {
-        if (pvd_dns_parse_addr(info->addresses[i], &out->addrs[out->naddrs]) < 0)
+        if (pvd_dns_parse_addr(info->addresses[i], out, &out->addrs[out->naddrs]) < 0)
             return PVD_DNS_SCOPE_BAD;
         out->naddrs++;
     }
     for (unsigned int i = 0; i < info->n_dns && i < PVD_DNS_MAX_SERVERS; i++) {
-        if (pvd_dns_parse_addr(info->dns[i], &out->servers[out->nservers]) < 0)
+        if (pvd_dns_parse_addr(info->dns[i], out, &out->servers[out->nservers]) < 0)
             return PVD_DNS_SCOPE_BAD;
         out->nservers++;
     }

@@ -27,7 +27,9 @@
 struct pvd_dns_addr {
     int family;                 /* AF_INET or AF_INET6 */
     uint8_t addr[16];           /* 4 or 16 bytes */
-    uint32_t scope_id;          /* IPv6 zone (interface index), else 0 */
+    uint32_t scope_id;          /* IPv6 zone: the index of the PvD's interface it names (a
+                                 * link-local server's link), else 0; pvd_dns_sockaddr() puts it
+                                 * in sin6_scope_id */
 };
 
 struct pvd_dns_iface {
@@ -57,11 +59,17 @@ struct pvd_dns_scope {
  * so on stderr). */
 int pvd_dns_current_scope(struct pvd_dns_scope *out);
 
-/* Parse "ADDR" or "ADDR%ZONE" (zone: index or interface name).  0 or -1. */
-int pvd_dns_parse_addr(const char *s, struct pvd_dns_addr *out);
+/* Parse "ADDR" or "ADDR%ZONE" of a PvD whose interfaces are links->ifs[0..nifs): the zone
+ * (an index or an interface name) must name one of them, and becomes scope_id; a link-local
+ * address without a zone takes the PvD's interface when it has exactly one.  0 or -1. */
+int pvd_dns_parse_addr(const char *s, const struct pvd_dns_scope *links, struct pvd_dns_addr *out);
+
+/* a as the socket calls take it, with port: for IPv6, scope_id in sin6_scope_id (nonzero for
+ * a link-local server: the PvD's interface it is reached on).  Returns the length. */
+socklen_t pvd_dns_sockaddr(const struct pvd_dns_addr *a, uint16_t port, struct sockaddr_storage *ss);
 
 /* The resolver's view of a parsed scope line.  PVD_DNS_SCOPE_OK, or PVD_DNS_SCOPE_BAD when
- * an address's %zone names no interface here. */
+ * an address's %zone names none of the PvD's interfaces. */
 int pvd_dns_scope_from(const struct pvd_scope *scope, struct pvd_dns_scope *out);
 
 /* Parse one scope line with the core's parser, then convert (for the test harnesses).
