@@ -36,6 +36,7 @@ struct hostent;
 struct gaicb;
 struct sigevent;
 struct __res_state;
+struct _IO_FILE;
 struct shim_real_fns {
     int (*socket)(int, int, int);
     int (*socketpair)(int, int, int, int[2]);
@@ -63,6 +64,18 @@ struct shim_real_fns {
     void *(*mmap64)(void *, size_t, int, int, int, off_t);
     long (*syscall)(long, ...);
     ssize_t (*recvfrom)(int, void *, size_t, int, struct sockaddr *, socklen_t *);
+    /* opens (hooks/open.c): resolv.conf is the PvD's view; glibc's fortified __open_2 & co
+     * fall back to the plain calls where libc lacks them */
+    int (*open)(const char *, int, ...);
+    int (*open64)(const char *, int, ...);
+    int (*openat)(int, const char *, int, ...);
+    int (*openat64)(int, const char *, int, ...);
+    int (*open_2)(const char *, int);
+    int (*open64_2)(const char *, int);
+    int (*openat_2)(int, const char *, int);
+    int (*openat64_2)(int, const char *, int);
+    struct _IO_FILE *(*fopen)(const char *, const char *);
+    struct _IO_FILE *(*fopen64)(const char *, const char *);
     /* name lookups: NULL when libc lacks one (the hook then answers as libc would) */
     int (*getaddrinfo)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
     void (*freeaddrinfo)(struct addrinfo *);
