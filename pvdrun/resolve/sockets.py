@@ -13,7 +13,7 @@ import ipaddress
 import select
 import socket
 
-from pvdrun.model import Pvd
+from pvdrun.model import Pvd, zone_interface
 from pvdrun.resolve.errors import NO_SERVER, ResolveError
 from pvdrun.shim import binding
 
@@ -34,8 +34,10 @@ def _is_link_local(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bo
 def pick_source(pvd: Pvd, server: str) -> str | None:
     """The PvD address to send from towards ``server``, or None: a server the PvD has no such
     address for is not used at all (asking it would need another PvD's source)."""
-    host, _ = _split_zone(server)
+    host, zone = _split_zone(server)
     target = ipaddress.ip_address(host)
+    if _is_link_local(target):
+        return _link_local_source(pvd, zone)
     fallback = None
     for candidate in pvd.ip_addresses():
         addr = ipaddress.ip_address(_split_zone(candidate)[0])
@@ -46,6 +48,39 @@ def pick_source(pvd: Pvd, server: str) -> str | None:
         if fallback is None and not _is_link_local(target):
             fallback = candidate
     return fallback
+
+
+def _link_local_source(pvd: Pvd, zone: str | None) -> str | None:
+    """The source towards a link-local server: it is reached on its own link only (its zone,
+    or the PvD's only interface), which must be the PvD's, from that link's link-local address
+    (one the PvD lists, else the link's own)."""
+    if zone is not None:
+        link = zone_interface(zone, pvd.interfaces, pvd.ifindexes)
+    else:
+        link = pvd.interfaces[0] if len(pvd.interfaces) == 1 else None
+    if link is None:
+        return None
+    for candidate in pvd.ip_addresses():
+        host, own = _split_zone(candidate)
+        if _is_link_local(ipaddress.ip_address(host)) and \
+                (own is None or zone_interface(own, pvd.interfaces, pvd.ifindexes) == link):
+            return candidate
+    return _kernel_link_local(link)
+
+
+def _kernel_link_local(ifname: str) -> str | None:
+    """The usable (not tentative, not DAD-failed) link-local address of ``ifname`` in this
+    network namespace, ``fe80::x%ifname``, or None."""
+    try:
+        with open("/proc/net/if_inet6", encoding="ascii") as handle:
+            for line in handle:
+                fields = line.split()
+                if len(fields) == 6 and fields[5] == ifname and fields[3] == "20" \
+                        and not int(fields[4], 16) & 0x48:  # IFA_F_TENTATIVE | IFA_F_DADFAILED
+                    return f"{ipaddress.IPv6Address(bytes.fromhex(fields[0]))}%{ifname}"
+    except OSError:
+        pass
+    return None
 
 
 def server_address(server: str) -> tuple:
