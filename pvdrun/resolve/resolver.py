@@ -57,11 +57,13 @@ class Answer:
     canonical_name: str
     ttl: int
     records: list[str] = field(default_factory=list)  # presentation text
-    server: str | None = None      # the PvD server that answered (None: from cache)
+    server: str | None = None      # the PvD server that answered (None: from cache, or no DNS)
+    source: str = "dns"            # dns, files (/etc/hosts) or literal (an IP address, no query)
 
     def to_dict(self) -> dict[str, object]:
         return {"qname": self.qname, "type": self.rdtype, "canonical_name": self.canonical_name,
-                "ttl": self.ttl, "records": list(self.records), "server": self.server}
+                "ttl": self.ttl, "records": list(self.records), "server": self.server,
+                "source": self.source}
 
 
 def _text(name: dns.name.Name) -> str:
@@ -173,6 +175,8 @@ class PvdResolver:
         except dns.exception.DNSException as exc:
             raise ResolveError(SERVFAIL, f"unusable answer for {qname}: {exc}") from None
         has_soa = any(rrset.rdtype == dns.rdatatype.SOA for rrset in reply.authority)
+        if rdtype == "ANY" and rcode == dns.rcode.NOERROR and chain.answer is None:
+            return self._any_answer(qname, reply, server)
         if rcode == dns.rcode.NXDOMAIN or chain.answer is None:
             kind = NXDOMAIN if rcode == dns.rcode.NXDOMAIN else NODATA
             error = ResolveError(kind, f"{qname}: " + ("no such name" if kind == NXDOMAIN
@@ -187,6 +191,16 @@ class PvdResolver:
         if self.cache is not None:
             self.cache.put(self.pvd.pvd_id, qname, rdtype, answer, chain.minimum_ttl)
         return answer
+
+    def _any_answer(self, qname: str, reply: dns.message.Message, server: str) -> Answer:
+        """ANY: every record the server gave for the name, each as ``TYPE VALUE`` (not cached)."""
+        owner = dns.name.from_text(qname)
+        rrsets = [rrset for rrset in reply.answer if rrset.name == owner]
+        if not rrsets:
+            raise ResolveError(NODATA, f"{qname}: no record in PvD {self.pvd.pvd_id}")
+        return Answer(qname=qname, rdtype="ANY", canonical_name=_text(owner), ttl=min(r.ttl for r in rrsets),
+                      records=[f"{dns.rdatatype.to_text(r.rdtype)} {rd.to_text()}" for r in rrsets for rd in r],
+                      server=server)
 
     def resolve(self, host: str, rdtype: str = "A") -> Answer:
         """Resolve ``host`` with the search list: the first candidate with records wins.
