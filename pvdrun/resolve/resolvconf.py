@@ -101,6 +101,19 @@ def _mount(source: str | None, target: str, flags: int) -> None:
         raise ResolvConfError(f"mount {source or ''} on {target}: {os.strerror(err)}")
 
 
+def _first_line_of_mounted(target: str) -> str:
+    """The first line of the file mounted at ``target``.  An inner launcher runs under the
+    outer one's shim, whose open hooks hand a scoped reader of resolv.conf the PvD's view
+    (shim/hooks/open.c) rather than the mounted file; the shim leaves O_PATH opens alone, and
+    the descriptor reopened through /proc/self/fd is the file itself."""
+    fd = os.open(target, os.O_PATH | os.O_CLOEXEC)
+    try:
+        with open(f"/proc/self/fd/{fd}", encoding="utf-8", errors="replace") as handle:
+            return handle.readline()
+    finally:
+        os.close(fd)
+
+
 def _detach_outer_pvd_resolv_conf(target: str) -> None:
     """An inner ``pvdrun`` overrides an outer one: detach (in our private namespace only) the
     resolv.conf an outer pvdrun mounted.  Its file was unlinked once mounted, and the kernel
@@ -108,8 +121,7 @@ def _detach_outer_pvd_resolv_conf(target: str) -> None:
     text starts with our own header are detached."""
     for _ in range(8):  # nested runs stack at most this deep in practice
         try:
-            with open(target, encoding="utf-8", errors="replace") as handle:
-                first = handle.readline()
+            first = _first_line_of_mounted(target)
         except OSError:
             return
         if not first.startswith(HEADER_PREFIX):
