@@ -6,16 +6,13 @@ here are undone before the test ends (an address added, then deleted).
 from __future__ import annotations
 
 import json
-import os
-import select
 import sys
-from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
+from fixtures.pvdd import Pvdd, start_pvdd  # noqa: F401 (fixture)
 from pvdrun.errors import EXIT_UNKNOWN_PVD
-from pvdrun.daemon.protocol import Client
 
 pytestmark = pytest.mark.root
 
@@ -82,28 +79,17 @@ def test_shared_interface_name_is_ambiguous(lab1: Any) -> None:
     assert "ispa (ispa.example)" in result.stderr and "ispb (ispb.example)" in result.stderr
 
 
-def test_pvdd_agrees_and_streams_changes(lab3: Any, tmp_path: Path) -> None:
+def test_pvdd_agrees_and_streams_changes(lab3: Any, start_pvdd: Callable[..., Pvdd]) -> None:
     """pvdd in the lab host: same PvDs and handles as a one-shot discovery; an address
     added and removed shows on the subscription."""
-    sock = str(tmp_path / "pvdd.sock")
-    log = open(tmp_path / "pvdd.log", "w")
-    proc = lab3.popen([sys.executable, "-m", "pvdrun.cli", "daemon", "--socket", sock],
-                      stdout=log, stderr=log, start_new_session=True)
+    daemon = start_pvdd(lab3.host_ns)
     added = False
     try:
-        deadline_ok = False
-        for _ in range(100):
-            if os.path.exists(sock) or proc.poll() is not None:
-                deadline_ok = True
-                break
-            select.select([], [], [], 0.2)
-        assert deadline_ok and proc.poll() is None, (tmp_path / "pvdd.log").read_text()
-        with Client(sock) as client:
-            listing = client.request("list")
+        listing = daemon.op("list")
         from_daemon = {p["id"]: p["handle"] for p in listing["pvds"]}
         one_shot = {k: v["handle"] for k, v in _one_shot(lab3).items()}
         assert from_daemon == one_shot
-        client = Client(sock)
+        client = daemon.client()
         stream = client.subscribe()
         assert next(stream)["event"] == "snapshot"
         client.sock.settimeout(30)
@@ -121,6 +107,3 @@ def test_pvdd_agrees_and_streams_changes(lab3: Any, tmp_path: Path) -> None:
     finally:
         if added:
             lab3.exec(["ip", "addr", "del", "2001:db8:a::77/64", "dev", "ispa"])
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=10)
-        log.close()

@@ -16,13 +16,14 @@ import os
 import shutil
 import subprocess
 import sys
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
 from fixtures.capture import assert_caught, assert_no_leak, describe, ip_source, tcp_segment
 from fixtures.detour import main_table_prefers
 from fixtures.prereq import require
+from fixtures.pvdd import Pvdd, start_pvdd  # noqa: F401 (fixture)
 from pvdrun.shim import library_path
 
 pytestmark = pytest.mark.root
@@ -301,7 +302,7 @@ def test_unknown_pvd_lists_candidates(lab3: Any) -> None:
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-def test_c_api_and_python_binding_with_pvdd(lab3: Any, tmp_path: Any) -> None:
+def test_c_api_and_python_binding_with_pvdd(lab3: Any, tmp_path: Any, start_pvdd: Callable[..., Pvdd]) -> None:
     """With pvdd running: the C API lists both PvDs from pvdd's socket (R14, R16), a
     socket bound to one PvD through pvd.h reaches it (R24), the launcher finds the PvD
     through pvdd, and Python's ``with thread_scope(...)`` switches PvD per block."""
@@ -311,40 +312,25 @@ def test_c_api_and_python_binding_with_pvdd(lab3: Any, tmp_path: Any) -> None:
     binary = str(tmp_path / "pvd_list")
     subprocess.run(["cc", "-Wall", "-Wextra", "-Werror", "-I", include, "-o", binary, example, lib,
                     f"-Wl,-rpath,{include}"], check=True)
-    sock = str(tmp_path / "pvdd.sock")
-    daemon = lab3.popen([PVDRUN, "daemon", "--socket", sock], stdout=subprocess.DEVNULL,
-                        stderr=subprocess.PIPE, text=True)
-    try:
-        for _ in range(100):
-            if os.path.exists(sock) or daemon.poll() is not None:
-                break
-            subprocess.run(["sleep", "0.1"])
-        assert os.path.exists(sock), daemon.stderr.read() if daemon.poll() is not None else "no socket"
-        listed = lab3.exec(["env", f"PVDRUN_SOCKET={sock}", binary])
-        assert listed.returncode == 0, listed.stderr
-        assert listed.stdout.startswith("2 PvD(s)"), listed.stdout
-        assert "if=ispa:" in listed.stdout and "if=ispb:" in listed.stdout
-        with lab3.capture("ispa") as cap:
-            bound = lab3.exec(["env", f"PVDRUN_SOCKET={sock}", binary, "ispb", service(lab3, "ispb", 4), "80"])
-        assert_no_leak(cap, bound.stdout, **leak_rules(lab3, "ispb"))
-        assert bound.returncode == 0 and "through PvD ispb" in bound.stdout, bound.stderr
-        code = ("import urllib.request\nfrom pvdrun.shim import binding\n"
-                "for name in ('ispa', 'ispb', 'ispa'):\n"
-                "    with binding.thread_scope(binding.find(name)):\n"
-                "        body = urllib.request.urlopen('http://198.51.100.80/', timeout=10).read()\n"
-                "        print(name, body.decode().split()[0])\n"
-                "print('process', urllib.request.urlopen('http://198.51.100.80/', timeout=10).read().decode()"
-                ".split()[0])\n")
-        done = lab3.exec([PVDRUN, "--pvd", "ispb", "--socket", sock, sys.executable, "-c", code])
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.splitlines() == ["ispa ispa", "ispb ispb", "ispa ispa", "process ispb"]
-    finally:
-        daemon.terminate()
-        try:
-            daemon.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait()
+    sock = start_pvdd(lab3.host_ns).socket  # answering
+    listed = lab3.exec(["env", f"PVDRUN_SOCKET={sock}", binary])
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.startswith("2 PvD(s)"), listed.stdout
+    assert "if=ispa:" in listed.stdout and "if=ispb:" in listed.stdout
+    with lab3.capture("ispa") as cap:
+        bound = lab3.exec(["env", f"PVDRUN_SOCKET={sock}", binary, "ispb", service(lab3, "ispb", 4), "80"])
+    assert_no_leak(cap, bound.stdout, **leak_rules(lab3, "ispb"))
+    assert bound.returncode == 0 and "through PvD ispb" in bound.stdout, bound.stderr
+    code = ("import urllib.request\nfrom pvdrun.shim import binding\n"
+            "for name in ('ispa', 'ispb', 'ispa'):\n"
+            "    with binding.thread_scope(binding.find(name)):\n"
+            "        body = urllib.request.urlopen('http://198.51.100.80/', timeout=10).read()\n"
+            "        print(name, body.decode().split()[0])\n"
+            "print('process', urllib.request.urlopen('http://198.51.100.80/', timeout=10).read().decode()"
+            ".split()[0])\n")
+    done = lab3.exec([PVDRUN, "--pvd", "ispb", "--socket", sock, sys.executable, "-c", code])
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["ispa ispa", "ispb ispb", "ispa ispa", "process ispb"]
 
 
 ESCAPES = r'''
