@@ -17,16 +17,11 @@
  * in a fork()ed child, a child killed by a signal reported as "CASE SIGNAME".  Output
  * "CASE ok|ERRNO_NAME|sentN". */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
+#include "hostile.h"
+
 #include <net/if.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -48,11 +43,10 @@ static void result(const char *name, long rc)
 {
     if (rc >= 0 && strstr(name, "sendmmsg_second")) {
         printf("%s sent%ld\n", name, rc);
+        fflush(stdout);
     } else {
-        const char *e = rc < 0 ? strerrorname_np(errno) : "ok";
-        printf("%s %s\n", name, e ? e : "E?");
+        hostile_result(name, rc);
     }
-    fflush(stdout);
 }
 
 static socklen_t addr_len(void) { return family == AF_INET ? 16 : 28; }
@@ -256,22 +250,9 @@ int main(int argc, char **argv)
     isolate = strcmp(argv[1], "isolate") == 0;
     int extra = strcmp(argv[2], "extra") == 0;
     family = atoi(argv[3]) == 6 ? AF_INET6 : AF_INET;
-    memset(&dst, 0, sizeof dst);
-    if (family == AF_INET) {
-        struct sockaddr_in *d = (struct sockaddr_in *)&dst;
-        d->sin_family = AF_INET;
-        d->sin_port = htons((unsigned short)atoi(argv[5]));
-        dst_len = sizeof *d;
-        if (inet_pton(AF_INET, argv[4], &d->sin_addr) != 1)
-            return 2;
-    } else {
-        struct sockaddr_in6 *d = (struct sockaddr_in6 *)&dst;
-        d->sin6_family = AF_INET6;
-        d->sin6_port = htons((unsigned short)atoi(argv[5]));
-        dst_len = sizeof *d;
-        if (inet_pton(AF_INET6, argv[4], &d->sin6_addr) != 1)
-            return 2;
-    }
+    dst_len = hostile_sockaddr(family, argv[4], atoi(argv[5]), &dst);
+    if (dst_len == 0)
+        return 2;
     page = sysconf(_SC_PAGESIZE);
     setvbuf(stdout, NULL, _IOLBF, 0);
     printf("start %s\n", argv[1]); /* stdio's buffers exist before the hole is made */

@@ -10,26 +10,14 @@
  * was joined.  After the last case the program holds its memberships HOLD_MS ms.  Output
  * "CASE ok|ERRNO_NAME". */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
+#include "hostile.h"
+
 #include <net/if.h>
-#include <netinet/in.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 static int tag, other_if, own_if;
 static struct in_addr other_addr, shared_addr;
-
-static void result(const char *name, long rc)
-{
-    const char *e = rc < 0 ? strerrorname_np(errno) : "ok";
-    printf("%s %s\n", name, e ? e : "E?");
-    fflush(stdout);
-}
 
 static struct in_addr group4(int n)
 {
@@ -51,12 +39,7 @@ static struct in6_addr group6(int n)
 
 static int sock(int family)
 {
-    int fd = socket(family, SOCK_DGRAM, 0);
-    if (fd < 0) {
-        result("socket", -1);
-        exit(3);
-    }
-    return fd; /* never closed: the membership lasts until exit */
+    return hostile_socket(family, SOCK_DGRAM, 0); /* never closed: the membership lasts until exit */
 }
 
 /* Tie a socket first: a datagram to the case's own group (multicast leaves through the
@@ -65,10 +48,10 @@ static void tie(int fd, int family, int n, const char *name)
 {
     if (family == AF_INET) {
         struct sockaddr_in d = {.sin_family = AF_INET, .sin_port = htons(9), .sin_addr = group4(n)};
-        result(name, sendto(fd, "tie", 3, 0, (struct sockaddr *)&d, sizeof d));
+        hostile_result(name, sendto(fd, "tie", 3, 0, (struct sockaddr *)&d, sizeof d));
     } else {
         struct sockaddr_in6 d = {.sin6_family = AF_INET6, .sin6_port = htons(9), .sin6_addr = group6(n)};
-        result(name, sendto(fd, "tie", 3, 0, (struct sockaddr *)&d, sizeof d));
+        hostile_result(name, sendto(fd, "tie", 3, 0, (struct sockaddr *)&d, sizeof d));
     }
 }
 
@@ -81,14 +64,14 @@ static void mreqn(const char *name, int n, int ifindex, int tied)
     memset(&m, 0, sizeof m);
     m.imr_multiaddr = group4(n);
     m.imr_ifindex = ifindex;
-    result(name, setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &m, sizeof m));
+    hostile_result(name, setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &m, sizeof m));
 }
 
 static void mreq(const char *name, int n, struct in_addr interface)
 {
     int fd = sock(AF_INET);
     struct ip_mreq m = {.imr_multiaddr = group4(n), .imr_interface = interface};
-    result(name, setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &m, sizeof m));
+    hostile_result(name, setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &m, sizeof m));
 }
 
 static void mreq_source(const char *name, int n, struct in_addr interface)
@@ -99,7 +82,7 @@ static void mreq_source(const char *name, int n, struct in_addr interface)
     m.imr_multiaddr = group4(n);
     m.imr_interface = interface;
     inet_pton(AF_INET, "198.51.100.99", &m.imr_sourceaddr);
-    result(name, setsockopt(fd, IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, &m, sizeof m));
+    hostile_result(name, setsockopt(fd, IPPROTO_IP, IP_ADD_SOURCE_MEMBERSHIP, &m, sizeof m));
 }
 
 static void join6(const char *name, int n, int ifindex, int tied)
@@ -111,7 +94,7 @@ static void join6(const char *name, int n, int ifindex, int tied)
     memset(&m, 0, sizeof m);
     m.ipv6mr_multiaddr = group6(n);
     m.ipv6mr_interface = (unsigned int)ifindex;
-    result(name, setsockopt(fd, IPPROTO_IPV6, IPV6_JOIN_GROUP, &m, sizeof m));
+    hostile_result(name, setsockopt(fd, IPPROTO_IPV6, IPV6_JOIN_GROUP, &m, sizeof m));
 }
 
 /* MCAST_JOIN_GROUP (source == 0) or MCAST_JOIN_SOURCE_GROUP, IPv4 or IPv6. */
@@ -138,14 +121,14 @@ static void mcast(const char *name, int family, int n, int ifindex, int source)
         memset(&r, 0, sizeof r);
         r.gr_interface = (uint32_t)ifindex;
         r.gr_group = group;
-        result(name, setsockopt(fd, level, MCAST_JOIN_GROUP, &r, sizeof r));
+        hostile_result(name, setsockopt(fd, level, MCAST_JOIN_GROUP, &r, sizeof r));
     } else {
         struct group_source_req r;
         memset(&r, 0, sizeof r);
         r.gsr_interface = (uint32_t)ifindex;
         r.gsr_group = group;
         r.gsr_source = src;
-        result(name, setsockopt(fd, level, MCAST_JOIN_SOURCE_GROUP, &r, sizeof r));
+        hostile_result(name, setsockopt(fd, level, MCAST_JOIN_SOURCE_GROUP, &r, sizeof r));
     }
 }
 

@@ -10,27 +10,15 @@
  * ethertype 0x88b5 (local experimental) and carry "TOKEN:CASE;".
  * null: the socket() calls alone.  Output "CASE ok|ERRNO_NAME". */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
+#include "hostile.h"
+
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
-#include <netinet/in.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #define ETHERTYPE_HOSTILE 0x88b5
 
 static const char *token;
-
-static void result(const char *name, long rc)
-{
-    const char *e = rc < 0 ? strerrorname_np(errno) : "ok";
-    printf("%s %s\n", name, e ? e : "E?");
-    fflush(stdout);
-}
 
 static struct sockaddr_ll link_addr(int ifindex)
 {
@@ -46,12 +34,7 @@ static struct sockaddr_ll link_addr(int ifindex)
 
 static int packet_socket(int type)
 {
-    int fd = socket(AF_PACKET, type, htons(ETHERTYPE_HOSTILE));
-    if (fd < 0) {
-        result("socket", -1);
-        exit(3);
-    }
-    return fd;
+    return hostile_socket(AF_PACKET, type, htons(ETHERTYPE_HOSTILE));
 }
 
 /* The bytes of a case: the payload (SOCK_DGRAM) or a whole broadcast frame (SOCK_RAW). */
@@ -69,42 +52,23 @@ static size_t frame(const char *name, int raw, unsigned char *buf, size_t size)
     return off + (size_t)n;
 }
 
-enum op { SENDTO, SENDMSG, SENDMMSG };
+enum op { SENDTO = HOSTILE_SENDTO, SENDMSG = HOSTILE_SENDMSG, SENDMMSG = HOSTILE_SENDMMSG };
 
 static void send_op(int fd, enum op op, int raw, const char *name, struct sockaddr_ll *to)
 {
     unsigned char buf[200];
     size_t len = frame(name, raw, buf, sizeof buf);
-    struct iovec iov = {.iov_base = buf, .iov_len = len};
-    struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_name = to;
-    msg.msg_namelen = to ? sizeof *to : 0;
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    if (op == SENDTO) {
-        result(name, sendto(fd, buf, len, 0, (struct sockaddr *)to, to ? sizeof *to : 0));
-    } else if (op == SENDMSG) {
-        result(name, sendmsg(fd, &msg, 0));
-    } else {
-        struct mmsghdr m = {.msg_hdr = msg};
-        int rc = sendmmsg(fd, &m, 1, 0);
-        if (rc == 0) {
-            errno = EIO;
-            rc = -1;
-        }
-        result(name, rc);
-    }
+    hostile_send_by(fd, (enum hostile_how)op, name, buf, len, to, to ? sizeof *to : 0);
 }
 
 static void null_mode(void)
 {
     int fd = socket(AF_PACKET, SOCK_DGRAM, htons(ETHERTYPE_HOSTILE));
-    result("socket_packet_dgram", fd);
+    hostile_result("socket_packet_dgram", fd);
     fd = socket(AF_PACKET, SOCK_RAW, htons(ETH_P_ALL));
-    result("socket_packet_raw", fd);
+    hostile_result("socket_packet_raw", fd);
     fd = socket(AF_INET, SOCK_PACKET, htons(ETH_P_ALL));
-    result("socket_inet_sock_packet", fd);
+    hostile_result("socket_inet_sock_packet", fd);
 }
 
 int main(int argc, char **argv)
@@ -124,7 +88,7 @@ int main(int argc, char **argv)
     struct sockaddr_ll other = link_addr(other_if), own = link_addr(own_if);
 
     int fd = packet_socket(SOCK_DGRAM);
-    result("bind_other", bind(fd, (struct sockaddr *)&other, sizeof other));
+    hostile_result("bind_other", bind(fd, (struct sockaddr *)&other, sizeof other));
     close(fd);
     static const char *const ops[] = {"sendto", "sendmsg", "sendmmsg"};
     char name[96];
@@ -138,7 +102,7 @@ int main(int argc, char **argv)
     }
     /* bound to the PvD's own interface first */
     fd = packet_socket(SOCK_DGRAM);
-    result("bind_own", bind(fd, (struct sockaddr *)&own, sizeof own));
+    hostile_result("bind_own", bind(fd, (struct sockaddr *)&own, sizeof own));
     send_op(fd, SENDTO, 0, "bound_own_sendto_other", &other);
     send_op(fd, SENDTO, 0, "bound_own_sendto_own", &own);
     close(fd);
@@ -151,7 +115,7 @@ int main(int argc, char **argv)
 
     /* the obsolete (AF_INET, SOCK_PACKET): a packet socket addressed by device name */
     fd = socket(AF_INET, SOCK_PACKET, htons(ETH_P_ALL));
-    result("sock_packet_socket", fd);
+    hostile_result("sock_packet_socket", fd);
     if (fd >= 0) {
         struct sockaddr_pkt spkt;
         memset(&spkt, 0, sizeof spkt);
@@ -160,7 +124,7 @@ int main(int argc, char **argv)
         snprintf((char *)spkt.spkt_device, sizeof spkt.spkt_device, "%s", argv[5]);
         unsigned char buf[200];
         size_t len = frame("sock_packet_sendto_other", 1, buf, sizeof buf);
-        result("sock_packet_sendto_other", sendto(fd, buf, len, 0, (struct sockaddr *)&spkt, sizeof spkt));
+        hostile_result("sock_packet_sendto_other", sendto(fd, buf, len, 0, (struct sockaddr *)&spkt, sizeof spkt));
         close(fd);
     }
     puts("done");

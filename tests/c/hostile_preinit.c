@@ -10,14 +10,9 @@
  * the same with a socket created in main().  Output "CASE ok|ERRNO_NAME", and
  * "CASE_reply FIRST_WORD" or "CASE_reply none". */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
+#include "hostile.h"
+
 #include <poll.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 static struct sockaddr_storage dst;
@@ -32,27 +27,16 @@ static int parse(int argc, char **argv)
     if (argc != 5)
         return -1;
     family = atoi(argv[2]) == 6 ? AF_INET6 : AF_INET;
-    memset(&dst, 0, sizeof dst);
-    if (family == AF_INET) {
-        struct sockaddr_in *d = (struct sockaddr_in *)&dst;
-        d->sin_family = AF_INET;
-        d->sin_port = htons((unsigned short)atoi(argv[4]));
-        dst_len = sizeof *d;
-        return inet_pton(AF_INET, argv[3], &d->sin_addr) == 1 ? 0 : -1;
-    }
-    struct sockaddr_in6 *d = (struct sockaddr_in6 *)&dst;
-    d->sin6_family = AF_INET6;
-    d->sin6_port = htons((unsigned short)atoi(argv[4]));
-    dst_len = sizeof *d;
-    return inet_pton(AF_INET6, argv[3], &d->sin6_addr) == 1 ? 0 : -1;
+    dst_len = hostile_sockaddr(family, argv[3], atoi(argv[4]), &dst);
+    return dst_len ? 0 : -1;
 }
 
 /* Send "TOKEN:NAME;" on fd; 0 or the errno. */
 static int send_named(int fd, const char *token, const char *name)
 {
     char text[160];
-    int n = snprintf(text, sizeof text, "%s:%s;", token, name);
-    return sendto(fd, text, (size_t)n, 0, (struct sockaddr *)&dst, dst_len) < 0 ? errno : 0;
+    size_t n = hostile_text(text, sizeof text, token, name);
+    return sendto(fd, text, n, 0, (struct sockaddr *)&dst, dst_len) < 0 ? errno : 0;
 }
 
 static void early(int argc, char **argv, char **envp)

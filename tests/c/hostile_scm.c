@@ -14,46 +14,20 @@
  * tcp_sendto_null, tcp_writev.  Output "CASE ok|ERRNO_NAME" (SIGPIPE is ignored); data
  * carries "TOKEN:CASE;". */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
+#include "hostile.h"
+
 #include <poll.h>
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-static void result(const char *name, long rc)
-{
-    const char *e = rc < 0 ? strerrorname_np(errno) : "ok";
-    printf("%s %s\n", name, e ? e : "E?");
-    fflush(stdout);
-}
-
 static int connect_to(int family, int type, const char *addr, int port)
 {
     struct sockaddr_storage ss;
-    socklen_t len;
-    memset(&ss, 0, sizeof ss);
-    if (family == AF_INET) {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        a->sin_family = AF_INET;
-        a->sin_port = htons((unsigned short)port);
-        if (inet_pton(AF_INET, addr, &a->sin_addr) != 1)
-            return -1;
-        len = sizeof *a;
-    } else {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-        a->sin6_family = AF_INET6;
-        a->sin6_port = htons((unsigned short)port);
-        if (inet_pton(AF_INET6, addr, &a->sin6_addr) != 1)
-            return -1;
-        len = sizeof *a;
-    }
+    socklen_t len = hostile_sockaddr(family, addr, port, &ss);
+    if (len == 0)
+        return -1;
     int fd = socket(family, type, 0);
     if (fd < 0)
         return -1;
@@ -76,9 +50,9 @@ static int sender(int argc, char **argv)
     }
     int family = atoi(argv[2]) == 6 ? AF_INET6 : AF_INET;
     int udp = connect_to(family, SOCK_DGRAM, argv[3], atoi(argv[4]));
-    result("sender_udp_connect", udp);
+    hostile_result("sender_udp_connect", udp);
     int tcp = connect_to(family, SOCK_STREAM, argv[3], atoi(argv[5]));
-    result("sender_tcp_connect", tcp);
+    hostile_result("sender_tcp_connect", tcp);
     if (udp < 0 || tcp < 0)
         return 3;
     int sv[2];
@@ -120,7 +94,7 @@ static int sender(int argc, char **argv)
     c->cmsg_type = SCM_RIGHTS;
     c->cmsg_len = CMSG_LEN(sizeof fds);
     memcpy(CMSG_DATA(c), fds, sizeof fds);
-    result("sender_pass", sendmsg(sv[0], &msg, 0));
+    hostile_result("sender_pass", sendmsg(sv[0], &msg, 0));
     close(udp);
     close(tcp);
     int status = 0;
@@ -137,21 +111,21 @@ static void one(const char *name, int fd)
     int n = snprintf(text, sizeof text, "%s:%s;", token, name);
     const char *op = name + 4; /* after "udp_" / "tcp_" */
     if (strcmp(op, "send") == 0) {
-        result(name, send(fd, text, (size_t)n, MSG_NOSIGNAL));
+        hostile_result(name, send(fd, text, (size_t)n, MSG_NOSIGNAL));
     } else if (strcmp(op, "write") == 0) {
-        result(name, write(fd, text, (size_t)n));
+        hostile_result(name, write(fd, text, (size_t)n));
     } else if (strcmp(op, "sendto_null") == 0) {
-        result(name, sendto(fd, text, (size_t)n, MSG_NOSIGNAL, NULL, 0));
+        hostile_result(name, sendto(fd, text, (size_t)n, MSG_NOSIGNAL, NULL, 0));
     } else if (strcmp(op, "sendmsg_noname") == 0) {
         struct iovec iov = {.iov_base = text, .iov_len = (size_t)n};
         struct msghdr msg;
         memset(&msg, 0, sizeof msg);
         msg.msg_iov = &iov;
         msg.msg_iovlen = 1;
-        result(name, sendmsg(fd, &msg, MSG_NOSIGNAL));
+        hostile_result(name, sendmsg(fd, &msg, MSG_NOSIGNAL));
     } else if (strcmp(op, "writev") == 0) {
         struct iovec iov = {.iov_base = text, .iov_len = (size_t)n};
-        result(name, writev(fd, &iov, 1));
+        hostile_result(name, writev(fd, &iov, 1));
     } else {
         printf("%s unknown\n", name);
     }
@@ -180,7 +154,7 @@ static int receiver(int argc, char **argv)
     msg.msg_control = control.buf;
     msg.msg_controllen = sizeof control.buf;
     ssize_t got = recvmsg(unix_fd, &msg, 0);
-    result("receiver_recvmsg", got);
+    hostile_result("receiver_recvmsg", got);
     struct cmsghdr *c = got > 0 ? CMSG_FIRSTHDR(&msg) : NULL;
     if (!c || c->cmsg_type != SCM_RIGHTS || c->cmsg_len != CMSG_LEN(sizeof fds)) {
         puts("receiver_rights missing");

@@ -10,39 +10,13 @@
  * sin6_scope_id = OWN_IF.  One line per case: "CASE ok" or "CASE ERRNO_NAME".  Every
  * datagram carries "TOKEN:CASE;" so a capture tells which case crossed which link. */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
+#include "hostile.h"
+
 #include <netinet/icmp6.h>
-#include <netinet/in.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 static const char *token;
 static int port;
-
-static void result(const char *name, long rc)
-{
-    const char *e = rc < 0 ? strerrorname_np(errno) : "ok";
-    printf("%s %s\n", name, e ? e : "E?");
-    fflush(stdout);
-}
-
-static struct sockaddr_in6 sa6(const char *addr, int p, unsigned int scope)
-{
-    struct sockaddr_in6 a;
-    memset(&a, 0, sizeof a);
-    a.sin6_family = AF_INET6;
-    a.sin6_port = htons((unsigned short)p);
-    a.sin6_scope_id = scope;
-    if (inet_pton(AF_INET6, addr, &a.sin6_addr) != 1) {
-        fprintf(stderr, "bad address %s\n", addr);
-        exit(2);
-    }
-    return a;
-}
 
 /* The bytes to send for a case: "TOKEN:CASE;" (after an ICMPv6 echo header for raw). */
 static size_t payload(int raw, const char *name, char *buf, size_t size)
@@ -63,58 +37,27 @@ static size_t payload(int raw, const char *name, char *buf, size_t size)
 
 static int new_socket(int raw)
 {
-    int fd = raw ? socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6) : socket(AF_INET6, SOCK_DGRAM, 0);
-    if (fd < 0) {
-        result("socket", -1);
-        exit(3);
-    }
-    return fd;
+    return raw ? hostile_socket(AF_INET6, SOCK_RAW, IPPROTO_ICMPV6) : hostile_socket(AF_INET6, SOCK_DGRAM, 0);
 }
 
-enum op { SENDTO, SENDMSG, SENDMMSG, CONNECT };
+enum op { SENDTO = HOSTILE_SENDTO, SENDMSG = HOSTILE_SENDMSG, SENDMMSG = HOSTILE_SENDMMSG, CONNECT };
 static const char *const op_names[] = {"sendto", "sendmsg", "sendmmsg", "connect"};
 
 static void run_op(int fd, int raw, enum op op, const char *name, struct sockaddr_in6 *dst)
 {
     char buf[256];
     size_t len = payload(raw, name, buf, sizeof buf);
-    struct iovec iov = {.iov_base = buf, .iov_len = len};
-    struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_name = dst;
-    msg.msg_namelen = sizeof *dst;
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    switch (op) {
-    case SENDTO:
-        result(name, sendto(fd, buf, len, 0, (struct sockaddr *)dst, sizeof *dst));
-        break;
-    case SENDMSG:
-        result(name, sendmsg(fd, &msg, 0));
-        break;
-    case SENDMMSG: {
-        struct mmsghdr m;
-        memset(&m, 0, sizeof m);
-        m.msg_hdr = msg;
-        int n = sendmmsg(fd, &m, 1, 0);
-        if (n == 0) {
-            errno = EIO; /* not expected: nothing sent, no error */
-            n = -1;
-        }
-        result(name, n);
-        break;
+    if (op != CONNECT) {
+        hostile_send_by(fd, (enum hostile_how)op, name, buf, len, dst, sizeof *dst);
+        return;
     }
-    case CONNECT: {
-        int rc = connect(fd, (struct sockaddr *)dst, sizeof *dst);
-        result(name, rc);
-        if (rc == 0) { /* connected there: show where its datagrams go */
-            char sname[160];
-            snprintf(sname, sizeof sname, "%s_send", name);
-            len = payload(raw, sname, buf, sizeof buf);
-            result(sname, sendto(fd, buf, len, 0, NULL, 0));
-        }
-        break;
-    }
+    int rc = connect(fd, (struct sockaddr *)dst, sizeof *dst);
+    hostile_result(name, rc);
+    if (rc == 0) { /* connected there: show where its datagrams go */
+        char sname[160];
+        snprintf(sname, sizeof sname, "%s_send", name);
+        len = payload(raw, sname, buf, sizeof buf);
+        hostile_result(sname, sendto(fd, buf, len, 0, NULL, 0));
     }
 }
 
@@ -138,10 +81,10 @@ int main(int argc, char **argv)
             const char *tag;
             struct sockaddr_in6 other, own;
         } targets[2] = {
-            {"mc", sa6("ff02::1", p, other_if), sa6("ff02::1", p, own_if)},
-            {"ll", sa6(other_ll, p, other_if), sa6(own_ll, p, own_if)},
+            {"mc", hostile_sa6("ff02::1", p, other_if), hostile_sa6("ff02::1", p, own_if)},
+            {"ll", hostile_sa6(other_ll, p, other_if), hostile_sa6(own_ll, p, own_if)},
         };
-        struct sockaddr_in6 legit = sa6(service, p, 0);
+        struct sockaddr_in6 legit = hostile_sa6(service, p, 0);
         for (int t = 0; t < 2; t++) {
             /* fresh sockets: the hostile operation is the socket's first */
             for (int op = SENDTO; op <= CONNECT; op++) {

@@ -13,14 +13,9 @@
  *   handler_max_us=L (L: the longest sendto inside the handler; D and L for information)
  * ("none" when there was no error), then "done". */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
+#include "hostile.h"
+
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -86,22 +81,9 @@ int main(int argc, char **argv)
     handler_len = (size_t)snprintf(handler_text, sizeof handler_text, "%s:handler;", argv[1]);
     argv++;
     int family = atoi(argv[1]) == 6 ? AF_INET6 : AF_INET;
-    memset(&dst, 0, sizeof dst);
-    if (family == AF_INET) {
-        struct sockaddr_in *d = (struct sockaddr_in *)&dst;
-        d->sin_family = AF_INET;
-        d->sin_port = htons((unsigned short)atoi(argv[3]));
-        dst_len = sizeof *d;
-        if (inet_pton(AF_INET, argv[2], &d->sin_addr) != 1)
-            return 2;
-    } else {
-        struct sockaddr_in6 *d = (struct sockaddr_in6 *)&dst;
-        d->sin6_family = AF_INET6;
-        d->sin6_port = htons((unsigned short)atoi(argv[3]));
-        dst_len = sizeof *d;
-        if (inet_pton(AF_INET6, argv[2], &d->sin6_addr) != 1)
-            return 2;
-    }
+    dst_len = hostile_sockaddr(family, argv[2], atoi(argv[3]), &dst);
+    if (dst_len == 0)
+        return 2;
     long interval = atol(argv[4]), sends = atol(argv[5]), min_ticks = atol(argv[6]);
     long fresh_every = atol(argv[7]) > 0 ? atol(argv[7]) : 1;
 

@@ -9,61 +9,25 @@
  * that association was dissolved with connect(AF_UNSPEC).  Output
  * "CASE ok|ERRNO_NAME"; datagrams carry "TOKEN:CASE;". */
 #define _GNU_SOURCE
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
+#include "hostile.h"
+
 #include <unistd.h>
 
 static const char *token;
 static struct sockaddr_in dst_inet, dst_unspec;
 
-static void result(const char *name, long rc)
-{
-    const char *e = rc < 0 ? strerrorname_np(errno) : "ok";
-    printf("%s %s\n", name, e ? e : "E?");
-    fflush(stdout);
-}
-
 static int udp4(void)
 {
-    int fd = socket(AF_INET, SOCK_DGRAM, 0);
-    if (fd < 0) {
-        result("socket", -1);
-        exit(3);
-    }
-    return fd;
+    return hostile_socket(AF_INET, SOCK_DGRAM, 0);
 }
 
-enum op { SENDTO, SENDMSG, SENDMMSG };
+enum op { SENDTO = HOSTILE_SENDTO, SENDMSG = HOSTILE_SENDMSG, SENDMMSG = HOSTILE_SENDMMSG };
 
 static void send_op(int fd, enum op op, const char *name, struct sockaddr_in *dst)
 {
     char text[160];
-    int n = snprintf(text, sizeof text, "%s:%s;", token, name);
-    struct iovec iov = {.iov_base = text, .iov_len = (size_t)n};
-    struct msghdr msg;
-    memset(&msg, 0, sizeof msg);
-    msg.msg_name = dst;
-    msg.msg_namelen = sizeof *dst;
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    if (op == SENDTO) {
-        result(name, sendto(fd, text, (size_t)n, 0, (struct sockaddr *)dst, sizeof *dst));
-    } else if (op == SENDMSG) {
-        result(name, sendmsg(fd, &msg, 0));
-    } else {
-        struct mmsghdr m = {.msg_hdr = msg};
-        int rc = sendmmsg(fd, &m, 1, 0);
-        if (rc == 0) {
-            errno = EIO;
-            rc = -1;
-        }
-        result(name, rc);
-    }
+    size_t n = hostile_text(text, sizeof text, token, name);
+    hostile_send_by(fd, (enum hostile_how)op, name, text, n, dst, sizeof *dst);
 }
 
 int main(int argc, char **argv)
@@ -111,7 +75,7 @@ int main(int argc, char **argv)
     fd = udp4();
     struct sockaddr_in lo = dst_inet;
     lo.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    result("loop_connect", connect(fd, (struct sockaddr *)&lo, sizeof lo));
+    hostile_result("loop_connect", connect(fd, (struct sockaddr *)&lo, sizeof lo));
     for (int op = SENDTO; op <= SENDMMSG; op++) {
         snprintf(name, sizeof name, "loop_%s_unspec", ops[op]);
         send_op(fd, (enum op)op, name, &dst_unspec);
@@ -123,11 +87,11 @@ int main(int argc, char **argv)
      * Dissolving the association (connect AF_UNSPEC) drops that source: the socket is
      * loopback-only for the shim but free for the kernel. */
     fd = udp4();
-    result("loopdis_connect", connect(fd, (struct sockaddr *)&lo, sizeof lo));
+    hostile_result("loopdis_connect", connect(fd, (struct sockaddr *)&lo, sizeof lo));
     struct sockaddr unspec;
     memset(&unspec, 0, sizeof unspec);
     unspec.sa_family = AF_UNSPEC;
-    result("loopdis_disconnect", connect(fd, &unspec, sizeof unspec));
+    hostile_result("loopdis_disconnect", connect(fd, &unspec, sizeof unspec));
     for (int op = SENDTO; op <= SENDMMSG; op++) {
         snprintf(name, sizeof name, "loopdis_%s_unspec", ops[op]);
         send_op(fd, (enum op)op, name, &dst_unspec);
