@@ -17,37 +17,32 @@ The program is always scoped to ISP ``ispb`` and the capture that must stay empt
 ``ispa``'s (the ISP an unscoped program reaches: lowest metric in scenario 3, the only
 IPv4 router and the RIO route to its services in scenario 1).  ``who="root"`` runs it
 through ``pvdrun --pvd``; ``who="user"`` runs it as a real unprivileged user created for
-the module (``useradd`` + ``setpriv``, as in test_routing_policy.py), with what pvdrun
+the module (``useradd`` + ``setpriv``: fixtures/unprivileged.py), with what pvdrun
 would set in its environment (``LD_PRELOAD`` of a world-readable copy of the shim,
 ``PVDRUN_SCOPE`` from discovery or from pvdd, ``PVDRUN_SOCKET`` when pvdd runs).
 """
 from __future__ import annotations
 
-import itertools
 import os
 import re
 import secrets
 import shutil
 import subprocess
 import sys
-import tempfile
 from typing import Any, Iterator
 
 import pytest
 
 from fixtures.capture import LinkCapture, describe, ip_source, membership_reports  # noqa: F401
 from fixtures.capture import leak_problems as link_leak_problems
-from fixtures.prereq import require
-from pvdrun.shim import library_path
+from fixtures.unprivileged import User, readable_shim_dir
 from routing_daemon import PvddInLab
 
 PVDRUN = shutil.which("pvdrun") or "pvdrun"
-SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
 PRLIMIT = shutil.which("prlimit") or "/usr/bin/prlimit"
 C_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "c")
 #: The PvD every hostile program is scoped to, and the ISP whose link must see nothing.
 PVD, OTHER = "ispb", "ispa"
-_users = itertools.count()
 
 
 def new_token() -> str:
@@ -151,7 +146,7 @@ class HostileEnv:
     """A lab (scenario 3 without pvdd, or scenario 1 with pvdd) plus a test user and the
     compiled hostile programs."""
 
-    def __init__(self, lab: Any, daemon: PvddInLab | None, user: str, bindir: str) -> None:
+    def __init__(self, lab: Any, daemon: PvddInLab | None, user: User, bindir: str) -> None:
         self.lab, self.daemon, self.user, self.bindir = lab, daemon, user, bindir
         self.shim = os.path.join(bindir, "libpvdshim.so")
         self._scopes: dict[str, str] = {}
@@ -200,8 +195,7 @@ class HostileEnv:
         return binary
 
     def user_argv(self, argv: list[str], env: dict[str, str]) -> list[str]:
-        return [SETPRIV, "--reuid", self.user, "--regid", self.user, "--clear-groups", "env", "-i",
-                "PATH=/usr/bin:/bin", *(f"{k}={v}" for k, v in env.items()), *argv]
+        return self.user.drop(argv, env)
 
     def scoped_argv(self, who: str, argv: list[str], isp: str = PVD) -> list[str]:
         """argv running ``argv`` scoped to ISP's PvD, as root (pvdrun) or as the test user."""
@@ -235,39 +229,30 @@ class HostileEnv:
 # ---- fixtures (import them into a test module to use them) --------------------------------
 
 @pytest.fixture(scope="module")
-def hostile_user() -> Iterator[str]:
+def hostile_user() -> Iterator[User]:
     """A real unprivileged user (no home, no groups, no capabilities)."""
-    require(os.geteuid() == 0, "root (creating a test user)")
-    name = f"pvdh{os.getpid() % 100000}x{next(_users)}"
-    subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", name], check=True, capture_output=True)
+    user = User()
     try:
-        yield name
+        yield user
     finally:
-        subprocess.run(["userdel", name], check=False, capture_output=True)
+        user.remove()
 
 
 @pytest.fixture(scope="module")
 def hostile_bindir() -> Iterator[str]:
     """A world-readable directory with a copy of the shim; the programs are compiled there."""
-    directory = tempfile.mkdtemp(prefix=f"pvdhostile{os.getpid()}-")
-    os.chmod(directory, 0o755)
-    target = os.path.join(directory, "libpvdshim.so")
-    shutil.copy(library_path(), target)
-    os.chmod(target, 0o755)
-    try:
+    with readable_shim_dir("pvdhostile") as directory:
         yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
-def env3(lab3: Any, hostile_user: str, hostile_bindir: str) -> HostileEnv:
+def env3(lab3: Any, hostile_user: User, hostile_bindir: str) -> HostileEnv:
     """Scenario 3 (two links, overlapping IPv4), no pvdd."""
     return HostileEnv(lab3, None, hostile_user, hostile_bindir)
 
 
 @pytest.fixture(scope="module")
-def env1(lab1: Any, hostile_user: str, hostile_bindir: str) -> Iterator[HostileEnv]:
+def env1(lab1: Any, hostile_user: User, hostile_bindir: str) -> Iterator[HostileEnv]:
     """Scenario 1 (one shared link) with pvdd running; stopped and cleaned after the module."""
     daemon = PvddInLab(lab1)
     try:

@@ -12,21 +12,17 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from typing import Any, Iterator
 
 import pytest
 
-from pvdrun.shim import library_path
+from fixtures.unprivileged import User, readable_shim_dir
 from routing_daemon import PvddInLab, rules
 
 pytestmark = pytest.mark.root
-
-SETPRIV = shutil.which("setpriv") or "/usr/bin/setpriv"
 
 
 def policy(users: list[str]) -> str:
@@ -36,30 +32,22 @@ def policy(users: list[str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def user() -> Iterator[str]:
-    name = f"pvdu{os.getpid() % 100000}"
-    subprocess.run(["useradd", "-M", "-s", "/usr/sbin/nologin", name], check=True)
+def user() -> Iterator[User]:
+    created = User()
     try:
-        yield name
+        yield created
     finally:
-        subprocess.run(["userdel", name], check=False)
+        created.remove()
 
 
 @pytest.fixture(scope="module")
 def shim_copy() -> Iterator[str]:
-    directory = tempfile.mkdtemp(prefix=f"pvdshim{os.getpid()}-")
-    os.chmod(directory, 0o755)
-    target = os.path.join(directory, "libpvdshim.so")
-    shutil.copy(library_path(), target)
-    os.chmod(target, 0o755)
-    try:
-        yield target
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    with readable_shim_dir("pvdshim") as directory:
+        yield os.path.join(directory, "libpvdshim.so")
 
 
 @pytest.fixture(scope="module")
-def pvdd3(lab3: Any, user: str) -> Iterator[PvddInLab]:
+def pvdd3(lab3: Any, user: User) -> Iterator[PvddInLab]:
     daemon = PvddInLab(lab3, policy(["root"]))
     try:
         yield daemon.start()
@@ -67,11 +55,9 @@ def pvdd3(lab3: Any, user: str) -> Iterator[PvddInLab]:
         daemon.cleanup()
 
 
-def as_user(lab: Any, user: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def as_user(lab: Any, user: User, args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run args in the lab's host namespace as ``user`` (no groups, no capabilities)."""
-    extra = [f"{k}={v}" for k, v in (env or {}).items()]
-    return lab.exec([SETPRIV, "--reuid", user, "--regid", user, "--clear-groups", "env", "-i",
-                     "PATH=/usr/bin:/bin", *extra, *args], timeout=30)
+    return lab.exec(user.drop(args, env), timeout=30)
 
 
 def shim_env(daemon: PvddInLab, shim: str, name: str) -> dict[str, str]:
@@ -126,7 +112,7 @@ def test_restricted_pvd_gets_a_mark_and_no_device_rule(lab3: Any, pvdd3: PvddInL
     assert any("from all oif ispa lookup" in line for line in six), six
 
 
-def test_user_refused_through_the_shim(lab3: Any, pvdd3: PvddInLab, user: str, shim_copy: str) -> None:
+def test_user_refused_through_the_shim(lab3: Any, pvdd3: PvddInLab, user: User, shim_copy: str) -> None:
     service = lab3.isp("ispb")["service_v6"]
     done = as_user(lab3, user, ["socat", "-u", "OPEN:/dev/null", f"TCP6:[{service}]:80"],
                    shim_env(pvdd3, shim_copy, "secure"))
@@ -140,7 +126,7 @@ def test_root_allowed_through_the_shim(lab3: Any, pvdd3: PvddInLab, shim_copy: s
         assert done.returncode == 0 and done.stdout.startswith("ispb "), (done.stdout, done.stderr)
 
 
-def test_user_cannot_bypass_by_device_or_source(lab3: Any, pvdd3: PvddInLab, user: str) -> None:
+def test_user_cannot_bypass_by_device_or_source(lab3: Any, pvdd3: PvddInLab, user: User) -> None:
     b6 = lab3.isp("ispb")["service_v6"]
     b_addr = lab3.host_address("ispb", 6)
     b4 = lab3.isp("ispb")["service_v4"]
@@ -185,7 +171,7 @@ int main(int argc, char **argv)
 """
 
 
-def test_user_cannot_set_a_mark(lab3: Any, pvdd3: PvddInLab, user: str, shim_copy: str) -> None:
+def test_user_cannot_set_a_mark(lab3: Any, pvdd3: PvddInLab, user: User, shim_copy: str) -> None:
     """SO_MARK needs CAP_NET_ADMIN: the user's own attempt fails with EPERM."""
     directory = os.path.dirname(shim_copy)
     source, program = os.path.join(directory, "set_mark.c"), os.path.join(directory, "set_mark")
@@ -199,14 +185,14 @@ def test_user_cannot_set_a_mark(lab3: Any, pvdd3: PvddInLab, user: str, shim_cop
     assert lab3.exec([program, mark]).stdout.strip() == "marked"  # root may: the test can fail
 
 
-def test_user_added_to_policy_is_allowed_after_reload(lab3: Any, pvdd3: PvddInLab, user: str,
+def test_user_added_to_policy_is_allowed_after_reload(lab3: Any, pvdd3: PvddInLab, user: User,
                                                       shim_copy: str) -> None:
     with open(pvdd3.config, "w", encoding="utf-8") as handle:
-        handle.write(policy(["root", user]))
+        handle.write(policy(["root", user.name]))
     assert pvdd3.proc is not None
     pvdd3.proc.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 15
-    while user not in pvdd3.pvd("secure")["attributes"]["policy"]["users"]:
+    while user.name not in pvdd3.pvd("secure")["attributes"]["policy"]["users"]:
         assert time.monotonic() < deadline, pvdd3.log_text()
         time.sleep(0.2)
     service = lab3.isp("ispb")["service_v6"]
