@@ -46,9 +46,16 @@ SPLIT_RECORDS = {
           "--cname=www.example,svc.example",
           *[f"--host-record=big.example,10.1.1.{i}" for i in range(1, 41)],  # > 512 octets: TC
           "--host-record=v6only.example,2001:db8:a::66",
+          # a PTR without a forward name, a mail exchanger and a service of ISP A's own
+          "--ptr-record=98.0.1.10.in-addr.arpa,printer.isp-a.example",
+          "--mx-host=isp-a.example,mail.isp-a.example,10",
+          "--srv-host=_ldap._tcp.isp-a.example,ldap.isp-a.example,389,0,100",
           "--local=/example/", "--local=/arpa/"],
     "b": ["--host-record=svc.example,10.2.0.80,2001:db8:b::80",
           "--host-record=www.isp-b.example,2001:db8:b::81",
+          "--ptr-record=8.9.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.b.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa,printer.isp-b.example",
+          "--mx-host=isp-b.example,mail.isp-b.example,20",
+          "--srv-host=_ldap._tcp.isp-b.example,ldap.isp-b.example,389,0,100",
           "--local=/example/", "--local=/arpa/"],
 }
 OVERLAP_RECORDS = {
