@@ -1,7 +1,7 @@
 /* calls.c: time one socket call in a tight loop, for `make bench`.
  *
  * usage: calls OP N [--dst ADDR] [--port P] [--name HOST] [--native IFINDEX]
- *                   [--bind ADDR] [--warmup W] [--clock wall|cpu]
+ *                   [--bind ADDR] [--warmup W] [--clock wall|cpu] [--path FILE]
  *   OP  socket_close  socket(AF_INET, SOCK_STREAM) + close, N times
  *       udp_connect   connect() of one UDP socket to ADDR:P, N times
  *       udp_lifecycle socket(AF_INET, SOCK_DGRAM) + connect() to ADDR:P + close(), N times
@@ -9,6 +9,9 @@
  *       sendto        sendto(fd, 64 bytes, NULL addr) on a connected UDP socket
  *       sendmsg       sendmsg(fd, 64 bytes, no name) on a connected UDP socket
  *       getaddrinfo   getaddrinfo(HOST, AF_INET, SOCK_DGRAM) + freeaddrinfo
+ *       res_query     res_query(HOST, C_IN, T_A) into a 4096-byte buffer (the answer must
+ *                     hold at least one record)
+ *       open_close    open(PATH, O_RDONLY | O_CLOEXEC) + close() of an ordinary file
  *       pvdd_resolve  one pvdd request {"op":"resolve","name":PVD,"host":HOST} on a new
  *                     connection to --socket PATH (as the shim's pvdd client makes one
  *                     exchange per connection); with --unique 1 every call asks another
@@ -33,9 +36,12 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <arpa/nameser.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <resolv.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,13 +68,14 @@ struct options {
     const char *socket_path; /* pvdd_resolve */
     const char *pvd;         /* pvdd_resolve */
     int unique;              /* pvdd_resolve: a new name per call */
+    const char *path;        /* open_close */
 };
 
 static void usage(const char *why)
 {
     fprintf(stderr, "calls: %s\n"
-            "usage: calls socket_close|udp_connect|udp_lifecycle|sendto|sendmsg|getaddrinfo|pvdd_resolve|sink|probe N "
-            "[--dst ADDR] [--port P] [--name HOST] [--native IFINDEX] [--bind ADDR] [--warmup W] [--clock wall|cpu] [--socket PATH --pvd NAME [--unique 1]]\n",
+            "usage: calls socket_close|udp_connect|udp_lifecycle|sendto|sendmsg|getaddrinfo|res_query|open_close|pvdd_resolve|sink|probe N "
+            "[--dst ADDR] [--port P] [--name HOST] [--native IFINDEX] [--bind ADDR] [--warmup W] [--clock wall|cpu] [--socket PATH --pvd NAME [--unique 1]] [--path FILE]\n",
             why);
     exit(2);
 }
@@ -124,6 +131,8 @@ static void parse_options(int argc, char **argv, struct options *opt)
             opt->pvd = value;
         else if (!strcmp(key, "--unique"))
             opt->unique = (int)parse_long(value, "--unique");
+        else if (!strcmp(key, "--path"))
+            opt->path = value;
         else if (!strcmp(key, "--clock")) {
             if (strcmp(value, "wall") && strcmp(value, "cpu"))
                 usage("--clock is wall or cpu");
@@ -282,6 +291,20 @@ static void one_call(const struct options *opt, struct state *st)
             exit(1);
         }
         freeaddrinfo(res);
+    } else if (!strcmp(op, "res_query")) {
+        unsigned char answer[4096];
+        int n = res_query(opt->name, ns_c_in, ns_t_a, answer, sizeof answer);
+        if (n < NS_HFIXEDSZ || (answer[6] == 0 && answer[7] == 0)) {
+            fprintf(stderr, "calls: res_query(%s): %s\n", opt->name,
+                    n < 0 ? hstrerror(h_errno) : "no answer record");
+            exit(1);
+        }
+    } else if (!strcmp(op, "open_close")) {
+        int fd = open(opt->path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            die("open");
+        if (close(fd) < 0)
+            die("close");
     }
 }
 
@@ -360,6 +383,12 @@ int main(int argc, char **argv)
             usage("getaddrinfo needs --name");
         st.hints.ai_family = AF_INET;
         st.hints.ai_socktype = SOCK_DGRAM;
+    } else if (!strcmp(opt.op, "res_query")) {
+        if (!opt.name)
+            usage("res_query needs --name");
+    } else if (!strcmp(opt.op, "open_close")) {
+        if (!opt.path)
+            usage("open_close needs --path");
     } else if (strcmp(opt.op, "socket_close")) {
         usage("unknown OP");
     }

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """`make bench`: measure pvdrun against its references and write bench/report.{md,json}.
 
-usage: python3 bench/run.py [--rounds N] [--only GROUP,...] [--out-dir DIR]
+usage: python3 bench/run.py [--rounds N] [--only GROUP[.FIGURE],...] [--out-dir DIR]
 
 Runs as root (it builds network namespaces, all named with this run's pid,
 and removes them on exit, also on failure or Ctrl-C).  Each figure group is a
@@ -65,10 +65,12 @@ CAVEATS = [
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per figure")
-    parser.add_argument("--only", default="", help="comma-separated groups: " + ",".join(GROUPS))
+    parser.add_argument("--only", default="",
+                        help="comma-separated groups (" + ",".join(GROUPS) + "), or figures "
+                             "GROUP.FIGURE (e.g. calls.res_query: only those of that group)")
     parser.add_argument("--out-dir", default=BENCH_DIR, help="where report.md/json go")
     args = parser.parse_args(argv)
-    unknown = [g for g in args.only.split(",") if g and g not in GROUPS]
+    unknown = [g for g in args.only.split(",") if g and g.split(".", 1)[0] not in GROUPS]
     if unknown:
         parser.exit(EXIT_USAGE, f"bench: unknown group(s): {', '.join(unknown)}; "
                                 f"known: {', '.join(GROUPS)}\n")
@@ -121,14 +123,16 @@ def main(argv: list[str]) -> int:
         return EXIT_MISSING_PREREQ
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, terminate_on_signal)
-    groups = [g for g in args.only.split(",") if g] or list(GROUPS)
+    named = [g for g in args.only.split(",") if g]
+    groups = list(dict.fromkeys(g.split(".", 1)[0] for g in named)) or list(GROUPS)
+    figure_ids = frozenset(g for g in named if "." in g)
     raise_open_file_limit()
     compile_calls()
     machine = describe_machine()
     started = time.monotonic()
     figures: list[Figure] = []
     with BenchLab() as lab:
-        ctx = BenchContext(lab=lab, rounds=args.rounds)
+        ctx = BenchContext(lab=lab, rounds=args.rounds, figures=figure_ids)
         for name in groups:
             figures += run_group(name, ctx)
     report = {

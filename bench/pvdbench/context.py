@@ -25,6 +25,14 @@ class BenchContext:
     _shim_path: str | None = None
     _shim_problem: str | None = None
     caveats: list[str] = field(default_factory=list)
+    figures: frozenset[str] = frozenset()  # ids named by --only GROUP.FIGURE: only these run
+
+    def wants(self, fig_id: str) -> bool:
+        """Whether the figure fig_id is to be measured: yes, unless --only named figures of its
+        group and not this one."""
+        group = fig_id.split(".", 1)[0]
+        named = {f for f in self.figures if f.split(".", 1)[0] == group}
+        return not named or fig_id in named
 
     # -- pvdrun itself ----------------------------------------------------------
     @staticmethod
