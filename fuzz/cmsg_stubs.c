@@ -8,6 +8,7 @@
 #include "core.h"
 #include "pvdd_client.h"
 #include "route_check.h"
+#include "tie.h"
 
 struct shim_real_fns shim_real;
 atomic_int shim_ready = 1;
@@ -36,5 +37,10 @@ int shim_v4_route_exists(struct in_addr dst, int ifindex, uint32_t mark, struct 
                          unsigned int *plen)
 {
     (void)dst; (void)ifindex; (void)mark; (void)prefix; (void)plen;
+    abort();
+}
+int shim_pick_ifindex(const struct pvd_scope *pvd, const struct sockaddr *dst, socklen_t dstlen)
+{
+    (void)pvd; (void)dst; (void)dstlen;
     abort();
 }
