@@ -2,7 +2,9 @@
 
 An ISP's dnsmasq answers DNS with that ISP's split-horizon view
 (``svc.example`` -> its own service addresses; ``intranet.ispa.example``
-only in ispa; everything else under ``example`` NXDOMAIN, never forwarded)
+only in ispa; ``mail.ispX.example`` only in ispX, the MX of ``svc.example`` and the SRV
+``_imap._tcp.svc.example`` pointing to it; PTRs for every address; everything else under
+``example`` NXDOMAIN, never forwarded)
 and, unless a gateway does it, sends RAs on the access link: the ISP's
 prefix for SLAAC (``ra-only``), RDNSS and DNSSL.
 """
@@ -33,6 +35,10 @@ def isp_dnsmasq_argv(dnsmasq: str, plan: IspPlan, pid_file: str, send_ra: bool) 
     argv.append(f"--host-record=svc.example,{service}")
     argv.append(f"--host-record=dns.{plan.search_domain},"
                 + ",".join(a for a in (plan.dns_v4, plan.dns_v6) if a))
+    mail = f"mail.{plan.search_domain}"
+    argv.append(f"--host-record={mail},{plan.mail_v4},{plan.mail_v6}")
+    argv.append(f"--mx-host=svc.example,{mail},10")
+    argv.append(f"--srv-host=_imap._tcp.svc.example,{mail},143,0,0")
     if plan.intranet_v6:
         intranet = ",".join(a for a in (plan.intranet_v4, plan.intranet_v6) if a)
         argv.append(f"--host-record=intranet.{plan.search_domain},{intranet}")

@@ -43,6 +43,7 @@ class IspPlan:
     service_v6: str
     dns_v6: str
     intranet_v6: str | None
+    mail_v6: str
     service_prefix_v6: str
     host_interfaces: list[str]
     search_domain: str
@@ -52,6 +53,8 @@ class IspPlan:
     service_v4: str | None = None
     dns_v4: str | None = None
     intranet_v4: str | None = None
+    #: mail.<search domain>'s A record: DNS data only (MX and SRV targets), nothing listens there
+    mail_v4: str | None = None
     v4_metric: int | None = None
     upstream_v6: dict[str, str] = field(default_factory=dict)  # scenario 2: isp/gw link addresses
     upstream_v4: dict[str, str] = field(default_factory=dict)
@@ -66,7 +69,13 @@ def _isp_v6(name: str) -> dict[str, str | None]:
         "service_v6": f"2001:db8:{letter}:1::80",
         "dns_v6": f"2001:db8:{letter}:1::53",
         "intranet_v6": f"2001:db8:{letter}:1::81" if name == "ispa" else None,
+        "mail_v6": f"2001:db8:{letter}:1::25",
     }
+
+
+#: mail.<search domain>'s IPv4 address in every scenario (a record only, also where the ISP has
+#: no IPv4 service): each ISP's own, so that an A answer tells which ISP's DNS gave it.
+MAIL_V4 = {"ispa": "198.51.100.25", "ispb": "203.0.113.25"}
 
 
 #: IPv4 service side per ISP where the plans are distinct (scenarios 1, 2).
@@ -89,7 +98,7 @@ def isp_plans(scenario: int) -> dict[str, IspPlan]:
     for name in ISPS:
         letter = name[-1]
         plan = IspPlan(name=name, search_domain=f"{name}.example",
-                       pvd_id=None if scenario == 3 else f"{name}.example",
+                       pvd_id=None if scenario == 3 else f"{name}.example", mail_v4=MAIL_V4[name],
                        host_interfaces=[name] if scenario == 3 else [HOST_LAN],
                        **_isp_v6(name))  # type: ignore[arg-type]
         has_v4 = scenario == 3 or name == "ispa"  # scenarios 1, 2: one IPv4 router only

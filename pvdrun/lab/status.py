@@ -73,6 +73,8 @@ def lab_status(name: str) -> dict[str, Any]:
             "service_v6": plan.service_v6,
             "intranet_v4": plan.intranet_v4,
             "intranet_v6": plan.intranet_v6,
+            "mail_v4": plan.mail_v4,
+            "mail_v6": plan.mail_v6,
             "prefix_v6": plan.prefix_v6,
             "service_prefix_v6": plan.service_prefix_v6,
             "v4_metric": plan.v4_metric,
