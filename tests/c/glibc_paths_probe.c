@@ -9,7 +9,8 @@
  *   probe res FUNC NAME DOMAIN TYPE     FUNC: querydomain nquerydomain __res_querydomain ...
  *         env PROBE_ANSLEN=N (answer buffer, default 65535), PROBE_USEVC=1 (RES_USEVC)
  *         prints "rc=N h_errno=N errno=N [qid=N]", then "rcode=N tc=N ancount=N" when the
- *         buffer holds a reply, then one line per answer record: "A 1.2.3.4", "PTR name"...
+ *         buffer holds a reply, then one line per answer record: "A 1.2.3.4", "PTR name",
+ *         "MX PREF name", "SRV PRIO WEIGHT PORT name"...
  *   probe ghba ADDR                     gethostbyaddr: "h_errno=N errno_kept=N", name, addr
  *   probe ghbar ADDR [BUFLEN]           gethostbyaddr_r: "rc=N h_errno=N found=N", name, addr
  *   probe gaia MODE NAME...             getaddrinfo_a; MODE wait, none (gai_suspend loop),
@@ -54,7 +55,8 @@ static int parse_type(const char *s)
         const char *name;
         int type;
     } types[] = {{"A", ns_t_a}, {"AAAA", ns_t_aaaa}, {"PTR", ns_t_ptr}, {"MX", ns_t_mx},
-                 {"TXT", ns_t_txt}, {"CNAME", ns_t_cname}, {"SOA", ns_t_soa}};
+                 {"TXT", ns_t_txt}, {"CNAME", ns_t_cname}, {"SOA", ns_t_soa},
+                 {"SRV", ns_t_srv}};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (strcmp(s, types[i].name) == 0)
             return types[i].type;
@@ -87,6 +89,17 @@ static void print_answers(const unsigned char *answer, int len)
             if (ns_name_uncompress(ns_msg_base(msg), ns_msg_end(msg), ns_rr_rdata(rr), text,
                                    sizeof text) >= 0)
                 printf("%s %s\n", ns_rr_type(rr) == ns_t_ptr ? "PTR" : "CNAME", text);
+            break;
+        case ns_t_mx: /* preference, exchange */
+            if (ns_rr_rdlen(rr) > 2 && ns_name_uncompress(ns_msg_base(msg), ns_msg_end(msg),
+                                                          ns_rr_rdata(rr) + 2, text, sizeof text) >= 0)
+                printf("MX %u %s\n", ns_get16(ns_rr_rdata(rr)), text);
+            break;
+        case ns_t_srv: /* priority, weight, port, target */
+            if (ns_rr_rdlen(rr) > 6 && ns_name_uncompress(ns_msg_base(msg), ns_msg_end(msg),
+                                                          ns_rr_rdata(rr) + 6, text, sizeof text) >= 0)
+                printf("SRV %u %u %u %s\n", ns_get16(ns_rr_rdata(rr)), ns_get16(ns_rr_rdata(rr) + 2),
+                       ns_get16(ns_rr_rdata(rr) + 4), text);
             break;
         default:
             printf("TYPE%d\n", ns_rr_type(rr));
