@@ -3,8 +3,10 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 PYTEST_ARGS ?=
 # Debian packages the tests drive for real (see docs/testing.md).
-DEB_PACKAGES := iproute2 dnsmasq-base tcpdump curl wget socat netcat-openbsd dnsutils procps gcc libc6-dev nftables iputils-ping nscd
-DEB_COMMANDS := ip dnsmasq tcpdump curl wget socat nc dig pkill cc nft ping nscd
+DEB_PACKAGES := iproute2 dnsmasq-base tcpdump curl wget socat netcat-openbsd dnsutils procps gcc libc6-dev nftables iputils-ping nscd nodejs libnet-dns-perl
+DEB_COMMANDS := ip dnsmasq tcpdump curl wget socat nc dig pkill cc nft ping nscd node perl
+# Perl modules the tests use (a package above provides each; checked like the commands).
+DEB_PERL_MODULES := Net::DNS
 
 .PHONY: all install deps test test-asan bench shim shim-asan clean
 
@@ -16,8 +18,9 @@ install:
 # Install what the tests need when it is missing (root only; prints what is missing otherwise).
 deps:
 	@missing=""; for c in $(DEB_COMMANDS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
+	for m in $(DEB_PERL_MODULES); do perl -M$$m -e 1 >/dev/null 2>&1 || missing="$$missing perl:$$m"; done; \
 	if [ -n "$$missing" ]; then \
-	  echo "missing commands:$$missing; installing Debian packages"; \
+	  echo "missing:$$missing; installing Debian packages"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root to install:$(DEB_PACKAGES)" >&2; exit 5; fi; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PACKAGES) >/dev/null; \
 	fi
