@@ -23,7 +23,7 @@ import pytest
 from fixtures.prereq import require
 from pvdrun.daemon.protocol import encode, error_reply
 
-REASON = "uid 65534 may not use PvD secure.example (restricted)"
+REASON = 'uid 65534 may not use PvD "secure.example" (restricted\\private)'  # escaped in JSON
 
 
 def _serve_once(listener: socket.socket, seen: dict[str, object]) -> None:

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -25,6 +25,7 @@ from routing_daemon import PvddInLab
 from test_resolve_lab3 import leak_rules as lab3_leak_rules
 from test_resolve_netlab import ResolveLab, split_lab  # noqa: F401 (fixture)
 from test_resolve_shared_link import leak_rules as shared_leak_rules
+from test_routing_lab import pvdd1  # noqa: F401 (fixture: pvdd in scenario 1)
 
 pytestmark = pytest.mark.root
 
@@ -134,15 +135,6 @@ def test_reverse_lookup_in_scenario_3(lab3: Any, tmp_path: Path) -> None:
                           env={"PVDRUN_SOCKET": str(tmp_path / "none.sock")})
     # ISP B's dnsmasq has no such PTR: NXDOMAIN, or REFUSED where it serves no reverse zone
     assert elsewhere.returncode in (EXIT_FAILED, EXIT_TEMPORARY) and not elsewhere.stdout, elsewhere
-
-
-@pytest.fixture(scope="module")
-def pvdd1(lab1: Any) -> Iterator[PvddInLab]:
-    daemon = PvddInLab(lab1)
-    try:
-        yield daemon.start()
-    finally:
-        daemon.cleanup()
 
 
 def test_unprivileged_user_reverse_lookup_through_pvdd(lab1: Any, pvdd1: PvddInLab,

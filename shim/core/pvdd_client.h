@@ -27,7 +27,7 @@ int shim_pvdd_mark(int sockfd, pvd_handle_t handle);
 const char *shim_reason(void);
 void shim_reason_clear(void);
 
-/* Pure helper (fuzzable): the "message" string of a pvdd error reply, unescaped as far as a
+/* Pure helper (no I/O): the "message" string of a pvdd error reply, unescaped as far as a
  * one-line reason needs (control characters dropped, \uXXXX kept as written).  1 and a
  * NUL-terminated out, or 0 when there is none. */
 int shim_reply_message(const char *reply, size_t len, char *out, size_t outlen);
