@@ -13,18 +13,11 @@ import ipaddress
 import select
 import socket
 
-from pvdrun.model import Pvd, zone_interface
+from pvdrun.model import Pvd, split_zone, zone_interface
 from pvdrun.resolve.errors import NO_SERVER, ResolveError
 from pvdrun.shim import binding
 
 DNS_PORT = 53
-
-
-def _split_zone(address: str) -> tuple[str, str | None]:
-    if "%" in address:
-        host, zone = address.split("%", 1)
-        return host, zone
-    return address, None
 
 
 def _is_link_local(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
@@ -34,13 +27,13 @@ def _is_link_local(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bo
 def pick_source(pvd: Pvd, server: str) -> str | None:
     """The PvD address to send from towards ``server``, or None: a server the PvD has no such
     address for is not used at all (asking it would need another PvD's source)."""
-    host, zone = _split_zone(server)
+    host, zone = split_zone(server)
     target = ipaddress.ip_address(host)
     if _is_link_local(target):
         return _link_local_source(pvd, zone)
     fallback = None
     for candidate in pvd.ip_addresses():
-        addr = ipaddress.ip_address(_split_zone(candidate)[0])
+        addr = ipaddress.ip_address(split_zone(candidate)[0])
         if addr.version != target.version:
             continue
         if _is_link_local(addr) == _is_link_local(target):
@@ -61,7 +54,7 @@ def _link_local_source(pvd: Pvd, zone: str | None) -> str | None:
     if link is None:
         return None
     for candidate in pvd.ip_addresses():
-        host, own = _split_zone(candidate)
+        host, own = split_zone(candidate)
         if _is_link_local(ipaddress.ip_address(host)) and \
                 (own is None or zone_interface(own, pvd.interfaces, pvd.ifindexes) == link):
             return candidate
@@ -85,7 +78,7 @@ def _kernel_link_local(ifname: str) -> str | None:
 
 def server_address(server: str) -> tuple:
     """The sockaddr tuple of ``server`` port 53 (IPv6 zones become scope ids)."""
-    host, zone = _split_zone(server)
+    host, zone = split_zone(server)
     if ipaddress.ip_address(host).version == 4:
         return (host, DNS_PORT)
     scope_id = 0
