@@ -6,8 +6,9 @@ answers every name under ``ll.example`` with its own global address (``2001:db8:
 
 The routers announce RDNSS fe80::1 (and nothing else about DNS).  Discovery keeps the zone
 (``fe80::1%l1``, ``fe80::1%l2``): `pvdrun list`, the scope line, the shim's resolver, the
-Python resolver (`pvdrun resolve`, pvdd) and the private resolv.conf of the root path all
-reach the server of their own link, on that link, from its link-local address.  Captures
+Python resolver (`pvdrun resolve`, pvdd), the private resolv.conf of the root path and the
+shim's resolv.conf view (a user's dig) all reach the server of their own link, on that link,
+from its link-local address.  Captures
 (fixtures/capture.py, proven live by markers) on both links: the query (a token per test) is
 on the PvD's link, to fe80::1, and nothing carrying the token is on the other link; the
 control (dig to the other link's server, unscoped) is caught by the same verdict.  As root
@@ -234,7 +235,7 @@ def lookup_argv(tool: str, link: str, name: str, socket_args: list[str] | None =
         code = ("import socket, sys; print(socket.getaddrinfo(sys.argv[1], 80, socket.AF_INET6, "
                 "socket.SOCK_STREAM)[0][4][0])")
         return [*scoped, sys.executable, "-c", code, name]
-    if tool == "dig":  # reads resolv.conf: the PvD's private one (root)
+    if tool == "dig":  # reads resolv.conf: the PvD's (root: the private mount; a user: the shim's view)
         return [*scoped, "dig", "+short", "+tries=1", "+time=5", "AAAA", name]
     if tool == "dig-at":  # the program names the server itself, with its zone
         return [*scoped, "dig", "+short", "+tries=1", "+time=5", f"@{SERVER}%{link}", "AAAA", name]
@@ -296,7 +297,7 @@ def daemon_pvds(daemon: Pvdd) -> list[dict[str, Any]]:
     return json.loads(done.stdout)["pvds"] if done.returncode == 0 else []
 
 
-USER_TOOLS = ["curl", "python", "dig-at", "resolve"]
+USER_TOOLS = ["curl", "python", "dig", "dig-at", "resolve"]
 
 
 @pytest.mark.root
