@@ -25,7 +25,7 @@ from typing import Any, Iterator
 import pytest
 
 from fixtures.capture import LinkCapture, assert_caught, assert_no_leak, ip_destination, ip_source, udp_ports
-from fixtures.netns import Namespaces, sh, wait_for
+from fixtures.netns import Namespaces, ifindex, sh, wait_for
 from fixtures.prereq import require
 from fixtures.pvdd import Pvdd
 from fixtures.unprivileged import User
@@ -33,6 +33,7 @@ from pvdrun.discovery import ra as craft
 from pvdrun.model import Pvd
 from pvdrun.resolve.resolvconf import render_resolv_conf
 from pvdrun.resolve.sockets import pick_source, server_address
+from pvdrun.shim import library_path
 
 PVDRUN = [sys.executable, "-m", "pvdrun.cli"]
 LINKS = {"l1": ("r1", "2001:db8:1::"), "l2": ("r2", "2001:db8:2::")}
@@ -171,13 +172,15 @@ def _dns_to_server(frame: bytes) -> bool:
 
 
 def check_on_links(lab: LinkLocalLab, link: str, token: str, own: LinkCapture, other: LinkCapture,
-                   *context: Any) -> None:
-    """The query is on ``link``, to fe80::1, from that link's link-local address, and reached
-    that link's router; nothing carrying the token is on the other link."""
+                   *context: Any, sources: set[str] | None = None) -> None:
+    """The query is on ``link``, to fe80::1, from that link's link-local address (or one of
+    ``sources``), and reached that link's router; nothing carrying the token is on the other
+    link."""
+    allowed = sources or {lab.host_ll[link]}
     asked = [f for f in own.carrying(token) if _dns_to_server(f)]
     assert asked, (own.show(), *context)
-    assert {ip_source(f) for f in asked} == {lab.host_ll[link]}, own.show(asked)
-    assert lab.queries(link, token) and set(lab.queries(link, token)) == {lab.host_ll[link]}
+    assert {ip_source(f) for f in asked} <= allowed, own.show(asked)
+    assert lab.queries(link, token) and set(lab.queries(link, token)) <= allowed
     assert not lab.queries(OTHER[link], token)
     assert_no_leak(other, *context, tokens=[token])
 
@@ -274,6 +277,27 @@ def test_program_may_name_only_its_own_links_server(lab: LinkLocalLab) -> None:
         plain = lab.run(["dig", "+short", "+tries=1", "+time=5", f"@{SERVER}%l2", "AAAA", name])
     assert "2001:db8:2::1" in plain.stdout, plain.stdout
     assert_caught(control, plain.stdout, tokens=[token])
+
+
+@pytest.mark.root
+def test_shared_link_pvd_reaches_its_link_local_server_from_the_link_local_address(lab: LinkLocalLab) -> None:
+    """``srcbind=1`` (a PvD sharing its link binds every socket to one of its addresses): the
+    shim's own DNS sockets (getaddrinfo) reach a link-local server from the link's link-local
+    address.  dig binds its socket to the wildcard before it knows where it sends, and srcbind
+    narrows that bind to the PvD's first address: its query leaves from the PvD's own global
+    address, still on the PvD's link only (R6), and is answered there."""
+    index = ifindex(lab.host, "l1")
+    line = f"v=1 id=implicit:l1 handle=77 if=l1:{index} addr=2001:db8:1::10 dns={SERVER}%l1 srcbind=1"
+    env = {"LD_PRELOAD": library_path(), "PVDRUN_SCOPE": line}
+    for tool in ("dig-at", "python"):
+        token, name = token_name()
+        argv = lookup_argv(tool, "l1", name)
+        argv = argv[argv.index("--") + 1:]  # the program alone: the scope line is this test's
+        with lab.capture("l1") as own, lab.capture("l2") as other:
+            done = lab.run(argv, env=env)
+        assert "2001:db8:1::1" in done.stdout.split(), (done.stdout, done.stderr)
+        sources = {lab.host_ll["l1"], "2001:db8:1::10"} if tool == "dig-at" else None
+        check_on_links(lab, "l1", token, own, other, done.stdout, done.stderr, sources=sources)
 
 
 # ---- the lab: an unprivileged user, pvdd serving the table ----------------------------------
