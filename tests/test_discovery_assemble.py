@@ -178,3 +178,15 @@ def test_link_local_server_from_a_store_or_resolv_conf_is_the_links() -> None:
     for fallback, expected in ((["fe80::1%lan0"], ["fe80::1%lan0"]), (["fe80::1%eth7"], [])):
         pvds = _build(state, RaTable(), fallback=LinkDns(servers=fallback, store="resolv.conf"))
         assert pvds[0].is_default and pvds[0].dns_servers == expected
+
+
+def test_link_local_rdnss_inside_a_pvd_option_is_that_pvds_on_its_link() -> None:
+    """An RFC 8801 PvD option may nest RDNSS fe80::1: the explicit PvD holds it with its link."""
+    state, table = _scenario1()
+    nested = craft.pio("2001:db8:a::/64") + craft.rdnss(["fe80::1"])
+    _hear(table, RA_A, craft.router_advert(craft.pvd_option("ispa.example", nested, sequence=1),
+                                           router_lifetime=0))
+    pvds = {p.pvd_id: p for p in _build(state, table)}
+    assert pvds["ispa.example"].dns_servers == ["fe80::1%lan0"]
+    assert "dns=fe80::1%lan0" in pvds["ispa.example"].to_scope().split()
+    assert "fe80::1%lan0" not in pvds["ispb.example"].dns_servers
