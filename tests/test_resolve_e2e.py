@@ -9,33 +9,20 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
 
 from fixtures.capture import assert_caught, assert_no_leak, tcp_segment
-from test_resolve_netlab import ResolveLab, split_lab  # noqa: F401
+from fixtures.pvdd import config_only
+from test_resolve_netlab import SPLIT_PVDS, ResolveLab, split_lab  # noqa: F401
 
 pytestmark = pytest.mark.root
 
 
 def pvdrun(lab: ResolveLab, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     """``pvdrun ARGS`` in the client namespace; PvDs from a configuration file, no daemon."""
-    config = tmp_path / "pvd.toml"
-    config.write_text(textwrap.dedent("""
-        [pvd.ispa]
-        interface = "a0"
-        dns = ["10.1.0.1"]
-        search = ["isp-a.example"]
-        [pvd.ispb]
-        interface = "b0"
-        dns = ["2001:db8:b::1"]
-        search = ["isp-b.example"]
-    """))
-    env = {"PVDRUN_CONFIG": str(config), "PVDRUN_NO_RS": "1",
-           "PVDRUN_SOCKET": str(tmp_path / "no-daemon.sock")}
-    return lab.run([sys.executable, "-m", "pvdrun.cli", *args], env=env)
+    return lab.run([sys.executable, "-m", "pvdrun.cli", *args], env=config_only(tmp_path, SPLIT_PVDS))
 
 
 @pytest.mark.parametrize("own,other,expected", [("a", "b", "hello from ISP A"),

@@ -9,15 +9,14 @@ own dnsmasq with its own view of the names (split horizon, local names).
 ``overlap`` lab scenario 3: both ISPs number their link 10.0.0.0/24 and both
            DNS servers are 10.0.0.1.
 
-Everything is removed in the fixture finalizer, also when a test fails.  The
-lab is independent of ``pvdrun.lab`` (written concurrently) on purpose: it
-only needs ``ip`` and ``dnsmasq``.
+Built with fixtures/netns.py; everything is removed in the fixture finalizer, also
+when a test fails.  The lab is independent of ``pvdrun.lab`` on purpose: it only needs
+``ip`` and ``dnsmasq``.
 """
 from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import os
 import re
 import shlex
@@ -31,6 +30,7 @@ from typing import Iterator
 import pytest
 
 from fixtures.capture import LinkCapture
+from fixtures.netns import Namespaces, ifindex, in_ns, serving, sh, wait_for  # sh: imported from here
 from fixtures.prereq import missing, require
 from fixtures.shim_source import all_sources
 from fixtures.shim_source import flags as shim_flags
@@ -58,15 +58,13 @@ SPLIT_RECORDS = {
           "--srv-host=_ldap._tcp.isp-b.example,ldap.isp-b.example,389,0,100",
           "--local=/example/", "--local=/arpa/"],
 }
+#: The split lab's PvDs as a configuration file declares them (fixtures/pvdd.py: config_only).
+SPLIT_PVDS = {"ispa": {"interface": "a0", "dns": ["10.1.0.1"], "search": ["isp-a.example"]},
+              "ispb": {"interface": "b0", "dns": ["2001:db8:b::1"], "search": ["isp-b.example"]}}
 OVERLAP_RECORDS = {
     "a": ["--host-record=svc.example,10.0.0.80", "--local=/example/"],
     "b": ["--host-record=svc.example,10.0.0.90", "--local=/example/"],
 }
-
-
-def sh(*args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
-    """Run a command, capture its output."""
-    return subprocess.run(list(args), capture_output=True, text=True, check=check, timeout=timeout)
 
 
 @dataclass
@@ -92,7 +90,12 @@ class ResolveLab:
     client_ns: str
     isps: dict[str, Isp]
     workdir: Path
-    processes: list[subprocess.Popen] = field(default_factory=list)
+    spaces: Namespaces = field(default_factory=Namespaces)
+
+    @property
+    def processes(self) -> list[subprocess.Popen]:
+        """The processes started in the lab (stopped by destroy_lab)."""
+        return self.spaces.procs
 
     def pvd(self, key: str, **changes: object) -> Pvd:
         """The PvD the client has through ISP `key` (changes override fields)."""
@@ -125,8 +128,7 @@ class ResolveLab:
             path.chmod(0o644)
             script = f"mount --bind {shlex.quote(str(path))} /etc/resolv.conf && exec {shlex.join(argv)}"
             argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", script]
-        cmd = ["ip", "netns", "exec", self.client_ns, "env", "-i",
-               *[f"{k}={v}" for k, v in full_env.items()], *argv]
+        cmd = in_ns(self.client_ns, ["env", "-i", *[f"{k}={v}" for k, v in full_env.items()], *argv])
         return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
     def capture(self, key: str) -> LinkCapture:
@@ -199,16 +201,8 @@ def spoofing_server(lab: "ResolveLab") -> Iterator[str]:
     """A DNS server on ISP A (10.1.0.7) that precedes each real answer with
     replies a resolver must drop: wrong id, wrong source address, wrong
     source port, garbage.  Yields the server's address."""
-    proc = subprocess.Popen(["ip", "netns", "exec", lab.isps["a"].ns, sys.executable, "-c", SPOOF_SERVER],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.strip() == "ready", proc.stderr.read() if proc.poll() is not None else line
+    with serving(lab.isps["a"].ns, [sys.executable, "-c", SPOOF_SERVER]):
         yield "10.1.0.7"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 HOSTILE_SERVER = r"""
@@ -244,16 +238,8 @@ def hostile_server(lab: "ResolveLab") -> Iterator[str]:
     """A DNS server on ISP A (10.1.0.9) whose only replies are malformed, by the first label
     of the name: loop (compression loop), trunc (cut answer), oversize (60 answers),
     longname (CNAME target over 255 octets).  Yields its address."""
-    proc = subprocess.Popen(["ip", "netns", "exec", lab.isps["a"].ns, sys.executable, "-c", HOSTILE_SERVER],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.strip() == "ready", proc.stderr.read() if proc.poll() is not None else line
+    with serving(lab.isps["a"].ns, [sys.executable, "-c", HOSTILE_SERVER]):
         yield "10.1.0.9"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 LINK_LOCAL_SERVER = r"""
@@ -275,36 +261,26 @@ while True:
 def link_local_server(lab: "ResolveLab") -> Iterator[str]:
     """A DNS server on ISP B's link-local address fe80::b1, answering every AAAA question
     with 2001:db8:b::99 (RDNSS servers are often link-local).  Yields "fe80::b1%b0"."""
-    proc = subprocess.Popen(["ip", "netns", "exec", lab.isps["b"].ns, sys.executable, "-c", LINK_LOCAL_SERVER],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        assert line.strip() == "ready", proc.stderr.read() if proc.poll() is not None else line
+    with serving(lab.isps["b"].ns, [sys.executable, "-c", LINK_LOCAL_SERVER]):
         yield f"fe80::b1%{lab.isps['b'].client_if}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
-def _start_dnsmasq(isp: Isp, listen: list[str], records: list[str], workdir: Path) -> None:
-    isp.log = workdir / f"dnsmasq-{isp.key}.log"
-    cmd = ["ip", "netns", "exec", isp.ns, "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
+def _start_dnsmasq(lab: "ResolveLab", isp: Isp, listen: list[str], records: list[str]) -> None:
+    isp.log = lab.workdir / f"dnsmasq-{isp.key}.log"
+    cmd = ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
            "--no-resolv", "--no-hosts", "--bind-interfaces", "--user=root", "--group=root",
-           f"--pid-file={workdir}/dnsmasq-{isp.key}.pid", "--log-queries",
+           f"--pid-file={lab.workdir}/dnsmasq-{isp.key}.pid", "--log-queries",
            f"--log-facility={isp.log}", "--port=53", "--local-ttl=60",
            *[f"--listen-address={a}" for a in listen], *records]
-    isp.dnsmasq = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    # Ready when it answers on its first address.
-    for _ in range(100):
-        probe = sh("ip", "netns", "exec", isp.ns, "dig", "+time=1", "+tries=1", f"@{listen[0]}",
-                   "svc.example", check=False)
-        if "ANSWER SECTION" in probe.stdout:
-            return
-        if isp.dnsmasq.poll() is not None:
-            raise RuntimeError(f"dnsmasq for ISP {isp.key} exited: {isp.dnsmasq.stderr.read()!r}")
-        time.sleep(0.1)
-    raise RuntimeError(f"dnsmasq for ISP {isp.key} never answered")
+    dnsmasq = isp.dnsmasq = lab.spaces.popen(isp.ns, cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def answers() -> bool:  # on its first address
+        if dnsmasq.poll() is not None:
+            raise RuntimeError(f"dnsmasq for ISP {isp.key} exited: {dnsmasq.stderr.read()!r}")
+        probe = sh("dig", "+time=1", "+tries=1", f"@{listen[0]}", "svc.example", ns=isp.ns, check=False)
+        return "ANSWER SECTION" in probe.stdout
+
+    wait_for(answers, timeout=10, interval=0.1, what=f"dnsmasq for ISP {isp.key} answering")
 
 
 _BUILDS = itertools.count()
@@ -316,45 +292,41 @@ def lab_tag(mode: str, build: int) -> str:
 
 
 def build_lab(mode: str, workdir: Path, build: int) -> ResolveLab:
-    """Create the namespaces, links, addresses and DNS servers of one lab."""
+    """Create the namespaces, links, addresses and DNS servers of one lab (fixtures/netns.py);
+    what was made is removed again when a step fails."""
     tag = lab_tag(mode, build)
     client = f"rsvc{tag}"
     isps = {"a": Isp("a", f"rsva{tag}", "a0", [], [], []),
             "b": Isp("b", f"rsvb{tag}", "b0", [], [], [])}
     lab = ResolveLab(mode=mode, client_ns=client, isps=isps, workdir=workdir)
-    for ns in (client, isps["a"].ns, isps["b"].ns):
-        sh("ip", "netns", "add", ns)
-        sh("ip", "-n", ns, "link", "set", "lo", "up")
-    if mode == "split":
-        # 10.1.0.7 and 10.1.0.8 on ISP A: spoofing_server(); 10.1.0.9: hostile_server().
-        plan = {"a": (["10.1.0.2/24", "2001:db8:a::2/64"],
-                      ["10.1.0.1/24", "2001:db8:a::1/64", "10.1.0.7/24", "10.1.0.8/24", "10.1.0.9/24"],
-                      ["10.1.0.1", "2001:db8:a::1"], ["isp-a.example"]),
-                "b": (["2001:db8:b::2/64", "fe80::2/64"], ["2001:db8:b::1/64", "fe80::b1/64"],
-                      ["2001:db8:b::1"], ["isp-b.example"])}  # fe80::b1: link_local_server()
-        records = SPLIT_RECORDS
-    else:
-        plan = {"a": (["10.0.0.2/24"], ["10.0.0.1/24"], ["10.0.0.1"], []),
-                "b": (["10.0.0.3/24"], ["10.0.0.1/24"], ["10.0.0.1"], [])}
-        records = OVERLAP_RECORDS
-    for key, isp in isps.items():
-        client_addrs, isp_addrs, dns_servers, search = plan[key]
-        sh("ip", "-n", client, "link", "add", isp.client_if, "type", "veth", "peer", "name", "up0",
-           "netns", isp.ns)
-        for addr in client_addrs:
-            sh("ip", "-n", client, "addr", "add", addr, "dev", isp.client_if, *(["nodad"] if ":" in addr else []))
-        for addr in isp_addrs:
-            sh("ip", "-n", isp.ns, "addr", "add", addr, "dev", "up0", *(["nodad"] if ":" in addr else []))
-        sh("ip", "-n", client, "link", "set", isp.client_if, "up")
-        sh("ip", "-n", isp.ns, "link", "set", "up0", "up")
-        info = json.loads(sh("ip", "-n", client, "-j", "link", "show", isp.client_if).stdout)
-        isp.ifindex = int(info[0]["ifindex"])
-        isp.client_addrs = client_addrs
-        isp.dns = dns_servers
-        isp.search = search
-        _start_dnsmasq(isp, dns_servers, records[key], workdir)
+    try:
+        for ns in (client, isps["a"].ns, isps["b"].ns):
+            lab.spaces.add(ns)
         if mode == "split":
-            _start_http(lab, isp, HTTP_ADDRS[key])
+            # 10.1.0.7 and 10.1.0.8 on ISP A: spoofing_server(); 10.1.0.9: hostile_server().
+            plan = {"a": (["10.1.0.2/24", "2001:db8:a::2/64"],
+                          ["10.1.0.1/24", "2001:db8:a::1/64", "10.1.0.7/24", "10.1.0.8/24", "10.1.0.9/24"],
+                          ["10.1.0.1", "2001:db8:a::1"], ["isp-a.example"]),
+                    "b": (["2001:db8:b::2/64", "fe80::2/64"], ["2001:db8:b::1/64", "fe80::b1/64"],
+                          ["2001:db8:b::1"], ["isp-b.example"])}  # fe80::b1: link_local_server()
+            records = SPLIT_RECORDS
+        else:
+            plan = {"a": (["10.0.0.2/24"], ["10.0.0.1/24"], ["10.0.0.1"], []),
+                    "b": (["10.0.0.3/24"], ["10.0.0.1/24"], ["10.0.0.1"], [])}
+            records = OVERLAP_RECORDS
+        for key, isp in isps.items():
+            client_addrs, isp_addrs, dns_servers, search = plan[key]
+            lab.spaces.veth(client, isp.client_if, isp.ns, "up0", client_addrs, isp_addrs)
+            isp.ifindex = ifindex(client, isp.client_if)
+            isp.client_addrs = client_addrs
+            isp.dns = dns_servers
+            isp.search = search
+            _start_dnsmasq(lab, isp, dns_servers, records[key])
+            if mode == "split":
+                _start_http(lab, isp, HTTP_ADDRS[key])
+    except BaseException:
+        destroy_lab(lab)
+        raise
     return lab
 
 
@@ -364,60 +336,31 @@ HTTP_ADDRS = {"a": ["10.1.0.80/24", "2001:db8:a::80/64"], "b": ["2001:db8:b::80/
 
 def _start_http(lab: ResolveLab, isp: Isp, addrs: list[str]) -> None:
     """An HTTP server on port 80 of `addrs` in the ISP namespace, serving "hello from ISP X"."""
-    for addr in addrs:
-        sh("ip", "-n", isp.ns, "addr", "add", addr, "dev", "up0", *(["nodad"] if ":" in addr else []))
+    lab.spaces.addresses(isp.ns, "up0", *addrs)
     root = lab.workdir / f"www-{isp.key}"
     root.mkdir()
     (root / "index.html").write_text(f"hello from ISP {isp.key.upper()}\n")
-    proc = subprocess.Popen(["ip", "netns", "exec", isp.ns, sys.executable, "-m", "http.server", "80",
-                             "--bind", "::", "--directory", str(root)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    lab.processes.append(proc)
+    lab.spaces.popen(isp.ns, [sys.executable, "-m", "http.server", "80", "--bind", "::", "--directory", str(root)],
+                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     probe_addr = addrs[0].split("/")[0]
     url_host = f"[{probe_addr}]" if ":" in probe_addr else probe_addr
-    for _ in range(100):
-        got = sh("ip", "netns", "exec", isp.ns, "curl", "-s", "-m", "1", f"http://{url_host}/", check=False)
-        if got.returncode == 0:
-            return
-        time.sleep(0.1)
-    raise RuntimeError(f"HTTP server of ISP {isp.key} never answered")
+    wait_for(lambda: sh("curl", "-s", "-m", "1", f"http://{url_host}/", ns=isp.ns, check=False).returncode == 0,
+             timeout=10, interval=0.1, what=f"HTTP server of ISP {isp.key} answering")
 
 
 def destroy_lab(lab: ResolveLab) -> None:
     """Stop the lab's processes and delete its namespaces (never raises)."""
-    for proc in lab.processes:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    for isp in lab.isps.values():
-        if isp.dnsmasq and isp.dnsmasq.poll() is None:
-            isp.dnsmasq.terminate()
-            try:
-                isp.dnsmasq.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                isp.dnsmasq.kill()
-    for ns in (lab.client_ns, *[isp.ns for isp in lab.isps.values()]):
-        sh("ip", "netns", "del", ns, check=False)
+    lab.spaces.close()
 
 
 def _lab_fixture(mode: str, factory: pytest.TempPathFactory) -> Iterator[ResolveLab]:
     require(os.geteuid() == 0, "root (the resolve lab builds network namespaces)")
     workdir = factory.mktemp(f"resolve-{mode}")
-    build = next(_BUILDS)  # each test module importing the fixture gets its own lab
-    lab: ResolveLab | None = None
+    lab = build_lab(mode, workdir, next(_BUILDS))  # each test module importing the fixture gets its own lab
     try:
-        lab = build_lab(mode, workdir, build)
         yield lab
     finally:
-        if lab is not None:
-            destroy_lab(lab)
-        else:  # partially built: remove whatever exists
-            tag = lab_tag(mode, build)
-            for ns in (f"rsvc{tag}", f"rsva{tag}", f"rsvb{tag}"):
-                sh("ip", "netns", "del", ns, check=False)
+        destroy_lab(lab)
 
 
 @pytest.fixture(scope="session")

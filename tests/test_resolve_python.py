@@ -20,7 +20,8 @@ from pvdrun.resolve.order import sort_destinations
 from pvdrun.resolve.resolvconf import NO_SERVER_PLACEHOLDER, render_resolv_conf
 from pvdrun.resolve.resolver import Answer, PvdResolver, ResolverOptions
 from pvdrun.resolve.sockets import pick_source
-from test_resolve_netlab import ResolveLab, overlap_lab, split_lab, spoofing_server, hostile_server, link_local_server  # noqa: F401
+from fixtures.pvdd import config_only
+from test_resolve_netlab import SPLIT_PVDS, ResolveLab, overlap_lab, split_lab, spoofing_server, hostile_server, link_local_server  # noqa: F401
 
 
 def make_pvd(**fields: object) -> Pvd:
@@ -317,19 +318,10 @@ def test_dig_reads_the_pvds_resolv_conf(split_lab: ResolveLab) -> None:
 
 
 def config_env(tmp_path: Path) -> dict[str, str]:
-    """Environment for PvD lookups from a configuration file, without pvdd."""
-    config = tmp_path / "pvd.toml"
-    config.write_text(textwrap.dedent("""
-        [pvd.ispa]
-        interface = "a0"
-        dns = ["10.1.0.1"]
-        search = ["isp-a.example"]
-        [pvd.ispb]
-        interface = "b0"
-        dns = ["2001:db8:b::1"]
-    """))
-    return {"PVDRUN_CONFIG": str(config), "PVDRUN_NO_RS": "1",
-            "PVDRUN_SOCKET": str(tmp_path / "no-daemon.sock")}
+    """Environment for PvD lookups from a configuration file, without pvdd (ISP B's PvD
+    without a search list)."""
+    ispb = {key: value for key, value in SPLIT_PVDS["ispb"].items() if key != "search"}
+    return config_only(tmp_path, {"ispa": SPLIT_PVDS["ispa"], "ispb": ispb})
 
 
 def pvdrun_resolve(lab: ResolveLab, tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
