@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from fixtures.capture import assert_caught, assert_no_leak
+from fixtures.pvdd import no_pvdd
 from fixtures.resolvconf import with_resolv_conf
 from pvdrun.resolve.resolvconf import NO_SERVER_PLACEHOLDER
 
@@ -40,7 +41,7 @@ def test_dig_reads_the_pvds_resolv_conf(lab3: Any, tmp_path: Path, isp: str) -> 
     """dig reads the private resolv.conf and its query stays on the PvD's link.  Control: dig
     without pvdrun, with the very resolv.conf pvdrun gave it, is found on ispa's link by the
     same verdict (the host's default route)."""
-    env = {"PVDRUN_SOCKET": str(tmp_path / "no-daemon.sock")}
+    env = no_pvdd(tmp_path)
     with lab3.capture(OTHER[isp]) as other:
         done = lab3.exec([PVDRUN, "--pvd", isp, *DIG], env=env)
     assert done.returncode == 0, done.stderr
@@ -54,7 +55,7 @@ def test_dig_reads_the_pvds_resolv_conf(lab3: Any, tmp_path: Path, isp: str) -> 
 
 
 def test_private_resolv_conf_does_not_touch_the_hosts(lab3: Any, tmp_path: Path) -> None:
-    env = {"PVDRUN_SOCKET": str(tmp_path / "no-daemon.sock")}
+    env = no_pvdd(tmp_path)
     before = lab3.exec(["cat", "/etc/resolv.conf"]).stdout
     inside = lab3.exec([PVDRUN, "--pvd", "ispa", "cat", "/etc/resolv.conf"], env=env)
     after = lab3.exec(["cat", "/etc/resolv.conf"]).stdout
@@ -67,7 +68,7 @@ def test_null_pvd_resolv_conf_names_no_real_server(lab3: Any, tmp_path: Path) ->
     """The null PvD's private resolv.conf names only the placeholder (no server of either ISP,
     none of the host's), so dig, which reads it itself, asks no one: it runs, gets no answer
     (its socket is refused, EACCES), and neither link carries anything of it."""
-    env = {"PVDRUN_SOCKET": str(tmp_path / "no-daemon.sock")}
+    env = no_pvdd(tmp_path)
     host = lab3.exec(["cat", "/etc/resolv.conf"]).stdout
     given = lab3.exec([PVDRUN, "--pvd", "null", "cat", "/etc/resolv.conf"], env=env)
     assert given.returncode == 0, given.stderr
@@ -90,7 +91,7 @@ def test_null_pvd_resolv_conf_names_no_real_server(lab3: Any, tmp_path: Path) ->
 def test_shared_interface_pvd_refused_without_pvdd_even_as_root(request: pytest.FixtureRequest,
                                                                 tmp_path: Path, scenario: str) -> None:
     lab = request.getfixturevalue(scenario)
-    env = {"PVDRUN_SOCKET": str(tmp_path / "no-daemon.sock")}
+    env = no_pvdd(tmp_path)
     done = lab.exec([PVDRUN, "--pvd", lab.isp("ispb")["pvd_id"], "true"], env=env)
     assert done.returncode == 4, (done.returncode, done.stderr)
     assert "needs pvdd's routing tables" in done.stderr
@@ -98,7 +99,7 @@ def test_shared_interface_pvd_refused_without_pvdd_even_as_root(request: pytest.
 
 def test_inner_pvdrun_gets_its_own_resolv_conf(lab3: Any, tmp_path: Path) -> None:
     """An inner pvdrun overrides the outer one for resolv.conf readers too."""
-    env = {"PVDRUN_SOCKET": str(tmp_path / "no-daemon.sock")}
+    env = no_pvdd(tmp_path)
     done = lab3.exec([PVDRUN, "--pvd", "ispa", PVDRUN, "--pvd", "ispb", "cat", "/etc/resolv.conf"], env=env)
     assert done.returncode == 0, done.stderr
     assert f"nameserver {lab3.isp('ispb')['dns_v6']}" in done.stdout, done.stdout

@@ -8,7 +8,6 @@ pvdrun given the same resolv.conf, is found on that link by the same verdict."""
 from __future__ import annotations
 
 import shutil
-import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ import pytest
 
 from fixtures.capture import assert_caught, assert_no_leak
 from fixtures.detour import main_table_prefers
+from fixtures.pvdd import config_only, no_pvdd
 from fixtures.resolvconf import nameservers, with_resolv_conf
 
 pytestmark = pytest.mark.root
@@ -36,25 +36,16 @@ def leak_rules(lab: Any, isp: str) -> dict[str, list[str]]:
 
 def no_daemon(tmp_path: Path, **extra: str) -> dict[str, str]:
     """Environment that makes PvD lookups use one-shot discovery, never a pvdd of the host."""
-    return {"PVDRUN_SOCKET": str(tmp_path / "no-daemon.sock"), **extra}
+    return no_pvdd(tmp_path, **extra)
 
 
 def v4_dns_config(tmp_path: Path, lab: Any) -> dict[str, str]:
     """PvDs v4a/v4b on ispa/ispb, both with the same IPv4 DNS server address."""
     dns_a, dns_b = lab.isp("ispa")["dns_v4"], lab.isp("ispb")["dns_v4"]
     assert dns_a == dns_b  # scenario 3: the overlap this test is about
-    config = tmp_path / "pvd.toml"
-    config.write_text(textwrap.dedent(f"""
-        [pvd.v4a]
-        interface = "ispa"
-        dns = ["{dns_a}"]
-        search = ["ispa.example"]
-        [pvd.v4b]
-        interface = "ispb"
-        dns = ["{dns_b}"]
-        search = ["ispb.example"]
-    """))
-    return no_daemon(tmp_path, PVDRUN_CONFIG=str(config))
+    return config_only(tmp_path, {"v4a": {"interface": "ispa", "dns": [dns_a], "search": ["ispa.example"]},
+                                  "v4b": {"interface": "ispb", "dns": [dns_b], "search": ["ispb.example"]}},
+                       solicit=True)
 
 
 @pytest.mark.parametrize("isp", ["ispa", "ispb"])

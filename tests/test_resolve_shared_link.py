@@ -15,6 +15,7 @@ from typing import Any, Iterator
 import pytest
 
 from fixtures.capture import assert_caught, assert_no_leak
+from fixtures.pvdd import no_pvdd
 from fixtures.resolvconf import nameservers, with_resolv_conf
 from routing_daemon import PvddInLab
 
@@ -73,7 +74,7 @@ def test_curl_by_name_in_each_pvd_of_a_shared_link(request: pytest.FixtureReques
 def test_local_name_only_in_its_pvd(request: pytest.FixtureRequest, tmp_path: Path, pvdds: dict[str, PvddInLab],
                                     scenario: str) -> None:
     lab = request.getfixturevalue(scenario)
-    env = {"PVDRUN_SOCKET": str(tmp_path / "no-daemon.sock")}
+    env = no_pvdd(tmp_path)
     found = lab.exec([PVDRUN, "resolve", "--pvd", lab.isp("ispa")["pvd_id"], "--type", "AAAA", "intranet"],
                      env=env)
     assert found.returncode == 0, found.stderr
