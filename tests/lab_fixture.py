@@ -1,7 +1,8 @@
 """Lab fixtures: one session-scoped multihoming lab per scenario (``lab1``, ``lab2``, ``lab3``).
 
 Each lab is built with the same code as ``pvdrun lab up`` (the Python API
-``pvdrun.lab.up``), named ``pvt<pid>s<scenario>`` so concurrent test runs never
+``pvdrun.lab.up``: the product's own topology, which the lab tests exercise; commands run
+inside it with fixtures/netns.py), named ``pvt<pid>s<scenario>`` so concurrent test runs never
 collide, and torn down in a finalizer even when tests fail.  A fixture yields
 a :class:`Lab`:
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 
 import atexit
 import os
-import shutil
 import signal
 import subprocess
 from typing import Any, Iterator
@@ -26,10 +26,9 @@ from typing import Any, Iterator
 import pytest
 
 from fixtures.capture import LinkCapture
+from fixtures.netns import IP, in_ns, sh  # noqa: F401 (IP: imported from here)
 from fixtures.prereq import require
 from pvdrun import lab as lab_api
-
-IP = shutil.which("ip") or "/usr/sbin/ip"
 
 #: The suite's one capture (tests/fixtures/capture.py): proven live by markers, counts lost frames.
 Capture = LinkCapture
@@ -70,14 +69,13 @@ class Lab:
 
     def argv(self, args: list[str], ns: str = "host") -> list[str]:
         """argv running ``args`` inside the namespace of role ``ns``."""
-        return [IP, "netns", "exec", self.ns(ns), *args]
+        return in_ns(self.ns(ns), args)
 
     def exec(self, args: list[str], check: bool = False, timeout: float = 30,
              env: dict[str, str] | None = None, ns: str = "host") -> subprocess.CompletedProcess:
         """Run ``args`` in a namespace; text mode, output captured.  ``env`` is added to ours."""
         full_env = {**os.environ, **env} if env is not None else None
-        return subprocess.run(self.argv(args, ns), capture_output=True, text=True,
-                              check=check, timeout=timeout, env=full_env)
+        return sh(*args, ns=self.ns(ns), check=check, timeout=timeout, env=full_env)
 
     def popen(self, args: list[str], ns: str = "host", **kwargs: Any) -> subprocess.Popen:
         """Start ``args`` in a namespace (``subprocess.Popen`` keyword arguments pass through)."""

@@ -26,6 +26,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from fixtures.capture import arp_request_for, assert_no_leak, ip_source, udp_ports
+from fixtures.netns import sh
 from lab_fixture import Capture
 from routing_daemon import PVDRUN, PvddInLab, routes, rules
 
@@ -309,8 +310,7 @@ def test_icmp_for_a_late_reply_leaves_through_the_pvds_router(lab1: Any, daemon:
                 "s.sendto(b'late reply', (sys.argv[2], int(sys.argv[3])))\n")
 
         def late_reply() -> None:
-            subprocess.run(["ip", "netns", "exec", ispb_ns, sys.executable, "-c", late, peer, source,
-                            str(port)], check=True)
+            sh(sys.executable, "-c", late, peer, source, str(port), ns=ispb_ns)
 
         def unreachables(cap: Capture) -> list[str]:
             return [l for l in cap.packets_from(source) if "destination unreachable" in l]

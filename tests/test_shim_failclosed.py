@@ -18,6 +18,7 @@ from typing import Any, Iterator
 import pytest
 
 from fixtures.capture import LinkCapture, assert_caught, assert_no_leak
+from fixtures.netns import Namespaces, ifindex, in_ns, sh
 from pvdrun.model import HANDLE_NULL, null_scope
 from pvdrun.shim import library_path
 
@@ -164,36 +165,22 @@ else:
 '''
 
 
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True)
-
-
 @pytest.fixture(scope="module")
 def net() -> Iterator[dict[str, Any]]:
-    """Build the two private namespaces; always removed afterwards."""
-    try:
-        _ip("netns", "add", HOST_NS)
-        _ip("netns", "add", PEER_NS)
+    """Build the two private namespaces (fixtures/netns.py); always removed afterwards."""
+    with Namespaces() as spaces:
+        spaces.add(HOST_NS)
+        spaces.add(PEER_NS)
         for name, peer, v4, v6 in ((IF_A, f"pa{PID}", "10.77.0", "fd77"), (IF_B, f"pb{PID}", "10.88.0", "fd88")):
-            _ip("-n", HOST_NS, "link", "add", name, "type", "veth", "peer", "name", peer, "netns", PEER_NS)
-            _ip("-n", HOST_NS, "addr", "add", f"{v4}.2/24", "dev", name)
-            _ip("-n", HOST_NS, "addr", "add", f"{v6}::2/64", "dev", name, "nodad")
-            _ip("-n", PEER_NS, "addr", "add", f"{v4}.1/24", "dev", peer)
-            _ip("-n", PEER_NS, "addr", "add", f"{v6}::1/64", "dev", peer, "nodad")
-            _ip("-n", HOST_NS, "link", "set", name, "up")
-            _ip("-n", PEER_NS, "link", "set", peer, "up")
-        for ns in (HOST_NS, PEER_NS):
-            _ip("-n", ns, "link", "set", "lo", "up")
-        _ip("-n", HOST_NS, "route", "add", "default", "via", "10.88.0.1")
+            spaces.veth(HOST_NS, name, PEER_NS, peer, [f"{v4}.2/24", f"{v6}::2/64"], [f"{v4}.1/24", f"{v6}::1/64"])
+        host_route = ["ip", "-n", HOST_NS, "route", "add"]
+        sh(*host_route, "default", "via", "10.88.0.1")
         # 10.66.0.0/24 through both links, B preferred: an untied socket leaves by B, one tied
         # to A by A (test_concurrent_first_use_ties_each_socket_once)
-        _ip("-n", HOST_NS, "route", "add", "10.66.0.0/24", "via", "10.88.0.1", "metric", "100")
-        _ip("-n", HOST_NS, "route", "add", "10.66.0.0/24", "via", "10.77.0.1", "metric", "200")
-        _ip("-n", HOST_NS, "-6", "route", "add", "default", "via", "fd88::1")
-        index = {name: int(subprocess.run(["ip", "netns", "exec", HOST_NS, "cat",
-                                           f"/sys/class/net/{name}/ifindex"], check=True,
-                                          capture_output=True, text=True).stdout)
-                 for name in (IF_A, IF_B)}
+        sh(*host_route, "10.66.0.0/24", "via", "10.88.0.1", "metric", "100")
+        sh(*host_route, "10.66.0.0/24", "via", "10.77.0.1", "metric", "200")
+        sh("ip", "-n", HOST_NS, "-6", "route", "add", "default", "via", "fd88::1")
+        index = {name: ifindex(HOST_NS, name) for name in (IF_A, IF_B)}
         yield {
             "a": f"v=1 id=pvda handle={HANDLE_A} if={IF_A}:{index[IF_A]} addr=10.77.0.2 addr=fd77::2 "
                  f"mark=0x0 srcbind=0",
@@ -204,9 +191,6 @@ def net() -> Iterator[dict[str, Any]]:
             "gone": f"v=1 id=gone handle=3333 if=gone0:{index[IF_B] + 1000} addr=10.66.0.2",
             "index_a": index[IF_A],
         }
-    finally:
-        for ns in (HOST_NS, PEER_NS):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
 def probe(scope: str | None, *args: str, ns: str = HOST_NS) -> tuple[Any, str]:
@@ -215,8 +199,8 @@ def probe(scope: str | None, *args: str, ns: str = HOST_NS) -> tuple[Any, str]:
     settings = [f"LD_PRELOAD={library_path()}"]  # set by env(1): `ip` itself runs unhooked
     if scope is not None:
         settings.append(f"PVDRUN_SCOPE={scope}")
-    done = subprocess.run(["ip", "netns", "exec", ns, "env", *settings, sys.executable, "-c", PROBE,
-                           *args], capture_output=True, text=True, timeout=30, env=env)
+    done = subprocess.run(in_ns(ns, ["env", *settings, sys.executable, "-c", PROBE, *args]), capture_output=True,
+                          text=True, timeout=30, env=env)
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1]), done.stderr
 
@@ -317,9 +301,9 @@ def test_sendmmsg_is_scoped(net: dict[str, str]) -> None:
 def test_accepted_socket_belongs_to_listener_pvd(net: dict[str, str]) -> None:
     """A listener in PvD A accepts through A only; the accepted socket is in A (R8)."""
     port = 20000 + PID % 20000
-    server = subprocess.Popen(["ip", "netns", "exec", HOST_NS, "env", f"LD_PRELOAD={library_path()}",
-                               f"PVDRUN_SCOPE={net['a']}", sys.executable, "-c", PROBE, "server",
-                               str(port)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    server = subprocess.Popen(in_ns(HOST_NS, ["env", f"LD_PRELOAD={library_path()}", f"PVDRUN_SCOPE={net['a']}",
+                                              sys.executable, "-c", PROBE, "server", str(port)]),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None
         assert server.stdout.readline().strip() == "listening"
@@ -334,8 +318,8 @@ def test_accepted_socket_belongs_to_listener_pvd(net: dict[str, str]) -> None:
         server.kill()
         server.wait()
     # control: the same server unscoped is reached through B's link, so the check can fail
-    server = subprocess.Popen(["ip", "netns", "exec", HOST_NS, "env", f"LD_PRELOAD={library_path()}",
-                               sys.executable, "-c", PROBE, "server", str(port + 1)],
+    server = subprocess.Popen(in_ns(HOST_NS, ["env", f"LD_PRELOAD={library_path()}",
+                                              sys.executable, "-c", PROBE, "server", str(port + 1)]),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert server.stdout is not None and server.stdout.readline().strip() == "listening"
@@ -350,8 +334,7 @@ def connect_from_peer(address: str, port: int) -> subprocess.CompletedProcess:
     """A TCP connect from the peer namespace; prints connect_ex's result (0 or an errno)."""
     client = [sys.executable, "-c", "import socket,sys; s=socket.socket(); s.settimeout(3); "
               "print(s.connect_ex((sys.argv[1], int(sys.argv[2]))))"]
-    return subprocess.run(["ip", "netns", "exec", PEER_NS, *client, address, str(port)],
-                          capture_output=True, text=True, timeout=20)
+    return sh(*client, address, str(port), ns=PEER_NS, check=False, timeout=20)
 
 
 def test_concurrent_first_use_ties_each_socket_once(net: dict[str, Any], tmp_path: Any) -> None:
@@ -369,7 +352,7 @@ def test_concurrent_first_use_ties_each_socket_once(net: dict[str, Any], tmp_pat
                     f"-Wl,-rpath,{include}", "-pthread"], check=True)
     token = "C" + os.urandom(5).hex()
     rules = {"quiet": ["10.88.0.2", "fd88::2"], "destinations": ["10.66.0.1"], "tokens": [token]}
-    run = ["ip", "netns", "exec", HOST_NS, "env", f"LD_PRELOAD={lib}"]
+    run = in_ns(HOST_NS, ["env", f"LD_PRELOAD={lib}"])
     with LinkCapture(PEER_NS, f"pb{PID}", label="B") as on_b:
         done = subprocess.run([*run, f"PVDRUN_SCOPE={net['a']}", binary, "10.66.0.1", str(net["index_a"]), token],
                               capture_output=True, text=True, timeout=120)
