@@ -47,6 +47,16 @@ static int same_addr(const struct pvd_dns_addr *a, const struct pvd_dns_addr *b)
     return a->family == b->family && memcmp(a->addr, b->addr, a->family == AF_INET ? 4 : 16) == 0;
 }
 
+/* A zone is one of the PvD's own interfaces (the parser refuses any other), never looked up
+ * elsewhere. */
+static int zone_is_own(const struct pvd_dns_scope *dns, const struct pvd_dns_addr *a)
+{
+    for (int i = 0; a->scope_id != 0 && i < dns->nifs; i++)
+        if (dns->ifs[i].index == a->scope_id)
+            return 1;
+    return a->scope_id == 0;
+}
+
 static void compare(const struct pvd_scope *core, const struct pvd_dns_scope *dns)
 {
     const struct pvd_info *in = &core->info;
@@ -65,6 +75,7 @@ static void compare(const struct pvd_scope *core, const struct pvd_dns_scope *dn
         struct pvd_dns_addr c;
         core_addr(in->addresses[i], &c);
         CHECK(same_addr(&c, &dns->addrs[i]));
+        CHECK(zone_is_own(dns, &dns->addrs[i]));
         if (c.family == AF_INET)
             CHECK(n4 < core->n_v4 && memcmp(&core->v4[n4++], c.addr, 4) == 0);
         else
@@ -75,6 +86,7 @@ static void compare(const struct pvd_scope *core, const struct pvd_dns_scope *dn
         struct pvd_dns_addr c;
         core_addr(in->dns[i], &c);
         CHECK(same_addr(&c, &dns->servers[i]));
+        CHECK(zone_is_own(dns, &dns->servers[i]));
     }
     CHECK((int)in->n_search == dns->nsearch);
     for (int i = 0; i < dns->nsearch; i++) {
