@@ -12,7 +12,8 @@ from its link-local address.  Captures
 (fixtures/capture.py, proven live by markers) on both links: the query (a token per test) is
 on the PvD's link, to fe80::1, and nothing carrying the token is on the other link; the
 control (dig to the other link's server, unscoped) is caught by the same verdict.  As root
-without pvdd, and as an unprivileged user with pvdd serving the table.  Unit tests of the
+without pvdd, and as an unprivileged user with pvdd serving the table (and answering its
+own ``resolve`` request).  Unit tests of the
 resolver's source choice run without root."""
 from __future__ import annotations
 
@@ -242,7 +243,25 @@ def lookup_argv(tool: str, link: str, name: str, socket_args: list[str] | None =
         return [*scoped, "dig", "+short", "+tries=1", "+time=5", "AAAA", name]
     if tool == "dig-at":  # the program names the server itself, with its zone
         return [*scoped, "dig", "+short", "+tries=1", "+time=5", f"@{SERVER}%{link}", "AAAA", name]
+    if tool == "pvdd":  # pvdd's own resolver (op "resolve"), asked over its socket
+        assert socket_args, "pvdd's resolver needs pvdd"
+        return [sys.executable, "-c", PVDD_RESOLVE, socket_args[-1], link, name]
     return [*PVDRUN, "resolve", "--pvd", link, *(socket_args or []), "--type", "AAAA", name]
+
+
+#: Ask pvdd (socket, PvD name, host) for AAAA records; prints them, one a line.
+PVDD_RESOLVE = r"""
+import json, socket, sys
+path, pvd, host = sys.argv[1:4]
+with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+    sock.settimeout(30)
+    sock.connect(path)
+    sock.sendall(json.dumps({"v": 1, "op": "resolve", "name": pvd, "host": host, "type": "AAAA"}).encode() + bytes([10]))
+    reply = json.loads(sock.makefile("rb").readline())
+if not reply.get("ok"):
+    sys.exit(f"pvdd: {reply}")
+print(*reply["answer"]["records"], sep=chr(10))
+"""
 
 
 def expected(tool: str, link: str) -> str:
@@ -321,7 +340,7 @@ def daemon_pvds(daemon: Pvdd) -> list[dict[str, Any]]:
     return json.loads(done.stdout)["pvds"] if done.returncode == 0 else []
 
 
-USER_TOOLS = ["curl", "python", "dig", "dig-at", "resolve"]
+USER_TOOLS = ["curl", "python", "dig", "dig-at", "resolve", "pvdd"]
 
 
 @pytest.mark.root
