@@ -95,6 +95,13 @@ def test_mx_and_srv_from_the_pvds_server(split_lab: ResolveLab, tmp_path: Path, 
         assert missing.returncode == EXIT_FAILED, missing  # only ISP `key` has it
 
 
+def test_any_prints_each_record_with_its_type(split_lab: ResolveLab, tmp_path: Path) -> None:
+    done = resolve(split_lab, tmp_path, "--pvd", "ispa", "-t", "ANY", "svc.example")
+    assert done.returncode == 0, done.stderr
+    found = {tuple(line.split("\t")[2:]) for line in done.stdout.splitlines()}
+    assert {("A", "10.1.0.80"), ("AAAA", "2001:db8:a::80")} <= found, done.stdout
+
+
 def test_hosts_file_and_literals_send_nothing(split_lab: ResolveLab, tmp_path: Path) -> None:
     hosts = tmp_path / "hosts"
     hosts.write_text("192.0.2.55 svc.example\n10.1.0.98 printer-from-hosts.example\n")
