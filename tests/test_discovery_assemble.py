@@ -190,3 +190,24 @@ def test_link_local_rdnss_inside_a_pvd_option_is_that_pvds_on_its_link() -> None
     assert pvds["ispa.example"].dns_servers == ["fe80::1%lan0"]
     assert "dns=fe80::1%lan0" in pvds["ispa.example"].to_scope().split()
     assert "fe80::1%lan0" not in pvds["ispb.example"].dns_servers
+
+
+def test_link_local_rdnss_from_an_nd_user_option_takes_its_ifindex() -> None:
+    """Without the raw socket (pvdd unprivileged, monitor), RDNSS fe80::1 arrives as an
+    RTM_NEWNDUSEROPT event: its ifindex is the link, and the zone."""
+    import ipaddress
+    import struct
+
+    from pvdrun.discovery.nduseropt import RTM_NEWNDUSEROPT, parse_datagram
+
+    opts = craft.rdnss(["fe80::1"])
+    body = struct.pack("=BBHiBBHI", V6, 0, len(opts), 3, 134, 0, 0, 0) + opts
+    body += struct.pack("=HH", 20, 1) + ipaddress.IPv6Address(RA_B).packed
+    [event], _ = parse_datagram(struct.pack("=IHHII", 16 + len(body), RTM_NEWNDUSEROPT, 0, 0, 0) + body)
+    state = KernelState(links={2: _link(2, "lan0"), 3: _link(3, "lan1")})
+    state.addresses = [_addr(2, "2001:db8:a::10"), _addr(3, "2001:db8:b::10")]
+    table = RaTable()
+    assert table.add_user_options(event.ifindex, event.source, event.options, now=0)
+    pvds = {p.pvd_id: p for p in _build(state, table)}
+    assert pvds["implicit:lan1"].dns_servers == ["fe80::1%lan1"]
+    assert pvds["implicit:lan0"].dns_servers == []
