@@ -289,9 +289,15 @@ def test_program_may_name_only_its_own_links_server(lab: LinkLocalLab) -> None:
     with lab.capture("l2") as other:
         refused = lab.run([*PVDRUN, "--pvd", "l1", "--", "dig", "+short", "+tries=1", "+time=2",
                            f"@{SERVER}%l2", "AAAA", name])
-    assert "2001:db8:2::1" not in refused.stdout, refused.stdout
+    assert refused.returncode != 0 and "2001:db8:2::1" not in refused.stdout, refused.stdout
     assert_no_leak(other, refused.stdout, refused.stderr, tokens=[token])
     assert not lab.queries("l2", token)
+    send = ("import socket, sys; s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)\n"
+            "try:\n s.sendto(b'x', ('fe80::1', 9, 0, socket.if_nametoindex(sys.argv[1]))); print('sent')\n"
+            "except OSError as e:\n print(e.errno)")
+    for zone, outcome in (("l1", "sent"), ("l2", "22")):  # EINVAL: a scope ID outside the PvD
+        done = lab.run([*PVDRUN, "--pvd", "l1", "--", sys.executable, "-c", send, zone])
+        assert done.stdout.split() == [outcome], (zone, done.stdout, done.stderr)
     with lab.capture("l2") as control:
         plain = lab.run(["dig", "+short", "+tries=1", "+time=5", f"@{SERVER}%l2", "AAAA", name])
     assert "2001:db8:2::1" in plain.stdout, plain.stdout
