@@ -15,7 +15,6 @@ import socket
 
 from pvdrun.model import Pvd, split_zone, zone_interface
 from pvdrun.resolve.errors import NO_SERVER, ResolveError
-from pvdrun.shim import binding
 
 DNS_PORT = 53
 
@@ -100,6 +99,8 @@ def scoped_socket(pvd: Pvd, server: str, kind: int = socket.SOCK_DGRAM) -> socke
         scope_line = pvd.to_scope()
     except ValueError as exc:
         raise ResolveError(NO_SERVER, str(exc)) from None
+    from pvdrun.shim import binding  # cffi and pvd.h (~60 ms): only once a server is asked
+
     destination = server_address(server)
     sock = socket.socket(socket.AF_INET6 if len(destination) == 4 else socket.AF_INET, kind)
     try:
