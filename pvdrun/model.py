@@ -316,7 +316,10 @@ def _check_zone(token: str, interfaces: list[str], ifindexes: list[int]) -> None
 def _not_a_server(host: str) -> bool:
     """Multicast or unspecified: read as the C parser reads it (inet_pton's bytes)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    raw = socket.inet_pton(family, host)
+    try:
+        raw = socket.inet_pton(family, host)
+    except OSError:
+        raise ValueError(f"bad address: {host!r}") from None
     multicast = raw[0] == 0xFF if family == socket.AF_INET6 else raw[0] >> 4 == 0xE
     return multicast or not any(raw)
 

@@ -75,7 +75,10 @@ def test_scope_line_keeps_the_zone_of_a_link_local_server() -> None:
     assert "dns=fe80::1%lan0 dns=2001:db8:a::53" in line
     assert parse_scope(line)["dns"] == ["fe80::1%lan0", "2001:db8:a::53"]
     assert Pvd.from_dict(pvd.to_dict()).dns_servers == pvd.dns_servers
-    pvd.dns_servers = ["fe80::1%lan1"]  # another link's server: no scope line, the launcher refuses
+    for bad in (["fe80::1%lan1"], ["ff02::fb"], ["not-an-address"]):  # no scope line: the launcher refuses
+        pvd.dns_servers = bad
+        assert pvd.to_dict()["scope"] is None
+    pvd.dns_servers = ["fe80::1%lan1"]  # another link's server
     with pytest.raises(ValueError):
         pvd.to_scope()
     assert pvd.to_dict()["scope"] is None
