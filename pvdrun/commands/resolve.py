@@ -18,7 +18,8 @@ import click
 import dns.rdatatype
 
 from pvdrun.commands.common import fail, pvd_named
-from pvdrun.errors import EXIT_CANNOT_HONOUR, EXIT_FAILED, EXIT_TEMPORARY, EXIT_USAGE
+from pvdrun.errors import (EXIT_CANNOT_HONOUR, EXIT_FAILED, EXIT_OK, EXIT_TEMPORARY, EXIT_UNKNOWN_PVD,
+                           EXIT_USAGE)
 from pvdrun.model import NULL_PVD_NAME, Pvd
 
 if TYPE_CHECKING:
@@ -38,7 +39,13 @@ Examples:
 Output: one line per record, NAME<TAB>TTL<TAB>TYPE<TAB>VALUE (TTL 0 for /etc/hosts and IP
 literals); on stderr, ';; answered by' the DNS server of the PvD that answered, or by
 /etc/hosts, or ';; answered without a query' for an IP literal.
-"""
+
+\b
+Exit: {ok} answered; {failed} no such name or record; {usage} usage; {unknown} unknown PvD;
+{null} the null PvD; {temporary} temporary failure (timeout, server failure, no usable
+server); the others: docs/cli.md.
+""".format(ok=EXIT_OK, failed=EXIT_FAILED, usage=EXIT_USAGE, unknown=EXIT_UNKNOWN_PVD,
+           null=EXIT_CANNOT_HONOUR, temporary=EXIT_TEMPORARY)
 
 
 def _find_pvd(name: str, socket_path: str | None) -> Pvd:
@@ -120,7 +127,7 @@ def _exit_for(answers: "list[Answer]", errors: "list[ResolveError]") -> None:
 @click.option("--socket", "socket_path", default=None, metavar="PATH",
               help="pvdd's socket; when given, pvdd must answer (exit 6 otherwise). Default: "
                    "$PVDRUN_SOCKET or /run/pvd/pvdd.sock if it answers, else one-shot discovery.")
-@click.argument("host")
+@click.argument("host", metavar="HOST|ADDRESS")
 def resolve_command(pvd_name: str, rdtype: str | None, reverse: bool, timeout: float, attempts: int,
                     as_json: bool, socket_path: str | None, host: str) -> None:
     """Resolve HOST as a program scoped to the PvD NAME would: an IP literal answers itself,
