@@ -1,9 +1,13 @@
 """Name resolution inside one PvD (R3 for name lookups, R25, R26).
 
 * :mod:`pvdrun.resolve.resolver`: a dnspython resolver that asks only the
-  PvD's own DNS servers, from sockets bound to the PvD's interface and
-  source address (:mod:`pvdrun.resolve.sockets`), with the search list,
-  ndots, timeouts and attempts of resolv.conf(5) and TCP after truncation.
+  PvD's own DNS servers, from sockets the shim's C core ties to the PvD's
+  interface, source address and mark (:mod:`pvdrun.resolve.sockets`), with the
+  search list, ndots, timeouts and attempts of resolv.conf(5) and TCP after
+  truncation.
+* :mod:`pvdrun.resolve.sources`: what a scoped program's lookup sees: IP
+  literals, then /etc/hosts (:mod:`pvdrun.resolve.hosts`) and the PvD's DNS in
+  nsswitch.conf's order, forwards and reverse (PTR).
 * :mod:`pvdrun.resolve.cache`: a per-PvD answer cache honouring TTLs and
   flushed when a PvD's DNS configuration changes (for pvdd).
 * :mod:`pvdrun.resolve.resolvconf`: a resolv.conf for a PvD, bind-mounted
