@@ -3,9 +3,9 @@
 ``PvddInLab(lab, config_text)`` is fixtures/pvdd.py's ``Pvdd`` in the host namespace (its
 socket in a world-traversable temporary directory, so an unprivileged test user can reach
 it), whose ``start()`` returns once the PvD table is served and the tables are built; ``stop()`` sends
-SIGTERM (pvdd keeps its fail-closed rules), ``kill()`` SIGKILL, and ``cleanup()`` stops it,
-runs ``pvdrun daemon --cleanup`` (nothing tagged as pvdd's is left) and removes the
-directory.
+SIGTERM (pvdd keeps its fail-closed rules), ``kill()`` SIGKILL, and ``cleanup()`` (or the
+end of ``with PvddInLab(lab) as daemon:``) stops it, runs ``pvdrun daemon --cleanup``
+(nothing tagged as pvdd's is left) and removes the directory.
 """
 from __future__ import annotations
 
@@ -50,6 +50,11 @@ class PvddInLab(Pvdd):
     def start(self, wait: bool = True) -> "PvddInLab":  # type: ignore[override]
         super().start(wait=wait, until=self.tables_built)
         return self
+
+    def close(self, remove_state: bool = True) -> None:
+        """Stop pvdd if it runs, remove whatever is tagged as pvdd's (unless told not to),
+        remove the directory."""
+        super().close(remove_state=remove_state)
 
     def cleanup(self) -> None:
         """Stop pvdd if it runs, remove whatever is tagged as pvdd's, remove the directory."""

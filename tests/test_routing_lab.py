@@ -33,20 +33,14 @@ _FRAME_RE = re.compile(r"^\S+ ([0-9a-f:]{17}) > ([0-9a-f:]{17}), ethertype IPv6 
 
 @pytest.fixture(scope="module")
 def pvdd1(lab1: Any) -> Iterator[PvddInLab]:
-    daemon = PvddInLab(lab1)
-    try:
-        yield daemon.start()
-    finally:
-        daemon.cleanup()
+    with PvddInLab(lab1) as daemon:
+        yield daemon
 
 
 @pytest.fixture(scope="module")
 def pvdd2(lab2: Any) -> Iterator[PvddInLab]:
-    daemon = PvddInLab(lab2)
-    try:
-        yield daemon.start()
-    finally:
-        daemon.cleanup()
+    with PvddInLab(lab2) as daemon:
+        yield daemon
 
 
 def mac_of(lab: Any, role: str, ifname: str) -> str:
