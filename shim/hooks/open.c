@@ -165,15 +165,63 @@ static int same_file(const struct stat *a, const char *path)
     return stat(path, &b) == 0 && a->st_dev == b.st_dev && a->st_ino == b.st_ino;
 }
 
-/* Is this open (its path, and the descriptor the real call gave, or -1) one of resolv.conf? */
-static int is_resolv_conf(const char *path, int fd)
+static int names_resolv_conf(const char *path)
 {
-    if (!target_ready())
-        learn_target();
     for (size_t i = 0; i < sizeof g_literal / sizeof g_literal[0]; i++)
         if (strcmp(path, g_literal[i]) == 0)
             return 1;
-    if (target_ready() && g_target[0] && strcmp(path, g_target) == 0)
+    return target_ready() && g_target[0] && strcmp(path, g_target) == 0;
+}
+
+/* The absolute, lexically normalised spelling of path (relative to dirfd), or "" when the
+ * directory cannot be named (its name is read from the kernel: getcwd, /proc/self/fd). */
+static void absolute(int dirfd, const char *path, char *out, size_t size)
+{
+    out[0] = '\0';
+    size_t n = strlen(path), have = 0;
+    if (path[0] != '/') {
+        if (dirfd == AT_FDCWD) {
+            if (!getcwd(out, size))
+                out[0] = '\0';
+        } else {
+            char link[32] = "/proc/self/fd/";
+            size_t l = strlen(link);
+            int d = dirfd, digits = 1;
+            for (int v = d; v >= 10; v /= 10)
+                digits++;
+            for (int i = digits - 1; i >= 0 && d >= 0; i--, d /= 10)
+                link[l + (size_t)i] = (char)('0' + d % 10);
+            link[l + (size_t)digits] = '\0';
+            ssize_t got = dirfd >= 0 ? readlink(link, out, size - 1) : -1;
+            out[got > 0 ? got : 0] = '\0';
+        }
+        if (out[0] != '/') {
+            out[0] = '\0';
+            return;
+        }
+        have = strlen(out);
+    }
+    if (have + 1 + n >= size) {
+        out[0] = '\0';
+        return;
+    }
+    out[have] = '/';
+    memcpy(out + have + 1, path, n + 1);
+    normalise(out);
+}
+
+/* Is this open (dirfd and path, and the descriptor the real call gave, or -1) one of
+ * resolv.conf?  Its name first (as written, then made absolute and normalised), then the
+ * opened file's identity. */
+static int is_resolv_conf(int dirfd, const char *path, int fd)
+{
+    if (!target_ready())
+        learn_target();
+    if (names_resolv_conf(path))
+        return 1;
+    char full[PATH_MAX];
+    absolute(dirfd, path, full, sizeof full);
+    if (full[0] && names_resolv_conf(full))
         return 1;
     struct stat st;
     if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
@@ -186,10 +234,11 @@ static int is_resolv_conf(const char *path, int fd)
 
 /* The slow path: `fd` is what the real call returned (errno as it left it), `entry_errno`
  * the program's errno before the call.  Returns the view, or the real call's result. */
-__attribute__((noinline, cold)) static int resolv_conf_view(int fd, const char *path, int cloexec, int entry_errno)
+__attribute__((noinline, cold)) static int resolv_conf_view(int fd, int dirfd, const char *path, int cloexec,
+                                                            int entry_errno)
 {
     int real_errno = errno;
-    if (shim_effective_slot() == SLOT_NONE || !is_resolv_conf(path, fd)) {
+    if (shim_effective_slot() == SLOT_NONE || !is_resolv_conf(dirfd, path, fd)) {
         errno = real_errno;
         return fd;
     }
@@ -201,11 +250,11 @@ __attribute__((noinline, cold)) static int resolv_conf_view(int fd, const char *
     return view; /* -1 when the view cannot be had: never the host's file */
 }
 
-static inline int after_open(int fd, const char *path, int flags, int entry_errno)
+static inline int after_open(int dirfd, int fd, const char *path, int flags, int entry_errno)
 {
     if (SHIM_LIKELY(!reads_only(flags) || !maybe_resolv_conf(fd < 0, path)))
         return fd;
-    return resolv_conf_view(fd, path, (flags & O_CLOEXEC) != 0, entry_errno);
+    return resolv_conf_view(fd, dirfd, path, (flags & O_CLOEXEC) != 0, entry_errno);
 }
 
 static inline mode_t mode_arg(int flags, va_list ap)
@@ -220,7 +269,7 @@ SHIM_API int open(const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = mode_arg(flags, ap);
     va_end(ap);
-    return after_open(REAL_EARLY(open)(path, flags, mode), path, flags, entry_errno);
+    return after_open(AT_FDCWD, REAL_EARLY(open)(path, flags, mode), path, flags, entry_errno);
 }
 
 SHIM_API int open64(const char *path, int flags, ...)
@@ -230,7 +279,7 @@ SHIM_API int open64(const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = mode_arg(flags, ap);
     va_end(ap);
-    return after_open(REAL_EARLY(open64)(path, flags, mode), path, flags, entry_errno);
+    return after_open(AT_FDCWD, REAL_EARLY(open64)(path, flags, mode), path, flags, entry_errno);
 }
 
 SHIM_API int openat(int dirfd, const char *path, int flags, ...)
@@ -240,7 +289,7 @@ SHIM_API int openat(int dirfd, const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = mode_arg(flags, ap);
     va_end(ap);
-    return after_open(REAL_EARLY(openat)(dirfd, path, flags, mode), path, flags, entry_errno);
+    return after_open(dirfd, REAL_EARLY(openat)(dirfd, path, flags, mode), path, flags, entry_errno);
 }
 
 SHIM_API int openat64(int dirfd, const char *path, int flags, ...)
@@ -250,31 +299,31 @@ SHIM_API int openat64(int dirfd, const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = mode_arg(flags, ap);
     va_end(ap);
-    return after_open(REAL_EARLY(openat64)(dirfd, path, flags, mode), path, flags, entry_errno);
+    return after_open(dirfd, REAL_EARLY(openat64)(dirfd, path, flags, mode), path, flags, entry_errno);
 }
 
 SHIM_API int __open_2(const char *path, int flags)
 {
     int entry_errno = errno;
-    return after_open(REAL_EARLY(open_2)(path, flags), path, flags, entry_errno);
+    return after_open(AT_FDCWD, REAL_EARLY(open_2)(path, flags), path, flags, entry_errno);
 }
 
 SHIM_API int __open64_2(const char *path, int flags)
 {
     int entry_errno = errno;
-    return after_open(REAL_EARLY(open64_2)(path, flags), path, flags, entry_errno);
+    return after_open(AT_FDCWD, REAL_EARLY(open64_2)(path, flags), path, flags, entry_errno);
 }
 
 SHIM_API int __openat_2(int dirfd, const char *path, int flags)
 {
     int entry_errno = errno;
-    return after_open(REAL_EARLY(openat_2)(dirfd, path, flags), path, flags, entry_errno);
+    return after_open(dirfd, REAL_EARLY(openat_2)(dirfd, path, flags), path, flags, entry_errno);
 }
 
 SHIM_API int __openat64_2(int dirfd, const char *path, int flags)
 {
     int entry_errno = errno;
-    return after_open(REAL_EARLY(openat64_2)(dirfd, path, flags), path, flags, entry_errno);
+    return after_open(dirfd, REAL_EARLY(openat64_2)(dirfd, path, flags), path, flags, entry_errno);
 }
 
 /* fopen's mode: read-only ("r", with b, e, m, c, x but no "+")?  The real fopen has parsed it
@@ -287,7 +336,7 @@ static FILE *after_fopen(FILE *fp, const char *path, const char *mode, int entry
         return fp;
     int real_errno = errno;
     int fd = fp ? fileno(fp) : -1;
-    if (shim_effective_slot() == SLOT_NONE || !is_resolv_conf(path, fd)) {
+    if (shim_effective_slot() == SLOT_NONE || !is_resolv_conf(AT_FDCWD, path, fd)) {
         errno = real_errno;
         return fp;
     }
