@@ -70,7 +70,11 @@ class MiniNet:
         self.namespaces = self.spaces.names
         self.procs = self.spaces.procs
         self.tmp = self.spaces.mkdtemp(prefix=f"{self.tag}-")
-        self.spaces.add(self.host)
+        try:
+            self.spaces.add(self.host)
+        except BaseException:
+            self.spaces.close()
+            raise
         sh("sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0", ns=self.host, check=False)
         sh("sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0", ns=self.host, check=False)
 
@@ -156,6 +160,12 @@ class MiniNet:
         return self.spaces.popen(self.host, list(args), stdout=subprocess.PIPE, stderr=stderr,
                                  text=True, env=env)
 
+    def __enter__(self) -> "MiniNet":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         """Kill what we started and delete our namespaces and directory."""
         self.spaces.close()
@@ -164,8 +174,5 @@ class MiniNet:
 @pytest.fixture
 def net() -> Iterator[MiniNet]:
     """A MiniNet for one test, removed afterwards (also when the test fails)."""
-    mini = MiniNet()
-    try:
+    with MiniNet() as mini:
         yield mini
-    finally:
-        mini.close()
