@@ -156,24 +156,44 @@ static int wait_fd(int fd, short events, long long deadline)
 #define X_TIMEOUT 1     /* nothing valid in time */
 #define X_ERROR 2       /* cannot use this server (socket error, unreachable) */
 
-/* A UDP socket for server, tied to the PvD (open_scoped_socket), and the server's address
- * and port in *to (*tolen octets).  Returns the fd or -1. */
-static int open_udp(const struct pvd_dns_scope *scope, const struct pvd_dns_addr *server,
-                    struct sockaddr_storage *to, socklen_t *tolen)
+/* One UDP exchange with one server: a socket tied to the PvD, the server's address and port,
+ * and the deadline of the whole exchange. */
+struct udp_exchange {
+    int fd;
+    struct sockaddr_storage to;
+    socklen_t tolen;
+    long long deadline;
+};
+
+/* Open x for server (open_scoped_socket), timeout_ms from now.  0, or -1 (no socket). */
+static int udp_open(struct udp_exchange *x, const struct pvd_dns_scope *scope,
+                    const struct pvd_dns_addr *server, int timeout_ms)
 {
-    *tolen = pvd_dns_sockaddr(server, DNS_PORT, to);
-    return open_scoped_socket(scope, server, SOCK_DGRAM);
+    x->tolen = pvd_dns_sockaddr(server, DNS_PORT, &x->to);
+    x->fd = open_scoped_socket(scope, server, SOCK_DGRAM);
+    x->deadline = now_ms() + timeout_ms;
+    return x->fd < 0 ? -1 : 0;
 }
 
-/* The next datagram on fd from to (the server's address and port) that fits in buf
- * (bufsize octets), waiting until deadline: X_ANSWER with its length in *outlen, X_TIMEOUT,
- * or X_ERROR (e.g. ICMP port unreachable).  Datagrams from elsewhere (spoofed or stray) and
- * larger ones are dropped. */
-static int recv_from_server(int fd, const struct sockaddr_storage *to, long long deadline,
-                            uint8_t *buf, size_t bufsize, size_t *outlen)
+/* Send msg (len octets) to the server as one whole datagram; else close x: -1. */
+static int udp_send(struct udp_exchange *x, const void *msg, size_t len)
 {
+    if (REAL(sendto)(x->fd, msg, len, MSG_NOSIGNAL, (struct sockaddr *)&x->to, x->tolen)
+        == (ssize_t)len)
+        return 0;
+    REAL(close)(x->fd);
+    return -1;
+}
+
+/* The next datagram from the server's address and port that fits in buf (bufsize octets),
+ * waiting until x's deadline: X_ANSWER with its length in *outlen, X_TIMEOUT, or X_ERROR
+ * (e.g. ICMP port unreachable).  Datagrams from elsewhere (spoofed or stray) and larger ones
+ * are dropped. */
+static int udp_recv(const struct udp_exchange *x, uint8_t *buf, size_t bufsize, size_t *outlen)
+{
+    int fd = x->fd;
     for (;;) {
-        int rc = wait_fd(fd, POLLIN, deadline);
+        int rc = wait_fd(fd, POLLIN, x->deadline);
         if (rc <= 0)
             return rc == 0 ? X_TIMEOUT : X_ERROR;
         struct sockaddr_storage from;
@@ -184,7 +204,7 @@ static int recv_from_server(int fd, const struct sockaddr_storage *to, long long
                 continue;
             return X_ERROR;
         }
-        if (!same_endpoint(&from, to) || (size_t)n > bufsize)
+        if (!same_endpoint(&from, &x->to) || (size_t)n > bufsize)
             continue;
         *outlen = (size_t)n;
         return X_ANSWER;
@@ -300,12 +320,9 @@ struct question {
 static int exchange_udp(const struct pvd_dns_scope *scope, const struct pvd_dns_addr *server,
                         struct question **qs, int nq, int timeout_ms)
 {
-    struct sockaddr_storage to;
-    socklen_t tolen;
-    int fd = open_udp(scope, server, &to, &tolen);
-    if (fd < 0)
+    struct udp_exchange x;
+    if (udp_open(&x, scope, server, timeout_ms) < 0)
         return X_ERROR;
-    long long deadline = now_ms() + timeout_ms;
     int waiting = 0;
     for (int i = 0; i < nq; i++) {
         struct question *q = qs[i];
@@ -316,11 +333,8 @@ static int exchange_udp(const struct pvd_dns_scope *scope, const struct pvd_dns_
         q->qlen = dns_build_query(q->query, sizeof q->query, q->id, q->name, q->qtype);
         if (q->qlen < 0)
             continue;
-        if (REAL(sendto)(fd, q->query, (size_t)q->qlen, MSG_NOSIGNAL, (struct sockaddr *)&to, tolen)
-            != q->qlen) {
-            REAL(close)(fd);
+        if (udp_send(&x, q->query, (size_t)q->qlen) < 0)
             return X_ERROR;
-        }
         waiting++;
     }
     int result = X_TIMEOUT;
@@ -328,7 +342,7 @@ static int exchange_udp(const struct pvd_dns_scope *scope, const struct pvd_dns_
     while (waiting > 0) {
         size_t n = 0;
         /* a datagram larger than buf is larger than any reply to a non-EDNS query */
-        int rc = recv_from_server(fd, &to, deadline, buf, sizeof buf, &n);
+        int rc = udp_recv(&x, buf, sizeof buf, &n);
         if (rc != X_ANSWER) {
             result = rc;
             break;
@@ -345,12 +359,12 @@ static int exchange_udp(const struct pvd_dns_scope *scope, const struct pvd_dns_
             break;
         }
     }
-    REAL(close)(fd);
+    REAL(close)(x.fd);
     for (int i = 0; i < nq; i++) {
         struct question *q = qs[i];
         if (!q->needs_tcp)
             continue;
-        long long left = deadline - now_ms();
+        long long left = x.deadline - now_ms();
         q->answered = exchange_tcp(scope, server, q->query, q->qlen, q->id, q->name, q->qtype,
                                    left > 1000 ? (int)left : 1000, q->resp) == X_ANSWER;
     }
@@ -639,20 +653,13 @@ static int raw_udp(const struct pvd_dns_scope *scope, const struct pvd_dns_addr 
                    const uint8_t *query, size_t qlen, uint8_t *buf, size_t bufsize,
                    int timeout_ms, size_t *outlen)
 {
-    struct sockaddr_storage to;
-    socklen_t tolen;
-    int fd = open_udp(scope, server, &to, &tolen);
-    if (fd < 0)
+    struct udp_exchange x;
+    if (udp_open(&x, scope, server, timeout_ms) < 0 || udp_send(&x, query, qlen) < 0)
         return X_ERROR;
-    long long deadline = now_ms() + timeout_ms;
-    if (REAL(sendto)(fd, query, qlen, MSG_NOSIGNAL, (struct sockaddr *)&to, tolen) != (ssize_t)qlen) {
-        REAL(close)(fd);
-        return X_ERROR;
-    }
     int result;
     for (;;) {
         size_t n = 0;
-        result = recv_from_server(fd, &to, deadline, buf, bufsize, &n);
+        result = udp_recv(&x, buf, bufsize, &n);
         if (result != X_ANSWER)
             break;
         if (dns_reply_matches(query, qlen, buf, n) != DNS_OK)
@@ -660,7 +667,7 @@ static int raw_udp(const struct pvd_dns_scope *scope, const struct pvd_dns_addr 
         *outlen = n;
         break;
     }
-    REAL(close)(fd);
+    REAL(close)(x.fd);
     return result;
 }
 
