@@ -397,7 +397,13 @@ int shim_prepare_bind(int fd, const struct sockaddr *addr, socklen_t len, struct
                 continue;
             if (!(w & W_DEVBOUND) && shim_bind_device(fd, pvd, shim_pick_ifindex(pvd, addr, len), (w & W_ADOPTED) != 0) < 0)
                 return fail_tie(fd, busy, W_MAKE(FK_PENDING, (w & W_EXPLICIT) ? slot : 0, W_FLAGS(w)), outer, errno);
-            fd_store(fd, W_MAKE(FK_SCOPED, slot, W_FLAGS(w) | W_DEVBOUND | ((w & W_V6) ? W_DSTCHECK : 0)));
+            /* the rest of a tie, as at listen (the bind sets the source): the PvD's mark, which
+             * selects pvdd's tables and carries its policy; a socket tied here is never tied again */
+            uint32_t flags = W_FLAGS(w) | W_DEVBOUND;
+            if (shim_apply(fd, slot, pvd, W_MAKE(FK_PENDING, slot, flags), NULL, 0, OP_LISTEN, &flags, 0) < 0)
+                return fail_tie(fd, busy, W_MAKE(FK_PENDING, (w & W_EXPLICIT) ? slot : 0, W_FLAGS(w) | W_DEVBOUND),
+                                outer, errno);
+            fd_store(fd, W_MAKE(FK_SCOPED, slot, flags | ((w & W_V6) ? W_DSTCHECK : 0)));
             t_tying_fd = outer;
         }
         errno = saved;
