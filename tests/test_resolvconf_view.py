@@ -356,6 +356,19 @@ enable-cache netgroup no
 """
 
 
+def scoped_then_plain(lab: Any, launch: Launch, setup: list[str], inside: str,
+                      between: str = "true") -> tuple[dict[str, str], dict[str, str], str]:
+    """Run the '=== CASE'-introduced commands of ``inside`` scoped (``launch``), then
+    ``between``, then unscoped, in one private mount namespace after ``setup``: the two runs'
+    outputs by case, and the whole output (for messages)."""
+    script = (f"echo '=== scoped'; {shlex.join(launch(['sh', '-c', inside]))}; {between}; "
+              f"echo '=== plain'; {inside}")
+    done = run(lab, in_private_ns(setup, ["sh", "-c", script]))
+    assert done.returncode != 99, done.stderr
+    scoped_part, _, plain_part = done.stdout.partition("=== plain")
+    return split_cases(scoped_part), split_cases(plain_part), done.stdout + done.stderr
+
+
 def daemon_setup(starts: list[str], socket: str, pids: Path) -> list[str]:
     """A tmpfs on /run (this namespace's only), then each of ``starts`` in the background (their
     process ids in ``pids``, for :func:`stop_daemons`), waiting for ``socket`` to appear (exit 99
@@ -393,19 +406,15 @@ def test_nscd_is_out_of_reach(lab3: Any, request: pytest.FixtureRequest, workdir
     p = shlex.quote(str(probe))
     inside = (f"echo '=== getent'; getent hosts svc.example; echo '=== run'; {p} connect /run/nscd/socket; "
               f"echo '=== var'; {p} connect /var/run/nscd/socket; echo '=== dotted'; {p} connect //run/./nscd/socket")
-    script = (f"echo '=== scoped'; {shlex.join(launch(['sh', '-c', inside]))}; "
-              f"sleep 0.3; cp {log} {log}.scoped; echo '=== plain'; {inside}; sleep 0.3")
     try:
-        done = run(lab3, in_private_ns(setup, ["sh", "-c", script]))
+        mine, plain, output = scoped_then_plain(lab3, launch, setup, inside + "; sleep 0.3",
+                                                f"sleep 0.3; cp {log} {log}.scoped")
     finally:
         stop_daemons(pids)
-    assert done.returncode != 99, done.stderr
-    scoped_part, _, plain_part = done.stdout.partition("=== plain")
-    mine, plain = split_cases(scoped_part), split_cases(plain_part)
-    assert answer(lab3, ISP) in addresses(mine["getent"]), done.stdout
+    assert answer(lab3, ISP) in addresses(mine["getent"]), output
     for case in ("run", "var", "dotted"):
-        assert mine[case].strip() == "connect ECONNREFUSED", (case, done.stdout, done.stderr)
-        assert plain[case].strip() == "connect OK", (case, done.stdout, done.stderr)
+        assert mine[case].strip() == "connect ECONNREFUSED", (case, output)
+        assert plain[case].strip() == "connect OK", (case, output)
     before = Path(f"{log}.scoped").read_text()
     after = log.read_text()
     assert "svc.example" not in before, before
@@ -430,17 +439,12 @@ def test_systemd_resolved_varlink_is_out_of_reach(lab3: Any, request: pytest.Fix
               f"echo '=== var'; {p} connect /var{RESOLVED}; "
               f"echo '=== relative'; cd /run/systemd && {p} connect resolve/io.systemd.Resolve; cd /; "
               f"echo '=== abstract'; {p} connect @{RESOLVED}; echo '=== efault'; {p} connect-efault")
-    script = (f"echo '=== scoped'; {shlex.join(launch(['sh', '-c', inside]))}; "
-              f"echo '=== plain'; {inside}")
     try:
-        done = run(lab3, in_private_ns(setup, ["sh", "-c", script]))
+        mine, plain, output = scoped_then_plain(lab3, launch, setup, inside)
     finally:
         stop_daemons(pids)
-    assert done.returncode != 99, done.stderr
-    scoped_part, _, plain_part = done.stdout.partition("=== plain")
-    mine, plain = split_cases(scoped_part), split_cases(plain_part)
     for case in ("abs", "monitor", "var", "relative"):
-        assert mine[case].strip() == "connect ECONNREFUSED", (case, done.stdout, done.stderr)
-        assert plain[case].strip() == "connect OK", (case, done.stdout, done.stderr)
-    assert mine["abstract"].strip() == "connect OK" and plain["abstract"].strip() == "connect OK", done.stdout
-    assert mine["efault"].strip() == "connect EFAULT" and plain["efault"].strip() == "connect EFAULT", done.stdout
+        assert mine[case].strip() == "connect ECONNREFUSED", (case, output)
+        assert plain[case].strip() == "connect OK", (case, output)
+    assert mine["abstract"].strip() == "connect OK" and plain["abstract"].strip() == "connect OK", output
+    assert mine["efault"].strip() == "connect EFAULT" and plain["efault"].strip() == "connect EFAULT", output

@@ -257,74 +257,56 @@ static inline int after_open(int dirfd, int fd, const char *path, int flags, int
     return resolv_conf_view(fd, dirfd, path, (flags & O_CLOEXEC) != 0, entry_errno);
 }
 
-static inline mode_t mode_arg(int flags, va_list ap)
-{
-    return __OPEN_NEEDS_MODE(flags) ? va_arg(ap, mode_t) : 0;
-}
+/* The mode argument of an open that creates (O_CREAT, O_TMPFILE), else 0. */
+#define MODE_ARG(flags)                                                                           \
+    __extension__({                                                                               \
+        mode_t mode_ = 0;                                                                         \
+        if (__OPEN_NEEDS_MODE(flags)) {                                                           \
+            va_list ap_;                                                                          \
+            va_start(ap_, flags);                                                                 \
+            mode_ = va_arg(ap_, mode_t);                                                          \
+            va_end(ap_);                                                                          \
+        }                                                                                         \
+        mode_;                                                                                    \
+    })
 
-SHIM_API int open(const char *path, int flags, ...)
-{
-    int entry_errno = errno;
-    va_list ap;
-    va_start(ap, flags);
-    mode_t mode = mode_arg(flags, ap);
-    va_end(ap);
-    return after_open(AT_FDCWD, REAL_EARLY(open)(path, flags, mode), path, flags, entry_errno);
-}
+/* The hooks: the real call (errno as the program left it saved first), then after_open. */
+#define OPEN_HOOK(name, field)                                                                    \
+    SHIM_API int name(const char *path, int flags, ...)                                           \
+    {                                                                                             \
+        int entry_errno = errno;                                                                  \
+        return after_open(AT_FDCWD, REAL_EARLY(field)(path, flags, MODE_ARG(flags)), path, flags, \
+                          entry_errno);                                                           \
+    }
+#define OPENAT_HOOK(name, field)                                                                  \
+    SHIM_API int name(int dirfd, const char *path, int flags, ...)                                \
+    {                                                                                             \
+        int entry_errno = errno;                                                                  \
+        return after_open(dirfd, REAL_EARLY(field)(dirfd, path, flags, MODE_ARG(flags)), path,    \
+                          flags, entry_errno);                                                    \
+    }
+/* glibc's fortified forms take no mode (they abort on O_CREAT without one, as the real ones) */
+#define OPEN_2_HOOK(name, field)                                                                  \
+    SHIM_API int name(const char *path, int flags)                                                \
+    {                                                                                             \
+        int entry_errno = errno;                                                                  \
+        return after_open(AT_FDCWD, REAL_EARLY(field)(path, flags), path, flags, entry_errno);    \
+    }
+#define OPENAT_2_HOOK(name, field)                                                                \
+    SHIM_API int name(int dirfd, const char *path, int flags)                                     \
+    {                                                                                             \
+        int entry_errno = errno;                                                                  \
+        return after_open(dirfd, REAL_EARLY(field)(dirfd, path, flags), path, flags, entry_errno); \
+    }
 
-SHIM_API int open64(const char *path, int flags, ...)
-{
-    int entry_errno = errno;
-    va_list ap;
-    va_start(ap, flags);
-    mode_t mode = mode_arg(flags, ap);
-    va_end(ap);
-    return after_open(AT_FDCWD, REAL_EARLY(open64)(path, flags, mode), path, flags, entry_errno);
-}
-
-SHIM_API int openat(int dirfd, const char *path, int flags, ...)
-{
-    int entry_errno = errno;
-    va_list ap;
-    va_start(ap, flags);
-    mode_t mode = mode_arg(flags, ap);
-    va_end(ap);
-    return after_open(dirfd, REAL_EARLY(openat)(dirfd, path, flags, mode), path, flags, entry_errno);
-}
-
-SHIM_API int openat64(int dirfd, const char *path, int flags, ...)
-{
-    int entry_errno = errno;
-    va_list ap;
-    va_start(ap, flags);
-    mode_t mode = mode_arg(flags, ap);
-    va_end(ap);
-    return after_open(dirfd, REAL_EARLY(openat64)(dirfd, path, flags, mode), path, flags, entry_errno);
-}
-
-SHIM_API int __open_2(const char *path, int flags)
-{
-    int entry_errno = errno;
-    return after_open(AT_FDCWD, REAL_EARLY(open_2)(path, flags), path, flags, entry_errno);
-}
-
-SHIM_API int __open64_2(const char *path, int flags)
-{
-    int entry_errno = errno;
-    return after_open(AT_FDCWD, REAL_EARLY(open64_2)(path, flags), path, flags, entry_errno);
-}
-
-SHIM_API int __openat_2(int dirfd, const char *path, int flags)
-{
-    int entry_errno = errno;
-    return after_open(dirfd, REAL_EARLY(openat_2)(dirfd, path, flags), path, flags, entry_errno);
-}
-
-SHIM_API int __openat64_2(int dirfd, const char *path, int flags)
-{
-    int entry_errno = errno;
-    return after_open(dirfd, REAL_EARLY(openat64_2)(dirfd, path, flags), path, flags, entry_errno);
-}
+OPEN_HOOK(open, open)
+OPEN_HOOK(open64, open64)
+OPENAT_HOOK(openat, openat)
+OPENAT_HOOK(openat64, openat64)
+OPEN_2_HOOK(__open_2, open_2)
+OPEN_2_HOOK(__open64_2, open64_2)
+OPENAT_2_HOOK(__openat_2, openat_2)
+OPENAT_2_HOOK(__openat64_2, openat64_2)
 
 /* fopen's mode: read-only ("r", with b, e, m, c, x but no "+")?  The real fopen has parsed it
  * (a NULL result with EINVAL: it may not have). */

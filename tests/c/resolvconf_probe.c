@@ -68,6 +68,16 @@ static void dump(int fd)
         fwrite(buf, 1, (size_t)n, stdout);
 }
 
+/* Open path and print it: the exit status (0, or 1 when it cannot be opened). */
+static int dump_path(const char *path)
+{
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return 1;
+    dump(fd);
+    return 0;
+}
+
 static int is_view(int fd)
 {
     char link[64], target[256];
@@ -79,11 +89,10 @@ static int is_view(int fd)
     return strstr(target, "memfd:pvdrun-resolv.conf") != NULL;
 }
 
-static void on_signal(int sig)
+/* open, read, write to stdout, close: async-signal-safe calls only (a handler, a vfork child).
+ * 0 when something was read. */
+static int echo_file(const char *path)
 {
-    (void)sig;
-    static const char path_env[] = "PROBE_PATH";
-    const char *path = getenv(path_env);
     int fd = open(path, O_RDONLY);
     char buf[512];
     ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf) : -1;
@@ -91,6 +100,14 @@ static void on_signal(int sig)
         (void)!write(STDOUT_FILENO, buf, (size_t)n);
     if (fd >= 0)
         close(fd);
+    return n > 0 ? 0 : 1;
+}
+
+static const char *g_signal_path;
+static void on_signal(int sig)
+{
+    (void)sig;
+    echo_file(g_signal_path);
 }
 
 int main(int argc, char **argv)
@@ -174,35 +191,21 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "vfork") && argc == 3) {
         fflush(stdout);
         pid_t pid = vfork();
-        if (pid == 0) {
-            int fd = open(argv[2], O_RDONLY);
-            char buf[512];
-            ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf) : -1;
-            if (n > 0)
-                (void)!write(STDOUT_FILENO, buf, (size_t)n);
-            _exit(n > 0 ? 0 : 1);
-        }
+        if (pid == 0)
+            _exit(echo_file(argv[2]));
         int status = 0;
         if (pid < 0 || waitpid(pid, &status, 0) < 0 || status != 0)
             return 1;
         printf("--- parent\n");
-        int fd = open(argv[2], O_RDONLY);
-        if (fd < 0)
-            return 1;
-        dump(fd);
-        return 0;
+        return dump_path(argv[2]);
     }
     if (!strcmp(cmd, "signal") && argc == 3) {
-        setenv("PROBE_PATH", argv[2], 1);
+        g_signal_path = argv[2];
         signal(SIGUSR1, on_signal);
         raise(SIGUSR1); /* the first open of the view happens in the handler */
         printf("--- main\n");
         fflush(stdout);
-        int fd = open(argv[2], O_RDONLY);
-        if (fd < 0)
-            return 1;
-        dump(fd);
-        return 0;
+        return dump_path(argv[2]);
     }
     if (!strcmp(cmd, "closeall") && argc == 3) {
         int fd = open(argv[2], O_RDONLY);
