@@ -448,3 +448,42 @@ def test_systemd_resolved_varlink_is_out_of_reach(lab3: Any, request: pytest.Fix
         assert plain[case].strip() == "connect OK", (case, output)
     assert mine["abstract"].strip() == "connect OK" and plain["abstract"].strip() == "connect OK", output
     assert mine["efault"].strip() == "connect EFAULT" and plain["efault"].strip() == "connect EFAULT", output
+
+
+# ---- what the view says (no network: the probe only reads) -------------------------------------
+
+def view_of(probe: Path, scope: str, env: dict[str, str] | None = None) -> str:
+    """What a program scoped by ``scope`` reads at /etc/resolv.conf (the host's file is only read)."""
+    from pvdrun.shim import library_path
+    done = subprocess.run([str(probe), "read", "open", "/etc/resolv.conf"], capture_output=True, text=True,
+                          env={"PATH": "/usr/bin:/bin", "PVDRUN_SCOPE": scope, "LD_PRELOAD": library_path(),
+                               **(env or {})}, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_view_renders_the_pvds_resolver(probe: Path) -> None:
+    """Servers in order, the fourth and later as comments; a link-local server with its zone
+    named by the PvD's own interface (the scope line's if=NAME:INDEX, whatever the host calls
+    that index); at most six search domains; the shim's RES_OPTIONS; the null PvD and a
+    malformed scope name only the placeholder, with the same first words as the launcher's
+    file."""
+    domains = [f"d{i}.example" for i in range(8)]
+    scope = ("v=1 id=view.example handle=77 if=pvdlink0:9999 addr=2001:db8:1::10 addr=192.0.2.10 "
+             "dns=2001:db8:1::53 dns=fe80::53%9999 dns=192.0.2.53 dns=198.51.100.53 "
+             + " ".join(f"search={d}" for d in domains))
+    text = view_of(probe, scope, {"RES_OPTIONS": "ndots:3 timeout:2"})
+    lines = text.splitlines()
+    assert lines[0].startswith("# resolv.conf of PvD view.example"), text
+    assert [ln for ln in lines if ln.startswith("nameserver")] == [
+        "nameserver 2001:db8:1::53", "nameserver fe80::53%pvdlink0", "nameserver 192.0.2.53"], text
+    assert "# (beyond glibc's 3) nameserver 198.51.100.53" in lines, text
+    assert f"search {' '.join(domains[:6])}" in lines, text
+    assert "options timeout:2 attempts:2 ndots:3" in lines, text
+    assert "options timeout:5 attempts:2 ndots:1" in view_of(probe, scope).splitlines()
+    for other in ("v=1 id=null handle=4294967295", "v=1 id=null", "garbage"):
+        servers = [ln for ln in view_of(probe, other).splitlines() if ln.startswith("nameserver")]
+        assert servers == [f"nameserver {NO_SERVER_PLACEHOLDER}"], (other, servers)
+    without = view_of(probe, "v=1 id=bare.example handle=78 if=pvdlink0:9999 addr=192.0.2.10")
+    assert [ln for ln in without.splitlines() if ln.startswith("nameserver")] == [
+        f"nameserver {NO_SERVER_PLACEHOLDER}"], without
