@@ -25,7 +25,9 @@ A PvD without DNS servers gets ``nameserver 127.255.255.254`` (see
 :data:`NO_SERVER_PLACEHOLDER`): resolv.conf without a nameserver line means
 "ask 127.0.0.1", which could be a host-wide resolver serving another PvD's
 view; the placeholder is a loopback address nothing listens on, so such
-lookups fail at once and never leave the host.
+lookups fail at once (a socket the shim has already tied to the PvD may still send its
+datagram out of the PvD's own link: docs/security.md).  The shim's view of resolv.conf
+(shim/dns/resolvconf_view.c) writes the same placeholder.
 """
 from __future__ import annotations
 
