@@ -91,34 +91,97 @@ int shim_bound_source(int fd, struct sockaddr_storage *cur, socklen_t *cur_len)
     return getsockname(fd, (struct sockaddr *)cur, cur_len) == 0 && shim_sa_port((struct sockaddr *)cur) != 0;
 }
 
-/* The source for a link-local IPv6 destination: the link-local address the kernel picks on
- * the PvD's interface ifindex (a throw-away UDP socket bound there, connected, asked), with
- * that interface as its zone.  A link-local address is the link's, whichever PvDs share the
- * link, and reaches nothing beyond it.  0, or -1 with errno. */
-static int link_local_source(int ifindex, const struct sockaddr *dst, struct sockaddr_storage *src,
-                             socklen_t *src_len)
+/* The value of n hex digits at p, or -1 when one is not a hex digit. */
+static long hex_field(const char *p, int n)
 {
-    struct sockaddr_in6 to;
-    memcpy(&to, dst, sizeof to);
-    to.sin6_scope_id = (uint32_t)ifindex;
-    to.sin6_port = htons(9); /* any port: a UDP connect sends nothing */
-    int probe = REAL(socket)(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-    if (probe < 0)
-        return -1;
-    *src_len = sizeof *src;
-    int rc = -1;
-    if (REAL(setsockopt)(probe, SOL_SOCKET, SO_BINDTOIFINDEX, &ifindex, sizeof ifindex) == 0 &&
-        REAL(connect)(probe, (struct sockaddr *)&to, sizeof to) == 0 &&
-        getsockname(probe, (struct sockaddr *)src, src_len) == 0 && src->ss_family == AF_INET6) {
-        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)src;
-        s6->sin6_port = 0;
-        s6->sin6_scope_id = (uint32_t)ifindex;
-        rc = IN6_IS_ADDR_LINKLOCAL(&s6->sin6_addr) ? 0 : (errno = EADDRNOTAVAIL, -1);
+    long v = 0;
+    for (int i = 0; i < n; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
     }
-    int saved = errno;
-    REAL(close)(probe);
-    errno = saved;
-    return rc;
+    return v;
+}
+
+/* One line of /proc/net/if_inet6, "ADDR(32 hex) IFINDEX PLEN SCOPE FLAGS NAME" (fields in
+ * hex, space-separated): the address when it is a usable (not tentative, not DAD-failed)
+ * link-local address of ifindex; 2 preferred, 1 deprecated, 0 not one. */
+static int if_inet6_line(const char *line, int ifindex, struct in6_addr *out)
+{
+    long field[4];
+    const char *p = line + 32;
+    for (int i = 0; i < 16; i++) {
+        long byte = hex_field(line + 2 * i, 2);
+        if (byte < 0)
+            return 0;
+        out->s6_addr[i] = (uint8_t)byte;
+    }
+    for (int f = 0; f < 4; f++) {
+        while (*p == ' ')
+            p++;
+        int n = 0;
+        while (hex_field(p + n, 1) >= 0)
+            n++;
+        if (n == 0 || n > 8)
+            return 0;
+        field[f] = hex_field(p, n);
+        p += n;
+    }
+    if (field[0] != ifindex || field[2] != 0x20 || (field[3] & (0x40 | 0x08)))
+        return 0; /* another interface, not link scope, tentative or DAD-failed */
+    return (field[3] & 0x20) ? 1 : 2;
+}
+
+/* The source for a link-local IPv6 destination: a link-local address of the PvD's interface
+ * ifindex (a preferred one first), with that interface as its zone, read from
+ * /proc/net/if_inet6 (a route lookup would meet pvdd's rules for the PvD's mark, which a
+ * probe socket does not carry).  A link-local address is the link's, whichever PvDs share
+ * the link, and reaches nothing beyond it.  0, or -1 with errno. */
+static int link_local_source(int ifindex, struct sockaddr_storage *src, socklen_t *src_len)
+{
+    char buf[4096 + 128];
+    size_t have = 0;
+    int found = 0;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)src;
+    memset(src, 0, sizeof *src);
+    int fd = open("/proc/net/if_inet6", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    while (found < 2) {
+        ssize_t n = read(fd, buf + have, sizeof buf - 1 - have);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        have += (size_t)n;
+        buf[have] = '\0';
+        char *line = buf, *end;
+        while (found < 2 && (end = strchr(line, '\n')) != NULL) {
+            struct in6_addr addr;
+            *end = '\0';
+            int kind = end - line > 32 ? if_inet6_line(line, ifindex, &addr) : 0;
+            if (kind > found) {
+                s6->sin6_addr = addr;
+                found = kind;
+            }
+            line = end + 1;
+        }
+        have = strlen(line);
+        if (have >= sizeof buf - 1)
+            break; /* no line is this long */
+        memmove(buf, line, have);
+    }
+    REAL(close)(fd);
+    if (!found) {
+        errno = EADDRNOTAVAIL;
+        return -1;
+    }
+    s6->sin6_family = AF_INET6;
+    s6->sin6_scope_id = (uint32_t)ifindex;
+    *src_len = sizeof *s6;
+    return 0;
 }
 
 /* A source the socket may keep: one of the PvD's addresses, or towards a link-local
@@ -190,7 +253,7 @@ int shim_apply(int fd, unsigned int slot, const struct pvd_scope *pvd, uint32_t 
         int to_link_local = d6 && IN6_IS_ADDR_LINKLOCAL(d6);
         if (!shim_bound_source(fd, &cur, &cur_len)) {
             if (shim_choose_source(pvd, family, dst, dstlen, 0, &src, &src_len) < 0 &&
-                (!to_link_local || link_local_source(shim_pick_ifindex(pvd, dst, dstlen), dst, &src, &src_len) < 0)) {
+                (!to_link_local || link_local_source(shim_pick_ifindex(pvd, dst, dstlen), &src, &src_len) < 0)) {
                 errno = ENETUNREACH; /* the PvD has no address of this family */
                 return -1;
             }
