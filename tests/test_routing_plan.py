@@ -92,8 +92,9 @@ def test_restricted_pvd_grants_nothing_without_its_mark() -> None:
 def test_routes_go_to_the_pvds_table() -> None:
     a = pvd("a", "lan0", ["2001:db8:a::10/64"])
     routes = plan_routes([a], {"a": 3}, CFG, {"lan0": 2})
+    # its routes, and its link's link-local prefix (a link-local DNS server is reached there)
     assert {(r.table, r.dst, r.gateway, r.oif, r.family) for r in routes if not marker_tag(r)} == \
-        {(5003, "default", "fe80::1", 2, socket.AF_INET6)}
+        {(5003, "default", "fe80::1", 2, socket.AF_INET6), (5003, "fe80::/64", None, 2, socket.AF_INET6)}
     assert {r for r in routes if marker_tag(r)} == {marker_route(5003, pvd_tag("a"))}
     assert not [r for r in routes if is_fail_closed(r) != bool(marker_tag(r))]
 

@@ -233,16 +233,26 @@ def is_grant(rule: RuleSpec) -> bool:
     return rule.action == ACTION_LOOKUP and rule.fwmark is not None
 
 
+#: The link-local prefix every IPv6 link has (the kernel's ``fe80::/64 dev IF metric 256``).
+LINK_LOCAL_PREFIX, LINK_LOCAL_METRIC = "fe80::/64", 256
+
+
 def plan_routes(pvds: list[Pvd], slots: dict[str, int], cfg: RoutingConfig,
                 ifindex_of: dict[str, int]) -> set[RouteSpec]:
-    """Every route of every PvD table: the PvD's own routes (kernel, RA, RIO, configured),
-    and the table's marker."""
+    """Every route of every PvD table: the PvD's own routes (kernel, RA, RIO, configured), the
+    link-local prefix of each of its links (a link-local DNS server, RFC 8106, is reached
+    there by its marked sockets, which would otherwise stop at ``fwmark M unreachable``), and
+    the table's marker."""
     routes: set[RouteSpec] = set()
     for pvd in pvds:
         if pvd.pvd_id not in slots:
             continue
         table = table_of(slots[pvd.pvd_id], cfg)
         routes.add(marker_route(table, pvd_tag(pvd.pvd_id)))
+        for ifname in pvd.interfaces:
+            if ifindex_of.get(ifname):
+                routes.add(RouteSpec(socket.AF_INET6, table, LINK_LOCAL_PREFIX, None, ifindex_of[ifname],
+                                     LINK_LOCAL_METRIC))
         for route in pvd.routes:
             oif = ifindex_of.get(route.ifname or "")
             if not oif:
