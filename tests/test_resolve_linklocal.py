@@ -325,6 +325,33 @@ def test_shared_link_pvd_reaches_its_link_local_server_from_the_link_local_addre
         check_on_links(lab, "l1", token, own, other, done.stdout, done.stderr, sources=sources)
 
 
+@pytest.mark.root
+def test_marked_pvd_reaches_its_link_local_server(lab: LinkLocalLab) -> None:
+    """A PvD with pvdd's mark (here: restricted to root) has its own routing table, after which
+    marked traffic stops at an unreachable rule: the table holds its link's link-local prefix,
+    so the shim's DNS sockets, a program's own (dig binds first) and the Python resolver's
+    reach fe80::1 on that link.  Runs before the user tests' pvdd starts (one pvdd at a time
+    in a namespace), and removes what its pvdd installed."""
+    daemon = Pvdd(lab.host, '[pvd.one]\ninterface = "l1"\nrestricted = true\nusers = ["root"]\n')
+    try:
+        daemon.start(until=lambda: any(p.get("mark") for p in daemon_pvds(daemon)))
+        assert "fe80::/64 dev l1" in sh("ip", "-6", "route", "show", "table", "all", "proto", "153",
+                                         ns=lab.host).stdout
+        for tool in ("python", "dig-at", "resolve"):
+            token, name = token_name()
+            # l1 drops unmarked frames (pvdd's nftables): its capture's markers could not leave,
+            # so the router's own log says where the query came from
+            with lab.capture("l2") as other:
+                done = lab.run(lookup_argv(tool, "l1", name, ["--socket", daemon.socket]))
+            assert done.returncode == 0 and expected(tool, "l1") in done.stdout.split(), \
+                (tool, done.stdout, done.stderr)
+            assert lab.queries("l1", token) and set(lab.queries("l1", token)) == {lab.host_ll["l1"]}
+            assert not lab.queries("l2", token)
+            assert_no_leak(other, done.stdout, done.stderr, tokens=[token])
+    finally:
+        daemon.close(remove_state=True)
+
+
 # ---- the lab: an unprivileged user, pvdd serving the table ----------------------------------
 
 @pytest.fixture(scope="module")
@@ -337,7 +364,7 @@ def served(lab: LinkLocalLab) -> Iterator[tuple[Pvdd, User]]:
             if p["id"].startswith("implicit:l")) and len(daemon_pvds(daemon)) >= 2)
         yield daemon, user
     finally:
-        daemon.close()
+        daemon.close(remove_state=True)
         user.remove()
 
 
