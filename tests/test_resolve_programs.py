@@ -432,10 +432,30 @@ def hostile(lab3: Any) -> Iterator[None]:
         lab.exec(["ip", "link", "del", "hostile0"], ns="ispb")
 
 
-@contextlib.contextmanager
-def both_links(sc: Scenario) -> Iterator[tuple[Any, Any]]:
+@dataclass
+class BadRun:
+    """A program's run under a bad-input PvD: its result and both links' captures."""
+
+    server: str
+    done: subprocess.CompletedProcess
+    other: Any               # ISP A's link
+    own: Any                 # ISP B's link
+
+    def dns_frames(self, source: str | None = None, destination: str | None = None) -> list[bytes]:
+        return [f for f in self.own.frames if is_dns(f) and source in (None, ip_source(f))
+                and destination in (None, ip_destination(f))]
+
+
+def run_bad(request: pytest.FixtureRequest, lab3: Any, pvdd3: ConfiguredPvdd, kind: str, who: str,
+            argv: list[str]) -> BadRun:
+    """``argv`` under the bad-input PvD ``kind``, captured on both links; ISP A's link must hold
+    nothing of it (also when the program failed)."""
+    program_prereqs()
+    sc = hostile_pvd(lab3, pvdd3, kind)
     with sc.lab.capture("ispa") as other, sc.lab.capture("ispb") as own:
-        yield other, own
+        done = scoped(sc, who, user_for(who, request), sc.pvd, argv)
+    assert_no_leak(other, done.stdout, done.stderr, **sc.rules)
+    return BadRun(HOSTILE[kind], done, other, own)
 
 
 def only_to(server: str) -> dict[str, Callable[[bytes], bool]]:
@@ -447,35 +467,27 @@ def only_to(server: str) -> dict[str, Callable[[bytes], bool]]:
 @pytest.mark.parametrize("program", PROGRAMS)
 def test_server_that_never_answers_fails_and_nobody_else_is_asked(request: pytest.FixtureRequest, probe: str,
                                                                  lab3: Any, pvdd3: ConfiguredPvdd, hostile: None,
-                                                                 who: str,
-                                                                 program: str) -> None:
-    program_prereqs()
-    sc, spec, server = hostile_pvd(lab3, pvdd3, "dead"), PROGRAMS[program], HOSTILE["dead"]
-    with both_links(sc) as (other, own):
-        done = scoped(sc, who, user_for(who, request), sc.pvd, spec.argv(BAD_VIEW, probe))
-    assert_no_leak(other, done.stdout, done.stderr, **sc.rules)
-    assert_no_leak(own, done.stdout, done.stderr, matching=only_to(server))
-    assert [f for f in own.frames if ip_destination(f) == server and is_dns(f)], own.show()  # it was asked
-    assert not spec.answered(BAD_VIEW, done.stdout), done.stdout
-    failed = done.returncode != 0 or any(line.startswith("rc=-1 ") or " rc=-" in line
-                                         for line in done.stdout.splitlines())
-    assert failed, (done.returncode, done.stdout, done.stderr)
+                                                                 who: str, program: str) -> None:
+    spec = PROGRAMS[program]
+    run = run_bad(request, lab3, pvdd3, "dead", who, spec.argv(BAD_VIEW, probe))
+    out = run.done.stdout
+    assert_no_leak(run.own, out, run.done.stderr, matching=only_to(run.server))
+    assert run.dns_frames(destination=run.server), run.own.show()  # it was asked
+    assert not spec.answered(BAD_VIEW, out), out
+    failed = run.done.returncode != 0 or any(line.startswith("rc=-1 ") or " rc=-" in line for line in out.splitlines())
+    assert failed, (run.done.returncode, out, run.done.stderr)
 
 
 @pytest.mark.parametrize("program", PROGRAMS)
 def test_truncated_udp_reply_is_answered_over_tcp(request: pytest.FixtureRequest, probe: str,
                                                   lab3: Any, pvdd3: ConfiguredPvdd, hostile: None, who: str,
                                                   program: str) -> None:
-    program_prereqs()
-    sc, spec, server = hostile_pvd(lab3, pvdd3, "truncating"), PROGRAMS[program], HOSTILE["truncating"]
-    with both_links(sc) as (other, own):
-        done = scoped(sc, who, user_for(who, request), sc.pvd, spec.argv(BAD_VIEW, probe))
-    assert_no_leak(other, done.stdout, done.stderr, **sc.rules)
-    assert_no_leak(own, done.stdout, done.stderr, matching=only_to(server))
-    syns = [f for f in own.frames if ip_destination(f) == server and (seg := tcp_segment(f)) and seg[1] == 53
-            and seg[2] & 0x12 == 0x02]
-    assert syns, own.show()  # the answer came over TCP
-    assert spec.answered(BAD_VIEW, done.stdout), (done.returncode, done.stdout, done.stderr)
+    spec = PROGRAMS[program]
+    run = run_bad(request, lab3, pvdd3, "truncating", who, spec.argv(BAD_VIEW, probe))
+    assert_no_leak(run.own, run.done.stdout, run.done.stderr, matching=only_to(run.server))
+    syns = [f for f in run.dns_frames(destination=run.server) if (seg := tcp_segment(f)) and seg[2] & 0x12 == 0x02]
+    assert syns, run.own.show()  # the answer came over TCP
+    assert spec.answered(BAD_VIEW, run.done.stdout), (run.done.returncode, run.done.stdout, run.done.stderr)
 
 
 #: Open, each an xfail with the reason (strict: a fix shows as XPASS and removes the marker).
@@ -494,12 +506,10 @@ FORGED_OPEN = {
 def test_forged_reply_from_another_address_never_wins(request: pytest.FixtureRequest, probe: str,
                                                       lab3: Any, pvdd3: ConfiguredPvdd, hostile: None, who: str,
                                                       program: str) -> None:
-    program_prereqs()
-    sc, spec, server = hostile_pvd(lab3, pvdd3, "raced"), PROGRAMS[program], HOSTILE["raced"]
-    with both_links(sc) as (other, own):
-        done = scoped(sc, who, user_for(who, request), sc.pvd, spec.argv(BAD_VIEW, probe))
-    assert "forged" not in done.stdout and "6.6.6.6" not in done.stdout and "666" not in done.stdout, done.stdout
-    assert_no_leak(other, done.stdout, done.stderr, **sc.rules)
-    assert [f for f in own.frames if ip_source(f) == FORGER and is_dns(f)], own.show()  # the forger raced
-    assert [f for f in own.frames if ip_source(f) == server and is_dns(f)], own.show()  # so did the server
-    assert spec.answered(BAD_VIEW, done.stdout) or done.returncode != 0, (done.stdout, done.stderr)
+    spec = PROGRAMS[program]
+    run = run_bad(request, lab3, pvdd3, "raced", who, spec.argv(BAD_VIEW, probe))
+    out = run.done.stdout
+    assert "forged" not in out and "6.6.6.6" not in out and "666" not in out, out
+    assert run.dns_frames(source=FORGER), run.own.show()  # the forger raced
+    assert run.dns_frames(source=run.server), run.own.show()  # and the server answered
+    assert spec.answered(BAD_VIEW, out) or run.done.returncode != 0, (out, run.done.stderr)
