@@ -121,7 +121,8 @@ class Launch:
             env = no_daemon(self.workdir)
             return ["env", *(f"{k}={v}" for k, v in env.items()), PVDRUN, "--pvd", ISP, *argv]
         assert self.socket is not None
-        return self.user.python(["-m", "pvdrun.cli", "--pvd", ISP, "--socket", self.socket, *argv])
+        passed = {k: os.environ[k] for k in ("PVDRUN_SHIM_LIBRARY",) if k in os.environ}  # docs/testing.md
+        return self.user.python(["-m", "pvdrun.cli", "--pvd", ISP, "--socket", self.socket, *argv], passed)
 
 
 def addresses(text: str) -> set[str]:
@@ -148,6 +149,14 @@ def leak_rules(lab: Any) -> dict[str, Any]:
             "destinations": [other[k] for k in ("dns_v4", "dns_v6") if other[k]]}
 
 
+def assert_asked_own_server(own: Any, lab: Any, *context: Any) -> None:
+    """On the PvD's own link: the query went to the PvD's server, and nothing to the server the
+    host's resolv.conf names (ISP A's, which the routers may well reach through ISP B: the
+    other link alone cannot tell)."""
+    assert_no_leak(own, *context, destinations=[lab.isp(OTHER)["dns_v6"]])
+    assert own.frames_to([lab.isp(ISP)["dns_v6"]]), ("no query to the PvD's server", own.show(), *context)
+
+
 def run(lab: Any, argv: list[str], timeout: float = 90) -> subprocess.CompletedProcess:
     return lab.exec(argv, timeout=timeout)
 
@@ -161,9 +170,10 @@ def test_resolver_programs_ask_only_the_pvds_server(lab3: Any, request: pytest.F
     launch = Launch(request, who, workdir)
     setup = [bind_resolv_conf(workdir, nameservers(lab3.isp(OTHER)["dns_v6"]))]
     rules = leak_rules(lab3)
-    with lab3.capture(OTHER) as other:
+    with lab3.capture(OTHER) as other, lab3.capture(ISP) as own:
         done = run(lab3, in_private_ns(setup, launch(PROGRAMS[program])))
     assert_no_leak(other, done.stdout, done.stderr, **rules)
+    assert_asked_own_server(own, lab3, done.stdout, done.stderr)
     assert done.returncode == 0, (done.stdout, done.stderr)
     assert answer(lab3, ISP) in addresses(done.stdout), done.stdout
     # Control: the same program unscoped asks the resolv.conf's server, on ISP A's link.
@@ -191,9 +201,10 @@ def test_a_stub_resolver_in_resolv_conf_is_never_asked(lab3: Any, request: pytes
             assert listener.poll() is None, listener.stderr.read() if listener.stderr else ""
             subprocess.run(["sleep", "0.05"], check=False)
         setup = [bind_resolv_conf(workdir, "nameserver 127.0.0.53\noptions edns0 trust-ad\n")]
-        with lab3.capture(OTHER) as other:
+        with lab3.capture(OTHER) as other, lab3.capture(ISP) as own:
             done = run(lab3, in_private_ns(setup, launch(PROGRAMS["dig"])))
         assert_no_leak(other, done.stdout, done.stderr, **leak_rules(lab3))
+        assert own.frames_to([lab3.isp(ISP)["dns_v6"]]), own.show()
         assert done.returncode == 0 and answer(lab3, ISP) in addresses(done.stdout), (done.stdout, done.stderr)
         assert b"svc" not in heard.read_bytes(), heard.read_bytes()
         plain = run(lab3, in_private_ns(setup, ["dig", "+tries=1", "+time=1", "AAAA", "svc.example"]))
@@ -233,9 +244,10 @@ def test_resolv_conf_symlinked_into_run_systemd_resolve(lab3: Any, request: pyte
     plain = run(lab3, in_private_ns(setup, ["sh", "-c", f"readlink /etc/resolv.conf; {probe} read fopen {stub}"]))
     assert plain.stdout.splitlines()[0] == str(stub), plain.stdout
     assert f"nameserver {lab3.isp(OTHER)['dns_v6']}" in plain.stdout, plain.stdout
-    with lab3.capture(OTHER) as other:
+    with lab3.capture(OTHER) as other, lab3.capture(ISP) as own:
         done = run(lab3, in_private_ns(setup, launch(PROGRAMS["dig"])))
     assert_no_leak(other, done.stdout, done.stderr, **leak_rules(lab3))
+    assert_asked_own_server(own, lab3, done.stdout, done.stderr)
     assert done.returncode == 0 and answer(lab3, ISP) in addresses(done.stdout), (done.stdout, done.stderr)
     with lab3.capture(OTHER) as control:
         plain = run(lab3, in_private_ns(setup, PROGRAMS["dig"]))
