@@ -82,6 +82,31 @@ def test_explicit_pvds_own_their_prefixes() -> None:
     assert ispa.names[0] == "ispa"
 
 
+def shared_link_with_detour() -> list:
+    """Scenario 1 with ISP B's RIO (its service prefix via B's router), an on-link route
+    inside B's prefix, and a host route to B's DNS server via ISP A's router that someone
+    else (an administrator) added to the main table."""
+    state, table = _scenario1()
+    state.routes += [KRoute(V6, "2001:db8:b:1::/64", RA_B, 2, 1024, RTPROT_RA, 0),
+                     KRoute(V6, "2001:db8:b:2::/64", None, 2, 1024, 3, 0),
+                     KRoute(V6, "2001:db8:b:1::53/128", RA_A, 2, 1, 3, 0)]
+    _hear(table, RA_B, craft.router_advert(craft.pvd_option("ispb.example", craft.pio("2001:db8:b::/48")),
+                                           router_lifetime=0))
+    return _build(state, table)
+
+
+def test_route_via_another_pvds_router_is_nobodys_but_its_routers() -> None:
+    """A route belongs to a PvD by its next hop, not by its destination: the host route to
+    B's DNS server via A's router is not B's (nor the implicit remainder's); B keeps its RIO
+    route via its own router and its on-link route."""
+    pvds = {p.pvd_id: p for p in shared_link_with_detour()}
+    held = {(r.dst, r.gateway) for r in pvds["ispb.example"].routes}
+    assert ("2001:db8:b:1::53/128", RA_A) not in held, held
+    assert {("2001:db8:b:1::/64", RA_B), ("2001:db8:b:2::/64", None), ("default", RA_B)} <= held, held
+    assert not [r for p in pvds.values() for r in p.routes if r.dst == "2001:db8:b:1::53/128"]
+    assert RA_A not in pvds["ispb.example"].routers
+
+
 def test_interface_name_shared_by_pvds_is_ambiguous() -> None:
     state, table = _scenario1()
     pvds = _build(state, table)

@@ -9,15 +9,19 @@ naming the other ISP's server, is found there by the same verdict."""
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
-from fixtures.capture import assert_caught, assert_no_leak
+from fixtures.capture import assert_caught, assert_no_leak, ip_destination
+from fixtures.detour import main_table_prefers
+from fixtures.netns import wait_for
 from fixtures.pvdd import no_pvdd
 from fixtures.resolvconf import nameservers, with_resolv_conf
-from routing_daemon import PvddInLab
+from routing_daemon import PvddInLab, routes
+from test_routing_lab import mac_of
 
 pytestmark = pytest.mark.root
 
@@ -82,3 +86,48 @@ def test_local_name_only_in_its_pvd(request: pytest.FixtureRequest, tmp_path: Pa
     missing = lab.exec([PVDRUN, "--pvd", lab.isp("ispb")["pvd_id"], "--socket", pvdds[scenario].socket,
                         "getent", "ahosts", "intranet.ispa.example"])
     assert missing.returncode == 2, (missing.stdout, missing.stderr)  # getent: not found
+
+
+def mac(text: str) -> bytes:
+    return bytes.fromhex(text.replace(":", ""))
+
+
+def test_route_via_another_pvds_router_stays_out_of_the_pvds_table(lab1: Any, pvdds: dict[str, PvddInLab]) -> None:
+    """Scenario 1: a main-table host route to ISP B's DNS server via ISP A's router (an
+    administrator's, for unscoped traffic) is never copied into ispb.example's table: a
+    program under ``pvdrun --pvd ispb.example`` reaches B's server through B's router.  On the
+    shared link the next hop is the destination MAC of the frames on the host's lan0; nothing
+    of the program on A's side either.  Control: unscoped, the query leaves through A's router
+    (the verdict by MAC finds it)."""
+    daemon, a, b = pvdds["lab1"], lab1.isp("ispa"), lab1.isp("ispb")
+    server, table = b["dns_v6"], daemon.pvd(b["pvd_id"])["attributes"]["table"]
+    mac_a, mac_b = mac(mac_of(lab1, "ispa", "down0")), mac(mac_of(lab1, "ispb", "down0"))
+    # a route via B's own router inside B's service prefix: in B's table once pvdd has synced
+    synced = "2001:db8:b:1:77::/80"
+    own = ["ip", "-6", "route", "add", synced, "via", b["router_ll"], "dev", "lan0"]
+
+    def held() -> list[str]:
+        return [r for r in routes(lab1) if f"table {table} " in r]
+
+    def via(router_mac: bytes) -> dict[str, Any]:
+        return {"matching": {f"to {server} through that router": lambda f: f[:6] == router_mac
+                             and ip_destination(f) == server}}
+
+    lab1.exec(own, check=True)
+    try:
+        with main_table_prefers(lab1, "ispa", [server]):
+            wait_for(lambda: [r for r in held() if r.startswith(synced)], what=f"pvdd copying {synced}")
+            with lab1.capture(ns="host", ifname="lan0") as wire, lab1.capture("ispa") as other:
+                done = lab1.exec([PVDRUN, "--pvd", b["pvd_id"], "--socket", daemon.socket, "curl", "-sS",
+                                  "-m", "10", "http://svc.example/"])
+            assert_no_leak(wire, done.stdout, done.stderr, **via(mac_a))
+            assert_no_leak(other, done.stdout, done.stderr, **leak_rules(lab1, "ispb"))
+            assert_caught(wire, **via(mac_b))  # B's server was asked, through B's router
+            assert done.returncode == 0 and done.stdout.startswith("ispb "), (done.stdout, done.stderr)
+            assert not [r for r in held() if a["router_ll"] in r], held()
+            with lab1.capture(ns="host", ifname="lan0") as control:
+                lab1.exec([sys.executable, "-c", "import socket, sys; socket.socket(socket.AF_INET6, "
+                           "socket.SOCK_DGRAM).sendto(b'control', (sys.argv[1], 53))", server], check=True)
+            assert_caught(control, **via(mac_a))
+    finally:
+        lab1.exec(["ip", "-6", "route", "del", *own[4:]])

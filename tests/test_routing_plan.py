@@ -99,6 +99,20 @@ def test_routes_go_to_the_pvds_table() -> None:
     assert not [r for r in routes if is_fail_closed(r) != bool(marker_tag(r))]
 
 
+def test_pvd_table_holds_no_route_via_another_pvds_router() -> None:
+    """Scenario 1 with a main-table host route to ISP B's DNS server via ISP A's router: B's
+    table has no route via A's router, only B's own (test_discovery_assemble's state)."""
+    from test_discovery_assemble import RA_A, RA_B, shared_link_with_detour
+
+    pvds = shared_link_with_detour()
+    slots = {p.pvd_id: i for i, p in enumerate(pvds)}
+    routes = plan_routes(pvds, slots, CFG, {"lan0": 2})
+    table_b = 5000 + slots["ispb.example"]
+    gateways = {r.gateway for r in routes if r.table == table_b}
+    assert RA_A not in gateways and RA_B in gateways, gateways
+    assert not [r for r in routes if r.dst == "2001:db8:b:1::53/128"]
+
+
 def test_policy_users_groups_and_root() -> None:
     secure = pvd("s", "ispb", [], restricted=True)
     secure.attributes["policy"] = {"users": ["root"], "groups": ["1234"], "restricted": True}

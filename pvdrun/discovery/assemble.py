@@ -10,6 +10,11 @@ Rules (docs/discovery.md has the long form):
   whose plain RAs advertise one of its prefixes (so a PvD option sent with
   router lifetime 0 still gets the default route of the router that serves
   its prefix).  A default route via a router shared by two PvDs belongs to both.
+* A route belongs to a PvD by its next hop (:func:`_owns_route`): a default or a
+  prefix route via one of the PvD's own routers, or an on-link prefix route inside its
+  prefixes; never a route via another PvD's router, whatever its destination (a host
+  route to ISP B's DNS server via ISP A's router is not ISP B's).  The implicit
+  remainder takes no route via a router of another PvD on its link either.
 * What remains stays in an implicit PvD ``implicit:<ifname>``.  When two or
   more routers on one link each advertise their own, different prefixes, it
   is split per router: ``implicit:<ifname>:<router>``, plus the remainder
@@ -88,6 +93,17 @@ def _within(item: str, nets: list[Network]) -> bool:
     return any(net.version == n.version and net.subnet_of(n) for n in nets)  # type: ignore[arg-type]
 
 
+def _owns_route(route: KRoute, routers: list[str], nets: list[Network]) -> bool:
+    """Whether an IPv6 route of the link belongs to the PvD with ``routers`` and prefixes
+    ``nets``: a default via one of its routers; a prefix inside ``nets`` via one of its
+    routers or on-link.  A route via any other router is never the PvD's."""
+    if route.gateway is not None and route.gateway not in routers:
+        return False
+    if route.dst == "default":
+        return route.gateway is not None
+    return _within(route.dst, nets)
+
+
 def _route_origin(route: KRoute) -> str:
     if route.proto == RTPROT_RA:
         return "rio" if route.dst != "default" and route.gateway else "ra"
@@ -128,11 +144,8 @@ def _split_link(link: Link, addrs: list[Address], routes: list[KRoute], ras: RaT
         for i, route in enumerate(routes):
             if route.family != socket.AF_INET6:
                 continue
-            if route.dst == "default":
-                if route.gateway in serving:
-                    builder.routes.append(route)
-                    claimed_routes.add(i)
-            elif i not in claimed_routes and _within(route.dst, all_nets):
+            # a default route via a router shared by two PvDs belongs to both
+            if (route.dst == "default" or i not in claimed_routes) and _owns_route(route, serving, all_nets):
                 builder.routes.append(route)
                 claimed_routes.add(i)
         builder.add_dns(list(rec.options.rdnss), list(rec.options.dnssl))
@@ -159,16 +172,16 @@ def _split_link(link: Link, addrs: list[Address], routes: list[KRoute], ras: RaT
             for i, route in enumerate(routes):
                 if i in claimed_routes or route.family != socket.AF_INET6:
                     continue
-                if (route.dst == "default" and route.gateway == router.router) or \
-                        (route.dst != "default" and _within(route.dst, nets)):
+                if _owns_route(route, builder.routers, nets):
                     builder.routes.append(route)
                     claimed_routes.add(i)
             builder.add_dns(list(router.options.rdnss), list(router.options.dnssl))
             implicit.append(builder)
     rest = _Builder(f"implicit:{link.name}", link, False)
     rest.addresses = [a for i, a in enumerate(addrs) if i not in claimed_addrs]
-    rest.routes = [r for i, r in enumerate(routes) if i not in claimed_routes]
     rest.routers = [r.router for r in free_routers if not split or r not in with_prefixes]
+    others = {r for b in builders + implicit for r in b.routers} - set(rest.routers)
+    rest.routes = [r for i, r in enumerate(routes) if i not in claimed_routes and r.gateway not in others]
     known = {r for b in builders for r in b.routers} | {r.router for r in routers}
     rest.routers += [n for n in router_neighbours or [] if n not in known and n not in rest.routers]
     if not split:
