@@ -36,7 +36,8 @@ Bad input, scenario 3, a PvD on ispb whose one DNS server is a small Python serv
 namespace: one that never answers (the programs fail after their timeouts, and asked nobody
 else), one that sets TC on every UDP reply (the answer comes over TCP), and one whose every
 reply is raced by a forged one from another address of the ISP, with the query's id and port
-(the forged answer never wins; two programs' own resolvers do not hold, FORGED_OPEN).
+(the forged answer never wins, and the kernel's ICMP errors for the refused forgeries leave
+through ISP B: docs/routing.md, "Kernel replies"; Perl's own resolver does not hold, FORGED_OPEN).
 """
 from __future__ import annotations
 
@@ -495,9 +496,6 @@ FORGED_OPEN = {
     "perl-net-dns": "Net::DNS reads UDP replies on an unconnected socket and takes one from any address "
                     "whose id and question match: the forged answer wins (the program resolves itself; "
                     "the shim ties its socket but never sees its replies)",
-    "node-resolve4": "c-ares's connected socket refuses the forged datagrams, and the kernel answers each "
-                     "with an ICMP port unreachable routed by the main table: it leaves by ISP A's link, "
-                     "quoting the DNS message (the name asked in PvD B)",
 }
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import socket
+from typing import Any
 
 import pytest
 
@@ -10,6 +11,7 @@ from pvdrun.model import Pvd, Route
 from pvdrun.routing.plan import (ACTION_LOOKUP, ACTION_UNREACHABLE, KIND_THROW, SlotTable, is_fail_closed,
                                  marker_route, marker_tag, needs_mark, plan_parked, plan_routes,
                                  plan_rules, pvd_tag)
+from pvdrun.routing.firewall import plan_incoming, ruleset
 from pvdrun.routing.policy import Credentials, may_use
 
 CFG = RoutingConfig()
@@ -111,6 +113,36 @@ def test_pvd_table_holds_no_route_via_another_pvds_router() -> None:
     gateways = {r.gateway for r in routes if r.table == table_b}
     assert RA_A not in gateways and RA_B in gateways, gateways
     assert not [r for r in routes if r.dst == "2001:db8:b:1::53/128"]
+
+
+def test_arriving_packets_are_marked_for_their_pvd() -> None:
+    """By input interface where the PvD is alone on it (restricted or not, marked sockets or
+    not), by interface and destination where it shares it; an address two PvDs hold, or a
+    link-local one, names neither; no mark, no rule."""
+    alone = pvd("alone", "ispa", ["192.0.2.10/24"])
+    shared_a = pvd("a", "lan0", ["2001:db8:a::10/64", "fe80::10/64", "198.51.100.9/24"], shared=True)
+    shared_b = pvd("b", "lan0", ["2001:db8:b::10/64", "198.51.100.9/24"], shared=True)
+    rules = plan_incoming([alone, shared_a, shared_b], {"alone": 0x5001, "a": 0x5002}, CFG)
+    unmarked = "meta mark & 0xffff == 0"
+    assert rules == [f'iifname "ispa" {unmarked} meta mark set meta mark | 0x5001',
+                     f'iifname "lan0" ip6 daddr 2001:db8:a::10 {unmarked} meta mark set meta mark | 0x5002']
+    assert "prerouting" in ruleset([], rules) and "prerouting" not in ruleset([])
+
+
+def test_sysctls_recorded_once_and_restored(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The values found are recorded before the first change only (a restart finds its own
+    1); --cleanup writes them back and deletes the record; no record, nothing written."""
+    from pvdrun.routing import sysctls
+
+    monkeypatch.setattr(sysctls, "_proc_path", lambda name: str(tmp_path / name))
+    for name in sysctls.WANTED:
+        sysctls.write(name, "0")
+    record = str(tmp_path / "record.json")
+    assert sysctls.turn_on(record) == {name: "0" for name in sysctls.WANTED}
+    assert sysctls.turn_on(record) == {} and all(sysctls.read(n) == "1" for n in sysctls.WANTED)
+    assert sysctls.restore(record) == {name: "0" for name in sysctls.WANTED}
+    assert all(sysctls.read(n) == "0" for n in sysctls.WANTED)
+    assert sysctls.restore(record) == {}
 
 
 def test_policy_users_groups_and_root() -> None:

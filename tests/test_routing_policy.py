@@ -86,7 +86,10 @@ def test_nftables_table_lifecycle(lab3: Any) -> None:
         assert f"ip6 saddr {v6} meta mark & 0x0000ffff != 0x{mark:08x} drop" in table, table
         # scenario 3's IPv4 plans overlap (both PvDs hold 192.0.2.10): no source rule for it
         assert "ip saddr" not in table, table
-        assert "ispa" not in table  # the unrestricted PvD has no filter
+        assert 'oifname "ispa"' not in table and "ispa" not in table.split("chain prerouting")[0]  # no filter
+        # arriving packets get their PvD's mark (the kernel's replies take its table), the
+        # unrestricted PvD's too
+        assert 'iifname "ispa" meta mark & 0x0000ffff == 0x00000000 meta mark set' in table, table
         daemon.kill()
         assert nft_table(lab3)  # a crash leaves it
         daemon.start()
@@ -96,6 +99,7 @@ def test_nftables_table_lifecycle(lab3: Any) -> None:
         kept = nft_table(lab3)  # kept while pvdd is away, and no pvdd mark leaves
         assert f'oifname "ispb" meta mark & 0x0000ffff != 0x{mark:08x} drop' in kept, kept
         assert re.search(rf"meta mark & 0x0000ffff == {{ [^}}]*0x{mark:08x}[^}}]* }} drop", kept), kept
+        assert "meta mark set" not in kept, kept  # no arriving packet marked for a PvD whose lookup is gone
         assert daemon.remove_state().returncode == 0
         assert nft_table(lab3) == ""
     finally:

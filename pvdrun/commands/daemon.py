@@ -27,6 +27,7 @@ def _cleanup(path: str) -> None:
     """--cleanup: remove pvdd's kept state, unless a pvdd answers on ``path``."""
     from pvdrun.daemon.server import SocketInUse, pvdd_answers
     from pvdrun.routing.cleanup import CleanupError, remove_everything
+    from pvdrun.routing.sysctls import record_path
 
     try:
         running = pvdd_answers(path)
@@ -39,13 +40,14 @@ def _cleanup(path: str) -> None:
         _fail("--cleanup needs root (it deletes rules, routes and an nftables table)",
               EXIT_MISSING_PREREQ)
     try:
-        removed = remove_everything()
+        removed = remove_everything(record_path(path))
     except CleanupError as exc:
         _fail(str(exc), EXIT_CLEANUP_INCOMPLETE)
     except OSError as exc:
         _fail(f"cannot remove pvdd's state: {exc}", EXIT_CLEANUP_INCOMPLETE)
     click.echo(f"removed {removed.rules_and_routes} rules and routes, {removed.addresses} addresses"
-               + (", the nftables table inet pvdd" if removed.nft_table else ""))
+               + (", the nftables table inet pvdd" if removed.nft_table else "")
+               + "".join(f", {name} back to {value}" for name, value in removed.sysctls.items()))
 
 
 @click.command("daemon")
@@ -57,8 +59,8 @@ def _cleanup(path: str) -> None:
               type=click.Choice(["debug", "info", "warning", "error"]))
 @click.option("--cleanup", is_flag=True,
               help="Do not run: remove everything pvdd keeps in this network namespace (rules, "
-                   "tables, routes and addresses tagged proto 153, the nftables table inet pvdd) "
-                   "and exit 0. Refused (exit 11) while a pvdd answers on the socket.")
+                   "tables, routes and addresses tagged proto 153, the nftables table inet pvdd), "
+                   "set the fwmark_reflect sysctls back to what pvdd found, and exit 0. Refused (exit 11) while a pvdd answers on the socket.")
 def daemon_command(socket_opt: str | None, config_opt: str | None, log_level: str,
                    cleanup: bool) -> None:
     """Run pvdd: keep the PvD table current and serve it on a Unix socket.

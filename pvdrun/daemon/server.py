@@ -33,6 +33,7 @@ from pvdrun.discovery.engine import SETTLE, SETTLE_MAX, Discovery
 from pvdrun.discovery.events import diff
 from pvdrun.model import Pvd
 from pvdrun.routing.lifecycle import PvddRouting
+from pvdrun.routing.sysctls import record_path
 
 log = logging.getLogger("pvdrun.pvdd")
 
@@ -122,7 +123,8 @@ class Pvdd:
         self.discovery.start_notifications()
         self.discovery.prime()
         self.pvds = self.discovery.pvds()
-        self.routing = PvddRouting.start(self.discovery.config.routing, self.pvds, self.discovery.ras)
+        self.routing = PvddRouting.start(self.discovery.config.routing, self.pvds, self.discovery.ras,
+                                         record_path(self.socket_path))
         for fileobj in self.discovery.fileobjs():
             self.selector.register(fileobj, selectors.EVENT_READ, "engine")
         self.selector.register(self.listener, selectors.EVENT_READ, "listen")

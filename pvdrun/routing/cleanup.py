@@ -1,8 +1,9 @@
 """``pvdrun daemon --cleanup``: remove, for good, everything pvdd keeps in a network namespace.
 
 pvdd leaves its fail-closed state in place when it stops (docs/routing.md): the
-unreachable rules and the tables' markers, the nftables table ``inet pvdd``, and the
-addresses it made from nested prefixes.  An administrator who retires pvdd removes them
+unreachable rules and the tables' markers, the nftables table ``inet pvdd``, the
+addresses it made from nested prefixes, and the ``fwmark_reflect`` switches it turned on
+(pvdrun/routing/sysctls.py).  An administrator who retires pvdd removes them
 with :func:`remove_everything` (through the CLI, which first makes sure no pvdd answers on
 its socket: a running pvdd would re-install them and lose its own state).
 """
@@ -27,16 +28,19 @@ class Removed:
     rules_and_routes: int
     addresses: int
     nft_table: bool
+    sysctls: dict[str, str]  # name -> the value written back
 
 
-def remove_everything() -> Removed:
+def remove_everything(record: str) -> Removed:
     """Delete every rule, route and address tagged ``proto 153`` and pvdd's nftables table
-    in the current network namespace (needs CAP_NET_ADMIN).
+    in the current network namespace (needs CAP_NET_ADMIN), then write back the sysctls
+    recorded in ``record`` (the values pvdd found before it turned them on).
 
     Raises CleanupError naming what is left when something could not be deleted."""
     from pvdrun.routing.firewall import Firewall
     from pvdrun.routing.nested import NestedAddresses
     from pvdrun.routing.netlink import RoutingTables
+    from pvdrun.routing.sysctls import restore
 
     routing = RoutingTables(RoutingConfig())  # the layout does not matter: the tag decides
     try:
@@ -54,4 +58,8 @@ def remove_everything() -> Removed:
     left = [item for item in left if item]
     if left:
         raise CleanupError(f"could not remove {', '.join(left)} tagged as pvdd's (see the log)")
-    return Removed(count, addresses, had_table)
+    try:
+        restored = restore(record)
+    except OSError as exc:
+        raise CleanupError(f"could not write back the sysctls recorded in {record}: {exc}") from exc
+    return Removed(count, addresses, had_table, restored)

@@ -19,16 +19,26 @@ slot while pvdd is away: docs/routing.md).  Routing alone fails such an IPv6 pac
 the shim ties) would be sent on-link (an ARP request for its destination, and the packet
 to whoever answers); the drop makes its ``send`` fail with EPERM instead.
 
+A second chain, in the ``prerouting`` hook (:func:`plan_incoming`), gives a packet arriving
+for a PvD that PvD's mark (by input interface where the PvD is alone on it, by input
+interface and destination address where it shares it), so that the kernel's own reply to
+it (an ICMP error, a TCP reset: ``fwmark_reflect``, pvdrun/routing/sysctls.py) is routed by
+the PvD's table, never by the main table.  The mark does not choose the receiving socket
+(UDP, TCP and raw socket lookups ignore it; ``tcp_fwmark_accept`` is left off) and only
+routes what is not addressed to the host itself (the ``local`` table comes first).
+
 Exempt, because the kernel or root-only programs send them unmarked and the PvD itself
 needs them: ICMPv6 router/neighbour solicitations and advertisements and MLD reports
 (sending any other ICMPv6 type than echo needs CAP_NET_RAW), and DHCP client traffic
 (source ports 68 and 546 need CAP_NET_BIND_SERVICE).  The table is replaced atomically
 (one ``nft -f`` transaction) when the wanted text changes, also at start (an earlier
 pvdd's table is replaced in the same transaction that installs the new one: never a moment
-without it), and deleted when it would be empty (no restricted PvD, no parked mark).
-When pvdd stops it is replaced, before the mark rules go, by one that also drops every mark
-pvdd gave out, and it stays (a restricted PvD's unmarked packets stay dropped, no marked
-packet leaves while pvdd is away); ``pvdrun daemon --cleanup`` deletes it.  pvdd never
+without it), and deleted when it would be empty (no restricted PvD, no parked mark, no
+PvD to mark packets for).  When pvdd stops it is replaced, before the mark rules go, by one
+that also drops every mark pvdd gave out and marks no arriving packet (a reply marked for
+a PvD whose ``fwmark M lookup T`` rule is gone would fail), and it stays (a restricted
+PvD's unmarked packets stay dropped, no marked packet leaves while pvdd is away);
+``pvdrun daemon --cleanup`` deletes it.  pvdd never
 touches any other table.  Without the ``nft`` command pvdd logs an error and the IPv4 gaps
 stay open.
 """
@@ -38,11 +48,11 @@ import ipaddress
 import logging
 import shutil
 import subprocess
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from pvdrun.config import RoutingConfig
 from pvdrun.model import Pvd
-from pvdrun.routing.plan import host_of, is_restricted
+from pvdrun.routing.plan import host_of, is_restricted, sharing
 
 log = logging.getLogger("pvdrun.routing")
 
@@ -59,13 +69,7 @@ class FirewallError(RuntimeError):
 def plan_rules(pvds: list[Pvd], cfg: RoutingConfig, parked_marks: Collection[int] = ()) -> list[str]:
     """The drop rules (nft syntax) for the parked marks and the restricted PvDs; empty when
     there are none."""
-    per_iface: dict[str, int] = {}
-    holders: dict[str, int] = {}
-    for pvd in pvds:
-        for ifname in pvd.interfaces:
-            per_iface[ifname] = per_iface.get(ifname, 0) + 1
-        for address in {host_of(a) for a in pvd.addresses}:
-            holders[address] = holders.get(address, 0) + 1
+    per_iface, holders = sharing(pvds)
     rules: list[str] = []
     if parked_marks:
         marks = ", ".join(f"{mark:#x}" for mark in sorted(set(parked_marks)))
@@ -77,22 +81,63 @@ def plan_rules(pvds: list[Pvd], cfg: RoutingConfig, parked_marks: Collection[int
         for ifname in pvd.interfaces:
             if per_iface.get(ifname) == 1 and '"' not in ifname:
                 rules.append(f'oifname "{ifname}" {unmarked} drop')
-        for address in sorted({host_of(a) for a in pvd.addresses}):
-            ip = ipaddress.ip_address(address)
-            if holders.get(address) == 1 and not ip.is_link_local:
-                rules.append(f"{'ip6' if ip.version == 6 else 'ip'} saddr {address} {unmarked} drop")
+        for address, family in _own_addresses(pvd, holders):
+            rules.append(f"{family} saddr {address} {unmarked} drop")
     return rules
 
 
-def ruleset(rules: list[str]) -> str:
-    """The nft script that replaces pvdd's table with one holding ``rules`` (one transaction)."""
+def _own_addresses(pvd: Pvd, holders: Mapping[str, int]) -> list[tuple[str, str]]:
+    """(address, nft family keyword) of the PvD's addresses no other PvD holds, link-local
+    ones left out: what names the PvD on a link it shares."""
+    own = []
+    for address in sorted({host_of(a) for a in pvd.addresses}):
+        ip = ipaddress.ip_address(address)
+        if holders.get(address) == 1 and not ip.is_link_local:
+            own.append((address, "ip6" if ip.version == 6 else "ip"))
+    return own
+
+
+def plan_incoming(pvds: list[Pvd], marks: Mapping[str, int], cfg: RoutingConfig) -> list[str]:
+    """The marking rules (nft syntax, prerouting) that give a packet arriving for a PvD the
+    PvD's mark (``marks``: PvD ID -> the mark of its slot), so that the kernel's reply to it
+    (``fwmark_reflect``, pvdrun/routing/sysctls.py) is routed by the PvD's table: by input
+    interface where the PvD is alone on it, else by input interface and destination = one of
+    the PvD's own addresses (an address two PvDs hold, or a link-local one, names neither).
+    A packet that already carries a mark under the mask keeps it."""
+    per_iface, holders = sharing(pvds)
+    rules: list[str] = []
+    for pvd in pvds:
+        mark = marks.get(pvd.pvd_id)
+        if not mark:
+            continue
+        unmarked = f"meta mark & {cfg.mark_mask:#x} == 0"
+        for ifname in pvd.interfaces:
+            if '"' in ifname:
+                continue
+            if per_iface.get(ifname) == 1 and not pvd.needs_routing:
+                rules.append(f'iifname "{ifname}" {unmarked} meta mark set meta mark | {mark:#x}')
+                continue
+            for address, family in _own_addresses(pvd, holders):
+                rules.append(f'iifname "{ifname}" {family} daddr {address} {unmarked} '
+                             f'meta mark set meta mark | {mark:#x}')
+    return rules
+
+
+def ruleset(rules: list[str], incoming: list[str] | None = None) -> str:
+    """The nft script that replaces pvdd's table with one holding the drop ``rules`` (output)
+    and the ``incoming`` marking rules (prerouting), in one transaction."""
     lines = [f"add table {TABLE}", f"delete table {TABLE}", f"table {TABLE} {{", "  chain output {",
              "    type filter hook output priority filter; policy accept;",
              f"    icmpv6 type {{ {', '.join(EXEMPT_ICMPV6)} }} accept",
              "    udp sport 68 udp dport 67 accept",
              "    udp sport 546 udp dport 547 accept"]
     lines += [f"    {rule}" for rule in rules]
-    lines += ["  }", "}", ""]
+    lines += ["  }"]
+    if incoming:
+        lines += ["  chain prerouting {", "    type filter hook prerouting priority mangle; policy accept;"]
+        lines += [f"    {rule}" for rule in incoming]
+        lines += ["  }"]
+    lines += ["}", ""]
     return "\n".join(lines)
 
 
@@ -113,10 +158,13 @@ class Firewall:
         if done.returncode != 0:
             raise FirewallError(done.stderr.strip() or f"nft exited {done.returncode}")
 
-    def sync(self, pvds: list[Pvd], cfg: RoutingConfig, parked_marks: Collection[int] = ()) -> bool:
+    def sync(self, pvds: list[Pvd], cfg: RoutingConfig, parked_marks: Collection[int] = (),
+             incoming: Mapping[str, int] | None = None) -> bool:
         """Install, replace or remove the table so it holds exactly the rules ``pvds`` and
-        ``parked_marks`` ask for.  False when nft refused (logged once)."""
-        rules = plan_rules(pvds, cfg, parked_marks)
+        ``parked_marks`` ask for, and the marking of packets arriving for the PvDs of
+        ``incoming`` (PvD ID -> mark).  False when nft refused (logged once)."""
+        drops, marking = plan_rules(pvds, cfg, parked_marks), plan_incoming(pvds, incoming or {}, cfg)
+        rules = drops + marking
         if not rules:
             if self.current != []:
                 self.remove()
@@ -124,7 +172,7 @@ class Firewall:
         if rules == self.current:
             return True
         try:
-            self._run(ruleset(rules))
+            self._run(ruleset(drops, marking))
         except (FirewallError, OSError, subprocess.SubprocessError) as exc:
             if not self.warned:
                 log.error("cannot install nftables table %s (restricted PvDs stay reachable over "

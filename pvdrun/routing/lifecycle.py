@@ -6,9 +6,11 @@ clean-up"): start, sync after every change of the PvD table, stop.
   rules and routes stay as they are), then build; nothing is removed before its
   replacement is in place, and the nftables table is replaced in one transaction;
 * **sync**: nested PvD options (addresses, routes), the per-PvD tables and rules (which
-  assign the marks), then the nftables table;
-* **stop** (park): the nftables table drops every mark, then only the ``fwmark M lookup T``
-  rules go; the tables, the other rules and the nested-prefix addresses stay, so that a
+  assign the marks), then the nftables table (which also marks packets arriving for each
+  PvD, so that the kernel's replies to them, with ``fwmark_reflect`` turned on at start,
+  take the PvD's table);
+* **stop** (park): the nftables table drops every mark and marks no arriving packet, then
+  only the ``fwmark M lookup T`` rules go; the tables, the other rules and the nested-prefix addresses stay, so that a
   PvD's traffic fails rather than reach another PvD while no pvdd runs.
 """
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pvdrun.model import Pvd
 from pvdrun.routing.firewall import Firewall
 from pvdrun.routing.nested import NestedAddresses, add_nested_routes
 from pvdrun.routing.netlink import RoutingTables
+from pvdrun.routing.sysctls import turn_on
 
 log = logging.getLogger("pvdrun.pvdd")
 
@@ -36,9 +39,10 @@ class PvddRouting:
         self.firewall = firewall
 
     @classmethod
-    def start(cls, config: RoutingConfig, pvds: list[Pvd], ras: RaTable) -> PvddRouting | None:
-        """Take over and build the routing state for ``pvds``; None when not root (no
-        per-PvD routing then).
+    def start(cls, config: RoutingConfig, pvds: list[Pvd], ras: RaTable, record: str) -> PvddRouting | None:
+        """Take over and build the routing state for ``pvds``, turn ``fwmark_reflect`` on
+        (the values found recorded in ``record``, pvdrun/routing/sysctls.py); None when not
+        root (no per-PvD routing then).
 
         Raises RoutingConflict when rules or routes of others use pvdd's priorities or
         tables."""
@@ -55,6 +59,15 @@ class PvddRouting:
         if rules or routes:
             log.warning("taking over %d rules and %d routes an earlier pvdd left (%d slots)",
                         rules, routes, len(tables.slots.parked))
+        try:
+            changed = turn_on(record)
+        except OSError as exc:
+            log.error("cannot turn fwmark_reflect on (the kernel's replies to a PvD's packets "
+                      "are routed by the main table): %s", exc)
+        else:
+            if changed:
+                log.info("turned on %s (found %s; recorded in %s for --cleanup)",
+                         ", ".join(changed), ", ".join(changed.values()), record)
         routing = cls(tables, NestedAddresses(tables.ipr), Firewall())
         if routing.firewall.exists():
             log.warning("replacing the nftables table an earlier pvdd left")
@@ -71,7 +84,7 @@ class PvddRouting:
             self.nested.sync(ras)
             add_nested_routes(pvds, ras)
             self.tables.sync(pvds)  # assigns the marks the firewall needs
-            self.firewall.sync(pvds, config, self.tables.parked_marks())
+            self.firewall.sync(pvds, config, self.tables.parked_marks(), self.tables.slot_marks())
         except Exception:  # a netlink failure must not stop pvdd
             log.exception("updating the per-PvD routing tables failed")
 
@@ -81,8 +94,9 @@ class PvddRouting:
         self.firewall.current = None
 
     def stop(self, pvds: list[Pvd], config: RoutingConfig) -> None:
-        """Park: the nftables table drops every mark before the mark lookups go (an IPv4
-        device-bound socket whose lookup fails would be sent on-link); everything else that
+        """Park: the nftables table drops every mark, and marks no arriving packet, before the
+        mark lookups go (an IPv4 device-bound socket whose lookup fails would be sent on-link;
+        a reply marked for a PvD would fail); everything else that
         keeps PvDs apart stays (``pvdrun daemon --cleanup`` removes it)."""
         try:
             self.firewall.sync(pvds, config, self.tables.marks())

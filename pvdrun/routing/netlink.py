@@ -179,6 +179,11 @@ class RoutingTables:
         """Marks of the parked slots (no PvD uses them now)."""
         return [mark_of(slot, self.cfg) for slot in self.slots.parked]
 
+    def slot_marks(self) -> dict[str, int]:
+        """The mark of every present PvD's slot (PvD ID -> mark), whether or not its sockets
+        are marked: what pvdd's nftables table gives packets arriving for the PvD."""
+        return {pvd_id: mark_of(slot, self.cfg) for pvd_id, slot in self.slots.slots.items()}
+
     def marks(self) -> list[int]:
         """Marks of every slot pvdd holds, present and parked (what the shim may have set)."""
         held = set(self.slots.slots.values()) | set(self.slots.parked)

@@ -171,16 +171,22 @@ def _routable(address: str) -> bool:
     return not (ip.is_link_local or ip.is_loopback)
 
 
+def sharing(pvds: list[Pvd]) -> tuple[dict[str, int], dict[str, int]]:
+    """How many PvDs hold each interface, and each address (no prefix length, no zone)."""
+    per_iface: dict[str, int] = {}
+    holders: dict[str, int] = {}
+    for pvd in pvds:
+        for ifname in pvd.interfaces:
+            per_iface[ifname] = per_iface.get(ifname, 0) + 1
+        for address in {host_of(a) for a in pvd.addresses}:
+            holders[address] = holders.get(address, 0) + 1
+    return per_iface, holders
+
+
 def plan_rules(pvds: list[Pvd], slots: dict[str, int], cfg: RoutingConfig) -> set[RuleSpec]:
     """Every rule the PvD table asks for."""
     base, mask = cfg.rule_priority_base, cfg.mark_mask
-    holders: dict[str, int] = {}
-    per_iface: dict[str, int] = {}
-    for pvd in pvds:
-        for address in {host_of(a) for a in pvd.addresses}:
-            holders[address] = holders.get(address, 0) + 1
-        for ifname in pvd.interfaces:
-            per_iface[ifname] = per_iface.get(ifname, 0) + 1
+    per_iface, holders = sharing(pvds)
     rules: set[RuleSpec] = set()
     for pvd in pvds:
         if pvd.pvd_id not in slots:
