@@ -105,12 +105,12 @@ def plan_incoming(pvds: list[Pvd], marks: Mapping[str, int], cfg: RoutingConfig)
     the PvD's own addresses (an address two PvDs hold, or a link-local one, names neither).
     A packet that already carries a mark under the mask keeps it."""
     per_iface, holders = sharing(pvds)
+    unmarked = f"meta mark & {cfg.mark_mask:#x} == 0"
     rules: list[str] = []
     for pvd in pvds:
         mark = marks.get(pvd.pvd_id)
         if not mark:
             continue
-        unmarked = f"meta mark & {cfg.mark_mask:#x} == 0"
         for ifname in pvd.interfaces:
             if '"' in ifname:
                 continue
@@ -176,8 +176,9 @@ class Firewall:
         except (FirewallError, OSError, subprocess.SubprocessError) as exc:
             if not self.warned:
                 log.error("cannot install nftables table %s (restricted PvDs stay reachable over "
-                          "IPv4 by device binding, and marked IPv4 sockets of a PvD that went away "
-                          "are sent on-link; docs/security.md): %s", TABLE, exc)
+                          "IPv4 by device binding, marked IPv4 sockets of a PvD that went away "
+                          "are sent on-link, and the kernel's replies to a PvD's packets take the "
+                          "main table; docs/security.md): %s", TABLE, exc)
                 self.warned = True
             return False
         log.info("nftables table %s: %d rules", TABLE, len(rules))
