@@ -7,8 +7,9 @@ Scenario 3 (two links, overlapping IPv4: the host is 192.0.2.10 on both, so no `
 rule can name ispb; the main table sends everything out of ispa).  A program under
 ``pvdrun --pvd implicit:ispb`` holds a connected UDP socket to a peer behind ISP B's router;
 a datagram from a foreign source (another address in ISP B's namespace) reaches that
-socket's port, which refuses it: the kernel's ICMP port unreachable, quoting the datagram,
-must be captured on ISP B's side and nothing of it on ISP A's.  The peer's own datagram
+socket's port, which refuses it, and a SYN from there to a closed TCP port: the kernel's
+ICMP port unreachable, quoting the datagram, and its TCP reset must be captured on ISP B's
+side and nothing of them on ISP A's.  The peer's own datagram
 still reaches the program (the mark does not change which socket receives).  Control: the
 same with ``fwmark_reflect`` off (pvdd's marks not carried by the reply) is caught on A's
 link.
@@ -22,7 +23,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from fixtures.capture import assert_caught, assert_no_leak, transport
+from fixtures.capture import assert_caught, assert_no_leak, ip_destination, tcp_segment, transport
 from routing_daemon import PVDRUN, PvddInLab
 
 pytestmark = pytest.mark.root
@@ -59,8 +60,15 @@ forger.bind((foreign, port))
 print("ready", flush=True)
 data, host = peer.recvfrom(512)
 forger.sendto(b"forged " + token.encode(), host)
+closed = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # and a SYN to a closed port
+closed.bind((foreign, 0))
+closed.settimeout(5)
+try:
+    closed.connect((host[0], CLOSED_PORT))
+except OSError as exc:
+    print(type(exc).__name__, flush=True)
 peer.sendto(b"good " + token.encode(), host)
-"""
+""".replace("CLOSED_PORT", "9")
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +100,17 @@ def port_unreachable(token: str) -> Any:
     return match
 
 
+def reset_to_foreign(frame: bytes) -> bool:
+    """A TCP reset to FOREIGN (the host's answer to its SYN to a closed port)."""
+    segment = tcp_segment(frame)
+    return segment is not None and bool(segment[2] & 0x04) and ip_destination(frame) == FOREIGN
+
+
+def kernel_replies(token: str) -> dict[str, Any]:
+    """The verdict's rules: the ICMP error quoting the refused datagram, the TCP reset."""
+    return {"matching": {"ICMP port unreachable": port_unreachable(token), "TCP reset": reset_to_foreign}}
+
+
 def refused_datagram(lab: Any, daemon: PvddInLab) -> tuple[str, subprocess.CompletedProcess, Any, Any]:
     """The scoped program and the peer, captured on both ISPs' links: (token, the program's
     run, ISP A's capture, ISP B's capture)."""
@@ -116,8 +135,9 @@ def test_icmp_error_for_a_refused_datagram_leaves_through_the_pvd(lab3: Any, pvd
                                                                    foreign: None) -> None:
     assert pvdd3.pvd(PVD)["mark"] == 0  # alone on its link and unrestricted: its sockets carry none
     token, done, other, own = refused_datagram(lab3, pvdd3)
-    assert_no_leak(other, done.stdout, done.stderr, tokens=[token])
-    assert_caught(own, done.stdout, done.stderr, matching={"ICMP port unreachable": port_unreachable(token)})
+    assert_no_leak(other, done.stdout, done.stderr, tokens=[token], **kernel_replies(token))
+    for rule, predicate in kernel_replies(token)["matching"].items():
+        assert_caught(own, done.stdout, done.stderr, matching={rule: predicate})
     # the socket received the peer's datagram, not the foreign one: demultiplexing is unchanged
     assert done.returncode == 0 and done.stdout.split() == ["good", token], (done.stdout, done.stderr)
 
@@ -130,7 +150,8 @@ def test_control_without_reflected_marks_the_icmp_error_leaves_by_the_main_table
         token, done, other, own = refused_datagram(lab3, pvdd3)
     finally:
         lab3.exec(["sysctl", "-qw", f"{REFLECT[0]}=1"], check=True)
-    assert_caught(other, done.stdout, done.stderr, matching={"ICMP port unreachable": port_unreachable(token)})
+    for rule, predicate in kernel_replies(token)["matching"].items():
+        assert_caught(other, done.stdout, done.stderr, matching={rule: predicate})
 
 
 def reflect(lab: Any) -> list[str]:
