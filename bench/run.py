@@ -52,7 +52,7 @@ GROUPS: dict[str, tuple[str, Callable[[BenchContext], list[Figure]]]] = {
 }
 
 CAVEATS = [
-    "Measured on a shared 2-core machine where other engineers' test suites may run at the same "
+    "Measured on a shared 2-core machine where other test runs may share the cores at the same "
     "time; interleaving cancels slow drift, not bursts, so read the IQR and the paired-ratio range "
     "before a median.",
     "Run counts are kept small so that the whole run fits in a few minutes; a ratio within its "
