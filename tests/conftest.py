@@ -1,4 +1,4 @@
-"""Shared pytest set-up.  The lab fixtures live in lab_fixture.py (one session-scoped
+"""Shared pytest set-up.  The lab fixtures live in fixtures/lab.py (one session-scoped
 lab per scenario, torn down at the end of the session even when tests fail)."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-pytest_plugins = ["lab_fixture"]
+pytest_plugins = ["fixtures.lab"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from discovery_netns import MiniNet, net  # noqa: F401 (fixture)
+from fixtures.mininet import MiniNet, net  # noqa: F401 (fixture)
 from fixtures.pvdd import Pvdd, start_pvdd  # noqa: F401 (fixture)
 from pvdrun.daemon.protocol import Client, DaemonError, DaemonUnavailable
 from pvdrun.discovery import ra as craft
@@ -273,7 +273,7 @@ def test_fuzzed_ras_never_crash_pvdd(net: MiniNet, start_pvdd: Callable[..., Pvd
         short += len(message[:rng.randint(8, len(message))]) < RA_HEADER_LEN
     assert short > 0
     before = daemon.log_text().count("is shorter than its header")
-    from discovery_netns import sh
+    from fixtures.mininet import sh
     sh(sys.executable, "-c", FUZZ_SENDER, seed.hex(), "500", ns=router, timeout=60)
     assert daemon.proc.poll() is None, daemon.log_text()[-2000:]
     stream, _ = _subscriber(daemon.socket)

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from discovery_netns import MiniNet, net  # noqa: F401 (fixture)
+from fixtures.mininet import MiniNet, net  # noqa: F401 (fixture)
 from pvdrun.errors import EXIT_UNKNOWN_PVD
 from pvdrun.discovery import ra as craft
 

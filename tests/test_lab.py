@@ -28,7 +28,7 @@ import pytest
 
 from fixtures.capture import assert_no_leak
 from fixtures.unprivileged import User, unprivileged_user  # noqa: F401 (fixture)
-from lab_fixture import Lab, lab_name
+from fixtures.lab import Lab, lab_name
 from pvdrun import lab as lab_api
 from pvdrun.lab import ra as ra_wire
 from pvdrun.lab.errors import EXIT_ALREADY_UP, EXIT_NOT_UP, EXIT_SETUP_FAILED, LabBadInput

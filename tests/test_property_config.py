@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import example, given, strategies as st
 
-from property_settings import PROPERTY
+from fixtures.property_settings import PROPERTY
 from pvdrun.config import MAX_PVD_SLOTS, Config, ConfigError, parse_config
 
 PATH = "/etc/pvd/pvd.toml"

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from hypothesis import example, given, strategies as st
 
-from property_settings import PROPERTY
+from fixtures.property_settings import PROPERTY
 from pvdrun.daemon.handlers import OPS
 from pvdrun.daemon.protocol import (VERSION, Client, DaemonError, DaemonUnavailable, encode,
                                     error_reply)

@@ -19,7 +19,7 @@ import struct
 import pytest
 from hypothesis import example, given, strategies as st
 
-from property_settings import PROPERTY
+from fixtures.property_settings import PROPERTY
 from pvdrun.discovery.assemble import assemble
 from pvdrun.config import Config
 from pvdrun.discovery.kernel import RTPROT_RA, Address, KernelState, KRoute, Link

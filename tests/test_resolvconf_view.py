@@ -27,8 +27,8 @@ from fixtures.prereq import require
 from fixtures.resolvconf import nameservers
 from fixtures.unprivileged import User, unprivileged_user  # noqa: F401  (fixture)
 from pvdrun.resolve.resolvconf import NO_SERVER_PLACEHOLDER
-from routing_daemon import PvddInLab
-from test_resolve_netlab import asan_preload  # noqa: F401  (fixture)
+from fixtures.pvdd_lab import PvddInLab
+from fixtures.resolve_lab import asan_preload  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.root
 

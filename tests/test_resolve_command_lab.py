@@ -21,11 +21,11 @@ import pytest
 from fixtures.capture import assert_caught, assert_no_leak
 from pvdrun.errors import EXIT_FAILED, EXIT_TEMPORARY
 from fixtures.unprivileged import User, unprivileged_user  # noqa: F401 (fixture)
-from routing_daemon import PvddInLab
-from test_resolve_lab3 import leak_rules as lab3_leak_rules
-from test_resolve_netlab import ResolveLab, split_lab  # noqa: F401 (fixture)
-from test_resolve_shared_link import leak_rules as shared_leak_rules
-from test_routing_lab import pvdd1  # noqa: F401 (fixture: pvdd in scenario 1)
+from fixtures.pvdd_lab import PvddInLab
+from fixtures.lab_rules import leak_rules_separate as lab3_leak_rules
+from fixtures.resolve_lab import ResolveLab, split_lab  # noqa: F401 (fixture)
+from fixtures.lab_rules import leak_rules_shared as shared_leak_rules
+from fixtures.pvdd_lab import pvdd1  # noqa: F401 (fixture: pvdd in scenario 1)
 
 pytestmark = pytest.mark.root
 

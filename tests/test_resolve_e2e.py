@@ -15,7 +15,7 @@ import pytest
 
 from fixtures.capture import assert_caught, assert_no_leak, tcp_segment
 from fixtures.pvdd import config_only
-from test_resolve_netlab import SPLIT_PVDS, ResolveLab, split_lab  # noqa: F401
+from fixtures.resolve_lab import SPLIT_PVDS, ResolveLab, split_lab  # noqa: F401
 
 pytestmark = pytest.mark.root
 

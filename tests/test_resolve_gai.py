@@ -1,5 +1,5 @@
 """getaddrinfo & co inside a PvD, through the installed libpvdshim.so, in the
-two-ISP lab of test_resolve_netlab.py (R3 for getaddrinfo, R25, R26, section
+two-ISP lab of fixtures/resolve_lab.py (R3 for getaddrinfo, R25, R26, section
 5.2 of draft-kline-mif-mpvd-api-reqs; section 5.3 of the Troan multihoming
 document: DNS server selection, split horizon, local names)."""
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from fixtures.capture import assert_caught, assert_no_leak
-from test_resolve_netlab import ResolveLab, asan_preload, overlap_lab, probe, shim_lib, split_lab, spoofing_server, hostile_server, link_local_server  # noqa: F401
+from fixtures.resolve_lab import ResolveLab, asan_preload, overlap_lab, probe, shim_lib, split_lab, spoofing_server, hostile_server, link_local_server  # noqa: F401
 
 pytestmark = pytest.mark.root
 

@@ -2,7 +2,7 @@
 res_search, res_querydomain, res_send, their res_n* and __res_* forms,
 gethostbyaddr(_r), getaddrinfo_a with gai_suspend/gai_error/gai_cancel --
 inside a PvD, through the installed libpvdshim.so (shim/hooks/resolv_hooks.c,
-shim/hooks/gai_async.c), in the two-ISP lab of test_resolve_netlab.py (R3, R25;
+shim/hooks/gai_async.c), in the two-ISP lab of fixtures/resolve_lab.py (R3, R25;
 section 5.3 of the Troan multihoming document: wrong DNS server selection).
 
 Every test namespace gets a resolv.conf naming the OTHER ISP's server (what
@@ -29,7 +29,7 @@ import pytest
 
 from fixtures.capture import LinkCapture, assert_caught, assert_no_leak
 from fixtures.shim_source import include_flags, sources
-from test_resolve_netlab import ResolveLab, asan_preload, shim_lib, sh, split_lab  # noqa: F401
+from fixtures.resolve_lab import ResolveLab, asan_preload, shim_lib, sh, split_lab  # noqa: F401
 
 pytestmark = pytest.mark.root
 
@@ -445,7 +445,8 @@ def test_launcher_scenario_3_overlapping_dns_server(lab3: object, tmp_path: Path
     PTR).  Without the shim glibc asks 198.51.100.53 through the host's default route, ISP A,
     and gets A's answer; under PvD v4b the query goes to ISP B's 198.51.100.53 only (which knows
     nothing of it), under v4a to ISP A's only."""
-    from test_resolve_lab3 import PVDRUN, v4_dns_config
+    from fixtures.lab_rules import v4_dns_config
+    from fixtures.pvdd_lab import PVDRUN
 
     lab = lab3
     env = v4_dns_config(tmp_path, lab)

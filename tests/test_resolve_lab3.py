@@ -15,37 +15,19 @@ import pytest
 
 from fixtures.capture import assert_caught, assert_no_leak
 from fixtures.detour import main_table_prefers
-from fixtures.pvdd import config_only, no_pvdd
+from fixtures.lab_rules import OTHER, v4_dns_config
+from fixtures.lab_rules import leak_rules_separate as leak_rules
+from fixtures.pvdd import no_pvdd
 from fixtures.resolvconf import nameservers, with_resolv_conf
 
 pytestmark = pytest.mark.root
 
 PVDRUN = shutil.which("pvdrun") or "pvdrun"
-OTHER = {"ispa": "ispb", "ispb": "ispa"}
-
-
-def leak_rules(lab: Any, isp: str) -> dict[str, list[str]]:
-    """What the other ISP's link must not hold of a program scoped to ``isp``: no frame from
-    ``isp``'s host addresses (the IPv4 one is the same on both links), none to ``isp``'s
-    DNS servers and services (the IPv4 ones are the same addresses in both ISPs), nothing but
-    link control from the other link's own addresses."""
-    info = lab.isp(isp)
-    return {"sources": info["host_addresses"], "quiet": lab.isp(OTHER[isp])["host_addresses"],
-            "destinations": [info[k] for k in ("dns_v4", "dns_v6", "service_v4", "service_v6") if info[k]]}
 
 
 def no_daemon(tmp_path: Path, **extra: str) -> dict[str, str]:
     """Environment that makes PvD lookups use one-shot discovery, never a pvdd of the host."""
     return no_pvdd(tmp_path, **extra)
-
-
-def v4_dns_config(tmp_path: Path, lab: Any) -> dict[str, str]:
-    """PvDs v4a/v4b on ispa/ispb, both with the same IPv4 DNS server address."""
-    dns_a, dns_b = lab.isp("ispa")["dns_v4"], lab.isp("ispb")["dns_v4"]
-    assert dns_a == dns_b  # scenario 3: the overlap this test is about
-    return config_only(tmp_path, {"v4a": {"interface": "ispa", "dns": [dns_a], "search": ["ispa.example"]},
-                                  "v4b": {"interface": "ispb", "dns": [dns_b], "search": ["ispb.example"]}},
-                       solicit=True)
 
 
 @pytest.mark.parametrize("isp", ["ispa", "ispb"])

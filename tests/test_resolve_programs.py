@@ -1,6 +1,6 @@
 """Real programs' name lookups stay inside the PvD (R3, R25), as root and as a real
 unprivileged user (useradd + setpriv: fixtures/unprivileged.py), each run as
-``pvdrun --pvd PVD PROGRAM`` with pvdd serving the PvD table (tests/routing_daemon.py), as
+``pvdrun --pvd PVD PROGRAM`` with pvdd serving the PvD table (tests/fixtures/pvdd_lab.py), as
 the service would.
 
 The programs, one per way a program resolves:
@@ -61,10 +61,10 @@ from fixtures.netns import wait_for
 from fixtures.prereq import require
 from fixtures.resolvconf import nameservers, with_resolv_conf
 from fixtures.unprivileged import User, unprivileged_user  # noqa: F401 (fixture)
-from routing_daemon import PvddInLab
-from test_resolve_lab3 import leak_rules as lab3_leak_rules
-from test_resolve_lab3 import v4_dns_config
-from test_resolve_shared_link import leak_rules as shared_leak_rules
+from fixtures.pvdd_lab import PvddInLab
+from fixtures.lab_rules import leak_rules_separate as lab3_leak_rules
+from fixtures.lab_rules import v4_dns_config
+from fixtures.lab_rules import leak_rules_shared as shared_leak_rules
 
 pytestmark = pytest.mark.root
 

@@ -1,7 +1,7 @@
 """The Python per-PvD resolver (pvdrun.resolve), its cache, the resolv.conf
 view for dig & co, and ``pvdrun resolve`` (R25; section 5.3 of the Troan
 multihoming document).  Lab tests run their code inside the client namespace
-of test_resolve_netlab.py's labs."""
+of fixtures/resolve_lab.py's labs."""
 from __future__ import annotations
 
 import json
@@ -21,7 +21,7 @@ from pvdrun.resolve.resolvconf import NO_SERVER_PLACEHOLDER, render_resolv_conf
 from pvdrun.resolve.resolver import Answer, PvdResolver, ResolverOptions
 from pvdrun.resolve.sockets import pick_source
 from fixtures.pvdd import config_only
-from test_resolve_netlab import SPLIT_PVDS, ResolveLab, overlap_lab, split_lab, spoofing_server, hostile_server, link_local_server  # noqa: F401
+from fixtures.resolve_lab import SPLIT_PVDS, ResolveLab, overlap_lab, split_lab, spoofing_server, hostile_server, link_local_server  # noqa: F401
 
 
 def make_pvd(**fields: object) -> Pvd:

@@ -20,13 +20,13 @@ from fixtures.detour import main_table_prefers
 from fixtures.netns import wait_for
 from fixtures.pvdd import no_pvdd
 from fixtures.resolvconf import nameservers, with_resolv_conf
-from routing_daemon import PvddInLab, routes
-from test_routing_lab import mac_of
+from fixtures.lab_rules import OTHER
+from fixtures.lab_rules import leak_rules_shared as leak_rules
+from fixtures.pvdd_lab import PvddInLab, mac_of, routes
 
 pytestmark = pytest.mark.root
 
 PVDRUN = shutil.which("pvdrun") or "pvdrun"
-OTHER = {"ispa": "ispb", "ispb": "ispa"}
 CASES = [(scenario, isp) for scenario in ("lab1", "lab2") for isp in ("ispa", "ispb")]
 
 
@@ -42,17 +42,6 @@ def pvdds(request: pytest.FixtureRequest) -> Iterator[dict[str, PvddInLab]]:
     finally:
         for daemon in daemons.values():
             daemon.cleanup()
-
-
-def leak_rules(lab: Any, isp: str) -> dict[str, Any]:
-    """What the other ISP's side must not hold of a program scoped to ``isp``: nothing from
-    ``isp``'s host addresses (scenario 1: one L2 segment, whose bridge floods the host's
-    multicast ND to every router, so link control from them passes), nothing to the other
-    ISP's DNS servers and services, nothing but link control from the host's other addresses."""
-    other = lab.isp(OTHER[isp])
-    return {"sources": lab.isp(isp)["host_addresses"], "quiet": other["host_addresses"],
-            "destinations": [other[k] for k in ("dns_v4", "dns_v6", "service_v4", "service_v6") if other[k]],
-            "shared_link": lab.scenario == 1}
 
 
 @pytest.mark.parametrize("scenario,isp", CASES)

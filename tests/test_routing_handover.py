@@ -27,8 +27,8 @@ import pytest
 
 from fixtures.capture import arp_request_for, assert_no_leak, ip_source, udp_ports
 from fixtures.netns import sh
-from lab_fixture import Capture
-from routing_daemon import PVDRUN, PvddInLab, routes, rules
+from fixtures.lab import Capture
+from fixtures.pvdd_lab import PVDRUN, PvddInLab, routes, rules
 
 pytestmark = pytest.mark.root
 

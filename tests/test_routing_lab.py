@@ -8,7 +8,6 @@ default route covers (the main table would pick the first router's default).
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import socket
@@ -20,7 +19,7 @@ import pytest
 
 from fixtures.capture import assert_caught, assert_no_leak
 from fixtures.unprivileged import unprivileged_user, User  # noqa: F401 (fixture)
-from routing_daemon import PVDRUN, PvddInLab, routes, rules
+from fixtures.pvdd_lab import PVDRUN, PvddInLab, mac_of, pvdd1, routes, rules  # noqa: F401 (pvdd1: fixture)
 
 pytestmark = pytest.mark.root
 
@@ -32,21 +31,9 @@ _FRAME_RE = re.compile(r"^\S+ ([0-9a-f:]{17}) > ([0-9a-f:]{17}), ethertype IPv6 
 
 
 @pytest.fixture(scope="module")
-def pvdd1(lab1: Any) -> Iterator[PvddInLab]:
-    with PvddInLab(lab1) as daemon:
-        yield daemon
-
-
-@pytest.fixture(scope="module")
 def pvdd2(lab2: Any) -> Iterator[PvddInLab]:
     with PvddInLab(lab2) as daemon:
         yield daemon
-
-
-def mac_of(lab: Any, role: str, ifname: str) -> str:
-    out = subprocess.run(["ip", "-n", lab.ns(role), "-j", "link", "show", ifname], capture_output=True,
-                         text=True, check=True).stdout
-    return json.loads(out)[0]["address"]
 
 
 def frames_from(cap: Any, address: str) -> list[tuple[str, str]]:

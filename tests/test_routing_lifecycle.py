@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from routing_daemon import PVDRUN, PvddInLab, routes, rules
+from fixtures.pvdd_lab import PVDRUN, PvddInLab, routes, rules
 
 pytestmark = pytest.mark.root
 

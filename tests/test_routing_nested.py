@@ -20,7 +20,7 @@ from typing import Callable
 
 import pytest
 
-from discovery_netns import MiniNet, net  # noqa: F401 (fixture)
+from fixtures.mininet import MiniNet, net  # noqa: F401 (fixture)
 from fixtures.pvdd import Pvdd, start_pvdd  # noqa: F401 (fixture)
 from pvdrun.discovery import ra as craft
 from pvdrun.discovery.ra import parse_ra

@@ -104,7 +104,7 @@ def test_routes_go_to_the_pvds_table() -> None:
 def test_pvd_table_holds_no_route_via_another_pvds_router() -> None:
     """Scenario 1 with a main-table host route to ISP B's DNS server via ISP A's router: B's
     table has no route via A's router, only B's own (test_discovery_assemble's state)."""
-    from test_discovery_assemble import RA_A, RA_B, shared_link_with_detour
+    from fixtures.kernel_state import RA_A, RA_B, shared_link_with_detour
 
     pvds = shared_link_with_detour()
     slots = {p.pvd_id: i for i, p in enumerate(pvds)}

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import pytest
 
 from fixtures.unprivileged import User, readable_shim_dir
-from routing_daemon import PvddInLab, rules
+from fixtures.pvdd_lab import PvddInLab, rules
 
 pytestmark = pytest.mark.root
 

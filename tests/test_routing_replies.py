@@ -24,7 +24,7 @@ from typing import Any, Iterator
 import pytest
 
 from fixtures.capture import assert_caught, assert_no_leak, ip_destination, tcp_segment, transport
-from routing_daemon import PVDRUN, PvddInLab
+from fixtures.pvdd_lab import PVDRUN, PvddInLab
 
 pytestmark = pytest.mark.root
 

@@ -10,7 +10,7 @@ Both need two host interfaces: scenario 3 only (in scenario 1 both PvDs are on `
 and a membership report or a frame on that link reaches both routers whatever the shim
 does).  A capture on ispa's link, proven live by a marker, must see no membership report
 for the program's groups and none of its frames; the same program run unscoped is seen
-there first.  See hostile_lab.py.
+there first.  See fixtures/hostile_lab.py.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from typing import Iterator
 
 import pytest
 
-from hostile_lab import (OTHER, PVD, PVDRUN, HostileEnv, Watch, control_problems, env3,  # noqa: F401
+from fixtures.hostile_lab import (OTHER, PVD, PVDRUN, HostileEnv, Watch, control_problems, env3,  # noqa: F401
                          finished, hostile_bindir, hostile_user, mismatches, new_token, results, verdict)
 
 pytestmark = pytest.mark.root

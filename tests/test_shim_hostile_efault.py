@@ -5,7 +5,7 @@ preload library that reads them first must answer the same and never crash the p
 Each case runs on a fresh socket and on one tied to the PvD by a first datagram; the
 program must print every case and exit 0.  The same binary without the shim is the
 control: EFAULT everywhere too.  When the scoped program does not live, the cases are run
-again one per child process to say which one killed it.  See hostile_lab.py.
+again one per child process to say which one killed it.  See fixtures/hostile_lab.py.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import subprocess
 
 import pytest
 
-from hostile_lab import (PVD, HostileEnv, env, env1, env3, finished, hostile_bindir,  # noqa: F401
+from fixtures.hostile_lab import (PVD, HostileEnv, env, env1, env3, finished, hostile_bindir,  # noqa: F401
                          hostile_user, mismatches, results, verdict)
 
 pytestmark = pytest.mark.root

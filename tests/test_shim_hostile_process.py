@@ -9,7 +9,7 @@
 
 Every program is scoped to ispb; a capture on ispa's link, proven live by a marker, must
 see none of its datagrams, and the same program run unscoped is seen there first.  See
-hostile_lab.py.
+fixtures/hostile_lab.py.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import subprocess
 
 import pytest
 
-from hostile_lab import (OTHER, PVD, HostileEnv, control_problems, env, env1, env3,  # noqa: F401
+from fixtures.hostile_lab import (OTHER, PVD, HostileEnv, control_problems, env, env1, env3,  # noqa: F401
                          finished, hostile_bindir, hostile_user, mismatches, mixing_problems, new_token,
                          results, verdict)
 

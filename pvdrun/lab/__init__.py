@@ -1,6 +1,6 @@
 """The multihoming lab: scenarios 1-3 of the Troan et al. draft in network namespaces.
 
-Python API (used by the pytest fixtures in tests/lab_fixture.py)::
+Python API (used by the pytest fixtures in tests/fixtures/lab.py)::
 
     from pvdrun import lab
     info = lab.up(3, "mylab")     # -> status dict (see docs/lab.md)

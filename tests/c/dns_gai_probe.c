@@ -1,5 +1,5 @@
 /* dns_gai_probe.c: call the resolver functions a scoped program would call,
- * and print what they return.  Compiled by tests/test_resolve_netlab.py and
+ * and print what they return.  Compiled by tests/fixtures/resolve_lab.py and
  * run with LD_PRELOAD=libpvdshim.so inside a lab namespace.
  *
  *   probe gai NAME [unspec|inet|inet6] [flags,...] [SERVICE]   getaddrinfo (service 80)

@@ -3,7 +3,7 @@
  * carrying "TOKEN:CASE;", one-message sends and packet-information control messages.
  *
  * Header only (static inline): each program is still compiled from its one .c file
- * (tests/hostile_lab.py, tests/test_shim_preinit_scope.py), with -Wall -Wextra -Werror. */
+ * (tests/fixtures/hostile_lab.py, tests/test_shim_preinit_scope.py), with -Wall -Wextra -Werror. */
 #ifndef HOSTILE_H
 #define HOSTILE_H
 

@@ -3,7 +3,7 @@ cost of a pvdd mark round-trip per socket, and pvdd under many concurrent mark r
 
 Run as root against a running pvdd that has a PvD with a mark::
 
-    python tests/mark_load.py --socket /run/pvd/pvdd.sock --handle H [--sockets 1000] [--rounds 2000]
+    python bench/mark_load.py --socket /run/pvd/pvdd.sock --handle H [--sockets 1000] [--rounds 2000]
 
 Prints JSON: ``plain_us`` (socket()+close() alone, median), ``mark_us`` (socket()+mark
 round-trip+close(), median, p90, p99), and for ``--sockets`` clients connected at once,
