@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core.h"
+#include "dns_scope.h"
 #include "pvdd_client.h"
 
 SHIM_API int pvd_shim_active(void) { return shim_is_preloaded(); }
@@ -201,3 +202,21 @@ SHIM_API int pvd_tie_socket(int fd, const char *scope_line, const struct sockadd
 }
 
 SHIM_API const char *pvd_last_reason(void) { return shim_reason(); }
+
+SHIM_API int pvd_dns_server_usable(const char *scope_line, const char *server)
+{
+    struct pvd_dns_scope view;
+    struct pvd_dns_addr addr;
+    int saved = errno;
+    if (!scope_line || !server || pvd_dns_parse_scope(scope_line, &view) != PVD_DNS_SCOPE_OK) {
+        errno = EINVAL;
+        return -1;
+    }
+    int parsed = pvd_dns_parse_addr(server, &view, &addr);
+    if (parsed == -1) {
+        errno = EINVAL;
+        return -1;
+    }
+    errno = saved;
+    return parsed == 0 && pvd_dns_server_usable_in(&view, &addr);
+}

@@ -70,29 +70,6 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int is_link_local6(const struct pvd_dns_addr *a)
-{
-    return a->family == AF_INET6 && a->addr[0] == 0xfe && (a->addr[1] & 0xc0) == 0x80;
-}
-
-/* Can the PvD reach server from one of its own addresses (one of the server's family)?  A
- * link-local server is reached on its own link only, which must be one of the PvD's
- * interfaces (its zone), from that link's link-local address (tie.c).  R25: else the server
- * is not used. */
-static int server_usable(const struct pvd_dns_scope *scope, const struct pvd_dns_addr *server)
-{
-    if (is_link_local6(server)) {
-        for (int i = 0; i < scope->nifs; i++)
-            if (server->scope_id != 0 && scope->ifs[i].index == server->scope_id)
-                return 1;
-        return 0;
-    }
-    for (int i = 0; i < scope->naddrs; i++)
-        if (scope->addrs[i].family == server->family)
-            return 1;
-    return 0;
-}
-
 /* Open a socket of type for server, tied to the PvD by the core's one rule for every socket
  * (decide.c: device, mark, source; shim_tie_own_socket).  Returns the fd or -1. */
 static int open_scoped_socket(const struct pvd_dns_scope *scope, const struct pvd_dns_addr *server,
@@ -391,7 +368,7 @@ static int query_many(const struct pvd_dns_scope *scope, const struct dns_option
     for (int attempt = 0; attempt < opt->attempts; attempt++) {
         for (int s = 0; s < scope->nservers; s++) {
             const struct pvd_dns_addr *server = &scope->servers[s];
-            if (!server_usable(scope, server))
+            if (!pvd_dns_server_usable_in(scope, server))
                 continue;
             usable = 1;
             struct question *open_qs[2];
@@ -694,7 +671,7 @@ int dns_send_raw(const struct pvd_dns_scope *scope, const struct dns_options *op
     for (int attempt = 0; attempt < opt->attempts; attempt++) {
         for (int s = 0; s < scope->nservers; s++) {
             const struct pvd_dns_addr *server = &scope->servers[s];
-            if (!server_usable(scope, server))
+            if (!pvd_dns_server_usable_in(scope, server))
                 continue;
             usable = 1;
             size_t len = 0;

@@ -43,7 +43,27 @@ int pvd_dns_parse_addr(const char *s, const struct pvd_dns_scope *links, struct 
             out->scope_id = links->ifs[i].index;
             return 0;
         }
-    return -1;
+    return -2;
+}
+
+/* A link-local server is reached on its own link only, which must be one of the PvD's
+ * interfaces (its zone, set by pvd_dns_parse_addr), from that link's link-local address (tie.c
+ * picks it).  Any other server needs one of the PvD's own addresses of its family.  R25: else
+ * the server is not used. */
+int pvd_dns_server_usable_in(const struct pvd_dns_scope *scope, const struct pvd_dns_addr *server)
+{
+    if (scope->is_null)
+        return 0;
+    if (server->family == AF_INET6 && server->addr[0] == 0xfe && (server->addr[1] & 0xc0) == 0x80) {
+        for (int i = 0; i < scope->nifs; i++)
+            if (server->scope_id != 0 && scope->ifs[i].index == server->scope_id)
+                return 1;
+        return 0;
+    }
+    for (int i = 0; i < scope->naddrs; i++)
+        if (scope->addrs[i].family == server->family)
+            return 1;
+    return 0;
 }
 
 socklen_t pvd_dns_sockaddr(const struct pvd_dns_addr *a, uint16_t port, struct sockaddr_storage *ss)

@@ -61,8 +61,14 @@ int pvd_dns_current_scope(struct pvd_dns_scope *out);
 
 /* Parse "ADDR" or "ADDR%ZONE" of a PvD whose interfaces are links->ifs[0..nifs): the zone
  * (an index or an interface name) must name one of them, and becomes scope_id; a link-local
- * address without a zone takes the PvD's interface when it has exactly one.  0 or -1. */
+ * address without a zone takes the PvD's interface when it has exactly one.  0; -1 when s is
+ * no address; -2 when its zone names none of the PvD's interfaces. */
 int pvd_dns_parse_addr(const char *s, const struct pvd_dns_scope *links, struct pvd_dns_addr *out);
+
+/* 1 when the PvD can ask DNS server `server` (parsed by pvd_dns_parse_addr against scope), else
+ * 0: the one rule for the shim's resolver and pvd_dns_server_usable (pvd.h).  No allocation, no
+ * system call; errno untouched. */
+int pvd_dns_server_usable_in(const struct pvd_dns_scope *scope, const struct pvd_dns_addr *server);
 
 /* a as the socket calls take it, with port: for IPv6, scope_id in sin6_scope_id (nonzero for
  * a link-local server: the PvD's interface it is reached on).  Returns the length. */

@@ -27,7 +27,7 @@ extern "C" {
 #endif
 
 /* The version of this API: bumped when a declaration changes (docs/c-api.md). */
-#define PVD_API_VERSION 2
+#define PVD_API_VERSION 3
 
 /* A PvD's programmatic reference (R5). */
 typedef uint32_t pvd_handle_t;
@@ -123,6 +123,15 @@ int pvd_tie_socket(int fd, const char *scope_line, const struct sockaddr *dst, s
  * known than errno says (pvdd's own reason for refusing a mark); "" otherwise.  The string
  * stays valid until the thread's next call of this API. */
 const char *pvd_last_reason(void);
+
+/* Since version 3.  1 when the PvD of `scope_line` can ask the DNS server `server` (an address as
+ * the scope line's dns= entries spell it, "ADDR" or "ADDR%ZONE"), else 0, by the rule this
+ * library's own resolver follows (R25): a link-local server is reached on its own link only,
+ * which must be one of the PvD's interfaces (its zone, an index or a name of the line's if=
+ * entries; without a zone, the PvD's interface when it has only one), from that link's
+ * link-local address; any other server needs one of the PvD's own addresses of its family.
+ * The null PvD can ask none.  errno: EINVAL (malformed line, or server no address). */
+int pvd_dns_server_usable(const char *scope_line, const char *server);
 
 #ifdef __cplusplus
 }
