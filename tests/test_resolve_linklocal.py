@@ -33,8 +33,8 @@ from fixtures.unprivileged import User
 from pvdrun.discovery import ra as craft
 from pvdrun.model import Pvd
 from pvdrun.resolve.resolvconf import render_resolv_conf
-from pvdrun.resolve.sockets import pick_source, server_address
-from pvdrun.shim import library_path
+from pvdrun.resolve.sockets import server_address, usable_servers
+from pvdrun.shim import binding, library_path
 
 PVDRUN = [sys.executable, "-m", "pvdrun.cli"]
 LINKS = {"l1": ("r1", "2001:db8:1::"), "l2": ("r2", "2001:db8:2::")}
@@ -194,14 +194,18 @@ def token_name() -> tuple[str, str]:
 # ---- unit tests: no root -------------------------------------------------------------------
 
 def test_link_local_server_is_reached_only_on_its_own_link() -> None:
+    def usable(pvd: Pvd, server: str) -> bool:
+        return binding.dns_server_usable(pvd.to_scope(), server)
+
     pvd = Pvd(pvd_id="implicit:a0", handle=7, interfaces=["a0"], ifindexes=[2],
               addresses=["2001:db8:a::2/64", "fe80::2/64"], dns_servers=["fe80::1%a0"])
-    assert pick_source(pvd, "fe80::1%a0") == "fe80::2"
-    assert pick_source(pvd, "fe80::1%2") == "fe80::2"
-    assert pick_source(pvd, "fe80::1") == "fe80::2"  # no zone: the PvD's only link
-    assert pick_source(pvd, "fe80::1%b0") is None and pick_source(pvd, "fe80::1%3") is None
+    assert usable(pvd, "fe80::1%a0") and usable(pvd, "fe80::1%2")
+    assert usable(pvd, "fe80::1")  # no zone: the PvD's only link
+    assert not usable(pvd, "fe80::1%b0") and not usable(pvd, "fe80::1%3")
+    assert usable_servers(pvd) == ["fe80::1%a0"]
     two = Pvd(pvd_id="x", handle=8, interfaces=["a0", "b0"], ifindexes=[2, 3], addresses=["2001:db8:a::2/64"])
-    assert pick_source(two, "fe80::1") is None  # no zone, two links: which one?
+    assert not usable(two, "fe80::1")  # no zone, two links: which one?
+    assert usable(two, "fe80::1%b0")
     assert server_address("2001:db8::53") == ("2001:db8::53", 53, 0, 0)
 
 

@@ -19,7 +19,7 @@ from pvdrun.resolve.errors import NO_SERVER, NXDOMAIN, ResolveError
 from pvdrun.resolve.order import sort_destinations
 from pvdrun.resolve.resolvconf import NO_SERVER_PLACEHOLDER, render_resolv_conf
 from pvdrun.resolve.resolver import Answer, PvdResolver, ResolverOptions
-from pvdrun.resolve.sockets import pick_source
+from pvdrun.resolve.sockets import usable_servers
 from fixtures.pvdd import config_only
 from fixtures.resolve_lab import SPLIT_PVDS, ResolveLab, overlap_lab, split_lab, spoofing_server, hostile_server, link_local_server  # noqa: F401
 
@@ -114,12 +114,11 @@ def test_search_candidates_follow_ndots() -> None:
             resolver.candidates(bad)
 
 
-def test_source_address_is_the_pvds_own_and_of_the_servers_family() -> None:
-    pvd = make_pvd(addresses=["10.1.0.2/24", "fe80::2/64", "2001:db8:a::2/64"])
-    assert pick_source(pvd, "10.1.0.1") == "10.1.0.2"
-    assert pick_source(pvd, "2001:db8:a::1") == "2001:db8:a::2"
-    assert pick_source(pvd, "fe80::1%a0") == "fe80::2"
-    assert pick_source(make_pvd(addresses=["2001:db8:b::2/64"]), "10.1.0.1") is None
+def test_servers_usable_need_a_pvd_address_of_their_family() -> None:
+    servers = ["10.1.0.1", "2001:db8:a::1", "fe80::1%a0"]
+    pvd = make_pvd(addresses=["10.1.0.2/24", "fe80::2/64", "2001:db8:a::2/64"], dns_servers=servers)
+    assert usable_servers(pvd) == servers
+    assert usable_servers(make_pvd(addresses=["2001:db8:b::2/64"], dns_servers=servers)) == servers[1:]
 
 
 def test_pvd_without_servers_never_asks_anyone() -> None:

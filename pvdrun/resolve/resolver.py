@@ -31,7 +31,7 @@ from pvdrun.resolve.cache import DnsCache
 from pvdrun.resolve.errors import (BAD_NAME, NO_SERVER, NODATA, NXDOMAIN, SERVFAIL, TIMEOUT,
                                    ResolveError)
 from pvdrun.resolve.order import sort_destinations
-from pvdrun.resolve.sockets import connected_tcp_socket, pick_source, scoped_socket, server_address
+from pvdrun.resolve.sockets import connected_tcp_socket, scoped_socket, server_address, usable_servers
 
 #: resolv.conf(5) defaults.
 DEFAULT_TIMEOUT = 5.0
@@ -116,7 +116,7 @@ class PvdResolver:
         The reply's rcode is NOERROR or NXDOMAIN, or the last failure rcode
         when every server failed.  Raises ResolveError(NO_SERVER, TIMEOUT).
         """
-        usable = [s for s in self.pvd.dns_servers if pick_source(self.pvd, s) is not None]
+        usable = usable_servers(self.pvd)
         if not usable:
             why = "has no DNS server" if not self.pvd.dns_servers else \
                 "has no DNS server reachable from its own addresses"

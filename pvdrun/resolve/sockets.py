@@ -3,8 +3,10 @@
 How a socket is tied to its PvD (device, source address, mark) is the shim's rule, written
 once in C (``shim/core/tie.c``) and reached through the C API's ``pvd_tie_socket``
 (:func:`pvdrun.shim.binding.tie_socket`): the sockets of the Python resolver and those of
-the shim's own resolver are tied by the same code, with or without LD_PRELOAD.  Here: which
-servers a PvD can use at all, their socket addresses, and the sockets themselves.
+the shim's own resolver are tied by the same code, with or without LD_PRELOAD.  Which servers
+a PvD can use at all is the shim's rule too (``pvd_dns_server_usable``,
+:func:`pvdrun.shim.binding.dns_server_usable`).  Here: their socket addresses, and the
+sockets themselves.
 """
 from __future__ import annotations
 
@@ -13,66 +15,30 @@ import ipaddress
 import select
 import socket
 
-from pvdrun.model import Pvd, split_zone, zone_interface
+from pvdrun.model import Pvd, split_zone
 from pvdrun.resolve.errors import NO_SERVER, ResolveError
 
 DNS_PORT = 53
 
 
-def _is_link_local(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    return address.version == 6 and address.is_link_local
+def usable_servers(pvd: Pvd) -> list[str]:
+    """The PvD's DNS servers it can ask, in order, by the shim's rule (``pvd_dns_server_usable``):
+    a link-local server only on one of the PvD's links, any other only when the PvD holds an
+    address of its family (asking it would need another PvD's source).  Raises
+    ResolveError(NO_SERVER) when the PvD has no scope line."""
+    if not pvd.dns_servers:
+        return []
+    scope_line = _scope_line(pvd)
+    from pvdrun.shim import binding  # cffi and pvd.h (~60 ms): only once a server is asked
+
+    return [server for server in pvd.dns_servers if binding.dns_server_usable(scope_line, server)]
 
 
-def pick_source(pvd: Pvd, server: str) -> str | None:
-    """The PvD address to send from towards ``server``, or None: a server the PvD has no such
-    address for is not used at all (asking it would need another PvD's source)."""
-    host, zone = split_zone(server)
-    target = ipaddress.ip_address(host)
-    if _is_link_local(target):
-        return _link_local_source(pvd, zone)
-    fallback = None
-    for candidate in pvd.ip_addresses():
-        addr = ipaddress.ip_address(split_zone(candidate)[0])
-        if addr.version != target.version:
-            continue
-        if _is_link_local(addr) == _is_link_local(target):
-            return candidate
-        if fallback is None and not _is_link_local(target):
-            fallback = candidate
-    return fallback
-
-
-def _link_local_source(pvd: Pvd, zone: str | None) -> str | None:
-    """The source towards a link-local server: it is reached on its own link only (its zone,
-    or the PvD's only interface), which must be the PvD's, from that link's link-local address
-    (one the PvD lists, else the link's own)."""
-    if zone is not None:
-        link = zone_interface(zone, pvd.interfaces, pvd.ifindexes)
-    else:
-        link = pvd.interfaces[0] if len(pvd.interfaces) == 1 else None
-    if link is None:
-        return None
-    for candidate in pvd.ip_addresses():
-        host, own = split_zone(candidate)
-        if _is_link_local(ipaddress.ip_address(host)) and \
-                (own is None or zone_interface(own, pvd.interfaces, pvd.ifindexes) == link):
-            return candidate
-    return _kernel_link_local(link)
-
-
-def _kernel_link_local(ifname: str) -> str | None:
-    """The usable (not tentative, not DAD-failed) link-local address of ``ifname`` in this
-    network namespace, ``fe80::x%ifname``, or None."""
+def _scope_line(pvd: Pvd) -> str:
     try:
-        with open("/proc/net/if_inet6", encoding="ascii") as handle:
-            for line in handle:
-                fields = line.split()
-                if len(fields) == 6 and fields[5] == ifname and fields[3] == "20" \
-                        and not int(fields[4], 16) & 0x48:  # IFA_F_TENTATIVE | IFA_F_DADFAILED
-                    return f"{ipaddress.IPv6Address(bytes.fromhex(fields[0]))}%{ifname}"
-    except OSError:
-        pass
-    return None
+        return pvd.to_scope()
+    except ValueError as exc:
+        raise ResolveError(NO_SERVER, str(exc)) from None
 
 
 def server_address(server: str) -> tuple:
@@ -93,14 +59,11 @@ def scoped_socket(pvd: Pvd, server: str, kind: int = socket.SOCK_DGRAM) -> socke
     or its mark cannot be had (with pvdd's reason: the PvD's DNS is then not used, fail
     closed), OSError when another step of the tie fails.
     """
-    if pick_source(pvd, server) is None:
-        raise ResolveError(NO_SERVER, f"PvD {pvd.pvd_id} has no address to reach DNS server {server} from")
-    try:
-        scope_line = pvd.to_scope()
-    except ValueError as exc:
-        raise ResolveError(NO_SERVER, str(exc)) from None
+    scope_line = _scope_line(pvd)
     from pvdrun.shim import binding  # cffi and pvd.h (~60 ms): only once a server is asked
 
+    if not binding.dns_server_usable(scope_line, server):
+        raise ResolveError(NO_SERVER, f"PvD {pvd.pvd_id} has no address to reach DNS server {server} from")
     destination = server_address(server)
     sock = socket.socket(socket.AF_INET6 if len(destination) == 4 else socket.AF_INET, kind)
     try:

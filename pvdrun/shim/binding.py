@@ -191,6 +191,15 @@ def tie_socket(sock: socket.socket | int, scope_line: str, destination: tuple[An
         raise TieRefused(code, _string(lib().pvd_last_reason()))
 
 
+def dns_server_usable(scope_line: str, server: str) -> bool:
+    """Whether the PvD of ``scope_line`` can ask DNS server ``server`` ("ADDR" or "ADDR%ZONE",
+    as the line's dns= entries spell it), by the rule the library's own resolver follows
+    (``pvd_dns_server_usable``).  Raises OSError(EINVAL) for a malformed line or server."""
+    rc = lib().pvd_dns_server_usable(scope_line.encode(), server.encode())
+    _check(rc)
+    return bool(rc)
+
+
 def socket_scope(sock: socket.socket | int) -> int:
     """The PvD a socket belongs to (R8); HANDLE_UNSPEC when not tied to one."""
     handle = _ffi.new("pvd_handle_t *")
@@ -244,6 +253,6 @@ def thread_scope(handle: int) -> Iterator[int]:
 
 
 __all__ = ["HANDLE_NULL", "HANDLE_UNSPEC", "PvdInfo", "ShimNotPreloaded", "TieRefused", "add_scope",
-           "bind_socket", "effective_scope", "find", "get_process_scope", "get_thread_scope", "info", "is_preloaded",
-           "list_handles", "set_process_scope", "set_thread_scope", "socket_scope", "thread_scope",
-           "tie_socket"]
+           "bind_socket", "dns_server_usable", "effective_scope", "find", "get_process_scope",
+           "get_thread_scope", "info", "is_preloaded", "list_handles", "set_process_scope",
+           "set_thread_scope", "socket_scope", "thread_scope", "tie_socket"]
