@@ -137,11 +137,16 @@ class LinkLocalLab:
         for link in LINKS:  # the host heard each router (its RA made the default route through it)
             wait_for(lambda link=link: "default" in sh("ip", "-6", "route", "show", "dev", link, ns=self.host).stdout,
                      what=f"an RA on {link}")
-        self.host_ll = {link: self.link_local(link) for link in LINKS}
+        for link in LINKS:  # the host's own link-local addresses have passed DAD: a tentative
+            # one is no source, and the first lookup would find no usable server on that link
+            wait_for(lambda link=link: self.link_local(link) is not None, what=f"a usable link-local address on {link}")
+        self.host_ll = {link: str(self.link_local(link)) for link in LINKS}
 
-    def link_local(self, link: str) -> str:
+    def link_local(self, link: str) -> str | None:
+        """The host's link-local address on ``link``, once it is usable (not tentative)."""
         shown = json.loads(sh("ip", "-j", "-6", "addr", "show", "dev", link, ns=self.host).stdout)
-        return next(a["local"] for a in shown[0]["addr_info"] if a.get("scope") == "link")
+        return next((a["local"] for a in shown[0]["addr_info"]
+                     if a.get("scope") == "link" and not a.get("tentative")), None)
 
     def run(self, argv: list[str], env: dict[str, str] | None = None, timeout: float = 60) -> Any:
         """``argv`` in the host namespace, pvdd never asked (its socket names nothing)."""
