@@ -32,6 +32,12 @@ const struct in6_addr *shim_sa_v6(const struct sockaddr *sa, socklen_t len)
     return NULL;
 }
 
+int shim_addr_is_no_dns_server(const struct sockaddr *sa, socklen_t len)
+{
+    struct in_addr a4;
+    return sa && shim_sa_v4(sa, len, &a4) && ntohl(a4.s_addr) == SHIM_NO_DNS_SERVER_V4;
+}
+
 int shim_addr_is_loopback(const struct sockaddr *sa, socklen_t len)
 {
     struct in_addr a4;
@@ -39,7 +45,7 @@ int shim_addr_is_loopback(const struct sockaddr *sa, socklen_t len)
     if (!sa)
         return 0;
     if (shim_sa_v4(sa, len, &a4))
-        return (ntohl(a4.s_addr) >> 24) == 127;
+        return (ntohl(a4.s_addr) >> 24) == 127 && ntohl(a4.s_addr) != SHIM_NO_DNS_SERVER_V4;
     a6 = shim_sa_v6(sa, len);
     return a6 && IN6_IS_ADDR_LOOPBACK(a6);
 }

@@ -12,7 +12,17 @@
 int shim_sa_v4(const struct sockaddr *sa, socklen_t len, struct in_addr *out);
 /* The IPv6 address of sa (not IPv4-mapped), or NULL. */
 const struct in6_addr *shim_sa_v6(const struct sockaddr *sa, socklen_t len);
+/* The resolv.conf placeholder of a PvD without DNS servers (dns/resolvconf_view.h; the
+ * launcher's private file writes the same): a loopback address nothing should answer on, which a
+ * resolver bound to the wildcard (0.0.0.0:53) would receive all the same.  For a scoped socket
+ * it is no loopback: the socket is tied to the PvD as for any other destination, so the query
+ * never reaches the host's own resolvers; it leaves by the PvD's link, where nothing answers. */
+#define SHIM_NO_DNS_SERVER "127.255.255.254"
+#define SHIM_NO_DNS_SERVER_V4 0x7ffffffeU
+/* Loopback, other than the placeholder above. */
 int shim_addr_is_loopback(const struct sockaddr *sa, socklen_t len);
+/* Is sa the placeholder above (AF_INET, or IPv4-mapped)? */
+int shim_addr_is_no_dns_server(const struct sockaddr *sa, socklen_t len);
 int shim_addr_is_wildcard(const struct sockaddr *sa, socklen_t len);
 int shim_addr_is_multicast(const struct sockaddr *sa, socklen_t len);
 /* Is sa one of the PvD's addresses? */

@@ -17,13 +17,16 @@
 
 #include "dns_client.h"
 #include "dns_scope.h"
+#include "sockaddr.h"
 
 /* Written when the PvD has no DNS server (also the null PvD and a malformed scope): a file
  * without a nameserver line means 127.0.0.1 to glibc and to dig, which may be a host-wide
- * resolver answering with another PvD's view; 127.255.255.254 is loopback, nothing listens
- * there, so lookups fail at once and nothing leaves the host.  The launcher's private file
+ * resolver answering with another PvD's view.  127.255.255.254 (core/sockaddr.h) is loopback
+ * that a scoped socket never reaches: the socket is tied to the PvD and the query leaves by the
+ * PvD's own link, where nothing answers (a resolver of the host bound to 0.0.0.0:53 would
+ * otherwise receive it).  The launcher's private file
  * (pvdrun/resolve/resolvconf.py, NO_SERVER_PLACEHOLDER) writes the same. */
-#define PVD_RESOLVCONF_NO_SERVER "127.255.255.254"
+#define PVD_RESOLVCONF_NO_SERVER SHIM_NO_DNS_SERVER
 /* glibc reads at most three nameserver lines (MAXNS) and six search domains (MAXDNSRCH). */
 #define PVD_RESOLVCONF_MAXNS 3
 #define PVD_RESOLVCONF_MAXDNSRCH 6
