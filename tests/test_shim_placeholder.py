@@ -15,9 +15,9 @@ import pytest
 from fixtures.capture import LinkCapture
 from fixtures.netns import Namespaces, ifindex
 from fixtures.prereq import require
+from fixtures.shim_source import SHIM
+from pvdrun.resolve.resolvconf import NO_SERVER_PLACEHOLDER
 from pvdrun.shim import library_path
-
-pytestmark = pytest.mark.root
 
 TAG = f"pph{os.getpid() % 100000}"
 
@@ -52,6 +52,7 @@ socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(f"{token}-local".encode(
 """
 
 
+@pytest.mark.root
 @pytest.mark.parametrize("default_route", [True, False], ids=["pvd-with-default-route", "pvd-without-route"])
 def test_placeholder_never_reaches_a_wildcard_resolver_of_the_host(default_route: bool) -> None:
     require(os.geteuid() == 0, "root (network namespaces)")
@@ -83,3 +84,11 @@ def test_placeholder_never_reaches_a_wildcard_resolver_of_the_host(default_route
     else:
         assert set(outcomes.values()) == {"101"}, scoped.stdout  # ENETUNREACH
         assert not link.carrying("scoped-"), link.show()
+
+
+def test_launcher_writes_the_placeholder_the_shim_knows() -> None:
+    """The launcher's private file (Python) and the shim (C) name the same placeholder."""
+    header = (SHIM / "core" / "sockaddr.h").read_text()
+    assert f'#define SHIM_NO_DNS_SERVER "{NO_SERVER_PLACEHOLDER}"' in header
+    value = int.from_bytes(bytes(int(part) for part in NO_SERVER_PLACEHOLDER.split(".")), "big")
+    assert f"#define SHIM_NO_DNS_SERVER_V4 0x{value:08x}U" in header
