@@ -41,7 +41,7 @@ LINKS = {"l1": ("r1", "2001:db8:1::"), "l2": ("r2", "2001:db8:2::")}
 OTHER = {"l1": "l2", "l2": "l1"}
 SERVER = "fe80::1"
 
-#: One router: RAs (RDNSS fe80::1) every half second, DNS on fe80::1%r0 (UDP and TCP), HTTP on
+#: One router: RAs (RDNSS fe80::1) every half second and in answer to each Router Solicitation, DNS on fe80::1%r0 (UDP and TCP), HTTP on
 #: port 80 saying its name.  Every query is written to the log as "QNAME SOURCE".
 ROUTER = r"""
 import socket, sys, threading, time
@@ -103,7 +103,21 @@ web = Http6(("::", 80), Http)
 ra = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
 ra.bind(("fe80::1", 0, 0, index))
 ra.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
-for target in (serve_udp, serve_tcp, web.serve_forever):
+# a router answers Router Solicitations (RFC 4861) at once: a one-shot discovery need not wait
+# for the next periodic RA, which under load could come after its listening window
+ra.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP,
+              socket.inet_pton(socket.AF_INET6, "ff02::2") + index.to_bytes(4, sys.byteorder))
+
+def answer_solicitations():
+    while True:
+        data, _ = ra.recvfrom(1500)
+        if data[:1] == bytes([133]):
+            try:
+                ra.sendto(bytes.fromhex(ra_hex), ("ff02::1", 0, 0, index))
+            except OSError:
+                pass
+
+for target in (serve_udp, serve_tcp, web.serve_forever, answer_solicitations):
     threading.Thread(target=target, daemon=True).start()
 print("ready", flush=True)
 while True:
