@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from pvdrun.resolve.resolvconf import NO_SERVER_PLACEHOLDER
 
 pytestmark = pytest.mark.root
 
-PVDRUN = shutil.which("pvdrun") or "pvdrun"
+from fixtures.commands import PVDRUN  # noqa: E402
 OTHER = {"ispa": "ispb", "ispb": "ispa"}
 
 

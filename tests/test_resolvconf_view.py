@@ -32,7 +32,7 @@ from fixtures.resolve_lab import asan_preload  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.root
 
-PVDRUN = shutil.which("pvdrun") or "pvdrun"
+from fixtures.commands import PVDRUN  # noqa: E402
 PROBE_SRC = Path(__file__).parent / "c" / "resolvconf_probe.c"
 ISP, OTHER = "ispb", "ispa"
 PROGRAMS = {

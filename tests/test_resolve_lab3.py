@@ -7,7 +7,6 @@ out) on the other ISP's link proves no query went there (R25); the control, curl
 pvdrun given the same resolv.conf, is found on that link by the same verdict."""
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from fixtures.resolvconf import nameservers, with_resolv_conf
 
 pytestmark = pytest.mark.root
 
-PVDRUN = shutil.which("pvdrun") or "pvdrun"
+from fixtures.commands import PVDRUN  # noqa: E402
 
 
 def no_daemon(tmp_path: Path, **extra: str) -> dict[str, str]:

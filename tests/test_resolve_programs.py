@@ -68,7 +68,6 @@ from fixtures.lab_rules import leak_rules_shared as shared_leak_rules
 
 pytestmark = pytest.mark.root
 
-PVDRUN = shutil.which("pvdrun") or "pvdrun"
 PROBE_SRC = Path(__file__).resolve().parent / "c" / "glibc_paths_probe.c"
 #: Short resolver timeouts for every run (glibc, the shim, Net::DNS and c-ares all read it).
 RES_OPTIONS = "timeout:1 attempts:2"

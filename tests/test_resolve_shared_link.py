@@ -8,7 +8,6 @@ holds nothing of the program; the control, curl without pvdrun given a resolv.co
 naming the other ISP's server, is found there by the same verdict."""
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 from typing import Any, Iterator
@@ -26,7 +25,7 @@ from fixtures.pvdd_lab import PvddInLab, mac_of, routes
 
 pytestmark = pytest.mark.root
 
-PVDRUN = shutil.which("pvdrun") or "pvdrun"
+from fixtures.commands import PVDRUN  # noqa: E402
 CASES = [(scenario, isp) for scenario in ("lab1", "lab2") for isp in ("ispa", "ispb")]
 
 

@@ -12,7 +12,6 @@ end of the lifetimes removes address and routes.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from pvdrun.routing.nested import eui64_address, nested_routes, plan_addresses
 
 pytestmark = pytest.mark.root
 
-PVDRUN = shutil.which("pvdrun") or "pvdrun"
+from fixtures.commands import PVDRUN  # noqa: E402
 PREFIX = "2001:db8:77::/64"
 FAR_NET = "2001:db8:78::/64"
 FAR_HOST = "2001:db8:78::1"

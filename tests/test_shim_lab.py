@@ -30,7 +30,7 @@ pytestmark = pytest.mark.root
 
 ISPS = ("ispa", "ispb")
 OTHER = {"ispa": "ispb", "ispb": "ispa"}
-PVDRUN = shutil.which("pvdrun") or "pvdrun"
+from fixtures.commands import PVDRUN  # noqa: E402
 CASES = [(isp, version) for isp in ISPS for version in (4, 6)]
 
 

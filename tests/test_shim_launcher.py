@@ -20,7 +20,7 @@ from pvdrun.model import null_scope
 from pvdrun.shim import library_path
 from pvdrun.shim.preloadable import NotPreloadable, check_preloadable
 
-PVDRUN = shutil.which("pvdrun") or "pvdrun"
+from fixtures.commands import PVDRUN  # noqa: E402
 TRUE = shutil.which("true") or "/bin/true"
 
 
