@@ -3,8 +3,8 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 PYTEST_ARGS ?=
 # Debian packages the tests drive for real (see docs/testing.md).
-DEB_PACKAGES := iproute2 dnsmasq-base tcpdump curl wget socat netcat-openbsd dnsutils procps gcc libc6-dev nftables iputils-ping nscd nodejs libnet-dns-perl
-DEB_COMMANDS := ip dnsmasq tcpdump curl wget socat nc dig pkill cc nft ping nscd node perl
+DEB_PACKAGES := iproute2 dnsmasq-base tcpdump curl wget socat netcat-openbsd dnsutils procps gcc libc6-dev nftables iputils-ping nscd nodejs libnet-dns-perl golang-go busybox-static
+DEB_COMMANDS := ip dnsmasq tcpdump curl wget socat nc dig pkill cc nft ping nscd node perl go busybox
 # Perl modules the tests use (a package above provides each; checked like the commands).
 DEB_PERL_MODULES := Net::DNS
 

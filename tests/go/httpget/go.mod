@@ -1,0 +1,3 @@
+module pvdrun.test/httpget
+
+go 1.19
