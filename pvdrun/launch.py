@@ -1,10 +1,12 @@
-"""``pvdrun --pvd NAME [--] CMD [ARGS...]``: run CMD scoped to one PvD (R3, R13, R20).
+"""``pvdrun --pvd NAME [--strict] [--] CMD [ARGS...]``: run CMD scoped to one PvD (R3, R13, R20).
 
-The launcher finds the PvD (pvdd, else a one-shot discovery), refuses
-programs the preloaded shim cannot scope (static, Go, set-user-ID), puts the
-PvD's scope line in ``PVDRUN_SCOPE`` and the shim in ``LD_PRELOAD``, and
-execs CMD: same pid, CMD's own exit status and signals, standard streams
-untouched.  Children inherit the environment, hence the scope (R20).
+The launcher finds the PvD (pvdd, else a one-shot discovery), puts the PvD's scope line in
+``PVDRUN_SCOPE`` and the shim in ``LD_PRELOAD``, and execs CMD: same pid, CMD's own exit
+status and signals, standard streams untouched.  Children inherit the environment, hence the
+scope (R20).  In strict mode (``--strict``, or a program the shim cannot scope: static, Go,
+set-user-ID, file capabilities) it first moves itself into the PvD's cgroup, whose BPF
+programs hold every socket of CMD and its children (pvdrun/strict/); when strict mode is not
+available such a program is refused, saying what is missing.
 """
 from __future__ import annotations
 
@@ -71,6 +73,22 @@ def private_resolv_conf(pvd: Pvd | None) -> None:
         fail(f"cannot give the program the PvD's resolv.conf: {exc}", EXIT_CANNOT_HONOUR)
 
 
+def enter_strict(name: str, pvd: Pvd | None, socket_path: str | None, unscopable: Exception | None) -> None:
+    """Move this process into the PvD's strict cgroup; exits 4 when it cannot (for a program the
+    shim cannot scope: today's refusal, saying what strict mode lacks)."""
+    from pvdrun.strict.enter import StrictRefused, enter
+
+    try:
+        enter(name, pvd, socket_path)
+    except StrictRefused as exc:
+        if unscopable is not None:
+            fail(f"refusing to run unscoped: {unscopable}; and {exc}", EXIT_CANNOT_HONOUR)
+        fail_with(exc)
+    if unscopable is not None:
+        click.echo(f"pvdrun: {unscopable}; running it in strict mode (the kernel holds it in the PvD)",
+                   err=True)
+
+
 def preload_value(library: str, existing: str | None) -> str:
     """Our library first, then whatever the user preloaded already (without a duplicate of ours)."""
     others = [item for item in preload_entries(existing) if item != library]
@@ -93,12 +111,26 @@ def scoped_environment(scope: str, socket_path: str | None, library: str) -> dic
 @click.option("--socket", "socket_path", default=None, metavar="PATH",
               help="pvdd's socket; when given, pvdd must answer (exit 6 otherwise). Default: "
                    "$PVDRUN_SOCKET or /run/pvd/pvdd.sock if it answers, else one-shot discovery.")
+@click.option("--strict", is_flag=True,
+              help="Hold COMMAND and its children in the PvD with the kernel (a cgroup with BPF "
+                   "programs), as well as with the shim. Needs pvdd, or root.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def run_command(pvd_name: str, socket_path: str | None, command: tuple[str, ...]) -> None:
+def run_command(pvd_name: str, socket_path: str | None, strict: bool, command: tuple[str, ...]) -> None:
     """Run COMMAND with every socket scoped to the PvD NAME (fails closed).
 
+    A static, Go, set-user-ID or file-capability program, which the preloaded
+    shim cannot scope, runs in strict mode when it is available (one line on
+    stderr says so) and is refused otherwise.
+
+    \b
+    Examples:
+      pvdrun --pvd wifi curl https://example.com/
+      pvdrun --pvd wifi --strict ./static-go-tool
+      pvdrun --pvd null --strict ./untrusted       no network at all, enforced
+
     Exit status: COMMAND's own; 3 unknown or ambiguous PvD; 4 a program the
-    shim cannot scope (static, Go, set-user-ID) or a PvD it cannot hold (also:
+    shim cannot scope and strict mode unavailable, strict mode refused (the
+    policy, or missing pvdd/root/cgroup2/BPF), or a PvD it cannot hold (also:
     a PvD sharing its interface without pvdd, when not root);
     5 lookup failed; 6 --socket given and pvdd does not answer; 7 malformed
     configuration; 126 not executable; 127 command not found.
@@ -115,10 +147,11 @@ def run_command(pvd_name: str, socket_path: str | None, command: tuple[str, ...]
         program = find_program(argv[0], env_path)
     except ProgramNotFound as exc:
         fail_with(exc)
+    unscopable: NotPreloadable | None = None
     try:
         check_preloadable(program, env_path)
     except NotPreloadable as exc:
-        fail(f"refusing to run unscoped: {exc}", EXIT_CANNOT_HONOUR)
+        unscopable = exc
     except OSError as exc:
         fail(f"{program}: {exc.strerror}", EXIT_NOT_EXECUTABLE)
     try:
@@ -128,6 +161,8 @@ def run_command(pvd_name: str, socket_path: str | None, command: tuple[str, ...]
     pvd = pvd_for(pvd_name, socket_path)
     scope = scope_line_of(pvd)
     env = scoped_environment(scope, socket_path, library)
+    if strict or unscopable is not None:
+        enter_strict(pvd_name, pvd, socket_path, unscopable)
     private_resolv_conf(pvd)
     sys.stdout.flush()
     sys.stderr.flush()

@@ -13,13 +13,14 @@ import socket
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from pvdrun.daemon.protocol import (E_AMBIGUOUS, E_BAD_REQUEST, E_FORBIDDEN, E_UNKNOWN_OP, E_UNKNOWN_PVD,
-                                    error_reply, ok_reply)
+from pvdrun.daemon.protocol import (E_AMBIGUOUS, E_BAD_REQUEST, E_FORBIDDEN, E_UNAVAILABLE, E_UNKNOWN_OP,
+                                    E_UNKNOWN_PVD, error_reply, ok_reply)
 from pvdrun.discovery.events import snapshot_event
 from pvdrun.discovery.names import PvdLookupError, lookup
-from pvdrun.model import Pvd, default_of
+from pvdrun.model import NULL_PVD_NAME, Pvd, default_of
 from pvdrun.routing.marking import MarkRefused, NotAllowed, UnknownHandle, mark_socket
 from pvdrun.routing.policy import Credentials, peer_credentials
+from pvdrun.strict.service import EnterRefused, Forbidden, StrictService, peer_pidfd
 
 log = logging.getLogger("pvdrun.pvdd")
 
@@ -41,6 +42,12 @@ class Served(Protocol):
     @property
     def worker(self) -> Lookups: ...
 
+    @property
+    def strict(self) -> StrictService | None: ...
+
+    @property
+    def strict_unavailable(self) -> str | None: ...
+
 
 class Caller(Protocol):
     """What a handler sees of the client's connection (pvdrun.daemon.server.Conn)."""
@@ -58,10 +65,17 @@ def _lookup_error(exc: PvdLookupError) -> Reply:
     return error_reply(E_AMBIGUOUS if exc.ambiguous else E_UNKNOWN_PVD, str(exc), exc.candidates)
 
 
+def _strict_status(daemon: Served) -> dict[str, Any]:
+    """Whether pvdd can hold programs in strict mode, and how many processes each PvD holds."""
+    if daemon.strict is None:
+        return {"available": False, "why": daemon.strict_unavailable or "unavailable", "processes": {}}
+    return {"available": True, "processes": daemon.strict.counts(daemon.pvds)}
+
+
 def _list(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
     default = default_of(daemon.pvds)
     return ok_reply("list", pvds=[p.to_dict() for p in daemon.pvds],
-                    default=default.pvd_id if default else None)
+                    default=default.pvd_id if default else None, strict=_strict_status(daemon))
 
 
 def _get(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
@@ -146,6 +160,39 @@ def _mark(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
     return reply
 
 
+def _strict(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
+    """{"name": PVD}: move the client (the process that connected: SO_PEERCRED, SO_PEERPIDFD)
+    into the PvD's strict cgroup, after the same policy check as for a mark (R23).  Nothing
+    else can be moved: the request names no process."""
+    name = request.get("name")
+    if not isinstance(name, str) or not name:
+        return error_reply(E_BAD_REQUEST, "strict needs a \"name\" string")
+    pvd: Pvd | None = None
+    if name != NULL_PVD_NAME:
+        try:
+            pvd = lookup(daemon.pvds, name)
+        except PvdLookupError as exc:
+            return _lookup_error(exc)
+    if daemon.strict is None:
+        return error_reply(E_UNAVAILABLE, f"pvdd cannot hold programs in strict mode: "
+                           f"{daemon.strict_unavailable or 'unavailable'}")
+    try:
+        peer = peer_credentials(conn.sock)
+        pidfd = peer_pidfd(conn.sock, peer.pid)
+    except OSError as exc:
+        return error_reply(E_BAD_REQUEST, f"no peer credentials: {exc}")
+    try:
+        path = daemon.strict.enter(pvd, peer, pidfd)
+    except Forbidden as exc:
+        log.info("strict refused for pid %d uid %d: %s", peer.pid, peer.uid, exc)
+        return error_reply(E_FORBIDDEN, str(exc))
+    except EnterRefused as exc:
+        return error_reply(E_UNAVAILABLE, str(exc))
+    finally:
+        os.close(pidfd)
+    return ok_reply("strict", pvd=pvd.pvd_id if pvd is not None else NULL_PVD_NAME, cgroup=path)
+
+
 #: The one table of pvdd's requests.
 HANDLERS: dict[str, Handler] = {
     "list": _list,
@@ -154,6 +201,7 @@ HANDLERS: dict[str, Handler] = {
     "subscribe": _subscribe,
     "resolve": _resolve,
     "mark": _mark,
+    "strict": _strict,
 }
 #: The ops pvdd answers (docs/protocol.md, "Requests").
 OPS = tuple(HANDLERS)

@@ -34,6 +34,8 @@ from pvdrun.discovery.events import diff
 from pvdrun.model import Pvd
 from pvdrun.routing.lifecycle import PvddRouting
 from pvdrun.routing.sysctls import record_path
+from pvdrun.strict.holder import why_unavailable
+from pvdrun.strict.service import StrictService
 
 log = logging.getLogger("pvdrun.pvdd")
 
@@ -111,6 +113,8 @@ class Pvdd:
         self.stopping = False
         self.worker = ResolveWorker()
         self.routing: PvddRouting | None = None  # when pvdd routes (root)
+        self.strict: StrictService | None = None  # when pvdd can hold programs in strict mode
+        self.strict_unavailable: str | None = None  # else why not
 
     # -- lifecycle --------------------------------------------------------------
     def start(self) -> None:
@@ -125,11 +129,22 @@ class Pvdd:
         self.pvds = self.discovery.pvds()
         self.routing = PvddRouting.start(self.discovery.config.routing, self.pvds, self.discovery.ras,
                                          record_path(self.socket_path))
+        self._start_strict()
         for fileobj in self.discovery.fileobjs():
             self.selector.register(fileobj, selectors.EVENT_READ, "engine")
         self.selector.register(self.listener, selectors.EVENT_READ, "listen")
         self.selector.register(self.worker.wake_r, selectors.EVENT_READ, "resolved")
         log.info("pvdd serving %d PvDs on %s", len(self.pvds), self.socket_path)
+
+    def _start_strict(self) -> None:
+        """Strict mode needs pvdd's marks (so its routing) and the kernel's cgroup BPF."""
+        if self.routing is None:
+            self.strict_unavailable = "pvdd does not route (not root)"
+            log.warning("strict mode unavailable: %s", self.strict_unavailable)
+            return
+        self.strict = StrictService.start(self.pvds, self.routing.tables.slot_marks())
+        if self.strict is None:
+            self.strict_unavailable = why_unavailable() or "unavailable"
 
     def stop(self, _signum: int = 0, _frame: FrameType | None = None) -> None:
         """SIGTERM, SIGINT: leave the loop at the next turn."""
@@ -163,6 +178,9 @@ class Pvdd:
             except OSError:
                 pass
             self.listener.close()
+        if self.strict is not None:
+            self.strict.stop()
+            self.strict = None
         if self.routing is not None:
             self.routing.stop(self.pvds, self.discovery.config.routing)
             self.routing = None
@@ -243,6 +261,11 @@ class Pvdd:
             return
         if self.routing is not None:
             self.routing.sync(new, self.discovery.ras, self.discovery.config.routing)
+        if self.strict is not None:
+            try:
+                self.strict.sync(new, self.routing.tables.slot_marks() if self.routing else {})
+            except Exception:  # a failed update must not stop pvdd
+                log.exception("updating the strict cgroups failed")
         events = diff(self.pvds, new)
         self.pvds = new
         self.worker.sync(new)

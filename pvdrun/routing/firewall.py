@@ -66,15 +66,18 @@ class FirewallError(RuntimeError):
     """nft refused pvdd's table."""
 
 
-def plan_rules(pvds: list[Pvd], cfg: RoutingConfig, parked_marks: Collection[int] = ()) -> list[str]:
-    """The drop rules (nft syntax) for the parked marks and the restricted PvDs; empty when
-    there are none."""
+def plan_rules(pvds: list[Pvd], cfg: RoutingConfig, parked_marks: Collection[int] = (),
+               marks: Mapping[str, int] | None = None) -> list[str]:
+    """The drop rules (nft syntax) for the parked marks, the marked packets of every PvD (its
+    mark: ``marks``, PvD ID -> its slot's mark, else ``Pvd.mark``) and the restricted PvDs;
+    empty when there are none."""
     per_iface, holders = sharing(pvds)
     rules: list[str] = []
     if parked_marks:
         marks = ", ".join(f"{mark:#x}" for mark in sorted(set(parked_marks)))
         rules.append(f"meta mark & {cfg.mark_mask:#x} {{ {marks} }} drop")
     for pvd in pvds:
+        rules += _marked_stay_inside(pvd, (marks or {}).get(pvd.pvd_id) or pvd.mark, cfg, holders)
         if not is_restricted(pvd) or not pvd.mark:
             continue
         unmarked = f"meta mark & {cfg.mark_mask:#x} != {pvd.mark:#x}"
@@ -83,6 +86,29 @@ def plan_rules(pvds: list[Pvd], cfg: RoutingConfig, parked_marks: Collection[int
                 rules.append(f'oifname "{ifname}" {unmarked} drop')
         for address, family in _own_addresses(pvd, holders):
             rules.append(f"{family} saddr {address} {unmarked} drop")
+    return rules
+
+
+def _marked_stay_inside(pvd: Pvd, mark: int, cfg: RoutingConfig, holders: Mapping[str, int]) -> list[str]:
+    """A packet with the PvD's mark leaves only by the PvD's interfaces (or stays on ``lo``):
+    a marked socket that names another interface itself (a multicast or IPv6 link-local scope,
+    ``IP_UNICAST_IF``, ``IP_PKTINFO``, a broadcast address of another link, all routed by the
+    ``local`` table or by that interface before any rule) is stopped here.  Where the PvD shares
+    its interface, such a packet also carries one of the PvD's own source addresses (or a
+    link-local one)."""
+    if not mark or any('"' in name for name in pvd.interfaces):
+        return []
+    marked = f"meta mark & {cfg.mark_mask:#x} == {mark:#x}"
+    names = ", ".join(f'"{name}"' for name in ["lo", *pvd.interfaces])
+    rules = [f"{marked} oifname != {{ {names} }} drop"]
+    if pvd.needs_routing:
+        own = _own_addresses(pvd, holders)
+        for family, extra in (("ip", []), ("ip6", ["fe80::/10"])):
+            addresses = [a for a, f in own if f == family] + extra
+            if addresses:
+                rules.append(f'{marked} oifname != "lo" {family} saddr != {{ {", ".join(addresses)} }} drop')
+            else:
+                rules.append(f'{marked} oifname != "lo" meta nfproto {"ipv4" if family == "ip" else "ipv6"} drop')
     return rules
 
 
@@ -163,7 +189,7 @@ class Firewall:
         """Install, replace or remove the table so it holds exactly the rules ``pvds`` and
         ``parked_marks`` ask for, and the marking of packets arriving for the PvDs of
         ``incoming`` (PvD ID -> mark).  False when nft refused (logged once)."""
-        drops, marking = plan_rules(pvds, cfg, parked_marks), plan_incoming(pvds, incoming or {}, cfg)
+        drops, marking = plan_rules(pvds, cfg, parked_marks, incoming), plan_incoming(pvds, incoming or {}, cfg)
         rules = drops + marking
         if not rules:
             if self.current != []:
