@@ -21,10 +21,23 @@ def _pvds() -> list[Pvd]:
 
 def test_table_marks_default_and_shows_key_columns() -> None:
     lines = format_table(_pvds()).splitlines()
-    assert lines[0].split() == ["NAME", "ID", "HANDLE", "IFACE", "KIND", "ADDRESSES", "DNS"]
+    assert lines[0].split() == ["NAME", "ID", "HANDLE", "IFACE", "KIND", "ADDRESSES", "DNS", "STRICT"]
     assert lines[1].split()[:4] == ["*", "ispa", "ispa.example", "11"]
     assert lines[2].split()[:3] == ["eth1", "implicit:eth1", "12"]
     assert "2001:db8:a:1::53" in lines[1]
+
+
+def test_table_counts_strict_processes_and_says_whether_strict_mode_is_available() -> None:
+    from pvdrun.strict.status import StrictStatus
+
+    held = StrictStatus(True, None, "pvdd", {"ispa.example": 3})
+    lines = format_table(_pvds(), held).splitlines()
+    assert lines[1].split()[-1] == "3" and lines[2].split()[-1] == "0"
+    assert lines[-1] == "strict mode: available through pvdd"
+    missing = StrictStatus(False, "no pvdd answers and not root", "root")
+    assert format_table(_pvds(), missing).splitlines()[-1] == \
+        "strict mode: unavailable (no pvdd answers and not root)"
+    assert "strict:         3 processes held; available through pvdd" in format_pvd(_pvds()[0], held)
 
 
 def test_show_lists_every_attribute_including_unknown_ones() -> None:

@@ -47,7 +47,10 @@ def _cleanup(path: str) -> None:
         _fail(f"cannot remove pvdd's state: {exc}", EXIT_CLEANUP_INCOMPLETE)
     click.echo(f"removed {removed.rules_and_routes} rules and routes, {removed.addresses} addresses"
                + (", the nftables table inet pvdd" if removed.nft_table else "")
-               + "".join(f", {name} back to {value}" for name, value in removed.sysctls.items()))
+               + "".join(f", {name} back to {value}" for name, value in removed.sysctls.items())
+               + (f", {removed.strict_removed} strict cgroups" if removed.strict_removed else ""))
+    for path in removed.strict_kept:
+        click.echo(f"kept strict cgroup {path}: processes still run in it (held, with nowhere to send)")
 
 
 @click.command("daemon")

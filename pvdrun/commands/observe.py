@@ -17,6 +17,7 @@ from pvdrun.commands.common import fail, fail_with
 from pvdrun.discovery.names import display_names
 from pvdrun.errors import EXIT_NO_DAEMON, EXIT_UNKNOWN_PVD
 from pvdrun.model import Pvd, default_of
+from pvdrun.strict.status import StrictStatus, describe, status
 
 
 def _common(func: Any) -> Any:
@@ -63,26 +64,29 @@ def _short_list(items: list[str], limit: int = 2) -> str:
     return shown + (f",+{len(items) - limit}" if len(items) > limit else "")
 
 
-def format_table(pvds: list[Pvd]) -> str:
-    """The human ``pvdrun list`` table."""
-    header = ["", "NAME", "ID", "HANDLE", "IFACE", "KIND", "ADDRESSES", "DNS"]
+def format_table(pvds: list[Pvd], strict: StrictStatus | None = None) -> str:
+    """The human ``pvdrun list`` table (STRICT: processes held in the PvD by strict mode)."""
+    header = ["", "NAME", "ID", "HANDLE", "IFACE", "KIND", "ADDRESSES", "DNS", "STRICT"]
     rows = [header]
+    held = strict.processes if strict is not None else {}
     for pvd in pvds:
         rows.append(["*" if pvd.is_default else "", pvd.name, pvd.pvd_id, str(pvd.handle),
                      ",".join(pvd.interfaces) or "-", pvd.kind or "-",
                      _short_list([a.split("/")[0] for a in pvd.addresses]),
-                     _short_list(pvd.dns_servers)])
+                     _short_list(pvd.dns_servers), str(held.get(pvd.pvd_id, 0))])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
              for row in rows]
     if not pvds:
         lines.append("(no PvDs: no interface is up with an address)")
     else:
-        lines.append("* default PvD")
+        lines.append("* default PvD; STRICT: processes held in the PvD by strict mode")
+    if strict is not None:
+        lines.append(describe(strict))
     return "\n".join(lines)
 
 
-def format_pvd(pvd: Pvd) -> str:
+def format_pvd(pvd: Pvd, strict: StrictStatus | None = None) -> str:
     """Every attribute of one PvD, one per line (``pvdrun show``)."""
     data = pvd.to_dict()
     lines = [f"PvD {pvd.pvd_id}" + ("  (default)" if pvd.is_default else "")]
@@ -111,6 +115,9 @@ def format_pvd(pvd: Pvd) -> str:
     for key, value in sorted(data["attributes"].items()):
         lines.append(f"  {key}: {json.dumps(value)}")
     lines.append(f"  scope:          {data['scope']}")
+    if strict is not None:
+        lines.append(f"  strict:         {strict.processes.get(pvd.pvd_id, 0)} processes held; "
+                     + describe(strict).replace("strict mode: ", ""))
     return "\n".join(lines)
 
 
@@ -120,11 +127,13 @@ def list_command(as_json: bool, socket_opt: str | None, config_opt: str | None,
                  no_daemon: bool) -> None:
     """List the PvDs this host is attached to (R14)."""
     pvds = _pvds(socket_opt, config_opt, no_daemon)
+    strict = status(socket_opt, pvds, use_daemon=not no_daemon and config_opt is None)
     if as_json:
         default = default_of(pvds)
-        click.echo(json.dumps({"pvds": [p.to_dict() for p in pvds], "default": default.pvd_id if default else None}, indent=2))
+        click.echo(json.dumps({"pvds": [p.to_dict() for p in pvds], "default": default.pvd_id if default else None,
+                               "strict": strict.to_dict()}, indent=2))
     else:
-        click.echo(format_table(pvds))
+        click.echo(format_table(pvds, strict))
 
 
 @click.command("show")
@@ -141,7 +150,13 @@ def show_command(name: str, as_json: bool, socket_opt: str | None, config_opt: s
     except PvdLookupError as exc:
         fail(str(exc), EXIT_UNKNOWN_PVD)
         return
-    click.echo(json.dumps(pvd.to_dict(), indent=2) if as_json else format_pvd(pvd))
+    strict = status(socket_opt, pvds, use_daemon=not no_daemon and config_opt is None)
+    if as_json:
+        click.echo(json.dumps({**pvd.to_dict(), "strict": {**strict.to_dict(),
+                                                           "processes": strict.processes.get(pvd.pvd_id, 0)}},
+                              indent=2))
+    else:
+        click.echo(format_pvd(pvd, strict))
 
 
 def _describe(event: dict[str, Any]) -> str:

@@ -29,6 +29,8 @@ class Removed:
     addresses: int
     nft_table: bool
     sysctls: dict[str, str]  # name -> the value written back
+    strict_kept: list[str]  # strict cgroups still holding processes (left, fail closed)
+    strict_removed: int = 0
 
 
 def remove_everything(record: str) -> Removed:
@@ -62,4 +64,19 @@ def remove_everything(record: str) -> Removed:
         restored = restore(record)
     except OSError as exc:
         raise CleanupError(f"could not write back the sysctls recorded in {record}: {exc}") from exc
-    return Removed(count, addresses, had_table, restored)
+    removed, kept = _remove_strict_cgroups()
+    return Removed(count, addresses, had_table, restored, kept, removed)
+
+
+def _remove_strict_cgroups() -> tuple[int, list[str]]:
+    """Remove this namespace's empty strict cgroups (pvdrun/strict/); (how many went, the paths
+    of those still holding processes, which stay held with nowhere to send)."""
+    from pvdrun.strict import cgroups
+    from pvdrun.strict.holder import StrictCgroups
+
+    if cgroups.cgroup2_mount() is None:
+        return 0, []
+    held = StrictCgroups.here()
+    before = len(cgroups.children(held.base))
+    kept = held.stop()
+    return before - len(kept), kept

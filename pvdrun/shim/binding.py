@@ -200,6 +200,17 @@ def dns_server_usable(scope_line: str, server: str) -> bool:
     return bool(rc)
 
 
+def host_resolver_sockets() -> list[str]:
+    """The AF_UNIX socket paths of the host's resolver daemons that a scoped connect() is refused
+    (``pvd_host_resolver_socket``), each in its /run and its /var/run spelling."""
+    paths = []
+    index = 0
+    while (path := lib().pvd_host_resolver_socket(index)) != _ffi.NULL:
+        paths.append(_string(path))
+        index += 1
+    return paths + ["/var" + p for p in paths if p.startswith("/run/")]
+
+
 def socket_scope(sock: socket.socket | int) -> int:
     """The PvD a socket belongs to (R8); HANDLE_UNSPEC when not tied to one."""
     handle = _ffi.new("pvd_handle_t *")

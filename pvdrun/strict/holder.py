@@ -17,7 +17,7 @@ from typing import Iterator
 
 from pvdrun.model import Pvd, split_zone
 from pvdrun.strict import bpf, cgroups
-from pvdrun.strict.programs import HOOKS, REVNAT_ENTRIES, VALUE_SIZE, Policy
+from pvdrun.strict.programs import REVNAT_ENTRIES, VALUE_SIZE, Policy, hooks
 
 log = logging.getLogger("pvdrun.strict")
 
@@ -99,7 +99,7 @@ def install(path: str, policy: Policy) -> None:
     map_fd = bpf.map_create(bpf.MAP_TYPE_LRU_HASH, 8, VALUE_SIZE, REVNAT_ENTRIES, bpf.NAME_PREFIX + "dns")
     loaded: list[tuple[int, int]] = []
     try:
-        for hook in HOOKS:
+        for hook in hooks():
             fd = bpf.prog_load(hook.prog_type, hook.build(policy, map_fd), hook.attach_type,
                                bpf.NAME_PREFIX + hook.name)
             loaded.append((hook.attach_type, fd))
@@ -136,18 +136,21 @@ def _detach_ours(cgroup_fd: int, attach_type: int, ids: list[int]) -> None:
 def detach_all(path: str) -> None:
     """Detach every program of ours from the cgroup ``path``."""
     with _locked(path) as cgroup_fd:
-        for hook in HOOKS:
+        for hook in hooks():
             _detach_ours(cgroup_fd, hook.attach_type, bpf.prog_query(cgroup_fd, hook.attach_type))
 
 
-def why_unavailable() -> str | None:
-    """None when this process can hold programs in strict mode, else what is missing (one line)."""
+def why_unavailable(may_mount: bool = True) -> str | None:
+    """None when this process can hold programs in strict mode, else what is missing (one line).
+    ``may_mount``: mount the cgroup2 hierarchy when none shows (cgroups.find_or_mount); else
+    only say whether it could."""
     if os.geteuid() != 0:
         return "not root"
-    try:
-        cgroups.find_or_mount()
-    except OSError as exc:
-        return exc.strerror or str(exc)
+    if may_mount:
+        try:
+            cgroups.find_or_mount()
+        except OSError as exc:
+            return exc.strerror or str(exc)
     return bpf.available()
 
 
@@ -220,21 +223,25 @@ class StrictCgroups:
         """PvD ID -> how many processes its strict cgroup holds."""
         return {p.pvd_id: len(cgroups.processes(self.path_of(p.pvd_id))) for p in pvds}
 
-    def stop(self) -> None:
+    def stop(self) -> list[str]:
         """pvdd stops: empty cgroups go; populated ones keep their programs (their marks are
         parked with pvdd's rules, their DNS forwarder is gone: they fail closed) for the next
-        pvdd to take over."""
+        pvdd to take over.  The populated ones' paths."""
+        kept = []
         for name in cgroups.children(self.base):
             path = os.path.join(self.base, name)
-            if not cgroups.processes(path):
-                try:
-                    detach_all(path)
-                except OSError:
-                    pass
-                cgroups.remove(path)
+            if cgroups.processes(path):
+                kept.append(path)
+                continue
+            try:
+                detach_all(path)
+            except OSError:
+                pass
+            cgroups.remove(path)
         for path in (self.base, os.path.dirname(self.base)):
             if os.path.basename(path).startswith("net-") or os.path.basename(path) == cgroups.TOP:
                 try:
                     os.rmdir(path)
                 except OSError:
                     pass
+        return kept

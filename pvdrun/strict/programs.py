@@ -414,3 +414,23 @@ HOOKS: tuple[Hook, ...] = (
     Hook("peer6", bpf.PROG_TYPE_CGROUP_SOCK_ADDR, bpf.INET6_GETPEERNAME, restore6),
     Hook("sockopt", bpf.PROG_TYPE_CGROUP_SOCKOPT, bpf.SETSOCKOPT, _no_map(sockopt)),
 )
+
+
+def _host_resolvers(_policy: Policy, _map_fd: int) -> bytes:
+    from pvdrun.shim.binding import host_resolver_sockets
+    from pvdrun.strict.unix import unix_connect
+
+    return unix_connect(host_resolver_sockets())
+
+
+#: Where the kernel has ``cgroup/connect_unix`` (Linux 6.7): connect() to the host's resolver
+#: daemons' sockets is refused (pvdrun/strict/unix.py).
+UNIX_HOOK = Hook("unix", bpf.PROG_TYPE_CGROUP_SOCK_ADDR, 49, _host_resolvers)
+
+
+def hooks() -> tuple[Hook, ...]:
+    """The programs this kernel takes."""
+    from pvdrun.strict.unix import UNIX_CONNECT, available
+
+    assert UNIX_HOOK.attach_type == UNIX_CONNECT
+    return HOOKS + (UNIX_HOOK,) if available() else HOOKS

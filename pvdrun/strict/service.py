@@ -151,4 +151,7 @@ class StrictService:
         for forwarder in self.forwarders.values():
             forwarder.close()
         self.forwarders.clear()
-        self.cgroups.stop()
+        kept = self.cgroups.stop()
+        if kept:
+            log.info("stopped: %d strict cgroups still hold processes (they fail closed until a "
+                     "pvdd takes them over)", len(kept))

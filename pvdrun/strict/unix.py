@@ -174,6 +174,7 @@ def load(paths: Sequence[str]) -> int:
                          bpf.NAME_PREFIX + "unix")
 
 
+@functools.lru_cache(maxsize=1)
 def available() -> bool:
     """Whether this kernel loads the program (Linux 6.7 and later, with BTF, kfuncs, a JIT)."""
     try:

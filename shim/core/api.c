@@ -6,6 +6,7 @@
 
 #include "core.h"
 #include "dns_scope.h"
+#include "host_resolvers.h"
 #include "pvdd_client.h"
 
 SHIM_API int pvd_shim_active(void) { return shim_is_preloaded(); }
@@ -220,3 +221,5 @@ SHIM_API int pvd_dns_server_usable(const char *scope_line, const char *server)
     errno = saved;
     return parsed == 0 && pvd_dns_server_usable_in(&view, &addr);
 }
+
+SHIM_API const char *pvd_host_resolver_socket(unsigned int index) { return shim_host_resolver_socket(index); }

@@ -74,3 +74,8 @@ int shim_is_host_resolver(const struct sockaddr *addr, socklen_t len)
             return 1;
     return 0;
 }
+
+const char *shim_host_resolver_socket(unsigned int index)
+{
+    return index < sizeof g_sockets / sizeof g_sockets[0] ? g_sockets[index] : NULL;
+}

@@ -16,4 +16,7 @@
  * errno untouched. */
 int shim_is_host_resolver(const struct sockaddr *addr, socklen_t len);
 
+/* The index-th of those socket paths (the /run spelling), NULL past the last. */
+const char *shim_host_resolver_socket(unsigned int index);
+
 #endif

@@ -27,7 +27,7 @@ extern "C" {
 #endif
 
 /* The version of this API: bumped when a declaration changes (docs/c-api.md). */
-#define PVD_API_VERSION 3
+#define PVD_API_VERSION 4
 
 /* A PvD's programmatic reference (R5). */
 typedef uint32_t pvd_handle_t;
@@ -132,6 +132,11 @@ const char *pvd_last_reason(void);
  * link-local address; any other server needs one of the PvD's own addresses of its family.
  * The null PvD can ask none.  errno: EINVAL (malformed line, or server no address). */
 int pvd_dns_server_usable(const char *scope_line, const char *server);
+
+/* Since version 4.  The `index`-th AF_UNIX socket path of the host's resolver daemons (nscd,
+ * systemd-resolved) that a scoped connect() is refused (ECONNREFUSED), from 0; NULL past the
+ * last.  Each is also reached as /var/run/... (this library reads /var/run as /run). */
+const char *pvd_host_resolver_socket(unsigned int index);
 
 #ifdef __cplusplus
 }
