@@ -30,6 +30,7 @@ from pvdbench.figures_daemon import measure_daemon_load  # noqa: E402
 from pvdbench.figures_discovery import measure_discovery  # noqa: E402
 from pvdbench.figures_launch import measure_launch  # noqa: E402
 from pvdbench.figures_resolve import measure_resolve  # noqa: E402
+from pvdbench.figures_strict import measure_strict  # noqa: E402
 from pvdbench.figures_syscalls import measure_syscalls  # noqa: E402
 from pvdbench.figures_throughput import measure_throughput  # noqa: E402
 from pvdbench.lab import BenchLab  # noqa: E402
@@ -46,6 +47,7 @@ GROUPS: dict[str, tuple[str, Callable[[BenchContext], list[Figure]]]] = {
     "syscalls": ("System calls per call and per connection", measure_syscalls),
     "throughput": ("Bulk TCP throughput", measure_throughput),
     "launch": ("Launch cost", measure_launch),
+    "strict": ("Strict mode: per-call and launch cost", measure_strict),
     "resolve": ("getaddrinfo through pvdd's cache", measure_resolve),
     "discovery": ("Discovery with 1,000 interfaces and monitor latency", measure_discovery),
     "daemon": ("pvdd under load", measure_daemon_load),

@@ -20,7 +20,7 @@ def fmt(value: float) -> str:
 
 
 def _met(met: bool | None) -> str:
-    return {True: "met", False: "**missed**", None: "not judged"}[met]
+    return {True: "met", False: "**missed**", None: "not resolved"}[met]
 
 
 def _series_table(fig: dict[str, Any]) -> list[str]:
