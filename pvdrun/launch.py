@@ -111,11 +111,13 @@ def scoped_environment(scope: str, socket_path: str | None, library: str) -> dic
 @click.option("--socket", "socket_path", default=None, metavar="PATH",
               help="pvdd's socket; when given, pvdd must answer (exit 6 otherwise). Default: "
                    "$PVDRUN_SOCKET or /run/pvd/pvdd.sock if it answers, else one-shot discovery.")
-@click.option("--strict", is_flag=True,
-              help="Hold COMMAND and its children in the PvD with the kernel (a cgroup with BPF "
-                   "programs), as well as with the shim. Needs pvdd, or root.")
+@click.option("--strict/--no-strict", default=None,
+              help="--strict: hold COMMAND and its children in the PvD with the kernel (a cgroup "
+                   "with BPF programs) as well as with the shim; needs pvdd, or root. --no-strict: "
+                   "never; a program the shim cannot scope is refused. Default: strict mode only "
+                   "for such programs, when available.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
-def run_command(pvd_name: str, socket_path: str | None, strict: bool, command: tuple[str, ...]) -> None:
+def run_command(pvd_name: str, socket_path: str | None, strict: bool | None, command: tuple[str, ...]) -> None:
     """Run COMMAND with every socket scoped to the PvD NAME (fails closed).
 
     A static, Go, set-user-ID or file-capability program, which the preloaded
@@ -158,6 +160,8 @@ def run_command(pvd_name: str, socket_path: str | None, strict: bool, command: t
         library = library_path()
     except FileNotFoundError as exc:
         fail(str(exc), EXIT_MISSING_PREREQ)
+    if unscopable is not None and strict is False:
+        fail(f"refusing to run unscoped: {unscopable} (--no-strict)", EXIT_CANNOT_HONOUR)
     pvd = pvd_for(pvd_name, socket_path)
     scope = scope_line_of(pvd)
     env = scoped_environment(scope, socket_path, library)

@@ -83,12 +83,13 @@ def test_command_not_found_and_not_executable(tmp_path: Path) -> None:
 
 
 def test_static_binary_is_refused(tmp_path: Path) -> None:
+    """With --no-strict (strict mode: tests/test_strict_launcher.py)."""
     static = compile_c(tmp_path, "static", "int main(void){return 0;}\n", "-static")
-    done = run(static)
+    done = run("--no-strict", static)
     assert done.returncode == EXIT_CANNOT_HONOUR
     assert "statically linked" in done.stderr
     dynamic = compile_c(tmp_path, "dynamic", "int main(void){return 0;}\n")
-    assert run(dynamic).returncode == 0
+    assert run("--no-strict", dynamic).returncode == 0
 
 
 def test_go_binary_is_refused(tmp_path: Path) -> None:
@@ -96,7 +97,7 @@ def test_go_binary_is_refused(tmp_path: Path) -> None:
     source = ('__attribute__((used, section(".go.buildinfo"))) const char info[] = "\\xff Go buildinf:";\n'
               "int main(void){return 0;}\n")
     gobin = compile_c(tmp_path, "gobin", source)
-    done = run(gobin)
+    done = run("--no-strict", gobin)
     assert done.returncode == EXIT_CANNOT_HONOUR and "Go program" in done.stderr
 
 
@@ -107,7 +108,7 @@ def test_setuid_binary_is_refused(tmp_path: Path) -> None:
     os.chown(copy, 65534, 65534)
     copy.chmod(0o4755)
     tmp_path.chmod(0o755)
-    done = run(str(copy))
+    done = run("--no-strict", str(copy))
     assert done.returncode == EXIT_CANNOT_HONOUR and "set-user-ID" in done.stderr
 
 
@@ -116,12 +117,12 @@ def test_scripts_are_judged_by_their_interpreter(tmp_path: Path) -> None:
     bad = tmp_path / "bad.sh"
     bad.write_text(f"#!{static}\n")
     bad.chmod(0o755)
-    done = run(str(bad))
+    done = run("--no-strict", str(bad))
     assert done.returncode == EXIT_CANNOT_HONOUR and "statically linked" in done.stderr
     good = tmp_path / "good.py"
     good.write_text("#!/usr/bin/env python3\nprint('script ran')\n")
     good.chmod(0o755)
-    done = run(str(good))
+    done = run("--no-strict", str(good))
     assert done.returncode == 0 and done.stdout == "script ran\n", done.stderr
     with pytest.raises(NotPreloadable):
         check_preloadable(str(bad))

@@ -74,9 +74,10 @@ def _remove_strict_cgroups() -> tuple[int, list[str]]:
     from pvdrun.strict import cgroups
     from pvdrun.strict.holder import StrictCgroups
 
-    if cgroups.cgroup2_mount() is None:
+    try:
+        held = StrictCgroups.here()
+    except OSError:  # no cgroup2 hierarchy at all: no strict cgroups either
         return 0, []
-    held = StrictCgroups.here()
     before = len(cgroups.children(held.base))
     kept = held.stop()
     return before - len(kept), kept

@@ -156,3 +156,52 @@ def children(path: str) -> list[str]:
         return sorted(name for name in os.listdir(path) if name.startswith(PREFIX))
     except OSError:
         return []
+
+
+def live_netns() -> set[int]:
+    """Inodes of the network namespaces a process is in or ``ip netns`` names (root sees all)."""
+    live: set[int] = set()
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                live.add(os.stat(f"/proc/{entry}/ns/net").st_ino)
+            except OSError:
+                continue
+    for named in ("/run/netns", "/var/run/netns"):
+        try:
+            for entry in os.listdir(named):
+                try:
+                    live.add(os.stat(os.path.join(named, entry)).st_ino)
+                except OSError:
+                    continue
+        except OSError:
+            continue
+    return live
+
+
+def sweep_orphans(top: str) -> int:
+    """Remove the empty PvD cgroups under ``top`` (``pvdrun``) of network namespaces that no
+    longer exist (a namespace deleted while its cgroups stayed); how many went.  A cgroup that
+    still holds a process stays."""
+    live = live_netns()
+    removed = 0
+    try:
+        names = [n for n in os.listdir(top) if n.startswith("net-")]
+    except OSError:
+        return 0
+    for name in names:
+        try:
+            inode = int(name[4:])
+        except ValueError:
+            continue
+        if inode in live:
+            continue
+        directory = os.path.join(top, name)
+        for child in children(directory):
+            if not processes(os.path.join(directory, child)) and remove(os.path.join(directory, child)):
+                removed += 1
+        try:
+            os.rmdir(directory)
+        except OSError:
+            pass
+    return removed

@@ -228,6 +228,9 @@ class StrictCgroups:
         parked with pvdd's rules, their DNS forwarder is gone: they fail closed) for the next
         pvdd to take over.  The populated ones' paths."""
         kept = []
+        top = os.path.dirname(self.base)
+        if os.path.basename(top) == cgroups.TOP:
+            cgroups.sweep_orphans(top)
         for name in cgroups.children(self.base):
             path = os.path.join(self.base, name)
             if cgroups.processes(path):

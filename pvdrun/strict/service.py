@@ -69,6 +69,9 @@ class StrictService:
             return None
         mount = cgroups.find_or_mount()
         service = cls(StrictCgroups(cgroups.base_directory(mount)), mount)
+        top = os.path.dirname(service.cgroups.base)
+        if os.path.basename(top) == cgroups.TOP and cgroups.sweep_orphans(top):
+            log.info("removed the empty strict cgroups of network namespaces that are gone")
         left = cgroups.children(service.cgroups.base)
         if left:
             log.warning("taking over %d strict cgroups an earlier pvdd left in %s", len(left),

@@ -31,12 +31,17 @@ def from_reply(data: dict[str, Any]) -> StrictStatus:
 
 def local(pvds: list[Pvd]) -> StrictStatus:
     """Without pvdd: root may hold a PvD alone on its interface itself; the counts are read from
-    the cgroup tree when it is mounted here."""
+    the cgroup tree (as root, mounted as a root launcher would: cgroups.find_or_mount)."""
     from pvdrun.strict import cgroups
     from pvdrun.strict.holder import why_unavailable
 
     processes: dict[str, int] = {}
     mount = cgroups.cgroup2_mount()
+    if mount is None and os.geteuid() == 0:
+        try:
+            mount = cgroups.find_or_mount()  # what a root launcher here would use
+        except OSError:
+            mount = None
     if mount is not None:
         base = cgroups.base_directory(mount)
         for pvd in pvds:

@@ -28,7 +28,7 @@ func main() {
 	// No proxy from the environment: the request goes to the URL's host.
 	client := &http.Client{
 		Transport: &http.Transport{Proxy: nil},
-		Timeout:   60 * time.Second,
+		Timeout:   10 * time.Second,
 	}
 	resp, err := client.Get(os.Args[1])
 	if err != nil {
