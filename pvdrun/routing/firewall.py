@@ -67,9 +67,9 @@ class FirewallError(RuntimeError):
 
 
 def plan_rules(pvds: list[Pvd], cfg: RoutingConfig, parked_marks: Collection[int] = (),
-               marks: Mapping[str, int] | None = None) -> list[str]:
+               slot_marks: Mapping[str, int] | None = None) -> list[str]:
     """The drop rules (nft syntax) for the parked marks, the marked packets of every PvD (its
-    mark: ``marks``, PvD ID -> its slot's mark, else ``Pvd.mark``) and the restricted PvDs;
+    mark: ``slot_marks``, PvD ID -> its slot's mark, else ``Pvd.mark``) and the restricted PvDs;
     empty when there are none."""
     per_iface, holders = sharing(pvds)
     rules: list[str] = []
@@ -77,7 +77,7 @@ def plan_rules(pvds: list[Pvd], cfg: RoutingConfig, parked_marks: Collection[int
         marks = ", ".join(f"{mark:#x}" for mark in sorted(set(parked_marks)))
         rules.append(f"meta mark & {cfg.mark_mask:#x} {{ {marks} }} drop")
     for pvd in pvds:
-        rules += _marked_stay_inside(pvd, (marks or {}).get(pvd.pvd_id) or pvd.mark, cfg, holders)
+        rules += _marked_stay_inside(pvd, (slot_marks or {}).get(pvd.pvd_id) or pvd.mark, cfg, holders)
         if not is_restricted(pvd) or not pvd.mark:
             continue
         unmarked = f"meta mark & {cfg.mark_mask:#x} != {pvd.mark:#x}"
