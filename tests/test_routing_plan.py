@@ -11,7 +11,7 @@ from pvdrun.model import Pvd, Route
 from pvdrun.routing.plan import (ACTION_LOOKUP, ACTION_UNREACHABLE, KIND_THROW, SlotTable, is_fail_closed,
                                  marker_route, marker_tag, needs_mark, plan_parked, plan_routes,
                                  plan_rules, pvd_tag)
-from pvdrun.routing.firewall import plan_incoming, ruleset
+from pvdrun.routing.firewall import plan_incoming, plan_marked, ruleset
 from pvdrun.routing.policy import Credentials, may_use
 
 CFG = RoutingConfig()
@@ -127,6 +127,27 @@ def test_arriving_packets_are_marked_for_their_pvd() -> None:
     assert rules == [f'iifname "ispa" {unmarked} meta mark set meta mark | 0x5001',
                      f'iifname "lan0" ip6 daddr 2001:db8:a::10 {unmarked} meta mark set meta mark | 0x5002']
     assert "prerouting" in ruleset([], rules) and "prerouting" not in ruleset([])
+
+
+def test_marked_packets_leave_only_by_their_pvds_interfaces() -> None:
+    """Every PvD with a mark (its slot's, else its own) gets a chain reached through one verdict
+    map: its interfaces and lo only; where it shares its interface, its own sources only (an
+    address two PvDs hold names neither; no IPv4 address: no IPv4 at all)."""
+    alone = pvd("alone", "ispa", ["192.0.2.10/24"])
+    shared_a = pvd("a", "lan0", ["2001:db8:a::10/64", "198.51.100.9/24"], shared=True)
+    shared_b = pvd("b", "lan0", ["2001:db8:b::10/64"], shared=True)
+    shared_a.mark = 0x5002
+    chains = plan_marked([alone, shared_a, shared_b], {"alone": 0x5001, "b": 0x5003})
+    assert chains == {
+        0x5001: ['oifname != { "lo", "ispa" } drop'],
+        0x5002: ['oifname != { "lo", "lan0" } drop', 'oifname != "lo" ip saddr != { 198.51.100.9 } drop',
+                 'oifname != "lo" ip6 saddr != { 2001:db8:a::10, fe80::/10 } drop'],
+        0x5003: ['oifname != { "lo", "lan0" } drop', 'oifname != "lo" meta nfproto ipv4 drop',
+                 'oifname != "lo" ip6 saddr != { 2001:db8:b::10, fe80::/10 } drop']}
+    text = ruleset([], None, chains, 0xFFFF)
+    assert "meta mark & 0xffff vmap { 0x5001 : jump marked_5001, 0x5002 : jump marked_5002, " \
+           "0x5003 : jump marked_5003 }" in text
+    assert "chain marked_5003 {" in text and "vmap" not in ruleset([])
 
 
 def test_sysctls_recorded_once_and_restored(tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:

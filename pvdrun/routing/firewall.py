@@ -66,18 +66,15 @@ class FirewallError(RuntimeError):
     """nft refused pvdd's table."""
 
 
-def plan_rules(pvds: list[Pvd], cfg: RoutingConfig, parked_marks: Collection[int] = (),
-               slot_marks: Mapping[str, int] | None = None) -> list[str]:
-    """The drop rules (nft syntax) for the parked marks, the marked packets of every PvD (its
-    mark: ``slot_marks``, PvD ID -> its slot's mark, else ``Pvd.mark``) and the restricted PvDs;
-    empty when there are none."""
+def plan_rules(pvds: list[Pvd], cfg: RoutingConfig, parked_marks: Collection[int] = ()) -> list[str]:
+    """The drop rules (nft syntax) for the parked marks and the restricted PvDs; empty when
+    there are none."""
     per_iface, holders = sharing(pvds)
     rules: list[str] = []
     if parked_marks:
         marks = ", ".join(f"{mark:#x}" for mark in sorted(set(parked_marks)))
         rules.append(f"meta mark & {cfg.mark_mask:#x} {{ {marks} }} drop")
     for pvd in pvds:
-        rules += _marked_stay_inside(pvd, (slot_marks or {}).get(pvd.pvd_id) or pvd.mark, cfg, holders)
         if not is_restricted(pvd) or not pvd.mark:
             continue
         unmarked = f"meta mark & {cfg.mark_mask:#x} != {pvd.mark:#x}"
@@ -89,27 +86,33 @@ def plan_rules(pvds: list[Pvd], cfg: RoutingConfig, parked_marks: Collection[int
     return rules
 
 
-def _marked_stay_inside(pvd: Pvd, mark: int, cfg: RoutingConfig, holders: Mapping[str, int]) -> list[str]:
-    """A packet with the PvD's mark leaves only by the PvD's interfaces (or stays on ``lo``):
-    a marked socket that names another interface itself (a multicast or IPv6 link-local scope,
-    ``IP_UNICAST_IF``, ``IP_PKTINFO``, a broadcast address of another link, all routed by the
-    ``local`` table or by that interface before any rule) is stopped here.  Where the PvD shares
-    its interface, such a packet also carries one of the PvD's own source addresses (or a
-    link-local one)."""
-    if not mark or any('"' in name for name in pvd.interfaces):
-        return []
-    marked = f"meta mark & {cfg.mark_mask:#x} == {mark:#x}"
-    names = ", ".join(f'"{name}"' for name in ["lo", *pvd.interfaces])
-    rules = [f"{marked} oifname != {{ {names} }} drop"]
-    if pvd.needs_routing:
-        own = _own_addresses(pvd, holders)
-        for family, extra in (("ip", []), ("ip6", ["fe80::/10"])):
-            addresses = [a for a, f in own if f == family] + extra
-            if addresses:
-                rules.append(f'{marked} oifname != "lo" {family} saddr != {{ {", ".join(addresses)} }} drop')
-            else:
-                rules.append(f'{marked} oifname != "lo" meta nfproto {"ipv4" if family == "ip" else "ipv6"} drop')
-    return rules
+def plan_marked(pvds: list[Pvd], slot_marks: Mapping[str, int] | None = None) -> dict[int, list[str]]:
+    """Mark -> the rules (nft syntax) of its chain: a packet with a PvD's mark (``slot_marks``,
+    PvD ID -> its slot's mark, else ``Pvd.mark``) leaves only by the PvD's interfaces (or stays on
+    ``lo``).  A marked socket that names another interface itself (a multicast or IPv6
+    link-local scope, ``IP_UNICAST_IF``, ``IP_PKTINFO``, a broadcast address of another link, all
+    routed by the ``local`` table or by that interface before any rule) is stopped here.  Where
+    the PvD shares its interface, such a packet also carries one of the PvD's own source
+    addresses (or a link-local one).  One verdict map sends each mark to its chain: an unmarked
+    packet costs one lookup, whatever the number of PvDs."""
+    _, holders = sharing(pvds)
+    chains: dict[int, list[str]] = {}
+    for pvd in pvds:
+        mark = (slot_marks or {}).get(pvd.pvd_id) or pvd.mark
+        if not mark or any('"' in name for name in pvd.interfaces):
+            continue
+        names = ", ".join(f'"{name}"' for name in ["lo", *pvd.interfaces])
+        rules = [f"oifname != {{ {names} }} drop"]
+        if pvd.needs_routing:
+            own = _own_addresses(pvd, holders)
+            for family, extra in (("ip", []), ("ip6", ["fe80::/10"])):
+                addresses = [a for a, f in own if f == family] + extra
+                if addresses:
+                    rules.append(f'oifname != "lo" {family} saddr != {{ {", ".join(addresses)} }} drop')
+                else:
+                    rules.append(f'oifname != "lo" meta nfproto {"ipv4" if family == "ip" else "ipv6"} drop')
+        chains[mark] = rules
+    return chains
 
 
 def _own_addresses(pvd: Pvd, holders: Mapping[str, int]) -> list[tuple[str, str]]:
@@ -149,16 +152,23 @@ def plan_incoming(pvds: list[Pvd], marks: Mapping[str, int], cfg: RoutingConfig)
     return rules
 
 
-def ruleset(rules: list[str], incoming: list[str] | None = None) -> str:
-    """The nft script that replaces pvdd's table with one holding the drop ``rules`` (output)
-    and the ``incoming`` marking rules (prerouting), in one transaction."""
+def ruleset(rules: list[str], incoming: list[str] | None = None, marked: Mapping[int, list[str]] | None = None,
+            mask: int = 0xFFFF) -> str:
+    """The nft script that replaces pvdd's table with one holding the drop ``rules`` (output),
+    the chains of ``marked`` (mark -> rules, reached through one verdict map on ``meta mark &
+    mask``) and the ``incoming`` marking rules (prerouting), in one transaction."""
     lines = [f"add table {TABLE}", f"delete table {TABLE}", f"table {TABLE} {{", "  chain output {",
              "    type filter hook output priority filter; policy accept;",
              f"    icmpv6 type {{ {', '.join(EXEMPT_ICMPV6)} }} accept",
              "    udp sport 68 udp dport 67 accept",
              "    udp sport 546 udp dport 547 accept"]
     lines += [f"    {rule}" for rule in rules]
+    if marked:
+        jumps = ", ".join(f"{mark:#x} : jump marked_{mark:x}" for mark in sorted(marked))
+        lines += [f"    meta mark & {mask:#x} vmap {{ {jumps} }}"]
     lines += ["  }"]
+    for mark in sorted(marked or {}):
+        lines += [f"  chain marked_{mark:x} {{"] + [f"    {rule}" for rule in (marked or {})[mark]] + ["  }"]
     if incoming:
         lines += ["  chain prerouting {", "    type filter hook prerouting priority mangle; policy accept;"]
         lines += [f"    {rule}" for rule in incoming]
@@ -189,8 +199,9 @@ class Firewall:
         """Install, replace or remove the table so it holds exactly the rules ``pvds`` and
         ``parked_marks`` ask for, and the marking of packets arriving for the PvDs of
         ``incoming`` (PvD ID -> mark).  False when nft refused (logged once)."""
-        drops, marking = plan_rules(pvds, cfg, parked_marks, incoming), plan_incoming(pvds, incoming or {}, cfg)
-        rules = drops + marking
+        drops, marking = plan_rules(pvds, cfg, parked_marks), plan_incoming(pvds, incoming or {}, cfg)
+        marked = plan_marked(pvds, incoming)
+        rules = drops + marking + [f"{mark:#x}: {rule}" for mark, chain in sorted(marked.items()) for rule in chain]
         if not rules:
             if self.current != []:
                 self.remove()
@@ -198,7 +209,7 @@ class Firewall:
         if rules == self.current:
             return True
         try:
-            self._run(ruleset(drops, marking))
+            self._run(ruleset(drops, marking, marked, cfg.mark_mask))
         except (FirewallError, OSError, subprocess.SubprocessError) as exc:
             if not self.warned:
                 log.error("cannot install nftables table %s (restricted PvDs stay reachable over "
