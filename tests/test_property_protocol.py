@@ -116,6 +116,7 @@ def _daemon() -> Pvdd:
                        kind="ethernet", is_default=True, mark=0x5001)]
     daemon.conns = {}
     daemon.worker = _Worker()  # type: ignore[assignment]
+    daemon.strict, daemon.strict_unavailable = None, "not root"
     daemon.sent = []  # type: ignore[attr-defined]
     daemon._send = lambda conn, data: daemon.sent.append(data)  # type: ignore[method-assign]
     return daemon

@@ -60,7 +60,7 @@ from fixtures.detour import unmarked_via
 from fixtures.netns import wait_for
 from fixtures.prereq import require
 from fixtures.resolvconf import nameservers, with_resolv_conf
-from fixtures.unprivileged import User, unprivileged_user  # noqa: F401 (fixture)
+from fixtures.unprivileged import User, unprivileged_user, user_for, who  # noqa: F401 (fixtures)
 from fixtures.pvdd_lab import PvddInLab
 from fixtures.lab_rules import leak_rules_separate as lab3_leak_rules
 from fixtures.lab_rules import v4_dns_config
@@ -137,7 +137,6 @@ PROGRAMS = {
                              lambda v, out: f"SRV 0 0 143 {v.target}" in out.splitlines()),
     "getaddrinfo_a": Program(lambda v, p: [p, "gaia", "wait", v.name], _gaia_answered),
 }
-WHO = ["root", "user"]
 
 
 def is_dns(frame: bytes) -> bool:
@@ -277,15 +276,6 @@ def program_prereqs() -> None:
         require(shutil.which(command) is not None, f"{command} (Makefile DEB_PACKAGES)")
     has_net_dns = subprocess.run(["perl", "-MNet::DNS", "-e", "1"], capture_output=True).returncode == 0
     require(has_net_dns, "Perl's Net::DNS (Debian: libnet-dns-perl)")
-
-
-@pytest.fixture(params=WHO)
-def who(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
-def user_for(who: str, request: pytest.FixtureRequest) -> User | None:
-    return request.getfixturevalue("unprivileged_user") if who == "user" else None
 
 
 # ---- each program gets its PvD's answer, and nothing crosses ISP A's link ------------------

@@ -86,7 +86,9 @@ def test_nftables_table_lifecycle(lab3: Any) -> None:
         assert f"ip6 saddr {v6} meta mark & 0x0000ffff != 0x{mark:08x} drop" in table, table
         # scenario 3's IPv4 plans overlap (both PvDs hold 192.0.2.10): no source rule for it
         assert "ip saddr" not in table, table
-        assert 'oifname "ispa"' not in table and "ispa" not in table.split("chain prerouting")[0]  # no filter
+        output = table.split("chain output")[1].split("chain ")[0]
+        assert "ispa" not in output.replace("jump marked_", "")  # no filter on the unrestricted PvD's link
+        assert 'oifname != { "lo", "ispa" } drop' in table, table  # only its marked packets stay on it
         # arriving packets get their PvD's mark (the kernel's replies take its table), the
         # unrestricted PvD's too
         assert 'iifname "ispa" meta mark & 0x0000ffff == 0x00000000 meta mark set' in table, table

@@ -46,11 +46,10 @@ from fixtures.pvdd_lab import PvddInLab
 from fixtures.resolvconf import nameservers, with_resolv_conf
 from fixtures.strict_programs import (busybox_wget, empty_env_child, go_httpget, setuid_curl, syscall_connect,
                                       uring_connect)
-from fixtures.unprivileged import User, unprivileged_user  # noqa: F401 (fixture)
+from fixtures.unprivileged import User, unprivileged_user, user_for, who  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.root
 
-WHO = ["root", "user"]
 REQUEST = "GET / HTTP/1.0\r\n\r\n"
 
 
@@ -148,15 +147,6 @@ def foreign_dns(sc: Scenario) -> Callable[[bytes], bool]:
         return (ports is not None and 53 in ports[:2]
                 and ip_destination(frame) not in own and ip_source(frame) not in own)
     return check
-
-
-@pytest.fixture(params=WHO)
-def who(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
-def user_for(who: str, request: pytest.FixtureRequest) -> User | None:
-    return request.getfixturevalue("unprivileged_user") if who == "user" else None
 
 
 # ---- real programs stay in their PvD ------------------------------------------------------------
@@ -363,6 +353,50 @@ def test_host_resolver_socket_is_refused_by_the_kernel(scenario3: Scenario) -> N
     strict, _, unscoped = done.stdout.partition("=== unscoped")
     assert "/run/nscd/socket ECONNREFUSED" in strict and "/var/run/nscd/socket ECONNREFUSED" in strict, done
     assert "/run/nscd/socket connected" in unscoped, done
+
+
+LAYERS = r"""
+import errno, socket, sys
+from pvdrun.model import HANDLE_NULL
+from pvdrun.shim import binding
+own, other = sys.argv[1], sys.argv[2]
+def attempt(name, fn):
+    try:
+        fn(); print(name, "ok")
+    except OSError as e:
+        print(name, errno.errorcode.get(e.errno, e.errno))
+def connect(target, scope=None):
+    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    s.settimeout(5)
+    if scope is not None:
+        binding.bind_socket(s, scope)
+    s.connect((target, 80))
+ispa = binding.find("ispa")
+attempt("own", lambda: connect(own))
+attempt("socket-scope-other", lambda: connect(other, ispa))
+def thread_other():
+    with binding.thread_scope(ispa):
+        connect(other)
+attempt("thread-scope-other", thread_other)
+def thread_null():
+    with binding.thread_scope(HANDLE_NULL):
+        connect(own)
+attempt("thread-scope-null", thread_null)
+"""
+
+
+def test_shim_scope_to_another_pvd_fails_in_a_strict_cgroup(scenario3: Scenario) -> None:
+    """A dynamic program under both layers: the C API's per-socket or per-thread scope to another
+    PvD fails (the kernel refuses the other PvD's device on a strict socket: EPERM), to the null
+    PvD fails (the shim: EACCES); its own PvD works; nothing reaches ISP A."""
+    sc = scenario3
+    own, other = sc.lab.isp("ispb")["service_v6"], sc.lab.isp("ispa")["service_v6"]
+    with sc.lab.capture("ispa") as capture:
+        done = launch(sc, "root", None, [sys.executable, "-c", LAYERS, own, other])
+    results = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    assert results == {"own": "ok", "socket-scope-other": "EPERM", "thread-scope-other": "EPERM",
+                       "thread-scope-null": "EACCES"}, (done.stdout, done.stderr)
+    assert_no_leak(capture, done.stdout, done.stderr, **sc.rules)
 
 
 # ---- lifecycle ----------------------------------------------------------------------------------

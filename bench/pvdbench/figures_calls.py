@@ -115,6 +115,25 @@ def one_run(ctx: BenchContext, spec: CallSpec, env_vars: dict[str, str] | None,
     return float(json.loads(run(argv, timeout=120).stdout)["ns_per_call"])
 
 
+def add_native(ctx: BenchContext, spec: CallSpec, runners: dict[str, Callable[[], float]],
+               labels: dict[str, str]) -> None:
+    """The "native" variant: the program scopes its own sockets."""
+    runners["native"] = lambda: one_run(ctx, spec, None, native=True)
+    labels["native"] = "program scopes its own sockets (SO_BINDTOIFINDEX)"
+
+
+def add_shim(ctx: BenchContext, spec: CallSpec, runners: dict[str, Callable[[], float]],
+             labels: dict[str, str], notes: list[str], label: str) -> None:
+    """The "shim" variant, or a note saying why it is not measured."""
+    try:
+        ctx.require_scoping_shim()
+        shim_env = ctx.shim_env()
+        runners["shim"] = lambda: one_run(ctx, spec, shim_env)
+        labels["shim"] = label
+    except NotMeasured as exc:
+        notes.append(f"shim not measured: {exc}")
+
+
 def variants_for(ctx: BenchContext, spec: CallSpec) -> tuple[dict[str, Callable[[], float]],
                                                              dict[str, str], list[str]]:
     """Runner, label per variant, and notes on variants left out."""
@@ -127,15 +146,8 @@ def variants_for(ctx: BenchContext, spec: CallSpec) -> tuple[dict[str, Callable[
     elif not spec.sockets:
         notes.append(f"native left out: {spec.op} makes no socket, so there is nothing to scope")
     else:
-        runners["native"] = lambda: one_run(ctx, spec, None, native=True)
-        labels["native"] = "program scopes its own sockets (SO_BINDTOIFINDEX)"
-    try:
-        ctx.require_scoping_shim()
-        shim_env = ctx.shim_env()
-        runners["shim"] = lambda: one_run(ctx, spec, shim_env)
-        labels["shim"] = "pvdrun shim preloaded (LD_PRELOAD + PVDRUN_SCOPE)"
-    except NotMeasured as exc:
-        notes.append(f"shim not measured: {exc}")
+        add_native(ctx, spec, runners, labels)
+    add_shim(ctx, spec, runners, labels, notes, "pvdrun shim preloaded (LD_PRELOAD + PVDRUN_SCOPE)")
     for tool, wanted, env_of in (("proxychains4", spec.with_proxychains, ctx.proxychains_env),
                                  ("torsocks", spec.with_torsocks, ctx.torsocks_env)):
         if not wanted:

@@ -27,7 +27,8 @@ from collections.abc import Callable
 from pvdbench.context import BenchContext
 from pvdbench.daemon import RunningDaemon
 from pvdbench.figure import Figure, Goal, NotMeasured, Series, interleave, not_measured, verdict
-from pvdbench.figures_calls import CALL_ROUNDS_FACTOR, CALL_SPECS, CallSpec, calls_argv, one_run, ratio_verdict
+from pvdbench.figures_calls import (CALL_ROUNDS_FACTOR, CALL_SPECS, CallSpec, add_native, add_shim, calls_argv,
+                                    one_run, ratio_verdict)
 from pvdbench.hyperfine import hyperfine_rounds
 from pvdbench.lab import SERVER_ADDR, SINK_PORT
 from pvdbench.proc import CommandFailed, in_netns, run
@@ -141,15 +142,9 @@ def measure_strict_call(ctx: BenchContext, lab: StrictLab, spec: CallSpec) -> Fi
     labels = {"none": "nothing preloaded, unscoped (glibc)"}
     notes = [held_note(lab)]
     if spec.op == "udp_lifecycle":
-        runners["native"] = lambda: one_run(ctx, spec, None, native=True)
-        labels["native"] = "program scopes its own sockets (SO_BINDTOIFINDEX)"
-        try:
-            ctx.require_scoping_shim()
-            shim_env = ctx.shim_env()
-            runners["shim"] = lambda: one_run(ctx, spec, shim_env)
-            labels["shim"] = "pvdrun shim preloaded (LD_PRELOAD + PVDRUN_SCOPE), no strict cgroup"
-        except NotMeasured as exc:
-            notes.append(f"shim not measured: {exc}")
+        add_native(ctx, spec, runners, labels)
+        add_shim(ctx, spec, runners, labels, notes,
+                 "pvdrun shim preloaded (LD_PRELOAD + PVDRUN_SCOPE), no strict cgroup")
     runners["strict"] = lambda: lab.strict_run(spec, shim=False)
     labels["strict"] = "strict cgroup's programs alone (pvdrun --strict env -u LD_PRELOAD ...)"
     runners["strict+shim"] = lambda: lab.strict_run(spec, shim=True)
