@@ -260,6 +260,45 @@ def test_kernel_refuses_what_would_leave_the_pvd(scenario3: Scenario) -> None:
     assert_caught(control, unscoped.stdout, unscoped.stderr, tokens=["strict-mcast"])
 
 
+PKTINFO = r"""
+import errno, socket, struct, sys
+source, target, mapped_other = sys.argv[1], sys.argv[2], sys.argv[3]
+def attempt(name, fn):
+    try:
+        fn(); print(name, "ok")
+    except OSError as e:
+        print(name, errno.errorcode.get(e.errno, e.errno))
+def pktinfo():
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    info = socket.inet_pton(socket.AF_INET6, source) + struct.pack("I", 0)
+    s.sendmsg([b"strict-pktinfo"], [(socket.IPPROTO_IPV6, socket.IPV6_PKTINFO, info)], 0, (target, 9))
+attempt("pktinfo-other-source", pktinfo)
+def bind_mapped():
+    s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.bind((mapped_other, 0))
+attempt("bind-mapped-other", bind_mapped)
+"""
+
+
+def test_other_pvds_source_is_refused_on_a_shared_link(scenario1: Scenario) -> None:
+    """Scenario 1, without the shim: a datagram whose IPV6_PKTINFO names ISP A's address is
+    refused by the cgroup's sendmsg program, which sees the chosen source (ENETUNREACH; pvdd's
+    table for ISP B's mark would drop it next); a bind to ISP A's IPv4 address in its
+    IPv4-mapped form is refused (EADDRNOTAVAIL)."""
+    sc = scenario1
+    other_source = next(a for a in sc.lab.isp("ispa")["host_addresses"] if ":" in a)
+    other_v4 = next(a for a in sc.lab.isp("ispa")["host_addresses"] if ":" not in a)
+    argv = empty_env_python(PKTINFO, other_source, sc.lab.isp("ispb")["service_v6"], f"::ffff:{other_v4}")
+    with sc.detour(), sc.lab.capture("ispa") as other:
+        done = launch(sc, "root", None, argv)
+    results = dict(line.split(" ", 1) for line in done.stdout.splitlines())
+    assert results == {"pktinfo-other-source": "ENETUNREACH", "bind-mapped-other": "EADDRNOTAVAIL"}, (done.stdout,
+                                                                                                   done.stderr)
+    assert_no_leak(other, done.stdout, done.stderr, tokens=["strict-pktinfo"], **sc.rules)
+    with sc.detour(), sc.lab.capture("ispa") as control:
+        unscoped = sc.lab.exec(argv)
+    assert_caught(control, unscoped.stdout, unscoped.stderr, tokens=["strict-pktinfo"])
+
+
 UNREACHABLE = r"""
 import errno, socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

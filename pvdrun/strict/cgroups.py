@@ -9,7 +9,8 @@ Every PvD held in strict mode has one cgroup, ``BASE/net-NETNS/pvd-HASH``:
 * ``net-NETNS`` is the inode of the network namespace: PvDs, marks and tables belong to one
   namespace, cgroups to the whole host;
 * ``HASH`` is 64-bit FNV-1a of the PvD ID, so pvdd, a restarted pvdd and a root launcher
-  without pvdd all name a PvD's cgroup alike.
+  without pvdd name a PvD's cgroup alike, as long as they agree on ``BASE`` (a pvdd in a
+  delegated cgroup and a root launcher run from a shell do not: docs/strict.md).
 
 A process cannot leave its cgroup without write access to another cgroup's ``cgroup.procs``
 (root's, here), so a program and all its children stay in the PvD's cgroup.

@@ -4,10 +4,12 @@ A program held in strict mode sends its DNS queries wherever its resolver says: 
 resolv.conf it reads may name an IPv4 server while its PvD's servers are IPv6 only, or a
 loopback stub resolver of the host (127.0.0.53).  The cgroup's programs
 (:mod:`pvdrun.strict.programs`) can rewrite a query's destination but cannot change a socket's
-family, and the host's stub would ask the host's servers, not the PvD's.  So they send every
-DNS query (UDP or TCP, port 53) to another server than the PvD's to this forwarder, on
-``127.0.0.1:PORT`` for IPv4 sockets and ``[::1]:PORT`` for IPv6 ones (one PORT for both
-families and both protocols), and the forwarder asks the PvD's own servers from sockets tied
+family, and the host's stub would ask the host's servers, not the PvD's.  So they send a DNS
+query (UDP or TCP, port 53) to another server than the PvD's straight to the PvD's first server
+of the socket's family, and, when the PvD has none of that family (or only link-local ones,
+which a rewrite cannot give an interface), to this forwarder, on ``127.0.0.1:PORT`` for IPv4
+sockets and ``[::1]:PORT`` for IPv6 ones (one PORT for both families and both protocols); the
+forwarder asks the PvD's own servers from sockets tied
 to the PvD (:mod:`pvdrun.resolve.sockets`: the PvD's device, source address and mark, and only
 the servers the shim's rule lets it use), then relays the answers back verbatim.
 

@@ -15,7 +15,7 @@ import os
 from contextlib import contextmanager
 from typing import Iterator
 
-from pvdrun.model import Pvd, split_zone
+from pvdrun.model import NULL_PVD_NAME, Pvd, split_zone
 from pvdrun.strict import bpf, cgroups
 from pvdrun.strict.programs import REVNAT_ENTRIES, VALUE_SIZE, Policy, hooks
 
@@ -211,8 +211,9 @@ class StrictCgroups:
         try:
             if cgroups.processes(path):
                 install(path, DENY)
-                log.warning("strict cgroup %s: its PvD went away; %d processes are held with "
-                            "nowhere to send", name, len(cgroups.processes(path)))
+                if name != cgroups.name_of(NULL_PVD_NAME):
+                    log.warning("strict cgroup %s: its PvD went away; %d processes are held with "
+                                "nowhere to send", name, len(cgroups.processes(path)))
             else:
                 detach_all(path)
         except OSError as exc:
