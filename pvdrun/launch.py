@@ -76,7 +76,7 @@ def private_resolv_conf(pvd: Pvd | None) -> None:
 def enter_strict(name: str, pvd: Pvd | None, socket_path: str | None, unscopable: Exception | None) -> None:
     """Move this process into the PvD's strict cgroup; exits 4 when it cannot (for a program the
     shim cannot scope: today's refusal, saying what strict mode lacks)."""
-    from pvdrun.strict.enter import StrictRefused, enter
+    from pvdrun.commands.strict_enter import StrictRefused, enter
 
     try:
         enter(name, pvd, socket_path)

@@ -28,7 +28,7 @@ def test_table_marks_default_and_shows_key_columns() -> None:
 
 
 def test_table_counts_strict_processes_and_says_whether_strict_mode_is_available() -> None:
-    from pvdrun.strict.status import StrictStatus
+    from pvdrun.commands.strict_status import StrictStatus
 
     held = StrictStatus(True, None, "pvdd", {"ispa.example": 3})
     lines = format_table(_pvds(), held).splitlines()

@@ -47,9 +47,25 @@ def _cleanup(path: str) -> None:
         _fail(f"cannot remove pvdd's state: {exc}", EXIT_CLEANUP_INCOMPLETE)
     click.echo(f"removed {removed.rules_and_routes} rules and routes, {removed.addresses} addresses"
                + (", the nftables table inet pvdd" if removed.nft_table else "")
-               + "".join(f", {name} back to {value}" for name, value in removed.sysctls.items())
-               + (f", {removed.strict_removed} strict cgroups" if removed.strict_removed else ""))
-    for path in removed.strict_kept:
+               + "".join(f", {name} back to {value}" for name, value in removed.sysctls.items()))
+    _cleanup_strict()
+
+
+def _cleanup_strict() -> None:
+    """--cleanup's second part: this namespace's empty strict cgroups go (and those of
+    namespaces that are gone); the populated ones stay, held with nowhere to send."""
+    from pvdrun.strict import cgroups
+    from pvdrun.strict.holder import StrictCgroups
+
+    try:
+        held = StrictCgroups.here()
+    except OSError:  # no cgroup2 hierarchy at all: no strict cgroups either
+        return
+    before = len(cgroups.children(held.base))
+    kept = held.stop()
+    if before > len(kept):
+        click.echo(f"removed {before - len(kept)} strict cgroups")
+    for path in kept:
         click.echo(f"kept strict cgroup {path}: processes still run in it (held, with nowhere to send)")
 
 

@@ -17,7 +17,7 @@ from pvdrun.commands.common import fail, fail_with
 from pvdrun.discovery.names import display_names
 from pvdrun.errors import EXIT_NO_DAEMON, EXIT_UNKNOWN_PVD
 from pvdrun.model import Pvd, default_of
-from pvdrun.strict.status import StrictStatus, describe, status
+from pvdrun.commands.strict_status import StrictStatus, describe, status
 
 
 def _common(func: Any) -> Any:

@@ -29,8 +29,6 @@ class Removed:
     addresses: int
     nft_table: bool
     sysctls: dict[str, str]  # name -> the value written back
-    strict_kept: list[str]  # strict cgroups still holding processes (left, fail closed)
-    strict_removed: int = 0
 
 
 def remove_everything(record: str) -> Removed:
@@ -64,20 +62,4 @@ def remove_everything(record: str) -> Removed:
         restored = restore(record)
     except OSError as exc:
         raise CleanupError(f"could not write back the sysctls recorded in {record}: {exc}") from exc
-    removed, kept = _remove_strict_cgroups()
-    return Removed(count, addresses, had_table, restored, kept, removed)
-
-
-def _remove_strict_cgroups() -> tuple[int, list[str]]:
-    """Remove this namespace's empty strict cgroups (pvdrun/strict/); (how many went, the paths
-    of those still holding processes, which stay held with nowhere to send)."""
-    from pvdrun.strict import cgroups
-    from pvdrun.strict.holder import StrictCgroups
-
-    try:
-        held = StrictCgroups.here()
-    except OSError:  # no cgroup2 hierarchy at all: no strict cgroups either
-        return 0, []
-    before = len(cgroups.children(held.base))
-    kept = held.stop()
-    return before - len(kept), kept
+    return Removed(count, addresses, had_table, restored)
