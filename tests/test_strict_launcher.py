@@ -86,7 +86,7 @@ def test_static_go_program_runs_in_strict_mode_with_one_line_and_leaves_nothing_
         done = scoped(net, go, f"http://{FAR}/")
     assert_no_leak(other, done.stdout, done.stderr, **RULES)
     assert done.returncode == 1, (done.stdout, done.stderr)  # nothing answers on sa0's link
-    notes = [line for line in done.stderr.splitlines() if line.startswith("pvdrun:")]
+    notes = [line for line in done.stderr.splitlines() if "strict mode" in line]
     assert len(notes) == 1 and "Go program" in notes[0] and "running it in strict mode" in notes[0], done.stderr
     assert any(FAR in line for line in own.lines), own.lines  # it tried on its own link (ARP)
 
@@ -167,3 +167,16 @@ def test_cgroups_are_kept_while_held_and_listed(net: Net) -> None:
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_root_without_the_capabilities_for_bpf_is_told_so(net: Net) -> None:
+    """Root whose capabilities exclude CAP_BPF and CAP_SYS_ADMIN (as a narrow unit would leave
+    it): list says strict mode is unavailable and why; a Go program is refused (exit 4)."""
+    narrow = ["setpriv", "--bounding-set", "-bpf,-sys_admin", "--inh-caps", "-bpf,-sys_admin"]
+    listed = net.run([*narrow, PVDRUN, "list", "--no-daemon"])
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines()[-1].startswith(
+        "strict mode: unavailable (the kernel refuses this process BPF cgroup programs"), listed.stdout
+    refused = net.run([*narrow, PVDRUN, "--pvd", "sa0", go_httpget(), f"http://{FAR}/"])
+    assert refused.returncode == 4, (refused.stdout, refused.stderr)
+    assert "refusing to run unscoped" in refused.stderr and "BPF cgroup programs" in refused.stderr, refused.stderr

@@ -68,12 +68,6 @@ def _bpf(cmd: int, attr: bytes, what: str) -> tuple[int, ctypes.Array[ctypes.c_c
     return int(result), buf
 
 
-def _address(buf: ctypes.Array[ctypes.c_char] | bytes | None) -> int:
-    if buf is None:
-        return 0
-    return ctypes.addressof(buf) if not isinstance(buf, bytes) else ctypes.cast(buf, ctypes.c_void_p).value or 0
-
-
 def map_create(map_type: int, key_size: int, value_size: int, max_entries: int, name: str) -> int:
     """A new map's descriptor."""
     attr = struct.pack("<IIIII", map_type, key_size, value_size, max_entries, 0)
@@ -143,9 +137,15 @@ def available() -> str | None:
         syscall_number()
     except BpfError as exc:
         return exc.strerror
+    # a map (CAP_BPF) and a cgroup program (CAP_BPF and CAP_NET_ADMIN): "r0 = 1; exit"
+    probe = struct.pack("<BBhi", 0xB7, 0, 0, 1) + struct.pack("<BBhi", 0x95, 0, 0, 0)
+    fds = []
     try:
-        fd = map_create(MAP_TYPE_LRU_HASH, 8, 8, 1, NAME_PREFIX + "probe")
+        fds.append(map_create(MAP_TYPE_LRU_HASH, 8, 8, 1, NAME_PREFIX + "probe"))
+        fds.append(prog_load(PROG_TYPE_CGROUP_SOCK, probe, INET_SOCK_CREATE, NAME_PREFIX + "probe"))
     except BpfError as exc:
-        return f"the kernel refuses BPF here ({exc.strerror})"
-    os.close(fd)
+        return f"the kernel refuses this process BPF cgroup programs ({exc.strerror})"
+    finally:
+        for fd in fds:
+            os.close(fd)
     return None
