@@ -5,18 +5,27 @@ other forms are subcommands (``pvdrun list``, ``pvdrun lab up``, ...).
 Subcommands are imported only when they are used, so that ``pvdrun --pvd``
 and ``pvdrun shim-path`` do not pay for importing pyroute2 (about 0.2 s).
 
+The launcher form does not even import click when it is run as the console script or as
+``python -m pvdrun.cli``: :mod:`pvdrun.fastlaunch` recognises it first and calls the same
+launcher (:mod:`pvdrun.launch_core`); everything else comes here (``main``).
+
 Exit statuses: one table for every subcommand, in pvdrun/errors.py (shown in
 docs/cli.md).
 """
 from __future__ import annotations
 
-import importlib
-import os
 import sys
+
+if __name__ == "__main__":  # python -m pvdrun.cli: the fast path first, before click is imported
+    from pvdrun.fastlaunch import launch_fast
+
+    launch_fast()  # execs or exits for the launcher form; returns for anything else
+
+import importlib
 
 import click
 
-from pvdrun.shim import LIBRARY_NAME, PRELOAD_ENV, preload_entries
+from pvdrun.fastlaunch import is_launcher_form, leave_outer_scope
 
 # name -> "module:attribute" of a click command, imported on first use.
 SUBCOMMANDS: dict[str, str] = {
@@ -29,28 +38,6 @@ SUBCOMMANDS: dict[str, str] = {
     "shim-path": "pvdrun.commands.shim_path:shim_path_command",
     "resolve": "pvdrun.commands.resolve:resolve_command",
 }
-
-
-def leave_outer_scope() -> None:
-    """Re-exec this pvdrun without our preload library when an outer ``pvdrun`` put it there.
-
-    pvdrun is the control plane: an inner ``pvdrun --pvd B`` overrides an outer ``--pvd A``
-    (the shim), and its own discovery (netlink, Router Solicitations on every link) must not be
-    held inside A, or it would not hear B's Router Advertisements.  The user's other preloads
-    are kept; the program pvdrun finally runs gets the shim again from the launcher.
-    """
-    entries = preload_entries(os.environ.get(PRELOAD_ENV))
-    kept = [item for item in entries if os.path.basename(item) != LIBRARY_NAME]
-    if len(kept) == len(entries):
-        return
-    env = dict(os.environ)
-    if kept:
-        env[PRELOAD_ENV] = ":".join(kept)
-    else:
-        env.pop(PRELOAD_ENV, None)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.execve(sys.executable, list(sys.orig_argv), env)
 
 
 class LazyGroup(click.Group):
@@ -81,7 +68,7 @@ class LazyGroup(click.Group):
         return super().main(*args, **kwargs)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and (args[0] in ("--pvd", "-p") or args[0].startswith("--pvd=")):
+        if is_launcher_form(args):
             args = ["run", *args]
         return super().parse_args(ctx, args)
 

@@ -1,15 +1,15 @@
 """What every ``pvdrun`` subcommand does the same way: fail with one line and an exit
 status, and find the PvD that a ``--pvd NAME`` option names.
 
-Only the command line imports this (:mod:`pvdrun.launch` and the other subcommands in this
-package); libraries raise, and this is where an error becomes an exit status.
+Only the command line imports this (:mod:`pvdrun.launch_core` and the subcommands in this
+package); libraries raise, and this is where an error becomes an exit status.  It imports
+click only to write a line: the launcher's fast path (:mod:`pvdrun.fastlaunch`), which runs
+without click, loads it only when it has something to say.
 """
 from __future__ import annotations
 
 import sys
 from typing import TYPE_CHECKING, NoReturn
-
-import click
 
 from pvdrun.discovery.names import PvdLookupError
 from pvdrun.errors import EXIT_MISSING_PREREQ, EXIT_NO_DAEMON, PvdrunError
@@ -18,9 +18,16 @@ if TYPE_CHECKING:
     from pvdrun.model import Pvd
 
 
+def say(line: str) -> None:
+    """One line on stderr, as ``click.echo(line, err=True)`` writes it."""
+    import click
+
+    click.echo(line, err=True)
+
+
 def fail(message: str, status: int, command: str = "pvdrun") -> NoReturn:
     """``command: message`` on stderr, then exit with ``status``."""
-    click.echo(f"{command}: {message}", err=True)
+    say(f"{command}: {message}")
     sys.exit(status)
 
 

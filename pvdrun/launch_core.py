@@ -1,0 +1,153 @@
+"""``pvdrun --pvd NAME [--strict] [--] CMD [ARGS...]``: run CMD scoped to one PvD (R3, R13, R20).
+
+The launcher finds the PvD (pvdd, else a one-shot discovery), puts the PvD's scope line in
+``PVDRUN_SCOPE`` and the shim in ``LD_PRELOAD``, and execs CMD: same pid, CMD's own exit
+status and signals, standard streams untouched.  Children inherit the environment, hence the
+scope (R20).  In strict mode (``--strict``, or a program the shim cannot scope: static, Go,
+set-user-ID, file capabilities) it first moves itself into the PvD's cgroup, whose BPF
+programs hold every socket of CMD and its children (pvdrun/strict/); when strict mode is not
+available such a program is refused, saying what is missing.
+
+This module is the launcher itself, for both of its faces: the click command
+(:mod:`pvdrun.launch`, ``pvdrun run``) and the console script's fast path
+(:mod:`pvdrun.fastlaunch`), which calls :func:`launch` without importing click.  So nothing
+here imports click, pyroute2, dnspython or cffi at the top: what a launch through pvdd does
+not need (discovery, strict mode, the private resolv.conf, click for an error line) is
+imported where it is used.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import sys
+from typing import NoReturn, Sequence
+
+from pvdrun.commands.common import fail, fail_with, pvd_named, say
+from pvdrun.errors import EXIT_CANNOT_HONOUR, EXIT_MISSING_PREREQ, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_USAGE
+from pvdrun.model import HANDLE_NULL, NULL_PVD_NAME, SCOPE_ENV, SOCKET_ENV, Pvd, null_scope
+from pvdrun.pathsearch import ProgramNotFound, find_program
+from pvdrun.shim import PRELOAD_ENV, library_path, preload_entries
+
+
+def pvd_for(name: str, socket_path: str | None) -> Pvd | None:
+    """The PvD ``name`` (None for the null PvD); exits 3 when unknown or ambiguous, 4 when the
+    shim could not hold it (and as :func:`pvdrun.commands.common.pvd_named` when the lookup fails)."""
+    if name == NULL_PVD_NAME:
+        return None
+    pvd = pvd_named(name, socket_path)
+    if not pvd.ifindexes:
+        fail(f"PvD {pvd.pvd_id} has no interface to scope to", EXIT_CANNOT_HONOUR)
+    if pvd.needs_routing and not pvd.mark:
+        # No pvdd routes for this PvD (docs/routing.md): its interface is shared, so device
+        # binding cannot hold it and the main table would pick the next-hop, possibly another
+        # PvD's router.  Fail closed, root or not.
+        fail(f"PvD {pvd.pvd_id} shares its interface with other PvDs: it needs pvdd's "
+             "routing tables (run `pvdrun daemon` as root)", EXIT_CANNOT_HONOUR)
+    return pvd
+
+
+def scope_line_for(name: str, socket_path: str | None) -> str:
+    """The scope line of the PvD ``name`` (exits as :func:`pvd_for`)."""
+    return scope_line_of(pvd_for(name, socket_path))
+
+
+def scope_line_of(pvd: Pvd | None) -> str:
+    """The scope line of ``pvd`` (None: the null PvD); exits 4 when it is too large."""
+    if pvd is None:
+        return null_scope()
+    try:
+        return pvd.to_scope()
+    except ValueError as exc:
+        fail(f"cannot honour PvD {pvd.pvd_id}: {exc}", EXIT_CANNOT_HONOUR)
+
+
+def private_resolv_conf(pvd: Pvd | None) -> None:
+    """As root, give CMD a private /etc/resolv.conf naming only the PvD's servers,
+    so that programs reading it themselves (dig, host, nslookup) ask the PvD's resolvers.
+
+    Without root this cannot be done; getaddrinfo users are still scoped by the shim
+    (docs/resolution.md).  ``PVDRUN_NO_RESOLV_CONF=1`` skips the step.
+    """
+    if os.geteuid() != 0 or os.environ.get("PVDRUN_NO_RESOLV_CONF") == "1":
+        return
+    from pvdrun.resolve.resolvconf import ResolvConfError, enter_private_resolv_conf
+
+    target = pvd if pvd is not None else Pvd(pvd_id=NULL_PVD_NAME, handle=HANDLE_NULL)
+    try:
+        enter_private_resolv_conf(target)
+    except ResolvConfError as exc:
+        fail(f"cannot give the program the PvD's resolv.conf: {exc}", EXIT_CANNOT_HONOUR)
+
+
+def enter_strict(name: str, pvd: Pvd | None, socket_path: str | None, unscopable: Exception | None) -> None:
+    """Move this process into the PvD's strict cgroup; exits 4 when it cannot (for a program the
+    shim cannot scope: today's refusal, saying what strict mode lacks)."""
+    from pvdrun.commands.strict_enter import StrictRefused, enter
+
+    try:
+        enter(name, pvd, socket_path)
+    except StrictRefused as exc:
+        if unscopable is not None:
+            fail(f"refusing to run unscoped: {unscopable}; and {exc}", EXIT_CANNOT_HONOUR)
+        fail_with(exc)
+    if unscopable is not None:
+        say(f"pvdrun: {unscopable}; running it in strict mode (the kernel holds it in the PvD)")
+
+
+def preload_value(library: str, existing: str | None) -> str:
+    """Our library first, then whatever the user preloaded already (without a duplicate of ours)."""
+    others = [item for item in preload_entries(existing) if item != library]
+    return ":".join([library, *others])
+
+
+def scoped_environment(scope: str, socket_path: str | None, library: str) -> dict[str, str]:
+    """The environment CMD runs with: the caller's, plus the scope and the shim."""
+    env = dict(os.environ)
+    env[SCOPE_ENV] = scope
+    if socket_path:
+        env[SOCKET_ENV] = socket_path
+    env[PRELOAD_ENV] = preload_value(library, env.get(PRELOAD_ENV))
+    return env
+
+
+def launch(pvd_name: str, socket_path: str | None, strict: bool | None, command: Sequence[str]) -> NoReturn:
+    """Exec ``command`` scoped to the PvD ``pvd_name`` (``strict``: True ``--strict``, False
+    ``--no-strict``, None neither), or exit with one line and the status docs/cli.md gives."""
+    from pvdrun.shim.preloadable import NotPreloadable, check_preloadable
+
+    argv = list(command)
+    if argv and argv[0] == "--":
+        argv = argv[1:]
+    if not argv:
+        fail("no command to run (pvdrun --pvd NAME CMD [ARGS...])", EXIT_USAGE)
+    env_path = os.environ.get("PATH")
+    try:
+        program = find_program(argv[0], env_path)
+    except ProgramNotFound as exc:
+        fail_with(exc)
+    unscopable: NotPreloadable | None = None
+    try:
+        check_preloadable(program, env_path)
+    except NotPreloadable as exc:
+        unscopable = exc
+    except OSError as exc:
+        fail(f"{program}: {exc.strerror}", EXIT_NOT_EXECUTABLE)
+    try:
+        library = library_path()
+    except FileNotFoundError as exc:
+        fail(str(exc), EXIT_MISSING_PREREQ)
+    if unscopable is not None and strict is False:
+        fail(f"refusing to run unscoped: {unscopable} (--no-strict)", EXIT_CANNOT_HONOUR)
+    pvd = pvd_for(pvd_name, socket_path)
+    scope = scope_line_of(pvd)
+    env = scoped_environment(scope, socket_path, library)
+    if strict or unscopable is not None:
+        enter_strict(pvd_name, pvd, socket_path, unscopable)
+    private_resolv_conf(pvd)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execve(program, argv, env)
+    except OSError as exc:
+        status = EXIT_NOT_FOUND if exc.errno == errno.ENOENT else EXIT_NOT_EXECUTABLE
+        fail(f"{argv[0]}: {exc.strerror}", status)

@@ -1,0 +1,173 @@
+"""The launcher's fast path (pvdrun/fastlaunch.py): ``pvdrun --pvd NAME CMD`` without click.
+
+With pvdd answering, the launcher form loads neither click nor pyroute2, dnspython or cffi,
+as the console script and as ``python -m pvdrun.cli``; and every refusal it meets gives the
+same status and the same stderr as the click path (``pvdrun run --pvd ...``, the same
+command through click).  Its argument parsing is held to click's own parser of ``run``.
+No wall-clock assertion: the speed is the bench's (launch.with_pvdd, strict.launch).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from fixtures.commands import PVDRUN
+from fixtures.mininet import MiniNet
+from fixtures.property_settings import PROPERTY
+from fixtures.pvdd import Pvdd
+from pvdrun.errors import (EXIT_CANNOT_HONOUR, EXIT_NO_DAEMON, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND,
+                           EXIT_UNKNOWN_PVD, EXIT_USAGE)
+from pvdrun.fastlaunch import launcher_arguments
+
+#: What the launch through pvdd must not load (the packages' top-level modules).
+HEAVY = ("click", "pyroute2", "dns", "cffi", "_cffi_backend")
+
+#: The two faces of the launcher: the console script (run by this interpreter, so that
+#: -X importtime applies) and ``python -m pvdrun.cli``.
+FACES = {"script": [sys.executable, "-X", "importtime", PVDRUN],
+         "module": [sys.executable, "-X", "importtime", "-m", "pvdrun.cli"]}
+
+
+class Lab:
+    """A host namespace with one link (PvD ``fl0``) and pvdd serving it."""
+
+    def __init__(self, net: MiniNet, daemon: Pvdd) -> None:
+        self.net = net
+        self.daemon = daemon
+
+    def run(self, argv: list[str]) -> subprocess.CompletedProcess:
+        """``argv`` in the host namespace, with pvdd's socket in the environment only."""
+        env = {**os.environ, "PVDRUN_SOCKET": self.daemon.socket, "PVDRUN_CONFIG": self.daemon.config}
+        return self.net.spaces.run(self.net.host, argv, env=env, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    with MiniNet() as net:
+        net.add_router("fl0", "r", None, ("192.0.2.10/24", "192.0.2.1/24"))
+        with Pvdd(net.host) as daemon:
+            daemon.wait_listed("implicit:fl0")
+            yield Lab(net, daemon)
+
+
+def loaded_modules(stderr: str) -> set[str]:
+    """The modules ``-X importtime`` reported."""
+    return {line.rsplit("|", 1)[1].strip() for line in stderr.splitlines()
+            if line.startswith("import time:") and "|" in line}
+
+
+def messages(stderr: str) -> list[str]:
+    """stderr without ``-X importtime``'s report."""
+    return [line for line in stderr.splitlines() if not line.startswith("import time:")]
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("face", sorted(FACES))
+@pytest.mark.parametrize("strict", [False, True], ids=["shim", "strict"])
+def test_launch_through_pvdd_loads_no_heavy_package(lab: Lab, face: str, strict: bool) -> None:
+    argv = [*FACES[face], "--pvd", "fl0", *(["--strict"] if strict else []), "--",
+            "sh", "-c", 'echo "$PVDRUN_SCOPE"']
+    done = lab.run(argv)
+    assert done.returncode == 0, done.stderr
+    assert "id=implicit:fl0 " in done.stdout
+    loaded = loaded_modules(done.stderr)
+    assert "pvdrun.fastlaunch" in loaded and "pvdrun.daemon.protocol" in loaded
+    heavy = sorted(m for m in loaded if m.split(".")[0] in HEAVY)
+    assert not heavy, heavy
+    assert "pvdrun.cli" not in loaded and "pvdrun.launch" not in loaded  # not the click path
+
+
+@pytest.fixture(scope="module")
+def programs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A static program (the shim cannot scope it) and a file that is not executable."""
+    where = tmp_path_factory.mktemp("programs")
+    source = where / "static.c"
+    source.write_text("int main(void) { return 0; }\n")
+    static = str(where / "static")
+    subprocess.run(["cc", "-static", "-o", static, str(source)], check=True, capture_output=True)
+    plain = where / "plain"
+    plain.write_text("data\n")
+    plain.chmod(0o644)
+    os.chmod(where, 0o755)
+    return {"static": static, "plain": str(plain)}
+
+
+#: case -> (arguments after ``pvdrun``, expected status); {static} and {plain} from ``programs``.
+REFUSALS = {
+    "unknown PvD": (["--pvd", "no-such-pvd", "true"], EXIT_UNKNOWN_PVD),
+    "command not found": (["--pvd", "fl0", "no-such-command-pvdrun"], EXIT_NOT_FOUND),
+    "not executable": (["--pvd", "fl0", "{plain}"], EXIT_NOT_EXECUTABLE),
+    "--no-strict static": (["--pvd=fl0", "--no-strict", "{static}"], EXIT_CANNOT_HONOUR),
+    "--socket not answering": (["-p", "fl0", "--socket", "/nonexistent/pvdd.sock", "true"], EXIT_NO_DAEMON),
+    "missing command": (["--pvd", "fl0"], EXIT_USAGE),
+    "missing command after --": (["--pvd", "fl0", "--strict", "--"], EXIT_USAGE),
+}
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+def test_refusals_as_the_click_path(lab: Lab, programs: dict[str, str], case: str) -> None:
+    template, status = REFUSALS[case]
+    args = [arg.format(**programs) for arg in template]
+    fast = lab.run([*FACES["script"], *args])
+    click_path = lab.run([*FACES["script"], "run", *args])  # the same command, through click
+    assert (fast.returncode, click_path.returncode) == (status, status), (fast.stderr, click_path.stderr)
+    assert messages(fast.stderr) == messages(click_path.stderr)
+    assert messages(fast.stderr), "a refusal says why"
+    fell_through = launcher_arguments(args) is None
+    assert ("pvdrun.cli" in loaded_modules(fast.stderr)) == fell_through
+    assert fell_through == case.startswith("missing command")  # click says what is missing
+
+
+@pytest.mark.root
+def test_module_face_refuses_alike(lab: Lab) -> None:
+    """``python -m pvdrun.cli`` runs the same fast path (its message and status)."""
+    args = ["--pvd", "no-such-pvd", "true"]
+    module = lab.run([*FACES["module"], *args])
+    script = lab.run([*FACES["script"], *args])
+    assert module.returncode == script.returncode == EXIT_UNKNOWN_PVD
+    assert messages(module.stderr) == messages(script.stderr)
+
+
+def test_other_forms_go_to_click(tmp_path: Path) -> None:
+    """Help, the version and a subcommand are click's (the console script, no root needed)."""
+    for args, first in ((["--pvd", "x", "-h"], "Usage: "), (["--version"], "pvdrun, version "),
+                        (["shim-path", "--help"], "Usage: ")):
+        done = subprocess.run([PVDRUN, *args], capture_output=True, text=True, timeout=60,
+                              env={**os.environ, "PVDRUN_SOCKET": str(tmp_path / "none.sock")})
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(first), done.stdout
+
+
+WORDS = st.sampled_from(["--pvd", "-p", "--pvd=a", "--pvd=", "-pa", "-p=a", "--socket", "--socket=/s",
+                         "--socket=", "--strict", "--no-strict", "--strict=1", "--", "-", "-h", "--help",
+                         "--version", "-x", "--pv", "a", "b", "", "run", "list"])
+
+
+@PROPERTY
+@given(st.sampled_from(["--pvd", "-p", "--pvd=a", "--pvd="]), st.lists(WORDS, max_size=7))
+def test_fast_parse_is_clicks_parse(first: str, rest: list[str]) -> None:
+    """Whatever the fast path accepts, click's ``run`` parses to the same arguments."""
+    from pvdrun.launch import run_command
+
+    args = [first, *rest]
+    found = launcher_arguments(args)
+    if found is None:
+        return
+    with run_command.make_context("run", list(args)) as ctx:
+        params = dict(ctx.params)
+    assert found == {**params, "command": list(params["command"])}
+
+
+@pytest.mark.parametrize("args", [["--pvd", "x", "-h", "ls"], ["--pvd", "x"], ["-px", "ls"], ["list"],
+                                  ["--pvd", "x", "--socket"], ["--pvd=", "ls"], ["--pvd", "x", "-v", "ls"],
+                                  ["run", "--pvd", "x", "ls"], ["--pvd", "x", "--strict=1", "ls"]])
+def test_fast_parse_leaves_the_rest_to_click(args: list[str]) -> None:
+    assert launcher_arguments(args) is None
