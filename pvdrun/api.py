@@ -45,10 +45,10 @@ def _ask(socket_path: str | None, op: str, name: str | None = None) -> dict[str,
             return None
 
 
-def _discover() -> list[Pvd]:
+def _discover(want: str | None = None) -> list[Pvd]:
     from pvdrun.discovery.engine import discover
 
-    return discover()
+    return discover(want=want)
 
 
 def list_pvds(socket_path: str | None = None, *, use_daemon: bool = True) -> list[Pvd]:
@@ -85,7 +85,7 @@ def lookup(name: str, socket_path: str | None = None) -> Pvd:
         return Pvd.from_dict(reply["pvd"])
     from pvdrun.discovery import names
 
-    return names.lookup(_discover(), name)
+    return names.lookup(_discover(name), name)
 
 
 def default_pvd(socket_path: str | None = None) -> Pvd | None:

@@ -2,8 +2,10 @@
 
 ``Discovery.pvds()`` dumps kernel state and assembles the table with what
 the RAs said.  ``Discovery.prime()`` sends a Router Solicitation on each
-usable IPv6 link and listens a short bounded time (<= 1.5 s, ending early
-once quiet).  ``Discovery.run_events()`` waits on a netlink notification
+usable IPv6 link and listens until the routers known there answered, at most
+``PRIME_WAIT`` after it.  ``Discovery.prime_once()`` (one-shot discovery) first reads
+what earlier ones heard (pvdrun/discovery/racache.py) and asks only the links whose PvD
+data is missing for what is asked.  ``Discovery.run_events()`` waits on a netlink notification
 socket (links, addresses, routes, ND user options) and the raw RA socket,
 never polling: the table is re-read only when the kernel or a router said
 something, or when an RA-learned element reaches its lifetime.
@@ -14,17 +16,21 @@ import logging
 import os
 import select
 import socket
+import sys
 import time
 from typing import Any, Callable, Iterator
 
-from pvdrun.discovery import linkstate
+from pvdrun.discovery import linkstate, racache
 from pvdrun.discovery.assemble import assemble
 from pvdrun.config import Config, load_config
 from pvdrun.discovery.events import diff, snapshot_event
-from pvdrun.discovery.kernel import KernelState, snapshot
+from pvdrun.discovery.kernel import (KernelState, Link, known_routers, mirrors_ra_defaults,
+                                     ra_default_expiry, snapshot)
+from pvdrun.discovery.names import PvdLookupError, lookup
 from pvdrun.discovery.nduseropt import parse_datagram
 from pvdrun.discovery.ratable import RaTable
-from pvdrun.discovery.rasock import RaListener, solicit_and_listen
+from pvdrun.discovery.rasock import HeardRa, RaListener, solicit_and_listen
+from pvdrun.discovery.rtnl import Rtnl
 from pvdrun.model import Pvd
 
 log = logging.getLogger("pvdrun.discovery")
@@ -43,7 +49,21 @@ NOTIFY_GROUPS = (RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_I
 SETTLE = 0.003
 #: ...but the table is re-read at most this long after a burst began (s), however busy.
 SETTLE_MAX = 0.05
-PRIME_WAIT = 1.5
+#: Routers answer a Router Solicitation within MAX_RA_DELAY_TIME (RFC 4861 10) ...
+MAX_RA_DELAY_TIME = 0.5
+#: ... so listening ends at the latest this long after it (s), the answer's way included.
+PRIME_WAIT = MAX_RA_DELAY_TIME + 0.1
+#: Once every known router answered, listening goes on until no RA came for this long (s):
+#: a router may answer with several RAs (one per PvD; the lab's PvD sender answers 0.2 s
+#: after the RS, dnsmasq at once).
+RA_SETTLE = 0.25
+#: A link asked where a known router stayed silent (or no router is known) is not asked
+#: again for this long (s; RFC 4861's default MaxRtrAdvInterval), unless the kernel learns a
+#: router there or the link changes: the kernel hears a router that appears later.
+SILENT_KEEP = 600.0
+#: A cached router lifetime and the kernel's default route via that router disagree by
+#: more than this (s) when the kernel heard a later RA than the one cached.
+EXPIRY_SLACK = 0.1
 
 
 def open_notifier() -> socket.socket:
@@ -71,34 +91,154 @@ class Discovery:
             except PermissionError:
                 log.info("no raw ICMPv6 socket (needs CAP_NET_RAW): RA-only information not heard")
         self._ipr: Any = None
+        #: prime_once: did the name asked for mean a PvD before asking?  If not, the line
+        #: saying why it waited, printed only when the answers gave the name a PvD
+        self.named = False
+        self.untold: str | None = None
+        #: per-link DNS stores as read during one one-shot discovery (None: read each time)
+        self.dns_memo: dict[tuple[int, str], linkstate.LinkDns | None] | None = None
 
     # -- one-shot -------------------------------------------------------------
     def _dump(self) -> KernelState:
         if self._ipr is None:
-            from pyroute2 import IPRoute
-            self._ipr = IPRoute()
+            self._ipr = Rtnl()
         return snapshot(self._ipr)
 
+    def _ipv6_links(self, state: KernelState) -> list[Link]:
+        """Usable links with an IPv6 link-local address: where routers can be asked."""
+        return [l for l in state.links.values() if l.usable and
+                any(a.index == l.index and a.family == socket.AF_INET6 and a.link_local
+                    for a in state.addresses)]
+
     def prime(self, max_wait: float = PRIME_WAIT) -> None:
-        """Solicit RAs on every usable link with IPv6 and hear them (bounded wait)."""
+        """Solicit RAs on every usable link with IPv6 and hear them (pvdd, monitor): until
+        the routers the kernel knows there answered, at most ``max_wait``."""
         if self.listener is None:
             return
         state = self._dump()
-        links = [l.index for l in state.links.values() if l.usable and
-                 any(a.index == l.index and a.family == socket.AF_INET6 and a.link_local
-                     for a in state.addresses)]
-        if not links:
+        expected = {l.index: known_routers(state, l.index) for l in self._ipv6_links(state)}
+        if expected:
+            self._ask(expected, max_wait)
+
+    def _ask(self, expected: dict[int, set[str]], max_wait: float) -> list[HeardRa]:
+        assert self.listener is not None
+        heard = solicit_and_listen(self.listener, expected, max_wait=max_wait, settle=RA_SETTLE)
+        for item in heard:
+            self.ras.add(item, now=item.at)
+        return heard
+
+    # -- one-shot: ask only what is missing --------------------------------------
+    def prime_once(self, want: str | None = None, max_wait: float = PRIME_WAIT,
+                   announce: bool = False) -> None:
+        """Before a one-shot :meth:`pvds`: take what earlier one-shot discoveries heard
+        (root), and ask the routers only on the links whose PvD data is missing for
+        ``want`` (a PvD name: its links; None: every usable IPv6 link), waiting no longer
+        than until the routers known there answered (``max_wait`` at most).  ``announce``
+        says on stderr that, and why, it waits."""
+        if self.listener is None:
             return
-        for heard in solicit_and_listen(self.listener, links, max_wait=max_wait):
-            self.ras.add(heard)
+        use_cache = os.geteuid() == 0
+        state = self._dump()
+        now = time.monotonic()
+        cache = racache.load(state, now) if use_cache else racache.NetnsCache()
+        self.ras = cache.ras
+        expected = self._missing(state, cache, want, now)
+        if expected:
+            names = ", ".join(state.links[i].name for i in sorted(expected))
+            if announce and self.named:
+                sys.stderr.write(f"pvdrun: asking the routers on {names} for PvD data "
+                                 f"({max_wait:.1f} s at most; run pvdd to avoid this wait)\n")
+                sys.stderr.flush()
+            elif announce:  # said afterwards, if the answers gave the name a PvD
+                self.untold = (f"pvdrun: asked the routers on {names} for PvD data "
+                               f"({max_wait:.1f} s at most; run pvdd to avoid this wait)")
+            heard = self._ask(expected, max_wait)
+            asked = time.monotonic()
+            for ifindex, routers in expected.items():
+                answered = {h.source for h in heard if h.ifindex == ifindex}
+                cache.asked[ifindex] = racache.LinkAsked(asked, sorted(routers - answered))
+            cache.changed = True
+        if use_cache and cache.changed:
+            racache.save(cache, state)
+
+    def _missing(self, state: KernelState, cache: racache.NetnsCache, want: str | None,
+                 now: float) -> dict[int, set[str]]:
+        """The links to ask, each with the routers expected to answer there."""
+        links = self._ipv6_links(state)
+        self.named = False
+        if want is not None:
+            links = self._concerned(state, links, want)
+        expected: dict[int, set[str]] = {}
+        for link in links:
+            known = known_routers(state, link.index) | cache.ras.heard_from(link.index)
+            asked = cache.asked.get(link.index)
+            recent = asked is not None and now - asked.asked < SILENT_KEEP
+            # a router silent when last asked is left alone, unless the kernel has since
+            # installed a default route from its RAs: then it does speak
+            silent = set(asked.silent) if recent and asked is not None else set()
+            unanswered = [r for r in known if not self._fresh(state, link, r, cache, now)
+                          and not (r in silent and ra_default_expiry(state, link.index, r) is None)]
+            if unanswered or (not known and not recent):
+                log.info("%s: to ask: %s", link.name,
+                         f"no fresh answer from {', '.join(sorted(unanswered))}" if unanswered
+                         else "no router known there")
+                expected[link.index] = known
+        return expected
+
+    def _fresh(self, state: KernelState, link: Link, router: str, cache: racache.NetnsCache,
+               now: float) -> bool:
+        """Is what the cache holds from ``router`` on ``link`` still what it says?  It must
+        be alive, and the kernel must not have heard a later RA from it: the kernel's
+        default route via the router expires when the router lifetime of its latest RA says."""
+        if router not in cache.ras.heard_from(link.index):
+            return False
+        cached = cache.ras.default_until(link.index, router)
+        left = ra_default_expiry(state, link.index, router)
+        if left is not None:
+            if not cached > 0 or abs(now + left - cached) > EXPIRY_SLACK:
+                log.info("%s: the kernel heard %s after the cached RA (router lifetime ends "
+                         "at %.2f, cached %.2f)", link.name, router, now + left, cached)
+                return False
+            return True
+        return not (cached > now and mirrors_ra_defaults(link))
+
+    def _concerned(self, state: KernelState, links: list[Link], want: str) -> list[Link]:
+        """The links whose PvD data ``want`` needs: none when the kernel's state, the link
+        stores and the configuration already name an implicit PvD for it with DNS servers
+        (not the resolv.conf fallback); the links of the PvD it names with what earlier
+        discoveries heard; every link when it names none (it may be an RA-learned PvD)."""
+        try:
+            pvd = lookup(self._assemble(state, RaTable()), want)
+            if not pvd.explicit and pvd.dns_servers and "dns_from" not in pvd.attributes:
+                return []
+        except PvdLookupError:
+            pass
+        try:
+            pvd = lookup(self._assemble(state, self.ras), want)
+        except PvdLookupError:
+            return links
+        self.named = True
+        return [l for l in links if l.index in pvd.ifindexes]
+
+    def _assemble(self, state: KernelState, ras: RaTable) -> list[Pvd]:
+        return assemble(state, ras, self.config, self._link_dns, linkstate.link_kind,
+                        linkstate.system_resolv_conf)
+
+    def _link_dns(self, link: Link) -> linkstate.LinkDns | None:
+        """A link's DNS store, read once per one-shot discovery (nmcli is a process)."""
+        if self.dns_memo is None:
+            return linkstate.link_dns(link)
+        key = (link.index, link.name)
+        if key not in self.dns_memo:
+            self.dns_memo[key] = linkstate.link_dns(link)
+        return self.dns_memo[key]
 
     def pvds(self) -> list[Pvd]:
         """Dump the kernel and assemble the current PvD table."""
         state = self._dump()
         self._track_links(state)
         self.ras.expire()
-        return assemble(state, self.ras, self.config, linkstate.link_dns, linkstate.link_kind,
-                        linkstate.system_resolv_conf)
+        return self._assemble(state, self.ras)
 
     def _track_links(self, state: KernelState) -> None:
         """Forget RA state of links whose association ended; solicit on new ones."""
@@ -208,13 +348,26 @@ class Discovery:
 
 
 def discover(config_path: str | None = None, listen_ras: bool = True,
-             max_wait: float = PRIME_WAIT) -> list[Pvd]:
-    """One-shot discovery: kernel, link stores, configuration, and solicited RAs."""
+             max_wait: float = PRIME_WAIT, want: str | None = None) -> list[Pvd]:
+    """One-shot discovery: kernel, link stores, configuration, and RAs: those earlier
+    one-shot discoveries heard (root) and, on the links where PvD data is missing for
+    ``want`` (a PvD name, as a launch asks; None: the whole table), solicited ones.  With
+    ``want`` a line on stderr says when, and why, it waits for routers."""
     if os.environ.get("PVDRUN_NO_RS") == "1":
         listen_ras = False
     discovery = Discovery(config_path=config_path, listen_ras=listen_ras)
+    discovery.dns_memo = {}
     try:
-        discovery.prime(max_wait)
-        return discovery.pvds()
+        discovery.prime_once(want, max_wait, announce=want is not None)
+        pvds = discovery.pvds()
+        if discovery.untold is not None and want is not None:
+            try:
+                lookup(pvds, want)
+            except PvdLookupError:  # unknown still: its error is the launch's one line
+                pass
+            else:
+                sys.stderr.write(discovery.untold + "\n")
+                sys.stderr.flush()
+        return pvds
     finally:
         discovery.close()

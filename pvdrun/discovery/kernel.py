@@ -1,15 +1,16 @@
-"""A snapshot of the kernel's network state, read with pyroute2 (rtnetlink dumps).
+"""A snapshot of the kernel's network state, read with rtnetlink dumps (rtnl.py).
 
 Plain dataclasses come out, so the rest of discovery never touches netlink
-messages.  pyroute2 is imported inside the functions that need it.
+messages.  No pyroute2 here: importing it would cost a one-shot discovery most of its time.
 """
 from __future__ import annotations
 
 import ipaddress
 import socket
+import struct
 from dataclasses import dataclass, field
-from typing import Any
 
+from pvdrun.discovery import rtnl
 from pvdrun.discovery.ra import Preference
 
 IFF_UP = 0x1
@@ -24,6 +25,8 @@ RT_TABLE_MAIN = 254
 RTN_UNICAST = 1
 ARPHRD_ETHER = 1
 ARPHRD_PPP = 512
+#: rta_expires counts clock ticks (USER_HZ).
+USER_HZ = 100
 #: An address lifetime the kernel never counts down (INFINITY_LIFE_TIME).
 INFINITY_LIFETIME = 0xFFFFFFFF
 
@@ -40,6 +43,7 @@ class Link:
     carrier_up_count: int
     link_kind: str | None  # IFLA_INFO_KIND: veth, wireguard, tun, ...
     arphrd: int
+    lladdr: str | None = None  # IFLA_ADDRESS: with the name and index, which link this is
 
     @property
     def usable(self) -> bool:
@@ -81,6 +85,8 @@ class KRoute:
     metric: int
     proto: int
     preference: Preference  # RFC 4191 (RTA_PREF) for IPv6, medium for IPv4
+    #: seconds until the kernel drops it (RTA_CACHEINFO rta_expires), None when it never does
+    expires: float | None = None
 
 
 @dataclass
@@ -102,90 +108,149 @@ class KernelState:
     neighbours: list[Neighbour] = field(default_factory=list)
 
 
-def _link_from_msg(msg: Any) -> Link:
-    flags = int(msg["flags"])
-    linkinfo = msg.get_attr("IFLA_LINKINFO")
-    kind = linkinfo.get_attr("IFLA_INFO_KIND") if linkinfo is not None else None
-    return Link(index=int(msg["index"]), name=msg.get_attr("IFLA_IFNAME") or f"if{msg['index']}",
+# rtnetlink attribute numbers (<linux/if_link.h>, <linux/if_addr.h>, <linux/rtnetlink.h>,
+# <linux/neighbour.h>)
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_LINKINFO, IFLA_CARRIER_UP_COUNT = 1, 3, 18, 47
+IFLA_INFO_KIND = 1
+IFA_ADDRESS, IFA_LOCAL, IFA_CACHEINFO, IFA_FLAGS = 1, 2, 6, 8
+RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_MULTIPATH = 1, 4, 5, 6, 9
+RTA_CACHEINFO, RTA_TABLE, RTA_PREF = 12, 15, 20
+NDA_DST = 1
+
+
+def _link_from_msg(ifi: bytes, attrs: rtnl.Attrs) -> Link:
+    _family, arphrd, index, flags, _change = rtnl.IFINFOMSG.unpack(ifi)
+    linkinfo = rtnl.parse_attrs(attrs[IFLA_LINKINFO]) if IFLA_LINKINFO in attrs else {}
+    kind = rtnl.cstring(linkinfo[IFLA_INFO_KIND]) if IFLA_INFO_KIND in linkinfo else None
+    hw = attrs.get(IFLA_ADDRESS)
+    return Link(index=index, name=rtnl.cstring(attrs[IFLA_IFNAME]) if IFLA_IFNAME in attrs else f"if{index}",
                 up=bool(flags & IFF_UP), carrier=bool(flags & IFF_LOWER_UP),
                 loopback=bool(flags & IFF_LOOPBACK),
-                carrier_up_count=int(msg.get_attr("IFLA_CARRIER_UP_COUNT") or 0),
-                link_kind=kind, arphrd=int(msg.get("ifi_type", 0) or 0))
+                carrier_up_count=rtnl.u32(attrs[IFLA_CARRIER_UP_COUNT]) if IFLA_CARRIER_UP_COUNT in attrs else 0,
+                link_kind=kind, arphrd=arphrd,
+                lladdr=":".join(f"{b:02x}" for b in hw) if hw is not None else None)
 
 
-def _addr_from_msg(msg: Any) -> Address | None:
-    family = int(msg["family"])
-    address = msg.get_attr("IFA_LOCAL") if family == socket.AF_INET else None
-    address = address or msg.get_attr("IFA_ADDRESS")
-    if not address:
+def _addr_from_msg(ifa: bytes, attrs: rtnl.Attrs) -> Address | None:
+    family, prefixlen, header_flags, _scope, index = rtnl.IFADDRMSG.unpack(ifa)
+    if family not in (socket.AF_INET, socket.AF_INET6):
         return None
-    flags = msg.get_attr("IFA_FLAGS")
-    flags = int(flags if flags is not None else msg["flags"])
-    cache = msg.get_attr("IFA_CACHEINFO") or {}
-    preferred = cache.get("ifa_preferred") if cache else None
-    valid = cache.get("ifa_valid") if cache else None
-    return Address(index=int(msg["index"]), family=family, address=address,
-                   prefixlen=int(msg["prefixlen"]), deprecated=bool(flags & IFA_F_DEPRECATED),
+    raw = attrs.get(IFA_LOCAL) if family == socket.AF_INET else None
+    raw = raw or attrs.get(IFA_ADDRESS)
+    if not raw:
+        return None
+    flags = rtnl.u32(attrs[IFA_FLAGS]) if IFA_FLAGS in attrs else header_flags
+    preferred = valid = None
+    if IFA_CACHEINFO in attrs and len(attrs[IFA_CACHEINFO]) >= 8:
+        preferred, valid = struct.unpack_from("=II", attrs[IFA_CACHEINFO])
+    return Address(index=index, family=family, address=rtnl.address(family, raw),
+                   prefixlen=prefixlen, deprecated=bool(flags & IFA_F_DEPRECATED),
                    tentative=bool(flags & IFA_F_TENTATIVE), dadfailed=bool(flags & IFA_F_DADFAILED),
                    preferred_lifetime=None if preferred in (None, INFINITY_LIFETIME) else preferred,
                    valid_lifetime=None if valid in (None, INFINITY_LIFETIME) else valid)
 
 
-def _routes_from_msg(msg: Any) -> list[KRoute]:
-    if int(msg["type"]) != RTN_UNICAST:
+def _routes_from_msg(rtm: bytes, attrs: rtnl.Attrs) -> list[KRoute]:
+    family, dst_len, _src_len, _tos, header_table, proto, _scope, rtype, _flags = rtnl.RTMSG.unpack(rtm)
+    if rtype != RTN_UNICAST or family not in (socket.AF_INET, socket.AF_INET6):
         return []
-    table = msg.get_attr("RTA_TABLE") or msg["table"]
-    if int(table) != RT_TABLE_MAIN:
+    table = rtnl.u32(attrs[RTA_TABLE]) if RTA_TABLE in attrs else header_table
+    if table != RT_TABLE_MAIN:
         return []
-    family = int(msg["family"])
-    dst_len = int(msg["dst_len"])
-    dst_addr = msg.get_attr("RTA_DST")
-    dst = "default" if dst_len == 0 else str(ipaddress.ip_network(f"{dst_addr}/{dst_len}", strict=False))
-    if dst != "default":
+    if dst_len == 0:
+        dst = "default"
+    else:
+        dst_addr = rtnl.address(family, attrs[RTA_DST]) if RTA_DST in attrs else \
+            ("0.0.0.0" if family == socket.AF_INET else "::")
+        dst = str(ipaddress.ip_network(f"{dst_addr}/{dst_len}", strict=False))
         net = ipaddress.ip_network(dst)
         if net.is_link_local or net.is_multicast:
             return []
-    metric = int(msg.get_attr("RTA_PRIORITY") or 0)
-    proto = int(msg["proto"])
-    pref = Preference.from_bits(int(msg.get_attr("RTA_PREF") or 0))  # ICMPV6_ROUTER_PREF_*
+    metric = rtnl.u32(attrs[RTA_PRIORITY]) if RTA_PRIORITY in attrs else 0
+    pref = Preference.from_bits(attrs[RTA_PREF][0] if attrs.get(RTA_PREF) else 0)  # ICMPV6_ROUTER_PREF_*
+    expires = None
+    if RTA_CACHEINFO in attrs and len(attrs[RTA_CACHEINFO]) >= 12:
+        ticks = struct.unpack_from("=i", attrs[RTA_CACHEINFO], 8)[0]  # rta_expires
+        expires = ticks / USER_HZ if ticks > 0 else None
+
+    def gateway(hop: rtnl.Attrs) -> str | None:
+        return rtnl.address(family, hop[RTA_GATEWAY]) if RTA_GATEWAY in hop else None
+
     hops: list[tuple[str | None, int]] = []
-    multipath = msg.get_attr("RTA_MULTIPATH")
-    if multipath:
-        for hop in multipath:
-            hops.append((hop.get_attr("RTA_GATEWAY"), int(hop["oif"])))
+    if RTA_MULTIPATH in attrs:
+        hops = [(gateway(hop), oif) for oif, hop in rtnl.next_hops(attrs[RTA_MULTIPATH])]
     else:
-        oif = msg.get_attr("RTA_OIF")
-        if oif is None:
+        if RTA_OIF not in attrs:
             return []
-        hops.append((msg.get_attr("RTA_GATEWAY"), int(oif)))
+        hops.append((gateway(attrs), struct.unpack_from("=i", attrs[RTA_OIF])[0]))
     return [KRoute(family=family, dst=dst, gateway=gw, oif=oif, metric=metric, proto=proto,
-                   preference=pref) for gw, oif in hops]
+                   preference=pref, expires=expires) for gw, oif in hops]
 
 
-def snapshot(ipr: Any = None) -> KernelState:
+def snapshot(ipr: rtnl.Rtnl | None = None) -> KernelState:
     """Dump links, addresses, routes and neighbours of the current netns."""
-    from pyroute2 import IPRoute  # heavy: imported only here
-
     own = ipr is None
-    ipr = ipr or IPRoute()
+    ipr = ipr or rtnl.Rtnl()
     try:
         state = KernelState()
-        for msg in ipr.get_links():
-            link = _link_from_msg(msg)
+        for _kind, head, attrs in ipr.dump(rtnl.RTM_GETLINK, bytes(rtnl.IFINFOMSG.size),
+                                           rtnl.IFINFOMSG.size):
+            link = _link_from_msg(head, attrs)
             state.links[link.index] = link
-        for msg in ipr.get_addr():
-            addr = _addr_from_msg(msg)
+        for _kind, head, attrs in ipr.dump(rtnl.RTM_GETADDR, bytes(rtnl.IFADDRMSG.size),
+                                           rtnl.IFADDRMSG.size):
+            addr = _addr_from_msg(head, attrs)
             if addr is not None:
                 state.addresses.append(addr)
         for family in (socket.AF_INET, socket.AF_INET6):
-            for msg in ipr.get_routes(family=family, table=RT_TABLE_MAIN):
-                state.routes.extend(_routes_from_msg(msg))
-        for msg in ipr.get_neighbours(family=socket.AF_INET6):
-            dst = msg.get_attr("NDA_DST")
-            if dst:
-                state.neighbours.append(Neighbour(index=int(msg["ifindex"]), address=dst,
-                                                  router=bool(int(msg["flags"]) & NTF_ROUTER)))
+            request = rtnl.RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
+            for _kind, head, attrs in ipr.dump(rtnl.RTM_GETROUTE, request, rtnl.RTMSG.size):
+                state.routes.extend(_routes_from_msg(head, attrs))
+        request = rtnl.NDMSG.pack(socket.AF_INET6, 0, 0, 0, 0)
+        for _kind, head, attrs in ipr.dump(rtnl.RTM_GETNEIGH, request, rtnl.NDMSG.size):
+            _family, index, _state, flags, _type = rtnl.NDMSG.unpack(head)
+            if NDA_DST in attrs:
+                state.neighbours.append(Neighbour(index=index, address=rtnl.address(socket.AF_INET6, attrs[NDA_DST]),
+                                                  router=bool(flags & NTF_ROUTER)))
         return state
     finally:
         if own:
             ipr.close()
+
+
+def known_routers(state: KernelState, ifindex: int) -> set[str]:
+    """The routers the kernel knows on a link: link-local next hops of its IPv6 routes and
+    neighbours flagged as routers (RAs come from link-local addresses only)."""
+    found = {r.gateway for r in state.routes
+             if r.family == socket.AF_INET6 and r.oif == ifindex and r.gateway}
+    found |= {n.address for n in state.neighbours if n.index == ifindex and n.router}
+    return {a for a in found if ipaddress.IPv6Address(a.split("%", 1)[0]).is_link_local}
+
+
+def ra_default_expiry(state: KernelState, ifindex: int, router: str) -> float | None:
+    """Seconds left on the kernel's RA-learned default route via ``router`` on the link."""
+    for route in state.routes:
+        if (route.family == socket.AF_INET6 and route.dst == "default" and route.oif == ifindex
+                and route.gateway == router and route.proto == RTPROT_RA):
+            return route.expires
+    return None
+
+
+def _sysctl(ifname: str, name: str) -> int | None:
+    try:
+        with open(f"/proc/sys/net/ipv6/conf/{ifname}/{name}", encoding="ascii") as handle:
+            return int(handle.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def mirrors_ra_defaults(link: Link) -> bool:
+    """Does the kernel itself install the default routes that RAs on this link announce
+    (accept_ra 1 without forwarding, or 2; accept_ra_defrtr)?  Then a router lifetime we
+    heard and the kernel's default route must agree."""
+    accept = _sysctl(link.name, "accept_ra")
+    forwarding = _sysctl(link.name, "forwarding")
+    defrtr = _sysctl(link.name, "accept_ra_defrtr")
+    if accept is None or forwarding is None:
+        return False
+    return (accept == 2 or (accept == 1 and forwarding == 0)) and defrtr != 0

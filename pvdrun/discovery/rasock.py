@@ -14,7 +14,7 @@ import select
 import socket
 import struct
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pvdrun.discovery.ra import ND_ROUTER_ADVERT, ND_ROUTER_SOLICIT, RaInfo, RaParseError, parse_ra
 
@@ -35,6 +35,8 @@ class HeardRa:
     ifindex: int
     source: str
     info: RaInfo
+    #: when it arrived (monotonic clock): its lifetimes count from then
+    at: float = field(default_factory=time.monotonic)
 
 
 def icmp6_filter_only(icmp_type: int) -> bytes:
@@ -105,28 +107,41 @@ class RaListener:
             heard.append(HeardRa(ifindex=ifindex, source=source, info=info))
 
 
-def solicit_and_listen(listener: RaListener, ifindexes: list[int], max_wait: float = 1.5,
-                       quiet: float = 0.3) -> list[HeardRa]:
-    """Solicit RAs on ifindexes and collect them for at most max_wait seconds.
+def solicit_and_listen(listener: RaListener, expected: dict[int, set[str]], max_wait: float,
+                       settle: float) -> list[HeardRa]:
+    """Solicit RAs on each link of ``expected`` and hear the answers.
 
-    Ends early once nothing new arrived for ``quiet`` seconds after the
-    first RA (or after max_wait when none arrives at all).
+    ``expected`` maps each link to the routers known there.  Listening ends once every
+    expected router has answered and ``settle`` seconds passed without a new RA (a router
+    may answer with several RAs, one per PvD), and in any case ``max_wait`` seconds after
+    the solicitation: routers answer within MAX_RA_DELAY_TIME (RFC 4861), so a link where
+    no router is known, or one that stays silent, is waited on for that bound and no more.
     """
-    for ifindex in ifindexes:
+    for ifindex in expected:
         listener.solicit(ifindex)
     heard: list[HeardRa] = []
     start = time.monotonic()
-    last = None
+    deadline = start + max_wait
+    waiting = {(i, r) for i, routers in expected.items() for r in routers}
+    open_ended = any(not routers for routers in expected.values())
+    last = start
     while True:
         now = time.monotonic()
-        deadline = start + max_wait
-        if last is not None:
-            deadline = min(deadline, last + quiet)
-        if now >= deadline:
-            return heard
-        ready, _, _ = select.select([listener], [], [], deadline - now)
+        until = deadline if waiting or open_ended else min(deadline, last + settle)
+        if now >= until:
+            break
+        ready, _, _ = select.select([listener], [], [], until - now)
         if ready:
-            batch = listener.receive()
+            batch = [h for h in listener.receive() if h.ifindex in expected]
             if batch:
                 heard.extend(batch)
+                waiting -= {(h.ifindex, h.source) for h in batch}
                 last = time.monotonic()
+    answered = {(h.ifindex, h.source) for h in heard}
+    how = (f"to the bound ({max_wait:.1f} s)" if open_ended or waiting
+           else "until every known router answered")
+    for ifindex, routers in expected.items():
+        got = sorted(r for i, r in answered if i == ifindex)
+        log.info("ifindex %d: solicited; answered: %s; silent: %s; listened %s", ifindex,
+                 ", ".join(got) or "none", ", ".join(sorted(set(routers) - set(got))) or "none", how)
+    return heard

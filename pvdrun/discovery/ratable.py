@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from pvdrun.discovery.ra import INFINITE_LIFETIME, Options, Preference, PvdOption
 from pvdrun.discovery.rasock import HeardRa
@@ -30,6 +30,14 @@ T = TypeVar("T")
 
 def _until(now: float, lifetime: int) -> float:
     return FOREVER if lifetime == INFINITE_LIFETIME else now + lifetime
+
+
+def _t(until: float) -> float | None:
+    return None if until == FOREVER else until
+
+
+def _f(until: float | None) -> float:
+    return FOREVER if until is None else float(until)
 
 
 def _learn(table: dict[str, T], key: str, lifetime: int, value: T) -> None:
@@ -97,6 +105,26 @@ class OptionSet:
 
     def alive(self) -> bool:
         return self.size() > 0 or self.default_until > 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, expiry times as they are (monotonic clock; null for never)."""
+        return {"prefixes": {k: _t(t) for k, t in self.prefixes.items()},
+                "routes": {k: [int(p), _t(t)] for k, (p, t) in self.routes.items()},
+                "rdnss": {k: _t(t) for k, t in self.rdnss.items()},
+                "dnssl": {k: _t(t) for k, t in self.dnssl.items()},
+                "default_until": self.default_until,
+                "prefix_flags": {k: [on, auto, _t(t)] for k, (on, auto, t) in self.prefix_flags.items()}}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OptionSet:
+        """The inverse of :meth:`to_dict` (raises KeyError, TypeError, ValueError on junk)."""
+        return cls(prefixes={str(k): _f(t) for k, t in data["prefixes"].items()},
+                   routes={str(k): (Preference(int(p)), _f(t)) for k, (p, t) in data["routes"].items()},
+                   rdnss={str(k): _f(t) for k, t in data["rdnss"].items()},
+                   dnssl={str(k): _f(t) for k, t in data["dnssl"].items()},
+                   default_until=float(data["default_until"]),
+                   prefix_flags={str(k): (bool(on), bool(auto), _f(t))
+                                 for k, (on, auto, t) in data["prefix_flags"].items()})
 
 
 @dataclass
@@ -244,3 +272,45 @@ class RaTable:
 
     def explicit_on(self, ifindex: int) -> list[ExplicitRecord]:
         return [r for (i, _), r in sorted(self.explicit.items()) if i == ifindex]
+
+    def heard_from(self, ifindex: int) -> set[str]:
+        """Routers on ifindex with something still alive: own options or a PvD option."""
+        found = {r.router for r in self.routers_on(ifindex)}
+        for record in self.explicit_on(ifindex):
+            found.update(record.routers)
+        return found
+
+    def default_until(self, ifindex: int, router: str) -> float:
+        """When the router lifetime ``router`` last advertised on ifindex ends (0: none)."""
+        record = self.routers.get((ifindex, router))
+        return record.options.default_until if record is not None else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready copy (expiry times on the monotonic clock), for the one-shot cache."""
+        return {"routers": [{"ifindex": r.ifindex, "router": r.router, "options": r.options.to_dict()}
+                            for r in self.routers.values()],
+                "explicit": [{"ifindex": r.ifindex, "pvd_id": r.pvd_id, "routers": list(r.routers),
+                              "sequence": r.sequence, "flags": dict(r.flags), "delay": r.delay,
+                              "generation": r.generation, "options": r.options.to_dict()}
+                             for r in self.explicit.values()],
+                "generations": [[i, pvd_id, g] for (i, pvd_id), g in self.generations.items()]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RaTable:
+        """The inverse of :meth:`to_dict` (raises KeyError, TypeError, ValueError on junk)."""
+        table = cls()
+        for item in data["routers"]:
+            record = RouterRecord(int(item["ifindex"]), str(item["router"]),
+                                  OptionSet.from_dict(item["options"]))
+            table.routers[(record.ifindex, record.router)] = record
+        for item in data["explicit"]:
+            erecord = ExplicitRecord(int(item["ifindex"]), str(item["pvd_id"]),
+                                     routers=[str(r) for r in item["routers"]],
+                                     sequence=int(item["sequence"]),
+                                     flags={str(k): bool(v) for k, v in item["flags"].items()},
+                                     delay=int(item["delay"]), options=OptionSet.from_dict(item["options"]),
+                                     generation=int(item["generation"]))
+            table.explicit[(erecord.ifindex, erecord.pvd_id)] = erecord
+        for ifindex, pvd_id, generation in data["generations"]:
+            table.generations[(int(ifindex), str(pvd_id))] = int(generation)
+        return table
