@@ -91,5 +91,8 @@ def prime_wait_note() -> str:
     except ImportError:
         return "without pvdd the launcher runs a one-shot discovery"
     return (f"without pvdd the launcher runs a one-shot discovery, which solicits Router "
-            f"Advertisements on links with IPv6 and listens up to PRIME_WAIT = {PRIME_WAIT} s "
-            "(pvdrun/discovery/engine.py); the client veth has an IPv6 link-local address")
+            f"Advertisements only on the links of the PvD asked for whose PvD data is missing and "
+            f"whose routers have no live answer in /run/pvd/ras.json, listening at most "
+            f"PRIME_WAIT = {PRIME_WAIT} s and less once the known routers answered "
+            "(pvdrun/discovery/engine.py); here the client link has no router and the warm-up "
+            "run fills the cache, so a measured launch asks nobody")
