@@ -25,13 +25,10 @@ killed or stopped and restarted under one.
 from __future__ import annotations
 
 import contextlib
-import os
 import shlex
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -44,8 +41,8 @@ from fixtures.lab_rules import leak_rules_separate, leak_rules_shared
 from fixtures.netns import wait_for
 from fixtures.pvdd_lab import PvddInLab
 from fixtures.resolvconf import nameservers, with_resolv_conf
-from fixtures.strict_programs import (busybox_wget, empty_env_child, go_httpget, setuid_curl, syscall_connect,
-                                      uring_connect)
+from fixtures.strict_programs import (busybox_wget, empty_env_child, go_httpget, setuid_curl,  # noqa: F401
+                                      setuid_dir, syscall_connect, uring_connect)
 from fixtures.unprivileged import User, unprivileged_user, user_for, who  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.root
@@ -90,24 +87,13 @@ def scenario1(lab1: Any) -> Iterator[Scenario]:
                        lab1.isp("ispa")["dns_v6"], lab1.isp("ispb")["service_v6"])
 
 
-@pytest.fixture(scope="module")
-def bindir() -> Iterator[str]:
-    """Where the set-user-ID curl lives: reachable by the test user, not mounted nosuid."""
-    where = tempfile.mkdtemp(prefix="pvdrun-strict-")
-    os.chmod(where, 0o755)
-    try:
-        yield where
-    finally:
-        shutil.rmtree(where, ignore_errors=True)
-
-
 def url(address: str) -> str:
     return f"http://[{address}]/" if ":" in address else f"http://{address}/"
 
 
 @dataclass(frozen=True)
 class Program:
-    argv: Callable[[Scenario, str], list[str]]  # (scenario, bindir) -> argv
+    argv: Callable[[Scenario, str], list[str]]  # (scenario, setuid_dir) -> argv
     answered: Callable[[str], bool]
 
 
@@ -153,13 +139,13 @@ def foreign_dns(sc: Scenario) -> Callable[[bytes], bool]:
 
 @pytest.mark.parametrize("program", PROGRAMS)
 @pytest.mark.parametrize("scenario", ["scenario3", "scenario1"])
-def test_program_is_held_in_its_pvd(request: pytest.FixtureRequest, bindir: str, scenario: str, who: str,
+def test_program_is_held_in_its_pvd(request: pytest.FixtureRequest, setuid_dir: str, scenario: str, who: str,
                                     program: str) -> None:
     sc: Scenario = request.getfixturevalue(scenario)
     user = user_for(who, request)
     spec = PROGRAMS[program]
     with sc.detour(), sc.lab.capture("ispa") as other, sc.lab.capture("ispb") as own:
-        done = launch(sc, who, user, spec.argv(sc, bindir))
+        done = launch(sc, who, user, spec.argv(sc, setuid_dir))
     assert_no_leak(other, done.stdout, done.stderr, **sc.rules)
     assert_no_leak(own, done.stdout, done.stderr, matching={"DNS not to ISP B's servers": foreign_dns(sc)})
     assert spec.answered(done.stdout), (done.returncode, done.stdout, done.stderr)
@@ -167,10 +153,10 @@ def test_program_is_held_in_its_pvd(request: pytest.FixtureRequest, bindir: str,
 
 @pytest.mark.parametrize("program", PROGRAMS)
 @pytest.mark.parametrize("scenario", ["scenario3", "scenario1"])
-def test_control_program_unscoped_is_caught(request: pytest.FixtureRequest, bindir: str, scenario: str,
+def test_control_program_unscoped_is_caught(request: pytest.FixtureRequest, setuid_dir: str, scenario: str,
                                             program: str) -> None:
     sc: Scenario = request.getfixturevalue(scenario)
-    argv = ["timeout", "10", *PROGRAMS[program].argv(sc, bindir)]  # a connect ISP A drops would hang
+    argv = ["timeout", "10", *PROGRAMS[program].argv(sc, setuid_dir)]  # a connect ISP A drops would hang
     with sc.detour(), sc.lab.capture("ispa") as other:
         done = sc.lab.exec(with_resolv_conf(argv, nameservers(sc.other_dns)), timeout=90)
     assert_caught(other, done.stdout, done.stderr, **sc.rules)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import http.server
 import os
-import shutil
 import socket
 import stat
 import subprocess
@@ -15,6 +14,7 @@ from typing import Iterator
 import pytest
 
 from fixtures import strict_programs
+from fixtures.strict_programs import setuid_dir  # noqa: F401 (fixture)
 from fixtures.prereq import require
 from fixtures.unprivileged import User, unprivileged_user  # noqa: F401 (fixture)
 
@@ -143,16 +143,6 @@ def test_busybox_wget_fetches(who: User | None, web: int) -> None:
     assert not strict_programs.has_interpreter(argv[0])
     done = run([*argv, "-q", "-O", "-", f"http://127.0.0.1:{web}/page"], who)
     assert (done.returncode, done.stdout) == (0, BODY), done.stderr
-
-
-@pytest.fixture(scope="module")
-def setuid_dir() -> Iterator[str]:
-    directory = tempfile.mkdtemp(prefix=f"pvdstrict{os.getpid()}-setuid-")
-    os.chmod(directory, 0o755)
-    try:
-        yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def test_setuid_curl_is_setuid_root(setuid_dir: str) -> None:

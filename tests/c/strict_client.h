@@ -49,4 +49,23 @@ static inline socklen_t parse(const char *addr, unsigned port, struct sockaddr_s
     return sizeof(*v6);
 }
 
+/* ADDR PORT [MESSAGE] from the command line into *sa: its length, or 0 after a usage line on
+ * stderr (the caller exits 2). */
+static inline socklen_t parse_args(int argc, char **argv, struct sockaddr_storage *sa)
+{
+    char *end;
+    unsigned long port;
+    socklen_t len;
+
+    if (argc < 3 || argc > 4) {
+        fprintf(stderr, "usage: %s ADDR PORT [MESSAGE]\n", argv[0]);
+        return 0;
+    }
+    port = strtoul(argv[2], &end, 10);
+    len = end == argv[2] || *end || port > 65535 ? 0 : parse(argv[1], port, sa);
+    if (!len)
+        fprintf(stderr, "%s: bad address or port: %s %s\n", argv[0], argv[1], argv[2]);
+    return len;
+}
+
 #endif

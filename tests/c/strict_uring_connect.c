@@ -98,20 +98,11 @@ int main(int argc, char **argv)
     struct io_uring_sqe sqe;
     struct ring ring;
     socklen_t len;
-    char *end;
-    unsigned long port;
     int fd, res;
 
-    if (argc < 3 || argc > 4) {
-        fprintf(stderr, "usage: %s ADDR PORT [MESSAGE]\n", argv[0]);
+    len = parse_args(argc, argv, &sa);
+    if (!len)
         return 2;
-    }
-    port = strtoul(argv[2], &end, 10);
-    len = end == argv[2] || *end || port > 65535 ? 0 : parse(argv[1], port, &sa);
-    if (!len) {
-        fprintf(stderr, "%s: bad address or port: %s %s\n", argv[0], argv[1], argv[2]);
-        return 2;
-    }
     res = ring_setup(&ring);
     if (res < 0)
         return fail(-res);
