@@ -179,4 +179,7 @@ def test_root_without_the_capabilities_for_bpf_is_told_so(net: Net) -> None:
         "strict mode: unavailable (the kernel refuses this process BPF cgroup programs"), listed.stdout
     refused = net.run([*narrow, PVDRUN, "--pvd", "sa0", go_httpget(), f"http://{FAR}/"])
     assert refused.returncode == 4, (refused.stdout, refused.stderr)
-    assert "refusing to run unscoped" in refused.stderr and "BPF cgroup programs" in refused.stderr, refused.stderr
+    # what is missing first: here (ip netns exec hides /sys/fs/cgroup) the cgroup2 mount
+    assert "refusing to run unscoped" in refused.stderr and "strict mode is unavailable" in refused.stderr
+    assert "BPF cgroup programs" in refused.stderr or "cannot mount the cgroup2 hierarchy" in refused.stderr, \
+        refused.stderr
