@@ -134,16 +134,17 @@ def test_marked_packets_leave_only_by_their_pvds_interfaces() -> None:
     map: its interfaces and lo only; where it shares its interface, its own sources only (an
     address two PvDs hold names neither; no IPv4 address: no IPv4 at all)."""
     alone = pvd("alone", "ispa", ["192.0.2.10/24"])
+    alone.ifindexes = [3]
     shared_a = pvd("a", "lan0", ["2001:db8:a::10/64", "198.51.100.9/24"], shared=True)
     shared_b = pvd("b", "lan0", ["2001:db8:b::10/64"], shared=True)
     shared_a.mark = 0x5002
     chains = plan_marked([alone, shared_a, shared_b], {"alone": 0x5001, "b": 0x5003})
-    assert chains == {
-        0x5001: ['oifname != { "lo", "ispa" } drop'],
-        0x5002: ['oifname != { "lo", "lan0" } drop', 'oifname != "lo" ip saddr != { 198.51.100.9 } drop',
-                 'oifname != "lo" ip6 saddr != { 2001:db8:a::10, fe80::/10 } drop'],
-        0x5003: ['oifname != { "lo", "lan0" } drop', 'oifname != "lo" meta nfproto ipv4 drop',
-                 'oifname != "lo" ip6 saddr != { 2001:db8:b::10, fe80::/10 } drop']}
+    assert chains == {  # by interface index (lo is 1 in every namespace; lan0 is 2 here)
+        0x5001: ["oif != { 1, 3 } drop"],
+        0x5002: ["oif != { 1, 2 } drop", "oif != 1 ip saddr != { 198.51.100.9 } drop",
+                 "oif != 1 ip6 saddr != { 2001:db8:a::10, fe80::/10 } drop"],
+        0x5003: ["oif != { 1, 2 } drop", "oif != 1 meta nfproto ipv4 drop",
+                 "oif != 1 ip6 saddr != { 2001:db8:b::10, fe80::/10 } drop"]}
     text = ruleset([], None, chains, 0xFFFF)
     assert "meta mark & 0xffff vmap { 0x5001 : jump marked_5001, 0x5002 : jump marked_5002, " \
            "0x5003 : jump marked_5003 }" in text

@@ -88,7 +88,8 @@ def test_nftables_table_lifecycle(lab3: Any) -> None:
         assert "ip saddr" not in table, table
         output = table.split("chain output")[1].split("chain ")[0]
         assert "ispa" not in output.replace("jump marked_", "")  # no filter on the unrestricted PvD's link
-        assert 'oifname != { "lo", "ispa" } drop' in table, table  # only its marked packets stay on it
+        # only its marked packets stay on it (pvdd writes indexes; nft lists them by name)
+        assert 'oif != { "lo", "ispa" } drop' in table, table
         # arriving packets get their PvD's mark (the kernel's replies take its table), the
         # unrestricted PvD's too
         assert 'iifname "ispa" meta mark & 0x0000ffff == 0x00000000 meta mark set' in table, table

@@ -58,6 +58,8 @@ log = logging.getLogger("pvdrun.routing")
 
 #: Family and name of pvdd's table; the only nftables object pvdd creates or deletes.
 TABLE = "inet pvdd"
+#: The index of ``lo`` in every network namespace (the kernel's LOOPBACK_IFINDEX).
+LOOPBACK_INDEX = 1
 EXEMPT_ICMPV6 = ("nd-router-solicit", "nd-neighbor-solicit", "nd-neighbor-advert",
                  "mld-listener-report", "mld2-listener-report", "mld-listener-done")
 
@@ -99,18 +101,20 @@ def plan_marked(pvds: list[Pvd], slot_marks: Mapping[str, int] | None = None) ->
     chains: dict[int, list[str]] = {}
     for pvd in pvds:
         mark = (slot_marks or {}).get(pvd.pvd_id) or pvd.mark
-        if not mark or any('"' in name for name in pvd.interfaces):
+        if not mark or not pvd.ifindexes:
             continue
-        names = ", ".join(f'"{name}"' for name in ["lo", *pvd.interfaces])
-        rules = [f"oifname != {{ {names} }} drop"]
+        # by index, not name: a number compare is cheaper on every marked packet than a name
+        # compare, and pvdd replaces the table whenever a PvD's interfaces change
+        indexes = ", ".join(str(i) for i in sorted({LOOPBACK_INDEX, *pvd.ifindexes}))
+        rules = [f"oif != {{ {indexes} }} drop"]
         if pvd.needs_routing:
             own = _own_addresses(pvd, holders)
             for family, extra in (("ip", []), ("ip6", ["fe80::/10"])):
                 addresses = [a for a, f in own if f == family] + extra
                 if addresses:
-                    rules.append(f'oifname != "lo" {family} saddr != {{ {", ".join(addresses)} }} drop')
+                    rules.append(f'oif != {LOOPBACK_INDEX} {family} saddr != {{ {", ".join(addresses)} }} drop')
                 else:
-                    rules.append(f'oifname != "lo" meta nfproto {"ipv4" if family == "ip" else "ipv6"} drop')
+                    rules.append(f'oif != {LOOPBACK_INDEX} meta nfproto {"ipv4" if family == "ip" else "ipv6"} drop')
         chains[mark] = rules
     return chains
 
