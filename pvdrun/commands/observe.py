@@ -17,7 +17,7 @@ from pvdrun.commands.common import fail, fail_with
 from pvdrun.discovery.names import display_names
 from pvdrun.errors import EXIT_NO_DAEMON, EXIT_UNKNOWN_PVD
 from pvdrun.model import Pvd, default_of
-from pvdrun.commands.strict_status import StrictStatus, describe, status
+from pvdrun.commands.strict_status import StrictStatus, describe, from_reply, local
 
 
 def _common(func: Any) -> Any:
@@ -33,15 +33,19 @@ def _common(func: Any) -> Any:
     return func
 
 
-def _pvds(socket_opt: str | None, config_opt: str | None, no_daemon: bool) -> list[Pvd]:
-    from pvdrun.api import list_pvds
+def _pvds(socket_opt: str | None, config_opt: str | None, no_daemon: bool) -> tuple[list[Pvd], StrictStatus]:
+    """The PvDs and strict mode's status, from one ``list`` request when pvdd answers (an
+    explicit ``--socket`` must), else from a discovery in this process."""
+    from pvdrun.api import _ask, list_pvds
     from pvdrun.config import ConfigError
 
     try:
         if config_opt is not None:
             from pvdrun.discovery.engine import discover
 
-            return discover(config_path=config_opt)
+            pvds = discover(config_path=config_opt)
+            return pvds, local(pvds)
+        reply = None
         if socket_opt is not None and not no_daemon:  # an explicit socket must answer
             from pvdrun.daemon.protocol import Client, DaemonUnavailable
 
@@ -50,8 +54,13 @@ def _pvds(socket_opt: str | None, config_opt: str | None, no_daemon: bool) -> li
                     reply = client.request("list")
             except DaemonUnavailable as exc:
                 fail(f"{exc.strerror or exc}", EXIT_NO_DAEMON)
-            return [Pvd.from_dict(d) for d in reply.get("pvds", [])]
-        return list_pvds(socket_opt, use_daemon=not no_daemon)
+        elif not no_daemon:
+            reply = _ask(socket_opt, "list")
+        if reply is not None:
+            pvds = [Pvd.from_dict(d) for d in reply.get("pvds", [])]
+            return pvds, from_reply(reply.get("strict") or {"available": False, "why": "pvdd does not say"})
+        pvds = list_pvds(socket_opt, use_daemon=False)
+        return pvds, local(pvds)
     except ConfigError as exc:
         fail_with(exc)
     raise AssertionError("unreachable")
@@ -126,8 +135,7 @@ def format_pvd(pvd: Pvd, strict: StrictStatus | None = None) -> str:
 def list_command(as_json: bool, socket_opt: str | None, config_opt: str | None,
                  no_daemon: bool) -> None:
     """List the PvDs this host is attached to (R14)."""
-    pvds = _pvds(socket_opt, config_opt, no_daemon)
-    strict = status(socket_opt, pvds, use_daemon=not no_daemon and config_opt is None)
+    pvds, strict = _pvds(socket_opt, config_opt, no_daemon)
     if as_json:
         default = default_of(pvds)
         click.echo(json.dumps({"pvds": [p.to_dict() for p in pvds], "default": default.pvd_id if default else None,
@@ -144,13 +152,12 @@ def show_command(name: str, as_json: bool, socket_opt: str | None, config_opt: s
     """Show every attribute of the PvD NAME (R16, R18)."""
     from pvdrun.discovery.names import PvdLookupError, lookup
 
-    pvds = _pvds(socket_opt, config_opt, no_daemon)
+    pvds, strict = _pvds(socket_opt, config_opt, no_daemon)
     try:
         pvd = lookup(pvds, name)
     except PvdLookupError as exc:
         fail(str(exc), EXIT_UNKNOWN_PVD)
         return
-    strict = status(socket_opt, pvds, use_daemon=not no_daemon and config_opt is None)
     if as_json:
         click.echo(json.dumps({**pvd.to_dict(), "strict": {**strict.to_dict(),
                                                            "processes": strict.processes.get(pvd.pvd_id, 0)}},

@@ -1,5 +1,6 @@
 """Whether strict mode is available to the caller, and how many processes each PvD holds
-(``pvdrun list``/``show``): pvdd's word when it answers, else what this process can see."""
+(``pvdrun list``/``show``): pvdd's word in its ``list`` reply when it answers
+(:func:`from_reply`), else what this process can see (:func:`local`)."""
 from __future__ import annotations
 
 import os
@@ -52,21 +53,6 @@ def local(pvds: list[Pvd]) -> StrictStatus:
         return StrictStatus(False, "no pvdd answers and not root", "root", processes)
     why = why_unavailable(may_mount=False)
     return StrictStatus(why is None, why, "root", processes)
-
-
-def status(socket_path: str | None, pvds: list[Pvd], use_daemon: bool = True) -> StrictStatus:
-    """pvdd's status when it answers (and ``use_daemon``), else :func:`local`."""
-    if use_daemon:
-        from pvdrun.api import _ask
-        from pvdrun.daemon.protocol import DaemonError
-
-        try:
-            reply = _ask(socket_path, "list")
-        except DaemonError:
-            reply = None
-        if reply is not None and isinstance(reply.get("strict"), dict):
-            return from_reply(reply["strict"])
-    return local(pvds)
 
 
 def describe(state: StrictStatus) -> str:
