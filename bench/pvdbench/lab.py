@@ -3,7 +3,8 @@
 Client namespace (where measured programs run) and server namespace joined by
 one veth pair; the server side runs dnsmasq, a UDP sink, an HTTP server and an
 iperf3 server.  A third namespace with many links (veth pairs: this kernel has no dummy type) is made on demand for
-the discovery figures.  Nothing here touches the host's own interfaces, routes
+the discovery figures, and a host namespace with one link to a router namespace running
+the lab's RFC 8801 RA sender on demand for the launch that must ask routers.  Nothing here touches the host's own interfaces, routes
 or /etc/resolv.conf: the client's resolv.conf is /etc/netns/<ns>/resolv.conf,
 which `ip netns exec` bind-mounts inside the namespace only.
 """
@@ -13,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, field
 
@@ -26,6 +28,12 @@ DNS_ANSWER = "10.77.0.99"
 SINK_PORT = 9000
 HTTP_PORT = 8080
 IPERF_PORT = 5201
+#: What the router of the asking link advertises (pvdrun.lab.ra's config entry): an RFC 8801
+#: PvD whose ID, prefix and DNS server travel only inside the PvD option, so a host knows that
+#: PvD only once it heard the RA; a router lifetime, so the host's kernel knows the router.
+ASKING_PVD = {"pvd_id": "benchask.example", "prefix": "2001:db8:77::/64",
+              "rdnss": ["2001:db8:77::53"], "dnssl": ["benchask.example"],
+              "router_lifetime": 1800, "lifetime": 3600}
 
 
 @dataclass
@@ -38,6 +46,7 @@ class BenchLab:
     processes: list[subprocess.Popen] = field(default_factory=list)
     netns_etc_dirs: list[str] = field(default_factory=list)
     client_ifindex: int = 0
+    ra_sender: subprocess.Popen | None = None  # make_router_link()'s RA sender
 
     # -- names -------------------------------------------------------------
     @property
@@ -51,6 +60,22 @@ class BenchLab:
     @property
     def dummy_ns(self) -> str:
         return f"pvdbench{self.run_id}d"
+
+    @property
+    def asking_ns(self) -> str:
+        return f"pvdbench{self.run_id}h"
+
+    @property
+    def router_ns(self) -> str:
+        return f"pvdbench{self.run_id}r"
+
+    @property
+    def asking_if(self) -> str:
+        return f"pa{self.run_id}h"
+
+    @property
+    def router_if(self) -> str:
+        return f"pa{self.run_id}r"
 
     @property
     def client_if(self) -> str:
@@ -154,6 +179,53 @@ class BenchLab:
                 handle.write(f"link set {name} up\n")
         run(["ip", "-n", self.dummy_ns, "-batch", batch], timeout=120)
         return self.dummy_ns
+
+    def make_router_link(self) -> subprocess.Popen:
+        """A host namespace whose one link leads to a router namespace running the lab's RFC 8801
+        RA sender (pvdrun.lab.ra, advertising ASKING_PVD); returns the sender's process.
+
+        The sender answers every Router Solicitation and otherwise repeats its RA only every
+        600 s, so what a launch hears there it heard because it asked.  Returns once the host's
+        kernel has the router's default route (it knows the router, as a host on an ISP's link
+        does); the kernel solicits only until it heard that first RA.
+        """
+        if self.ra_sender is not None and self.router_ns in self.namespaces:
+            return self.ra_sender
+        for netns in (self.asking_ns, self.router_ns):
+            self.add_namespace(netns)
+        run(["ip", "-n", self.asking_ns, "link", "add", self.asking_if, "type", "veth",
+             "peer", "name", self.router_if, "netns", self.router_ns])
+        # a router: forwarding joins ff02::2, where Router Solicitations go
+        run(["ip", "netns", "exec", self.router_ns, "sysctl", "-qw",
+             "net.ipv6.conf.all.forwarding=1"])
+        for netns, ifname in ((self.asking_ns, self.asking_if), (self.router_ns, self.router_if)):
+            # no duplicate address detection: the link-local addresses are usable at once
+            run(["ip", "netns", "exec", netns, "sysctl", "-qw",
+                 f"net.ipv6.conf.{ifname}.accept_dad=0"])
+            run(["ip", "-n", netns, "link", "set", ifname, "up"])
+        config = os.path.join(self.workdir, "ra-sender.json")
+        with open(config, "w", encoding="utf-8") as handle:
+            json.dump({"ifname": self.router_if, "interval": 600, "ras": [ASKING_PVD]}, handle)
+        self.ra_sender = self.start(in_netns(self.router_ns, [sys.executable, "-m", "pvdrun.lab.ra",
+                                                              "--config", config]))
+        wait_for(self.asking_host_knows_router, 15, "the asking host's default route via the router")
+        return self.ra_sender
+
+    def asking_host_knows_router(self) -> bool:
+        """True once the asking namespace's kernel has an RA-learned default route."""
+        proc = run(["ip", "-n", self.asking_ns, "-6", "route", "show", "default"], check=False)
+        return "via fe80::" in proc.stdout and "proto ra" in proc.stdout
+
+    @staticmethod
+    def solicitations_seen(sender: subprocess.Popen) -> int:
+        """Router Solicitations the sender's namespace has received (its Icmp6InRouterSolicits);
+        `ip netns exec` execs the sender, so its pid's /proc/PID/net is that namespace's."""
+        with open(f"/proc/{sender.pid}/net/snmp6", encoding="ascii") as handle:
+            for line in handle:
+                key, _, value = line.partition(" ")
+                if key == "Icmp6InRouterSolicits":
+                    return int(value)
+        raise RuntimeError("no Icmp6InRouterSolicits in /proc/net/snmp6")
 
     def close(self) -> None:
         """Stop our processes, delete our namespaces and files; never raises."""
