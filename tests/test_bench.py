@@ -74,6 +74,22 @@ def test_median_interval_matches_the_sign_test_table() -> None:
     assert (low, high) == (1.0, 3.0) and coverage == 0.75          # too few: min–max, said so
 
 
+def test_quantile_interval_is_the_median_interval_at_one_half_and_judges_a_p90() -> None:
+    from pvdbench.figures_launch import quantile_interval, quantile_verdict
+
+    for n in (3, 10, 20, 60):
+        values = [float(v) for v in range(1, n + 1)]
+        assert quantile_interval(values, 0.5)[:2] == median_interval(values)[:2]
+    sixty = [float(v) for v in range(1, 61)]
+    assert quantile_interval(sixty, 0.9)[:2] == (49.0, 59.0)    # 60 values: one outlier is left out
+    assert quantile_interval(sixty[:40], 0.9)[:2] == (32.0, 40.0)  # 40: the slowest is the end
+    assert quantile_verdict(sixty, 0.9, 59.0)[0] is True
+    met, detail = quantile_verdict(sixty, 0.9, 40.0)
+    assert met is False and "misses the limit" in detail
+    met, detail = quantile_verdict(sixty, 0.9, 55.0)
+    assert met is None and "not resolved" in detail and "CI of the p90" in detail
+
+
 def test_interleave_rotates_the_order_each_round() -> None:
     order: list[str] = []
     runners = {name: (lambda n=name: order.append(n) or 1.0) for name in ("a", "b", "c")}
