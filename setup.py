@@ -16,6 +16,7 @@ import subprocess
 
 from setuptools import Distribution, setup
 from setuptools.command.build_py import build_py
+from distutils.command.build_scripts import build_scripts  # setuptools' own copy of distutils
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LIB_NAME = "libpvdshim.so"
@@ -75,6 +76,43 @@ class BuildPyWithShim(build_py):
         compile_shim(os.path.join(self.build_lib, "pvdrun", "shim"))
 
 
+LAUNCHER = os.path.join(HERE, "launcher")
+#: The native launcher's file name in the scripts directory: the command people run.
+LAUNCHER_NAME = "pvdrun"
+
+
+def launcher_sources() -> list[str]:
+    """The native launcher's C sources (launcher/*.c)."""
+    sources = sorted(glob.glob(os.path.join(LAUNCHER, "*.c")))
+    if not sources:
+        raise RuntimeError("no C sources in launcher/")
+    return sources
+
+
+def compile_launcher(out_dir: str) -> str:
+    """Compile launcher/ into out_dir/pvdrun (a program linked against libc only)."""
+    cc = os.environ.get("CC", "cc")
+    cflags = ["-O2", "-g", *shim_flags()["LAUNCHER_CFLAGS"]]
+    if os.environ.get("PVDRUN_WERROR") == "1":
+        cflags.append("-Werror")
+    os.makedirs(out_dir, exist_ok=True)
+    out = os.path.join(out_dir, LAUNCHER_NAME)
+    subprocess.check_call([cc, *cflags, "-o", out, *launcher_sources()])
+    return out
+
+
+class BuildNativeLauncher(build_scripts):
+    """build_scripts that compiles the one script, the native launcher ``pvdrun``, from its C
+    sources (the distribution's ``scripts`` list names them so that install_scripts runs);
+    the Python command line is the console script ``pvdrun-cli`` (pyproject.toml)."""
+
+    def run(self) -> None:
+        self.outfiles = [compile_launcher(self.build_dir)]
+
+    def get_outputs(self) -> list[str]:
+        return [os.path.join(self.build_dir, LAUNCHER_NAME)]
+
+
 class BinaryDistribution(Distribution):
     """The wheel carries a native library, so it is platform-specific."""
 
@@ -83,4 +121,6 @@ class BinaryDistribution(Distribution):
 
 
 if __name__ == "__main__":  # setuptools runs this file as __main__; tests import its helpers
-    setup(cmdclass={"build_py": BuildPyWithShim}, distclass=BinaryDistribution)
+    setup(cmdclass={"build_py": BuildPyWithShim, "build_scripts": BuildNativeLauncher},
+          distclass=BinaryDistribution,
+          scripts=[os.path.relpath(path, HERE) for path in launcher_sources()])

@@ -1,8 +1,10 @@
-"""The ``pvdrun`` console script: the launcher form without click, everything else through it.
+"""The ``pvdrun-cli`` console script: the launcher form without click, everything else through it.
 
-``pvdrun --pvd NAME CMD`` is the command people run most, and with pvdd answering it only asks
-pvdd and execs: Python's start and imports are most of its cost.  So the console script
-(:func:`main`) recognises exactly the launcher form it can run without click::
+``pvdrun`` itself is the native launcher (launcher/, docs/architecture.md): it runs the launcher
+form when pvdd answers and the program is one the shim surely holds, and hands every other
+command line, unchanged, to this console script.  Here too the launcher form skips click, whose
+import would be most of a launch without pvdd.  So the console script (:func:`main`) recognises
+exactly the launcher form it can run without click::
 
     pvdrun --pvd NAME|-p NAME|--pvd=NAME [--pvd ...|--socket PATH|--socket=PATH|--strict|--no-strict]... [--] CMD [ARGS...]
 
@@ -119,8 +121,8 @@ def launch_fast() -> None:
 
 
 def main() -> None:
-    """The ``pvdrun`` console script (pyproject.toml): the fast path, else the click path."""
+    """The ``pvdrun-cli`` console script (pyproject.toml): the fast path, else the click path."""
     launch_fast()
     from pvdrun.cli import main as click_main
 
-    click_main()
+    click_main(prog_name="pvdrun")  # run as pvdrun-cli by the native launcher: say pvdrun

@@ -24,6 +24,7 @@ from typing import NoReturn, Sequence
 
 from pvdrun.commands.common import fail, fail_with, pvd_named, say
 from pvdrun.errors import EXIT_CANNOT_HONOUR, EXIT_MISSING_PREREQ, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_USAGE
+from pvdrun.launch_rules import refusal, scope_line
 from pvdrun.model import HANDLE_NULL, NULL_PVD_NAME, SCOPE_ENV, SOCKET_ENV, Pvd, null_scope
 from pvdrun.pathsearch import ProgramNotFound, find_program
 from pvdrun.shim import PRELOAD_ENV, library_path, preload_entries
@@ -35,14 +36,9 @@ def pvd_for(name: str, socket_path: str | None) -> Pvd | None:
     if name == NULL_PVD_NAME:
         return None
     pvd = pvd_named(name, socket_path)
-    if not pvd.ifindexes:
-        fail(f"PvD {pvd.pvd_id} has no interface to scope to", EXIT_CANNOT_HONOUR)
-    if pvd.needs_routing and not pvd.mark:
-        # No pvdd routes for this PvD (docs/routing.md): its interface is shared, so device
-        # binding cannot hold it and the main table would pick the next-hop, possibly another
-        # PvD's router.  Fail closed, root or not.
-        fail(f"PvD {pvd.pvd_id} shares its interface with other PvDs: it needs pvdd's "
-             "routing tables (run `pvdrun daemon` as root)", EXIT_CANNOT_HONOUR)
+    why = refusal(pvd)
+    if why:
+        fail(why, EXIT_CANNOT_HONOUR)
     return pvd
 
 
@@ -56,9 +52,9 @@ def scope_line_of(pvd: Pvd | None) -> str:
     if pvd is None:
         return null_scope()
     try:
-        return pvd.to_scope()
+        return scope_line(pvd)
     except ValueError as exc:
-        fail(f"cannot honour PvD {pvd.pvd_id}: {exc}", EXIT_CANNOT_HONOUR)
+        fail(str(exc), EXIT_CANNOT_HONOUR)
 
 
 def private_resolv_conf(pvd: Pvd | None) -> None:

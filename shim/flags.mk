@@ -7,3 +7,5 @@ SHIM_LDFLAGS = -ldl -pthread -Wl,-z,now -Wl,--no-undefined
 # library's sources: include/ (the public pvd.h), core/, hooks/ (one file per call), dns/.
 SHIM_INCLUDE_DIRS = include core dns
 SHIM_SOURCE_DIRS = core hooks dns
+# The native launcher (launcher/, the `pvdrun` command): a program, linked against libc only.
+LAUNCHER_CFLAGS = -std=gnu11 -Wall -Wextra -D_GNU_SOURCE

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fixtures.commands import PVDRUN
+from fixtures.commands import PVDRUN, PVDRUN_CLI
 from fixtures.mininet import MiniNet
 from fixtures.property_settings import PROPERTY
 from fixtures.pvdd import Pvdd
@@ -29,9 +29,9 @@ from pvdrun.fastlaunch import launcher_arguments
 #: What the launch through pvdd must not load (the packages' top-level modules).
 HEAVY = ("click", "pyroute2", "dns", "cffi", "_cffi_backend")
 
-#: The two faces of the launcher: the console script (run by this interpreter, so that
-#: -X importtime applies) and ``python -m pvdrun.cli``.
-FACES = {"script": [sys.executable, "-X", "importtime", PVDRUN],
+#: The two faces of the Python launcher: the console script ``pvdrun-cli`` (run by this
+#: interpreter, so that -X importtime applies) and ``python -m pvdrun.cli``.
+FACES = {"script": [sys.executable, "-X", "importtime", PVDRUN_CLI],
          "module": [sys.executable, "-X", "importtime", "-m", "pvdrun.cli"]}
 
 

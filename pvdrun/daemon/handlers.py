@@ -13,10 +13,11 @@ import socket
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from pvdrun.daemon.protocol import (E_AMBIGUOUS, E_BAD_REQUEST, E_FORBIDDEN, E_UNAVAILABLE, E_UNKNOWN_OP,
+from pvdrun.daemon.protocol import (E_AMBIGUOUS, E_BAD_REQUEST, E_CANNOT_HONOUR, E_FORBIDDEN, E_UNAVAILABLE, E_UNKNOWN_OP,
                                     E_UNKNOWN_PVD, error_reply, ok_reply)
 from pvdrun.discovery.events import snapshot_event
 from pvdrun.discovery.names import PvdLookupError, lookup
+from pvdrun.launch_rules import refusal, scope_line
 from pvdrun.model import NULL_PVD_NAME, Pvd, default_of
 from pvdrun.routing.marking import MarkRefused, NotAllowed, UnknownHandle, mark_socket
 from pvdrun.routing.policy import Credentials, peer_credentials
@@ -87,6 +88,28 @@ def _get(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
     except PvdLookupError as exc:
         return _lookup_error(exc)
     return ok_reply("get", pvd=pvd.to_dict())
+
+
+def _scope(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
+    """What a launcher gives a program of the PvD ``name``: its scope line and, for a root
+    launcher, its resolv.conf (the native launcher, launcher/, asks this and nothing else)."""
+    from pvdrun.resolve.resolvconf import render_resolv_conf
+
+    name = request.get("name")
+    if not isinstance(name, str) or not name or name == NULL_PVD_NAME:
+        return error_reply(E_BAD_REQUEST, "scope needs a \"name\" string naming a PvD (not null)")
+    try:
+        pvd = lookup(daemon.pvds, name)
+    except PvdLookupError as exc:
+        return _lookup_error(exc)
+    why = refusal(pvd)
+    try:
+        scope = scope_line(pvd) if why is None else ""
+    except ValueError as exc:
+        why = str(exc)
+    if why is not None:
+        return error_reply(E_CANNOT_HONOUR, why)
+    return ok_reply("scope", pvd=pvd.pvd_id, scope=scope, resolv_conf=render_resolv_conf(pvd))
 
 
 def _default_op(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
@@ -197,6 +220,7 @@ def _strict(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
 HANDLERS: dict[str, Handler] = {
     "list": _list,
     "get": _get,
+    "scope": _scope,
     "default": _default_op,
     "subscribe": _subscribe,
     "resolve": _resolve,

@@ -28,6 +28,7 @@ E_AMBIGUOUS = "ambiguous_pvd"
 E_VERSION = "unsupported_version"
 E_FORBIDDEN = "forbidden"  # mark: the policy does not let this peer use the PvD
 E_UNAVAILABLE = "unavailable"  # strict: strict mode cannot hold the PvD here; the message says why
+E_CANNOT_HONOUR = "cannot_honour"  # scope: the shim cannot hold the PvD; the message says why
 E_RESOLVE_FAILED = "resolve_failed"  # resolve: no answer; error.kind says why
 
 

@@ -1,0 +1,63 @@
+/* launcher.h: the native launcher, `pvdrun --pvd NAME [--] CMD [ARGS...]` without Python.
+ *
+ * The launcher's whole job on its fast path: recognise the launcher form, find CMD as execvp
+ * would, see that the shim can hold it (a dynamic, non-Go ELF program the loader preloads),
+ * ask pvdd for the PvD's scope line (op "scope"), give a root launch the PvD's resolv.conf,
+ * and exec CMD with PVDRUN_SCOPE and LD_PRELOAD.  Anything else, and every failure before the
+ * exec, hands the same argument vector to the Python command line (pvdrun-cli beside this
+ * program), which does everything, says what went wrong and exits with the documented status:
+ * the native launcher never prints an error of its own and never refuses anything itself.
+ */
+#ifndef PVDRUN_LAUNCHER_H
+#define PVDRUN_LAUNCHER_H
+
+#include <stddef.h>
+
+/* The launcher form, as pvdrun/fastlaunch.py's launcher_arguments() parses it. */
+struct launch_args {
+    const char *pvd_name;   /* --pvd NAME, -p NAME, --pvd=NAME (the last one wins) */
+    const char *socket;     /* --socket PATH, --socket=PATH, or NULL */
+    int strict;             /* 1 --strict, 0 --no-strict, -1 neither */
+    char **command;         /* CMD [ARGS...], NULL-terminated, never empty */
+};
+
+/* 1 and *out filled when argv (after argv[0]) is the launcher form the fast path runs, 0 for
+ * anything else (which the Python command line then parses). */
+int parse_launch_args(int argc, char **argv, struct launch_args *out);
+
+/* The file execve would run for name with search_path as PATH (NULL: "/bin:/usr/bin"), as
+ * pvdrun/pathsearch.py finds it; 0 and the path in out, or -1 when none is found (or it does
+ * not fit). */
+int find_program(const char *name, const char *search_path, char *out, size_t outlen);
+
+/* 1 when the shim certainly holds the program at path (a dynamically linked, non-Go ELF file
+ * the loader runs without secure mode: pvdrun/shim/preloadable.py's rule, restricted to what
+ * needs no interpreter or message), 0 for anything else. */
+int surely_preloadable(const char *path);
+
+/* Ask pvdd (socket_path) for the scope line and resolv.conf of the PvD name; 0 on an ok reply,
+ * -1 otherwise (no pvdd, an error reply, anything unexpected). */
+int ask_scope(const char *socket_path, const char *name, char *scope, size_t scope_len,
+              char *resolv_conf, size_t resolv_len);
+
+/* Pure helpers of ask_scope (tested and fuzzable): the JSON escape of s into out; the
+ * unescaped value of the string member key of a flat JSON object line.  0 or -1. */
+int json_escape(const char *s, char *out, size_t outlen);
+int json_member(const char *line, size_t len, const char *key, char *out, size_t outlen);
+
+/* As root: a private mount namespace whose /etc/resolv.conf shows text
+ * (pvdrun/resolve/resolvconf.py's enter_private_resolv_conf); 0 or -1. */
+int private_resolv_conf(const char *text);
+
+/* The preload library beside this install: $PVDRUN_SHIM_LIBRARY when it is an absolute path to
+ * a libpvdshim.so file, else the one libpvdshim.so under bindir/../lib/python3.X/site-packages
+ * (or dist-packages)/pvdrun/shim/; 0, or -1 when there is none or more than one. */
+int find_library(const char *bindir, char *out, size_t outlen);
+
+/* Say what the launcher decided, on stderr, when PVDRUN_LAUNCHER_TRACE=1. */
+void trace(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#define SCOPE_MAX 8192
+#define RESOLV_MAX 8192
+
+#endif
