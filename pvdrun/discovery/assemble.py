@@ -35,10 +35,10 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from pvdrun.config import Config, ConfiguredPvd
-from pvdrun.discovery.kernel import RTPROT_RA, Address, KernelState, KRoute, Link
+from pvdrun.discovery.kernel import RTPROT_RA, Address, KernelState, KRoute, Link, LinkObjects, group
 from pvdrun.discovery.linkstate import LinkDns
 from pvdrun.discovery.names import assign_names
-from pvdrun.discovery.ratable import ExplicitRecord, RaTable
+from pvdrun.discovery.ratable import ExplicitRecord, RaTable, RouterRecord
 from pvdrun.model import Pvd, Route, link_dns_server, make_handle
 
 log = logging.getLogger("pvdrun.discovery")
@@ -110,13 +110,14 @@ def _route_origin(route: KRoute) -> str:
     return "kernel"
 
 
-def _split_link(link: Link, addrs: list[Address], routes: list[KRoute], ras: RaTable,
+def _split_link(link: Link, addrs: list[Address], routes: list[KRoute],
+                heard: tuple[list[RouterRecord], list[ExplicitRecord]],
                 store_dns: LinkDns | None, router_neighbours: list[str] | None = None
                 ) -> list[_Builder]:
-    """The PvDs of one link (see module docstring)."""
+    """The PvDs of one link (see module docstring); ``heard``: what RAs said on it (the
+    routers' records and the explicit PvDs')."""
     builders: list[_Builder] = []
-    explicit = ras.explicit_on(link.index)
-    routers = ras.routers_on(link.index)
+    routers, explicit = heard
     claimed_addrs: set[int] = set()
     claimed_routes: set[int] = set()
     explicit_nets: list[Network] = []
@@ -273,27 +274,81 @@ def _config_matches(conf: ConfiguredPvd, pvd: Pvd) -> bool:
     return True
 
 
+def link_builders(link: Link, objects: LinkObjects | None,
+                  heard: tuple[list[RouterRecord], list[ExplicitRecord]],
+                  store_dns: LinkDns | None) -> list[_Builder]:
+    """The PvDs of one usable link, under construction: the rules above, that link alone."""
+    objects = objects or LinkObjects()
+    addrs = [a for a in objects.addresses if usable_address(a)]
+    neighbours = [n.address for n in objects.neighbours if n.router]
+    return _split_link(link, addrs, objects.routes, heard, store_dns, neighbours)
+
+
+_NOTHING_HEARD: tuple[list[RouterRecord], list[ExplicitRecord]] = ([], [])
+
+
 def assemble(state: KernelState, ras: RaTable, config: Config,
              dns_of_link: Callable[[Link], LinkDns | None],
              kind_of_link: Callable[[Link], str | None],
              fallback_dns: Callable[[], LinkDns]) -> list[Pvd]:
     """The PvD table (sorted: by interface index, explicit first, then by ID)."""
-    builders: list[_Builder] = []
-    for link in sorted(state.links.values(), key=lambda l: l.index):
-        if not link.usable:
-            continue
-        addrs = [a for a in state.addresses if a.index == link.index and usable_address(a)]
-        routes = [r for r in state.routes if r.oif == link.index]
-        neighbours = [n.address for n in state.neighbours if n.index == link.index and n.router]
-        builders += _split_link(link, addrs, routes, ras, dns_of_link(link), neighbours)
-    kinds = {link.index: kind_of_link(link) for link in state.links.values() if link.usable}
-    pvds = [_to_pvd(b, kinds.get(b.link.index)) for b in builders]
-    kroutes = {b.pvd_id: b.routes for b in builders}
-    per_link: dict[int, int] = {}
-    for pvd in pvds:
-        per_link[pvd.ifindexes[0]] = per_link.get(pvd.ifindexes[0], 0) + 1
-    for pvd in pvds:
-        pvd.needs_routing = per_link[pvd.ifindexes[0]] > 1
+    grouped = group(state)
+    heard = ras.per_link()
+    builders: dict[int, list[_Builder]] = {}
+    kinds: dict[int, str | None] = {}
+    for link in state.links.values():
+        if link.usable:
+            builders[link.index] = link_builders(link, grouped.get(link.index),
+                                                 heard.get(link.index, _NOTHING_HEARD), dns_of_link(link))
+            kinds[link.index] = kind_of_link(link)
+    return finish(builders, kinds, config, fallback_dns)
+
+
+class Assembler:
+    """Assembles again only the links that changed: each usable link's builders and kind are
+    kept until its kernel objects, what RAs said on it or the link itself change."""
+
+    def __init__(self) -> None:
+        self.builders: dict[int, list[_Builder]] = {}
+        self.kinds: dict[int, str | None] = {}
+
+    def assemble(self, links: dict[int, Link], objects: Callable[[int], LinkObjects],
+                 changed: set[int] | None, ras: RaTable, config: Config,
+                 dns_of_link: Callable[[Link], LinkDns | None],
+                 kind_of_link: Callable[[Link], str | None],
+                 fallback_dns: Callable[[], LinkDns]) -> list[Pvd]:
+        """The PvD table; ``changed``: the links to build again (None: every one)."""
+        if changed is None:
+            self.builders, self.kinds = {}, {}
+            changed = set(links)
+        usable = {i for i, link in links.items() if link.usable}
+        for index in list(self.builders):
+            if index not in usable:
+                del self.builders[index]
+                self.kinds.pop(index, None)
+        heard = ras.per_link() if changed & usable else {}
+        for index in usable:
+            if index in changed or index not in self.builders:
+                link = links[index]
+                self.builders[index] = link_builders(link, objects(index),
+                                                     heard.get(index, _NOTHING_HEARD), dns_of_link(link))
+                self.kinds[index] = kind_of_link(link)
+        return finish(self.builders, self.kinds, config, fallback_dns)
+
+
+def finish(builders: dict[int, list[_Builder]], kinds: dict[int, str | None], config: Config,
+           fallback_dns: Callable[[], LinkDns]) -> list[Pvd]:
+    """Every link's builders -> the PvD table: shared links, configuration, names, default."""
+    pvds: list[Pvd] = []
+    kroutes: dict[str, list[KRoute]] = {}
+    for index in sorted(builders):
+        link_builders_ = builders[index]
+        shared = len(link_builders_) > 1
+        for builder in link_builders_:
+            pvd = _to_pvd(builder, kinds.get(index))
+            pvd.needs_routing = shared
+            pvds.append(pvd)
+            kroutes[builder.pvd_id] = builder.routes
     pvds.sort(key=lambda p: (p.ifindexes[0], not p.explicit, p.pvd_id))
     configured = _apply_config(pvds, config)
     assign_names(pvds)

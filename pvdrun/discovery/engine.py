@@ -1,17 +1,22 @@
 """The discovery engine: one-shot discovery, and the event loop behind monitor and pvdd.
 
-``Discovery.pvds()`` dumps kernel state and assembles the table with what
-the RAs said.  ``Discovery.prime()`` sends a Router Solicitation on each
-usable IPv6 link and listens until the routers known there answered, at most
-``PRIME_WAIT`` after it.  ``Discovery.prime_once()`` (one-shot discovery) first reads
-what earlier ones heard (pvdrun/discovery/racache.py) and asks only the links whose PvD
-data is missing for what is asked.  ``Discovery.run_events()`` waits on a netlink notification
-socket (links, addresses, routes, ND user options) and the raw RA socket,
-never polling: the table is re-read only when the kernel or a router said
+The kernel's state is a :class:`~pvdrun.discovery.kernelmodel.KernelModel`: dumped once (one
+dump per kind), then kept current from the notification socket's messages (links,
+addresses, routes, neighbours, ND user options), dumped again only where the kernel changes
+things silently, or entirely after the socket overran (ENOBUFS).  ``Discovery.pvds()``
+takes in what the socket holds and assembles the table with what the RAs said, again only
+for the links that changed (:class:`~pvdrun.discovery.assemble.Assembler`).
+``Discovery.prime()`` sends a Router Solicitation on each usable IPv6 link and listens until
+the routers known there answered, at most ``PRIME_WAIT`` after it.
+``Discovery.prime_once()`` (one-shot discovery) first reads what earlier ones heard
+(pvdrun/discovery/racache.py) and asks only the links whose PvD data is missing for what is
+asked.  ``Discovery.run_events()`` waits on the notification socket and the raw RA socket,
+never polling: the table is assembled again only when the kernel or a router said
 something, or when an RA-learned element reaches its lifetime.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import select
@@ -21,33 +26,39 @@ import time
 from typing import Any, Callable, Iterator
 
 from pvdrun.discovery import linkstate, racache
-from pvdrun.discovery.assemble import assemble
+from pvdrun.discovery.assemble import Assembler, assemble
 from pvdrun.config import Config, load_config
-from pvdrun.discovery.events import diff, snapshot_event
-from pvdrun.discovery.kernel import (KernelState, Link, known_routers, mirrors_ra_defaults,
-                                     ra_default_expiry, snapshot)
+from pvdrun.discovery.events import Table, snapshot_event
+from pvdrun.discovery.kernel import (KernelState, Link, LinkObjects, known_routers,
+                                     mirrors_ra_defaults, ra_default_expiry)
+from pvdrun.discovery.kernelmodel import KernelModel
 from pvdrun.discovery.names import PvdLookupError, lookup
-from pvdrun.discovery.nduseropt import parse_datagram
+from pvdrun.discovery.nduseropt import RTM_NEWNDUSEROPT, parse_useropt
 from pvdrun.discovery.ratable import RaTable
 from pvdrun.discovery.rasock import HeardRa, RaListener, solicit_and_listen
-from pvdrun.discovery.rtnl import Rtnl
+from pvdrun.discovery.rtnl import Rtnl, messages
 from pvdrun.model import Pvd
 
 log = logging.getLogger("pvdrun.discovery")
 
 RTMGRP_LINK = 0x1
+RTMGRP_NEIGH = 0x4
 RTMGRP_IPV4_IFADDR = 0x10
 RTMGRP_IPV4_ROUTE = 0x40
 RTMGRP_IPV6_IFADDR = 0x100
 RTMGRP_IPV6_ROUTE = 0x400
 RTMGRP_ND_USEROPT = 0x80000
-NOTIFY_GROUPS = (RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_IFADDR
-                 | RTMGRP_IPV6_ROUTE | RTMGRP_ND_USEROPT)
+NOTIFY_GROUPS = (RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_ROUTE
+                 | RTMGRP_IPV6_IFADDR | RTMGRP_IPV6_ROUTE | RTMGRP_ND_USEROPT)
+#: The notification socket's receive buffer (bytes); $PVDRUN_NOTIFY_RCVBUF sets another
+#: (tests make it small to overrun it on purpose).
+NOTIFY_RCVBUF = 1 << 20
+NOTIFY_RCVBUF_ENV = "PVDRUN_NOTIFY_RCVBUF"
 #: A burst of notifications has ended when nothing new arrived for this long (s): a
-#: lone change is re-read a few ms after it, and the messages of one change (address,
-#: its local and prefix routes) still make one dump and one diff.
-SETTLE = 0.003
-#: ...but the table is re-read at most this long after a burst began (s), however busy.
+#: lone change is assembled a few ms after it, and the messages of one change (address,
+#: its local and prefix routes) still make one table and one diff.
+SETTLE = 0.002
+#: ...but the table is assembled at most this long after a burst began (s), however busy.
 SETTLE_MAX = 0.05
 #: Routers answer a Router Solicitation within MAX_RA_DELAY_TIME (RFC 4861 10) ...
 MAX_RA_DELAY_TIME = 0.5
@@ -66,11 +77,18 @@ SILENT_KEEP = 600.0
 EXPIRY_SLACK = 0.1
 
 
-def open_notifier() -> socket.socket:
+def _rcvbuf() -> int:
+    try:
+        return int(os.environ.get(NOTIFY_RCVBUF_ENV, NOTIFY_RCVBUF))
+    except ValueError:
+        return NOTIFY_RCVBUF
+
+
+def open_notifier(rcvbuf: int | None = None) -> socket.socket:
     """A netlink socket subscribed to rtnetlink change notifications."""
-    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK,
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC,
                          socket.NETLINK_ROUTE)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf or _rcvbuf())
     sock.bind((0, NOTIFY_GROUPS))
     return sock
 
@@ -84,13 +102,20 @@ class Discovery:
         self.ras = RaTable()
         self.listener: RaListener | None = None
         self.notifier: socket.socket | None = None
-        self.state: KernelState | None = None
+        self.model = KernelModel()
+        self.assembler = Assembler()
+        #: the links as the last table saw them (to see associations end and begin)
+        self.links_seen: dict[int, Link] | None = None
+        #: the next table is assembled from scratch (the RA table was replaced)
+        self._rebuild = True
+        #: times the notification socket overran (each one a full dump)
+        self.overruns = 0
         if listen_ras:
             try:
                 self.listener = RaListener()
             except PermissionError:
                 log.info("no raw ICMPv6 socket (needs CAP_NET_RAW): RA-only information not heard")
-        self._ipr: Any = None
+        self._ipr: Rtnl | None = None
         #: prime_once: did the name asked for mean a PvD before asking?  If not, the line
         #: saying why it waited, printed only when the answers gave the name a PvD
         self.named = False
@@ -98,25 +123,32 @@ class Discovery:
         #: per-link DNS stores as read during one one-shot discovery (None: read each time)
         self.dns_memo: dict[tuple[int, str], linkstate.LinkDns | None] | None = None
 
-    # -- one-shot -------------------------------------------------------------
-    def _dump(self) -> KernelState:
-        if self._ipr is None:
-            self._ipr = Rtnl()
-        return snapshot(self._ipr)
+    # -- the kernel's state ------------------------------------------------------
+    def kernel(self) -> KernelModel:
+        """The kernel's state now: what the notification socket holds taken in, and what is
+        stale dumped again (everything, the first time)."""
+        if self.notifier is not None:
+            self._drain_notifier()
+        if self.model.needs_refresh():
+            if self._ipr is None:
+                self._ipr = Rtnl()
+            self.model.refresh(self._ipr)
+        return self.model
 
-    def _ipv6_links(self, state: KernelState) -> list[Link]:
+    def _ipv6_links(self, links: dict[int, Link], grouped: dict[int, LinkObjects]) -> list[Link]:
         """Usable links with an IPv6 link-local address: where routers can be asked."""
-        return [l for l in state.links.values() if l.usable and
-                any(a.index == l.index and a.family == socket.AF_INET6 and a.link_local
-                    for a in state.addresses)]
+        return [l for l in links.values() if l.usable and l.index in grouped and
+                any(a.family == socket.AF_INET6 and a.link_local for a in grouped[l.index].addresses)]
 
     def prime(self, max_wait: float = PRIME_WAIT) -> None:
-        """Solicit RAs on every usable link with IPv6 and hear them (pvdd, monitor): until
+        """Solicit RAs on every usable IPv6 link and hear them (pvdd, monitor): until
         the routers the kernel knows there answered, at most ``max_wait``."""
         if self.listener is None:
             return
-        state = self._dump()
-        expected = {l.index: known_routers(state, l.index) for l in self._ipv6_links(state)}
+        model = self.kernel()
+        grouped = model.grouped()
+        expected = {l.index: known_routers(grouped.get(l.index))
+                    for l in self._ipv6_links(model.links, grouped)}
         if expected:
             self._ask(expected, max_wait)
 
@@ -138,13 +170,16 @@ class Discovery:
         if self.listener is None:
             return
         use_cache = os.geteuid() == 0
-        state = self._dump()
+        model = self.kernel()
+        state = KernelState(links=model.links)  # what the cache checks its links against
+        grouped = model.grouped()
         now = time.monotonic()
         cache = racache.load(state, now) if use_cache else racache.NetnsCache()
         self.ras = cache.ras
-        expected = self._missing(state, cache, want, now)
+        self._rebuild = True
+        expected = self._missing(model.links, grouped, cache, want, now)
         if expected:
-            names = ", ".join(state.links[i].name for i in sorted(expected))
+            names = ", ".join(model.links[i].name for i in sorted(expected))
             if announce and self.named:
                 sys.stderr.write(f"pvdrun: asking the routers on {names} for PvD data "
                                  f"({max_wait:.1f} s at most; run pvdd to avoid this wait)\n")
@@ -161,23 +196,25 @@ class Discovery:
         if use_cache and cache.changed:
             racache.save(cache, state)
 
-    def _missing(self, state: KernelState, cache: racache.NetnsCache, want: str | None,
-                 now: float) -> dict[int, set[str]]:
+    def _missing(self, links: dict[int, Link], grouped: dict[int, LinkObjects],
+                 cache: racache.NetnsCache, want: str | None, now: float) -> dict[int, set[str]]:
         """The links to ask, each with the routers expected to answer there."""
-        links = self._ipv6_links(state)
+        candidates = self._ipv6_links(links, grouped)
         self.named = False
         if want is not None:
-            links = self._concerned(state, links, want)
+            candidates = self._concerned(candidates, want)
+        heard = cache.ras.per_link()
         expected: dict[int, set[str]] = {}
-        for link in links:
-            known = known_routers(state, link.index) | cache.ras.heard_from(link.index)
+        for link in candidates:
+            objects = grouped.get(link.index)
+            known = known_routers(objects) | _heard_from(heard.get(link.index))
             asked = cache.asked.get(link.index)
             recent = asked is not None and now - asked.asked < SILENT_KEEP
             # a router silent when last asked is left alone, unless the kernel has since
             # installed a default route from its RAs: then it does speak
             silent = set(asked.silent) if recent and asked is not None else set()
-            unanswered = [r for r in known if not self._fresh(state, link, r, cache, now)
-                          and not (r in silent and ra_default_expiry(state, link.index, r) is None)]
+            unanswered = [r for r in known if not self._fresh(objects, link, r, cache, now)
+                          and not (r in silent and ra_default_expiry(objects, r) is None)]
             if unanswered or (not known and not recent):
                 log.info("%s: to ask: %s", link.name,
                          f"no fresh answer from {', '.join(sorted(unanswered))}" if unanswered
@@ -185,15 +222,15 @@ class Discovery:
                 expected[link.index] = known
         return expected
 
-    def _fresh(self, state: KernelState, link: Link, router: str, cache: racache.NetnsCache,
-               now: float) -> bool:
+    def _fresh(self, objects: LinkObjects | None, link: Link, router: str,
+               cache: racache.NetnsCache, now: float) -> bool:
         """Is what the cache holds from ``router`` on ``link`` still what it says?  It must
         be alive, and the kernel must not have heard a later RA from it: the kernel's
         default route via the router expires when the router lifetime of its latest RA says."""
         if router not in cache.ras.heard_from(link.index):
             return False
         cached = cache.ras.default_until(link.index, router)
-        left = ra_default_expiry(state, link.index, router)
+        left = ra_default_expiry(objects, router)
         if left is not None:
             if not cached > 0 or abs(now + left - cached) > EXPIRY_SLACK:
                 log.info("%s: the kernel heard %s after the cached RA (router lifetime ends "
@@ -202,11 +239,12 @@ class Discovery:
             return True
         return not (cached > now and mirrors_ra_defaults(link))
 
-    def _concerned(self, state: KernelState, links: list[Link], want: str) -> list[Link]:
+    def _concerned(self, links: list[Link], want: str) -> list[Link]:
         """The links whose PvD data ``want`` needs: none when the kernel's state, the link
         stores and the configuration already name an implicit PvD for it with DNS servers
         (not the resolv.conf fallback); the links of the PvD it names with what earlier
         discoveries heard; every link when it names none (it may be an RA-learned PvD)."""
+        state = self.model.state()
         try:
             pvd = lookup(self._assemble(state, RaTable()), want)
             if not pvd.explicit and pvd.dns_servers and "dns_from" not in pvd.attributes:
@@ -234,20 +272,33 @@ class Discovery:
         return self.dns_memo[key]
 
     def pvds(self) -> list[Pvd]:
-        """Dump the kernel and assemble the current PvD table."""
-        state = self._dump()
-        self._track_links(state)
+        """The current PvD table: the kernel's state brought up to date, then assembled again
+        for the links that changed (all of them the first time)."""
+        model = self.kernel()
+        changed = model.take_dirty()
+        self._track_links(model.links)
         self.ras.expire()
-        return self._assemble(state, self.ras)
+        ra_changed = self.ras.take_changed()
+        if self._rebuild:
+            changed, self._rebuild = None, False
+        elif changed is not None:
+            changed |= ra_changed
+        return self.assembler.assemble(model.links, model.objects, changed, self.ras, self.config,
+                                       self._link_dns, linkstate.link_kind,
+                                       linkstate.system_resolv_conf)
 
-    def _track_links(self, state: KernelState) -> None:
+    def _track_links(self, links: dict[int, Link]) -> None:
         """Forget RA state of links whose association ended; solicit on new ones."""
-        previous = self.state
-        self.state = state
+        previous = self.links_seen
+        if previous is links:
+            return
+        self.links_seen = dict(links)
         if previous is None:
             return
-        for index, link in state.links.items():
-            old = previous.links.get(index)
+        for index, link in links.items():
+            old = previous.get(index)
+            if old is link:
+                continue
             if old is None or not link.usable:
                 if not link.usable:
                     self.ras.forget_link(index)
@@ -256,7 +307,7 @@ class Discovery:
                 self.ras.forget_link(index)
                 if self.listener is not None:
                     self.listener.solicit(index)
-        for index in set(previous.links) - set(state.links):
+        for index in set(previous) - set(links):
             self.ras.forget_link(index)
 
     # -- events -----------------------------------------------------------------
@@ -269,23 +320,38 @@ class Discovery:
         """What to wait on for changes."""
         return [f for f in (self.notifier, self.listener) if f is not None]
 
+    def _drain_notifier(self) -> bool:
+        """Take in every message the notification socket holds; True when the kernel's state
+        or the RA table changed.  An overrun (ENOBUFS: messages were lost) makes the next
+        read of the kernel a full dump."""
+        assert self.notifier is not None
+        got = False
+        while True:
+            try:
+                data = self.notifier.recv(1 << 16)
+            except (BlockingIOError, InterruptedError):
+                return got
+            except OSError as exc:
+                if exc.errno != errno.ENOBUFS:
+                    raise
+                self.overruns += 1
+                log.info("netlink notifications overran (%d so far): the kernel is dumped again",
+                         self.overruns)
+                self.model.lost()
+                got = True
+                continue
+            for kind, flags, body in messages(data):
+                if kind == RTM_NEWNDUSEROPT:
+                    item = parse_useropt(body)
+                    if item is not None:
+                        got |= self.ras.add_user_options(item.ifindex, item.source, item.options)
+                else:
+                    got |= self.model.apply(kind, flags, body)
+
     def handle_readable(self, fileobj: Any) -> bool:
         """Drain one readable source; True when the table may have changed."""
         if fileobj is self.notifier and self.notifier is not None:
-            got = False
-            while True:
-                try:
-                    data = self.notifier.recv(1 << 16)
-                except (BlockingIOError, InterruptedError):
-                    return got
-                except OSError as exc:  # ENOBUFS: we lost some; a re-dump covers it
-                    log.debug("netlink notification socket: %s", exc)
-                    got = True
-                    continue
-                useropts, other = parse_datagram(data)
-                got |= other
-                for item in useropts:
-                    got |= self.ras.add_user_options(item.ifindex, item.source, item.options)
+            return self._drain_notifier()
         if fileobj is self.listener and self.listener is not None:
             heard = self.listener.receive()
             for item in heard:
@@ -328,12 +394,12 @@ class Discovery:
         """The monitor stream: a snapshot event, then change events, forever."""
         self.start_notifications()
         self.prime()
-        current = self.pvds()
-        yield snapshot_event(current)
+        current = Table(self.pvds())
+        yield snapshot_event(current.pvds)
         while True:
             if self.wait_for_change():
-                new = self.pvds()
-                yield from diff(current, new)
+                new = Table(self.pvds())
+                yield from current.diff(new)
                 current = new
 
     def close(self) -> None:
@@ -347,17 +413,31 @@ class Discovery:
         self.notifier = self.listener = self._ipr = None
 
 
+def _heard_from(heard: tuple[list, list] | None) -> set[str]:
+    """The routers a link's RA records (RaTable.per_link) say were heard."""
+    if heard is None:
+        return set()
+    routers, explicit = heard
+    found = {r.router for r in routers}
+    for record in explicit:
+        found.update(record.routers)
+    return found
+
+
 def discover(config_path: str | None = None, listen_ras: bool = True,
              max_wait: float = PRIME_WAIT, want: str | None = None) -> list[Pvd]:
     """One-shot discovery: kernel, link stores, configuration, and RAs: those earlier
     one-shot discoveries heard (root) and, on the links where PvD data is missing for
     ``want`` (a PvD name, as a launch asks; None: the whole table), solicited ones.  With
-    ``want`` a line on stderr says when, and why, it waits for routers."""
+    ``want`` a line on stderr says when, and why, it waits for routers.  The kernel is
+    dumped once; what changes while routers are asked arrives as notifications."""
     if os.environ.get("PVDRUN_NO_RS") == "1":
         listen_ras = False
     discovery = Discovery(config_path=config_path, listen_ras=listen_ras)
     discovery.dns_memo = {}
     try:
+        if discovery.listener is not None:
+            discovery.start_notifications()  # before the dump: what routers change arrives
         discovery.prime_once(want, max_wait, announce=want is not None)
         pvds = discovery.pvds()
         if discovery.untold is not None and want is not None:

@@ -25,16 +25,39 @@ def _id(pvd: Pvd | None) -> str | None:
 
 def snapshot_event(pvds: list[Pvd]) -> dict[str, Any]:
     """The first event of every stream: the whole table."""
-    return {"event": "snapshot", "time": time.time(), "pvds": [p.to_dict() for p in pvds],
-            "default": _id(default_of(pvds))}
+    return Table(pvds).snapshot_event()
+
+
+class Table:
+    """A PvD table with each PvD's dictionary made once: for the diff with the next table,
+    and for whatever is sent of it (pvdd's list reply, a subscriber's snapshot)."""
+
+    def __init__(self, pvds: list[Pvd]) -> None:
+        self.pvds = pvds
+        self.dicts = {p.pvd_id: p.to_dict() for p in pvds}
+        self.default = _id(default_of(pvds))
+        #: encoded replies made of this table, kept as long as it is the table (pvdd's list)
+        self.encoded: dict[str, bytes] = {}
+
+    def snapshot_event(self) -> dict[str, Any]:
+        """The first event of a stream: this table."""
+        return {"event": "snapshot", "time": time.time(), "pvds": list(self.dicts.values()),
+                "default": self.default}
+
+    def diff(self, new: Table) -> list[dict[str, Any]]:
+        """Events that turn this table into ``new``."""
+        return _diff(self.dicts, new.dicts, self.default, new.default)
 
 
 def diff(old: list[Pvd], new: list[Pvd]) -> list[dict[str, Any]]:
     """Events that turn table ``old`` into table ``new``."""
+    return Table(old).diff(Table(new))
+
+
+def _diff(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]],
+          old_default: str | None, new_default: str | None) -> list[dict[str, Any]]:
     now = time.time()
     events: list[dict[str, Any]] = []
-    before = {p.pvd_id: p.to_dict() for p in old}
-    after = {p.pvd_id: p.to_dict() for p in new}
     for pvd_id, data in before.items():
         if pvd_id not in after:
             events.append({"event": "removed", "time": now, "id": pvd_id, "pvd": data})
@@ -42,13 +65,15 @@ def diff(old: list[Pvd], new: list[Pvd]) -> list[dict[str, Any]]:
         if pvd_id not in before:
             events.append({"event": "added", "time": now, "id": pvd_id, "pvd": data})
             continue
-        changed = {key: {"old": before[pvd_id].get(key), "new": value}
+        old = before[pvd_id]
+        if old == data:
+            continue
+        changed = {key: {"old": old.get(key), "new": value}
                    for key, value in data.items()
-                   if key not in _IGNORED and before[pvd_id].get(key) != value}
+                   if key not in _IGNORED and old.get(key) != value}
         if changed:
             events.append({"event": "changed", "time": now, "id": pvd_id, "changed": changed,
                            "pvd": data})
-    old_default, new_default = _id(default_of(old)), _id(default_of(new))
     if old_default != new_default:
         events.append({"event": "default", "time": now, "old": old_default, "new": new_default})
     return events

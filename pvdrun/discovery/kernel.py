@@ -1,10 +1,13 @@
-"""A snapshot of the kernel's network state, read with rtnetlink dumps (rtnl.py).
+"""The kernel's network state, read with rtnetlink dumps (rtnl.py), as plain dataclasses.
 
-Plain dataclasses come out, so the rest of discovery never touches netlink
-messages.  No pyroute2 here: importing it would cost a one-shot discovery most of its time.
+The rest of discovery never touches netlink messages.  No pyroute2 here: importing it
+would cost a one-shot discovery most of its time.  The ``*_from_msg`` parsers serve the
+dumps here and the notifications pvdrun/discovery/kernelmodel.py applies; :func:`group`
+sorts a state per link once, so nothing walks every address or route once per link.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import socket
 import struct
@@ -22,6 +25,7 @@ IFA_F_TENTATIVE = 0x40
 NTF_ROUTER = 0x80
 RTPROT_RA = 9
 RT_TABLE_MAIN = 254
+RT_TABLE_COMPAT = 252
 RTN_UNICAST = 1
 ARPHRD_ETHER = 1
 ARPHRD_PPP = 512
@@ -67,7 +71,7 @@ class Address:
 
     @property
     def link_local(self) -> bool:
-        return ipaddress.ip_address(self.address).is_link_local
+        return _link_local(self.address)
 
     @property
     def with_prefix(self) -> str:
@@ -106,6 +110,44 @@ class KernelState:
     addresses: list[Address] = field(default_factory=list)
     routes: list[KRoute] = field(default_factory=list)
     neighbours: list[Neighbour] = field(default_factory=list)
+
+
+@dataclass
+class LinkObjects:
+    """What the kernel holds on one link: its addresses, routes (by output interface) and
+    neighbours."""
+
+    addresses: list[Address] = field(default_factory=list)
+    routes: list[KRoute] = field(default_factory=list)
+    neighbours: list[Neighbour] = field(default_factory=list)
+
+
+def group(state: KernelState) -> dict[int, LinkObjects]:
+    """The state sorted per link, in one pass over each list (order kept within a link)."""
+    grouped: dict[int, LinkObjects] = {}
+    for addr in state.addresses:
+        grouped.setdefault(addr.index, LinkObjects()).addresses.append(addr)
+    for route in state.routes:
+        grouped.setdefault(route.oif, LinkObjects()).routes.append(route)
+    for neighbour in state.neighbours:
+        grouped.setdefault(neighbour.index, LinkObjects()).neighbours.append(neighbour)
+    return grouped
+
+
+@functools.lru_cache(maxsize=4096)
+def _link_local(address: str) -> bool:
+    return ipaddress.ip_address(address.split("%", 1)[0]).is_link_local
+
+
+@functools.lru_cache(maxsize=16384)
+def _destination(family: int, raw: bytes, dst_len: int) -> str | None:
+    """A route's destination as text ("prefix/len"); None for link-local and multicast ones,
+    which no PvD holds.  Cached: a thousand links share fe80::/64 and the like."""
+    dst_addr = rtnl.address(family, raw) if raw else ("0.0.0.0" if family == socket.AF_INET else "::")
+    net = ipaddress.ip_network(f"{dst_addr}/{dst_len}", strict=False)
+    if net.is_link_local or net.is_multicast:
+        return None
+    return str(net)
 
 
 # rtnetlink attribute numbers (<linux/if_link.h>, <linux/if_addr.h>, <linux/rtnetlink.h>,
@@ -150,23 +192,35 @@ def _addr_from_msg(ifa: bytes, attrs: rtnl.Attrs) -> Address | None:
                    valid_lifetime=None if valid in (None, INFINITY_LIFETIME) else valid)
 
 
-def _routes_from_msg(rtm: bytes, attrs: rtnl.Attrs) -> list[KRoute]:
-    family, dst_len, _src_len, _tos, header_table, proto, _scope, rtype, _flags = rtnl.RTMSG.unpack(rtm)
-    if rtype != RTN_UNICAST or family not in (socket.AF_INET, socket.AF_INET6):
-        return []
+def route_base(rtm: bytes, attrs: rtnl.Attrs) -> tuple[int, str, int] | None:
+    """(family, destination, metric) of a main-table route message of any type: what the
+    kernel replaces as one (NLM_F_REPLACE); None for other tables and other families."""
+    family, dst_len, _src_len, _tos, header_table, _proto, _scope, _rtype, _flags = rtnl.RTMSG.unpack(rtm)
+    if family not in (socket.AF_INET, socket.AF_INET6):
+        return None
     table = rtnl.u32(attrs[RTA_TABLE]) if RTA_TABLE in attrs else header_table
     if table != RT_TABLE_MAIN:
+        return None
+    dst = "default" if dst_len == 0 else _destination(family, attrs.get(RTA_DST, b""), dst_len)
+    if dst is None:
+        return None
+    return family, dst, rtnl.u32(attrs[RTA_PRIORITY]) if RTA_PRIORITY in attrs else 0
+
+
+def main_unicast(rtm: bytes) -> bool:
+    """A route header the main table's unicast routes can have (the rest is skipped unparsed;
+    a table above 255 says RT_TABLE_COMPAT here and its number in RTA_TABLE)."""
+    return rtm[7] == RTN_UNICAST and rtm[4] in (RT_TABLE_MAIN, RT_TABLE_COMPAT)
+
+
+def _routes_from_msg(rtm: bytes, attrs: rtnl.Attrs) -> list[KRoute]:
+    if rtm[7] != RTN_UNICAST:
         return []
-    if dst_len == 0:
-        dst = "default"
-    else:
-        dst_addr = rtnl.address(family, attrs[RTA_DST]) if RTA_DST in attrs else \
-            ("0.0.0.0" if family == socket.AF_INET else "::")
-        dst = str(ipaddress.ip_network(f"{dst_addr}/{dst_len}", strict=False))
-        net = ipaddress.ip_network(dst)
-        if net.is_link_local or net.is_multicast:
-            return []
-    metric = rtnl.u32(attrs[RTA_PRIORITY]) if RTA_PRIORITY in attrs else 0
+    base = route_base(rtm, attrs)
+    if base is None:
+        return []
+    family, dst, metric = base
+    proto = rtm[5]
     pref = Preference.from_bits(attrs[RTA_PREF][0] if attrs.get(RTA_PREF) else 0)  # ICMPV6_ROUTER_PREF_*
     expires = None
     if RTA_CACHEINFO in attrs and len(attrs[RTA_CACHEINFO]) >= 12:
@@ -187,50 +241,81 @@ def _routes_from_msg(rtm: bytes, attrs: rtnl.Attrs) -> list[KRoute]:
                    preference=pref, expires=expires) for gw, oif in hops]
 
 
+def _neighbour_from_msg(ndm: bytes, attrs: rtnl.Attrs) -> Neighbour | None:
+    family, index, _state, flags, _type = rtnl.NDMSG.unpack(ndm)
+    if family != socket.AF_INET6 or NDA_DST not in attrs:
+        return None
+    return Neighbour(index=index, address=rtnl.address(socket.AF_INET6, attrs[NDA_DST]),
+                     router=bool(flags & NTF_ROUTER))
+
+
+def dump_links(ipr: rtnl.Rtnl) -> dict[int, Link]:
+    links: dict[int, Link] = {}
+    for _kind, head, attrs in ipr.dump(rtnl.RTM_GETLINK, bytes(rtnl.IFINFOMSG.size), rtnl.IFINFOMSG.size):
+        link = _link_from_msg(head, attrs)
+        links[link.index] = link
+    return links
+
+
+def dump_addresses(ipr: rtnl.Rtnl) -> list[Address]:
+    found = []
+    for _kind, head, attrs in ipr.dump(rtnl.RTM_GETADDR, bytes(rtnl.IFADDRMSG.size), rtnl.IFADDRMSG.size):
+        addr = _addr_from_msg(head, attrs)
+        if addr is not None:
+            found.append(addr)
+    return found
+
+
+def dump_routes(ipr: rtnl.Rtnl, families: tuple[int, ...] = (socket.AF_INET, socket.AF_INET6)
+                ) -> list[KRoute]:
+    """The main table's unicast routes (the kernel filters by table when it checks dump
+    requests strictly; else the other tables' messages are skipped before parsing)."""
+    found: list[KRoute] = []
+    for family in families:
+        request = rtnl.RTMSG.pack(family, 0, 0, 0, RT_TABLE_MAIN if ipr.strict else 0, 0, 0, 0, 0)
+        for _kind, head, attrs in ipr.dump(rtnl.RTM_GETROUTE, request, rtnl.RTMSG.size, main_unicast):
+            found.extend(_routes_from_msg(head, attrs))
+    return found
+
+
+def dump_neighbours(ipr: rtnl.Rtnl) -> list[Neighbour]:
+    found = []
+    request = rtnl.NDMSG.pack(socket.AF_INET6, 0, 0, 0, 0)
+    for _kind, head, attrs in ipr.dump(rtnl.RTM_GETNEIGH, request, rtnl.NDMSG.size):
+        neighbour = _neighbour_from_msg(head, attrs)
+        if neighbour is not None:
+            found.append(neighbour)
+    return found
+
+
 def snapshot(ipr: rtnl.Rtnl | None = None) -> KernelState:
-    """Dump links, addresses, routes and neighbours of the current netns."""
+    """Dump links, addresses, routes and neighbours of the current netns: one dump per kind
+    (routes: one per family)."""
     own = ipr is None
     ipr = ipr or rtnl.Rtnl()
     try:
-        state = KernelState()
-        for _kind, head, attrs in ipr.dump(rtnl.RTM_GETLINK, bytes(rtnl.IFINFOMSG.size),
-                                           rtnl.IFINFOMSG.size):
-            link = _link_from_msg(head, attrs)
-            state.links[link.index] = link
-        for _kind, head, attrs in ipr.dump(rtnl.RTM_GETADDR, bytes(rtnl.IFADDRMSG.size),
-                                           rtnl.IFADDRMSG.size):
-            addr = _addr_from_msg(head, attrs)
-            if addr is not None:
-                state.addresses.append(addr)
-        for family in (socket.AF_INET, socket.AF_INET6):
-            request = rtnl.RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
-            for _kind, head, attrs in ipr.dump(rtnl.RTM_GETROUTE, request, rtnl.RTMSG.size):
-                state.routes.extend(_routes_from_msg(head, attrs))
-        request = rtnl.NDMSG.pack(socket.AF_INET6, 0, 0, 0, 0)
-        for _kind, head, attrs in ipr.dump(rtnl.RTM_GETNEIGH, request, rtnl.NDMSG.size):
-            _family, index, _state, flags, _type = rtnl.NDMSG.unpack(head)
-            if NDA_DST in attrs:
-                state.neighbours.append(Neighbour(index=index, address=rtnl.address(socket.AF_INET6, attrs[NDA_DST]),
-                                                  router=bool(flags & NTF_ROUTER)))
-        return state
+        return KernelState(links=dump_links(ipr), addresses=dump_addresses(ipr),
+                           routes=dump_routes(ipr), neighbours=dump_neighbours(ipr))
     finally:
         if own:
             ipr.close()
 
 
-def known_routers(state: KernelState, ifindex: int) -> set[str]:
-    """The routers the kernel knows on a link: link-local next hops of its IPv6 routes and
-    neighbours flagged as routers (RAs come from link-local addresses only)."""
-    found = {r.gateway for r in state.routes
-             if r.family == socket.AF_INET6 and r.oif == ifindex and r.gateway}
-    found |= {n.address for n in state.neighbours if n.index == ifindex and n.router}
-    return {a for a in found if ipaddress.IPv6Address(a.split("%", 1)[0]).is_link_local}
+def known_routers(objects: LinkObjects | None) -> set[str]:
+    """The routers the kernel knows on a link (its :class:`LinkObjects`): link-local next
+    hops of its IPv6 routes and neighbours flagged as routers (RAs come from link-local
+    addresses only)."""
+    if objects is None:
+        return set()
+    found = {r.gateway for r in objects.routes if r.family == socket.AF_INET6 and r.gateway}
+    found |= {n.address for n in objects.neighbours if n.router}
+    return {a for a in found if _link_local(a)}
 
 
-def ra_default_expiry(state: KernelState, ifindex: int, router: str) -> float | None:
+def ra_default_expiry(objects: LinkObjects | None, router: str) -> float | None:
     """Seconds left on the kernel's RA-learned default route via ``router`` on the link."""
-    for route in state.routes:
-        if (route.family == socket.AF_INET6 and route.dst == "default" and route.oif == ifindex
+    for route in objects.routes if objects is not None else ():
+        if (route.family == socket.AF_INET6 and route.dst == "default"
                 and route.gateway == router and route.proto == RTPROT_RA):
             return route.expires
     return None

@@ -53,6 +53,10 @@ def _uevent(ifname: str) -> dict[str, str]:
 
 def link_kind(link: Link) -> str | None:
     """The kind alias of a link: wifi, cellular, vpn, ethernet, or None."""
+    if link.link_kind is not None and link.link_kind != "wwan":
+        # a link made from an rtnetlink kind (veth, bridge, vlan, wireguard...) has no radio
+        # and no device behind it: no sysfs to read (a thousand veths cost 50 ms of it)
+        return "vpn" if link.link_kind in _VPN_KINDS else None
     base = os.path.join(SYSFS_NET, link.name)
     devtype = _uevent(link.name).get("DEVTYPE")
     if os.path.exists(os.path.join(base, "wireless")) or os.path.exists(os.path.join(base, "phy80211")) \

@@ -39,7 +39,7 @@ def parse_datagram(data: bytes) -> tuple[list[UserOption], bool]:
         if length < _NLMSG_HDR.size or offset + length > len(data):
             break
         if msg_type == RTM_NEWNDUSEROPT:
-            parsed = _parse_useropt(data[offset + _NLMSG_HDR.size:offset + length])
+            parsed = parse_useropt(data[offset + _NLMSG_HDR.size:offset + length])
             if parsed is not None:
                 found.append(parsed)
         else:
@@ -48,7 +48,8 @@ def parse_datagram(data: bytes) -> tuple[list[UserOption], bool]:
     return found, other
 
 
-def _parse_useropt(body: bytes) -> UserOption | None:
+def parse_useropt(body: bytes) -> UserOption | None:
+    """One RTM_NEWNDUSEROPT message's body (after the netlink header), or None if malformed."""
     if len(body) < _NDUSEROPT.size:
         return None
     family, _pad1, opts_len, ifindex, icmp_type, _code, _pad2, _pad3 = _NDUSEROPT.unpack_from(body)

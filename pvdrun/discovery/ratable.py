@@ -157,11 +157,29 @@ class RaTable:
     routers: dict[tuple[int, str], RouterRecord] = field(default_factory=dict)
     explicit: dict[tuple[int, str], ExplicitRecord] = field(default_factory=dict)
     generations: dict[tuple[int, str], int] = field(default_factory=dict)
+    #: the links whose records may have changed since :meth:`take_changed`
+    changed: set[int] = field(default_factory=set, compare=False, repr=False)
+
+    def take_changed(self) -> set[int]:
+        """The links whose records may have changed since the last call."""
+        changed, self.changed = self.changed, set()
+        return changed
+
+    def per_link(self) -> dict[int, tuple[list[RouterRecord], list[ExplicitRecord]]]:
+        """Every link's router records and explicit PvDs (as :meth:`routers_on` and
+        :meth:`explicit_on` give them), in one pass over the table."""
+        found: dict[int, tuple[list[RouterRecord], list[ExplicitRecord]]] = {}
+        for (ifindex, _), record in sorted(self.routers.items()):
+            found.setdefault(ifindex, ([], []))[0].append(record)
+        for (ifindex, _), erecord in sorted(self.explicit.items()):
+            found.setdefault(ifindex, ([], []))[1].append(erecord)
+        return found
 
     def add(self, heard: HeardRa, now: float | None = None) -> None:
         """Merge one heard RA."""
         now = time.monotonic() if now is None else now
         info = heard.info
+        self.changed.add(heard.ifindex)
         key = (heard.ifindex, heard.source)
         if key not in self.routers and self._count(self.routers, heard.ifindex) >= MAX_PER_LINK:
             log.warning("RA from %s on ifindex %d ignored: already %d routers on that link",
@@ -196,8 +214,11 @@ class RaTable:
             self.routers[key] = record
         else:
             self.routers.pop(key, None)
-        return (set(record.options.rdnss), set(record.options.dnssl)) != \
+        changed = (set(record.options.rdnss), set(record.options.dnssl)) != \
             (set(before[0]), set(before[1]))
+        if changed:
+            self.changed.add(ifindex)
+        return changed
 
     def _add_pvd(self, heard: HeardRa, pvd: PvdOption, now: float) -> None:
         key = (heard.ifindex, pvd.pvd_id)
@@ -240,14 +261,20 @@ class RaTable:
         now = time.monotonic() if now is None else now
         changed = False
         for key, record in list(self.routers.items()):
-            changed |= record.options.expire(now)
+            gone = record.options.expire(now)
             if not record.options.alive():
                 del self.routers[key]
+                gone = True
+            if gone:
+                self.changed.add(key[0])
                 changed = True
         for key, erecord in list(self.explicit.items()):
-            changed |= erecord.options.expire(now)
+            gone = erecord.options.expire(now)
             if not erecord.options.alive():
                 self._drop_explicit(key)
+                gone = True
+            if gone:
+                self.changed.add(key[0])
                 changed = True
         return changed
 
@@ -259,6 +286,8 @@ class RaTable:
         ekeys = [k for k in self.explicit if k[0] == ifindex]
         for key in ekeys:  # no generation bump: the new carrier count changes the handle
             del self.explicit[key]
+        if keys or ekeys:
+            self.changed.add(ifindex)
         return bool(keys or ekeys)
 
     def next_expiry(self) -> float:
