@@ -15,10 +15,11 @@ from typing import Any, Protocol
 
 from pvdrun.daemon.protocol import (E_AMBIGUOUS, E_BAD_REQUEST, E_CANNOT_HONOUR, E_FORBIDDEN, E_UNAVAILABLE, E_UNKNOWN_OP,
                                     E_UNKNOWN_PVD, error_reply, ok_reply)
-from pvdrun.discovery.events import snapshot_event
+from pvdrun.daemon.protocol import encode
+from pvdrun.discovery.events import Table
 from pvdrun.discovery.names import PvdLookupError, lookup
 from pvdrun.launch_rules import refusal, scope_line
-from pvdrun.model import NULL_PVD_NAME, Pvd, default_of
+from pvdrun.model import NULL_PVD_NAME, Pvd
 from pvdrun.routing.marking import MarkRefused, NotAllowed, UnknownHandle, mark_socket
 from pvdrun.routing.policy import Credentials, peer_credentials
 from pvdrun.strict.service import EnterRefused, Forbidden, StrictService, peer_pidfd
@@ -31,6 +32,8 @@ Reply = dict[str, Any]
 class Lookups(Protocol):
     """The resolver worker (pvdrun.daemon.resolving.ResolveWorker)."""
 
+    def cached(self, pvd: Pvd, host: str, rdtype: str) -> bytes | None: ...
+
     def submit(self, token: object, pvd: Pvd, host: str, rdtype: str) -> None: ...
 
 
@@ -39,6 +42,9 @@ class Served(Protocol):
 
     @property
     def pvds(self) -> list[Pvd]: ...
+
+    @property
+    def table(self) -> Table: ...
 
     @property
     def worker(self) -> Lookups: ...
@@ -59,7 +65,7 @@ class Caller(Protocol):
     fds: list[int]
 
 
-Handler = Callable[[Served, Caller, dict[str, Any]], "Reply | None"]
+Handler = Callable[[Served, Caller, dict[str, Any]], "Reply | bytes | None"]
 
 
 def _lookup_error(exc: PvdLookupError) -> Reply:
@@ -73,10 +79,15 @@ def _strict_status(daemon: Served) -> dict[str, Any]:
     return {"available": True, "processes": daemon.strict.counts(daemon.pvds)}
 
 
-def _list(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
-    default = default_of(daemon.pvds)
-    return ok_reply("list", pvds=[p.to_dict() for p in daemon.pvds],
-                    default=default.pvd_id if default else None, strict=_strict_status(daemon))
+def _list(daemon: Served, conn: Caller, request: dict[str, Any]) -> bytes:
+    """The table as encoded once per table (a thousand PvDs take milliseconds to encode),
+    with strict mode's status, which changes without it, added to each reply."""
+    table = daemon.table
+    head = table.encoded.get("list")
+    if head is None:
+        whole = encode(ok_reply("list", pvds=list(table.dicts.values()), default=table.default))
+        head = table.encoded["list"] = whole[:-2]  # without its closing "}\n"
+    return head + b',"strict":' + encode(_strict_status(daemon))[:-1] + b"}\n"
 
 
 def _get(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
@@ -87,7 +98,7 @@ def _get(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
         pvd = lookup(daemon.pvds, name)
     except PvdLookupError as exc:
         return _lookup_error(exc)
-    return ok_reply("get", pvd=pvd.to_dict())
+    return ok_reply("get", pvd=daemon.table.dicts.get(pvd.pvd_id) or pvd.to_dict())
 
 
 def _scope(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
@@ -113,18 +124,19 @@ def _scope(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
 
 
 def _default_op(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
-    default = default_of(daemon.pvds)
-    return ok_reply("default", pvd=default.to_dict() if default else None)
+    default = daemon.table.default
+    return ok_reply("default", pvd=daemon.table.dicts.get(default) if default else None)
 
 
 def _subscribe(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
     conn.subscribed = True
-    return ok_reply("subscribe", **snapshot_event(daemon.pvds))
+    return ok_reply("subscribe", **daemon.table.snapshot_event())
 
 
-def _resolve(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply | None:
-    """{"name": PVD, "host": HOST, "type": "A"}: handed to the worker; the connection waits
-    (later requests stay queued, replies in order)."""
+def _resolve(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply | bytes | None:
+    """{"name": PVD, "host": HOST, "type": "A"}: answered here when the cache knows it (no
+    thread involved; the reply line comes encoded); otherwise handed to the worker, and the
+    connection waits (later requests, cache hits included, stay queued: replies in order)."""
     name, host, rdtype = request.get("name"), request.get("host"), request.get("type", "A")
     if not (isinstance(name, str) and isinstance(host, str) and isinstance(rdtype, str)
             and name and host and rdtype):
@@ -134,8 +146,12 @@ def _resolve(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply | N
         pvd = lookup(daemon.pvds, name)
     except PvdLookupError as exc:
         return _lookup_error(exc)
+    rdtype = rdtype.upper()
+    reply = daemon.worker.cached(pvd, host, rdtype)
+    if reply is not None:
+        return reply
     conn.busy = True
-    daemon.worker.submit(conn, pvd, host, rdtype.upper())
+    daemon.worker.submit(conn, pvd, host, rdtype)
     return None
 
 
@@ -231,8 +247,9 @@ HANDLERS: dict[str, Handler] = {
 OPS = tuple(HANDLERS)
 
 
-def handle(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply | None:
-    """The reply to one well-formed request (None: it comes later)."""
+def handle(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply | bytes | None:
+    """The reply to one well-formed request (bytes: its line, already encoded; None: it comes
+    later)."""
     op = request.get("op")
     handler = HANDLERS.get(op) if isinstance(op, str) else None
     if handler is None:

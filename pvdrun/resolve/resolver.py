@@ -16,7 +16,8 @@ from __future__ import annotations
 import ipaddress
 import socket
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from typing import Sequence
 
 import dns.exception
 import dns.flags
@@ -27,6 +28,7 @@ import dns.rcode
 import dns.rdatatype
 
 from pvdrun.model import Pvd
+from pvdrun.resolve.answer import Answer
 from pvdrun.resolve.cache import DnsCache
 from pvdrun.resolve.errors import (BAD_NAME, NO_SERVER, NODATA, NXDOMAIN, SERVFAIL, TIMEOUT,
                                    ResolveError)
@@ -48,26 +50,34 @@ class ResolverOptions:
     ndots: int = DEFAULT_NDOTS
 
 
-@dataclass
-class Answer:
-    """A positive answer: records of ``rdtype`` at the end of the CNAME chain."""
-
-    qname: str                     # the candidate that answered (search applied)
-    rdtype: str
-    canonical_name: str
-    ttl: int
-    records: list[str] = field(default_factory=list)  # presentation text
-    server: str | None = None      # the PvD server that answered (None: from cache, or no DNS)
-    source: str = "dns"            # dns, files (/etc/hosts) or literal (an IP address, no query)
-
-    def to_dict(self) -> dict[str, object]:
-        return {"qname": self.qname, "type": self.rdtype, "canonical_name": self.canonical_name,
-                "ttl": self.ttl, "records": list(self.records), "server": self.server,
-                "source": self.source}
-
-
 def _text(name: dns.name.Name) -> str:
     return name.to_text(omit_final_dot=True)
+
+
+def search_candidates(host: str, search_domains: Sequence[str], ndots: int) -> list[str]:
+    """The names res_search(3) tries for ``host``, in order; ResolveError(BAD_NAME) when it is
+    not a name."""
+    if not host or len(host) > 253 or ".." in host or host.startswith("."):
+        raise ResolveError(BAD_NAME, f"not a valid DNS name: {host!r}")
+    if host.endswith("."):
+        return [host]
+    searched = [f"{host}.{domain.rstrip('.')}" for domain in search_domains
+                if len(host) + 1 + len(domain.rstrip(".")) <= 253]
+    return [host, *searched] if host.count(".") >= ndots else [*searched, host]
+
+
+#: Failures that end a search at once (res_search stops on them).
+SEARCH_ENDERS = (TIMEOUT, NO_SERVER, BAD_NAME)
+
+
+def search_failure(host: str, pvd_id: str, seen: list[ResolveError]) -> ResolveError:
+    """Why a search whose every candidate failed with ``seen`` failed: NODATA when some
+    candidate exists, SERVFAIL when one failed, else NXDOMAIN."""
+    for kind in (NODATA, SERVFAIL):
+        for exc in seen:
+            if exc.kind == kind:
+                return exc
+    return ResolveError(NXDOMAIN, f"{host}: no such name in PvD {pvd_id}")
 
 
 class PvdResolver:
@@ -144,14 +154,7 @@ class PvdResolver:
     # -- search ------------------------------------------------------------
     def candidates(self, host: str) -> list[str]:
         """The names res_search(3) would try for ``host``, in order."""
-        if not host or len(host) > 253 or ".." in host or host.startswith("."):
-            raise ResolveError(BAD_NAME, f"not a valid DNS name: {host!r}")
-        if host.endswith("."):
-            return [host]
-        as_is_first = host.count(".") >= self.options.ndots
-        searched = [f"{host}.{domain.rstrip('.')}" for domain in self.pvd.search_domains
-                    if len(host) + 1 + len(domain.rstrip(".")) <= 253]
-        return [host, *searched] if as_is_first else [*searched, host]
+        return search_candidates(host, self.pvd.search_domains, self.options.ndots)
 
     def _lookup_candidate(self, qname: str, rdtype: str) -> Answer:
         if self.cache is not None:
@@ -215,14 +218,10 @@ class PvdResolver:
             try:
                 return self._lookup_candidate(qname, rdtype)
             except ResolveError as exc:
-                if exc.kind in (TIMEOUT, NO_SERVER, BAD_NAME):
+                if exc.kind in SEARCH_ENDERS:
                     raise
                 seen.append(exc)
-        for kind in (NODATA, SERVFAIL):
-            for exc in seen:
-                if exc.kind == kind:
-                    raise exc
-        raise ResolveError(NXDOMAIN, f"{host}: no such name in PvD {self.pvd.pvd_id}")
+        raise search_failure(host, self.pvd.pvd_id, seen)
 
     def addresses(self, host: str, family: int = 0) -> list[str]:
         """Addresses of ``host`` (family 0: both, or 4 or 6), in RFC 6724 order from the PvD."""

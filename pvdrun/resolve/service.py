@@ -3,8 +3,10 @@
 pvdd keeps one :class:`PvdResolverService`, calls :meth:`sync` with its
 whole PvD table whenever the table changes (a PvD whose DNS configuration
 changed is flushed, a PvD that disappeared is forgotten), and answers
-lookups with :meth:`resolve` / :meth:`addresses`.  Integration into pvdd's
-protocol is the pvdd owner's (see docs/resolution.md).
+lookups with :meth:`resolve` / :meth:`addresses`.  :meth:`cached` is what
+:meth:`resolve` would answer from the cache alone, without a query: pvdd answers
+those in its event loop (pvdrun/daemon/resolving.py), and only the rest in its
+thread pool.
 """
 from __future__ import annotations
 
@@ -12,7 +14,9 @@ from typing import Iterable
 
 from pvdrun.model import Pvd
 from pvdrun.resolve.cache import DnsCache
-from pvdrun.resolve.resolver import Answer, PvdResolver, ResolverOptions
+from pvdrun.resolve.errors import ResolveError
+from pvdrun.resolve.resolver import (SEARCH_ENDERS, Answer, PvdResolver, ResolverOptions, search_candidates,
+                                     search_failure)
 
 
 class PvdResolverService:
@@ -47,3 +51,31 @@ class PvdResolverService:
 
     def addresses(self, pvd: Pvd, host: str, family: int = 0) -> list[str]:
         return self.resolver(pvd).addresses(host, family)
+
+    def cached(self, pvd: Pvd, host: str, rdtype: str) -> tuple[Answer, int] | ResolveError | None:
+        """What :meth:`resolve` of ``host`` would give, when the cache alone knows it (no
+        query): ``(answer, seconds left)`` -- the cached answer itself, not a copy: do not change
+        it; a reply says ``server`` None and the seconds left as ``ttl`` -- or the failure of
+        the whole search; None when some name of the search is not cached (or expired).
+
+        ``rdtype`` is a type's canonical name (``A``, ``AAAA``, ``MX``...): the cache is keyed
+        by those, so another spelling finds nothing and goes to :meth:`resolve`.  The PvD is
+        not observed here (:meth:`sync` does that with every new table)."""
+        try:
+            names = search_candidates(host, pvd.search_domains, self.options.ndots)
+        except ResolveError:
+            return None  # not a name: resolve() says so, as for any other miss
+        seen: list[ResolveError] = []
+        for qname in names:
+            hit = self.cache.get_with_ttl(pvd.pvd_id, qname, rdtype)
+            if hit is None:
+                return None
+            value = hit[0]
+            if isinstance(value, Answer):
+                return value, hit[1]  # type: ignore[return-value]
+            if not isinstance(value, ResolveError):
+                return None
+            if value.kind in SEARCH_ENDERS:
+                return value
+            seen.append(value)
+        return search_failure(host, pvd.pvd_id, seen)
