@@ -8,7 +8,7 @@ DEB_COMMANDS := ip dnsmasq tcpdump curl wget socat nc dig pkill cc nft ping nscd
 # Perl modules the tests use (a package above provides each; checked like the commands).
 DEB_PERL_MODULES := Net::DNS
 
-.PHONY: all install deps test test-asan bench shim shim-asan clean
+.PHONY: all install deps test test-asan bench shim launcher shim-asan clean
 
 all: install
 
@@ -38,6 +38,11 @@ SHIM_INCLUDES := $(foreach d,$(SHIM_INCLUDE_DIRS),-I$(CURDIR)/shim/$(d))
 shim:
 	mkdir -p build
 	$(CC) -O2 -g $(SHIM_CFLAGS) $(SHIM_INCLUDES) -Werror -shared -o build/libpvdshim.so $(SHIM_SOURCES) $(SHIM_LDFLAGS)
+
+# The native launcher (the installed `pvdrun`) alone, with -Werror, for the same loop.
+launcher:
+	mkdir -p build
+	$(CC) -O2 -g $(LAUNCHER_CFLAGS) -Werror -o build/pvdrun $(wildcard launcher/*.c)
 
 # The shim built with AddressSanitizer and UBSan, in build/asan/ (docs/testing.md).  It carries
 # its sanitizer runtime (libasan.a whole, and UBSan's handlers from libubsan.a, sharing ASan's
@@ -84,11 +89,11 @@ bench: deps
 	$(PIP) install -q .
 	$(PYTHON) bench/run.py
 
-# Coverage-guided fuzzing of the shim's C parsers (docs/testing.md, "Fuzzing"): each libFuzzer
+# Coverage-guided fuzzing of the shim's and the native launcher's C parsers (docs/testing.md, "Fuzzing"): each libFuzzer
 # harness of fuzz/ runs FUZZ_SECONDS from its seeds; a crash fails.  Needs clang, installed
 # when missing (root only, like `deps`).
 FUZZ_SECONDS ?= 60
-FUZZ_HARNESSES ?= scope_parse dns_scope dns_wire dns_hosts cmsg
+FUZZ_HARNESSES ?= scope_parse dns_scope dns_wire dns_hosts cmsg launcher
 .PHONY: fuzz fuzz-deps
 
 fuzz: fuzz-deps

@@ -26,6 +26,8 @@ case $name in
   dns_hosts)   sources="dns_hosts.c dns_wire.c"; shim_flags="-Dfopen=pvd_fuzz_fopen" ;;
   # options.c (the check) and sockaddr.c, with fuzz/cmsg_stubs.c for the rest of the shim
   cmsg)        sources="options.c sockaddr.c scope_parse.c" ;;
+  # the native launcher's parsers: pvdd's reply (pvdd.c) and the ELF reading (program.c)
+  launcher)    sources="pvdd.c program.c" ;;
   *) echo "fuzz/build.sh: unknown harness '$name'" >&2; exit 2 ;;
 esac
 # The shim's one logging function (log.c, libc only), for the sources that report something.
@@ -36,6 +38,7 @@ esac
 # The shim's header folders, as shim/flags.mk lists them (SHIM_INCLUDE_DIRS).
 includes=""
 for d in $(sed -n 's/^SHIM_INCLUDE_DIRS *= *//p' "$root/shim/flags.mk"); do includes="$includes -I$root/shim/$d"; done
+includes="$includes -I$root/launcher"
 common="-std=gnu11 -g -O1 -Wall -Wextra -D_GNU_SOURCE -fno-omit-frame-pointer $includes"
 case $mode in
   fuzzer)
@@ -59,8 +62,8 @@ trap 'rm -rf "$tmp"' EXIT
 objs=""
 for s in $sources; do
   o="$tmp/${s%.c}.o"
-  src=$(find "$root/shim" -name "$s" -type f)
-  [ -n "$src" ] || { echo "fuzz/build.sh: no shim source $s" >&2; exit 2; }
+  src=$(find "$root/shim" "$root/launcher" -name "$s" -type f)
+  [ -n "$src" ] || { echo "fuzz/build.sh: no source $s in shim/ or launcher/" >&2; exit 2; }
   # shellcheck disable=SC2086
   $cc $common $obj_san $shim_flags -c -o "$o" "$src"
   objs="$objs $o"

@@ -2,8 +2,9 @@
  *
  * The launcher's whole job on its fast path: recognise the launcher form, find CMD as execvp
  * would, see that the shim can hold it (a dynamic, non-Go ELF program the loader preloads),
- * ask pvdd for the PvD's scope line (op "scope"), give a root launch the PvD's resolv.conf,
- * and exec CMD with PVDRUN_SCOPE and LD_PRELOAD.  Anything else, and every failure before the
+ * ask pvdd for the PvD's scope line (op "scope") and, with --strict, to move it into the PvD's
+ * cgroup (op "strict"), give a root launch the PvD's resolv.conf, and exec CMD with
+ * PVDRUN_SCOPE and LD_PRELOAD.  Anything else, and every failure before the
  * exec, hands the same argument vector to the Python command line (pvdrun-cli beside this
  * program), which does everything, says what went wrong and exits with the documented status:
  * the native launcher never prints an error of its own and never refuses anything itself.
@@ -35,10 +36,20 @@ int find_program(const char *name, const char *search_path, char *out, size_t ou
  * needs no interpreter or message), 0 for anything else. */
 int surely_preloadable(const char *path);
 
-/* Ask pvdd (socket_path) for the scope line and resolv.conf of the PvD name; 0 on an ok reply,
- * -1 otherwise (no pvdd, an error reply, anything unexpected). */
-int ask_scope(const char *socket_path, const char *name, char *scope, size_t scope_len,
-              char *resolv_conf, size_t resolv_len);
+/* Its pure part (fuzzed): 1 when the ELF image d[0, len) has a PT_INTERP header and no Go
+ * section or Go build-ID note, 0 for anything else (including anything malformed). */
+int elf_surely_dynamic(const unsigned char *d, size_t len);
+
+/* A connection to pvdd at socket_path (close-on-exec), or -1. */
+int pvdd_connect(const char *socket_path);
+
+/* Ask pvdd on fd for the scope line and resolv.conf of the PvD name; 0 on an ok reply, -1
+ * otherwise (pvdd gone, an error reply, anything unexpected). */
+int ask_scope(int fd, const char *name, char *scope, size_t scope_len, char *resolv_conf, size_t resolv_len);
+
+/* Ask pvdd on fd to move this process into the PvD name's strict cgroup (op "strict": pvdd
+ * moves the peer of the connection); 0 when it did, -1 otherwise. */
+int ask_strict(int fd, const char *name);
 
 /* Pure helpers of ask_scope (tested and fuzzable): the JSON escape of s into out; the
  * unescaped value of the string member key of a flat JSON object line.  0 or -1. */

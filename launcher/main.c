@@ -163,8 +163,8 @@ static const char *fast_launch(const char *dir, int argc, char **argv)
         trace("launcher form: pvd=<%s> socket=<%s> strict=%d command=%s", args.pvd_name,
               args.socket ? args.socket : "", args.strict, words);
     }
-    if (args.strict == 1 || strcmp(args.pvd_name, NULL_PVD) == 0)
-        return "strict mode or the null PvD";
+    if (strcmp(args.pvd_name, NULL_PVD) == 0)
+        return "the null PvD";
     if (preloads_shim(getenv(PRELOAD_ENV)))
         return "inside an outer pvdrun";
     if (find_program(args.command[0], getenv("PATH"), program, sizeof program) < 0)
@@ -177,8 +177,16 @@ static const char *fast_launch(const char *dir, int argc, char **argv)
     const char *path = socket ? socket : getenv(SOCKET_ENV);
     if (!path || !*path)
         path = DEFAULT_SOCKET;
-    if (ask_scope(path, args.pvd_name, scope, sizeof scope, resolv, sizeof resolv) < 0)
+    int fd = pvdd_connect(path);
+    if (fd < 0 || ask_scope(fd, args.pvd_name, scope, sizeof scope, resolv, sizeof resolv) < 0) {
+        if (fd >= 0)
+            close(fd);
         return "pvdd gave no scope for the PvD";
+    }
+    int held = args.strict == 1 ? ask_strict(fd, args.pvd_name) : 0;
+    close(fd);
+    if (held < 0)
+        return "pvdd did not hold the launcher in strict mode";
     const char *skip = getenv("PVDRUN_NO_RESOLV_CONF");
     if (geteuid() == 0 && !(skip && strcmp(skip, "1") == 0) && private_resolv_conf(resolv) < 0)
         return "private resolv.conf failed";

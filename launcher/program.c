@@ -76,8 +76,7 @@ static int go_section(const char *name, size_t room)
     return 0;
 }
 
-/* 1: dynamic and not Go; 0: anything else. */
-static int elf_dynamic_not_go(const unsigned char *d, size_t len)
+int elf_surely_dynamic(const unsigned char *d, size_t len)
 {
     if (len < 64 || memcmp(d, ELFMAG, SELFMAG) != 0 || d[EI_DATA] != ELFDATA2LSB)
         return 0;
@@ -144,7 +143,7 @@ int surely_preloadable(const char *path)
         size_t len = (size_t)st.st_size;
         void *map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
         if (map != MAP_FAILED) {
-            ok = elf_dynamic_not_go(map, len);
+            ok = elf_surely_dynamic(map, len);
             munmap(map, len);
         }
     }

@@ -87,8 +87,7 @@ static int remaining_ms(const struct timespec *deadline)
     return ms < 0 ? 0 : (int)ms;
 }
 
-/* The reply line (NUL-terminated in buf), or -1: no pvdd, a timeout, no whole line. */
-static ssize_t exchange(const char *path, const char *request, char *buf, size_t buflen)
+int pvdd_connect(const char *path)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     if (strlen(path) >= sizeof sun.sun_path)
@@ -99,66 +98,89 @@ static ssize_t exchange(const char *path, const char *request, char *buf, size_t
         return -1;
     struct timeval tv = {.tv_sec = TIMEOUT_MS / 1000};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    ssize_t result = -1;
     int rc;
     while ((rc = connect(fd, (struct sockaddr *)&sun, sizeof sun)) < 0 && errno == EINTR)
         ;
+    if (rc < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* Send request on fd and read the reply line (NUL-terminated in buf, its length), or -1: a
+ * timeout, pvdd gone, no whole line within buflen. */
+static ssize_t exchange(int fd, const char *request, char *buf, size_t buflen)
+{
     size_t want = strlen(request), sent = 0;
-    while (rc == 0 && sent < want) {
+    while (sent < want) {
         ssize_t n = send(fd, request + sent, want - sent, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            rc = -1;
-        else
-            sent += (size_t)n;
+            return -1;
+        sent += (size_t)n;
     }
     struct timespec deadline;
     clock_gettime(CLOCK_MONOTONIC, &deadline);
     deadline.tv_sec += TIMEOUT_MS / 1000;
     size_t len = 0;
-    while (rc == 0 && len + 1 < buflen) {
+    while (len + 1 < buflen) {
         struct pollfd pfd = {.fd = fd, .events = POLLIN};
         int ready = poll(&pfd, 1, remaining_ms(&deadline));
         if (ready < 0 && errno == EINTR)
             continue;
         if (ready <= 0)
-            break;
+            return -1;
         ssize_t n = recv(fd, buf + len, buflen - 1 - len, 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            break;
+            return -1;
         char *nl = memchr(buf + len, '\n', (size_t)n);
         len += (size_t)n;
         if (nl) {
             *nl = '\0';
-            result = nl - buf;
-            break;
+            return nl - buf;
         }
     }
-    close(fd);
-    return result;
+    return -1;
 }
 
-int ask_scope(const char *socket_path, const char *name, char *scope, size_t scope_len,
-              char *resolv_conf, size_t resolv_len)
+/* An op's ok reply to {"v":1,"op":OP,"name":NAME} in reply (REPLY_MAX), its length; or -1. */
+static ssize_t ask(int fd, const char *op, const char *name, char *reply)
 {
     char escaped[1024], request[1200];
     if (json_escape(name, escaped, sizeof escaped) < 0)
         return -1;
-    snprintf(request, sizeof request, "{\"v\":1,\"op\":\"scope\",\"name\":\"%s\"}\n", escaped);
+    snprintf(request, sizeof request, "{\"v\":1,\"op\":\"%s\",\"name\":\"%s\"}\n", op, escaped);
+    ssize_t len = exchange(fd, request, reply, REPLY_MAX);
+    char ok[64];
+    int n = snprintf(ok, sizeof ok, "{\"v\":1,\"ok\":true,\"op\":\"%s\",", op);
+    if (len > 0 && strncmp(reply, ok, (size_t)n) == 0)
+        return len;
+    trace("pvdd's reply to %s: %.200s", op, len > 0 ? reply : "(none)");
+    return -1;
+}
+
+int ask_scope(int fd, const char *name, char *scope, size_t scope_len, char *resolv_conf, size_t resolv_len)
+{
     char *reply = malloc(REPLY_MAX);
     if (!reply)
         return -1;
-    ssize_t len = exchange(socket_path, request, reply, REPLY_MAX);
-    int rc = -1;
-    if (len > 0 && strncmp(reply, "{\"v\":1,\"ok\":true,\"op\":\"scope\",", 30) == 0 &&
-        json_member(reply, (size_t)len, "scope", scope, scope_len) == 0 && scope[0] &&
-        json_member(reply, (size_t)len, "resolv_conf", resolv_conf, resolv_len) == 0)
-        rc = 0;
-    else
-        trace("pvdd's reply: %.200s", len > 0 ? reply : "(none)");
+    ssize_t len = ask(fd, "scope", name, reply);
+    int rc = len > 0 && json_member(reply, (size_t)len, "scope", scope, scope_len) == 0 && scope[0] &&
+             json_member(reply, (size_t)len, "resolv_conf", resolv_conf, resolv_len) == 0 ? 0 : -1;
+    free(reply);
+    return rc;
+}
+
+int ask_strict(int fd, const char *name)
+{
+    char *reply = malloc(REPLY_MAX);
+    if (!reply)
+        return -1;
+    int rc = ask(fd, "strict", name, reply) > 0 ? 0 : -1;
     free(reply);
     return rc;
 }
