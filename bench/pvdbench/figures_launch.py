@@ -82,14 +82,20 @@ print(json.dumps(records))
 """
 
 
-def launcher_works(ctx: BenchContext, socket_path: str) -> None:
-    """NotMeasured unless `pvdrun --pvd IF true` succeeds in the client namespace."""
-    argv = [ctx.pvdrun_bin(), "--pvd", ctx.lab.client_if, "true"]
+def launcher_works(ctx: BenchContext, socket_path: str, *options: str) -> str:
+    """NotMeasured unless `pvdrun --pvd IF [OPTIONS] true` succeeds in the client namespace;
+    a note saying which launcher ran it (the native launcher's last PVDRUN_LAUNCHER_TRACE line:
+    `exec ...` when it ran the launch itself, else why it handed it to pvdrun-cli)."""
+    argv = ["env", "PVDRUN_LAUNCHER_TRACE=1", ctx.pvdrun_bin(), "--pvd", ctx.lab.client_if, *options, "true"]
     proc = run(in_netns(ctx.lab.client_ns, argv, ctx.pvdrun_env(socket_path)), check=False)
     if proc.returncode != 0:
         message = (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
         raise NotMeasured(f"`pvdrun --pvd {ctx.lab.client_if} true` fails here "
                           f"(exit {proc.returncode}): {message}")
+    traced = [line for line in proc.stderr.splitlines() if line.startswith("pvdrun: native launcher: ")]
+    if not traced:
+        return "pvdrun is not the native launcher here (no PVDRUN_LAUNCHER_TRACE line)"
+    return f"checked before the rounds, with PVDRUN_LAUNCHER_TRACE=1: `{traced[-1]}`"
 
 
 def measure_launch(ctx: BenchContext) -> list[Figure]:
@@ -116,13 +122,13 @@ def measure_launch(ctx: BenchContext) -> list[Figure]:
         try:
             if with_daemon:
                 with RunningDaemon(ctx, ctx.lab.client_ns, "launch") as daemon:
-                    launcher_works(ctx, daemon.path)
+                    fig.notes.append(launcher_works(ctx, daemon.path))
                     commands["pvdrun"] = pvdrun
                     results = hyperfine_rounds(ctx.lab.client_ns, commands, ctx.rounds,
                                                RUNS_PER_ROUND[with_daemon], ctx.lab.workdir,
                                                ctx.pvdrun_env(daemon.path), retries=fig.notes)
             else:
-                launcher_works(ctx, no_daemon_socket)
+                fig.notes.append(launcher_works(ctx, no_daemon_socket))
                 commands["pvdrun"] = pvdrun
                 results = hyperfine_rounds(ctx.lab.client_ns, commands, ctx.rounds,
                                            RUNS_PER_ROUND[with_daemon], ctx.lab.workdir,

@@ -29,6 +29,7 @@ from pvdbench.daemon import RunningDaemon
 from pvdbench.figure import Figure, Goal, NotMeasured, Series, interleave, not_measured, verdict
 from pvdbench.figures_calls import (CALL_ROUNDS_FACTOR, CALL_SPECS, CallSpec, add_native, add_shim, calls_argv,
                                     one_run, ratio_verdict)
+from pvdbench.figures_launch import launcher_works
 from pvdbench.hyperfine import hyperfine_rounds
 from pvdbench.lab import SERVER_ADDR, SINK_PORT
 from pvdbench.proc import CommandFailed, in_netns, run
@@ -204,6 +205,7 @@ def measure_strict_launch(ctx: BenchContext, lab: StrictLab) -> Figure:
               "median"),
         comparisons=[("pvdrun --strict", "ip netns exec"), ("pvdrun --strict", "pvdrun"),
                      ("pvdrun", "ip netns exec"), ("ip netns exec", "true")])
+    fig.notes.append(launcher_works(ctx, lab.daemon.path, "--strict"))
     results = hyperfine_rounds(ctx.lab.client_ns, commands, ctx.rounds, LAUNCH_RUNS,
                                ctx.lab.workdir, ctx.pvdrun_env(lab.daemon.path), retries=fig.notes)
     fig.series = [Series(name, labels[name], values, LAUNCH_RUNS) for name, values in results.items()]
