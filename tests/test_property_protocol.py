@@ -43,11 +43,22 @@ request_lines = (st.binary(max_size=200).map(lambda b: b.replace(b"\n", b""))
                  | json_values.map(lambda v: json.dumps(v).encode()))
 
 
+class _Held:
+    """A connection that holds ``data`` and then is closed (no socket)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.stream = io.BytesIO(data)
+
+    def recv(self, size: int) -> bytes:
+        return self.stream.read(size)
+
+
 def reading(data: bytes) -> Client:
     """A Client whose connection holds ``data`` (no socket)."""
     client = Client.__new__(Client)
     client.path = "/run/pvd/test.sock"
-    client._file = io.BytesIO(data)  # type: ignore[attr-defined]
+    client.sock = _Held(data)  # type: ignore[assignment]
+    client._buffer = bytearray()
     return client
 
 

@@ -8,6 +8,7 @@ a reply holds ``"scope":"..."`` literally, which the shim's C API extracts.
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import socket
@@ -44,6 +45,10 @@ class DaemonUnavailable(OSError):
     """pvdd's socket does not answer."""
 
 
+class ConnectionLost(DaemonUnavailable):
+    """pvdd closed or reset a connection that was open (it stopped, or was restarted)."""
+
+
 class DaemonError(Exception):
     """pvdd answered with ok=false."""
 
@@ -51,6 +56,7 @@ class DaemonError(Exception):
         self.code = str(error.get("code", ""))
         self.message = str(error.get("message", ""))
         self.candidates = [str(c) for c in error.get("candidates", [])]
+        self.kind = str(error.get("kind", ""))  # resolve_failed: why (docs/resolution.md)
         super().__init__(f"{self.code}: {self.message}")
 
 
@@ -100,6 +106,18 @@ def error_reply(code: str, message: str, candidates: list[str] | None = None) ->
             "error": {"code": code, "message": message, "candidates": list(candidates or [])}}
 
 
+def _timeval(timeout: float | None) -> bytes:
+    """A struct timeval for SO_SNDTIMEO/SO_RCVTIMEO; None (and 0, which the kernel reads as
+    "wait forever") become: no timeout, and a timeout under a microsecond one microsecond."""
+    if timeout is None:
+        return struct.pack("@ll", 0, 0)
+    whole = int(timeout)
+    micro = int((timeout - whole) * 1_000_000)
+    if whole == 0 and micro == 0:
+        micro = 1
+    return struct.pack("@ll", whole, micro)
+
+
 def connect_blocking(sock: socket.socket, path: str, timeout: float | None) -> None:
     """Connect ``sock`` to ``path`` waiting, at most ``timeout`` s, for room in pvdd's backlog;
     then give it ``timeout`` for its reads and writes.
@@ -112,30 +130,40 @@ def connect_blocking(sock: socket.socket, path: str, timeout: float | None) -> N
     still fails with EAGAIN when that runs out.
     """
     if timeout is not None:
-        whole = int(timeout)
-        micro = int((timeout - whole) * 1_000_000)
-        if whole == 0 and micro == 0:
-            micro = 1  # a zero SO_SNDTIMEO would mean "wait forever"
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, struct.pack("@ll", whole, micro))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(timeout))
     sock.connect(path)
     sock.settimeout(timeout)
 
 
+#: errno values saying that the other end of a connection is gone
+_LOST = frozenset({errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ECONNABORTED})
+#: what a read or write that ran out of its SO_RCVTIMEO/SO_SNDTIMEO fails with
+_TIMED_OUT = frozenset({errno.EAGAIN, errno.EWOULDBLOCK})
+
+
 class Client:
-    """A connection to pvdd."""
+    """A connection to pvdd: any number of requests, one after the other (not thread-safe:
+    pvdrun.api keeps one per process and lends it to one thread at a time).
+
+    The socket stays blocking, bounded by the kernel's SO_RCVTIMEO and SO_SNDTIMEO (a
+    Python socket timeout would add a poll() to every read and write), and lines are
+    read from the client's own buffer."""
 
     def __init__(self, path: str | None = None, timeout: float | None = 5.0) -> None:
         self.path = socket_path(path)
+        self.timeout = timeout
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             connect_blocking(self.sock, self.path, timeout)
+            self.sock.settimeout(None)
+            self._waiting: float | None = None
+            self._wait(timeout)
         except OSError as exc:
             self.sock.close()
             raise DaemonUnavailable(exc.errno, f"pvdd at {self.path}: {exc.strerror}") from None
-        self._file = self.sock.makefile("rb")
+        self._buffer = bytearray()
 
     def close(self) -> None:
-        self._file.close()
         self.sock.close()
 
     def __enter__(self) -> "Client":
@@ -144,14 +172,42 @@ class Client:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _wait(self, timeout: float | None) -> None:
+        """Let reads and writes wait at most ``timeout`` s (None: forever)."""
+        if timeout != self._waiting:
+            value = _timeval(timeout)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, value)
+            self._waiting = timeout
+
+    def _unavailable(self, exc: OSError) -> DaemonUnavailable:
+        if exc.errno in _TIMED_OUT:
+            return DaemonUnavailable(exc.errno, f"pvdd at {self.path} did not answer in time")
+        kind = ConnectionLost if exc.errno in _LOST else DaemonUnavailable
+        return kind(exc.errno, f"pvdd at {self.path}: {exc.strerror or exc}")
+
+    def _line(self) -> bytes:
+        buffer = self._buffer
+        end = buffer.find(b"\n")
+        while end < 0:
+            if len(buffer) > MAX_LINE * 64:
+                raise DaemonUnavailable(0, f"pvdd at {self.path} sent a line longer than {MAX_LINE * 64} octets")
+            try:
+                chunk = self.sock.recv(65536)
+            except OSError as exc:
+                raise self._unavailable(exc) from None
+            if not chunk:
+                raise ConnectionLost(0, f"pvdd at {self.path} closed the connection")
+            buffer += chunk
+            end = buffer.find(b"\n", len(buffer) - len(chunk))
+        line = bytes(buffer[:end + 1])
+        del buffer[:end + 1]
+        return line
+
     def read(self) -> dict[str, Any]:
-        """The next message; raises DaemonUnavailable when pvdd closed the connection."""
-        try:
-            line = self._file.readline(MAX_LINE * 64)
-        except OSError as exc:
-            raise DaemonUnavailable(exc.errno, f"pvdd at {self.path}: {exc}") from None
-        if not line:
-            raise DaemonUnavailable(0, f"pvdd at {self.path} closed the connection")
+        """The next message; raises DaemonUnavailable when pvdd does not answer in time,
+        ConnectionLost when it closed or reset the connection."""
+        line = self._line()
         try:
             message = decode(line)
         except ValueError:
@@ -160,34 +216,43 @@ class Client:
             raise DaemonUnavailable(0, f"pvdd at {self.path} speaks another protocol version")
         return message
 
-    def _exchange(self, request: dict[str, Any], fds: list[int] | None = None) -> dict[str, Any]:
-        """Send one request (with ``fds`` in the same sendmsg) and return its ok=true reply;
-        raises DaemonError with pvdd's reason when it refused."""
+    def exchange(self, request: dict[str, Any], fds: list[int] | None = None,
+                 timeout: float | None = None) -> dict[str, Any]:
+        """Send one request (``"v"`` added; ``fds`` in the same sendmsg) and return its ok=true
+        reply, waiting at most ``timeout`` s for it (default: the client's).  Raises
+        DaemonError with pvdd's reason when it refused, ConnectionLost when the connection
+        was closed or reset (never SIGPIPE), DaemonUnavailable otherwise (then the
+        connection is out of step: close it)."""
         line = encode({"v": VERSION, **request})
+        self._wait(self.timeout if timeout is None else timeout)
         try:
             if fds:
-                socket.send_fds(self.sock, [line], fds)
+                socket.send_fds(self.sock, [line], fds, socket.MSG_NOSIGNAL)
             else:
-                self.sock.sendall(line)
+                self.sock.sendall(line, socket.MSG_NOSIGNAL)
         except OSError as exc:
-            raise DaemonUnavailable(exc.errno, f"pvdd at {self.path}: {exc}") from None
+            raise self._unavailable(exc) from None
         reply = self.read()
         if not reply.get("ok"):
             raise DaemonError(reply.get("error") or {})
         return reply
 
-    def request(self, op: str, name: str | None = None) -> dict[str, Any]:
+    def request(self, op: str, name: str | None = None, **fields: Any) -> dict[str, Any]:
         """Send one request and return its ok=true reply; raises DaemonError."""
-        return self._exchange({"op": op} if name is None else {"op": op, "name": name})
+        if name is not None:
+            fields["name"] = name
+        return self.exchange({"op": op, **fields})
 
     def mark(self, sock: socket.socket, handle: int) -> dict[str, Any]:
         """Ask pvdd to give ``sock`` (passed with SCM_RIGHTS) the mark of PvD ``handle``; returns
         the ok=true reply, raises DaemonError with pvdd's reason when refused."""
-        return self._exchange({"op": "mark", "handle": handle}, [sock.fileno()])
+        return self.exchange({"op": "mark", "handle": handle}, [sock.fileno()])
 
     def subscribe(self) -> Iterator[dict[str, Any]]:
-        """The snapshot reply, then every pushed event, until pvdd goes away."""
-        self.sock.settimeout(None)
-        yield self.request("subscribe")
+        """The snapshot reply, then every pushed event (waited for without a timeout), until
+        pvdd goes away."""
+        snapshot = self.request("subscribe")
+        self._wait(None)
+        yield snapshot
         while True:
             yield self.read()
