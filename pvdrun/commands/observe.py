@@ -33,8 +33,10 @@ def _common(func: Any) -> Any:
     return func
 
 
-def _pvds(socket_opt: str | None, config_opt: str | None, no_daemon: bool) -> tuple[list[Pvd], StrictStatus]:
-    """The PvDs and strict mode's status, from one ``list`` request when pvdd answers (an
+def _listing(socket_opt: str | None, config_opt: str | None, no_daemon: bool
+             ) -> tuple[list[dict[str, Any]], str | None, StrictStatus]:
+    """The PvDs (as dictionaries: pvdd's reply as it came, or the local table's), the default
+    PvD's ID and strict mode's status, from one ``list`` request when pvdd answers (an
     explicit ``--socket`` must), else from a discovery in this process."""
     from pvdrun.api import _ask, list_pvds
     from pvdrun.config import ConfigError
@@ -43,8 +45,7 @@ def _pvds(socket_opt: str | None, config_opt: str | None, no_daemon: bool) -> tu
         if config_opt is not None:
             from pvdrun.discovery.engine import discover
 
-            pvds = discover(config_path=config_opt)
-            return pvds, local(pvds)
+            return _local(discover(config_path=config_opt))
         reply = None
         if socket_opt is not None and not no_daemon:  # an explicit socket must answer
             from pvdrun.daemon.protocol import Client, DaemonUnavailable
@@ -57,13 +58,24 @@ def _pvds(socket_opt: str | None, config_opt: str | None, no_daemon: bool) -> tu
         elif not no_daemon:
             reply = _ask(socket_opt, "list")
         if reply is not None:
-            pvds = [Pvd.from_dict(d) for d in reply.get("pvds", [])]
-            return pvds, from_reply(reply.get("strict") or {"available": False, "why": "pvdd does not say"})
-        pvds = list_pvds(socket_opt, use_daemon=False)
-        return pvds, local(pvds)
+            dicts = list(reply.get("pvds", []))
+            strict = from_reply(reply.get("strict") or {"available": False, "why": "pvdd does not say"})
+            return dicts, reply.get("default"), strict
+        return _local(list_pvds(socket_opt, use_daemon=False))
     except ConfigError as exc:
         fail_with(exc)
     raise AssertionError("unreachable")
+
+
+def _local(pvds: list[Pvd]) -> tuple[list[dict[str, Any]], str | None, StrictStatus]:
+    default = default_of(pvds)
+    return [p.to_dict() for p in pvds], default.pvd_id if default else None, local(pvds)
+
+
+def _pvds(socket_opt: str | None, config_opt: str | None, no_daemon: bool) -> tuple[list[Pvd], StrictStatus]:
+    """The PvDs and strict mode's status (see :func:`_listing`)."""
+    dicts, _default, strict = _listing(socket_opt, config_opt, no_daemon)
+    return [Pvd.from_dict(d) for d in dicts], strict
 
 
 def _short_list(items: list[str], limit: int = 2) -> str:
@@ -75,14 +87,30 @@ def _short_list(items: list[str], limit: int = 2) -> str:
 
 def format_table(pvds: list[Pvd], strict: StrictStatus | None = None) -> str:
     """The human ``pvdrun list`` table (STRICT: processes held in the PvD by strict mode)."""
+    return format_rows([(p.is_default, p.name, p.pvd_id, p.handle, p.interfaces, p.kind, p.addresses,
+                         p.dns_servers) for p in pvds], strict)
+
+
+def _row(data: dict[str, Any]) -> tuple[bool, str, str, int, list[str], str | None, list[str], list[str]]:
+    """What the table shows of one PvD's dictionary (as :meth:`Pvd.to_dict` writes it)."""
+    names = data.get("names") or []
+    return (bool(data.get("default")), names[0] if names else data["id"], data["id"],
+            data.get("handle", 0), data.get("interfaces") or [], data.get("kind"),
+            data.get("addresses") or [], data.get("dns_servers") or [])
+
+
+def format_rows(pvds: list[tuple[bool, str, str, int, list[str], str | None, list[str], list[str]]],
+                strict: StrictStatus | None = None) -> str:
+    """The table of :func:`format_table`, from each PvD's (default, name, ID, handle,
+    interfaces, kind, addresses, DNS servers)."""
     header = ["", "NAME", "ID", "HANDLE", "IFACE", "KIND", "ADDRESSES", "DNS", "STRICT"]
     rows = [header]
     held = strict.processes if strict is not None else {}
-    for pvd in pvds:
-        rows.append(["*" if pvd.is_default else "", pvd.name, pvd.pvd_id, str(pvd.handle),
-                     ",".join(pvd.interfaces) or "-", pvd.kind or "-",
-                     _short_list([a.split("/")[0] for a in pvd.addresses]),
-                     _short_list(pvd.dns_servers), str(held.get(pvd.pvd_id, 0))])
+    for is_default, name, pvd_id, handle, interfaces, kind, addresses, dns in pvds:
+        rows.append(["*" if is_default else "", name, pvd_id, str(handle),
+                     ",".join(interfaces) or "-", kind or "-",
+                     _short_list([a.split("/")[0] for a in addresses]),
+                     _short_list(dns), str(held.get(pvd_id, 0))])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
              for row in rows]
@@ -135,13 +163,11 @@ def format_pvd(pvd: Pvd, strict: StrictStatus | None = None) -> str:
 def list_command(as_json: bool, socket_opt: str | None, config_opt: str | None,
                  no_daemon: bool) -> None:
     """List the PvDs this host is attached to (R14)."""
-    pvds, strict = _pvds(socket_opt, config_opt, no_daemon)
+    dicts, default, strict = _listing(socket_opt, config_opt, no_daemon)
     if as_json:
-        default = default_of(pvds)
-        click.echo(json.dumps({"pvds": [p.to_dict() for p in pvds], "default": default.pvd_id if default else None,
-                               "strict": strict.to_dict()}, indent=2))
+        click.echo(json.dumps({"pvds": dicts, "default": default, "strict": strict.to_dict()}, indent=2))
     else:
-        click.echo(format_table(pvds, strict))
+        click.echo(format_rows([_row(d) for d in dicts], strict))
 
 
 @click.command("show")

@@ -28,6 +28,7 @@ Rules (docs/discovery.md has the long form):
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import socket
@@ -196,11 +197,25 @@ def _split_link(link: Link, addrs: list[Address], routes: list[KRoute],
     return builders + implicit
 
 
+@functools.lru_cache(maxsize=16384)
+def _destination_order(dst: str) -> tuple[int, int, int]:
+    if dst == "default":
+        return (0, 0, 0)
+    net = ipaddress.ip_network(dst)
+    return (1, int(net.network_address), net.prefixlen)
+
+
+def _route_order(route: KRoute) -> tuple:
+    """Routes in one order whatever order the kernel listed them in (a dump's, or the order
+    notifications came in): IPv4 first, the default first, then by destination."""
+    return (route.family, _destination_order(route.dst), route.metric, route.gateway or "")
+
+
 def _to_pvd(builder: _Builder, kind: str | None) -> Pvd:
     link = builder.link
     routes = [Route(dst=r.dst, gateway=r.gateway, ifname=link.name, metric=r.metric,
-                    origin=_route_origin(r)) for r in builder.routes]
-    gateways = [r.gateway for r in builder.routes if r.gateway]
+                    origin=_route_origin(r)) for r in sorted(builder.routes, key=_route_order)]
+    gateways = [r.gateway for r in routes if r.gateway]
     routers = list(dict.fromkeys([*builder.routers, *gateways]))
     pvd = Pvd(pvd_id=builder.pvd_id,
               handle=make_handle(builder.pvd_id, link.index, link.carrier_up_count, builder.generation),

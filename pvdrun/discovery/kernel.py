@@ -19,6 +19,7 @@ from pvdrun.discovery.ra import Preference
 IFF_UP = 0x1
 IFF_LOOPBACK = 0x8
 IFF_LOWER_UP = 0x10000
+IFA_F_SECONDARY = 0x01
 IFA_F_DADFAILED = 0x08
 IFA_F_DEPRECATED = 0x20
 IFA_F_TENTATIVE = 0x40
@@ -211,6 +212,16 @@ def main_unicast(rtm: bytes) -> bool:
     """A route header the main table's unicast routes can have (the rest is skipped unparsed;
     a table above 255 says RT_TABLE_COMPAT here and its number in RTA_TABLE)."""
     return rtm[7] == RTN_UNICAST and rtm[4] in (RT_TABLE_MAIN, RT_TABLE_COMPAT)
+
+
+def address_rank(ifa: bytes, attrs: rtnl.Attrs) -> tuple[int, int]:
+    """Where the kernel lists an address among its link's: (secondary, scope) of an IPv4
+    address (primaries first), (scope, 0) of an IPv6 one (the widest scope first)."""
+    family, _prefixlen, header_flags, scope, _index = rtnl.IFADDRMSG.unpack(ifa)
+    if family == socket.AF_INET:
+        flags = rtnl.u32(attrs[IFA_FLAGS]) if IFA_FLAGS in attrs else header_flags
+        return int(bool(flags & IFA_F_SECONDARY)), scope
+    return scope, 0
 
 
 def _routes_from_msg(rtm: bytes, attrs: rtnl.Attrs) -> list[KRoute]:

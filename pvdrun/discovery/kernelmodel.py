@@ -4,7 +4,9 @@
 IPv6 neighbours), then takes in each ``RTM_NEW``/``DEL`` ``LINK``/``ADDR``/``ROUTE``/``NEIGH``
 message the notification socket delivers, so pvdd and ``pvdrun monitor`` never re-dump the
 whole kernel per change.  It records which links changed (``take_dirty``) so that only
-their PvDs are assembled again.
+their PvDs are assembled again.  A link's addresses keep the order the kernel lists them in
+(IPv4: primaries, then secondaries, each in the order they came; IPv6: the widest scope
+first, the newest first), which the scope line's ``addr=`` order follows.
 
 Every notification carries the whole object (a link with all its attributes, an address, a
 route with its next hops), so applying the messages of a key in order ends where the kernel
@@ -22,10 +24,11 @@ from dataclasses import dataclass, field
 from pvdrun.discovery import rtnl
 from pvdrun.discovery.kernel import (Address, KernelState, KRoute, Link, LinkObjects, Neighbour,
                                      _addr_from_msg, _link_from_msg, _neighbour_from_msg,
-                                     _routes_from_msg, dump_addresses, dump_links, dump_neighbours,
+                                     _routes_from_msg, address_rank, dump_links, dump_neighbours,
                                      dump_routes, route_base)
 
 AddrKey = tuple[int, str, int]                      # family, address, prefix length
+Rank = tuple[int, int, int, int]                    # family's place, then as address_rank, then age
 RouteKey = tuple[int, str, int, "str | None", int]  # family, destination, metric, gateway, oif
 _FAMILIES = (socket.AF_INET, socket.AF_INET6)
 
@@ -61,7 +64,8 @@ class KernelModel:
 
     def __init__(self) -> None:
         self.links: dict[int, Link] = {}
-        self.addresses: dict[int, dict[AddrKey, Address]] = {}
+        self.addresses: dict[int, dict[AddrKey, tuple[Rank, Address]]] = {}
+        self._arrivals = 0
         self.routes: dict[int, dict[RouteKey, KRoute]] = {}
         self.neighbours: dict[int, dict[str, Neighbour]] = {}
         self.stale = _Stale(everything=True)
@@ -73,7 +77,8 @@ class KernelModel:
     # -- reading ---------------------------------------------------------------------
     def objects(self, ifindex: int) -> LinkObjects:
         """One link's addresses, routes and neighbours."""
-        return LinkObjects(addresses=list(self.addresses.get(ifindex, {}).values()),
+        return LinkObjects(addresses=[a for _, a in sorted(self.addresses.get(ifindex, {}).values(),
+                                                           key=lambda ra: ra[0])],
                            routes=list(self.routes.get(ifindex, {}).values()),
                            neighbours=list(self.neighbours.get(ifindex, {}).values()))
 
@@ -85,7 +90,7 @@ class KernelModel:
     def state(self) -> KernelState:
         """A :class:`KernelState` of the model (as a dump would give it)."""
         return KernelState(links=dict(self.links),
-                           addresses=[a for per in self.addresses.values() for a in per.values()],
+                           addresses=[a for i in self.addresses for a in self.objects(i).addresses],
                            routes=[r for per in self.routes.values() for r in per.values()],
                            neighbours=[n for per in self.neighbours.values() for n in per.values()])
 
@@ -121,8 +126,14 @@ class KernelModel:
         self.full_dumps += 1
         self.links = dump_links(ipr)
         self.addresses = {}
-        for addr in dump_addresses(ipr):
-            self.addresses.setdefault(addr.index, {})[_addr_key(addr)] = addr
+        for position, (_kind, head, attrs) in enumerate(ipr.dump(rtnl.RTM_GETADDR, bytes(rtnl.IFADDRMSG.size),
+                                                                 rtnl.IFADDRMSG.size)):
+            addr = _addr_from_msg(head, attrs)
+            if addr is not None:  # in the dump's order: an IPv6 address listed later is older
+                age = position if addr.family == socket.AF_INET else -position
+                self.addresses.setdefault(addr.index, {})[_addr_key(addr)] = \
+                    (self._rank(addr, address_rank(head, attrs), age), addr)
+            self._arrivals = max(self._arrivals, position + 1)
         self.routes = {}
         for route in dump_routes(ipr):
             self.routes.setdefault(route.oif, {})[_route_key(route)] = route
@@ -187,10 +198,18 @@ class KernelModel:
         self._touch(link.index)
         return True
 
+    @staticmethod
+    def _rank(addr: Address, rank: tuple[int, int], age: int) -> Rank:
+        """Sorts as the kernel lists a link's addresses: IPv4 (primaries first) in the order
+        they came, then IPv6 by scope, the newest first."""
+        if addr.family == socket.AF_INET:
+            return 0, rank[0], rank[1], age
+        return 1, rank[0], rank[1], -age
+
     def _address(self, kind: int, body: bytes) -> bool:
         parts = rtnl.split(body, rtnl.IFADDRMSG.size)
         addr = _addr_from_msg(*parts) if parts is not None else None
-        if addr is None:
+        if addr is None or parts is None:
             return False
         per = self.addresses.setdefault(addr.index, {})
         key = _addr_key(addr)
@@ -200,9 +219,15 @@ class KernelModel:
             if addr.family == socket.AF_INET:
                 self.routes_stale(socket.AF_INET)  # routes from that source went silently
         else:
-            old = per.get(key)
-            per[key] = addr
-            if old is not None and _same_address(old, addr):
+            held = per.get(key)
+            if held is None:
+                self._arrivals += 1
+                age = self._arrivals
+            else:  # it keeps its place; an IPv4 address promoted to primary moves up
+                age = held[0][3] if addr.family == socket.AF_INET else -held[0][3]
+            rank = self._rank(addr, address_rank(*parts), age)
+            per[key] = (rank, addr)
+            if held is not None and held[0] == rank and _same_address(held[1], addr):
                 return False  # only its lifetimes counted on
         self._touch(addr.index)
         return True
@@ -264,12 +289,14 @@ class KernelModel:
 
 def comparable(state: KernelState) -> dict[str, object]:
     """A kernel state without its running lifetimes, sorted: two reads of the same state
-    compare equal."""
+    compare equal.  Tentative IPv6 addresses are left out: the kernel announces an address
+    once its duplicate address detection is done (a dump shows it before), and a tentative
+    address is part of no PvD."""
     return {
         "links": sorted((l.index, l.name, l.up, l.carrier, l.loopback, l.carrier_up_count,
                          l.link_kind, l.arphrd, l.lladdr) for l in state.links.values()),
         "addresses": sorted((a.index, a.family, a.address, a.prefixlen, a.deprecated, a.tentative,
-                             a.dadfailed) for a in state.addresses),
+                             a.dadfailed) for a in state.addresses if not a.tentative),
         "routes": sorted((r.family, r.dst, str(r.gateway), r.oif, r.metric, r.proto, int(r.preference))
                          for r in state.routes),
         "routers": sorted((n.index, n.address) for n in state.neighbours if n.router),
