@@ -14,8 +14,12 @@
  *       open_close    open(PATH, O_RDONLY | O_CLOEXEC) + close() of an ordinary file
  *       pvdd_resolve  one pvdd request {"op":"resolve","name":PVD,"host":HOST} on a new
  *                     connection to --socket PATH (as the shim's pvdd client makes one
- *                     exchange per connection); with --unique 1 every call asks another
- *                     name, u<i>.HOST, so that no answer comes from pvdd's cache
+ *                     exchange per connection); with --persistent 1 every request on one
+ *                     connection made before the loop (as the Python API keeps its
+ *                     connection); with --unique 1 every call asks another name,
+ *                     u<pid>-<i>.HOST, so that no answer comes from pvdd's cache (not even
+ *                     one a previous run of the loop asked).  Each call is timed too: the
+ *                     JSON line adds p50_ns, p90_ns and p99_ns of the N calls
  *       sink          bind UDP ADDR:P and never read (datagrams dropped) until killed
  *       probe         make one UDP socket (connected to ADDR:P when --dst is
  *                     given) and print the device it is bound to and its mark,
@@ -68,6 +72,7 @@ struct options {
     const char *socket_path; /* pvdd_resolve */
     const char *pvd;         /* pvdd_resolve */
     int unique;              /* pvdd_resolve: a new name per call */
+    int persistent;          /* pvdd_resolve: every request on one connection */
     const char *path;        /* open_close */
 };
 
@@ -75,7 +80,7 @@ static void usage(const char *why)
 {
     fprintf(stderr, "calls: %s\n"
             "usage: calls socket_close|udp_connect|udp_lifecycle|sendto|sendmsg|getaddrinfo|res_query|open_close|pvdd_resolve|sink|probe N "
-            "[--dst ADDR] [--port P] [--name HOST] [--native IFINDEX] [--bind ADDR] [--warmup W] [--clock wall|cpu] [--socket PATH --pvd NAME [--unique 1]] [--path FILE]\n",
+            "[--dst ADDR] [--port P] [--name HOST] [--native IFINDEX] [--bind ADDR] [--warmup W] [--clock wall|cpu] [--socket PATH --pvd NAME [--unique 1] [--persistent 1]] [--path FILE]\n",
             why);
     exit(2);
 }
@@ -131,6 +136,8 @@ static void parse_options(int argc, char **argv, struct options *opt)
             opt->pvd = value;
         else if (!strcmp(key, "--unique"))
             opt->unique = (int)parse_long(value, "--unique");
+        else if (!strcmp(key, "--persistent"))
+            opt->persistent = (int)parse_long(value, "--persistent");
         else if (!strcmp(key, "--path"))
             opt->path = value;
         else if (!strcmp(key, "--clock")) {
@@ -191,6 +198,15 @@ static int compare_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The p-th percentile (nearest rank) of n sorted values. */
+static double percentile(const double *sorted, long n, int p)
+{
+    long rank = (n * p + 99) / 100; /* ceil(n * p / 100), 1-based */
+    if (rank < 1)
+        rank = 1;
+    return sorted[rank - 1];
+}
+
 /* CLOCK_MONOTONIC (wall) or CLOCK_THREAD_CPUTIME_ID (the CPU time, user and system, this
  * thread used: time other processes held the CPU is not in it). */
 static clockid_t timing_clock = CLOCK_MONOTONIC;
@@ -212,24 +228,32 @@ struct state {
     struct addrinfo hints;
     struct sockaddr_un pvdd;
     long serial; /* pvdd_resolve --unique: the next name's number */
+    int pvdd_fd; /* pvdd_resolve --persistent: the one connection, else -1 */
 };
 
-/* One resolve exchange with pvdd; fatal unless the reply says "ok":true. */
+static int pvdd_connect(const struct state *st)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        die("socket(AF_UNIX)");
+    if (connect(fd, (const struct sockaddr *)&st->pvdd, sizeof st->pvdd) < 0)
+        die("connect(pvdd)");
+    return fd;
+}
+
+/* One resolve exchange with pvdd; fatal unless the reply says "ok":true.  pvdd answers one
+ * request with one line, and only one request is in flight: the reply ends at its newline. */
 static void pvdd_resolve(const struct options *opt, struct state *st)
 {
     char request[512], host[300], reply[65536];
     if (opt->unique)
-        snprintf(host, sizeof host, "u%ld.%s", st->serial++, opt->name);
+        snprintf(host, sizeof host, "u%ld-%ld.%s", (long)getpid(), st->serial++, opt->name);
     else
         snprintf(host, sizeof host, "%s", opt->name);
     int len = snprintf(request, sizeof request,
                        "{\"v\":1,\"op\":\"resolve\",\"name\":\"%s\",\"host\":\"%s\"}\n",
                        opt->pvd, host);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        die("socket(AF_UNIX)");
-    if (connect(fd, (struct sockaddr *)&st->pvdd, sizeof st->pvdd) < 0)
-        die("connect(pvdd)");
+    int fd = st->pvdd_fd >= 0 ? st->pvdd_fd : pvdd_connect(st);
     if (write(fd, request, (size_t)len) != len)
         die("write(pvdd)");
     size_t got = 0;
@@ -246,7 +270,8 @@ static void pvdd_resolve(const struct options *opt, struct state *st)
         }
     }
     reply[got] = '\0';
-    close(fd);
+    if (fd != st->pvdd_fd)
+        close(fd);
     if (!strstr(reply, "\"ok\":true")) {
         fprintf(stderr, "calls: pvdd could not resolve %s: %.300s", host, reply);
         exit(1);
@@ -359,6 +384,7 @@ int main(int argc, char **argv)
     struct state st;
     memset(&st, 0, sizeof st);
     st.fd = -1;
+    st.pvdd_fd = -1;
     if (!strcmp(opt.op, "udp_connect") || !strcmp(opt.op, "sendto") || !strcmp(opt.op, "sendmsg")) {
         st.fd = connected_udp(&opt);
         ipv4_address(opt.dst, opt.port, &st.dst);
@@ -378,6 +404,8 @@ int main(int argc, char **argv)
             usage("--socket, --name or --pvd too long or with a quote or backslash");
         st.pvdd.sun_family = AF_UNIX;
         strcpy(st.pvdd.sun_path, opt.socket_path);
+        if (opt.persistent)
+            st.pvdd_fd = pvdd_connect(&st);
     } else if (!strcmp(opt.op, "getaddrinfo")) {
         if (!opt.name)
             usage("getaddrinfo needs --name");
@@ -400,12 +428,25 @@ int main(int argc, char **argv)
      * preemption by other processes on a shared machine moves one batch, not the figure. */
     double batch_ns[BATCHES];
     long per_batch = opt.calls / BATCHES, done = 0;
+    /* pvdd_resolve: each call timed as well, for its percentiles (the other ops are too
+     * short for two more clock reads per call to go unnoticed) */
+    double *each_ns = NULL;
+    if (!strcmp(opt.op, "pvdd_resolve") && opt.calls > 0 && !(each_ns = calloc((size_t)opt.calls, sizeof *each_ns)))
+        die("calloc");
     double total_start = now_ns();
     for (int b = 0; b < BATCHES; b++) {
         long count = b == BATCHES - 1 ? opt.calls - done : per_batch;
         double start = now_ns();
-        for (long i = 0; i < count; i++)
-            one_call(&opt, &st);
+        if (each_ns) {
+            for (long i = 0; i < count; i++) {
+                double call_start = now_ns();
+                one_call(&opt, &st);
+                each_ns[done + i] = now_ns() - call_start;
+            }
+        } else {
+            for (long i = 0; i < count; i++)
+                one_call(&opt, &st);
+        }
         batch_ns[b] = count ? (now_ns() - start) / (double)count : 0.0;
         done += count;
     }
@@ -413,7 +454,17 @@ int main(int argc, char **argv)
     qsort(batch_ns, BATCHES, sizeof batch_ns[0], compare_double);
     double median = opt.calls >= BATCHES ? (batch_ns[BATCHES / 2 - 1] + batch_ns[BATCHES / 2]) / 2.0 : mean;
     printf("{\"op\": \"%s\", \"calls\": %ld, \"batches\": %d, \"clock\": \"%s\", "
-           "\"ns_per_call\": %.1f, \"mean_ns_per_call\": %.1f}\n",
+           "\"ns_per_call\": %.1f, \"mean_ns_per_call\": %.1f",
            opt.op, opt.calls, BATCHES, opt.clock, median, mean);
+    if (each_ns) {
+        qsort(each_ns, (size_t)opt.calls, sizeof each_ns[0], compare_double);
+        printf(", \"p50_ns\": %.1f, \"p90_ns\": %.1f, \"p99_ns\": %.1f",
+               percentile(each_ns, opt.calls, 50), percentile(each_ns, opt.calls, 90),
+               percentile(each_ns, opt.calls, 99));
+        free(each_ns);
+    }
+    printf("}\n");
+    if (st.pvdd_fd >= 0)
+        close(st.pvdd_fd);
     return 0;
 }
