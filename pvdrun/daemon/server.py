@@ -4,10 +4,13 @@ This module is the event loop and the clients' connections; what each request do
 pvdrun/daemon/handlers.py, pvdd's routing state is pvdrun/routing/lifecycle.py.
 
 One thread, one selector: the netlink notification socket, the raw RA
-socket, the listening socket and every client.  A change (netlink, RA, or an
-RA-learned lifetime running out) schedules a re-read of the table once the
-burst is quiet for a few ms (engine.SETTLE, capped by engine.SETTLE_MAX);
-the differences are pushed to subscribers.  A client that sends garbage
+socket, the listening socket and every client.  Each notification is taken
+into the engine's model of the kernel as it arrives; a change (netlink, RA, or
+an RA-learned lifetime running out) schedules a new table once the burst is
+quiet for a few ms (engine.SETTLE, capped by engine.SETTLE_MAX), assembled
+again only for the links that changed; the differences are pushed to
+subscribers.  The table is kept with each PvD's dictionary (events.Table), and
+the encoded list reply with it until the table changes.  A client that sends garbage
 (not JSON, not an object, a wrong version, a line longer than 64 KiB) gets
 an error reply and is disconnected; others are unaffected.
 A subscriber that does not read and lets 4 MiB pile up is disconnected.
@@ -30,7 +33,7 @@ from pvdrun.daemon.handlers import handle
 from pvdrun.daemon.protocol import E_BAD_REQUEST, MAX_LINE, VERSION, BadRequest, decode_request, encode, error_reply
 from pvdrun.daemon.resolving import ResolveWorker
 from pvdrun.discovery.engine import SETTLE, SETTLE_MAX, Discovery
-from pvdrun.discovery.events import diff
+from pvdrun.discovery.events import Table
 from pvdrun.model import Pvd
 from pvdrun.routing.lifecycle import PvddRouting
 from pvdrun.routing.sysctls import record_path
@@ -108,6 +111,7 @@ class Pvdd:
         self.listener: socket.socket | None = None
         self.conns: dict[int, Conn] = {}
         self.pvds: list[Pvd] = []
+        self.table = Table([])  # self.pvds with their dictionaries, as served
         self.refresh_at: float | None = None
         self.burst_began: float | None = None  # first notification not yet in a refresh
         self.stopping = False
@@ -130,6 +134,7 @@ class Pvdd:
         self.routing = PvddRouting.start(self.discovery.config.routing, self.pvds, self.discovery.ras,
                                          record_path(self.socket_path))
         self._start_strict()
+        self.table = Table(self.pvds)
         for fileobj in self.discovery.fileobjs():
             self.selector.register(fileobj, selectors.EVENT_READ, "engine")
         self.selector.register(self.listener, selectors.EVENT_READ, "listen")
@@ -247,17 +252,25 @@ class Pvdd:
                 self._refresh()
 
     def _schedule(self) -> None:
-        """Re-read the table once the burst is quiet for SETTLE, at most SETTLE_MAX after it began."""
+        """Assemble the table once the burst is quiet for SETTLE, at most SETTLE_MAX after it began."""
         now = time.monotonic()
         if self.burst_began is None:
             self.burst_began = now
         self.refresh_at = min(now + SETTLE, self.burst_began + SETTLE_MAX)
 
+    def _schedule_retry(self) -> None:
+        """A table that could not be read is tried again a little later (the dump failed)."""
+        self.burst_began = None
+        self.refresh_at = time.monotonic() + SETTLE_MAX
+
     def _refresh(self) -> None:
+        """The new table (the engine's model brought up to date, the links that changed
+        assembled again), pvdd's routing and strict mode synced to it, then the events."""
         try:
             new = self.discovery.pvds()
         except Exception:  # a failed dump must not kill the daemon
             log.exception("re-reading the PvD table failed; keeping the previous one")
+            self._schedule_retry()
             return
         if self.routing is not None:
             self.routing.sync(new, self.discovery.ras, self.discovery.config.routing)
@@ -266,8 +279,9 @@ class Pvdd:
                 self.strict.sync(new, self.routing.tables.slot_marks() if self.routing else {})
             except Exception:  # a failed update must not stop pvdd
                 log.exception("updating the strict cgroups failed")
-        events = diff(self.pvds, new)
-        self.pvds = new
+        table = Table(new)
+        events = self.table.diff(table)
+        self.pvds, self.table = new, table
         self.worker.sync(new)
         for event in events:
             log.info("%s %s", event["event"], event.get("id", event.get("new")))
