@@ -91,6 +91,37 @@ def test_service_sync_flushes_changed_and_forgets_removed_pvds() -> None:
     assert service.cache.get(b.pvd_id, "svc.example", "A") is None
 
 
+def test_service_cached_walks_the_search_list_from_the_cache_alone() -> None:
+    """What pvdd answers in its event loop: resolve()'s search, read from the cache only; None
+    as soon as a name of the search is not cached (then resolve() asks the servers)."""
+    from pvdrun.resolve.errors import NODATA
+    from pvdrun.resolve.service import PvdResolverService
+
+    clock = FakeClock()
+    service = PvdResolverService(DnsCache(clock=clock))
+    pvd = make_pvd()  # search isp-a.example, ndots 1: "intranet" is asked searched first
+    service.sync([pvd])
+    assert service.cached(pvd, "intranet", "A") is None
+    missing = ResolveError(NXDOMAIN, "intranet.isp-a.example: no such name")
+    service.cache.put(pvd.pvd_id, "intranet.isp-a.example", "A", missing, 60)
+    assert service.cached(pvd, "intranet", "A") is None  # "intranet" itself not cached yet
+    answer = Answer("intranet", "A", "intranet", 30, ["10.1.0.81"], "10.1.0.1")
+    service.cache.put(pvd.pvd_id, "intranet", "A", answer, 30)
+    clock.now += 10
+    cached, left = service.cached(pvd, "intranet", "A")  # type: ignore[misc]
+    assert cached is answer and left == 20
+    assert service.cached(pvd, "intranet", "AAAA") is None  # per type
+    service.cache.put(pvd.pvd_id, "intranet", "A", ResolveError(NXDOMAIN, "no"), 60)
+    failed = service.cached(pvd, "intranet", "A")
+    assert isinstance(failed, ResolveError) and failed.kind == NXDOMAIN and "PvD ispa.example" in str(failed)
+    service.cache.put(pvd.pvd_id, "intranet", "A", ResolveError(NODATA, "no A"), 60)
+    failed = service.cached(pvd, "intranet", "A")
+    assert isinstance(failed, ResolveError) and failed.kind == NODATA  # as resolve(): NODATA first
+    clock.now += 61
+    assert service.cached(pvd, "intranet", "A") is None  # expired
+    assert service.cached(pvd, "bad..name", "A") is None  # resolve() says why
+
+
 def test_cache_evicts_least_recently_used() -> None:
     cache = DnsCache(max_entries=2, clock=FakeClock())
     cache.put("p", "a", "A", 1, 60)

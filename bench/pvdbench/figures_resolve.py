@@ -196,7 +196,7 @@ def measure_pvdd_cache(ctx: BenchContext) -> Figure:
                      ("pvdd same name, one connection", "pvdd same name")])
     fig.notes.append("the shim's getaddrinfo does not go through pvdd (docs/resolution.md: the "
                      "shim has no cache), so getaddrinfo itself is never cached; the cached path "
-                     "is pvdd's resolve request, used by `pvdrun resolve` and the Python API")
+                     "is pvdd's resolve request, which the Python API uses (pvdrun.api.resolve)")
     labels = {"glibc getaddrinfo": "getaddrinfo, nothing preloaded (glibc's resolver, no cache)",
               "shim getaddrinfo": "getaddrinfo with the shim preloaded (the shim's resolver, no cache)",
               "pvdd same name": f"pvdd op resolve of {DNS_NAME} every time (what pvdd's cache is for; whether it hit: see the notes)",
