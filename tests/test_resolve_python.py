@@ -122,6 +122,26 @@ def test_service_cached_walks_the_search_list_from_the_cache_alone() -> None:
     assert service.cached(pvd, "bad..name", "A") is None  # resolve() says why
 
 
+def test_cache_keeps_no_answer_of_a_lookup_that_started_before_a_change() -> None:
+    """A lookup that asked the PvD's old DNS servers and comes back after pvdd saw the new
+    ones stores nothing (it would be served for the new configuration), nor for a PvD gone."""
+    from pvdrun.resolve.cache import dns_fingerprint
+
+    cache = DnsCache(clock=FakeClock())
+    old, new = make_pvd(), make_pvd(dns_servers=["10.1.0.53"])
+    cache.observe(old)
+    cache.put(old.pvd_id, "svc.example", "A", "from-old", 60, dns_fingerprint(old))
+    assert cache.get(old.pvd_id, "svc.example", "A") == "from-old"
+    assert cache.observe(new) is True  # flushed
+    cache.put(old.pvd_id, "svc.example", "A", "from-old", 60, dns_fingerprint(old))  # came back late
+    assert cache.get(old.pvd_id, "svc.example", "A") is None
+    cache.put(new.pvd_id, "svc.example", "A", "from-new", 60, dns_fingerprint(new))
+    assert cache.get(new.pvd_id, "svc.example", "A") == "from-new"
+    cache.forget(new.pvd_id)
+    cache.put(new.pvd_id, "svc.example", "A", "gone", 60, dns_fingerprint(new))
+    assert cache.get(new.pvd_id, "svc.example", "A") is None
+
+
 def test_cache_evicts_least_recently_used() -> None:
     cache = DnsCache(max_entries=2, clock=FakeClock())
     cache.put("p", "a", "A", 1, 60)

@@ -6,7 +6,9 @@ SOA minimum when the reply carried an SOA, else they are not cached (RFC
 2308).  :meth:`DnsCache.observe` is called with every new view of a PvD;
 when its DNS configuration (servers, search domains, addresses, interfaces,
 handle) differs from the last one seen, that PvD's entries are dropped, so
-an answer from an old server is never served for the new one.
+an answer from an old server is never served for the new one; an answer a lookup
+started before the change brings back after it is not stored (:meth:`DnsCache.put` with the
+fingerprint the lookup started from).
 
 The clock is injectable so that expiry is tested without sleeping.
 """
@@ -63,13 +65,19 @@ class DnsCache:
             self._entries.move_to_end(key)
             return value, max(1, int(left))
 
-    def put(self, pvd_id: str, name: str, rdtype: str, value: object, ttl: int) -> None:
-        """Remember ``value`` for ``ttl`` seconds (nothing for ttl <= 0)."""
+    def put(self, pvd_id: str, name: str, rdtype: str, value: object, ttl: int,
+            fingerprint: Hashable | None = None) -> None:
+        """Remember ``value`` for ``ttl`` seconds (nothing for ttl <= 0).  With ``fingerprint``
+        (:func:`dns_fingerprint` of the PvD the lookup asked), nothing either unless it is the
+        PvD's current one (:meth:`observe`): the value came from an old configuration, or the
+        PvD went away."""
         ttl = min(int(ttl), MAX_TTL)
         if ttl <= 0:
             return
         key = self._key(pvd_id, name, rdtype)
         with self._lock:
+            if fingerprint is not None and self._fingerprints.get(pvd_id) != fingerprint:
+                return  # the PvD's DNS changed (or it went away) while the lookup ran
             self._entries[key] = (self.clock() + ttl, value)
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:

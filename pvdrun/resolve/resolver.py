@@ -29,7 +29,7 @@ import dns.rdatatype
 
 from pvdrun.model import Pvd
 from pvdrun.resolve.answer import Answer
-from pvdrun.resolve.cache import DnsCache
+from pvdrun.resolve.cache import DnsCache, dns_fingerprint
 from pvdrun.resolve.errors import (BAD_NAME, NO_SERVER, NODATA, NXDOMAIN, SERVFAIL, TIMEOUT,
                                    ResolveError)
 from pvdrun.resolve.order import sort_destinations
@@ -84,11 +84,15 @@ class PvdResolver:
     """Resolve names with one PvD's DNS configuration only."""
 
     def __init__(self, pvd: Pvd, options: ResolverOptions | None = None,
-                 cache: DnsCache | None = None) -> None:
+                 cache: DnsCache | None = None, observe: bool = True) -> None:
+        """``observe``: tell ``cache`` about ``pvd`` first (a PvD whose DNS changed is flushed);
+        False when its owner does that with every new table (pvdd: a lookup started before a
+        change must not put the old view back)."""
         self.pvd = pvd
         self.options = options or ResolverOptions()
         self.cache = cache
-        if cache is not None:
+        self._fingerprint = dns_fingerprint(pvd)  # what this resolver's answers come from
+        if cache is not None and observe:
             cache.observe(pvd)
 
     # -- one exchange ------------------------------------------------------
@@ -186,13 +190,13 @@ class PvdResolver:
                                                        else f"no {rdtype} record") +
                                  f" in PvD {self.pvd.pvd_id}")
             if self.cache is not None and has_soa:  # RFC 2308: negative caching needs the SOA
-                self.cache.put(self.pvd.pvd_id, qname, rdtype, error, chain.minimum_ttl)
+                self.cache.put(self.pvd.pvd_id, qname, rdtype, error, chain.minimum_ttl, self._fingerprint)
             raise error
         answer = Answer(qname=qname, rdtype=rdtype, canonical_name=_text(chain.canonical_name),
                         ttl=chain.minimum_ttl, records=[rd.to_text() for rd in chain.answer],
                         server=server)
         if self.cache is not None:
-            self.cache.put(self.pvd.pvd_id, qname, rdtype, answer, chain.minimum_ttl)
+            self.cache.put(self.pvd.pvd_id, qname, rdtype, answer, chain.minimum_ttl, self._fingerprint)
         return answer
 
     def _any_answer(self, qname: str, reply: dns.message.Message, server: str) -> Answer:

@@ -42,9 +42,12 @@ class PvdResolverService:
         return dropped
 
     def resolver(self, pvd: Pvd) -> PvdResolver:
-        """A resolver for ``pvd`` sharing the service's cache (observes ``pvd`` first)."""
+        """A resolver for ``pvd`` sharing the service's cache.  A PvD :meth:`sync` has not seen
+        yet is observed first; one it has is not (a lookup that started before a table change
+        must not put the old view back: its answers are not stored, cache.put)."""
+        new = pvd.pvd_id not in self._known
         self._known.add(pvd.pvd_id)
-        return PvdResolver(pvd, self.options, cache=self.cache)
+        return PvdResolver(pvd, self.options, cache=self.cache, observe=new)
 
     def resolve(self, pvd: Pvd, host: str, rdtype: str = "A") -> Answer:
         return self.resolver(pvd).resolve(host, rdtype)
