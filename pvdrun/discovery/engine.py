@@ -287,6 +287,11 @@ class Discovery:
                                        self._link_dns, linkstate.link_kind,
                                        linkstate.system_resolv_conf)
 
+    def rebuild(self) -> None:
+        """The next table is assembled for every link again (the per-link stores read again):
+        the configuration was re-read."""
+        self._rebuild = True
+
     def _track_links(self, links: dict[int, Link]) -> None:
         """Forget RA state of links whose association ended; solicit on new ones."""
         previous = self.links_seen
