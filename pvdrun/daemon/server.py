@@ -280,7 +280,7 @@ class Pvdd:
         if self.routing is not None:
             self.routing.sync(new, self.discovery.ras, self.discovery.config.routing)
         routed = time.monotonic()
-        table = Table(new)
+        table = Table(new, self.table)
         events = self.table.diff(table)
         self.pvds, self.table = new, table
         for event in events:

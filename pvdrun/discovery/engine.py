@@ -403,7 +403,7 @@ class Discovery:
         yield snapshot_event(current.pvds)
         while True:
             if self.wait_for_change():
-                new = Table(self.pvds())
+                new = Table(self.pvds(), current)
                 yield from current.diff(new)
                 current = new
 
