@@ -19,9 +19,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fixtures.commands import PVDRUN, PVDRUN_CLI
-from fixtures.mininet import MiniNet
+from fixtures.launch_lab import LaunchLab, launch_lab
 from fixtures.property_settings import PROPERTY
-from fixtures.pvdd import Pvdd
 from pvdrun.errors import (EXIT_CANNOT_HONOUR, EXIT_NO_DAEMON, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND,
                            EXIT_UNKNOWN_PVD, EXIT_USAGE)
 from pvdrun.fastlaunch import launcher_arguments
@@ -35,26 +34,10 @@ FACES = {"script": [sys.executable, "-X", "importtime", PVDRUN_CLI],
          "module": [sys.executable, "-X", "importtime", "-m", "pvdrun.cli"]}
 
 
-class Lab:
-    """A host namespace with one link (PvD ``fl0``) and pvdd serving it."""
-
-    def __init__(self, net: MiniNet, daemon: Pvdd) -> None:
-        self.net = net
-        self.daemon = daemon
-
-    def run(self, argv: list[str]) -> subprocess.CompletedProcess:
-        """``argv`` in the host namespace, with pvdd's socket in the environment only."""
-        env = {**os.environ, "PVDRUN_SOCKET": self.daemon.socket, "PVDRUN_CONFIG": self.daemon.config}
-        return self.net.spaces.run(self.net.host, argv, env=env, timeout=60)
-
-
 @pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
-    with MiniNet() as net:
-        net.add_router("fl0", "r", None, ("192.0.2.10/24", "192.0.2.1/24"))
-        with Pvdd(net.host) as daemon:
-            daemon.wait_listed("implicit:fl0")
-            yield Lab(net, daemon)
+def lab() -> Iterator[LaunchLab]:
+    with launch_lab("fl0") as made:
+        yield made
 
 
 def loaded_modules(stderr: str) -> set[str]:
@@ -71,7 +54,7 @@ def messages(stderr: str) -> list[str]:
 @pytest.mark.root
 @pytest.mark.parametrize("face", sorted(FACES))
 @pytest.mark.parametrize("strict", [False, True], ids=["shim", "strict"])
-def test_launch_through_pvdd_loads_no_heavy_package(lab: Lab, face: str, strict: bool) -> None:
+def test_launch_through_pvdd_loads_no_heavy_package(lab: LaunchLab, face: str, strict: bool) -> None:
     argv = [*FACES[face], "--pvd", "fl0", *(["--strict"] if strict else []), "--",
             "sh", "-c", 'echo "$PVDRUN_SCOPE"']
     done = lab.run(argv)
@@ -113,7 +96,7 @@ REFUSALS = {
 
 @pytest.mark.root
 @pytest.mark.parametrize("case", sorted(REFUSALS))
-def test_refusals_as_the_click_path(lab: Lab, programs: dict[str, str], case: str) -> None:
+def test_refusals_as_the_click_path(lab: LaunchLab, programs: dict[str, str], case: str) -> None:
     template, status = REFUSALS[case]
     args = [arg.format(**programs) for arg in template]
     fast = lab.run([*FACES["script"], *args])
@@ -127,7 +110,7 @@ def test_refusals_as_the_click_path(lab: Lab, programs: dict[str, str], case: st
 
 
 @pytest.mark.root
-def test_module_face_refuses_alike(lab: Lab) -> None:
+def test_module_face_refuses_alike(lab: LaunchLab) -> None:
     """``python -m pvdrun.cli`` runs the same fast path (its message and status)."""
     args = ["--pvd", "no-such-pvd", "true"]
     module = lab.run([*FACES["module"], *args])

@@ -23,9 +23,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fixtures.commands import PVDRUN, PVDRUN_CLI
-from fixtures.mininet import MiniNet
+from fixtures.launch_lab import LaunchLab, launch_lab
 from fixtures.property_settings import PROPERTY
-from fixtures.pvdd import Pvdd
 from fixtures.unprivileged import User, unprivileged_user, user_for, who  # noqa: F401 - fixtures
 from pvdrun.errors import EXIT_CANNOT_HONOUR, EXIT_NO_DAEMON, EXIT_NOT_FOUND, EXIT_UNKNOWN_PVD, EXIT_USAGE
 from pvdrun.fastlaunch import launcher_arguments
@@ -207,41 +206,26 @@ def test_native_check_refuses_go(lone_launcher: str, tmp_path: Path) -> None:
 
 # -- launches through pvdd ---------------------------------------------------------------------
 
-class Lab:
-    """A host namespace with one link (PvD ``nl0``) and pvdd serving it."""
-
-    def __init__(self, net: MiniNet, daemon: Pvdd) -> None:
-        self.net = net
-        self.daemon = daemon
-
-    def env(self, **extra: str) -> dict[str, str]:
-        return {**os.environ, "PVDRUN_SOCKET": self.daemon.socket, "PVDRUN_CONFIG": self.daemon.config,
-                **TRACE, **extra}
+class TracedLab(LaunchLab):
+    """The launch lab, every command run with PVDRUN_LAUNCHER_TRACE=1."""
 
     def run(self, argv: list[str], user: User | None = None, **extra: str) -> subprocess.CompletedProcess:
-        env = self.env(**extra)
-        if user is not None:
-            keep = {k: v for k, v in env.items() if k.startswith("PVDRUN_") or k == "PYTHONPATH"}
-            argv = user.argv(argv, keep)
-        return self.net.spaces.run(self.net.host, argv, env=env, timeout=60)
+        return super().run(argv, user, **TRACE, **extra)
 
 
 @pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
-    with MiniNet() as net:
-        net.add_router("nl0", "r", None, ("192.0.2.10/24", "192.0.2.1/24"))
-        with Pvdd(net.host) as daemon:
-            daemon.wait_listed("implicit:nl0")
-            yield Lab(net, daemon)
+def lab() -> Iterator[LaunchLab]:
+    with launch_lab("nl0") as made:
+        yield TracedLab(made.net, made.daemon)
 
 
-def same_run(lab: Lab, args: list[str], user: User | None = None, **extra: str) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
+def same_run(lab: LaunchLab, args: list[str], user: User | None = None, **extra: str) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
     """``args`` through the native launcher and through the Python command line."""
     return lab.run([PVDRUN, *args], user, **extra), lab.run([PVDRUN_CLI, *args], user, **extra)
 
 
 @pytest.mark.root
-def test_native_launch_is_the_python_launch(lab: Lab, who: str, request: pytest.FixtureRequest) -> None:
+def test_native_launch_is_the_python_launch(lab: LaunchLab, who: str, request: pytest.FixtureRequest) -> None:
     """Through pvdd, the native launcher execs the program itself (no Python), and the program
     sees what the Python launcher gives it: scope line, preload list, socket, resolv.conf (root:
     the PvD's private one; a user: the host's); as root and as an unprivileged user."""
@@ -257,7 +241,7 @@ def test_native_launch_is_the_python_launch(lab: Lab, who: str, request: pytest.
 
 
 @pytest.mark.root
-def test_native_launch_keeps_user_preloads_and_socket(lab: Lab, tmp_path: Path) -> None:
+def test_native_launch_keeps_user_preloads_and_socket(lab: LaunchLab, tmp_path: Path) -> None:
     """Other preloaded libraries stay after ours, a duplicate of ours goes, --socket reaches the
     program, and an explicit PVDRUN_SHIM_LIBRARY (a libpvdshim.so file) is the one preloaded."""
     other = tmp_path / "libother.so"
@@ -297,7 +281,7 @@ REFUSALS = {
 
 @pytest.mark.root
 @pytest.mark.parametrize("case", sorted(REFUSALS))
-def test_everything_else_is_the_python_command_line(lab: Lab, case: str) -> None:
+def test_everything_else_is_the_python_command_line(lab: LaunchLab, case: str) -> None:
     """Refusals, other forms and strict mode: the same status and messages as pvdrun-cli's,
     because pvdrun-cli is what runs them."""
     args, status, why = REFUSALS[case]
@@ -310,7 +294,7 @@ def test_everything_else_is_the_python_command_line(lab: Lab, case: str) -> None
 
 
 @pytest.mark.root
-def test_native_strict_launch_is_the_python_one(lab: Lab) -> None:
+def test_native_strict_launch_is_the_python_one(lab: LaunchLab) -> None:
     """--strict: pvdd moves the native launcher itself into the PvD's cgroup, as it moves the
     Python launcher; a refusal (the null PvD's cgroup already holds it) is the Python one's."""
     show = ["sh", "-c", "cat /proc/self/cgroup"]
@@ -328,7 +312,7 @@ def test_native_strict_launch_is_the_python_one(lab: Lab) -> None:
 
 
 @pytest.mark.root
-def test_exit_status_and_signal_are_the_programs(lab: Lab) -> None:
+def test_exit_status_and_signal_are_the_programs(lab: LaunchLab) -> None:
     """The launcher execs: the program's own status, and its death by a signal, are pvdrun's."""
     done = lab.run([PVDRUN, "--pvd", "nl0", "sh", "-c", "exit 42"])
     assert done.returncode == 42 and native_decisions(done.stderr)[-1].startswith(EXECS)
@@ -337,7 +321,7 @@ def test_exit_status_and_signal_are_the_programs(lab: Lab) -> None:
 
 
 @pytest.mark.root
-def test_inner_launcher_detaches_the_outer_resolv_conf(lab: Lab) -> None:
+def test_inner_launcher_detaches_the_outer_resolv_conf(lab: LaunchLab) -> None:
     """An inner native launch (LD_PRELOAD cleared, so the outer shim is not loaded) inside an
     outer pvdrun sees its own PvD's resolv.conf, not the outer's; inside the outer pvdrun with
     its shim preloaded, the Python command line takes over (it leaves the outer scope)."""
@@ -353,7 +337,7 @@ def test_inner_launcher_detaches_the_outer_resolv_conf(lab: Lab) -> None:
 
 
 @pytest.mark.root
-def test_symlinked_launcher_finds_its_install(lab: Lab, tmp_path: Path) -> None:
+def test_symlinked_launcher_finds_its_install(lab: LaunchLab, tmp_path: Path) -> None:
     """pipx links the command into ~/.local/bin: the launcher still finds its library and
     pvdrun-cli beside its real file."""
     link = tmp_path / "pvdrun"
@@ -423,7 +407,7 @@ def test_nonsense_from_pvdd_hands_over(tmp_path: Path, case: str) -> None:
 
 
 @pytest.mark.root
-def test_pvdd_stopped_and_restarted(lab: Lab) -> None:
+def test_pvdd_stopped_and_restarted(lab: LaunchLab) -> None:
     """pvdd stopped: the Python command line runs the launch (a one-shot discovery); started
     again: the native launcher runs it."""
     lab.daemon.stop()
@@ -439,7 +423,7 @@ def test_pvdd_stopped_and_restarted(lab: Lab) -> None:
 
 
 @pytest.mark.root
-def test_pvdd_scope_refusal_is_the_launchers(lab: Lab) -> None:
+def test_pvdd_scope_refusal_is_the_launchers(lab: LaunchLab) -> None:
     """pvdd's scope op refuses what the launcher refuses, with the launcher's words."""
     reply = lab.daemon.request({"v": 1, "op": "scope", "name": "null"})
     assert not reply["ok"] and reply["error"]["code"] == "bad_request"
