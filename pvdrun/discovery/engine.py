@@ -54,6 +54,9 @@ NOTIFY_GROUPS = (RTMGRP_LINK | RTMGRP_NEIGH | RTMGRP_IPV4_IFADDR | RTMGRP_IPV4_R
 #: (tests make it small to overrun it on purpose).
 NOTIFY_RCVBUF = 1 << 20
 NOTIFY_RCVBUF_ENV = "PVDRUN_NOTIFY_RCVBUF"
+#: Datagrams taken from the notification socket in one go, however many wait (a flood
+#: must not keep pvdd from its clients).
+DRAIN_MAX = 1024
 #: A burst of notifications has ended when nothing new arrived for this long (s): a
 #: lone change is assembled a few ms after it, and the messages of one change (address,
 #: its local and prefix routes) still make one table and one diff.
@@ -207,13 +210,14 @@ class Discovery:
         expected: dict[int, set[str]] = {}
         for link in candidates:
             objects = grouped.get(link.index)
-            known = known_routers(objects) | _heard_from(heard.get(link.index))
+            cached = _heard_from(heard.get(link.index))
+            known = known_routers(objects) | cached
             asked = cache.asked.get(link.index)
             recent = asked is not None and now - asked.asked < SILENT_KEEP
             # a router silent when last asked is left alone, unless the kernel has since
             # installed a default route from its RAs: then it does speak
             silent = set(asked.silent) if recent and asked is not None else set()
-            unanswered = [r for r in known if not self._fresh(objects, link, r, cache, now)
+            unanswered = [r for r in known if not self._fresh(objects, link, r, cached, cache, now)
                           and not (r in silent and ra_default_expiry(objects, r) is None)]
             if unanswered or (not known and not recent):
                 log.info("%s: to ask: %s", link.name,
@@ -222,12 +226,13 @@ class Discovery:
                 expected[link.index] = known
         return expected
 
-    def _fresh(self, objects: LinkObjects | None, link: Link, router: str,
+    def _fresh(self, objects: LinkObjects | None, link: Link, router: str, cached_routers: set[str],
                cache: racache.NetnsCache, now: float) -> bool:
-        """Is what the cache holds from ``router`` on ``link`` still what it says?  It must
-        be alive, and the kernel must not have heard a later RA from it: the kernel's
-        default route via the router expires when the router lifetime of its latest RA says."""
-        if router not in cache.ras.heard_from(link.index):
+        """Is what the cache holds from ``router`` on ``link`` (whose routers it heard are
+        ``cached_routers``) still what it says?  It must be alive, and the kernel must not
+        have heard a later RA from it: the kernel's default route via the router expires when
+        the router lifetime of its latest RA says."""
+        if router not in cached_routers:
             return False
         cached = cache.ras.default_until(link.index, router)
         left = ra_default_expiry(objects, router)
@@ -331,7 +336,7 @@ class Discovery:
         read of the kernel a full dump."""
         assert self.notifier is not None
         got = False
-        while True:
+        for _ in range(DRAIN_MAX):
             try:
                 data = self.notifier.recv(1 << 16)
             except (BlockingIOError, InterruptedError):
@@ -352,6 +357,7 @@ class Discovery:
                         got |= self.ras.add_user_options(item.ifindex, item.source, item.options)
                 else:
                     got |= self.model.apply(kind, flags, body)
+        return True  # more may wait: select says so again, and clients are served meanwhile
 
     def handle_readable(self, fileobj: Any) -> bool:
         """Drain one readable source; True when the table may have changed."""

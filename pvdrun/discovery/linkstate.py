@@ -18,6 +18,7 @@
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import os
@@ -136,10 +137,16 @@ def parse_resolv_conf(text: str) -> LinkDns:
     return dns
 
 
+@functools.lru_cache(maxsize=8)
+def _entries(directory: str, changed: int) -> list[str]:
+    """A directory's entries, sorted; read again when it changed (``changed``: its mtime)."""
+    return sorted(os.listdir(directory))
+
+
 def _resolvconf(root: str, link: Link) -> LinkDns | None:
     directory = os.path.join(root, "run/resolvconf/interface")
-    try:
-        entries = sorted(os.listdir(directory))
+    try:  # one listing for every link, not one per link
+        entries = _entries(directory, os.stat(directory).st_mtime_ns)
     except OSError:
         return None
     merged = LinkDns(store="resolvconf")
