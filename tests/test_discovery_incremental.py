@@ -86,9 +86,13 @@ def change():
     if kind < 0.9:
         verb = rng.choice(["add", "replace", "del"])
         return [f"-6 route {verb} 2001:db8:f{n:x}::/64 via fe80::{n:x} dev {link} metric {rng.choice([100, 1024])}"]
-    if kind < 0.95:
+    if kind < 0.93:
         verb = rng.choice(["add", "del"])
         return [f"-6 route {verb} default via fe80::1 dev {link} metric {n}"]
+    if kind < 0.95:                      # a neighbour the kernel takes for a router
+        if rng.random() < 0.6:
+            return [f"-6 neigh replace fe80::{n:x} lladdr 02:00:00:00:00:{n:02x} dev {link} router"]
+        return [f"-6 neigh del fe80::{n:x} dev {link}"]
     other = some_link()
     return [f"route replace 203.0.113.0/24 nexthop via 10.9.{n}.1 dev {link} onlink "
             f"nexthop via 10.9.{n}.2 dev {other} onlink"]
@@ -224,3 +228,35 @@ def test_pvdd_list_after_a_burst_equals_one_shot_discovery(net: MiniNet) -> None
         wait_for(agree, timeout=30, what="pvdd's list equal to one-shot discovery's")
         assert "overran" in daemon.log_text()
         assert len(daemon.list_pvds()) >= 10
+
+
+ONE_SHOT_DUMPS = r"""
+import json, os
+from pvdrun.discovery import engine, rtnl
+dumps = []
+original = rtnl.Rtnl.dump
+def counted(self, msg_type, *args, **kwargs):
+    found = original(self, msg_type, *args, **kwargs)
+    dumps.append(msg_type)
+    return found
+rtnl.Rtnl.dump = counted
+pvds = engine.discover(config_path="/dev/null")
+print(json.dumps({"dumps": dumps, "pvds": len(pvds)}))
+"""
+
+
+def test_one_shot_discovery_of_1000_links_dumps_once_per_kind(net: MiniNet) -> None:
+    """One-shot discovery of 1,000 links (root: the RA cache read, the links asked, the
+    notifications of what changed meanwhile taken in): one dump of links, one of addresses,
+    one of routes per family, one of neighbours; nothing per link, nothing dumped twice."""
+    lines = [f"link add sc{i}a type veth peer name sc{i}b" for i in range(500)]
+    for i in range(1000):
+        name = f"sc{i // 2}{'ab'[i % 2]}"
+        lines += [f"address add 10.{60 + i // 256}.{i % 256}.1/24 dev {name}", f"link set {name} up"]
+    sh("ip", "-batch", "-", ns=net.host, timeout=120, input="\n".join(lines) + "\n")
+    result = net.run(sys.executable, "-c", ONE_SHOT_DUMPS, timeout=120,
+                     env={**os.environ, "PVDRUN_RA_CACHE": os.path.join(net.tmp, "ras.json")})
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout)
+    assert found["pvds"] == 1000
+    assert sorted(found["dumps"]) == sorted([18, 22, 26, 26, 30])  # GETLINK, GETADDR, GETROUTE x2, GETNEIGH

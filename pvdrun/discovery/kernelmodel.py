@@ -262,6 +262,8 @@ class KernelModel:
         return changed
 
     def _neighbour(self, kind: int, body: bytes) -> bool:
+        if not body or body[0] != socket.AF_INET6:  # ARP's churn: not even parsed
+            return False
         parts = rtnl.split(body, rtnl.NDMSG.size)
         neighbour = _neighbour_from_msg(*parts) if parts is not None else None
         if neighbour is None:
