@@ -22,9 +22,11 @@ if __name__ == "__main__":  # python -m pvdrun.cli: the fast path first, before 
     launch_fast()  # execs or exits for the launcher form; returns for anything else
 
 import importlib
+import os
 
 import click
 
+from pvdrun.errors import DEBUG_ENV, EXIT_FAILED
 from pvdrun.fastlaunch import is_launcher_form, leave_outer_scope
 
 # name -> "module:attribute" of a click command, imported on first use.
@@ -65,7 +67,14 @@ class LazyGroup(click.Group):
 
     def main(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         leave_outer_scope()
-        return super().main(*args, **kwargs)
+        try:
+            return super().main(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - the last resort: one line, never a traceback
+            if os.environ.get(DEBUG_ENV) == "1":
+                raise
+            sys.stderr.write(f"pvdrun: internal error: {type(exc).__name__}: {exc} "
+                             f"({DEBUG_ENV}=1 shows where)\n")
+            sys.exit(EXIT_FAILED)
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if is_launcher_form(args):

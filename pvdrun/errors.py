@@ -9,7 +9,7 @@ from __future__ import annotations
 #: success
 EXIT_OK = 0
 #: a name that does not exist (resolve); a lab that failed to come up; a daemon that could not
-#: start or clean up completely (the message says what)
+#: start or clean up completely (the message says what); an internal error (the last resort)
 EXIT_FAILED = 1
 #: usage error (unknown option, missing argument, bad value)
 EXIT_USAGE = 2
@@ -37,6 +37,9 @@ EXIT_NOT_EXECUTABLE = 126
 EXIT_NOT_FOUND = 127
 
 #: status -> the meaning docs/cli.md gives it (first words), for the table test
+#: PVDRUN_DEBUG=1: an internal error shows its traceback instead of the last resort's one line
+DEBUG_ENV = "PVDRUN_DEBUG"
+
 EXIT_STATUSES: dict[int, str] = {
     EXIT_OK: "success",
     EXIT_FAILED: "`resolve`: the name does not exist",

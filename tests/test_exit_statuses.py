@@ -3,6 +3,8 @@ same table, and no other module writes a status as a bare number.  No root neede
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pvdrun.errors as errors
@@ -41,3 +43,29 @@ def test_no_module_writes_a_status_as_a_number() -> None:
             if bare.search(line):
                 offenders.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert not offenders, "\n".join(offenders)
+
+
+#: A subcommand that fails as no command should: an exception nobody expected.
+FAILING = """
+import sys, click
+import pvdrun.cli as cli
+
+@click.command()
+def boom():
+    raise RuntimeError("boom")
+
+cli.SUBCOMMANDS["boom"] = "__main__:boom"
+sys.argv = ["pvdrun", "boom"]
+cli.main(prog_name="pvdrun")
+"""
+
+
+def test_an_internal_error_is_one_line_never_a_traceback() -> None:
+    """The last resort: one line and status 1; PVDRUN_DEBUG=1 shows the traceback."""
+    done = subprocess.run([sys.executable, "-c", FAILING], capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/bin:/bin"})
+    assert done.returncode == errors.EXIT_FAILED
+    assert done.stderr == "pvdrun: internal error: RuntimeError: boom (PVDRUN_DEBUG=1 shows where)\n"
+    debug = subprocess.run([sys.executable, "-c", FAILING], capture_output=True, text=True, timeout=60,
+                           env={"PATH": "/usr/bin:/bin", errors.DEBUG_ENV: "1"})
+    assert debug.returncode == 1 and "Traceback" in debug.stderr and "RuntimeError: boom" in debug.stderr

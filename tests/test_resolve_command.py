@@ -153,6 +153,8 @@ def test_reverse_from_hosts(files: Path) -> None:
     (["-t", "BOGUS", "svc.example"], "unknown record type 'BOGUS'"),
     (["-t", "MX", "192.0.2.8"], "use -x"),
     (["a..b"], "not a valid DNS name"),
+    (["a" * 70 + ".com"], "A DNS label is > 63 octets long"),
+    (["svc." + "b" * 64], "A DNS label is > 63 octets long"),
 ])
 def test_bad_input_is_one_line_and_the_usage_status(files: Path, args: list[str], words: str) -> None:
     result = run(*args)

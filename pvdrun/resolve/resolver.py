@@ -59,6 +59,10 @@ def search_candidates(host: str, search_domains: Sequence[str], ndots: int) -> l
     not a name."""
     if not host or len(host) > 253 or ".." in host or host.startswith("."):
         raise ResolveError(BAD_NAME, f"not a valid DNS name: {host!r}")
+    try:
+        dns.name.from_text(host)
+    except dns.exception.DNSException as exc:  # a label over 63 octets, a name over 255, ...
+        raise ResolveError(BAD_NAME, f"not a valid DNS name: {host!r} ({exc})") from None
     if host.endswith("."):
         return [host]
     searched = [f"{host}.{domain.rstrip('.')}" for domain in search_domains
