@@ -60,7 +60,7 @@ DRAIN_MAX = 1024
 #: A burst of notifications has ended when nothing new arrived for this long (s): a
 #: lone change is assembled a few ms after it, and the messages of one change (address,
 #: its local and prefix routes) still make one table and one diff.
-SETTLE = 0.002
+SETTLE = 0.001
 #: ...but the table is assembled at most this long after a burst began (s), however busy.
 SETTLE_MAX = 0.05
 #: Routers answer a Router Solicitation within MAX_RA_DELAY_TIME (RFC 4861 10) ...
