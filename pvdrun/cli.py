@@ -39,6 +39,8 @@ SUBCOMMANDS: dict[str, str] = {
     "lab": "pvdrun.commands.lab:lab",
     "shim-path": "pvdrun.commands.shim_path:shim_path_command",
     "resolve": "pvdrun.commands.resolve:resolve_command",
+    "which": "pvdrun.commands.process:which_command",
+    "pids": "pvdrun.commands.process:pids_command",
 }
 
 
@@ -92,6 +94,7 @@ def main() -> None:
     pvdrun --pvd null CMD                  run CMD with no network at all
     pvdrun list | show NAME | monitor      observe the host's PvDs
     pvdrun resolve --pvd NAME HOST         resolve HOST with that PvD's DNS only
+    pvdrun which PID | pids NAME           the PvD of a process, the processes of a PvD
     pvdrun daemon                          run pvdd, the PvD daemon
     pvdrun lab up --scenario 1|2|3         build a multihomed test network
     pvdrun shim-path                       print the preload library's path
