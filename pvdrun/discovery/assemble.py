@@ -61,6 +61,9 @@ class _Builder:
     search: list[str] = field(default_factory=list)
     routers: list[str] = field(default_factory=list)
     record: ExplicitRecord | None = None
+    #: what :func:`_to_pvd` made of it once (handle, routes, routers, addresses): a builder
+    #: kept for an unchanged link is turned into a PvD again at the cost of a few copies
+    made: tuple[int, list[Route], list[str], list[str]] | None = field(default=None, repr=False)
 
     def add_dns(self, servers: list[str], domains: list[str]) -> None:
         """Servers learned on this builder's link: a link-local one keeps the link as its zone
@@ -212,17 +215,22 @@ def _route_order(route: KRoute) -> tuple:
 
 
 def _to_pvd(builder: _Builder, kind: str | None) -> Pvd:
+    """A new PvD of a builder (a new one each time: the rest of the table's making and pvdd's
+    routing change it; its routes are shared, never changed)."""
     link = builder.link
-    routes = [Route(dst=r.dst, gateway=r.gateway, ifname=link.name, metric=r.metric,
-                    origin=_route_origin(r)) for r in sorted(builder.routes, key=_route_order)]
-    gateways = [r.gateway for r in routes if r.gateway]
-    routers = list(dict.fromkeys([*builder.routers, *gateways]))
-    pvd = Pvd(pvd_id=builder.pvd_id,
-              handle=make_handle(builder.pvd_id, link.index, link.carrier_up_count, builder.generation),
+    if builder.made is None:
+        routes = [Route(dst=r.dst, gateway=r.gateway, ifname=link.name, metric=r.metric,
+                        origin=_route_origin(r)) for r in sorted(builder.routes, key=_route_order)]
+        gateways = [r.gateway for r in routes if r.gateway]
+        builder.made = (make_handle(builder.pvd_id, link.index, link.carrier_up_count, builder.generation),
+                        routes, list(dict.fromkeys([*builder.routers, *gateways])),
+                        [a.with_prefix for a in builder.addresses])
+    handle, routes, routers, addresses = builder.made
+    pvd = Pvd(pvd_id=builder.pvd_id, handle=handle,
               explicit=builder.explicit, interfaces=[link.name], ifindexes=[link.index],
-              addresses=[a.with_prefix for a in builder.addresses], routes=routes,
+              addresses=list(addresses), routes=list(routes),
               dns_servers=list(builder.dns), search_domains=list(builder.search), kind=kind,
-              routers=routers, source="ra" if builder.explicit else "kernel")
+              routers=list(routers), source="ra" if builder.explicit else "kernel")
     if builder.record is not None:
         pvd.sequence = builder.record.sequence
         pvd.flags = dict(builder.record.flags)
