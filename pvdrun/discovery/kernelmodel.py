@@ -67,6 +67,9 @@ class KernelModel:
         self.addresses: dict[int, dict[AddrKey, tuple[Rank, Address]]] = {}
         self._arrivals = 0
         self.routes: dict[int, dict[RouteKey, KRoute]] = {}
+        #: (family, destination, metric) -> the links that may hold a next hop of it (a
+        #: superset: what a replacing route replaces is found without a scan of every route)
+        self._bases: dict[tuple[int, str, int], set[int]] = {}
         self.neighbours: dict[int, dict[str, Neighbour]] = {}
         self.stale = _Stale(everything=True)
         #: links whose objects changed since :meth:`take_dirty` (None: all of them)
@@ -137,6 +140,7 @@ class KernelModel:
         self.routes = {}
         for route in dump_routes(ipr):
             self.routes.setdefault(route.oif, {})[_route_key(route)] = route
+        self._index_routes()
         self.neighbours = {}
         for neighbour in dump_neighbours(ipr):
             self.neighbours.setdefault(neighbour.index, {})[neighbour.address] = neighbour
@@ -157,6 +161,13 @@ class KernelModel:
                 self.routes[ifindex] = new
             else:
                 self.routes.pop(ifindex, None)
+        self._index_routes()
+
+    def _index_routes(self) -> None:
+        self._bases = {}
+        for ifindex, per in self.routes.items():
+            for key in per:
+                self._bases.setdefault(key[:3], set()).add(ifindex)  # type: ignore[index]
 
     def routes_stale(self, *families: int) -> None:
         """The kernel may have changed these families' routes without a message."""
@@ -241,7 +252,8 @@ class KernelModel:
         if kind == rtnl.RTM_NEWROUTE and flags & rtnl.NLM_F_REPLACE:
             base = route_base(*parts)  # the route it replaces goes, whatever its next hops
             if base is not None:
-                for ifindex, per in list(self.routes.items()):
+                for ifindex in self._bases.pop(base, set()):
+                    per = self.routes.get(ifindex, {})
                     for key in [k for k in per if k[:3] == base]:
                         del per[key]
                         self._touch(ifindex)
@@ -256,6 +268,7 @@ class KernelModel:
             else:
                 old = per.get(key)
                 per[key] = route
+                self._bases.setdefault(key[:3], set()).add(route.oif)  # type: ignore[index]
                 if old is None or not _same_route(old, route):
                     self._touch(route.oif)
                     changed = True
