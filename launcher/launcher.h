@@ -14,16 +14,19 @@
 
 #include <stddef.h>
 
-/* The launcher form, as pvdrun/fastlaunch.py's launcher_arguments() parses it. */
+/* The launcher's words, as pvdrun/launch_args.py parses them. */
 struct launch_args {
-    const char *pvd_name;   /* --pvd NAME, -p NAME, --pvd=NAME (the last one wins) */
+    const char *pvd_name;   /* --pvd NAME, -p NAME, -pNAME, --pvd=NAME, exec's NAME */
     const char *socket;     /* --socket PATH, --socket=PATH, or NULL */
+    const char *config;     /* --config PATH, --config=PATH, or NULL */
+    int no_daemon;          /* --no-daemon */
     int strict;             /* 1 --strict, 0 --no-strict, -1 neither */
+    int verbose;            /* -v, --verbose */
     char **command;         /* CMD [ARGS...], NULL-terminated, never empty */
 };
 
-/* 1 and *out filled when argv (after argv[0]) is the launcher form the fast path runs, 0 for
- * anything else (which the Python command line then parses). */
+/* 1 and *out filled when argv is the launcher form, `run` or `exec` and parses without a usage
+ * error or -h; 0 for anything else (which the Python command line then parses). */
 int parse_launch_args(int argc, char **argv, struct launch_args *out);
 
 /* The file execve would run for name with search_path as PATH (NULL: "/bin:/usr/bin"), as

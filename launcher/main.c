@@ -160,9 +160,12 @@ static const char *fast_launch(const char *dir, int argc, char **argv)
         char words[2048] = "";
         for (char **w = args.command; *w; w++)
             snprintf(words + strlen(words), sizeof words - strlen(words), " <%s>", *w);
-        trace("launcher form: pvd=<%s> socket=<%s> strict=%d command=%s", args.pvd_name,
-              args.socket ? args.socket : "", args.strict, words);
+        trace("launcher form: pvd=<%s> socket=<%s> config=<%s> no_daemon=%d strict=%d verbose=%d command=%s",
+              args.pvd_name, args.socket ? args.socket : "", args.config ? args.config : "",
+              args.no_daemon, args.strict, args.verbose, words);
     }
+    if (args.config || args.no_daemon || args.verbose)
+        return "--config, --no-daemon or --verbose";
     if (strcmp(args.pvd_name, NULL_PVD) == 0)
         return "the null PvD";
     if (preloads_shim(getenv(PRELOAD_ENV)))

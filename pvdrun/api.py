@@ -186,24 +186,28 @@ def list_pvds(socket_path: str | None = None, *, use_daemon: bool = True) -> lis
     return _discover()
 
 
-def lookup(name: str, socket_path: str | None = None) -> Pvd:
+def lookup(name: str, socket_path: str | None = None, *, use_daemon: bool = True,
+           config_path: str | None = None) -> Pvd:
     """The PvD that ``name`` means: PvD ID, configured name, short name,
     interface name, or kind alias (wifi, ethernet, cellular, vpn).
 
-    Raises PvdLookupError when no PvD or several match.  "null" is not
-    handled here.
+    Asks pvdd unless ``use_daemon`` is false or a ``config_path`` is given (a one-shot
+    discovery with that configuration).  Raises PvdLookupError when no PvD or several
+    match.  "null" is not handled here.
     """
     from pvdrun.daemon.protocol import DaemonError
 
-    try:
-        reply = _ask(socket_path, "get", name)
-    except DaemonError as exc:
-        raise (_lookup_error(name, exc) or exc) from None
-    if reply is not None:
-        return Pvd.from_dict(reply["pvd"])
+    if use_daemon and config_path is None:
+        try:
+            reply = _ask(socket_path, "get", name)
+        except DaemonError as exc:
+            raise (_lookup_error(name, exc) or exc) from None
+        if reply is not None:
+            return Pvd.from_dict(reply["pvd"])
     from pvdrun.discovery import names
+    from pvdrun.discovery.engine import discover
 
-    return names.lookup(_discover(name), name)
+    return names.lookup(discover(config_path=config_path, want=name), name)
 
 
 def default_pvd(socket_path: str | None = None) -> Pvd | None:

@@ -27,17 +27,20 @@ import os
 import click
 
 from pvdrun.errors import DEBUG_ENV, EXIT_FAILED
-from pvdrun.fastlaunch import is_launcher_form, leave_outer_scope
+from pvdrun.fastlaunch import leave_outer_scope
+from pvdrun.launch_args import is_launcher_form
 
 # name -> "module:attribute" of a click command, imported on first use.
 SUBCOMMANDS: dict[str, str] = {
     "run": "pvdrun.launch:run_command",
+    "exec": "pvdrun.launch:exec_command",
     "list": "pvdrun.commands.observe:list_command",
     "show": "pvdrun.commands.observe:show_command",
     "monitor": "pvdrun.commands.observe:monitor_command",
     "daemon": "pvdrun.commands.daemon:daemon_command",
     "lab": "pvdrun.commands.lab:lab",
     "shim-path": "pvdrun.commands.shim_path:shim_path_command",
+    "install-service": "pvdrun.commands.install_service:install_service_command",
     "resolve": "pvdrun.commands.resolve:resolve_command",
     "which": "pvdrun.commands.process:which_command",
     "pids": "pvdrun.commands.process:pids_command",
@@ -91,17 +94,20 @@ def main() -> None:
 
     \b
     pvdrun --pvd NAME [--] CMD [ARGS...]   run CMD scoped to the PvD NAME
+    pvdrun exec NAME CMD                   the same, as ip netns exec NAME CMD
     pvdrun --pvd null CMD                  run CMD with no network at all
     pvdrun list | show NAME | monitor      observe the host's PvDs
     pvdrun resolve --pvd NAME HOST         resolve HOST with that PvD's DNS only
     pvdrun which PID | pids NAME           the PvD of a process, the processes of a PvD
-    pvdrun daemon                          run pvdd, the PvD daemon
+    pvdrun daemon                          run pvdd, the PvD daemon (also: pvdd)
+    pvdrun install-service                 write pvdd's systemd unit
     pvdrun lab up --scenario 1|2|3         build a multihomed test network
     pvdrun shim-path                       print the preload library's path
 
     NAME is an interface name, a PvD ID, a configured name, or a kind alias
     (wifi, ethernet, cellular, vpn).  Every packet and DNS query of CMD and
-    of its children stays in that PvD, or fails.  See docs/cli.md.
+    of its children stays in that PvD, or fails.  See
+    https://github.com/pvdrun/pvdrun/blob/main/docs/cli.md
     """
 
 

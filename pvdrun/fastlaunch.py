@@ -4,26 +4,21 @@
 form when pvdd answers and the program is one the shim surely holds, and hands every other
 command line, unchanged, to this console script.  Here too the launcher form skips click, whose
 import would be most of a launch without pvdd.  So the console script (:func:`main`) recognises
-exactly the launcher form it can run without click::
-
-    pvdrun --pvd NAME|-p NAME|--pvd=NAME [--pvd ...|--socket PATH|--socket=PATH|--strict|--no-strict]... [--] CMD [ARGS...]
-
-and calls :func:`pvdrun.launch_core.launch`, the function the click command ``run`` calls too.
-Anything else (help, ``--version``, a subcommand, an option it does not know, a missing or
-empty value, no command, a shell completion request) goes to the click path,
+the launcher form (:func:`pvdrun.launch_args.is_launcher_form`: options before the command,
+one of them ``--pvd``) and runs it through :func:`pvdrun.launch_core.run_launcher` with the
+one parser of the launcher's words, which the click commands ``run`` and ``exec`` use too;
+only ``-h`` there loads click, to print ``run``'s help.  Anything else (a subcommand, the
+group's help or version, a shell completion request) goes to the click path,
 :data:`pvdrun.cli.main`, unchanged.  ``python -m pvdrun.cli`` takes the same fast path.
 """
 from __future__ import annotations
 
 import os
 import sys
-from typing import NoReturn, Sequence
+from typing import NoReturn
 
+from pvdrun.launch_args import is_launcher_form, parse
 from pvdrun.shim import LIBRARY_NAME, PRELOAD_ENV, preload_entries
-
-#: Options of the launcher that take a value: option -> the launch() parameter.
-_VALUED = {"--pvd": "pvd_name", "-p": "pvd_name", "--socket": "socket_path"}
-_FLAGS = {"--strict": True, "--no-strict": False}
 
 
 def leave_outer_scope() -> None:
@@ -48,42 +43,6 @@ def leave_outer_scope() -> None:
     os.execve(sys.executable, list(sys.orig_argv), env)
 
 
-def is_launcher_form(args: Sequence[str]) -> bool:
-    """``pvdrun --pvd NAME ...``, ``-p NAME``, ``--pvd=NAME``: the launcher, ``pvdrun run``."""
-    return bool(args) and (args[0] in ("--pvd", "-p") or args[0].startswith("--pvd="))
-
-
-def launcher_arguments(args: Sequence[str]) -> dict | None:
-    """``launch()``'s arguments for ``pvdrun ARGS`` when ARGS are the launcher form above, as
-    click's ``run`` command would parse them (the last of a repeated option wins, parsing stops
-    at ``--`` or at the first word that is no option); None for anything else."""
-    if not is_launcher_form(args):
-        return None
-    found: dict = {"pvd_name": None, "socket_path": None, "strict": None}
-    rest = list(args)
-    while rest:
-        arg = rest.pop(0)
-        name, sep, value = arg.partition("=")
-        if arg == "--":
-            break
-        if arg in _FLAGS:
-            found["strict"] = _FLAGS[arg]
-        elif arg in _VALUED and rest:
-            found[_VALUED[arg]] = rest.pop(0)
-        elif sep and name in _VALUED and name.startswith("--"):
-            found[_VALUED[name]] = value
-        elif arg.startswith("-"):
-            return None  # -h, --help, -pNAME, -p=NAME, an unknown option, a missing value, "-"
-        else:
-            rest.insert(0, arg)
-            break
-        if "" in (found["pvd_name"], found["socket_path"]):
-            return None
-    if not rest:
-        return None  # click's "Missing argument 'COMMAND...'"
-    return {**found, "command": rest}
-
-
 def _completing() -> bool:
     """A shell asks for completions (click's ``_PROG_COMPLETE`` variables): click answers."""
     return any(key.startswith("_") and key.endswith("_COMPLETE") and value
@@ -103,19 +62,22 @@ def _end_as_click_does(error: BaseException) -> NoReturn:
     raise error  # (main() always exits)
 
 
+def _run_help() -> NoReturn:
+    from pvdrun.launch import show_run_help
+
+    show_run_help()
+
+
 def launch_fast() -> None:
     """Run ``pvdrun ARGV`` without click when it is the launcher form: execs CMD or exits.
     Returns when it is not that form; the caller then runs the click path."""
     leave_outer_scope()
-    if _completing():
-        return
-    arguments = launcher_arguments(sys.argv[1:])
-    if arguments is None:
+    if _completing() or not is_launcher_form(sys.argv[1:]):
         return
     try:
-        from pvdrun.launch_core import launch
+        from pvdrun.launch_core import run_launcher
 
-        launch(**arguments)
+        run_launcher(sys.argv[1:], parse, _run_help)
     except (EOFError, KeyboardInterrupt, OSError) as error:
         _end_as_click_does(error)
 

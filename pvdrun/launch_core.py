@@ -20,22 +20,25 @@ from __future__ import annotations
 import errno
 import os
 import sys
-from typing import NoReturn, Sequence
+from typing import Callable, NoReturn, Sequence
 
 from pvdrun.commands.common import fail, fail_with, pvd_named, say
 from pvdrun.errors import EXIT_CANNOT_HONOUR, EXIT_MISSING_PREREQ, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_USAGE
+from pvdrun.launch_args import LaunchArgs, LaunchUsageError
 from pvdrun.launch_rules import refusal, scope_line
 from pvdrun.model import HANDLE_NULL, NULL_PVD_NAME, SCOPE_ENV, SOCKET_ENV, Pvd, null_scope
 from pvdrun.pathsearch import ProgramNotFound, find_program
 from pvdrun.shim import PRELOAD_ENV, library_path, preload_entries
 
 
-def pvd_for(name: str, socket_path: str | None) -> Pvd | None:
+def pvd_for(name: str, socket_path: str | None, config_path: str | None = None,
+            no_daemon: bool = False) -> Pvd | None:
     """The PvD ``name`` (None for the null PvD); exits 3 when unknown or ambiguous, 4 when the
-    shim could not hold it (and as :func:`pvdrun.commands.common.pvd_named` when the lookup fails)."""
+    shim could not hold it (and as :func:`pvdrun.commands.common.pvd_named` when the lookup
+    fails).  ``config_path`` or ``no_daemon``: a one-shot discovery, pvdd not asked."""
     if name == NULL_PVD_NAME:
         return None
-    pvd = pvd_named(name, socket_path)
+    pvd = pvd_named(name, socket_path, config_path=config_path, no_daemon=no_daemon)
     why = refusal(pvd)
     if why:
         fail(why, EXIT_CANNOT_HONOUR)
@@ -75,19 +78,20 @@ def private_resolv_conf(pvd: Pvd | None) -> None:
         fail(f"cannot give the program the PvD's resolv.conf: {exc}", EXIT_CANNOT_HONOUR)
 
 
-def enter_strict(name: str, pvd: Pvd | None, socket_path: str | None, unscopable: Exception | None) -> None:
-    """Move this process into the PvD's strict cgroup; exits 4 when it cannot (for a program the
-    shim cannot scope: today's refusal, saying what strict mode lacks)."""
+def enter_strict(name: str, pvd: Pvd | None, socket_path: str | None, unscopable: Exception | None) -> str:
+    """Move this process into the PvD's strict cgroup (its path); exits 4 when it cannot (for a
+    program the shim cannot scope: today's refusal, saying what strict mode lacks)."""
     from pvdrun.commands.strict_enter import StrictRefused, enter
 
     try:
-        enter(name, pvd, socket_path)
+        where = enter(name, pvd, socket_path)
     except StrictRefused as exc:
         if unscopable is not None:
             fail(f"refusing to run unscoped: {unscopable}; and {exc}", EXIT_CANNOT_HONOUR)
         fail_with(exc)
     if unscopable is not None:
         say(f"pvdrun: {unscopable}; running it in strict mode (the kernel holds it in the PvD)")
+    return where
 
 
 def preload_value(library: str, existing: str | None) -> str:
@@ -106,16 +110,26 @@ def scoped_environment(scope: str, socket_path: str | None, library: str) -> dic
     return env
 
 
-def launch(pvd_name: str, socket_path: str | None, strict: bool | None, command: Sequence[str]) -> NoReturn:
-    """Exec ``command`` scoped to the PvD ``pvd_name`` (``strict``: True ``--strict``, False
-    ``--no-strict``, None neither), or exit with one line and the status docs/cli.md gives."""
+def run_launcher(words: Sequence[str], parser: Callable[[Sequence[str]], LaunchArgs],
+                 show_help: Callable[[], NoReturn]) -> NoReturn:
+    """Parse ``words`` with ``parser`` (pvdrun/launch_args.py) and launch; a usage error is one
+    line and exit 2, ``-h`` calls ``show_help``."""
+    try:
+        found = parser(words)
+    except LaunchUsageError as exc:
+        fail(f"{exc}", EXIT_USAGE)
+    if found.help:
+        show_help()
+    launch(found)
+
+
+def launch(found: LaunchArgs) -> NoReturn:
+    """Exec the command of ``found`` scoped to its PvD, or exit with one line and the status
+    docs/cli.md gives."""
     from pvdrun.shim.preloadable import NotPreloadable, check_preloadable
 
-    argv = list(command)
-    if argv and argv[0] == "--":
-        argv = argv[1:]
-    if not argv:
-        fail("no command to run (pvdrun --pvd NAME CMD [ARGS...])", EXIT_USAGE)
+    argv = list(found.command)
+    assert found.pvd_name is not None and argv, "launch_args guarantees a PvD and a command"
     env_path = os.environ.get("PATH")
     try:
         program = find_program(argv[0], env_path)
@@ -132,14 +146,20 @@ def launch(pvd_name: str, socket_path: str | None, strict: bool | None, command:
         library = library_path()
     except FileNotFoundError as exc:
         fail(str(exc), EXIT_MISSING_PREREQ)
-    if unscopable is not None and strict is False:
+    if unscopable is not None and found.strict is False:
         fail(f"refusing to run unscoped: {unscopable} (--no-strict)", EXIT_CANNOT_HONOUR)
-    pvd = pvd_for(pvd_name, socket_path)
+    pvd = pvd_for(found.pvd_name, found.socket_path, found.config_path, found.no_daemon)
     scope = scope_line_of(pvd)
-    env = scoped_environment(scope, socket_path, library)
-    if strict or unscopable is not None:
-        enter_strict(pvd_name, pvd, socket_path, unscopable)
+    env = scoped_environment(scope, found.socket_path, library)
+    if found.verbose:
+        say(f"pvdrun: PvD {pvd.pvd_id if pvd else NULL_PVD_NAME}, scope line: {scope}")
+    if found.strict or unscopable is not None:
+        where = enter_strict(found.pvd_name, pvd, found.socket_path, unscopable)
+        if found.verbose:
+            say(f"pvdrun: strict mode: in the cgroup {where}")
     private_resolv_conf(pvd)
+    if found.verbose:
+        say(f"pvdrun: exec {program} with {PRELOAD_ENV}={env[PRELOAD_ENV]}")
     sys.stdout.flush()
     sys.stderr.flush()
     try:

@@ -2,28 +2,26 @@
 
 With pvdd answering, the launcher form loads neither click nor pyroute2, dnspython or cffi,
 as the console script and as ``python -m pvdrun.cli``; and every refusal it meets gives the
-same status and the same stderr as the click path (``pvdrun run --pvd ...``, the same
-command through click).  Its argument parsing is held to click's own parser of ``run``.
+same status and the same stderr as ``pvdrun run``, and the launcher's one parser
+(pvdrun/launch_args.py) reads the words as the tables here say.
 No wall-clock assertion: the speed is the bench's (launch.with_pvdd, strict.launch).
 """
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Iterator
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from fixtures.commands import PVDRUN, PVDRUN_CLI
 from fixtures.launch_lab import LaunchLab, launch_lab
-from fixtures.property_settings import PROPERTY
 from pvdrun.errors import (EXIT_CANNOT_HONOUR, EXIT_NO_DAEMON, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND,
                            EXIT_UNKNOWN_PVD, EXIT_USAGE)
-from pvdrun.fastlaunch import launcher_arguments
+from pvdrun.launch_args import LaunchArgs, LaunchUsageError, is_launcher_form, parse, parse_exec
 
 #: What the launch through pvdd must not load (the packages' top-level modules).
 HEAVY = ("click", "pyroute2", "dns", "cffi", "_cffi_backend")
@@ -91,22 +89,25 @@ REFUSALS = {
     "--socket not answering": (["-p", "fl0", "--socket", "/nonexistent/pvdd.sock", "true"], EXIT_NO_DAEMON),
     "missing command": (["--pvd", "fl0"], EXIT_USAGE),
     "missing command after --": (["--pvd", "fl0", "--strict", "--"], EXIT_USAGE),
+    "unknown option before the command": (["--pvd", "fl0", "--sokcet", "/x", "true"], EXIT_USAGE),
+    "missing value": (["--pvd", "fl0", "--socket"], EXIT_USAGE),
 }
 
 
 @pytest.mark.root
 @pytest.mark.parametrize("case", sorted(REFUSALS))
 def test_refusals_as_the_click_path(lab: LaunchLab, programs: dict[str, str], case: str) -> None:
+    """The launcher form, ``pvdrun run`` and ``pvdrun exec``: one parser, one launch, so the same
+    status and the same one line; the launcher form never loads click for it."""
     template, status = REFUSALS[case]
     args = [arg.format(**programs) for arg in template]
     fast = lab.run([*FACES["script"], *args])
     click_path = lab.run([*FACES["script"], "run", *args])  # the same command, through click
     assert (fast.returncode, click_path.returncode) == (status, status), (fast.stderr, click_path.stderr)
     assert messages(fast.stderr) == messages(click_path.stderr)
-    assert messages(fast.stderr), "a refusal says why"
-    fell_through = launcher_arguments(args) is None
-    assert ("pvdrun.cli" in loaded_modules(fast.stderr)) == fell_through
-    assert fell_through == case.startswith("missing command")  # click says what is missing
+    assert len(messages(fast.stderr)) == 1, "a refusal says why, in one line"
+    assert "pvdrun.cli" not in loaded_modules(fast.stderr)
+
 
 
 @pytest.mark.root
@@ -129,28 +130,46 @@ def test_other_forms_go_to_click(tmp_path: Path) -> None:
         assert done.stdout.startswith(first), done.stdout
 
 
-WORDS = st.sampled_from(["--pvd", "-p", "--pvd=a", "--pvd=", "-pa", "-p=a", "--socket", "--socket=/s",
-                         "--socket=", "--strict", "--no-strict", "--strict=1", "--", "-", "-h", "--help",
-                         "--version", "-x", "--pv", "a", "b", "", "run", "list"])
+#: The issue cases of the launcher's words: arguments -> the parse (a LaunchArgs' fields) or the
+#: usage error's words.
+PARSES = {
+    ("--socket", "/x", "--pvd", "eth0", "true"): {"pvd_name": "eth0", "socket_path": "/x", "command": ["true"]},
+    ("-peth0", "ls", "-l"): {"pvd_name": "eth0", "command": ["ls", "-l"]},
+    ("--config", "a.toml", "--pvd", "work", "true"): {"pvd_name": "work", "config_path": "a.toml", "command": ["true"]},
+    ("--pvd", "a", "--pvd=b", "-v", "--no-daemon", "--", "-x"): {"pvd_name": "b", "verbose": True,
+                                                                 "no_daemon": True, "command": ["-x"]},
+    ("--pvd", "eth0", "-", "x"): {"pvd_name": "eth0", "command": ["-", "x"]},
+    ("--pvd", "eth0", "--sokcet", "/x", "true"): "unknown option '--sokcet'",
+    ("--pvd", "eth0", "--strict=1", "true"): "option --strict takes no value",
+    ("--pvd", "eth0", "--socket"): "option --socket needs a value",
+    ("--pvd=", "true"): "option --pvd needs a non-empty value",
+    ("--strict", "true"): "no PvD: --pvd NAME is missing",
+    ("--pvd", "eth0"): "no command to run",
+}
 
 
-@PROPERTY
-@given(st.sampled_from(["--pvd", "-p", "--pvd=a", "--pvd="]), st.lists(WORDS, max_size=7))
-def test_fast_parse_is_clicks_parse(first: str, rest: list[str]) -> None:
-    """Whatever the fast path accepts, click's ``run`` parses to the same arguments."""
-    from pvdrun.launch import run_command
-
-    args = [first, *rest]
-    found = launcher_arguments(args)
-    if found is None:
+@pytest.mark.parametrize("args", sorted(PARSES))
+def test_one_parser(args: tuple[str, ...]) -> None:
+    expected = PARSES[args]
+    if isinstance(expected, str):
+        with pytest.raises(LaunchUsageError, match=re.escape(expected)):
+            parse(args)
         return
-    with run_command.make_context("run", list(args)) as ctx:
-        params = dict(ctx.params)
-    assert found == {**params, "command": list(params["command"])}
+    assert parse(args) == LaunchArgs(**expected)
 
 
-@pytest.mark.parametrize("args", [["--pvd", "x", "-h", "ls"], ["--pvd", "x"], ["-px", "ls"], ["list"],
-                                  ["--pvd", "x", "--socket"], ["--pvd=", "ls"], ["--pvd", "x", "-v", "ls"],
-                                  ["run", "--pvd", "x", "ls"], ["--pvd", "x", "--strict=1", "ls"]])
-def test_fast_parse_leaves_the_rest_to_click(args: list[str]) -> None:
-    assert launcher_arguments(args) is None
+def test_exec_parse() -> None:
+    assert parse_exec(["--strict", "ispa", "--", "ls", "--", "x"]) == LaunchArgs(
+        pvd_name="ispa", strict=True, command=["ls", "--", "x"])
+    assert parse_exec(["ispa", "ls", "--pvd", "x"]).command == ["ls", "--pvd", "x"]  # all CMD's
+    for words, why in ((["--pvd", "a", "b", "ls"], "first word"), (["ispa"], "no command"), ([], "no PvD")):
+        with pytest.raises(LaunchUsageError, match=why):
+            parse_exec(words)
+
+
+@pytest.mark.parametrize("args,form", [(["--socket", "/x", "--pvd", "a", "ls"], True), (["-pa", "ls"], True),
+                                       (["-v", "list"], False), (["--version"], False), (["-h"], False),
+                                       (["list"], False), (["--socket", "/x", "list"], False),
+                                       (["--", "--pvd", "a", "ls"], False), (["--strict", "--pvd=a", "ls"], True)])
+def test_launcher_form(args: list[str], form: bool) -> None:
+    assert is_launcher_form(args) == form

@@ -11,6 +11,7 @@ No wall-clock assertion: the speed is the bench's (launch.with_pvdd).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -27,7 +28,7 @@ from fixtures.launch_lab import LaunchLab, launch_lab
 from fixtures.property_settings import PROPERTY
 from fixtures.unprivileged import User, unprivileged_user, user_for, who  # noqa: F401 - fixtures
 from pvdrun.errors import EXIT_CANNOT_HONOUR, EXIT_NO_DAEMON, EXIT_NOT_FOUND, EXIT_UNKNOWN_PVD, EXIT_USAGE
-from pvdrun.fastlaunch import launcher_arguments
+from pvdrun.launch_args import LaunchArgs, LaunchUsageError, is_launcher_form, parse, parse_exec
 from pvdrun.shim import library_path
 from pvdrun.shim.preloadable import NotPreloadable, check_preloadable
 
@@ -65,44 +66,55 @@ def lone_run(launcher: str, args: list[str], path: str, env: dict[str, str] | No
 
 # -- the parse ---------------------------------------------------------------------------------
 
-WORDS = st.sampled_from(["--pvd", "-p", "--pvd=a", "--pvd=", "-pa", "-p=a", "--socket", "--socket=/s",
-                         "--socket=", "--strict", "--no-strict", "--strict=1", "--", "-", "-h", "--help",
-                         "--version", "-x", "--pv", "a", "b", "", "run", "list", "null"])
-
-
-def parsed(decisions: list[str]) -> dict | None:
-    """The launcher form as the native launcher's trace reports it (None: not that form)."""
+def parsed(decisions: list[str]) -> LaunchArgs | None:
+    """The launcher's words as the native launcher's trace reports them (None: not parsed)."""
     line = decisions[0]
     if not line.startswith("pvdrun: native launcher: launcher form: "):
         return None
-    body = line.split("launcher form: ", 1)[1]
-    pvd = body.split("pvd=<", 1)[1].split("> socket=<", 1)[0]
-    rest = body.split("> socket=<", 1)[1]
-    socket_path, rest = rest.split("> strict=", 1)
-    strict, command = rest.split(" command=", 1)
-    words = [w[1:-1] for w in command.strip().split(" ")] if command.strip() else []
-    return {"pvd_name": pvd, "socket_path": socket_path or None,
-            "strict": {"-1": None, "1": True, "0": False}[strict], "command": words}
+    fields = dict(re.findall(r"(\w+)=(<[^>]*>|-?\d+)", line.split(" command=", 1)[0]))
+    command = re.findall(r"<([^>]*)>", line.split(" command=", 1)[1])
+    text = {key: value[1:-1] for key, value in fields.items() if value.startswith("<")}
+    return LaunchArgs(pvd_name=text["pvd"], socket_path=text["socket"] or None,
+                      config_path=text["config"] or None, no_daemon=fields["no_daemon"] == "1",
+                      strict={"-1": None, "1": True, "0": False}[fields["strict"]],
+                      verbose=fields["verbose"] == "1", command=command)
+
+
+def python_parse(words: list[str]) -> LaunchArgs | None:
+    """pvdrun/launch_args.py's parse of ``pvdrun WORDS``; None where it is not the launcher's
+    (a subcommand) or is a usage error or -h (the Python command line's to say)."""
+    try:
+        if words[:1] == ["exec"]:
+            found = parse_exec(words[1:])
+        elif words[:1] == ["run"]:
+            found = parse(words[1:])
+        elif is_launcher_form(words):
+            found = parse(words)
+        else:
+            return None
+    except LaunchUsageError:
+        return None
+    return None if found.help else found
+
+
+WORDS = st.sampled_from(["--pvd", "-p", "--pvd=a", "--pvd=", "-pa", "-p=a", "--socket", "--socket=/s",
+                         "--socket=", "--config", "--config=/c", "--no-daemon", "-v", "--verbose",
+                         "--strict", "--no-strict", "--strict=1", "--", "-", "-h", "--help", "--version",
+                         "-x", "--pv", "a", "b", "", "run", "exec", "list", "null"])
 
 
 @PROPERTY
 @given(st.lists(WORDS, max_size=8))
 def test_native_parse_is_the_python_parse(lone_launcher: str, args: list[str]) -> None:
-    """The native launcher takes the launcher form exactly where pvdrun/fastlaunch.py does, with
-    the same PvD, socket, strict flag and command (launch() drops one more leading "--")."""
+    """The native launcher parses exactly what pvdrun/launch_args.py parses (the launcher form,
+    run and exec), to the same PvD, options and command; everything else it hands over."""
     decisions = lone_run(lone_launcher, args, "/nonexistent")
-    python = launcher_arguments(args)
-    if python is not None:
-        command = python["command"][1:] if python["command"][:1] == ["--"] else python["command"]
-        python = {**python, "command": command} if command else None
+    python = python_parse(args)
+    assert parsed(decisions) == python, decisions
     if python is None:
         assert decisions[0].endswith("not the launcher form" + HANDS_OVER), decisions
-        return
-    assert parsed(decisions) == python
-    if python["pvd_name"] == "null":
+    elif python.pvd_name == "null" and not (python.config_path or python.no_daemon or python.verbose):
         assert decisions[1].endswith("the null PvD" + HANDS_OVER)
-    else:
-        assert decisions[1].endswith("program not found" + HANDS_OVER)
 
 
 # -- the program check -------------------------------------------------------------------------
@@ -273,7 +285,9 @@ REFUSALS = {
     "--socket not answering": (["-p", "nl0", "--socket", "/nonexistent/pvdd.sock", "true"], EXIT_NO_DAEMON,
                                "pvdd gave no scope for the PvD"),
     "missing command": (["--pvd", "nl0"], EXIT_USAGE, "not the launcher form"),
-    "option after the PvD": (["--pvd", "nl0", "-v", "true"], EXIT_NOT_FOUND, "not the launcher form"),
+    "an unknown option": (["--pvd", "nl0", "--sokcet", "/x", "true"], EXIT_USAGE, "not the launcher form"),
+    "verbose": (["--pvd", "nl0", "-v", "true"], 0, "--config, --no-daemon or --verbose"),
+    "exec, unknown PvD": (["exec", "no-such-pvd", "--", "true"], EXIT_UNKNOWN_PVD, "pvdd gave no scope for the PvD"),
     "the null PvD": (["--pvd", "null", "true"], 0, "the null PvD"),
     "a command that is an option": (["--pvd", "nl0", "--", "-x"], EXIT_NOT_FOUND, "program not found"),
 }

@@ -46,17 +46,20 @@ def require_daemon(socket_path: str) -> None:
         fail(f"pvdd does not answer on {socket_path}: {exc.strerror or exc}", EXIT_NO_DAEMON)
 
 
-def pvd_named(name: str, socket_path: str | None) -> "Pvd":
-    """The PvD ``name`` (not "null") means, from pvdd or a one-shot discovery.
+def pvd_named(name: str, socket_path: str | None, *, config_path: str | None = None,
+              no_daemon: bool = False) -> "Pvd":
+    """The PvD ``name`` (not "null") means, from pvdd or a one-shot discovery (always one with
+    ``no_daemon`` or a ``config_path``).
 
     Exits 3 when the name is unknown or ambiguous, 6 when an explicit ``socket_path`` or
     pvdd does not answer, 7 for a malformed configuration, 5 when discovery failed."""
     from pvdrun.api import lookup
 
-    if socket_path is not None:
+    use_daemon = not no_daemon and config_path is None
+    if socket_path is not None and use_daemon:
         require_daemon(socket_path)
     try:
-        return lookup(name, socket_path)
+        return lookup(name, socket_path, use_daemon=use_daemon, config_path=config_path)
     except PvdLookupError as exc:
         listed = ", ".join(exc.candidates) or "none"
         what = "ambiguous PvD name" if exc.ambiguous else "unknown PvD"
