@@ -6,6 +6,11 @@ cffi in ABI mode (``ffi.dlopen``).  It is not a Python extension module.
 
 PVDRUN_WERROR=1 (set by CI) adds -Werror; a user's install never fails on a
 new compiler warning.
+
+The wheel is tagged py3-none-PLATFORM: neither the library nor the native launcher links
+against libpython, so one wheel serves every Python 3 of that platform.  Both are linked
+stripped (RELEASE_LDFLAGS of shim/flags.mk); ``make shim`` keeps its symbols.  An editable
+install (``pip install -e .``) compiles the library into the source tree, pvdrun/shim/.
 """
 from __future__ import annotations
 
@@ -17,6 +22,11 @@ import subprocess
 from setuptools import Distribution, setup
 from setuptools.command.build_py import build_py
 from distutils.command.build_scripts import build_scripts  # setuptools' own copy of distutils
+
+try:
+    from setuptools.command.bdist_wheel import bdist_wheel  # setuptools 70.1 and later
+except ImportError:  # pragma: no cover - older setuptools with the wheel package
+    from wheel.bdist_wheel import bdist_wheel
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LIB_NAME = "libpvdshim.so"
@@ -55,12 +65,13 @@ def compile_shim(out_dir: str) -> str:
     cc = os.environ.get("CC", "cc")
     flags = shim_flags()
     sources = shim_sources(flags)
-    cflags = ["-O2", "-g", *flags["SHIM_CFLAGS"]]
+    cflags = ["-O2", *flags["SHIM_CFLAGS"]]
     if os.environ.get("PVDRUN_WERROR") == "1":
         cflags.append("-Werror")
     os.makedirs(out_dir, exist_ok=True)
     out = os.path.join(out_dir, LIB_NAME)
-    subprocess.check_call([cc, *cflags, "-shared", "-o", out, *sources, *flags["SHIM_LDFLAGS"]])
+    subprocess.check_call([cc, *cflags, "-shared", "-o", out, *sources, *flags["SHIM_LDFLAGS"],
+                           *flags["RELEASE_LDFLAGS"]])
     shutil.copy(PUBLIC_HEADER, out_dir)
     return out
 
@@ -69,6 +80,12 @@ class BuildPyWithShim(build_py):
     """build_py that also compiles the preload library into the package."""
 
     def run(self) -> None:
+        if getattr(self, "editable_mode", False):
+            # pip install -e: the package is imported from the source tree, so the library
+            # goes there too (pvdrun/shim/libpvdshim.so, ignored by git).
+            super().run()
+            compile_shim(os.path.join(HERE, "pvdrun", "shim"))
+            return
         # setuptools builds in ./build and never forgets a module: a file removed from the
         # tree would live on in every later wheel.  The package is built afresh each time.
         shutil.rmtree(os.path.join(self.build_lib, "pvdrun"), ignore_errors=True)
@@ -92,12 +109,13 @@ def launcher_sources() -> list[str]:
 def compile_launcher(out_dir: str) -> str:
     """Compile launcher/ into out_dir/pvdrun (a program linked against libc only)."""
     cc = os.environ.get("CC", "cc")
-    cflags = ["-O2", "-g", *shim_flags()["LAUNCHER_CFLAGS"]]
+    flags = shim_flags()
+    cflags = ["-O2", *flags["LAUNCHER_CFLAGS"]]
     if os.environ.get("PVDRUN_WERROR") == "1":
         cflags.append("-Werror")
     os.makedirs(out_dir, exist_ok=True)
     out = os.path.join(out_dir, LAUNCHER_NAME)
-    subprocess.check_call([cc, *cflags, "-o", out, *launcher_sources()])
+    subprocess.check_call([cc, *cflags, "-o", out, *launcher_sources(), *flags["RELEASE_LDFLAGS"]])
     return out
 
 
@@ -113,6 +131,16 @@ class BuildNativeLauncher(build_scripts):
         return [os.path.join(self.build_dir, LAUNCHER_NAME)]
 
 
+class PlatformWheel(bdist_wheel):
+    """bdist_wheel tagged py3-none-PLATFORM (linux_x86_64, ...): the wheel is platform-specific
+    for its C programs, but holds no extension module, so no Python ABI.  A plain linux_*
+    tag is what PyPI refuses; a manylinux tag would need auditwheel (docs: CHANGELOG.md)."""
+
+    def get_tag(self) -> tuple[str, str, str]:
+        _python, _abi, plat = super().get_tag()
+        return "py3", "none", plat
+
+
 class BinaryDistribution(Distribution):
     """The wheel carries a native library, so it is platform-specific."""
 
@@ -121,6 +149,7 @@ class BinaryDistribution(Distribution):
 
 
 if __name__ == "__main__":  # setuptools runs this file as __main__; tests import its helpers
-    setup(cmdclass={"build_py": BuildPyWithShim, "build_scripts": BuildNativeLauncher},
+    setup(cmdclass={"build_py": BuildPyWithShim, "build_scripts": BuildNativeLauncher,
+                    "bdist_wheel": PlatformWheel},
           distclass=BinaryDistribution,
           scripts=[os.path.relpath(path, HERE) for path in launcher_sources()])

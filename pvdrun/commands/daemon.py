@@ -1,5 +1,6 @@
-"""``pvdrun daemon``: run pvdd in the foreground (systemd: contrib/pvdd.service), or remove
-what it keeps (``--cleanup``)."""
+"""``pvdrun daemon``: run pvdd in the foreground (systemd: ``pvdrun install-service``), or
+remove what it keeps (``--cleanup``).  The console script ``pvdd`` is the same command under
+its own name (:func:`pvdd_main`), so that ``ps`` shows pvdd."""
 from __future__ import annotations
 
 import logging
@@ -9,9 +10,10 @@ from typing import NoReturn
 
 import click
 
-from pvdrun.commands.common import fail
+from pvdrun import sdnotify
+from pvdrun.commands.common import fail, say
 from pvdrun.daemon.protocol import socket_path
-from pvdrun.errors import EXIT_FAILED, EXIT_MISSING_PREREQ, EXIT_PVDD_RUNNING
+from pvdrun.errors import DEBUG_ENV, EXIT_FAILED, EXIT_MISSING_PREREQ, EXIT_PVDD_RUNNING
 
 #: ``--cleanup`` could not remove everything (the message says what is left).
 EXIT_CLEANUP_INCOMPLETE = EXIT_FAILED
@@ -20,7 +22,8 @@ EXIT_SOCKET_IN_USE = EXIT_FAILED
 
 
 def _fail(message: str, status: int) -> NoReturn:
-    fail(message, status, "pvdrun daemon")
+    ctx = click.get_current_context(silent=True)
+    fail(message, status, ctx.command_path if ctx is not None else "pvdrun daemon")
 
 
 def _cleanup(path: str) -> None:
@@ -89,7 +92,11 @@ def daemon_command(socket_opt: str | None, config_opt: str | None, log_level: st
     keeps its routing state, less the mark lookup rules, and its nftables table then drops
     every mark: a socket tied to a PvD fails instead of leaking into another PvD until a
     new pvdd takes over (with the same marks). --cleanup removes that state for good
-    (docs/routing.md).
+    (https://github.com/pvdrun/pvdrun/blob/main/docs/routing.md).
+
+    The console script pvdd is this command under its own name (pvdd --help); run by
+    systemd (Type=notify) it says READY=1 once it serves its socket and STOPPING=1 when it
+    stops (pvdrun install-service writes its unit).
 
     Exit status: 0 success; 1 another pvdd already answers on the socket (with --cleanup:
     something could not be removed); 5 not root where root is needed; 7 malformed
@@ -99,6 +106,7 @@ def daemon_command(socket_opt: str | None, config_opt: str | None, log_level: st
     \b
     Examples:
       pvdrun daemon                        # as root, in the foreground
+      pvdd                                 # the same
       pvdrun daemon --socket /tmp/p.sock --config ./pvd.toml --log-level debug
       systemctl stop pvdd && pvdrun daemon --cleanup   # retire pvdd for good
     """
@@ -129,7 +137,21 @@ def daemon_command(socket_opt: str | None, config_opt: str | None, log_level: st
     except PermissionError as exc:
         daemon.close()
         _fail(f"{exc} (pvdd needs root)", EXIT_MISSING_PREREQ)
+    sdnotify.ready(f"serving {len(daemon.pvds)} PvDs on {daemon.socket_path}")
     try:
         daemon.serve_forever()
     finally:
+        sdnotify.stopping()
         daemon.close()
+
+
+def pvdd_main() -> None:
+    """The console script ``pvdd``: ``pvdrun daemon`` under its own name.  As the command line's
+    last resort, an unexpected exception is one line and exit 1 ($PVDRUN_DEBUG=1: traceback)."""
+    try:
+        daemon_command.main(prog_name="pvdd", help_option_names=["-h", "--help"])
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line, never a traceback
+        if os.environ.get(DEBUG_ENV) == "1":
+            raise
+        say(f"pvdd: internal error: {type(exc).__name__}: {exc} ({DEBUG_ENV}=1 shows where)")
+        sys.exit(EXIT_FAILED)

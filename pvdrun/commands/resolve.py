@@ -43,7 +43,7 @@ literals); on stderr, ';; answered by' the DNS server of the PvD that answered, 
 \b
 Exit: {ok} answered; {failed} no such name or record; {usage} usage; {unknown} unknown PvD;
 {null} the null PvD; {temporary} temporary failure (timeout, server failure, no usable
-server); the others: docs/cli.md.
+server); the others: https://github.com/pvdrun/pvdrun/blob/main/docs/cli.md
 """.format(ok=EXIT_OK, failed=EXIT_FAILED, usage=EXIT_USAGE, unknown=EXIT_UNKNOWN_PVD,
            null=EXIT_CANNOT_HONOUR, temporary=EXIT_TEMPORARY)
 
