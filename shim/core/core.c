@@ -507,6 +507,7 @@ static void init_once(void)
     int saved = errno;
     resolve_real();
     alloc_fdtab();
+    shim_debug_init();
     if (!load_env_scope()) {
         shim_set_process_slot(SLOT_NULL); /* until it can be read: fail closed */
         atomic_store(&g_scope_unknown, 1);

@@ -228,6 +228,19 @@ static int settle(int fd, uint32_t w, unsigned int slot, int refused, int saved,
     return SETTLE_TIE;
 }
 
+static const char *op_name(enum shim_op op)
+{
+    return op == OP_CONNECT ? "connect" : op == OP_SEND ? "send" : "listen";
+}
+
+/* The debug line of a refusal (errno kept). */
+static int refused(int fd, const char *what, const char *why)
+{
+    if (shim_debugging)
+        shim_debug("fd %d %s refused: %s (%s)", fd, what, why, strerrorname_np(errno));
+    return -1;
+}
+
 int shim_prepare(int fd, const struct sockaddr *dst, socklen_t dstlen, enum shim_op op, uint32_t *wout)
 {
     int saved = errno;
@@ -246,7 +259,7 @@ int shim_prepare(int fd, const struct sockaddr *dst, socklen_t dstlen, enum shim
         switch (W_KIND(w)) {
         case FK_SCOPED:
             if (op != OP_LISTEN && shim_check_dst(w, to, len) < 0)
-                return -1;
+                return refused(fd, op_name(op), "a destination outside its PvD");
             /* fall through */
         case FK_SYSTEM:
         case FK_NONINET:
@@ -254,7 +267,7 @@ int shim_prepare(int fd, const struct sockaddr *dst, socklen_t dstlen, enum shim
             return 0;
         case FK_NULLED:
             errno = ENETUNREACH;
-            return -1;
+            return refused(fd, op_name(op), "the null PvD");
         case FK_PACKET:
             if (packet_prepare(fd, w, wout) < 0)
                 return -1;
@@ -296,22 +309,31 @@ int shim_prepare(int fd, const struct sockaddr *dst, socklen_t dstlen, enum shim
         int settled = settle(fd, w, slot, ENETUNREACH, saved, &pvd, wout);
         if (settled == SETTLE_AGAIN)
             continue;
+        if (settled == SETTLE_FAIL)
+            return refused(fd, op_name(op), slot == SLOT_NULL ? "the null PvD" : "its PvD is gone");
         if (settled != SETTLE_TIE)
-            return settled; /* SETTLE_PASS or SETTLE_FAIL */
+            return settled; /* SETTLE_PASS */
         int outer;
         uint32_t busy = busy_word(slot, w);
         if (!begin_tie(fd, w, busy, &outer))
             continue;
         uint32_t flags = W_FLAGS(w);
         int rc = shim_apply(fd, slot, pvd, w, to, len, op, &flags, 0);
-        if (rc < 0) /* still pending: retried next time */
+        if (rc < 0) { /* still pending: retried next time */
+            if (shim_debugging)
+                shim_debug("fd %d %s: not tied to PvD %s (%s)", fd, op_name(op), pvd->info.id, strerrorname_np(errno));
             return fail_tie(fd, busy, W_MAKE(FK_PENDING, (w & W_EXPLICIT) ? slot : 0, W_FLAGS(w) | (flags & W_DEVBOUND)),
                             outer, errno);
+        }
         *wout = W_MAKE(FK_SCOPED, slot, flags);
         fd_store(fd, *wout);
         t_tying_fd = outer;
+        if (shim_debugging)
+            shim_debug("fd %d %s: tied to PvD %s%s%s", fd, op_name(op), pvd->info.id,
+                       (flags & W_DEVBOUND) ? ", bound to its interface" : "",
+                       pvd->info.mark ? ", marked" : "");
         if (op != OP_LISTEN && shim_check_dst(*wout, to, len) < 0)
-            return -1;
+            return refused(fd, op_name(op), "a destination outside its PvD");
         errno = saved;
         return 0;
     }
@@ -371,8 +393,10 @@ int shim_prepare_bind(int fd, const struct sockaddr *addr, socklen_t len, struct
         int settled = settle(fd, w, slot, EADDRNOTAVAIL, saved, &pvd, NULL);
         if (settled == SETTLE_AGAIN)
             continue;
+        if (settled == SETTLE_FAIL)
+            return refused(fd, "bind", slot == SLOT_NULL ? "the null PvD" : "its PvD is gone");
         if (settled != SETTLE_TIE)
-            return settled; /* SETTLE_PASS or SETTLE_FAIL */
+            return settled; /* SETTLE_PASS */
         if (shim_check_dst(W_MAKE(FK_SCOPED, slot, W_FLAGS(w) | W_V6), addr->sa_family == AF_INET6 ? addr : NULL,
                            len) < 0)
             return -1; /* a scope ID naming another interface binds the socket there */

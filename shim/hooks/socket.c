@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include "core.h"
+#include "log.h"
 
 #ifndef AF_XDP
 #define AF_XDP 44
@@ -21,6 +22,9 @@ SHIM_API int socket(int domain, int type, int protocol)
         unsigned int slot = shim_effective_slot();
         if (slot == SLOT_NULL ||
             (slot != SLOT_NONE && (base == SOCK_PACKET || domain == AF_XDP))) {
+            if (shim_debugging)
+                shim_debug("socket(%d, %d) refused: %s (EACCES)", domain, base,
+                           slot == SLOT_NULL ? "the null PvD" : "a link-layer socket no PvD can hold");
             errno = EACCES;
             return -1;
         }
