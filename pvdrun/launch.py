@@ -10,6 +10,7 @@ from typing import NoReturn
 
 import click
 
+from pvdrun.commands.common import complete_pvd_names
 from pvdrun.errors import EXIT_OK
 from pvdrun.launch_args import parse, parse_exec
 from pvdrun.launch_core import (enter_strict, launch, preload_value, private_resolv_conf, pvd_for,
@@ -79,7 +80,9 @@ def run_command(ctx: click.Context, words: tuple[str, ...]) -> None:
 @click.command("exec", context_settings=RAW, options_metavar="",
                epilog=OPTIONS_HELP.replace("  -p, --pvd NAME     the PvD", "  NAME               the PvD")
                + "\n" + STATUS_HELP)
-@click.argument("words", nargs=-1, type=click.UNPROCESSED, metavar="[OPTIONS] NAME [--] CMD [ARGS...]")
+@click.argument("words", nargs=-1, type=click.UNPROCESSED, metavar="[OPTIONS] NAME [--] CMD [ARGS...]",
+                shell_complete=lambda ctx, param, incomplete: [] if ctx.params.get("words")
+                else complete_pvd_names(ctx, param, incomplete))
 @click.pass_context
 def exec_command(ctx: click.Context, words: tuple[str, ...]) -> None:
     """Run CMD scoped to the PvD NAME, as `ip netns exec NAME CMD` runs it in a namespace.

@@ -69,3 +69,19 @@ def pvd_named(name: str, socket_path: str | None, *, config_path: str | None = N
     except Exception as exc:  # noqa: BLE001 - daemon or discovery failure: say it, distinct status
         status = EXIT_NO_DAEMON if type(exc).__module__.startswith("pvdrun.daemon") else EXIT_MISSING_PREREQ
         fail(f"cannot look up PvD {name!r}: {exc}", status)
+
+
+def complete_pvd_names(ctx: object, param: object, incomplete: str) -> list[str]:
+    """The PvD names that start with ``incomplete``, for shell completion (click's
+    ``shell_complete``): pvdd's table, else the kernel's, never waiting for a router."""
+    import os
+
+    os.environ["PVDRUN_NO_RS"] = "1"  # this process only: a completion never solicits
+    try:
+        from pvdrun.api import list_pvds
+
+        pvds = list_pvds()
+    except Exception:  # noqa: BLE001 - a completion that cannot list offers nothing
+        return []
+    names = {"null"} | {name for pvd in pvds for name in (*pvd.names, pvd.pvd_id)}
+    return sorted(name for name in names if name.startswith(incomplete))

@@ -9,7 +9,7 @@ import sys
 
 import click
 
-from pvdrun.commands.common import fail, pvd_named, say
+from pvdrun.commands.common import complete_pvd_names, fail, pvd_named, say
 from pvdrun.errors import EXIT_FAILED, EXIT_MISSING_PREREQ, EXIT_USAGE
 from pvdrun.model import NULL_PVD_NAME
 from pvdrun.procscope import ProcessPvd, of_process, processes_in
@@ -81,7 +81,7 @@ def which_command(pid: int, as_json: bool, socket_path: str | None, no_daemon: b
 
 
 @click.command("pids")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_pvd_names)
 @_options
 def pids_command(name: str, as_json: bool, socket_path: str | None, no_daemon: bool) -> None:
     """List the processes running in the PvD NAME, one PID per line (as pgrep).
