@@ -20,13 +20,15 @@ import pytest
 from fixtures.commands import PVDRUN
 from pvdrun import sdnotify
 from pvdrun.data import UNIT_NAME
-from pvdrun.data.unit import exec_quote, render
+from pvdrun.data.unit import exec_quote, files_run, in_home, render
 
 #: The console script installed beside the pvdrun the tests run.
 PVDD = os.path.join(os.path.dirname(PVDRUN), "pvdd")
 #: systemd-analyze security's exposure for the unit, as docs/security.md ("The pvdd unit")
 #: gives it: what pvdd's work leaves after every directive it can take (goal 2.5, not met).
 EXPOSURE = 3.3
+#: The same with pvdd's files in a home directory (ProtectHome=read-only).
+EXPOSURE_READING_HOME = 3.4
 #: The checks the unit fails, each for a reason docs/security.md gives.
 FAILED_CHECKS = {
     "SystemCallFilter=~@privileged", "RootDirectory=/RootImage=", "User=/DynamicUser=",
@@ -74,7 +76,8 @@ def test_dest_not_writable(tmp_path: Path) -> None:
     blocker.write_text("")
     done = install_service("--dest", str(blocker))
     assert done.returncode == 1, done
-    assert done.stderr.startswith("pvdrun install-service: cannot write") and done.stderr.count("\n") == 1
+    last = done.stderr.splitlines()[-1]  # after the note on a pvdd in a home directory, if any
+    assert last.startswith(f"pvdrun install-service: cannot write {blocker}/{UNIT_NAME}: "), done.stderr
 
 
 def test_exec_quote() -> None:
@@ -85,19 +88,44 @@ def test_exec_quote() -> None:
         render("bin/pvdd")
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
-def test_hardening_score(tmp_path: Path) -> None:
-    """The score and the failed checks are the ones docs/security.md explains; a directive
-    dropped or added changes one of them and fails here."""
-    unit = tmp_path / UNIT_NAME
-    unit.write_text(render(os.path.realpath(PVDD)))
+def test_home_directories() -> None:
+    """A pvdd whose files live in a home directory gets a unit that can read them."""
+    assert in_home("/root/.venv/bin/pvdd") and in_home("/home") and in_home("/run/user/1000/x")
+    assert not in_home("/opt/pvdrun/bin/pvdd") and not in_home("/homeless/pvdd")
+    assert "ProtectHome=yes" in render("/opt/pvdrun/bin/pvdd").splitlines()
+    reading = render("/root/.venv/bin/pvdd", reads_home=True).splitlines()
+    assert "ProtectHome=read-only" in reading and "ProtectHome=yes" not in reading
+    paths = files_run(PVDD)
+    assert paths[0] == os.path.realpath(PVDD) and len(paths) == 3
+    done = install_service("--print")
+    wanted = "ProtectHome=read-only" if any(in_home(p) for p in paths) else "ProtectHome=yes"
+    assert wanted in done.stdout.splitlines()
+    assert ("ProtectHome=read-only" in done.stderr) == (wanted == "ProtectHome=read-only")
+
+
+def exposure(unit: Path) -> tuple[float, set[str], str]:
+    """systemd-analyze security's overall exposure of ``unit``, its failed checks, its report."""
     done = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", str(unit)],
                           capture_output=True, text=True, timeout=60)
     score = re.search(r"Overall exposure level for \S+: ([0-9.]+)", done.stdout)
     assert score, done.stdout + done.stderr
     failed = {line.split()[1] for line in done.stdout.splitlines() if line.startswith("✗")}
-    assert failed == FAILED_CHECKS, done.stdout
-    assert float(score.group(1)) == EXPOSURE, done.stdout
+    return float(score.group(1)), failed, done.stdout
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+def test_hardening_score(tmp_path: Path) -> None:
+    """The score and the failed checks are the ones docs/security.md explains; a directive
+    dropped or added changes one of them and fails here."""
+    unit = tmp_path / UNIT_NAME
+    unit.write_text(render("/opt/pvdrun/bin/pvdd"))
+    score, failed, report = exposure(unit)
+    assert failed == FAILED_CHECKS, report
+    assert score == EXPOSURE, report
+    unit.write_text(render("/root/.venv/bin/pvdd", reads_home=True))
+    score, failed, report = exposure(unit)
+    assert failed == FAILED_CHECKS | {"ProtectHome="}, report
+    assert score == EXPOSURE_READING_HOME, report
 
 
 # -- sd_notify ---------------------------------------------------------------------------------

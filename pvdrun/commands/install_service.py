@@ -5,9 +5,9 @@ import os
 
 import click
 
-from pvdrun.commands.common import fail
+from pvdrun.commands.common import fail, say
 from pvdrun.data import UNIT_NAME
-from pvdrun.data.unit import installed_pvdd, render
+from pvdrun.data.unit import files_run, in_home, installed_pvdd, render
 from pvdrun.errors import EXIT_FAILED, EXIT_MISSING_PREREQ
 
 #: Where systemd looks for units an administrator installs.
@@ -29,6 +29,10 @@ def install_service_command(dest: str, print_only: bool) -> None:
     subtree to strict mode and is hardened as far as pvdd's work allows
     (https://github.com/pvdrun/pvdrun/blob/main/docs/security.md, "The pvdd unit").  Then: systemctl daemon-reload && systemctl enable --now pvdd.
 
+    When pvdd, its Python or this package lives under /home, /root or /run/user (a venv
+    there, pyenv), the unit reads home directories (ProtectHome=read-only) instead of hiding
+    them, and a note says so.
+
     Exit status: 0 written (or printed); 1 the file could not be written; 5 no installed
     pvdd found, or not allowed to write DIR (root).
 
@@ -39,9 +43,15 @@ def install_service_command(dest: str, print_only: bool) -> None:
       pvdrun install-service --dest /run/systemd/system   # until the next boot
     """
     try:
-        text = render(installed_pvdd())
+        pvdd = installed_pvdd()
     except FileNotFoundError as exc:
         fail(str(exc), EXIT_MISSING_PREREQ, COMMAND)
+    homes = [path for path in files_run(pvdd) if in_home(path)]
+    if homes:
+        say(f"{COMMAND}: note: {homes[0]} is in a home directory: the unit reads home "
+            "directories (ProtectHome=read-only); a pvdrun installed elsewhere (a venv in /opt) "
+            "gets ProtectHome=yes")
+    text = render(pvdd, reads_home=bool(homes))
     if print_only:
         click.echo(text, nl=False)
         return

@@ -10,6 +10,13 @@ from pvdrun.data import PVDD_PLACEHOLDER, UNIT_NAME, read
 
 #: The console script that runs the daemon (pyproject.toml, [project.scripts]).
 PVDD_SCRIPT = "pvdd"
+#: What ProtectHome=yes makes inaccessible to the service.
+HOME_DIRECTORIES = ("/home", "/root", "/run/user")
+#: The template's line, and what it becomes when pvdd's files live in a home directory.
+PROTECT_HOME = "ProtectHome=yes"
+PROTECT_HOME_READ_ONLY = ("# pvdd's files live in a home directory, which it must read: install pvdrun\n"
+                          "# elsewhere (a venv in /opt, say) for ProtectHome=yes.\n"
+                          "ProtectHome=read-only")
 
 
 def installed_pvdd() -> str:
@@ -41,8 +48,32 @@ def exec_quote(word: str) -> str:
     return word
 
 
-def render(pvdd: str) -> str:
-    """The unit's text with ``ExecStart=`` running ``pvdd`` (an absolute path)."""
+def files_run(pvdd: str) -> list[str]:
+    """The real paths pvdd's start reads: the script, the interpreter its ``#!`` line names
+    (a venv's python is often a link into a home directory: pyenv, uv), this package."""
+    paths = [os.path.realpath(pvdd)]
+    try:
+        with open(pvdd, "rb") as script:
+            first = script.readline(4096)
+    except OSError:
+        first = b""
+    if first.startswith(b"#!") and first[2:].split():
+        paths.append(os.path.realpath(os.fsdecode(first[2:].split()[0])))
+    paths.append(os.path.realpath(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    return paths
+
+
+def in_home(path: str) -> bool:
+    """Whether ``path`` is in a directory ProtectHome=yes hides."""
+    return any(path == home or path.startswith(home + "/") for home in HOME_DIRECTORIES)
+
+
+def render(pvdd: str, reads_home: bool = False) -> str:
+    """The unit's text with ``ExecStart=`` running ``pvdd`` (an absolute path); with
+    ``reads_home``, home directories read-only instead of hidden."""
     if not os.path.isabs(pvdd):
         raise ValueError(f"{pvdd}: the unit needs an absolute path")
-    return read(UNIT_NAME).replace(PVDD_PLACEHOLDER, exec_quote(pvdd))
+    text = read(UNIT_NAME).replace(PVDD_PLACEHOLDER, exec_quote(pvdd))
+    if reads_home:
+        text = text.replace(f"\n{PROTECT_HOME}\n", f"\n{PROTECT_HOME_READ_ONLY}\n")
+    return text
