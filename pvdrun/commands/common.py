@@ -61,9 +61,7 @@ def pvd_named(name: str, socket_path: str | None, *, config_path: str | None = N
     try:
         return lookup(name, socket_path, use_daemon=use_daemon, config_path=config_path)
     except PvdLookupError as exc:
-        listed = ", ".join(exc.candidates) or "none"
-        what = "ambiguous PvD name" if exc.ambiguous else "unknown PvD"
-        fail(f"{what} {name!r}; candidates: {listed}", exc.exit_status)
+        fail(exc.sentence, exc.exit_status)
     except PvdrunError as exc:  # a malformed configuration file, read by a one-shot discovery
         fail_with(exc)
     except Exception as exc:  # noqa: BLE001 - daemon or discovery failure: say it, distinct status

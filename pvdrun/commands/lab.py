@@ -27,7 +27,23 @@ def _fail(exc: LabError) -> NoReturn:
 
 @click.group()
 def lab() -> None:
-    """Multihomed test network in namespaces (scenarios of RFC 7157 / Troan et al.)."""
+    """A multihomed test network in namespaces, for testing software against ISPs.
+
+    \b
+    Scenario 1: one shared link, two routers (two ISPs' prefixes on one link).
+    Scenario 2: one gateway, two ISPs behind it.
+    Scenario 3: two interfaces, one ISP each, overlapping IPv4.
+    Each ISP runs its own DNS server and a web service answering with its name.
+
+    \b
+    Examples:
+      pvdrun lab up --scenario 3
+      pvdrun lab exec -- pvdrun list
+      pvdrun lab exec -- pvdrun --pvd ispa curl http://svc.example/
+      pvdrun lab down
+
+    Needs root.  See docs/lab.md.
+    """
 
 
 @lab.command("up")
@@ -37,7 +53,16 @@ def lab() -> None:
 @NAME_OPTION
 @click.option("--json", "as_json", is_flag=True, help="print the status as JSON")
 def up_command(scenario: str, name: str, as_json: bool) -> None:
-    """Build the lab and wait until the host is configured and services answer."""
+    """Build the lab and wait until the host is configured and services answer.
+
+    \b
+    Examples:
+      pvdrun lab up --scenario 1
+      pvdrun lab up --scenario 3 --name ci --json
+
+    Exit status: 0 up; 1 it failed to come up (everything made was removed);
+    5 not root or a missing tool (ip, dnsmasq); 9 a lab of that name is up.
+    """
     from pvdrun import lab as lab_api
     from pvdrun.lab.status import format_table
 
@@ -51,7 +76,14 @@ def up_command(scenario: str, name: str, as_json: bool) -> None:
 @lab.command("down")
 @NAME_OPTION
 def down_command(name: str) -> None:
-    """Remove every namespace, process and file of the lab (quietly ok if none)."""
+    """Remove every namespace, process and file of the lab (quietly ok if none).
+
+    \b
+    Example:
+      pvdrun lab down --name ci
+
+    Exit status: 0 removed, or nothing to remove; 5 not root.
+    """
     from pvdrun.lab.teardown import down
 
     try:
@@ -64,7 +96,14 @@ def down_command(name: str) -> None:
 @NAME_OPTION
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def status_command(name: str, as_json: bool) -> None:
-    """Show the lab's namespaces, addresses and per-ISP services."""
+    """Show the lab's namespaces, addresses and per-ISP services.
+
+    \b
+    Example:
+      pvdrun lab status --json
+
+    Exit status: 0; 10 no lab of that name is up.
+    """
     from pvdrun.lab.status import format_table, lab_status
 
     try:
@@ -81,7 +120,15 @@ def status_command(name: str, as_json: bool) -> None:
               help="role of the namespace: host, ispa, ispb, link, gw")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_command(name: str, role: str, command: tuple[str, ...]) -> None:
-    """Run COMMAND inside one of the lab's namespaces; exit with its status."""
+    """Run COMMAND inside one of the lab's namespaces; exit with its status.
+
+    \b
+    Examples:
+      pvdrun lab exec -- pvdrun list
+      pvdrun lab exec --ns ispa -- ip address
+
+    Exit status: COMMAND's own; 2 no such role; 10 no lab of that name is up.
+    """
     import shutil
 
     from pvdrun.lab import state as lab_state

@@ -27,10 +27,14 @@ class PvdLookupError(PvdrunError):
         self.name = name
         self.candidates = list(candidates)
         self.ambiguous = ambiguous
+        super().__init__(message or self.sentence)
+
+    @property
+    def sentence(self) -> str:
+        """What every command says of it, whoever found it (pvdd or this process)."""
         listed = ", ".join(self.candidates) or "none"
-        default = (f"PvD name {name!r} is ambiguous; candidates: {listed}" if ambiguous
-                   else f"unknown PvD {name!r}; PvDs that exist: {listed}")
-        super().__init__(message or default)
+        return (f"PvD name {self.name!r} is ambiguous; candidates: {listed}" if self.ambiguous
+                else f"unknown PvD {self.name!r}; PvDs that exist: {listed}")
 
 
 def _own_candidates(pvd: Pvd) -> list[str]:
