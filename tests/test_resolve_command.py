@@ -108,6 +108,13 @@ def test_hosts_answers_first_without_a_query(files: Path) -> None:
     assert data["servers"] == [] and data["errors"] == []
 
 
+def test_json_errors_say_which_type_failed(files: Path) -> None:
+    result = run("nowhere.example", "--json")
+    assert result.exit_code == EXIT_TEMPORARY
+    data = json.loads(result.stdout)
+    assert [(e["type"], e["kind"]) for e in data["errors"]] == [("AAAA", "no-server"), ("A", "no-server")]
+
+
 def test_dns_first_when_nsswitch_says_so(files: Path) -> None:
     (files / "nsswitch.conf").write_text("hosts: dns files\n")
     result = run("printer.example")  # DNS is asked first: this PvD has no server

@@ -88,7 +88,8 @@ def _report(pvd: Pvd, host: str, answers: "list[Answer]", errors: "list[ResolveE
         click.echo(json.dumps({"pvd": pvd.pvd_id, "host": host,
                                "answers": [a.to_dict() for a in answers],
                                "servers": sorted({a.server for a in answers if a.server}),
-                               "errors": [{"kind": e.kind, "message": str(e)} for e in errors]}))
+                               "errors": [{"kind": e.kind, "type": e.rdtype, "message": str(e)}
+                                          for e in errors]}))
         return
     for answer in answers:
         for line in _lines(answer):

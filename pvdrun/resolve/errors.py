@@ -13,11 +13,13 @@ TEMPORARY = frozenset({TIMEOUT, SERVFAIL, NO_SERVER})
 
 
 class ResolveError(Exception):
-    """A lookup that produced no answer; ``kind`` is one of the constants above."""
+    """A lookup that produced no answer; ``kind`` is one of the constants above, ``rdtype`` the
+    record type asked for when one was (None: a failure before any, e.g. a bad name)."""
 
-    def __init__(self, kind: str, message: str) -> None:
+    def __init__(self, kind: str, message: str, rdtype: str | None = None) -> None:
         super().__init__(message)
         self.kind = kind
+        self.rdtype = rdtype
 
     @property
     def temporary(self) -> bool:

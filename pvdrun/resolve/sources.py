@@ -76,6 +76,7 @@ def _from_dns(resolver: PvdResolver, host: str, rdtypes: list[str]) -> tuple[lis
         try:
             answers.append(resolver.resolve(host, rdtype))
         except ResolveError as exc:
+            exc.rdtype = exc.rdtype or rdtype
             errors.append(exc)
     return answers, errors
 
@@ -124,6 +125,7 @@ def reverse(resolver: PvdResolver, address: IpAddress,
         try:
             return [resolver.resolve(revname, "PTR")], []
         except ResolveError as exc:
+            exc.rdtype = exc.rdtype or "PTR"
             errors = [exc]
     if not errors:
         errors = [ResolveError(NXDOMAIN, f"{address}: not in {hosts.hosts_path()}")]
