@@ -32,6 +32,8 @@ fe80::1%eth0 zoned.example
 not-an-address ignored.example
 192.0.2.9
 """
+#: how each lookup of the PvD was asked for (--config, --no-daemon)
+ASKED: list[dict] = []
 PVD = Pvd(pvd_id="ispa.example", handle=77, interfaces=["lo"], ifindexes=[1],
           addresses=["192.0.2.1/24", "2001:db8::1/64"])
 
@@ -42,7 +44,7 @@ def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     (tmp_path / "nsswitch.conf").write_text("passwd: files\nhosts: files mdns4_minimal [NOTFOUND=return] dns\n")
     monkeypatch.setenv(hosts.HOSTS_ENV, str(tmp_path / "hosts"))
     monkeypatch.setenv(hosts.NSSWITCH_ENV, str(tmp_path / "nsswitch.conf"))
-    monkeypatch.setattr(command, "pvd_named", lambda name, socket_path: PVD)
+    monkeypatch.setattr(command, "pvd_named", lambda name, socket_path, **how: ASKED.append(how) or PVD)
     yield tmp_path
 
 
@@ -106,6 +108,14 @@ def test_hosts_answers_first_without_a_query(files: Path) -> None:
     assert [(a["type"], a["records"], a["source"], a["server"]) for a in data["answers"]] == \
         [("A", ["192.0.2.7"], "files", None)]
     assert data["servers"] == [] and data["errors"] == []
+
+
+def test_config_and_no_daemon_as_every_command_takes_them(files: Path) -> None:
+    ASKED.clear()
+    run("--config", "/etc/pvd/other.toml", "printer")
+    run("--no-daemon", "printer")
+    assert ASKED == [{"config_path": "/etc/pvd/other.toml", "no_daemon": False},
+                     {"config_path": None, "no_daemon": True}]
 
 
 def test_json_errors_say_which_type_failed(files: Path) -> None:

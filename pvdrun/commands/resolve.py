@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import click
 import dns.rdatatype
 
-from pvdrun.commands.common import fail, pvd_named
+from pvdrun.commands.common import complete_pvd_names, fail, pvd_named
 from pvdrun.errors import (EXIT_CANNOT_HONOUR, EXIT_FAILED, EXIT_OK, EXIT_TEMPORARY, EXIT_UNKNOWN_PVD,
                            EXIT_USAGE)
 from pvdrun.model import NULL_PVD_NAME, Pvd
@@ -48,10 +48,10 @@ server); the others: https://github.com/pvdrun/pvdrun/blob/main/docs/cli.md
            null=EXIT_CANNOT_HONOUR, temporary=EXIT_TEMPORARY)
 
 
-def _find_pvd(name: str, socket_path: str | None) -> Pvd:
+def _find_pvd(name: str, socket_path: str | None, config_path: str | None, no_daemon: bool) -> Pvd:
     if name == NULL_PVD_NAME:
         fail("the null PvD has no network, hence no DNS", EXIT_CANNOT_HONOUR)
-    return pvd_named(name, socket_path)
+    return pvd_named(name, socket_path, config_path=config_path, no_daemon=no_daemon)
 
 
 def _record_type(value: str) -> str:
@@ -111,7 +111,7 @@ def _exit_for(answers: "list[Answer]", errors: "list[ResolveError]") -> None:
 
 
 @click.command("resolve", epilog=EXAMPLES)
-@click.option("--pvd", "-p", "pvd_name", required=True, metavar="NAME",
+@click.option("--pvd", "-p", "pvd_name", required=True, metavar="NAME", shell_complete=complete_pvd_names,
               help="PvD whose DNS to use: interface, PvD ID, configured name or kind.")
 @click.option("--type", "-t", "rdtype", default=None, metavar="TYPE",
               help="Record type (A, AAAA, MX, SRV, TXT, PTR, ANY, ...). Default: AAAA and A; "
@@ -128,9 +128,13 @@ def _exit_for(answers: "list[Answer]", errors: "list[ResolveError]") -> None:
 @click.option("--socket", "socket_path", default=None, metavar="PATH",
               help="pvdd's socket; when given, pvdd must answer (exit 6 otherwise). Default: "
                    "$PVDRUN_SOCKET or /run/pvd/pvdd.sock if it answers, else one-shot discovery.")
+@click.option("--config", "config_path", default=None, metavar="PATH",
+              help="Find the PvD by a one-shot discovery with this pvd.toml (pvdd is not asked).")
+@click.option("--no-daemon", is_flag=True, help="Find the PvD by a one-shot discovery, not asking pvdd.")
 @click.argument("host", metavar="HOST|ADDRESS")
 def resolve_command(pvd_name: str, rdtype: str | None, reverse: bool, timeout: float, attempts: int,
-                    as_json: bool, socket_path: str | None, host: str) -> None:
+                    as_json: bool, socket_path: str | None, config_path: str | None, no_daemon: bool,
+                    host: str) -> None:
     """Resolve HOST as a program scoped to the PvD NAME would: an IP literal answers itself,
     then /etc/hosts and the PvD's DNS servers only, in nsswitch.conf's order. Prints which
     server answered. With -x, HOST is an address and its name is looked up."""
@@ -151,7 +155,7 @@ def resolve_command(pvd_name: str, rdtype: str | None, reverse: bool, timeout: f
         fail(f"{host} is an IP address: use -x to find its name", EXIT_USAGE)
     elif sources.literal_address(host) is not None and types == ["ANY"]:
         types = ["AAAA", "A"]
-    pvd = _find_pvd(pvd_name, socket_path)
+    pvd = _find_pvd(pvd_name, socket_path, config_path, no_daemon)
     resolver = PvdResolver(pvd, ResolverOptions(timeout=timeout, attempts=attempts))
     try:
         if address is not None:
