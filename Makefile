@@ -8,7 +8,7 @@ DEB_COMMANDS := ip dnsmasq tcpdump curl wget socat nc dig pkill cc nft ping nscd
 # Perl modules the tests use (a package above provides each; checked like the commands).
 DEB_PERL_MODULES := Net::DNS
 
-.PHONY: all install deps test test-asan bench shim launcher shim-asan clean
+.PHONY: all install deps test test-asan bench shim launcher shim-asan dist clean
 
 all: install
 
@@ -38,6 +38,11 @@ SHIM_INCLUDES := $(foreach d,$(SHIM_INCLUDE_DIRS),-I$(CURDIR)/shim/$(d))
 shim:
 	mkdir -p build
 	$(CC) -O2 -g $(SHIM_CFLAGS) $(SHIM_INCLUDES) -Werror -shared -o build/libpvdshim.so $(SHIM_SOURCES) $(SHIM_LDFLAGS)
+
+# The source distribution, and a wheel built from it (py3-none-linux_*: CHANGELOG.md), in dist/.
+dist:
+	$(PIP) install -q build
+	rm -rf dist && $(PYTHON) -m build --outdir dist .
 
 # The native launcher (the installed `pvdrun`) alone, with -Werror, for the same loop.
 launcher:
@@ -107,4 +112,4 @@ fuzz-deps:
 	fi
 
 clean:
-	rm -rf build dist *.egg-info
+	rm -rf build dist *.egg-info pvdrun/shim/libpvdshim.so pvdrun/shim/pvd.h
