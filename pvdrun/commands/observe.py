@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 import click
@@ -33,11 +34,40 @@ def _common(func: Any) -> Any:
     return func
 
 
-def _listing(socket_opt: str | None, config_opt: str | None, no_daemon: bool
-             ) -> tuple[list[dict[str, Any]], str | None, StrictStatus]:
-    """The PvDs (as dictionaries: pvdd's reply as it came, or the local table's), the default
-    PvD's ID and strict mode's status, from one ``list`` request when pvdd answers (an
-    explicit ``--socket`` must), else from a discovery in this process."""
+Row = tuple[bool, str, str, int, list[str], "str | None", list[str], list[str]]
+
+
+@dataclass
+class Listing:
+    """What ``list`` and ``show`` print: pvdd's reply as it came (``dicts``), or a local
+    table (``pvds``), whichever it was: neither is made from the other unless asked."""
+
+    strict: StrictStatus
+    default: str | None = None
+    dicts: list[dict[str, Any]] | None = None
+    pvds: list[Pvd] | None = None
+
+    def as_dicts(self) -> list[dict[str, Any]]:
+        if self.dicts is None:
+            self.dicts = [p.to_dict() for p in self.pvds or []]
+        return self.dicts
+
+    def as_pvds(self) -> list[Pvd]:
+        if self.pvds is None:
+            self.pvds = [Pvd.from_dict(d) for d in self.dicts or []]
+        return self.pvds
+
+    def rows(self) -> list[Row]:
+        """Each PvD's (default, name, ID, handle, interfaces, kind, addresses, DNS servers)."""
+        if self.pvds is not None:
+            return [(p.is_default, p.name, p.pvd_id, p.handle, p.interfaces, p.kind, p.addresses,
+                     p.dns_servers) for p in self.pvds]
+        return [_row(d) for d in self.dicts or []]
+
+
+def _listing(socket_opt: str | None, config_opt: str | None, no_daemon: bool) -> Listing:
+    """The PvDs, the default PvD's ID and strict mode's status, from one ``list`` request when
+    pvdd answers (an explicit ``--socket`` must), else from a discovery in this process."""
     from pvdrun.api import _ask, list_pvds
     from pvdrun.config import ConfigError
 
@@ -58,24 +88,23 @@ def _listing(socket_opt: str | None, config_opt: str | None, no_daemon: bool
         elif not no_daemon:
             reply = _ask(socket_opt, "list")
         if reply is not None:
-            dicts = list(reply.get("pvds", []))
             strict = from_reply(reply.get("strict") or {"available": False, "why": "pvdd does not say"})
-            return dicts, reply.get("default"), strict
+            return Listing(strict, reply.get("default"), dicts=list(reply.get("pvds", [])))
         return _local(list_pvds(socket_opt, use_daemon=False))
     except ConfigError as exc:
         fail_with(exc)
     raise AssertionError("unreachable")
 
 
-def _local(pvds: list[Pvd]) -> tuple[list[dict[str, Any]], str | None, StrictStatus]:
+def _local(pvds: list[Pvd]) -> Listing:
     default = default_of(pvds)
-    return [p.to_dict() for p in pvds], default.pvd_id if default else None, local(pvds)
+    return Listing(local(pvds), default.pvd_id if default else None, pvds=pvds)
 
 
 def _pvds(socket_opt: str | None, config_opt: str | None, no_daemon: bool) -> tuple[list[Pvd], StrictStatus]:
     """The PvDs and strict mode's status (see :func:`_listing`)."""
-    dicts, _default, strict = _listing(socket_opt, config_opt, no_daemon)
-    return [Pvd.from_dict(d) for d in dicts], strict
+    listing = _listing(socket_opt, config_opt, no_daemon)
+    return listing.as_pvds(), listing.strict
 
 
 def _short_list(items: list[str], limit: int = 2) -> str:
@@ -91,7 +120,7 @@ def format_table(pvds: list[Pvd], strict: StrictStatus | None = None) -> str:
                          p.dns_servers) for p in pvds], strict)
 
 
-def _row(data: dict[str, Any]) -> tuple[bool, str, str, int, list[str], str | None, list[str], list[str]]:
+def _row(data: dict[str, Any]) -> Row:
     """What the table shows of one PvD's dictionary (as :meth:`Pvd.to_dict` writes it)."""
     names = data.get("names") or []
     return (bool(data.get("default")), names[0] if names else data["id"], data["id"],
@@ -99,8 +128,7 @@ def _row(data: dict[str, Any]) -> tuple[bool, str, str, int, list[str], str | No
             data.get("addresses") or [], data.get("dns_servers") or [])
 
 
-def format_rows(pvds: list[tuple[bool, str, str, int, list[str], str | None, list[str], list[str]]],
-                strict: StrictStatus | None = None) -> str:
+def format_rows(pvds: list[Row], strict: StrictStatus | None = None) -> str:
     """The table of :func:`format_table`, from each PvD's (default, name, ID, handle,
     interfaces, kind, addresses, DNS servers)."""
     header = ["", "NAME", "ID", "HANDLE", "IFACE", "KIND", "ADDRESSES", "DNS", "STRICT"]
@@ -163,11 +191,12 @@ def format_pvd(pvd: Pvd, strict: StrictStatus | None = None) -> str:
 def list_command(as_json: bool, socket_opt: str | None, config_opt: str | None,
                  no_daemon: bool) -> None:
     """List the PvDs this host is attached to (R14)."""
-    dicts, default, strict = _listing(socket_opt, config_opt, no_daemon)
+    listing = _listing(socket_opt, config_opt, no_daemon)
     if as_json:
-        click.echo(json.dumps({"pvds": dicts, "default": default, "strict": strict.to_dict()}, indent=2))
+        click.echo(json.dumps({"pvds": listing.as_dicts(), "default": listing.default,
+                               "strict": listing.strict.to_dict()}, indent=2))
     else:
-        click.echo(format_rows([_row(d) for d in dicts], strict))
+        click.echo(format_rows(listing.rows(), listing.strict))
 
 
 @click.command("show")

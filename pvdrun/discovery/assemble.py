@@ -28,7 +28,6 @@ Rules (docs/discovery.md has the long form):
 """
 from __future__ import annotations
 
-import functools
 import ipaddress
 import logging
 import socket
@@ -200,18 +199,17 @@ def _split_link(link: Link, addrs: list[Address], routes: list[KRoute],
     return builders + implicit
 
 
-@functools.lru_cache(maxsize=16384)
-def _destination_order(dst: str) -> tuple[int, int, int]:
+def _destination_order(family: int, dst: str) -> tuple[bytes, int]:
     if dst == "default":
-        return (0, 0, 0)
-    net = ipaddress.ip_network(dst)
-    return (1, int(net.network_address), net.prefixlen)
+        return (b"", 0)
+    address, _, length = dst.partition("/")
+    return (socket.inet_pton(family, address), int(length))
 
 
 def _route_order(route: KRoute) -> tuple:
     """Routes in one order whatever order the kernel listed them in (a dump's, or the order
     notifications came in): IPv4 first, the default first, then by destination."""
-    return (route.family, _destination_order(route.dst), route.metric, route.gateway or "")
+    return (route.family, _destination_order(route.family, route.dst), route.metric, route.gateway or "")
 
 
 def _to_pvd(builder: _Builder, kind: str | None) -> Pvd:
