@@ -89,7 +89,10 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="pvdrun")
-def main() -> None:
+@click.option("-v", "--verbose", count=True,
+              help="Say on stderr what pvdrun finds and does (-v), and why (-vv).  The launcher "
+                   "takes -v itself: pvdrun --pvd NAME -v CMD.")
+def main(verbose: int) -> None:
     """Run programs inside one Provisioning Domain (PvD), and observe PvDs.
 
     \b
@@ -109,6 +112,11 @@ def main() -> None:
     of its children stays in that PvD, or fails.  See
     https://github.com/pvdrun/pvdrun/blob/main/docs/cli.md
     """
+    if verbose:
+        import logging
+
+        logging.basicConfig(level=logging.INFO if verbose == 1 else logging.DEBUG, stream=sys.stderr,
+                            format="pvdrun: %(message)s")
 
 
 if __name__ == "__main__":  # pragma: no cover
