@@ -20,6 +20,7 @@ import sys
 import tarfile
 import zipfile
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -57,8 +58,11 @@ def tree_files() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("packaging")
+def work(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The module's directory: the tree's copy, the builds and the venvs, removed after."""
+    path = tmp_path_factory.mktemp("packaging")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
