@@ -114,6 +114,10 @@ SHIM_API int pvd_find(const char *name, pvd_handle_t *handle)
     errno = saved;
     if (find_in_table(name, handle) == 0)
         return 0;
+    if (shim_pvdd_get(name, handle) == 0) { /* a kind alias, a configured or short name */
+        errno = saved;
+        return 0;
+    }
     errno = ENOENT;
     return -1;
 }

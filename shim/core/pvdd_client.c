@@ -84,16 +84,18 @@ static int connect_pvdd(void)
     return fd;
 }
 
-int shim_pvdd_list(pvd_handle_t *handles, size_t max)
+/* Send request (one line) and add every "scope" of the reply to the PvD table, storing up to
+ * max handles: how many the reply held, or -1 (errno) when pvdd does not answer. */
+static int pvdd_scopes(const char *request, pvd_handle_t *handles, size_t max)
 {
-    static const char request[] = "{\"v\":1,\"op\":\"list\"}\n";
     int fd = connect_pvdd();
     if (fd < 0)
         return -1;
+    size_t want = strlen(request);
     ssize_t sent;
-    while ((sent = REAL(sendto)(fd, request, sizeof request - 1, MSG_NOSIGNAL, NULL, 0)) < 0 && errno == EINTR)
+    while ((sent = REAL(sendto)(fd, request, want, MSG_NOSIGNAL, NULL, 0)) < 0 && errno == EINTR)
         ;
-    if (sent != (ssize_t)(sizeof request - 1)) {
+    if (sent != (ssize_t)want) {
         REAL(close)(fd);
         errno = EIO;
         return -1;
@@ -135,6 +137,33 @@ int shim_pvdd_list(pvd_handle_t *handles, size_t max)
     }
     free(reply);
     return count;
+}
+
+int shim_pvdd_list(pvd_handle_t *handles, size_t max)
+{
+    return pvdd_scopes("{\"v\":1,\"op\":\"list\"}\n", handles, max);
+}
+
+int shim_pvdd_get(const char *name, pvd_handle_t *handle)
+{
+    char request[PVD_ID_MAX + 64];
+    for (const char *p = name; *p; p++)
+        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) {
+            errno = ENOENT; /* no PvD name holds these */
+            return -1;
+        }
+    int n = snprintf(request, sizeof request, "{\"v\":1,\"op\":\"get\",\"name\":\"%s\"}\n", name);
+    if (n <= 0 || (size_t)n >= sizeof request) {
+        errno = ENOENT;
+        return -1;
+    }
+    pvd_handle_t found;
+    if (pvdd_scopes(request, &found, 1) != 1) {
+        errno = ENOENT;
+        return -1;
+    }
+    *handle = found;
+    return 0;
 }
 
 int shim_pvdd_mark(int sockfd, pvd_handle_t handle)

@@ -11,6 +11,11 @@
  * the reply held, or -1 (errno) when pvdd does not answer. */
 int shim_pvdd_list(pvd_handle_t *handles, size_t max);
 
+/* Ask pvdd for the PvD `name` means (op "get": every name pvdrun accepts, kind aliases and
+ * configured names included), add it to the PvD table and store its handle.  0, or -1 with
+ * errno ENOENT (no pvdd, or no such PvD). */
+int shim_pvdd_get(const char *name, pvd_handle_t *handle);
+
 /* Pure helper (fuzzable): find the next "scope":"..." string in reply[pos, len).
  * Returns 1 and sets [*start, *end) to the value, or 0 when there is none. */
 int shim_next_scope(const char *reply, size_t len, size_t *pos, size_t *start, size_t *end);
