@@ -69,3 +69,17 @@ def test_an_internal_error_is_one_line_never_a_traceback() -> None:
     debug = subprocess.run([sys.executable, "-c", FAILING], capture_output=True, text=True, timeout=60,
                            env={"PATH": "/usr/bin:/bin", errors.DEBUG_ENV: "1"})
     assert debug.returncode == 1 and "Traceback" in debug.stderr and "RuntimeError: boom" in debug.stderr
+
+
+def test_an_explicit_socket_that_does_not_answer(tmp_path: Path) -> None:
+    """Every command that takes --socket exits 6 at once when pvdd does not answer there."""
+    from fixtures.commands import PVDRUN
+
+    missing = str(tmp_path / "none.sock")
+    for words in (["monitor"], ["list"], ["show", "lo"], ["--pvd", "lo", "true"],
+                  ["resolve", "--pvd", "lo", "x.example"]):
+        done = subprocess.run([PVDRUN, *words, "--socket", missing] if words[0] != "--pvd"
+                              else [PVDRUN, "--socket", missing, *words], capture_output=True, text=True,
+                              timeout=30)
+        assert done.returncode == errors.EXIT_NO_DAEMON, (words, done.stderr)
+        assert done.stderr.count("\n") == 1 and "No such file or directory" in done.stderr, done.stderr

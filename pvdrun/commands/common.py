@@ -8,6 +8,7 @@ without click, loads it only when it has something to say.
 """
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING, NoReturn
 
@@ -43,7 +44,8 @@ def require_daemon(socket_path: str) -> None:
     try:
         Client(socket_path).close()
     except DaemonUnavailable as exc:
-        fail(f"pvdd does not answer on {socket_path}: {exc.strerror or exc}", EXIT_NO_DAEMON)
+        why = os.strerror(exc.errno) if exc.errno else str(exc)
+        fail(f"pvdd does not answer on {socket_path}: {why}", EXIT_NO_DAEMON)
 
 
 def pvd_named(name: str, socket_path: str | None, *, config_path: str | None = None,
@@ -72,8 +74,6 @@ def pvd_named(name: str, socket_path: str | None, *, config_path: str | None = N
 def complete_pvd_names(ctx: object, param: object, incomplete: str) -> list[str]:
     """The PvD names that start with ``incomplete``, for shell completion (click's
     ``shell_complete``): pvdd's table, else the kernel's, never waiting for a router."""
-    import os
-
     os.environ["PVDRUN_NO_RS"] = "1"  # this process only: a completion never solicits
     try:
         from pvdrun.api import list_pvds

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 import click
 
-from pvdrun.commands.common import fail, fail_with
+from pvdrun.commands.common import complete_pvd_names, fail, fail_with, require_daemon
 from pvdrun.discovery.names import display_names
 from pvdrun.errors import EXIT_NO_DAEMON, EXIT_UNKNOWN_PVD
 from pvdrun.model import Pvd, default_of
@@ -190,7 +190,23 @@ def format_pvd(pvd: Pvd, strict: StrictStatus | None = None) -> str:
 @_common
 def list_command(as_json: bool, socket_opt: str | None, config_opt: str | None,
                  no_daemon: bool) -> None:
-    """List the PvDs this host is attached to (R14)."""
+    """List the PvDs this host is attached to.
+
+    A table: the PvD's name, ID, handle, interfaces, kind, addresses, DNS
+    servers and how many processes strict mode holds in it (* marks the
+    default PvD); the last line says whether strict mode is available.
+    From pvdd when it answers, else a one-shot discovery in this process
+    (which asks routers on links where a PvD's data is missing).
+
+    \b
+    Examples:
+      pvdrun list
+      pvdrun list --json | jq -r '.pvds[].id'
+      pvdrun list --no-daemon --config ./pvd.toml
+
+    Exit status: 0; 5 discovery failed; 6 --socket given and pvdd does not
+    answer; 7 malformed configuration.
+    """
     listing = _listing(socket_opt, config_opt, no_daemon)
     if as_json:
         click.echo(json.dumps({"pvds": listing.as_dicts(), "default": listing.default,
@@ -200,11 +216,23 @@ def list_command(as_json: bool, socket_opt: str | None, config_opt: str | None,
 
 
 @click.command("show")
-@click.argument("name")
+@click.argument("name", shell_complete=complete_pvd_names)
 @_common
 def show_command(name: str, as_json: bool, socket_opt: str | None, config_opt: str | None,
                  no_daemon: bool) -> None:
-    """Show every attribute of the PvD NAME (R16, R18)."""
+    """Show every attribute of the PvD NAME, unknown ones included.
+
+    NAME as for --pvd: an interface, a PvD ID, a configured name, a kind
+    alias (wifi, ethernet, cellular, vpn) or a short name.
+
+    \b
+    Examples:
+      pvdrun show wifi
+      pvdrun show ispa.example --json
+
+    Exit status: 0; 3 unknown or ambiguous name; 5 discovery failed; 6
+    --socket given and pvdd does not answer; 7 malformed configuration.
+    """
     from pvdrun.discovery.names import PvdLookupError, lookup
 
     pvds, strict = _pvds(socket_opt, config_opt, no_daemon)
@@ -243,10 +271,20 @@ def _describe(event: dict[str, Any]) -> str:
 @_common
 def monitor_command(as_json: bool, socket_opt: str | None, config_opt: str | None,
                     no_daemon: bool) -> None:
-    """Stream PvD events: added, removed, changed, default (R15, R17, R10).
+    """Stream PvD events: added, removed, changed, default.
 
     The first event is a snapshot of the current table.  Events come from
-    pvdd's subscription, or from netlink notifications and RAs; never polling.
+    pvdd's subscription, or from netlink notifications and RAs in this
+    process (--no-daemon, or no pvdd); never polling.  Runs until
+    interrupted.
+
+    \b
+    Examples:
+      pvdrun monitor
+      pvdrun monitor --json | jq -c 'select(.event == "changed")'
+
+    Exit status: 0 interrupted; 6 --socket given and pvdd does not answer,
+    or pvdd went away; 7 malformed configuration.
     """
     from pvdrun.config import ConfigError
 
@@ -259,6 +297,8 @@ def monitor_command(as_json: bool, socket_opt: str | None, config_opt: str | Non
         else:
             from pvdrun.api import watch
 
+            if socket_opt is not None:
+                require_daemon(socket_opt)  # an explicit socket must answer: exit 6
             stream = watch(socket_opt)
         for event in stream:
             click.echo(json.dumps(event, separators=(",", ":")) if as_json else _describe(event))
