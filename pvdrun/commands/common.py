@@ -63,7 +63,7 @@ def pvd_named(name: str, socket_path: str | None, *, config_path: str | None = N
     try:
         return lookup(name, socket_path, use_daemon=use_daemon, config_path=config_path)
     except PvdLookupError as exc:
-        fail(exc.sentence, exc.exit_status)
+        fail(exc.sentence + lookup_hint(exc, use_daemon, socket_path), exc.exit_status)
     except PvdrunError as exc:  # a malformed configuration file, read by a one-shot discovery
         fail_with(exc)
     except Exception as exc:  # noqa: BLE001 - daemon or discovery failure: say it, distinct status
@@ -83,3 +83,34 @@ def complete_pvd_names(ctx: object, param: object, incomplete: str) -> list[str]
         return []
     names = {"null"} | {name for pvd in pvds for name in (*pvd.names, pvd.pvd_id)}
     return sorted(name for name in names if name.startswith(incomplete))
+
+
+def lookup_hint(error: PvdLookupError, use_daemon: bool, socket_path: str | None) -> str:
+    """What may explain a name that means no PvD, to add to the error's sentence ("" when
+    nothing does): an interface of that name that is down or has no address, or PvDs that only
+    Router Advertisements announce, which a discovery without root does not hear."""
+    if error.ambiguous:
+        return ""
+    flags_path = f"/sys/class/net/{error.name}/flags"
+    if "/" not in error.name and os.path.exists(flags_path):
+        try:
+            with open(flags_path, encoding="ascii") as handle:
+                up = int(handle.read().strip(), 16) & 0x1  # IFF_UP
+        except (OSError, ValueError):
+            up = 1
+        return (f" (interface {error.name} is down: `ip link set {error.name} up`)" if not up else
+                f" (interface {error.name} is up but has no PvD: no address, or not yet configured)")
+    if os.geteuid() != 0 and not (use_daemon and _pvdd_answers(socket_path)):
+        return (" (without pvdd and as a user, Router Advertisements are not heard, so PvDs that "
+                "only routers announce are missing: run pvdd, `sudo pvdd` or its service)")
+    return ""
+
+
+def _pvdd_answers(socket_path: str | None) -> bool:
+    from pvdrun.daemon.protocol import Client, DaemonUnavailable
+
+    try:
+        Client(socket_path).close()
+    except DaemonUnavailable:
+        return False
+    return True

@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 import click
 
-from pvdrun.commands.common import complete_pvd_names, fail, fail_with, require_daemon
+from pvdrun.commands.common import complete_pvd_names, fail, fail_with, lookup_hint, require_daemon
 from pvdrun.discovery.names import display_names
 from pvdrun.errors import EXIT_NO_DAEMON, EXIT_UNKNOWN_PVD
 from pvdrun.model import Pvd, default_of
@@ -239,7 +239,8 @@ def show_command(name: str, as_json: bool, socket_opt: str | None, config_opt: s
     try:
         pvd = lookup(pvds, name)
     except PvdLookupError as exc:
-        fail(str(exc), EXIT_UNKNOWN_PVD)
+        fail(exc.sentence + lookup_hint(exc, not no_daemon and config_opt is None, socket_opt),
+             EXIT_UNKNOWN_PVD)
         return
     if as_json:
         click.echo(json.dumps({**pvd.to_dict(), "strict": {**strict.to_dict(),
