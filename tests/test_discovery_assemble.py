@@ -88,6 +88,12 @@ def test_implicit_split_per_router() -> None:
     split_a = pvds[f"implicit:lan0:{RA_A}"]
     assert split_a.addresses == ["2001:db8:a::10/64"] and split_a.search_domains == ["ispa.example"]
     assert split_a.needs_routing
+    # short, stable names, listed first, and found by lookup as the ID still is
+    assert split_a.names[:2] == ["lan0/1", "lan0/2001:db8:a::"] and split_a.name == "lan0/1"
+    assert pvds[f"implicit:lan0:{RA_B}"].names[:2] == ["lan0/2", "lan0/2001:db8:b::"]
+    table_list = list(pvds.values())
+    for typed, expected in (("lan0/2", RA_B), ("lan0/2001:db8:a::", RA_A), (f"implicit:lan0:{RA_B}", RA_B)):
+        assert resolve(table_list, typed).pvd_id == f"implicit:lan0:{expected}"
 
 
 def test_one_pvd_per_interface_and_resolv_conf_fallback() -> None:

@@ -9,6 +9,8 @@ A name that fits several PvDs is ambiguous: the error lists the candidates.
 """
 from __future__ import annotations
 
+import ipaddress
+
 from pvdrun.errors import EXIT_UNKNOWN_PVD, PvdrunError
 from pvdrun.model import Pvd
 
@@ -58,8 +60,39 @@ def name_candidates(pvds: list[Pvd]) -> dict[str, list[str]]:
     return table
 
 
+def _first_prefix(pvd: Pvd) -> str | None:
+    """The /64 network of the PvD's first global IPv6 address, as ``2001:db8:a::``."""
+    for address in pvd.addresses:
+        interface = ipaddress.ip_interface(address)
+        if interface.version == 6 and not interface.ip.is_link_local:
+            return str(ipaddress.ip_network(f"{interface.ip}/64", strict=False).network_address)
+    return None
+
+
+def shared_link_names(pvds: list[Pvd]) -> dict[str, list[str]]:
+    """Short, stable names for the implicit PvDs a shared link is split into, one per router
+    (``implicit:IFACE:ROUTER``): ``IFACE/N``, N counting them in the order of their first
+    prefix, and ``IFACE/PREFIX`` (``eth1/2001:db8:a::``)."""
+    by_link: dict[str, list[Pvd]] = {}
+    for pvd in pvds:
+        parts = pvd.pvd_id.split(":", 2)
+        if not pvd.explicit and len(parts) == 3 and parts[0] == "implicit":
+            by_link.setdefault(parts[1], []).append(pvd)
+    short: dict[str, list[str]] = {}
+    for ifname, split in by_link.items():
+        ordered = sorted(split, key=lambda p: (_first_prefix(p) or "~", p.pvd_id))
+        for number, pvd in enumerate(ordered, 1):
+            prefix = _first_prefix(pvd)
+            short[pvd.pvd_id] = [f"{ifname}/{number}", *([f"{ifname}/{prefix}"] if prefix else [])]
+    return short
+
+
 def assign_names(pvds: list[Pvd]) -> None:
-    """Fill Pvd.names with every unambiguous name (configured names already there)."""
+    """Fill Pvd.names with every unambiguous name (configured names already there; a shared
+    link's split PvDs get their short names first, so that lists show one)."""
+    for pvd_id, names in shared_link_names(pvds).items():
+        pvd = next(p for p in pvds if p.pvd_id == pvd_id)
+        pvd.names[:0] = [name for name in names if name not in pvd.names]
     candidates = name_candidates(pvds)
     for pvd in pvds:
         for name in _own_candidates(pvd):
