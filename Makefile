@@ -44,6 +44,11 @@ dist:
 	$(PIP) install -q build
 	rm -rf dist && $(PYTHON) -m build --outdir dist .
 
+# The man pages (man/*.1) from the click definitions: run after changing a command's help.
+man:
+	$(PIP) install -q click-man
+	$(PYTHON) man/generate.py
+
 # The native launcher (the installed `pvdrun`) alone, with -Werror, for the same loop.
 launcher:
 	mkdir -p build

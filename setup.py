@@ -152,4 +152,7 @@ if __name__ == "__main__":  # setuptools runs this file as __main__; tests impor
     setup(cmdclass={"build_py": BuildPyWithShim, "build_scripts": BuildNativeLauncher,
                     "bdist_wheel": PlatformWheel},
           distclass=BinaryDistribution,
-          scripts=[os.path.relpath(path, HERE) for path in launcher_sources()])
+          scripts=[os.path.relpath(path, HERE) for path in launcher_sources()],
+          # the man pages, generated from the click definitions (`make man`), into PREFIX/share/man
+          data_files=[("share/man/man1", sorted(os.path.relpath(path, HERE)
+                                                for path in glob.glob(os.path.join(HERE, "man", "*.1"))))])

@@ -55,46 +55,50 @@ def _help(ctx: click.Context) -> NoReturn:
     sys.exit(EXIT_OK)  # not ctx.exit: the fast path shows this help outside click's main
 
 
-@click.command("run", context_settings=RAW, options_metavar="",
-               epilog=OPTIONS_HELP + "\n" + STATUS_HELP)
+RUN_HELP = """Run CMD with every socket scoped to the PvD NAME (fails closed).
+
+`pvdrun --pvd NAME CMD` is the same command.  A static, Go, set-user-ID or
+file-capability program, which the preloaded shim cannot scope, runs in
+strict mode when it is available (one line on stderr says so) and is
+refused otherwise.
+
+\b
+Examples:
+  pvdrun --pvd wifi curl https://example.com/
+  pvdrun -pwifi --socket /run/pvd/pvdd.sock -- ./client --port 80
+  pvdrun --pvd wifi --strict ./static-go-tool
+  pvdrun --pvd null --strict ./untrusted       no network at all, enforced
+
+""" + OPTIONS_HELP + "\n" + STATUS_HELP
+
+EXEC_HELP = """Run CMD scoped to the PvD NAME, as `ip netns exec NAME CMD` runs it in a namespace.
+
+The same launch as `pvdrun --pvd NAME CMD`; options, if any, come before NAME,
+and everything after NAME is the command.
+
+\b
+Examples:
+  pvdrun exec wifi curl https://example.com/
+  pvdrun exec --strict ispa.example -- ./tool -v
+
+""" + OPTIONS_HELP.replace("  -p, --pvd NAME     the PvD", "  NAME               the PvD") + "\n" + STATUS_HELP
+
+
+@click.command("run", context_settings=RAW, options_metavar="", help=RUN_HELP)
 @click.argument("words", nargs=-1, type=click.UNPROCESSED, metavar="--pvd NAME [OPTIONS] [--] CMD [ARGS...]")
 @click.pass_context
 def run_command(ctx: click.Context, words: tuple[str, ...]) -> None:
-    """Run CMD with every socket scoped to the PvD NAME (fails closed).
-
-    `pvdrun --pvd NAME CMD` is the same command.  A static, Go, set-user-ID or
-    file-capability program, which the preloaded shim cannot scope, runs in
-    strict mode when it is available (one line on stderr says so) and is
-    refused otherwise.
-
-    \b
-    Examples:
-      pvdrun --pvd wifi curl https://example.com/
-      pvdrun -pwifi --socket /run/pvd/pvdd.sock -- ./client --port 80
-      pvdrun --pvd wifi --strict ./static-go-tool
-      pvdrun --pvd null --strict ./untrusted       no network at all, enforced
-    """
+    """pvdrun run: RUN_HELP."""
     run_launcher(words, parse, lambda: _help(ctx))
 
 
-@click.command("exec", context_settings=RAW, options_metavar="",
-               epilog=OPTIONS_HELP.replace("  -p, --pvd NAME     the PvD", "  NAME               the PvD")
-               + "\n" + STATUS_HELP)
+@click.command("exec", context_settings=RAW, options_metavar="", help=EXEC_HELP)
 @click.argument("words", nargs=-1, type=click.UNPROCESSED, metavar="[OPTIONS] NAME [--] CMD [ARGS...]",
                 shell_complete=lambda ctx, param, incomplete: [] if ctx.params.get("words")
                 else complete_pvd_names(ctx, param, incomplete))
 @click.pass_context
 def exec_command(ctx: click.Context, words: tuple[str, ...]) -> None:
-    """Run CMD scoped to the PvD NAME, as `ip netns exec NAME CMD` runs it in a namespace.
-
-    The same launch as `pvdrun --pvd NAME CMD`; options, if any, come before NAME,
-    and everything after NAME is the command.
-
-    \b
-    Examples:
-      pvdrun exec wifi curl https://example.com/
-      pvdrun exec --strict ispa.example -- ./tool -v
-    """
+    """pvdrun exec: EXEC_HELP."""
     run_launcher(words, parse_exec, lambda: _help(ctx))
 
 
