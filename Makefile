@@ -3,10 +3,12 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 PYTEST_ARGS ?=
 # Debian packages the tests drive for real (see docs/testing.md).
-DEB_PACKAGES := iproute2 dnsmasq-base tcpdump curl wget socat netcat-openbsd dnsutils procps gcc libc6-dev nftables iputils-ping nscd nodejs libnet-dns-perl golang-go busybox-static
+DEB_PACKAGES := iproute2 dnsmasq-base tcpdump curl wget socat netcat-openbsd dnsutils procps gcc libc6-dev nftables iputils-ping nscd nodejs libnet-dns-perl golang-go busybox-static libseccomp-dev
 DEB_COMMANDS := ip dnsmasq tcpdump curl wget socat nc dig pkill cc nft ping nscd node perl go busybox
 # Perl modules the tests use (a package above provides each; checked like the commands).
 DEB_PERL_MODULES := Net::DNS
+# Headers the tests compile against (libseccomp-dev: pvdd under its unit's system call filter).
+DEB_HEADERS := /usr/include/seccomp.h
 
 .PHONY: all install deps test test-asan bench shim launcher shim-asan dist clean
 
@@ -19,6 +21,7 @@ install:
 deps:
 	@missing=""; for c in $(DEB_COMMANDS); do command -v $$c >/dev/null 2>&1 || missing="$$missing $$c"; done; \
 	for m in $(DEB_PERL_MODULES); do perl -M$$m -e 1 >/dev/null 2>&1 || missing="$$missing perl:$$m"; done; \
+	for h in $(DEB_HEADERS); do [ -e $$h ] || missing="$$missing $$h"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "missing:$$missing; installing Debian packages"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root to install:$(DEB_PACKAGES)" >&2; exit 5; fi; \

@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Iterator
@@ -214,3 +215,119 @@ def test_pvdd_ready_and_stopping(manager: tuple[socket.socket, str], tmp_path: P
             proc.wait()
         print((tmp_path / "pvdd.log").read_text())
     assert not os.path.exists(pvdd_socket)
+
+
+# -- the unit's system call filter, without systemd ------------------------------------------------
+
+#: A wrapper that applies the unit's seccomp filter (the calls listed in a file allowed, anything
+#: else EPERM), MemoryDenyWriteExecute as systemd 252 writes it (no mmap both writable and
+#: executable, no mprotect adding PROT_EXEC) and NoNewPrivileges, then runs its arguments.
+FILTER_C = r"""
+#include <errno.h>
+#include <seccomp.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    if (argc < 4) return 2;
+    int mdwe = strcmp(argv[2], "mdwe") == 0;
+    scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ERRNO(EPERM));
+    FILE *list = fopen(argv[1], "r");
+    char name[128];
+    while (list && fscanf(list, "%127s", name) == 1) {
+        int nr = seccomp_syscall_resolve_name(name);
+        if (nr == __NR_SCMP_ERROR) continue;
+        if (mdwe && (nr == SCMP_SYS(mmap) || nr == SCMP_SYS(mprotect) || nr == SCMP_SYS(pkey_mprotect)))
+            continue;
+        seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+    }
+    if (mdwe) {
+        int wx = PROT_WRITE | PROT_EXEC;
+        seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1, SCMP_A2(SCMP_CMP_MASKED_EQ, wx, 0));
+        seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1, SCMP_A2(SCMP_CMP_MASKED_EQ, wx, PROT_WRITE));
+        seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1, SCMP_A2(SCMP_CMP_MASKED_EQ, wx, PROT_EXEC));
+        seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+        seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(pkey_mprotect), 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
+    }
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 || seccomp_load(ctx) != 0) { perror("filter"); return 2; }
+    execvp(argv[3], argv + 3);
+    perror("exec");
+    return 127;
+}
+"""
+
+
+def syscall_group(name: str, seen: set[str] | None = None) -> set[str]:
+    """The system calls of a systemd group (``@system-service``), its groups expanded."""
+    seen = set() if seen is None else seen
+    listed = subprocess.run(["systemd-analyze", "syscall-filter", "--no-pager", name], capture_output=True,
+                            text=True, timeout=60, check=True).stdout.splitlines()[1:]
+    calls: set[str] = set()
+    for word in (line.strip() for line in listed):
+        if word.startswith("@") and word not in seen:
+            seen.add(word)
+            calls |= syscall_group(word, seen)
+        elif word and not word.startswith(("#", "@")):
+            calls.add(word)
+    return calls
+
+
+def unit_filter(unit: str) -> set[str]:
+    """The system calls the unit's SystemCallFilter= lines allow (the first line an allow list;
+    then ``~`` removes, anything else adds)."""
+    allowed: set[str] = set()
+    for line in unit.splitlines():
+        if not line.startswith("SystemCallFilter="):
+            continue
+        value = line.removeprefix("SystemCallFilter=")
+        remove = value.startswith("~")
+        for word in value.removeprefix("~").split():
+            calls = syscall_group(word) if word.startswith("@") else {word}
+            allowed = allowed - calls if remove else allowed | calls
+    return allowed
+
+
+@pytest.mark.root
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="no systemd-analyze")
+@pytest.mark.skipif(not os.path.exists("/usr/include/seccomp.h"), reason="no libseccomp-dev")
+def test_pvdd_under_the_units_filter(manager: tuple[socket.socket, str], tmp_path: Path) -> None:
+    """pvdd under the unit's system call filter and MemoryDenyWriteExecute (applied by a small
+    wrapper, as systemd would) starts, says READY=1, answers, has strict mode available (its
+    cgroup programs loaded with bpf()) and stops cleanly; a call the filter refuses fails."""
+    unit = render("/opt/pvdrun/bin/pvdd")
+    assert "MemoryDenyWriteExecute=yes" in unit.splitlines()
+    allowed = unit_filter(unit)
+    assert "bpf" in allowed and "mount" not in allowed and "setuid" not in allowed
+    (tmp_path / "allowed").write_text("\n".join(sorted(allowed)))
+    (tmp_path / "filter.c").write_text(FILTER_C)
+    wrapper = tmp_path / "filter"
+    subprocess.run([os.environ.get("CC", "cc"), "-O1", "-o", str(wrapper), str(tmp_path / "filter.c"),
+                    "-lseccomp"], check=True, capture_output=True, timeout=120)
+    refused = subprocess.run([str(wrapper), str(tmp_path / "allowed"), "mdwe", sys.executable, "-c",
+                              "import mmap; mmap.mmap(-1, 4096, prot=7)"], capture_output=True, text=True)
+    assert refused.returncode == 1 and "Operation not permitted" in refused.stderr, refused
+
+    sock, path = manager
+    config = tmp_path / "pvd.toml"
+    config.write_text("")
+    pvdd_socket = str(tmp_path / "pvdd.sock")
+    with open(tmp_path / "pvdd.log", "wb") as log:
+        proc = subprocess.Popen(["unshare", "--net", "--", str(wrapper), str(tmp_path / "allowed"), "mdwe",
+                                 PVDD, "--socket", pvdd_socket, "--config", str(config)],
+                                env={**os.environ, "NOTIFY_SOCKET": path}, stdout=log, stderr=log)
+    try:
+        assert sock.recv(4096).decode().startswith("READY=1\n")
+        reply = ask_list(pvdd_socket)
+        assert reply["ok"] is True and reply["strict"]["available"] is True, reply
+        with open(f"/proc/{proc.pid}/status", encoding="ascii") as status:
+            assert "Seccomp:\t2" in status.read()
+        proc.send_signal(signal.SIGTERM)
+        assert sock.recv(4096) == b"STOPPING=1"
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        print((tmp_path / "pvdd.log").read_text())
