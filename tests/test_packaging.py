@@ -19,8 +19,8 @@ import subprocess
 import sys
 import tarfile
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -40,7 +40,7 @@ TIMEOUT = 600
 
 def run(argv: list[str | os.PathLike[str]], **kwargs: object) -> subprocess.CompletedProcess[str]:
     """Run argv; fail the test with its output when it fails."""
-    done = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=TIMEOUT,
+    done = subprocess.run([str(a) for a in argv], check=False, capture_output=True, text=True, timeout=TIMEOUT,
                           **kwargs)  # type: ignore[call-overload]
     assert done.returncode == 0, f"{argv} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
     return done
@@ -102,7 +102,7 @@ def fresh_venv(where: Path, *install: str | os.PathLike[str]) -> Path:
     package index, or, when pip cannot reach it, from this interpreter's site-packages."""
     run([sys.executable, "-m", "venv", where])
     pip = [where / "bin" / "python", "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    done = subprocess.run([str(a) for a in [*pip, *install]], capture_output=True, text=True,
+    done = subprocess.run([str(a) for a in [*pip, *install]], check=False, capture_output=True, text=True,
                           timeout=TIMEOUT)
     if done.returncode != 0:
         shutil.rmtree(where)
@@ -152,7 +152,7 @@ def test_wheel_tag_and_binaries(wheel: Path, work: Path) -> None:
     assert not has_symbol_table(library) and not has_symbol_table(launcher)
     assert "libpython" not in run(["readelf", "-d", library]).stdout
     header = (unpacked / "pvdrun" / "shim" / "pvd.h").read_text()
-    assert re.search(r"^#define PVD_API_VERSION \d+$", header, re.M)
+    assert re.search(r"^#define PVD_API_VERSION \d+$", header, re.MULTILINE)
     assert (unpacked / "pvdrun" / "data" / "pvdd.service").read_text().count("@PVDD@") == 1
     assert (unpacked / "pvdrun" / "data" / "pvd.toml").is_file()
 

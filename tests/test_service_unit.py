@@ -13,12 +13,12 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
-
 from fixtures.commands import PVDRUN
+
 from pvdrun import sdnotify
 from pvdrun.data import UNIT_NAME
 from pvdrun.data.unit import exec_quote, files_run, in_home, render
@@ -43,7 +43,7 @@ FAILED_CHECKS = {
 
 
 def install_service(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([PVDRUN, "install-service", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([PVDRUN, "install-service", *args], check=False, capture_output=True, text=True, timeout=60)
 
 
 # -- the unit ------------------------------------------------------------------------------
@@ -107,7 +107,7 @@ def test_home_directories() -> None:
 def exposure(unit: Path) -> tuple[float, set[str], str]:
     """systemd-analyze security's overall exposure of ``unit``, its failed checks, its report."""
     done = subprocess.run(["systemd-analyze", "security", "--offline=true", "--no-pager", str(unit)],
-                          capture_output=True, text=True, timeout=60)
+                          check=False, capture_output=True, text=True, timeout=60)
     score = re.search(r"Overall exposure level for \S+: ([0-9.]+)", done.stdout)
     assert score, done.stdout + done.stderr
     failed = {line.split()[1] for line in done.stdout.splitlines() if line.startswith("✗")}
@@ -166,16 +166,16 @@ def test_notify_without_manager(tmp_path: Path) -> None:
 
 
 def test_pvdd_help() -> None:
-    done = subprocess.run([PVDD, "--help"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([PVDD, "--help"], check=False, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("Usage: pvdd [OPTIONS]")
-    daemon = subprocess.run([PVDRUN, "daemon", "--help"], capture_output=True, text=True, timeout=60)
-    options = lambda text: re.findall(r"^\s+(?:-\w, )?(--[a-z-]+)", text, re.M)  # noqa: E731
+    daemon = subprocess.run([PVDRUN, "daemon", "--help"], check=False, capture_output=True, text=True, timeout=60)
+    options = lambda text: re.findall(r"^\s+(?:-\w, )?(--[a-z-]+)", text, re.MULTILINE)
     assert options(done.stdout) == options(daemon.stdout)
 
 
 def test_pvdd_bad_option_says_pvdd() -> None:
-    done = subprocess.run([PVDD, "--log-level", "loud"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run([PVDD, "--log-level", "loud"], check=False, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "Usage: pvdd" in done.stderr
 
 
@@ -306,7 +306,7 @@ def test_pvdd_under_the_units_filter(manager: tuple[socket.socket, str], tmp_pat
     subprocess.run([os.environ.get("CC", "cc"), "-O1", "-o", str(wrapper), str(tmp_path / "filter.c"),
                     "-lseccomp"], check=True, capture_output=True, timeout=120)
     refused = subprocess.run([str(wrapper), str(tmp_path / "allowed"), "mdwe", sys.executable, "-c",
-                              "import mmap; mmap.mmap(-1, 4096, prot=7)"], capture_output=True, text=True)
+                              "import mmap; mmap.mmap(-1, 4096, prot=7)"], check=False, capture_output=True, text=True)
     assert refused.returncode == 1 and "Operation not permitted" in refused.stderr, refused
 
     sock, path = manager

@@ -27,7 +27,8 @@ def install_service_command(dest: str, print_only: bool) -> None:
     The unit is Type=notify (pvdd says READY=1 once it serves), runs pvdd as root with
     CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF and CAP_SYS_ADMIN only, delegates pvdd's cgroup
     subtree to strict mode and is hardened as far as pvdd's work allows
-    (https://github.com/pvdrun/pvdrun/blob/main/docs/security.md, "The pvdd unit").  Then: systemctl daemon-reload && systemctl enable --now pvdd.
+    (https://github.com/pvdrun/pvdrun/blob/main/docs/security.md, "The pvdd unit").
+    Then: systemctl daemon-reload && systemctl enable --now pvdd.
 
     When pvdd, its Python or this package lives under /home, /root or /run/user (a venv
     there, pyenv), the unit reads home directories (ProtectHome=read-only) instead of hiding
