@@ -10,7 +10,7 @@ DEB_PERL_MODULES := Net::DNS
 # Headers the tests compile against (libseccomp-dev: pvdd under its unit's system call filter).
 DEB_HEADERS := /usr/include/seccomp.h
 
-.PHONY: all install deps test test-asan bench shim launcher shim-asan dist clean
+.PHONY: all install deps test test-asan bench shim launcher shim-asan dist man clean
 
 all: install
 
