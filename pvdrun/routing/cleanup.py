@@ -53,6 +53,7 @@ def remove_everything(record: str) -> Removed:
         left = [f"{len(rules)} rules" if rules else "", f"{len(routes)} routes" if routes else "",
                 f"{len(nested.tagged())} addresses" if nested.tagged() else "",
                 "nftables table inet pvdd" if firewall.exists() else ""]
+        firewall.close()
     finally:
         routing.close()
     left = [item for item in left if item]

@@ -47,11 +47,11 @@ from __future__ import annotations
 import ipaddress
 import logging
 import shutil
-import subprocess
 from collections.abc import Collection, Mapping
 
 from pvdrun.config import RoutingConfig
 from pvdrun.model import Pvd
+from pvdrun.routing.nftlib import LibNft, NftCommand, NftError, open_nft
 from pvdrun.routing.plan import host_of, is_restricted, sharing
 
 log = logging.getLogger("pvdrun.routing")
@@ -64,8 +64,11 @@ EXEMPT_ICMPV6 = ("nd-router-solicit", "nd-neighbor-solicit", "nd-neighbor-advert
                  "mld-listener-report", "mld2-listener-report", "mld-listener-done")
 
 
-class FirewallError(RuntimeError):
-    """nft refused pvdd's table."""
+FirewallError = NftError  # nft refused pvdd's table
+
+
+def _which_nft() -> str | None:
+    return shutil.which("nft") or shutil.which("nft", path="/usr/sbin:/sbin")
 
 
 def plan_rules(pvds: list[Pvd], cfg: RoutingConfig, parked_marks: Collection[int] = ()) -> list[str]:
@@ -189,14 +192,18 @@ class Firewall:
         # the rules installed ([]: no table), None: not known (an earlier pvdd's may be there)
         self.current: list[str] | None = None
         self.warned = False
+        self._runner: LibNft | NftCommand | None = None
 
-    def _run(self, script: str) -> None:
-        if self.nft is None:
-            raise FirewallError("the nft command is missing (Debian package nftables)")
-        done = subprocess.run([self.nft, "-f", "-"], input=script, capture_output=True, text=True,
-                              timeout=10, check=False)
-        if done.returncode != 0:
-            raise FirewallError(done.stderr.strip() or f"nft exited {done.returncode}")
+    def _run(self, script: str) -> str:
+        """Run an nft script (libnftables in this process, else the nft command)."""
+        if self._runner is None:
+            self._runner = NftCommand(self.nft) if self.nft and self.nft != _which_nft() else open_nft(self.nft)
+        return self._runner.run(script)
+
+    def close(self) -> None:
+        if self._runner is not None:
+            self._runner.close()
+            self._runner = None
 
     def sync(self, pvds: list[Pvd], cfg: RoutingConfig, parked_marks: Collection[int] = (),
              incoming: Mapping[str, int] | None = None) -> bool:
@@ -214,7 +221,7 @@ class Firewall:
             return True
         try:
             self._run(ruleset(drops, marking, marked, cfg.mark_mask))
-        except (FirewallError, OSError, subprocess.SubprocessError) as exc:
+        except (NftError, OSError) as exc:
             if not self.warned:
                 log.error("cannot install nftables table %s (restricted PvDs stay reachable over "
                           "IPv4 by device binding, marked IPv4 sockets of a PvD that went away "
@@ -228,12 +235,11 @@ class Firewall:
 
     def exists(self) -> bool:
         """Whether the namespace holds a table named like pvdd's."""
-        if self.nft is None:
+        try:
+            self._run(f"list table {TABLE}")
+        except (NftError, OSError):
             return False
-        family, name = TABLE.split()
-        done = subprocess.run([self.nft, "list", "table", family, name], capture_output=True,
-                              timeout=10, check=False)
-        return done.returncode == 0
+        return True
 
     def remove(self) -> bool:
         """Delete pvdd's table (ours, or an earlier pvdd's); True when one was there."""
@@ -242,7 +248,7 @@ class Firewall:
             return False
         try:
             self._run(f"add table {TABLE}\ndelete table {TABLE}\n")
-        except (FirewallError, OSError, subprocess.SubprocessError) as exc:
+        except (NftError, OSError) as exc:
             log.warning("cannot delete nftables table %s: %s", TABLE, exc)
             return False
         return True

@@ -6,9 +6,10 @@ clean-up"): start, sync after every change of the PvD table, stop.
   rules and routes stay as they are), then build; nothing is removed before its
   replacement is in place, and the nftables table is replaced in one transaction;
 * **sync**: nested PvD options (addresses, routes), the per-PvD tables and rules (which
-  assign the marks), then the nftables table (which also marks packets arriving for each
-  PvD, so that the kernel's replies to them, with ``fwmark_reflect`` turned on at start,
-  take the PvD's table);
+  assign the marks; only the difference to what pvdd remembers is sent: netlink.py), then
+  the nftables table, replaced when its text changes (it also marks packets arriving for
+  each PvD, so that the kernel's replies to them, with ``fwmark_reflect`` turned on at
+  start, take the PvD's table);
 * **stop** (park): the nftables table drops every mark and marks no arriving packet, then
   only the ``fwmark M lookup T`` rules go; the tables, the other rules and the nested-prefix addresses stay, so that a
   PvD's traffic fails rather than reach another PvD while no pvdd runs.
@@ -83,14 +84,20 @@ class PvddRouting:
         try:
             self.nested.sync(ras)
             add_nested_routes(pvds, ras)
-            self.tables.sync(pvds)  # assigns the marks the firewall needs
+            changes = self.tables.sync(pvds)  # assigns the marks the firewall needs
             self.firewall.sync(pvds, config, self.tables.parked_marks(), self.tables.slot_marks())
         except Exception:  # a netlink failure must not stop pvdd
             log.exception("updating the per-PvD routing tables failed")
+            self.tables.resync()  # the next sync reads the kernel again
+            self.firewall.current = None
+        else:
+            log.debug("routing: %d rule and route changes (dumps since start: %s)", changes,
+                      ", ".join(f"{n} {kind}" for kind, n in self.tables.dumps.items()))
 
     def config_changed(self) -> None:
-        """The configuration was re-read: the next sync re-installs the nftables table even
-        when it did not change."""
+        """The configuration was re-read (SIGHUP): the next sync reads pvdd's rules and routes
+        from the kernel again and re-installs the nftables table even when it did not change."""
+        self.tables.resync()
         self.firewall.current = None
 
     def stop(self, pvds: list[Pvd], config: RoutingConfig) -> None:
@@ -110,3 +117,4 @@ class PvddRouting:
             log.exception("parking the per-PvD routing tables failed")
         finally:
             self.tables.close()
+            self.firewall.close()

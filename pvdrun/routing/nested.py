@@ -165,6 +165,8 @@ class NestedAddresses:
 
     def sync(self, ras: RaTable) -> None:
         """Add (or refresh the lifetimes of) wanted addresses; delete those no longer wanted."""
+        if not ras.explicit and not self.installed:
+            return  # nothing nested wanted, nothing of ours to remove: no dump needed
         now = time.monotonic()
         wanted = plan_addresses(ras, self.macs())
         dump = self._dump()
