@@ -46,7 +46,8 @@ STATUS_HELP = """Exit status: CMD's own; 2 usage error; 3 unknown or ambiguous P
 the shim cannot scope and strict mode unavailable, strict mode refused (the policy, or missing
 pvdd/root/cgroup2/BPF), or a PvD it cannot hold (a PvD sharing its interface without pvdd);
 5 lookup failed; 6 --socket given and pvdd does not answer; 7 malformed configuration; 126 not
-executable; 127 command not found.  See docs/cli.md.
+executable; 127 command not found.  See
+https://github.com/pvdrun/pvdrun/blob/main/docs/cli.md
 """
 
 
