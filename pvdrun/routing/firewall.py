@@ -31,7 +31,8 @@ Exempt, because the kernel or root-only programs send them unmarked and the PvD 
 needs them: ICMPv6 router/neighbour solicitations and advertisements and MLD reports
 (sending any other ICMPv6 type than echo needs CAP_NET_RAW), and DHCP client traffic
 (source ports 68 and 546 need CAP_NET_BIND_SERVICE).  The table is replaced atomically
-(one ``nft -f`` transaction) when the wanted text changes, also at start (an earlier
+(one nft transaction, through libnftables in pvdd's process: pvdrun/routing/nftlib.py) when
+the wanted text changes, also at start (an earlier
 pvdd's table is replaced in the same transaction that installs the new one: never a moment
 without it), and deleted when it would be empty (no restricted PvD, no parked mark, no
 PvD to mark packets for).  When pvdd stops it is replaced, before the mark rules go, by one
