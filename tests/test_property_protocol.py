@@ -24,6 +24,7 @@ from pvdrun.daemon.handlers import OPS
 from pvdrun.daemon.protocol import (VERSION, Client, DaemonError, DaemonUnavailable, encode,
                                     error_reply)
 from pvdrun.daemon.server import Conn, Pvdd
+from pvdrun.discovery.events import Table
 from pvdrun.model import Pvd
 
 json_scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
@@ -128,6 +129,7 @@ def _daemon() -> Pvdd:
                        interfaces=["veth0"], ifindexes=[3], addresses=["2001:db8:a::2/64"],
                        dns_servers=["2001:db8:a::53"], search_domains=["ispa.example"],
                        kind="ethernet", is_default=True, mark=0x5001)]
+    daemon.table = Table(daemon.pvds)  # the served table, each PvD's dictionary made once
     daemon.conns = {}
     daemon.worker = _Worker()  # type: ignore[assignment]
     daemon.strict, daemon.strict_unavailable = None, "not root"
