@@ -180,7 +180,7 @@ class Pvd:
     def to_dict(self) -> dict[str, Any]:
         """Every attribute, as JSON-ready data (pvdd protocol, --json output)."""
         return {
-            "id": self.pvd_id,
+            "pvd_id": self.pvd_id,
             "handle": self.handle,
             "explicit": self.explicit,
             "names": list(self.names),
@@ -191,7 +191,7 @@ class Pvd:
             "dns_servers": list(self.dns_servers),
             "search_domains": list(self.search_domains),
             "kind": self.kind,
-            "default": self.is_default,
+            "is_default": self.is_default,
             "sequence": self.sequence,
             "flags": dict(self.flags),
             "routers": list(self.routers),
@@ -214,14 +214,14 @@ class Pvd:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "Pvd":
         return cls(
-            pvd_id=data["id"], handle=int(data["handle"]), explicit=bool(data.get("explicit")),
+            pvd_id=data.get("pvd_id", data.get("id")), handle=int(data["handle"]), explicit=bool(data.get("explicit")),
             names=list(data.get("names", [])), interfaces=list(data.get("interfaces", [])),
             ifindexes=[int(i) for i in data.get("ifindexes", [])],
             addresses=list(data.get("addresses", [])),
             routes=[Route.from_dict(r) for r in data.get("routes", [])],
             dns_servers=list(data.get("dns_servers", [])),
             search_domains=list(data.get("search_domains", [])),
-            kind=data.get("kind"), is_default=bool(data.get("default")),
+            kind=data.get("kind"), is_default=bool(data.get("is_default", data.get("default"))),
             sequence=data.get("sequence"), flags=dict(data.get("flags", {})),
             routers=list(data.get("routers", [])), mark=int(data.get("mark", 0)),
             needs_routing=bool(data.get("needs_routing")), source=data.get("source", "kernel"),

@@ -63,7 +63,7 @@ def test_list_get_default_and_errors(net: MiniNet, start_pvdd: Callable[..., Pvd
                            r["pvds"][0]["dns_servers"] and r, what="PvD with RA DNS")
     [pvd] = listing["pvds"]
     assert listing["v"] == 1 and listing["ok"] is True
-    assert pvd["id"] == "implicit:ispa" and pvd["search_domains"] == ["ispa.example"]
+    assert pvd["pvd_id"] == "implicit:ispa" and pvd["search_domains"] == ["ispa.example"]
     assert daemon.op("get", "ispa")["pvd"]["handle"] == pvd["handle"]
     with pytest.raises(DaemonError) as info:
         daemon.op("get", "nope")
@@ -113,7 +113,7 @@ def test_malformed_pvd_ras_never_crash_pvdd(net: MiniNet, start_pvdd: Callable[.
         net.send_ra(router, craft.router_advert(option, router_lifetime=0))
     net.send_ra(router, b"\x86\x00" + bytes(6))  # shorter than an RA header
     net.send_ra(router, craft.router_advert(good, router_lifetime=0))
-    added = _next_event(stream, lambda e: e.get("event") == "added" and e["id"] == "ispa.example")
+    added = _next_event(stream, lambda e: e.get("event") == "added" and e["pvd_id"] == "ispa.example")
     assert added["pvd"]["dns_servers"] == ["2001:db8:a:1::53"]
     assert daemon.proc.poll() is None
     log = daemon.log_text()
@@ -131,11 +131,11 @@ def test_explicit_pvd_expiry_and_new_generation(net: MiniNet, start_pvdd: Callab
                                                    craft.rdnss(["2001:db8:b::53"], lifetime=3)),
                                   router_lifetime=0)
     net.send_ra(router, message)
-    first = _next_event(stream, lambda e: e.get("event") == "added" and e["id"] == "ispb.example")
+    first = _next_event(stream, lambda e: e.get("event") == "added" and e["pvd_id"] == "ispb.example")
     removed = _next_event(stream, lambda e: e.get("event") == "removed")
-    assert removed["id"] == "ispb.example"  # the only PvD that can go away here
+    assert removed["pvd_id"] == "ispb.example"  # the only PvD that can go away here
     net.send_ra(router, message)
-    again = _next_event(stream, lambda e: e.get("event") == "added" and e["id"] == "ispb.example")
+    again = _next_event(stream, lambda e: e.get("event") == "added" and e["pvd_id"] == "ispb.example")
     assert again["pvd"]["handle"] != first["pvd"]["handle"]
     assert again["pvd"]["attributes"]["generation"] == 1
 
@@ -222,7 +222,7 @@ def test_sighup_reloads_configuration(net: MiniNet, start_pvdd: Callable[..., Pv
     daemon.signal(signal.SIGHUP)
     net.wait_for(lambda: "not reloaded" in daemon.log_text(), what="reload refusal")
     with Client(daemon.socket) as client:
-        assert client.request("get", "home")["pvd"]["id"] == "implicit:ispa"
+        assert client.request("get", "home")["pvd"]["pvd_id"] == "implicit:ispa"
     assert daemon.stop() == 0  # SIGTERM: stops at once, removing its socket
     assert not os.path.exists(daemon.socket)
 
@@ -280,7 +280,7 @@ def test_fuzzed_ras_never_crash_pvdd(net: MiniNet, start_pvdd: Callable[..., Pvd
     after = craft.router_advert(craft.pvd_option("after.example", craft.rdnss(["2001:db8:a::53"]), sequence=1),
                                 router_lifetime=0)
     net.send_ra(router, after)
-    added = _next_event(stream, lambda e: e.get("event") == "added" and e["id"] == "after.example", limit=500)
+    added = _next_event(stream, lambda e: e.get("event") == "added" and e["pvd_id"] == "after.example", limit=500)
     assert added["pvd"]["dns_servers"] == ["2001:db8:a::53"], added
     assert daemon.op("list")["ok"]
     log = daemon.log_text()

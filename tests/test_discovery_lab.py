@@ -23,7 +23,7 @@ def _one_shot(lab: Any) -> dict[str, dict[str, Any]]:
     result = lab.exec([sys.executable, "-m", "pvdrun.cli", "list", "--json", "--no-daemon"],
                       timeout=60)
     assert result.returncode == 0, result.stderr
-    return {p["id"]: p for p in json.loads(result.stdout)["pvds"]}
+    return {p["pvd_id"]: p for p in json.loads(result.stdout)["pvds"]}
 
 
 def _v6(lab: Any, isp: str) -> str:
@@ -59,7 +59,7 @@ def test_pvds_match_topology(scenario: int, request: pytest.FixtureRequest) -> N
             assert "192.0.2.10/24" in pvd["addresses"]  # overlapping IPv4 on both
         else:
             assert pvd["sequence"] is not None
-    assert sum(1 for p in pvds.values() if p["default"]) == 1
+    assert sum(1 for p in pvds.values() if p["is_default"]) == 1
 
 
 @pytest.mark.parametrize("scenario", [1, 2, 3])
@@ -86,7 +86,7 @@ def test_pvdd_agrees_and_streams_changes(lab3: Any, start_pvdd: Callable[..., Pv
     added = False
     try:
         listing = daemon.op("list")
-        from_daemon = {p["id"]: p["handle"] for p in listing["pvds"]}
+        from_daemon = {p["pvd_id"]: p["handle"] for p in listing["pvds"]}
         one_shot = {k: v["handle"] for k, v in _one_shot(lab3).items()}
         assert from_daemon == one_shot
         client = daemon.client()
@@ -96,7 +96,7 @@ def test_pvdd_agrees_and_streams_changes(lab3: Any, start_pvdd: Callable[..., Pv
         lab3.exec(["ip", "addr", "add", "2001:db8:a::77/64", "dev", "ispa", "nodad"], check=True)
         added = True
         event = next(e for e in stream if e.get("event") == "changed")
-        assert event["id"] == "implicit:ispa"
+        assert event["pvd_id"] == "implicit:ispa"
         assert "2001:db8:a::77/64" in event["changed"]["addresses"]["new"]
         assert "handle" not in event["changed"]
         lab3.exec(["ip", "addr", "del", "2001:db8:a::77/64", "dev", "ispa"], check=True)

@@ -31,7 +31,7 @@ def _two_isps(net: MiniNet) -> None:
 
 def _listing(net: MiniNet, env: dict[str, str] | None = None) -> dict[str, dict[str, Any]]:
     data = net.pvdrun_json("list", "--no-daemon", env=env)
-    return {p["id"]: p for p in data["pvds"]}
+    return {p["pvd_id"]: p for p in data["pvds"]}
 
 
 def _has_v6(pvd: dict[str, Any] | None, prefix: str) -> bool:
@@ -140,10 +140,10 @@ def test_monitor_stream_and_handles(net: MiniNet) -> None:
     assert "handle" not in changed["changed"]
     net.run("ip", "link", "set", "ispa", "down", check=True)
     removed = monitor.until(lambda e: e["event"] == "removed")
-    assert removed["id"] == "implicit:ispa"
+    assert removed["pvd_id"] == "implicit:ispa"
     net.run("ip", "link", "set", "ispa", "up", check=True)
     added = monitor.until(lambda e: e["event"] == "added")
-    assert added["id"] == "implicit:ispa" and added["pvd"]["handle"] != handle
+    assert added["pvd_id"] == "implicit:ispa" and added["pvd"]["handle"] != handle
 
 
 USEROPT_LISTENER = r"""
@@ -163,7 +163,7 @@ def test_ra_dns_from_netlink_user_options(net: MiniNet) -> None:
     net.add_router("ispa", "ra", "2001:db8:a::/64", rdnss="2001:db8:a::53", dnssl="ispa.example")
     result = net.run(sys.executable, "-c", USEROPT_LISTENER, timeout=60)
     assert result.returncode == 0, result.stderr
-    pvds = {p["id"]: p for p in json.loads(result.stdout)}
+    pvds = {p["pvd_id"]: p for p in json.loads(result.stdout)}
     assert pvds["implicit:ispa"]["dns_servers"] == ["2001:db8:a::53"]
     assert pvds["implicit:ispa"]["search_domains"] == ["ispa.example"]
 

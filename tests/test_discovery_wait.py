@@ -127,7 +127,7 @@ def test_list_json_never_prints_the_line(net: MiniNet, tmp_path: Path) -> None:
                      env=_env(tmp_path / "ras.json"), timeout=60)
     assert result.returncode == 0, result.stderr
     assert ANNOUNCE not in result.stderr
-    pvds = {p["id"]: p for p in json.loads(result.stdout)["pvds"]}
+    pvds = {p["pvd_id"]: p for p in json.loads(result.stdout)["pvds"]}
     assert pvds["implicit:ispa"]["dns_servers"] == ["2001:db8:a::53"]
     assert pvds["ispb.example"]["dns_servers"] == ["2001:db8:b::53"]
 

@@ -240,7 +240,7 @@ def test_resolv_conf_names_the_link_of_a_link_local_server() -> None:
 def test_list_and_show_keep_the_zone(lab: LinkLocalLab) -> None:
     listed = lab.run([*PVDRUN, "list", "--json", "--no-daemon"])
     assert listed.returncode == 0, listed.stderr
-    pvds = {p["id"]: p for p in json.loads(listed.stdout)["pvds"]}
+    pvds = {p["pvd_id"]: p for p in json.loads(listed.stdout)["pvds"]}
     for link in LINKS:
         pvd = pvds[f"implicit:{link}"]
         assert pvd["dns_servers"] == [f"{SERVER}%{link}"], pvd
@@ -384,7 +384,7 @@ def served(lab: LinkLocalLab) -> Iterator[tuple[Pvdd, User]]:
     try:
         daemon.start(until=lambda: all(
             p.get("dns_servers") == [f"{SERVER}%{p['interfaces'][0]}"] for p in daemon_pvds(daemon)
-            if p["id"].startswith("implicit:l")) and len(daemon_pvds(daemon)) >= 2)
+            if p["pvd_id"].startswith("implicit:l")) and len(daemon_pvds(daemon)) >= 2)
         yield daemon, user
     finally:
         daemon.close(remove_state=True)

@@ -202,8 +202,8 @@ def test_stop_and_restart_never_leak_a_tied_socket(lab1: Any, daemon: PvddInLab)
     source_v4 = lab1.host_address("ispa", 4)
     target, target_v4 = lab1.isp("ispa")["service_v6"], lab1.isp("ispa")["service_v4"]
     with capture_of(lab1, "ispa", "ip6 or ip or arp") as cap:
-        v6 = TiedSender(lab1, daemon, ispb["id"], target)
-        v4 = TiedSender(lab1, daemon, v4_pvd["id"], target_v4)
+        v6 = TiedSender(lab1, daemon, ispb["pvd_id"], target)
+        v4 = TiedSender(lab1, daemon, v4_pvd["pvd_id"], target_v4)
         senders = [v6, v4]
         try:
             enter(senders, "up", 5)
@@ -216,8 +216,8 @@ def test_stop_and_restart_never_leak_a_tied_socket(lab1: Any, daemon: PvddInLab)
             # a new pvdd takes over: sends work again, with the same marks
             enter(senders, "starting")
             daemon.start()
-            assert daemon.pvd(ispb["id"])["mark"] == ispb["mark"]
-            assert daemon.pvd(v4_pvd["id"])["mark"] == v4_pvd["mark"]
+            assert daemon.pvd(ispb["pvd_id"])["mark"] == ispb["mark"]
+            assert daemon.pvd(v4_pvd["pvd_id"])["mark"] == v4_pvd["mark"]
             enter(senders, "restarted", 10)
             # a restart as systemd does it: stop, start at once
             enter(senders, "restarting")

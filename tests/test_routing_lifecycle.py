@@ -23,7 +23,7 @@ def all_rules(lab: Any) -> list[str]:
 
 
 def marks(daemon: PvddInLab) -> dict[str, int]:
-    return {p["id"]: p["mark"] for p in daemon.list_pvds()}
+    return {p["pvd_id"]: p["mark"] for p in daemon.list_pvds()}
 
 
 def test_stop_parks_crash_leaves_and_the_next_pvdd_takes_over(lab1: Any) -> None:

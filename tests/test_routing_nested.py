@@ -117,7 +117,7 @@ def test_prefix_only_inside_pvd_option(net: MiniNet, start_pvdd: Callable[..., P
 
     # without pvdd: the RA is heard (the explicit PvD exists) but the kernel applied nothing
     listing = net.wait_for(lambda: [p for p in net.pvdrun_json("list", "--no-daemon")["pvds"]
-                                    if p["id"] == PVD_ID], what="explicit PvD heard")
+                                    if p["pvd_id"] == PVD_ID], what="explicit PvD heard")
     assert listing[0]["dns_servers"] == ["2001:db8:77::53"]  # nested RDNSS is the PvD's DNS
     assert "2001:db8:77:" not in _addrs(net)
     assert not any("2001:db8:78::" in line or line.startswith("default") for line in _routes(net))

@@ -192,7 +192,7 @@ class Forwarder:
 @contextlib.contextmanager
 def forwarding(lab: Any, pvd: dict[str, Any], tmp_path: Path) -> Iterator[Forwarder]:
     """A forwarder for ``pvd`` for the block, stopped afterwards, also when the block fails."""
-    forwarder = Forwarder(lab, pvd, tmp_path / f"forwarder-{pvd['id'].replace(':', '-')}.log")
+    forwarder = Forwarder(lab, pvd, tmp_path / f"forwarder-{pvd['pvd_id'].replace(':', '-')}.log")
     try:
         yield forwarder
     finally:
@@ -211,7 +211,7 @@ def pvds(lab3: Any) -> dict[str, dict[str, Any]]:
     lab3.refresh()
     done = lab3.exec([sys.executable, "-m", "pvdrun.cli", "list", "--json", "--no-daemon"], timeout=60)
     assert done.returncode == 0, done.stderr
-    found = {p["id"]: p for p in json.loads(done.stdout)["pvds"]}
+    found = {p["pvd_id"]: p for p in json.loads(done.stdout)["pvds"]}
     by_isp = {}
     for isp in ("ispa", "ispb"):
         pvd = found.get(f"implicit:{isp}")

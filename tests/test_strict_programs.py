@@ -74,7 +74,7 @@ class Scenario:
 @pytest.fixture(scope="module")
 def scenario3(lab3: Any) -> Iterator[Scenario]:
     with PvddInLab(lab3) as pvdd:
-        wait_for(lambda: any(p["id"] == "implicit:ispb" and p["dns_servers"] for p in pvdd.list_pvds()),
+        wait_for(lambda: any(p["pvd_id"] == "implicit:ispb" and p["dns_servers"] for p in pvdd.list_pvds()),
                  what="pvdd learning ispb's DNS server")
         yield Scenario(lab3, pvdd, "ispb", leak_rules_separate(lab3, "ispb"), lab3.isp("ispa")["dns_v4"],
                        lab3.isp("ispb")["service_v4"])
@@ -452,11 +452,11 @@ def side_link(sc: Scenario) -> Iterator[str]:
         sc.lab.exec(["ip", "link", "set", "strc0", "up"], check=True)
         sc.lab.exec(["ip", "addr", "add", "10.77.0.1/24", "dev", "strc1"], check=True, ns="ispb")
         sc.lab.exec(["ip", "link", "set", "strc1", "up"], check=True, ns="ispb")
-        wait_for(lambda: any(p["id"] == "implicit:strc0" for p in sc.pvdd.list_pvds()), what="PvD strc0")
+        wait_for(lambda: any(p["pvd_id"] == "implicit:strc0" for p in sc.pvdd.list_pvds()), what="PvD strc0")
         yield "strc0"
     finally:
         sc.lab.exec(["ip", "link", "del", "strc0"])
-        wait_for(lambda: not any(p["id"] == "implicit:strc0" for p in sc.pvdd.list_pvds()), what="strc0 gone")
+        wait_for(lambda: not any(p["pvd_id"] == "implicit:strc0" for p in sc.pvdd.list_pvds()), what="strc0 gone")
 
 
 def test_link_deleted_mid_run_fails_and_nothing_leaves_elsewhere(scenario3: Scenario) -> None:

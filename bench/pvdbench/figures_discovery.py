@@ -281,11 +281,11 @@ def reported_state(watcher: LineWatcher) -> dict[str, dict[str, Any]]:
             continue
         kind = event.get("event")
         if kind == "snapshot":
-            state = {p["id"]: p for p in event.get("pvds", [])}
+            state = {p["pvd_id"]: p for p in event.get("pvds", [])}
         elif kind == "removed":
-            state.pop(event.get("id"), None)
+            state.pop(event.get("pvd_id"), None)
         elif kind in ("added", "changed"):
-            state[event["id"]] = event["pvd"]
+            state[event["pvd_id"]] = event["pvd"]
     return state
 
 

@@ -123,7 +123,7 @@ def format_table(pvds: list[Pvd], strict: StrictStatus | None = None) -> str:
 def _row(data: dict[str, Any]) -> Row:
     """What the table shows of one PvD's dictionary (as :meth:`Pvd.to_dict` writes it)."""
     names = data.get("names") or []
-    return (bool(data.get("default")), names[0] if names else data["id"], data["id"],
+    return (bool(data.get("is_default")), names[0] if names else data["pvd_id"], data["pvd_id"],
             data.get("handle", 0), data.get("interfaces") or [], data.get("kind"),
             data.get("addresses") or [], data.get("dns_servers") or [])
 
@@ -201,7 +201,7 @@ def list_command(as_json: bool, socket_opt: str | None, config_opt: str | None,
     \b
     Examples:
       pvdrun list
-      pvdrun list --json | jq -r '.pvds[].id'
+      pvdrun list --json | jq -r '.pvds[].pvd_id'
       pvdrun list --no-daemon --config ./pvd.toml
 
     Exit status: 0; 5 discovery failed; 6 --socket given and pvdd does not
@@ -262,9 +262,9 @@ def _describe(event: dict[str, Any]) -> str:
     if kind == "changed":
         parts = [f"{key}: {json.dumps(change['old'])} -> {json.dumps(change['new'])}"
                  for key, change in event.get("changed", {}).items()]
-        return f"{stamp} changed {event.get('id')}: " + "; ".join(parts)
+        return f"{stamp} changed {event.get('pvd_id')}: " + "; ".join(parts)
     pvd = event.get("pvd") or {}
-    return (f"{stamp} {kind} {event.get('id')} if={','.join(pvd.get('interfaces', []))} "
+    return (f"{stamp} {kind} {event.get('pvd_id')} if={','.join(pvd.get('interfaces', []))} "
             f"addrs={','.join(pvd.get('addresses', [])) or '-'} handle={pvd.get('handle')}")
 
 

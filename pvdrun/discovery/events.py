@@ -3,9 +3,9 @@
 Events are JSON-ready dicts with an ``"event"`` key:
 
 * ``{"event": "snapshot", "pvds": [...], "default": ID|None}`` first;
-* ``{"event": "added", "id": ID, "pvd": {...}}``;
-* ``{"event": "removed", "id": ID, "pvd": {...}}`` (the last known state);
-* ``{"event": "changed", "id": ID, "changed": {ATTR: {"old": X, "new": Y}}, "pvd": {...}}``;
+* ``{"event": "added", "pvd_id": ID, "pvd": {...}}``;
+* ``{"event": "removed", "pvd_id": ID, "pvd": {...}}`` (the last known state);
+* ``{"event": "changed", "pvd_id": ID, "changed": {ATTR: {"old": X, "new": Y}}, "pvd": {...}}``;
 * ``{"event": "default", "old": ID|None, "new": ID|None}`` (R10).
 """
 from __future__ import annotations
@@ -70,10 +70,10 @@ def _diff(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]],
     events: list[dict[str, Any]] = []
     for pvd_id, data in before.items():
         if pvd_id not in after:
-            events.append({"event": "removed", "time": now, "id": pvd_id, "pvd": data})
+            events.append({"event": "removed", "time": now, "pvd_id": pvd_id, "pvd": data})
     for pvd_id, data in after.items():
         if pvd_id not in before:
-            events.append({"event": "added", "time": now, "id": pvd_id, "pvd": data})
+            events.append({"event": "added", "time": now, "pvd_id": pvd_id, "pvd": data})
             continue
         old = before[pvd_id]
         if old is data or old == data:
@@ -82,7 +82,7 @@ def _diff(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]],
                    for key, value in data.items()
                    if key not in _IGNORED and old.get(key) != value}
         if changed:
-            events.append({"event": "changed", "time": now, "id": pvd_id, "changed": changed,
+            events.append({"event": "changed", "time": now, "pvd_id": pvd_id, "changed": changed,
                            "pvd": data})
     if old_default != new_default:
         events.append({"event": "default", "time": now, "old": old_default, "new": new_default})
