@@ -60,18 +60,19 @@ def shim_sources(flags: dict[str, list[str]]) -> list[str]:
     return sources
 
 
+def compile_c(out: str, cflags: list[str], sources: list[str], ldflags: list[str]) -> str:
+    """``cc -O2 CFLAGS [-Werror] -o OUT SOURCES LDFLAGS`` (-Werror when PVDRUN_WERROR=1): OUT."""
+    werror = ["-Werror"] if os.environ.get("PVDRUN_WERROR") == "1" else []
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    subprocess.check_call([os.environ.get("CC", "cc"), "-O2", *cflags, *werror, "-o", out, *sources, *ldflags])
+    return out
+
+
 def compile_shim(out_dir: str) -> str:
     """Compile the shim's sources into out_dir/libpvdshim.so and return its path."""
-    cc = os.environ.get("CC", "cc")
     flags = shim_flags()
-    sources = shim_sources(flags)
-    cflags = ["-O2", *flags["SHIM_CFLAGS"]]
-    if os.environ.get("PVDRUN_WERROR") == "1":
-        cflags.append("-Werror")
-    os.makedirs(out_dir, exist_ok=True)
-    out = os.path.join(out_dir, LIB_NAME)
-    subprocess.check_call([cc, *cflags, "-shared", "-o", out, *sources, *flags["SHIM_LDFLAGS"],
-                           *flags["RELEASE_LDFLAGS"]])
+    out = compile_c(os.path.join(out_dir, LIB_NAME), [*flags["SHIM_CFLAGS"], "-shared"], shim_sources(flags),
+                    [*flags["SHIM_LDFLAGS"], *flags["RELEASE_LDFLAGS"]])
     shutil.copy(PUBLIC_HEADER, out_dir)
     return out
 
@@ -108,15 +109,9 @@ def launcher_sources() -> list[str]:
 
 def compile_launcher(out_dir: str) -> str:
     """Compile launcher/ into out_dir/pvdrun (a program linked against libc only)."""
-    cc = os.environ.get("CC", "cc")
     flags = shim_flags()
-    cflags = ["-O2", *flags["LAUNCHER_CFLAGS"]]
-    if os.environ.get("PVDRUN_WERROR") == "1":
-        cflags.append("-Werror")
-    os.makedirs(out_dir, exist_ok=True)
-    out = os.path.join(out_dir, LAUNCHER_NAME)
-    subprocess.check_call([cc, *cflags, "-o", out, *launcher_sources(), *flags["RELEASE_LDFLAGS"]])
-    return out
+    return compile_c(os.path.join(out_dir, LAUNCHER_NAME), flags["LAUNCHER_CFLAGS"], launcher_sources(),
+                     flags["RELEASE_LDFLAGS"])
 
 
 class BuildNativeLauncher(build_scripts):

@@ -5,6 +5,8 @@ import os
 
 import click
 
+from pvdrun.atomicfile import replace_file
+
 from pvdrun.commands.common import fail, say
 from pvdrun.data import UNIT_NAME
 from pvdrun.data.unit import files_run, in_home, installed_pvdd, render
@@ -58,17 +60,7 @@ def install_service_command(dest: str, print_only: bool) -> None:
         return
     path = os.path.join(dest, UNIT_NAME)
     try:
-        os.makedirs(dest, exist_ok=True)
-        tmp = f"{path}.tmp{os.getpid()}"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                os.fchmod(handle.fileno(), 0o644)
-                handle.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        replace_file(path, text)
     except PermissionError as exc:
         fail(f"cannot write {path}: {exc.strerror} (root is needed for {DEFAULT_DEST})",
              EXIT_MISSING_PREREQ, COMMAND)

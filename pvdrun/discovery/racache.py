@@ -27,11 +27,11 @@ import logging
 import os
 import socket
 import stat
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from pvdrun.atomicfile import replace_file
 from pvdrun.discovery.kernel import KernelState, Link
 from pvdrun.discovery.ratable import RaTable
 
@@ -159,17 +159,7 @@ def save(cache: NetnsCache, state: KernelState, now: float | None = None) -> Non
     kept = sorted(spaces.items(), key=lambda kv: kv[1].get("saved", 0) if isinstance(kv[1], dict)
                   else 0, reverse=True)[:MAX_NAMESPACES]
     text = json.dumps({"v": VERSION, "boot": boot_id(), "netns": dict(kept)}, sort_keys=True)
-    directory = os.path.dirname(path) or "."
     try:
-        os.makedirs(directory, mode=0o755, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".ras.", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                os.fchmod(handle.fileno(), 0o644)
-                handle.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        replace_file(path, text)
     except OSError as exc:
         log.info("cannot keep what routers said in %s: %s", path, exc)
