@@ -65,6 +65,8 @@ def test_scoped_by_the_shim(lab: LaunchLab) -> None:
         stop(proc)
     gone = lab.run([PVDRUN, "pids", "pp0"])
     assert gone.returncode == EXIT_FAILED and gone.stdout == ""
+    for how in (["--no-daemon"], ["--config", lab.daemon.config]):  # as every command takes them
+        assert lab.run([PVDRUN, "pids", *how, "pp0"], None, PVDRUN_NO_RS="1").returncode == EXIT_FAILED
 
 
 def test_held_by_strict_mode(lab: LaunchLab) -> None:

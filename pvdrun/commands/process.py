@@ -15,7 +15,12 @@ from pvdrun.model import NULL_PVD_NAME
 from pvdrun.procscope import ProcessPvd, of_process, processes_in
 
 
-def _pvd_ids(socket_path: str | None, no_daemon: bool) -> list[str]:
+def _pvd_ids(socket_path: str | None, config_path: str | None, no_daemon: bool) -> list[str]:
+    """The PvD IDs of the table: pvdd's, or a one-shot discovery's (with ``config_path``)."""
+    if config_path is not None:
+        from pvdrun.discovery.engine import discover
+
+        return [pvd.pvd_id for pvd in discover(config_path=config_path)]
     from pvdrun.api import list_pvds
 
     return [pvd.pvd_id for pvd in list_pvds(socket_path, use_daemon=not no_daemon)]
@@ -37,6 +42,8 @@ _OPTIONS = [
     click.option("--json", "as_json", is_flag=True, help="Machine-readable output."),
     click.option("--socket", "socket_path", metavar="PATH", default=None,
                  help="pvdd's socket (default: $PVDRUN_SOCKET, else /run/pvd/pvdd.sock)."),
+    click.option("--config", "config_path", metavar="PATH", default=None,
+                 help="Configuration file for an in-process discovery (pvdd is not asked)."),
     click.option("--no-daemon", is_flag=True, help="Do not ask pvdd; discover in-process."),
 ]
 
@@ -50,7 +57,8 @@ def _options(func):  # type: ignore[no-untyped-def]
 @click.command("which")
 @click.argument("pid", type=click.IntRange(min=1))
 @_options
-def which_command(pid: int, as_json: bool, socket_path: str | None, no_daemon: bool) -> None:
+def which_command(pid: int, as_json: bool, socket_path: str | None, config_path: str | None,
+                  no_daemon: bool) -> None:
     """Say which PvD process PID runs in.
 
     \b
@@ -68,7 +76,7 @@ def which_command(pid: int, as_json: bool, socket_path: str | None, no_daemon: b
     not be read and it is not held by strict mode (run as root).
     """
     try:
-        found = of_process(pid, _pvd_ids(socket_path, no_daemon))
+        found = of_process(pid, _pvd_ids(socket_path, config_path, no_daemon))
     except ProcessLookupError as exc:
         fail(str(exc), EXIT_USAGE)
     if as_json:
@@ -83,7 +91,8 @@ def which_command(pid: int, as_json: bool, socket_path: str | None, no_daemon: b
 @click.command("pids")
 @click.argument("name", shell_complete=complete_pvd_names)
 @_options
-def pids_command(name: str, as_json: bool, socket_path: str | None, no_daemon: bool) -> None:
+def pids_command(name: str, as_json: bool, socket_path: str | None, config_path: str | None,
+                 no_daemon: bool) -> None:
     """List the processes running in the PvD NAME, one PID per line (as pgrep).
 
     \b
@@ -99,8 +108,9 @@ def pids_command(name: str, as_json: bool, socket_path: str | None, no_daemon: b
 
     Exit status: 0 some process runs in it; 1 none; 3 unknown PvD.
     """
-    pvd_ids = _pvd_ids(socket_path, no_daemon)
-    pvd_id = NULL_PVD_NAME if name == NULL_PVD_NAME else pvd_named(name, socket_path).pvd_id
+    pvd_ids = _pvd_ids(socket_path, config_path, no_daemon)
+    pvd_id = NULL_PVD_NAME if name == NULL_PVD_NAME else \
+        pvd_named(name, socket_path, config_path=config_path, no_daemon=no_daemon).pvd_id
     held, unreadable = processes_in(pvd_id, pvd_ids)
     if as_json:
         click.echo(json.dumps({"pvd_id": pvd_id, "processes": [p.to_dict() for p in held],
