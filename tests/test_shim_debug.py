@@ -1,9 +1,13 @@
 """PVDRUN_DEBUG: the shim says, one line each, which sockets it tied to which PvD and which it
 refused and why; to stderr, or appended to a file (even by a program that closed stderr); and
-nothing without it.  As root and as an unprivileged user."""
+nothing without it.  PVDRUN_TRACE: the same decisions as JSON lines in a file.  As root and as an
+unprivileged user."""
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -53,3 +57,32 @@ def test_a_relative_or_odd_value_is_ignored(lab: LaunchLab) -> None:
     for value in ("yes", "relative.log", "0", ""):
         done = lab.run([PVDRUN, "--pvd", "dd0", *CURL], None, PVDRUN_DEBUG=value)
         assert not shim_lines(done.stderr), (value, done.stderr)
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A directory any user may write to (the user's program appends the trace there)."""
+    where = Path(tempfile.mkdtemp(prefix="pvdtrace-"))
+    os.chmod(where, 0o1777)
+    yield where
+    shutil.rmtree(where, ignore_errors=True)
+
+
+def test_trace_is_one_json_line_per_decision(lab: LaunchLab, who: str, request: pytest.FixtureRequest,
+                                             open_dir: Path) -> None:
+    user = user_for(who, request)
+    trace = open_dir / "trace.jsonl"
+    done = lab.run([PVDRUN, "--pvd", "dd0", *CURL], user, PVDRUN_TRACE=str(trace))
+    assert done.returncode != 0 and not shim_lines(done.stderr)  # the trace alone says nothing on stderr
+    lines = [json.loads(line) for line in trace.read_text().splitlines()]
+    tied = [d for d in lines if d["verdict"] == "tied"]
+    assert tied, lines
+    first = tied[0]
+    assert first["pvd"] == "implicit:dd0" and first["op"] == "connect" and first["family"] == "inet"
+    assert first["protocol"] == 6 and first["destination"] == "192.0.2.1:9" and first["ifindex"] > 0
+    assert first["pid"] > 0 and first["fd"] >= 0 and first["errno"] == ""
+    trace.unlink()
+    lab.run([PVDRUN, "--pvd", "null", *CURL], user, PVDRUN_TRACE=str(trace))
+    refused = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert refused and all(d["verdict"] == "refused" and d["errno"] == "EACCES" for d in refused), refused
+    assert refused[0]["why"] == "the null PvD"

@@ -233,11 +233,13 @@ static const char *op_name(enum shim_op op)
     return op == OP_CONNECT ? "connect" : op == OP_SEND ? "send" : "listen";
 }
 
-/* The debug line of a refusal (errno kept). */
-static int refused(int fd, const char *what, const char *why)
+/* The debug line and trace line of a refusal (errno kept). */
+static int refused(int fd, const char *what, const char *why, const struct sockaddr *dst, socklen_t len)
 {
     if (shim_debugging)
         shim_debug("fd %d %s refused: %s (%s)", fd, what, why, strerrorname_np(errno));
+    if (shim_tracing)
+        shim_trace_socket(fd, what, NULL, dst, len, "refused", why, errno);
     return -1;
 }
 
@@ -259,7 +261,7 @@ int shim_prepare(int fd, const struct sockaddr *dst, socklen_t dstlen, enum shim
         switch (W_KIND(w)) {
         case FK_SCOPED:
             if (op != OP_LISTEN && shim_check_dst(w, to, len) < 0)
-                return refused(fd, op_name(op), "a destination outside its PvD");
+                return refused(fd, op_name(op), "a destination outside its PvD", to, len);
             /* fall through */
         case FK_SYSTEM:
         case FK_NONINET:
@@ -267,7 +269,7 @@ int shim_prepare(int fd, const struct sockaddr *dst, socklen_t dstlen, enum shim
             return 0;
         case FK_NULLED:
             errno = ENETUNREACH;
-            return refused(fd, op_name(op), "the null PvD");
+            return refused(fd, op_name(op), "the null PvD", to, len);
         case FK_PACKET:
             if (packet_prepare(fd, w, wout) < 0)
                 return -1;
@@ -310,7 +312,7 @@ int shim_prepare(int fd, const struct sockaddr *dst, socklen_t dstlen, enum shim
         if (settled == SETTLE_AGAIN)
             continue;
         if (settled == SETTLE_FAIL)
-            return refused(fd, op_name(op), slot == SLOT_NULL ? "the null PvD" : "its PvD is gone");
+            return refused(fd, op_name(op), slot == SLOT_NULL ? "the null PvD" : "its PvD is gone", to, len);
         if (settled != SETTLE_TIE)
             return settled; /* SETTLE_PASS */
         int outer;
@@ -322,6 +324,8 @@ int shim_prepare(int fd, const struct sockaddr *dst, socklen_t dstlen, enum shim
         if (rc < 0) { /* still pending: retried next time */
             if (shim_debugging)
                 shim_debug("fd %d %s: not tied to PvD %s (%s)", fd, op_name(op), pvd->info.id, strerrorname_np(errno));
+            if (shim_tracing)
+                shim_trace_socket(fd, op_name(op), pvd->info.id, to, len, "not_tied", "", errno);
             return fail_tie(fd, busy, W_MAKE(FK_PENDING, (w & W_EXPLICIT) ? slot : 0, W_FLAGS(w) | (flags & W_DEVBOUND)),
                             outer, errno);
         }
@@ -332,8 +336,10 @@ int shim_prepare(int fd, const struct sockaddr *dst, socklen_t dstlen, enum shim
             shim_debug("fd %d %s: tied to PvD %s%s%s", fd, op_name(op), pvd->info.id,
                        (flags & W_DEVBOUND) ? ", bound to its interface" : "",
                        pvd->info.mark ? ", marked" : "");
+        if (shim_tracing)
+            shim_trace_socket(fd, op_name(op), pvd->info.id, to, len, "tied", "", 0);
         if (op != OP_LISTEN && shim_check_dst(*wout, to, len) < 0)
-            return refused(fd, op_name(op), "a destination outside its PvD");
+            return refused(fd, op_name(op), "a destination outside its PvD", to, len);
         errno = saved;
         return 0;
     }
@@ -394,7 +400,7 @@ int shim_prepare_bind(int fd, const struct sockaddr *addr, socklen_t len, struct
         if (settled == SETTLE_AGAIN)
             continue;
         if (settled == SETTLE_FAIL)
-            return refused(fd, "bind", slot == SLOT_NULL ? "the null PvD" : "its PvD is gone");
+            return refused(fd, "bind", slot == SLOT_NULL ? "the null PvD" : "its PvD is gone", addr, len);
         if (settled != SETTLE_TIE)
             return settled; /* SETTLE_PASS */
         if (shim_check_dst(W_MAKE(FK_SCOPED, slot, W_FLAGS(w) | W_V6), addr->sa_family == AF_INET6 ? addr : NULL,

@@ -14,4 +14,13 @@ extern int shim_debugging;
 void shim_debug_init(void);
 void shim_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* PVDRUN_TRACE=/absolute/path, read at start-up with PVDRUN_DEBUG: one JSON line appended per
+ * socket decision (docs/shim.md, "Trace"): pid, fd, op, family, protocol, PvD, the device the
+ * socket is bound to, its source, the destination, the verdict ("tied", "refused",
+ * "not_tied"), why, errno.  shim_tracing is 0 otherwise; hot paths test it first.  errno kept. */
+struct sockaddr;
+extern int shim_tracing;
+void shim_trace_socket(int fd, const char *op, const char *pvd_id, const void *dst, unsigned int dstlen,
+                       const char *verdict, const char *why, int err);
+
 #endif

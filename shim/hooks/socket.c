@@ -22,9 +22,11 @@ SHIM_API int socket(int domain, int type, int protocol)
         unsigned int slot = shim_effective_slot();
         if (slot == SLOT_NULL ||
             (slot != SLOT_NONE && (base == SOCK_PACKET || domain == AF_XDP))) {
+            const char *why = slot == SLOT_NULL ? "the null PvD" : "a link-layer socket no PvD can hold";
             if (shim_debugging)
-                shim_debug("socket(%d, %d) refused: %s (EACCES)", domain, base,
-                           slot == SLOT_NULL ? "the null PvD" : "a link-layer socket no PvD can hold");
+                shim_debug("socket(%d, %d) refused: %s (EACCES)", domain, base, why);
+            if (shim_tracing)
+                shim_trace_socket(-1, "socket", NULL, NULL, 0, "refused", why, EACCES);
             errno = EACCES;
             return -1;
         }
