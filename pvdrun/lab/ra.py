@@ -58,19 +58,29 @@ def build_pvd_ra(spec: dict[str, Any]) -> bytes:
     The PvD option (H=0, L=0, R=0) nests the PIO, RIOs, RDNSS and DNSSL;
     the RIOs are also repeated outside it (``top_level_routes``), so a host
     that ignores option 21 still learns the route to the ISP's services.
+    ``top_level_all`` repeats every option outside (what a plain router's RA holds), and
+    without a ``pvd_id`` there is no PvD option at all.  ``prefix_lifetime`` (default:
+    ``lifetime``) is the PIO's valid and preferred lifetime (0 withdraws the prefix).
     """
     lifetime = int(spec.get("lifetime", 3600))
-    nested = [pio(spec["prefix"], valid=lifetime, preferred=lifetime)]
+    prefix_lifetime = int(spec.get("prefix_lifetime", lifetime))
+    nested = [pio(spec["prefix"], valid=prefix_lifetime, preferred=prefix_lifetime)]
     nested += [rio(p, lifetime) for p in spec.get("routes", [])]
     if spec.get("rdnss"):
         nested.append(rdnss(spec["rdnss"], lifetime))
     if spec.get("dnssl"):
         nested.append(dnssl(spec["dnssl"], lifetime))
-    nested_bytes = b"".join(nested)
-    option = pvd_option(spec["pvd_id"], nested_bytes, sequence=content_sequence(nested_bytes))
-    outside = [rio(p, lifetime) for p in spec.get("routes", [])] \
-        if spec.get("top_level_routes") else []
-    return router_advert([option, *outside], router_lifetime=int(spec.get("router_lifetime", 0)))
+    if spec.get("top_level_all") or not spec.get("pvd_id"):
+        outside = list(nested)
+    else:
+        outside = [rio(p, lifetime) for p in spec.get("routes", [])] \
+            if spec.get("top_level_routes") else []
+    options = outside
+    if spec.get("pvd_id"):
+        nested_bytes = b"".join(nested)
+        options = [pvd_option(spec["pvd_id"], nested_bytes,
+                              sequence=content_sequence(nested_bytes)), *outside]
+    return router_advert(options, router_lifetime=int(spec.get("router_lifetime", 0)))
 
 
 # -- the builders under the lab's names (docs/lab.md) ----------------------------------
@@ -163,7 +173,7 @@ def link_local_address(ifname: str) -> str | None:
     return None
 
 
-def open_ra_socket(ifname: str) -> tuple[socket.socket, int]:
+def open_ra_socket(ifname: str, mark: int = 0) -> tuple[socket.socket, int]:
     """A raw ICMPv6 socket bound to the interface's link-local address, hop limit 255."""
     deadline = time.monotonic() + 10
     ll = link_local_address(ifname)
@@ -175,6 +185,8 @@ def open_ra_socket(ifname: str) -> tuple[socket.socket, int]:
     ifindex = socket.if_nametoindex(ifname)
     sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+    if mark:  # lets nftables tell this sender's RAs from the router's own (lab faults)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 255)
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, ifindex)
@@ -184,20 +196,23 @@ def open_ra_socket(ifname: str) -> tuple[socket.socket, int]:
     return sock, ifindex
 
 
-def run_sender(ifname: str, messages: list[bytes], interval: float) -> None:
+def run_sender(ifname: str, messages: list[bytes], interval: float, mark: int = 0) -> None:
     """Send ``messages`` periodically and on every RS, until SIGTERM."""
     def stop(_sig: int, _frame: Any) -> None:
         raise SystemExit(EXIT_OK)  # leaves select() at once (PEP 475 would otherwise resume it)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    sock, ifindex = open_ra_socket(ifname)
+    sock, ifindex = open_ra_socket(ifname, mark)
     next_send = 0.0
     while True:
         now = time.monotonic()
         if now >= next_send:
             for message in messages:
-                sock.sendto(message, (ALL_NODES, 0, 0, ifindex))
+                try:
+                    sock.sendto(message, (ALL_NODES, 0, 0, ifindex))
+                except OSError:
+                    pass  # the link is down (lab fault --down): send again at the next interval
             next_send = now + interval
         ready, _, _ = select.select([sock], [], [], max(0.0, next_send - time.monotonic()))
         if ready:
@@ -210,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
 
     The config is JSON: ``{"ifname": "down0", "interval": 2, "ras": [
     {"pvd_id", "prefix", "routes", "rdnss", "dnssl", "router_lifetime",
-    "lifetime", "top_level_routes"}, ...]}``.
+    "lifetime", "prefix_lifetime", "top_level_routes", "top_level_all"}, ...], "mark": 0}``
+    (``mark``: the SO_MARK of the sender's socket).
     """
     parser = argparse.ArgumentParser(prog="pvdrun.lab.ra")
     parser.add_argument("--config", required=True)
@@ -219,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.config, encoding="utf-8") as handle:
         config = json.load(handle)
     messages = [build_pvd_ra(spec) for spec in config["ras"]]
-    run_sender(config["ifname"], messages, float(config.get("interval", 2)))
+    run_sender(config["ifname"], messages, float(config.get("interval", 2)),
+               int(config.get("mark", 0)))
     return 0
 
 

@@ -66,7 +66,10 @@ def udp_echo_loop(isp: str, sock: socket.socket) -> None:
     """Answer every datagram with ``<isp> <client> <payload>`` (runs forever)."""
     while True:
         data, peer = sock.recvfrom(65535)
-        sock.sendto(f"{isp} {peer[0]} ".encode() + data, peer)
+        try:
+            sock.sendto(f"{isp} {peer[0]} ".encode() + data, peer)
+        except OSError:
+            pass  # dropped on its way out (lab fault --loss, --down): the client sees a loss
 
 
 def main(argv: list[str] | None = None) -> int:
