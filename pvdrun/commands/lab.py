@@ -1,8 +1,9 @@
 """``pvdrun lab``: build, use, inspect and remove the multihoming lab.
 
 Exit statuses: 0 ok; 1 the lab failed to come up (torn down again);
-2 bad input; 5 missing prerequisite (root, ip, dnsmasq); 9 already up;
-10 not up (exec, status); ``lab exec`` returns CMD's own status.
+2 bad input; 5 missing prerequisite (root, ip, dnsmasq; tc netem for
+``fault --delay``); 9 already up; 10 not up (exec, status, fault, heal);
+``lab exec`` returns CMD's own status.
 """
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ def lab() -> None:
       pvdrun lab up --scenario 3
       pvdrun lab exec -- pvdrun list
       pvdrun lab exec -- pvdrun --pvd ispa curl http://svc.example/
+      pvdrun lab fault ispa --down
+      pvdrun lab heal
       pvdrun lab down
 
     Needs root.  See docs/lab.md.
@@ -148,3 +151,78 @@ def exec_command(name: str, role: str, command: tuple[str, ...]) -> None:
     ip = shutil.which("ip") or "/usr/sbin/ip"
     sys.stdout.flush()
     os.execv(ip, [ip, "netns", "exec", ns, *command])
+
+
+@lab.command("fault")
+@NAME_OPTION
+@click.option("--down", "down_", is_flag=True, help="take the ISP's link to the host down")
+@click.option("--loss", metavar="PCT", help="drop PCT percent (0 < PCT <= 100) of what the "
+                                            "ISP sends towards the host")
+@click.option("--delay", metavar="MS", help="delay what the ISP sends by MS ms (0 < MS <= 10000; "
+                                            "needs tc netem)")
+@click.option("--dns-down", is_flag=True, help="the ISP's DNS server stops answering")
+@click.option("--ra-lifetime", metavar="0", help="the ISP's router announces router lifetime 0: "
+                                                "the host drops its default route via it")
+@click.option("--withdraw-prefix", is_flag=True, help="the ISP's RAs announce its prefix with "
+                                                      "valid and preferred lifetime 0")
+@click.argument("isp", metavar="ISP")
+def fault_command(name: str, down_: bool, loss: str | None, delay: str | None, dns_down: bool,
+                  ra_lifetime: str | None, withdraw_prefix: bool, isp: str) -> None:
+    """Put one FAULT on ISP (ispa or ispb) of a running lab, until ``lab heal``.
+
+    Exactly one FAULT option: --down, --loss PCT, --delay MS, --dns-down,
+    --ra-lifetime 0 or --withdraw-prefix (the last two not in scenario 2).
+    Faults are recorded in the lab's state and shown by ``lab status``;
+    ``lab down`` removes the lab whatever faults are in force.
+
+    \b
+    Examples:
+      pvdrun lab fault ispa --down
+      pvdrun lab fault --name ci ispb --loss 100
+      pvdrun lab fault ispb --dns-down
+      pvdrun lab fault ispa --ra-lifetime 0
+      pvdrun lab heal ispa
+
+    Exit status: 0 the fault is in force; 2 unknown ISP, a number out of
+    range, no or two FAULT options, that fault already in force, an RA
+    fault in scenario 2; 5 not root,
+    or --delay without tc netem in the kernel; 10 no lab of that name is up.
+    """
+    from pvdrun.lab import faults
+    from pvdrun.lab.errors import LabBadInput
+
+    chosen = [(kind, value) for kind, value, given in (
+        ("down", None, down_), ("loss", loss, loss is not None),
+        ("delay", delay, delay is not None), ("dns-down", None, dns_down),
+        ("ra-lifetime", ra_lifetime, ra_lifetime is not None),
+        ("withdraw-prefix", None, withdraw_prefix)) if given]
+    try:
+        if len(chosen) != 1:
+            raise LabBadInput("give exactly one FAULT: --down, --loss PCT, --delay MS, "
+                              "--dns-down, --ra-lifetime 0 or --withdraw-prefix")
+        kind, value = chosen[0]
+        faults.apply(name, isp, kind, value)
+    except LabError as exc:
+        _fail(exc)
+
+
+@lab.command("heal")
+@NAME_OPTION
+@click.argument("isp", metavar="[ISP]", required=False)
+def heal_command(name: str, isp: str | None) -> None:
+    """Undo every fault of ISP (of every ISP without one): the lab is as ``lab up`` left it.
+
+    \b
+    Examples:
+      pvdrun lab heal
+      pvdrun lab heal --name ci ispa
+
+    Exit status: 0 healed (also when no fault was in force); 2 unknown ISP;
+    5 not root; 10 no lab of that name is up.
+    """
+    from pvdrun.lab import faults
+
+    try:
+        faults.heal(name, isp)
+    except LabError as exc:
+        _fail(exc)

@@ -83,8 +83,11 @@ def lab_status(name: str) -> dict[str, Any]:
             "capture_ns": namespaces.get(isp),
             "capture_if": ISP_DOWNLINK,
         }
+    recorded = lab.get("faults", {})
+    faults = {isp: [{"kind": f["kind"], "value": f["value"]} for f in recorded.get(isp, [])]
+              for isp in isps}
     return {"name": name, "scenario": scenario, "namespaces": namespaces, "host_ns": host_ns,
-            "isps": isps,
+            "isps": isps, "faults": faults,
             "processes": [{k: p[k] for k in ("pid", "ns", "what")} for p in lab["processes"]]}
 
 
@@ -112,4 +115,9 @@ def format_table(status: dict[str, Any]) -> str:
     for key, cells in rows:
         lines.append(f"{key:<{width}}  "
                      + "  ".join(f"{c:<{w}}" for c, w in zip(cells, columns)).rstrip())
+    faults = status.get("faults", {})
+    lines.append("faults: " + "; ".join(
+        f"{isp} " + (", ".join(f["kind"] if f["value"] is None else f"{f['kind']} {f['value']:g}"
+                               for f in found) or "none")
+        for isp, found in faults.items()))
     return "\n".join(lines)
