@@ -52,7 +52,7 @@ EXIT_STATUSES: dict[int, str] = {
     EXIT_BAD_CONFIG: "malformed configuration file",
     EXIT_TEMPORARY: "`resolve`: temporary failure",
     EXIT_LAB_UP: "`lab up`: a lab of that name is already up",
-    EXIT_LAB_NOT_UP: "`lab status`, `lab exec`: no lab of that name is up",
+    EXIT_LAB_NOT_UP: "`lab status`, `lab exec`, `lab fault`, `lab heal`: no lab of that name is up",
     EXIT_PVDD_RUNNING: "`daemon --cleanup`: refused",
 }
 
