@@ -23,10 +23,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fixtures.capture import assert_caught, assert_no_leak
 from fixtures.commands import PVDRUN, PVDRUN_CLI
+from fixtures.lab import Lab
 from fixtures.launch_lab import LaunchLab, launch_lab
+from fixtures.netns import wait_for
+from fixtures.prereq import require
+from fixtures.pvdd import Pvdd
 from fixtures.property_settings import PROPERTY
 from fixtures.unprivileged import User, unprivileged_user, user_for, who  # noqa: F401 - fixtures
+from pvdrun import lab as lab_api
 from pvdrun.errors import EXIT_CANNOT_HONOUR, EXIT_NO_DAEMON, EXIT_NOT_FOUND, EXIT_UNKNOWN_PVD, EXIT_USAGE
 from pvdrun.launch_args import LaunchArgs, LaunchUsageError, is_launcher_form, parse, parse_exec
 from pvdrun.shim import library_path
@@ -446,3 +452,47 @@ def test_pvdd_scope_refusal_is_the_launchers(lab: LaunchLab) -> None:
     reply = lab.daemon.request({"v": 1, "op": "scope", "name": "nl0"})
     assert reply["ok"] and reply["scope"].startswith("v=") and reply["resolv_conf"].startswith("# resolv.conf of PvD ")
     assert EXIT_CANNOT_HONOUR == 4
+
+
+# -- nothing leaves by another PvD's link ------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def nlab3() -> Iterator[tuple[Lab, Pvdd]]:
+    """A private scenario-3 lab (two ISPs, one link each) with pvdd in its host namespace."""
+    require(os.geteuid() == 0, "root (the lab builds network namespaces)")
+    name = f"pvn{os.getpid() % 100000}s3"
+    lab_api.down(name)
+    try:
+        made = Lab(name, 3, lab_api.up(3, name))
+        with Pvdd(made.ns("host")) as daemon:
+            wait_for(lambda: daemon.request({"v": 1, "op": "scope", "name": "ispa"}).get("ok"),
+                     what="pvdd scoping ispa")
+            yield made, daemon
+    finally:
+        lab_api.down(name)
+
+
+@pytest.mark.root
+def test_native_launch_sends_nothing_on_the_other_link(nlab3: tuple[Lab, Pvdd], who: str,
+                                                       request: pytest.FixtureRequest) -> None:
+    """curl run by the native launcher in ISP A's PvD, asked for ISP B's service, as root and as
+    a user: the launcher execs it itself, it fails, and ISP B's link (a live capture, proven by
+    its markers) holds nothing of it.  Control: the same curl sent out of ISP B's link
+    (--interface) is caught there by the same verdict."""
+    lab, daemon = nlab3
+    user = user_for(who, request)
+    target = lab.isp("ispb")["service_v6"]
+    curl = ["curl", "-sS", "-m", "5", f"http://[{target}]/"]
+    env = {"PVDRUN_SOCKET": daemon.socket, **TRACE}
+    argv = [PVDRUN, "--pvd", "ispa", *curl]
+    if user is not None:
+        argv = user.argv(argv, env)
+    rules = {"sources": lab.isp("ispa")["host_addresses"], "destinations": [target]}
+    with lab.capture("ispb") as other:
+        done = lab.exec(argv, env=env)
+    assert done.returncode != 0, done.stdout
+    assert native_decisions(done.stderr)[-1] == EXECS + "/usr/bin/curl", done.stderr
+    assert_no_leak(other, done.stderr, **rules)
+    with lab.capture("ispb") as control:
+        lab.exec([*curl[:1], "--interface", "ispb", *curl[1:]])
+    assert_caught(control, destinations=[target])
