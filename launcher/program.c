@@ -76,6 +76,28 @@ static int go_section(const char *name, size_t room)
     return 0;
 }
 
+/* One section header's offset, size and name index, read with memcpy: a file's e_shoff need not
+ * be aligned for the header type, so the image is never read through a cast pointer. */
+static void section(const unsigned char *d, uint64_t at, uint64_t *offset, uint64_t *size, uint64_t *name)
+{
+    uint64_t off, sz, nm;
+    if (d[EI_CLASS] == ELFCLASS64) {
+        Elf64_Shdr h;
+        memcpy(&h, d + at, sizeof h);
+        off = h.sh_offset, sz = h.sh_size, nm = h.sh_name;
+    } else {
+        Elf32_Shdr h;
+        memcpy(&h, d + at, sizeof h);
+        off = h.sh_offset, sz = h.sh_size, nm = h.sh_name;
+    }
+    if (offset)
+        *offset = off;
+    if (size)
+        *size = sz;
+    if (name)
+        *name = nm;
+}
+
 int elf_surely_dynamic(const unsigned char *d, size_t len)
 {
     if (len < 64 || memcmp(d, ELFMAG, SELFMAG) != 0 || d[EI_DATA] != ELFDATA2LSB)
@@ -84,14 +106,16 @@ int elf_surely_dynamic(const unsigned char *d, size_t len)
     uint16_t phentsize, phnum, shentsize, shnum, shstrndx;
     size_t ph_need, sh_need;
     if (d[EI_CLASS] == ELFCLASS64) {
-        const Elf64_Ehdr *h = (const void *)d;
-        phoff = h->e_phoff, shoff = h->e_shoff, phentsize = h->e_phentsize, phnum = h->e_phnum;
-        shentsize = h->e_shentsize, shnum = h->e_shnum, shstrndx = h->e_shstrndx;
+        Elf64_Ehdr h;
+        memcpy(&h, d, sizeof h);
+        phoff = h.e_phoff, shoff = h.e_shoff, phentsize = h.e_phentsize, phnum = h.e_phnum;
+        shentsize = h.e_shentsize, shnum = h.e_shnum, shstrndx = h.e_shstrndx;
         ph_need = sizeof(Elf64_Phdr), sh_need = sizeof(Elf64_Shdr);
     } else if (d[EI_CLASS] == ELFCLASS32) {
-        const Elf32_Ehdr *h = (const void *)d;
-        phoff = h->e_phoff, shoff = h->e_shoff, phentsize = h->e_phentsize, phnum = h->e_phnum;
-        shentsize = h->e_shentsize, shnum = h->e_shnum, shstrndx = h->e_shstrndx;
+        Elf32_Ehdr h;
+        memcpy(&h, d, sizeof h);
+        phoff = h.e_phoff, shoff = h.e_shoff, phentsize = h.e_phentsize, phnum = h.e_phnum;
+        shentsize = h.e_shentsize, shnum = h.e_shnum, shstrndx = h.e_shstrndx;
         ph_need = sizeof(Elf32_Phdr), sh_need = sizeof(Elf32_Shdr);
     } else {
         return 0;
@@ -117,23 +141,18 @@ int elf_surely_dynamic(const unsigned char *d, size_t len)
         return 1; /* no section headers: preloadable.py finds no Go section either */
     if (shstrndx >= shnum || shentsize < sh_need || shoff > len || (uint64_t)shnum * shentsize > len - shoff)
         return 0;
-    uint64_t names_off, names_size;
-#define SECTION(idx, field) (d[EI_CLASS] == ELFCLASS64 \
-        ? ((const Elf64_Shdr *)(const void *)(d + shoff + (uint64_t)(idx) * shentsize))->field \
-        : ((const Elf32_Shdr *)(const void *)(d + shoff + (uint64_t)(idx) * shentsize))->field)
-    names_off = SECTION(shstrndx, sh_offset);
-    names_size = SECTION(shstrndx, sh_size);
+    uint64_t names_off, names_size, name;
+    section(d, shoff + (uint64_t)shstrndx * shentsize, &names_off, &names_size, NULL);
     if (names_off > len || names_size > len - names_off)
         return 0;
     for (uint16_t i = 0; i < shnum; i++) {
-        uint64_t name = SECTION(i, sh_name);
+        section(d, shoff + (uint64_t)i * shentsize, NULL, NULL, &name);
         if (name >= names_size)
             continue; /* preloadable.py reads no name there either */
         int go = go_section((const char *)d + names_off + name, names_size - name);
         if (go != 0)
             return 0;
     }
-#undef SECTION
     return 1;
 }
 
