@@ -9,8 +9,8 @@ from __future__ import annotations
 #: success
 EXIT_OK = 0
 #: a name that does not exist (resolve); a lab that failed to come up; a daemon that could not
-#: start or clean up completely (the message says what); no process in the PvD (pids); an
-#: internal error (the last resort)
+#: start or clean up completely (the message says what); no process in the PvD (pids); something left
+#: the PvD (verify); an internal error (the last resort)
 EXIT_FAILED = 1
 #: usage error (unknown option, missing argument, bad value)
 EXIT_USAGE = 2

@@ -141,3 +141,41 @@ def is_launcher_form(args: Sequence[str]) -> bool:
         if word in VALUED and rest:
             rest.pop(0)
     return False
+
+
+@dataclass
+class VerifyArgs:
+    """``pvdrun verify``'s own options, beside the launcher's."""
+
+    launch: LaunchArgs
+    json: bool = False
+    report: str | None = None
+
+
+def parse_verify(args: Sequence[str]) -> VerifyArgs:
+    """``pvdrun verify [OPTION...] [--] CMD``: the launcher's options and words, plus
+    ``--json`` and ``--report FILE`` before the command; raises LaunchUsageError."""
+    words = list(args)
+    kept: list[str] = []
+    found = VerifyArgs(LaunchArgs())
+    while words and words[0] != "--" and words[0].startswith("-") and words[0] != "-":
+        word = words.pop(0)
+        name, sep, value = word.partition("=") if word.startswith("--") else (word, "", "")
+        if name == "--json":
+            if sep:
+                raise LaunchUsageError("option --json takes no value")
+            found.json = True
+        elif name == "--report":
+            if not sep:
+                if not words:
+                    raise LaunchUsageError("option --report needs a value")
+                value = words.pop(0)
+            if not value:
+                raise LaunchUsageError("option --report needs a non-empty value")
+            found.report = value
+        else:
+            kept.append(word)
+            if name in VALUED and not sep and not (name.startswith("-p") and name != "-p") and words:
+                kept.append(words.pop(0))
+    found.launch = parse(kept + words)
+    return found

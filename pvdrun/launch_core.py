@@ -20,6 +20,7 @@ from __future__ import annotations
 import errno
 import os
 import sys
+from dataclasses import dataclass
 from typing import Callable, NoReturn, Sequence
 
 from pvdrun.commands.common import fail, fail_with, pvd_named, say
@@ -123,9 +124,25 @@ def run_launcher(words: Sequence[str], parser: Callable[[Sequence[str]], LaunchA
     launch(found)
 
 
-def launch(found: LaunchArgs) -> NoReturn:
-    """Exec the command of ``found`` scoped to its PvD, or exit with one line and the status
-    docs/cli.md gives."""
+@dataclass
+class Prepared:
+    """A launch decided and not yet done: what :func:`enter_and_exec` execs, and how."""
+
+    found: LaunchArgs
+    program: str
+    env: dict[str, str]
+    pvd: Pvd | None
+    unscopable: Exception | None
+
+    @property
+    def strict(self) -> bool:
+        """Whether the launch enters the PvD's strict cgroup first."""
+        return bool(self.found.strict) or self.unscopable is not None
+
+
+def prepare(found: LaunchArgs) -> Prepared:
+    """Find the program, the shim and the PvD of ``found``; exits with one line and the status
+    docs/cli.md gives when one is missing or cannot be honoured."""
     from pvdrun.shim.preloadable import NotPreloadable, check_preloadable
 
     argv = list(found.command)
@@ -153,17 +170,31 @@ def launch(found: LaunchArgs) -> NoReturn:
     env = scoped_environment(scope, found.socket_path, library)
     if found.verbose:
         say(f"pvdrun: PvD {pvd.pvd_id if pvd else NULL_PVD_NAME}, scope line: {scope}")
-    if found.strict or unscopable is not None:
-        where = enter_strict(found.pvd_name, pvd, found.socket_path, unscopable)
+    return Prepared(found, program, env, pvd, unscopable)
+
+
+def enter_and_exec(ready: Prepared) -> NoReturn:
+    """Enter strict mode when the launch needs it, give the program its resolv.conf, exec it."""
+    found = ready.found
+    if ready.strict:
+        assert found.pvd_name is not None
+        where = enter_strict(found.pvd_name, ready.pvd, found.socket_path, ready.unscopable)
         if found.verbose:
             say(f"pvdrun: strict mode: in the cgroup {where}")
-    private_resolv_conf(pvd)
+    private_resolv_conf(ready.pvd)
     if found.verbose:
-        say(f"pvdrun: exec {program} with {PRELOAD_ENV}={env[PRELOAD_ENV]}")
+        say(f"pvdrun: exec {ready.program} with {PRELOAD_ENV}={ready.env[PRELOAD_ENV]}")
     sys.stdout.flush()
     sys.stderr.flush()
+    argv = list(found.command)
     try:
-        os.execve(program, argv, env)
+        os.execve(ready.program, argv, ready.env)
     except OSError as exc:
         status = EXIT_NOT_FOUND if exc.errno == errno.ENOENT else EXIT_NOT_EXECUTABLE
         fail(f"{argv[0]}: {exc.strerror}", status)
+
+
+def launch(found: LaunchArgs) -> NoReturn:
+    """Exec the command of ``found`` scoped to its PvD, or exit with one line and the status
+    docs/cli.md gives."""
+    enter_and_exec(prepare(found))

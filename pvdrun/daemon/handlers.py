@@ -21,7 +21,9 @@ from pvdrun.launch_rules import refusal, scope_line
 from pvdrun.model import NULL_PVD_NAME, Pvd
 from pvdrun.routing.marking import MarkRefused, NotAllowed, UnknownHandle, mark_socket
 from pvdrun.routing.policy import Credentials, peer_credentials
-from pvdrun.strict.service import EnterRefused, Forbidden, StrictService, peer_pidfd
+from pvdrun.strict.service import EnterRefused, Forbidden, StrictService, alive, peer_pidfd
+from pvdrun.verify.linkwatch import WatchError
+from pvdrun.verify.registry import Registry, WatchRefused
 
 log = logging.getLogger("pvdrun.pvdd")
 
@@ -53,6 +55,9 @@ class Served(Protocol):
 
     @property
     def strict_unavailable(self) -> str | None: ...
+
+    @property
+    def watches(self) -> Registry | None: ...
 
 
 class Caller(Protocol):
@@ -231,6 +236,64 @@ def _strict(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
     return ok_reply("strict", pvd=pvd.pvd_id if pvd is not None else NULL_PVD_NAME, cgroup=path)
 
 
+def _watches(daemon: Served) -> Registry | Reply:
+    if daemon.watches is None:
+        return error_reply(E_UNAVAILABLE, "pvdd makes watches only when it runs as root")
+    return daemon.watches
+
+
+def _watch(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
+    """A new watch (pvdrun/verify/linkwatch.py) for this connection: a cgroup whose
+    processes' packets are counted per link and 5-tuple; removed with the connection."""
+    watches = _watches(daemon)
+    if not isinstance(watches, Registry):
+        return watches
+    try:
+        token = watches.open(id(conn), peer_credentials(conn.sock).uid)
+    except (WatchRefused, WatchError, OSError) as exc:
+        return error_reply(E_UNAVAILABLE, str(exc))
+    return ok_reply("watch", token=token)
+
+
+def _watch_enter(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
+    """{"token": T}: move the client (SO_PEERCRED; nothing else can be moved) into the watch
+    T, which a connection of the same user made; never out of strict mode or another watch."""
+    watches = _watches(daemon)
+    if not isinstance(watches, Registry):
+        return watches
+    try:
+        peer = peer_credentials(conn.sock)
+        pidfd = peer_pidfd(conn.sock, peer.pid)
+    except OSError as exc:
+        return error_reply(E_BAD_REQUEST, f"no peer credentials: {exc}")
+    try:
+        if not alive(pidfd):
+            return error_reply(E_UNAVAILABLE, "the process that asked has exited")
+        path = watches.enter(request.get("token"), peer.pid, peer.uid)
+    except WatchRefused as exc:
+        return error_reply(E_FORBIDDEN, str(exc))
+    except (WatchError, OSError) as exc:
+        return error_reply(E_UNAVAILABLE, str(exc))
+    finally:
+        os.close(pidfd)
+    return ok_reply("watch_enter", cgroup=path)
+
+
+def _watch_end(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
+    """{"token": T}: what the watch T of this connection saw; the watch is removed and the
+    processes still in it end."""
+    watches = _watches(daemon)
+    if not isinstance(watches, Registry):
+        return watches
+    try:
+        seen = watches.end(request.get("token"), id(conn))
+    except WatchRefused as exc:
+        return error_reply(E_FORBIDDEN, str(exc))
+    except (WatchError, OSError) as exc:
+        return error_reply(E_UNAVAILABLE, str(exc))
+    return ok_reply("watch_end", **seen)
+
+
 #: The one table of pvdd's requests.
 HANDLERS: dict[str, Handler] = {
     "list": _list,
@@ -241,6 +304,9 @@ HANDLERS: dict[str, Handler] = {
     "resolve": _resolve,
     "mark": _mark,
     "strict": _strict,
+    "watch": _watch,
+    "watch_enter": _watch_enter,
+    "watch_end": _watch_end,
 }
 #: The ops pvdd answers (docs/protocol.md, "Requests").
 OPS = tuple(HANDLERS)

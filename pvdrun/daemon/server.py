@@ -39,6 +39,7 @@ from pvdrun.routing.lifecycle import PvddRouting
 from pvdrun.routing.sysctls import record_path
 from pvdrun.strict.holder import why_unavailable
 from pvdrun.strict.service import StrictService
+from pvdrun.verify.registry import Registry
 
 log = logging.getLogger("pvdrun.pvdd")
 
@@ -119,6 +120,7 @@ class Pvdd:
         self.routing: PvddRouting | None = None  # when pvdd routes (root)
         self.strict: StrictService | None = None  # when pvdd can hold programs in strict mode
         self.strict_unavailable: str | None = None  # else why not
+        self.watches: Registry | None = Registry() if os.geteuid() == 0 else None  # pvdrun verify
 
     # -- lifecycle --------------------------------------------------------------
     def start(self) -> None:
@@ -184,6 +186,8 @@ class Pvdd:
             except OSError:
                 pass
             self.listener.close()
+        if self.watches is not None:
+            self.watches.close()
         if self.strict is not None:
             self.strict.stop()
             self.strict = None
@@ -331,6 +335,8 @@ class Pvdd:
             except OSError:
                 pass
         conn.fds.clear()
+        if self.watches is not None:
+            self.watches.drop(id(conn))
         conn.sock.close()
 
     def _service(self, conn: Conn, mask: int) -> None:

@@ -16,6 +16,10 @@ log = logging.getLogger("pvdrun.routing")
 LIBRARY = "libnftables.so.1"
 
 
+#: libnftables' NFT_CTX_OUTPUT_JSON (enum nft_output_flags, nftables/libnftables.h).
+OUTPUT_JSON = 1 << 4
+
+
 class NftError(RuntimeError):
     """nft refused a script (its message), or cannot run at all."""
 
@@ -23,7 +27,7 @@ class NftError(RuntimeError):
 class LibNft:
     """One libnftables context (output and errors buffered, not printed)."""
 
-    def __init__(self, library: str = LIBRARY) -> None:
+    def __init__(self, library: str = LIBRARY, json: bool = False) -> None:
         lib = ctypes.CDLL(library)
         lib.nft_ctx_new.restype = ctypes.c_void_p
         lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
@@ -43,6 +47,9 @@ class LibNft:
         if lib.nft_ctx_buffer_output(self.ctx) or lib.nft_ctx_buffer_error(self.ctx):
             lib.nft_ctx_free(self.ctx)
             raise OSError("cannot buffer libnftables output")
+        if json:
+            lib.nft_ctx_output_set_flags.argtypes = [ctypes.c_void_p, ctypes.c_uint]
+            lib.nft_ctx_output_set_flags(self.ctx, OUTPUT_JSON)
 
     def run(self, script: str) -> str:
         """Run ``script``; its output.  Raises NftError with nft's message."""
@@ -62,14 +69,15 @@ class LibNft:
 class NftCommand:
     """The ``nft`` command, one process per script."""
 
-    def __init__(self, path: str | None) -> None:
+    def __init__(self, path: str | None, json: bool = False) -> None:
         self.path = path
+        self.json = json
 
     def run(self, script: str) -> str:
         if self.path is None:
             raise NftError("the nft command is missing (Debian package nftables)")
         try:
-            done = subprocess.run([self.path, "-f", "-"], input=script, capture_output=True, text=True,
+            done = subprocess.run([self.path, *(["-j"] if self.json else []), "-f", "-"], input=script, capture_output=True, text=True,
                                   timeout=10, check=False)
         except (OSError, subprocess.SubprocessError) as exc:
             raise NftError(str(exc)) from exc
@@ -81,10 +89,11 @@ class NftCommand:
         pass
 
 
-def open_nft(command: str | None) -> LibNft | NftCommand:
-    """libnftables when it loads, else the ``nft`` command at ``command``."""
+def open_nft(command: str | None, json: bool = False) -> LibNft | NftCommand:
+    """libnftables when it loads, else the ``nft`` command at ``command``; ``json``: listings
+    come as nft's JSON."""
     try:
-        return LibNft()
+        return LibNft(json=json)
     except (OSError, AttributeError) as exc:
         log.debug("libnftables not usable (%s): running the nft command instead", exc)
-        return NftCommand(command)
+        return NftCommand(command, json)
