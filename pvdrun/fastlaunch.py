@@ -68,13 +68,25 @@ def _run_help() -> NoReturn:
     show_run_help()
 
 
+def _verify_help() -> NoReturn:
+    from pvdrun.commands.verify import show_verify_help
+
+    show_verify_help()
+
+
 def launch_fast() -> None:
-    """Run ``pvdrun ARGV`` without click when it is the launcher form: execs CMD or exits.
-    Returns when it is not that form; the caller then runs the click path."""
+    """Run ``pvdrun ARGV`` without click when it is the launcher form (execs CMD or exits) or
+    ``pvdrun verify`` (exits).  Returns otherwise; the caller then runs the click path."""
     leave_outer_scope()
-    if _completing() or not is_launcher_form(sys.argv[1:]):
+    if _completing():
         return
     try:
+        if sys.argv[1:2] == ["verify"]:
+            from pvdrun.commands.verify_run import run
+
+            run(sys.argv[2:], _verify_help)
+        if not is_launcher_form(sys.argv[1:]):
+            return
         from pvdrun.launch_core import run_launcher
 
         run_launcher(sys.argv[1:], parse, _run_help)

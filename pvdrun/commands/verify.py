@@ -1,14 +1,12 @@
 """``pvdrun verify``: run a program in one PvD and prove that nothing of it left."""
 from __future__ import annotations
 
-import json
+from typing import NoReturn
 
 import click
 
-from pvdrun.commands.common import fail, fail_with, say
-from pvdrun.errors import EXIT_FAILED, EXIT_OK, EXIT_USAGE, PvdrunError
+from pvdrun.commands.verify_run import run
 from pvdrun.launch import OPTIONS_HELP, RAW, _help
-from pvdrun.launch_args import LaunchUsageError, parse_verify
 
 VERIFY_HELP = """Run CMD scoped to the PvD NAME and report whether anything of it left NAME.
 
@@ -48,28 +46,10 @@ See https://github.com/pvdrun/pvdrun/blob/main/docs/cli.md
 @click.pass_context
 def verify_command(ctx: click.Context, words: tuple[str, ...]) -> None:
     """pvdrun verify: VERIFY_HELP."""
-    from pvdrun.atomicfile import replace_file
-    from pvdrun.verify.runner import verify
+    run(words, lambda: _help(ctx))
 
-    try:
-        found = parse_verify(words)
-    except LaunchUsageError as exc:
-        fail(str(exc).replace("pvdrun --pvd NAME", "pvdrun verify --pvd NAME"), EXIT_USAGE, "pvdrun verify")
-    if found.launch.help:
+
+def show_verify_help() -> NoReturn:
+    """``pvdrun verify --help``, for the fast path."""
+    with verify_command.make_context("pvdrun verify", [], resilient_parsing=True) as ctx:
         _help(ctx)
-    try:
-        report = verify(found.launch)
-    except PvdrunError as exc:
-        fail_with(exc)
-    document = report.to_dict()
-    if found.report:
-        try:
-            replace_file(found.report, json.dumps(document, indent=1) + "\n")
-        except OSError as exc:
-            say(f"pvdrun: cannot write the report to {found.report}: {exc.strerror}")
-    if found.json:
-        click.echo(json.dumps(document))
-    else:
-        for line in report.lines():
-            say(line)
-    ctx.exit(EXIT_FAILED if report.left else EXIT_OK)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import subprocess
 
 log = logging.getLogger("pvdrun.routing")
 
@@ -74,6 +73,8 @@ class NftCommand:
         self.json = json
 
     def run(self, script: str) -> str:
+        import subprocess  # only here: the library is the usual case
+
         if self.path is None:
             raise NftError("the nft command is missing (Debian package nftables)")
         try:

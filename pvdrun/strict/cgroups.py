@@ -18,7 +18,6 @@ A process cannot leave its cgroup without write access to another cgroup's ``cgr
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 
@@ -56,7 +55,7 @@ def cgroup2_mount(mountinfo: str = "/proc/self/mountinfo") -> str | None:
 def mount_private(target: str = PRIVATE_MOUNT) -> str:
     """Mount the cgroup2 hierarchy at ``target`` (root); the mount point."""
     os.makedirs(target, mode=0o700, exist_ok=True)
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc = ctypes.CDLL(None, use_errno=True)  # libc, already loaded: no search for it
     if libc.mount(b"cgroup2", target.encode(), b"cgroup2", ctypes.c_ulong(0), None) != 0:
         err = ctypes.get_errno()
         raise CgroupError(err, f"cannot mount the cgroup2 hierarchy at {target}: {os.strerror(err)}")

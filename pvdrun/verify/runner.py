@@ -53,7 +53,7 @@ class LocalWatcher:
         try:
             seen = self.watch.read()
         finally:
-            ended = self.watch.close()
+            ended = self.watch.close(free=False)  # verify exits next
         return seen, ended
 
 
