@@ -17,10 +17,19 @@ void shim_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* PVDRUN_TRACE=/absolute/path, read at start-up with PVDRUN_DEBUG: one JSON line appended per
  * socket decision (docs/shim.md, "Trace"): pid, fd, op, family, protocol, PvD, the device the
  * socket is bound to, its source, the destination, the verdict ("tied", "refused",
- * "not_tied"), why, errno.  shim_tracing is 0 otherwise; hot paths test it first.  errno kept. */
+ * "not_tied"), why, errno.  shim_tracing is 0 otherwise; hot paths test it first.  errno kept.
+ * Each line is one write(2) to the file, kept open at a high close-on-exec descriptor and
+ * opened again when the program closed or replaced it (log.c, trace_fd). */
 struct sockaddr;
 extern int shim_tracing;
 void shim_trace_socket(int fd, const char *op, const char *pvd_id, const void *dst, unsigned int dstlen,
                        const char *verdict, const char *why, int err);
+
+/* One JSON line per DNS query the resolver sends to a server, or per lookup it answers or refuses
+ * without one (docs/shim.md, "Trace"): name (escaped for JSON), qtype, server (a sockaddr with
+ * port, NULL for none), PvD id, verdict ("answered", "failed", "refused"), why, rcode (-1 for
+ * none), err (0 for none).  Nothing when shim_tracing is 0.  No allocation; errno kept. */
+void shim_trace_lookup(const char *name, unsigned qtype, const void *server, unsigned int serverlen,
+                       const char *pvd_id, const char *verdict, const char *why, int rcode, int err);
 
 #endif

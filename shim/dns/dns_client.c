@@ -4,6 +4,7 @@
 #include "dns_client.h"
 
 #include "core.h"
+#include "log.h"
 #include "pvdd_client.h"
 
 #include <arpa/inet.h>
@@ -68,6 +69,25 @@ static long long now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void dns_trace(const struct pvd_dns_scope *scope, const char *name, uint16_t qtype,
+               const struct pvd_dns_addr *server, const char *verdict, const char *why, int rcode,
+               int err)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = server ? pvd_dns_sockaddr(server, DNS_PORT, &ss) : 0;
+    shim_trace_lookup(name, qtype, server ? &ss : NULL, sl, scope ? scope->id : NULL, verdict, why,
+                      rcode, err);
+}
+
+void dns_trace_each(const struct pvd_dns_scope *scope, const char *name, int want4, int want6,
+                    const char *verdict, const char *why)
+{
+    if (want4)
+        dns_trace(scope, name, DNS_TYPE_A, NULL, verdict, why, -1, 0);
+    if (want6)
+        dns_trace(scope, name, DNS_TYPE_AAAA, NULL, verdict, why, -1, 0);
 }
 
 /* Open a socket of type for server, tied to the PvD by the core's one rule for every socket
@@ -291,6 +311,8 @@ struct question {
     int qlen;
     int answered;
     int needs_tcp;
+    int err;              /* when not answered: why, as an errno value (for the trace) */
+    const char *why;
     uint8_t query[DNS_UDP_MAX];
 };
 
@@ -298,30 +320,49 @@ static int exchange_udp(const struct pvd_dns_scope *scope, const struct pvd_dns_
                         struct question **qs, int nq, int timeout_ms)
 {
     struct udp_exchange x;
-    if (udp_open(&x, scope, server, timeout_ms) < 0)
+    for (int i = 0; i < nq; i++) {
+        qs[i]->answered = qs[i]->needs_tcp = 0;
+        qs[i]->err = 0;
+        qs[i]->why = "";
+    }
+    if (udp_open(&x, scope, server, timeout_ms) < 0) {
+        int err = errno;
+        for (int i = 0; i < nq; i++) {
+            qs[i]->err = err ? err : EIO;
+            qs[i]->why = "no socket tied to the PvD for this server";
+        }
         return X_ERROR;
+    }
     int waiting = 0;
     for (int i = 0; i < nq; i++) {
         struct question *q = qs[i];
-        q->answered = q->needs_tcp = 0;
         q->id = dns_random_id();
         if (i > 0 && q->id == qs[0]->id)
             q->id ^= 0x8000;
         q->qlen = dns_build_query(q->query, sizeof q->query, q->id, q->name, q->qtype);
         if (q->qlen < 0)
             continue;
-        if (udp_send(&x, q->query, (size_t)q->qlen) < 0)
+        errno = 0;
+        if (udp_send(&x, q->query, (size_t)q->qlen) < 0) {
+            int err = errno;
+            for (int j = 0; j < nq; j++) {
+                qs[j]->err = err ? err : EIO;
+                qs[j]->why = "the query could not be sent";
+            }
             return X_ERROR;
+        }
         waiting++;
     }
-    int result = X_TIMEOUT;
+    int result = X_TIMEOUT, err = ETIMEDOUT;
     uint8_t buf[UDP_BUF];
     while (waiting > 0) {
         size_t n = 0;
         /* a datagram larger than buf is larger than any reply to a non-EDNS query */
+        errno = 0;
         int rc = udp_recv(&x, buf, sizeof buf, &n);
         if (rc != X_ANSWER) {
             result = rc;
+            err = rc == X_TIMEOUT ? ETIMEDOUT : errno ? errno : EIO;
             break;
         }
         for (int i = 0; i < nq; i++) {
@@ -339,11 +380,20 @@ static int exchange_udp(const struct pvd_dns_scope *scope, const struct pvd_dns_
     REAL(close)(x.fd);
     for (int i = 0; i < nq; i++) {
         struct question *q = qs[i];
+        if (!q->answered && q->qlen >= 0) {
+            q->err = err;
+            q->why = err == ETIMEDOUT ? "no reply in time" : "no reply: the exchange failed";
+        }
         if (!q->needs_tcp)
             continue;
         long long left = x.deadline - now_ms();
-        q->answered = exchange_tcp(scope, server, q->query, q->qlen, q->id, q->name, q->qtype,
-                                   left > 1000 ? (int)left : 1000, q->resp) == X_ANSWER;
+        errno = 0;
+        int tcp = exchange_tcp(scope, server, q->query, q->qlen, q->id, q->name, q->qtype,
+                               left > 1000 ? (int)left : 1000, q->resp);
+        q->answered = tcp == X_ANSWER;
+        q->why = q->answered ? "truncated over UDP, answered over TCP" : "truncated over UDP, TCP failed";
+        if (!q->answered)
+            q->err = tcp == X_TIMEOUT ? ETIMEDOUT : errno ? errno : EPROTO;
     }
     for (int i = 0; i < nq; i++)
         if (qs[i]->answered)
@@ -361,9 +411,15 @@ static int query_many(const struct pvd_dns_scope *scope, const struct dns_option
     for (int i = 0; i < nq; i++) {
         qs[i]->settled = qs[i]->final = 0;
         qs[i]->error_rcode = 0;
-        if (dns_build_query(probe, sizeof probe, 0, qs[i]->name, qs[i]->qtype) < 0)
+        if (dns_build_query(probe, sizeof probe, 0, qs[i]->name, qs[i]->qtype) < 0) {
+            if (shim_tracing)
+                for (int j = 0; j < nq; j++)
+                    dns_trace(scope, qs[j]->name, qs[j]->qtype, NULL, "refused",
+                              "the name cannot be a DNS name", -1, 0);
             return DNS_Q_BADNAME;
+        }
     }
+    int saved_errno = errno;
     int usable = 0;
     for (int attempt = 0; attempt < opt->attempts; attempt++) {
         for (int s = 0; s < scope->nservers; s++) {
@@ -376,9 +432,20 @@ static int query_many(const struct pvd_dns_scope *scope, const struct dns_option
             for (int i = 0; i < nq && nopen < 2; i++)
                 if (!qs[i]->final)
                     open_qs[nopen++] = qs[i];
-            if (nopen == 0)
+            if (nopen == 0) {
+                errno = saved_errno;
                 return DNS_Q_OK;
-            if (exchange_udp(scope, server, open_qs, nopen, opt->timeout_ms) != X_ANSWER)
+            }
+            int x = exchange_udp(scope, server, open_qs, nopen, opt->timeout_ms);
+            if (shim_tracing)
+                for (int i = 0; i < nopen; i++) {
+                    const struct question *q = open_qs[i];
+                    if (q->answered)
+                        dns_trace(scope, q->name, q->qtype, server, "answered", q->why, q->resp->rcode, 0);
+                    else
+                        dns_trace(scope, q->name, q->qtype, server, "failed", q->why, -1, q->err);
+                }
+            if (x != X_ANSWER)
                 continue;
             for (int i = 0; i < nopen; i++) {
                 struct question *q = open_qs[i];
@@ -391,8 +458,14 @@ static int query_many(const struct pvd_dns_scope *scope, const struct dns_option
                     q->error_rcode = q->resp->rcode;
             }
         }
-        if (!usable)
+        if (!usable) {
+            if (shim_tracing)
+                for (int i = 0; i < nq; i++)
+                    dns_trace(scope, qs[i]->name, qs[i]->qtype, NULL, "refused",
+                              "no DNS server the PvD can reach from its own addresses", -1, 0);
+            errno = saved_errno;
             return DNS_Q_NOSERVER;
+        }
         int all_settled = 1;
         for (int i = 0; i < nq; i++)
             all_settled &= qs[i]->settled;
@@ -407,6 +480,7 @@ static int query_many(const struct pvd_dns_scope *scope, const struct dns_option
             q->resp->truncated = 0;
         }
     }
+    errno = saved_errno;
     return DNS_Q_OK;
 }
 
@@ -523,8 +597,11 @@ int dns_resolve_addrs(const struct pvd_dns_scope *scope, const struct dns_option
                       const char *name, int want4, int want6, struct dns_addr_result *out)
 {
     size_t len = strlen(name);
-    if (len == 0 || len > DNS_NAME_MAX - 1 || (!want4 && !want6))
+    if (len == 0 || len > DNS_NAME_MAX - 1 || (!want4 && !want6)) {
+        if (shim_tracing)
+            dns_trace_each(scope, name, want4, want6, "refused", "the name cannot be a DNS name");
         return DNS_RES_BADNAME;
+    }
     struct dns_response *resp = malloc(2 * sizeof *resp); /* A and AAAA replies */
     if (!resp)
         return DNS_RES_AGAIN;
@@ -667,6 +744,15 @@ int dns_send_raw(const struct pvd_dns_scope *scope, const struct dns_options *op
     uint8_t *buf = malloc(DNS_MESSAGE_MAX);
     if (!buf)
         return DNS_Q_TIMEOUT;
+    int saved_errno = errno;
+    /* the question, for the trace */
+    char qname[DNS_NAME_MAX + 1] = "";
+    uint16_t qtype = 0;
+    if (shim_tracing) {
+        size_t off = DNS_HEADER_LEN;
+        if (dns_read_name(query, (size_t)qlen, &off, qname, sizeof qname) == DNS_OK && off + 2 <= (size_t)qlen)
+            qtype = (uint16_t)((query[off] << 8) | query[off + 1]);
+    }
     int usable = 0, refused = 0, result = DNS_Q_TIMEOUT;
     for (int attempt = 0; attempt < opt->attempts; attempt++) {
         for (int s = 0; s < scope->nservers; s++) {
@@ -676,17 +762,30 @@ int dns_send_raw(const struct pvd_dns_scope *scope, const struct dns_options *op
             usable = 1;
             size_t len = 0;
             int x;
+            const char *why = "";
+            errno = 0;
             if (flags & DNS_RAW_USEVC) {
                 x = raw_tcp(scope, server, query, (size_t)qlen, buf, opt->timeout_ms, &len);
+                why = "over TCP";
             } else {
                 x = raw_udp(scope, server, query, (size_t)qlen, buf, DNS_MESSAGE_MAX,
                             opt->timeout_ms, &len);
-                if (x == X_ANSWER && (buf[2] & 0x02) && !(flags & DNS_RAW_IGNTC))
+                if (x == X_ANSWER && (buf[2] & 0x02) && !(flags & DNS_RAW_IGNTC)) {
+                    errno = 0;
                     x = raw_tcp(scope, server, query, (size_t)qlen, buf, opt->timeout_ms, &len);
+                    why = x == X_ANSWER ? "truncated over UDP, answered over TCP" : "truncated over UDP, TCP failed";
+                }
             }
-            if (x != X_ANSWER)
+            if (x != X_ANSWER) {
+                if (shim_tracing)
+                    dns_trace(scope, qname, qtype, server, "failed",
+                              why[0] ? why : x == X_TIMEOUT ? "no reply in time" : "no reply: the exchange failed",
+                              -1, x == X_TIMEOUT ? ETIMEDOUT : errno ? errno : EIO);
                 continue;
+            }
             int rcode = buf[3] & 0x0F;
+            if (shim_tracing)
+                dns_trace(scope, qname, qtype, server, "answered", why, rcode, 0);
             int copied = copy_reply(buf, len, answer, anslen);
             if (rcode == DNS_RCODE_SERVFAIL || rcode == DNS_RCODE_NOTIMP
                 || rcode == DNS_RCODE_REFUSED) {
@@ -697,6 +796,9 @@ int dns_send_raw(const struct pvd_dns_scope *scope, const struct dns_options *op
             goto done;
         }
         if (!usable) {
+            if (shim_tracing)
+                dns_trace(scope, qname, qtype, NULL, "refused",
+                          "no DNS server the PvD can reach from its own addresses", -1, 0);
             result = DNS_Q_NOSERVER;
             goto done;
         }
@@ -705,5 +807,6 @@ int dns_send_raw(const struct pvd_dns_scope *scope, const struct dns_options *op
         result = DNS_Q_SERVFAIL;
 done:
     free(buf);
+    errno = saved_errno;
     return result;
 }

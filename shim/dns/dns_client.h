@@ -79,6 +79,15 @@ int dns_resolve_addrs(const struct pvd_dns_scope *scope, const struct dns_option
 int dns_resolve_ptr(const struct pvd_dns_scope *scope, const struct dns_options *opt,
                     int family, const uint8_t *addr, char *host, size_t hostlen);
 
+/* The lookup trace (PVDRUN_TRACE; shim_trace_lookup in log.h): one line for name and qtype, asked
+ * of server (NULL: none was asked), in scope (NULL: no PvD, e.g. a malformed scope).  Callers test
+ * shim_tracing first.  dns_trace_each: one line per family wanted (A, AAAA), no server. */
+void dns_trace(const struct pvd_dns_scope *scope, const char *name, uint16_t qtype,
+               const struct pvd_dns_addr *server, const char *verdict, const char *why, int rcode,
+               int err);
+void dns_trace_each(const struct pvd_dns_scope *scope, const char *name, int want4, int want6,
+                    const char *verdict, const char *why);
+
 /* A DNS query id from getrandom (the clock when that fails). */
 uint16_t dns_random_id(void);
 

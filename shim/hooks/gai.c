@@ -36,6 +36,7 @@
 
 #include "core.h"
 #include "dns_client.h"
+#include "log.h"
 #include "dns_hosts.h"
 #include "dns_scope.h"
 #include "dns_sort.h"
@@ -105,15 +106,22 @@ static int scoped_lookup(const struct pvd_dns_scope *scope, const char *name, in
     out->canon[0] = '\0';
     for (int i = 0; i < nsources; i++) {
         if (order[i] == DNS_SRC_FILES) {
-            if (dns_hosts_lookup(name, want4, want6, out) > 0)
+            if (dns_hosts_lookup(name, want4, want6, out) > 0) {
+                if (shim_tracing)
+                    dns_trace_each(scope, name, want4, want6, "answered", "hosts");
                 return DNS_RES_OK;
+            }
             continue;
         }
         if (scope->is_null) {
+            if (shim_tracing)
+                dns_trace_each(scope, name, want4, want6, "refused", "the null PvD");
             result = RES_NULL_PVD;
             continue;
         }
         if (scope->nservers == 0) {
+            if (shim_tracing)
+                dns_trace_each(scope, name, want4, want6, "refused", "no DNS server in the PvD");
             pvd_dns_warn_no_servers(scope);
             result = DNS_RES_NOSERVER;
             continue;
@@ -191,8 +199,14 @@ int pvd_gai_in_scope(int status, const struct pvd_dns_scope *scope, const char *
                      const char *service, const struct addrinfo *hints, struct addrinfo **res)
 {
     int saved_errno = errno;
-    if (status != PVD_DNS_SCOPE_OK || !REAL(getaddrinfo))
+    if (status != PVD_DNS_SCOPE_OK || !REAL(getaddrinfo)) {
+        if (shim_tracing && node && !is_numeric_host(node)) {
+            int family = hints ? hints->ai_family : AF_UNSPEC;
+            dns_trace_each(NULL, node, family != AF_INET6, family != AF_INET, "refused", "malformed PvD scope");
+        }
+        errno = saved_errno;
         return EAI_FAIL;
+    }
     int flags = hints ? hints->ai_flags : (AI_V4MAPPED | AI_ADDRCONFIG);
     int family = hints ? hints->ai_family : AF_UNSPEC;
     if (family != AF_UNSPEC && family != AF_INET && family != AF_INET6)
@@ -306,8 +320,19 @@ SHIM_API int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
         return REAL(getnameinfo) ? REAL(getnameinfo)(sa, salen, host, hostlen, serv, servlen, flags)
                                 : EAI_SYSTEM;
     errno = saved_errno;
-    if (status == PVD_DNS_SCOPE_BAD || !REAL(getnameinfo))
+    if (status == PVD_DNS_SCOPE_BAD || !REAL(getnameinfo)) {
+        char ptr_name[DNS_NAME_MAX + 1];
+        if (shim_tracing && host && hostlen && sa && !(flags & NI_NUMERICHOST)
+            && ((sa->sa_family == AF_INET && salen >= (socklen_t)sizeof(struct sockaddr_in)
+                 && dns_reverse_name(4, (const uint8_t *)&((const struct sockaddr_in *)sa)->sin_addr,
+                                     ptr_name, sizeof ptr_name) == DNS_OK)
+                || (sa->sa_family == AF_INET6 && salen >= (socklen_t)sizeof(struct sockaddr_in6)
+                    && dns_reverse_name(6, (const uint8_t *)&((const struct sockaddr_in6 *)sa)->sin6_addr,
+                                        ptr_name, sizeof ptr_name) == DNS_OK)))
+            dns_trace(NULL, ptr_name, DNS_TYPE_PTR, NULL, "refused", "malformed PvD scope", -1, 0);
+        errno = saved_errno;
         return EAI_FAIL;
+    }
     if (!host || hostlen == 0 || (flags & NI_NUMERICHOST) || !sa
         || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6))
         return REAL(getnameinfo)(sa, salen, host, hostlen, serv, servlen, flags);
@@ -330,21 +355,31 @@ SHIM_API int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
         family = AF_INET;
     }
     char name[DNS_NAME_MAX + 1];
+    char ptr_name[DNS_NAME_MAX + 1] = ""; /* for the trace */
+    if (shim_tracing && dns_reverse_name(family == AF_INET ? 4 : 6, addr, ptr_name, sizeof ptr_name) != DNS_OK)
+        ptr_name[0] = '\0';
     int res = DNS_RES_NXDOMAIN;
     int order[2];
     int nsources = dns_nsswitch_order(order);
     for (int i = 0; i < nsources && res != DNS_RES_OK; i++) {
         if (order[i] == DNS_SRC_FILES) {
             int rc = dns_hosts_reverse(family, addr, name, sizeof name);
-            if (rc == 1)
+            if (rc == 1) {
                 res = DNS_RES_OK;
+                if (shim_tracing)
+                    dns_trace(&scope, ptr_name, DNS_TYPE_PTR, NULL, "answered", "hosts", -1, 0);
+            }
             continue;
         }
         if (scope.is_null) {
+            if (shim_tracing)
+                dns_trace(&scope, ptr_name, DNS_TYPE_PTR, NULL, "refused", "the null PvD", -1, 0);
             res = RES_NULL_PVD;
             continue;
         }
         if (scope.nservers == 0) {
+            if (shim_tracing)
+                dns_trace(&scope, ptr_name, DNS_TYPE_PTR, NULL, "refused", "no DNS server in the PvD", -1, 0);
             pvd_dns_warn_no_servers(&scope);
             res = DNS_RES_NOSERVER;
             continue;
@@ -491,6 +526,9 @@ SHIM_API int gethostbyname2_r(const char *name, int af, struct hostent *ret, cha
         return REAL(gethostbyname2_r)(name, af, ret, buf, buflen, result, h_errnop);
     errno = saved_errno;
     if (status != PVD_DNS_SCOPE_OK) {
+        if (shim_tracing && name)
+            dns_trace_each(NULL, name, af == AF_INET, af == AF_INET6, "refused", "malformed PvD scope");
+        errno = saved_errno;
         *result = NULL;
         *h_errnop = NO_RECOVERY;
         return 0;
@@ -526,6 +564,8 @@ SHIM_API struct hostent *gethostbyname2(const char *name, int af)
     }
     struct hostent *result = NULL;
     int herr = NO_RECOVERY;
+    if (status != PVD_DNS_SCOPE_OK && shim_tracing && name)
+        dns_trace_each(NULL, name, af == AF_INET, af == AF_INET6, "refused", "malformed PvD scope");
     if (status == PVD_DNS_SCOPE_OK) {
         for (;;) {
             if (!tls_buf) {

@@ -54,6 +54,7 @@
 #include "core.h"
 #include "dns_client.h"
 #include "dns_hosts.h"
+#include "log.h"
 #include "dns_scope.h"
 
 
@@ -309,6 +310,26 @@ static int scoped_send(const struct pvd_dns_scope *scope, res_state statp,
     return -1;
 }
 
+/* The lookup trace of a query refused in the null PvD or a malformed scope: name (with domain,
+ * res_querydomain), type; or, for the send forms, the question of msg. */
+static void trace_refused(const struct pvd_dns_scope *scope, const char *name, const char *domain,
+                          int type, const unsigned char *msg, int msglen)
+{
+    char qname[DNS_NAME_MAX + 1] = "";
+    if (msg && msglen > HFIXEDSZ) {
+        size_t off = HFIXEDSZ;
+        if (dns_read_name(msg, (size_t)msglen, &off, qname, sizeof qname) == DNS_OK && off + 2 <= (size_t)msglen)
+            type = (msg[off] << 8) | msg[off + 1];
+    } else if (name) {
+        if (domain)
+            snprintf(qname, sizeof qname, "%s.%s", name, domain);
+        else
+            snprintf(qname, sizeof qname, "%s", name);
+    }
+    dns_trace(scope, qname, (uint16_t)type, NULL, "refused",
+              scope->is_null ? "the null PvD" : "malformed PvD scope", -1, 0);
+}
+
 /* What the calling thread's scope says: 1 with *scope a real PvD, 0 when
  * no PvD applies, -1 for the null PvD or a malformed scope. */
 static int current(struct pvd_dns_scope *scope)
@@ -341,6 +362,8 @@ static int do_nquery(res_state statp, const char *name, int klass, int type,
     int rc;
     enum q_kind kind;
     if (in < 0) {
+        if (shim_tracing)
+            trace_refused(&scope, name, NULL, type, NULL, 0);
         set_herrno(statp, NO_RECOVERY);
         rc = -1;
     } else if (search) {
@@ -384,6 +407,8 @@ static int do_nquerydomain(res_state statp, const char *name, const char *domain
     int rc;
     enum q_kind kind;
     if (in < 0) {
+        if (shim_tracing)
+            trace_refused(&scope, name, domain, type, NULL, 0);
         set_herrno(statp, NO_RECOVERY);
         rc = -1;
     } else {
@@ -412,6 +437,8 @@ static int do_nsend(res_state statp, const unsigned char *msg, int msglen, unsig
     if (in == 0)
         return REAL(res_nsend) ? REAL(res_nsend)(statp, msg, msglen, answer, anslen) : unavailable(statp);
     if (in < 0) {
+        if (shim_tracing)
+            trace_refused(&scope, NULL, NULL, 0, msg, msglen);
         errno = ECONNREFUSED;
         return -1;
     }
@@ -441,6 +468,8 @@ static int do_query(const char *name, int klass, int type, unsigned char *answer
     int rc;
     enum q_kind kind;
     if (in < 0) {
+        if (shim_tracing)
+            trace_refused(&scope, name, NULL, type, NULL, 0);
         set_herrno(&_res, NO_RECOVERY);
         rc = -1;
     } else if (search) {
@@ -479,6 +508,8 @@ static int do_querydomain(const char *name, const char *domain, int klass, int t
     int rc;
     enum q_kind kind;
     if (in < 0) {
+        if (shim_tracing)
+            trace_refused(&scope, name, domain, type, NULL, 0);
         set_herrno(&_res, NO_RECOVERY);
         rc = -1;
     } else {
@@ -506,6 +537,8 @@ static int do_send(const unsigned char *msg, int msglen, unsigned char *answer, 
     if (in == 0)
         return REAL(res_send) ? REAL(res_send)(msg, msglen, answer, anslen) : unavailable(&_res);
     if (in < 0) {
+        if (shim_tracing)
+            trace_refused(&scope, NULL, NULL, 0, msg, msglen);
         errno = ECONNREFUSED;
         return -1;
     }
@@ -561,7 +594,13 @@ static int scoped_gethostbyaddr_r(int status, const struct pvd_dns_scope *scope,
         *h_errnop = NETDB_INTERNAL;
         return EINVAL;
     }
+    char ptr_name[DNS_NAME_MAX + 1] = ""; /* for the trace */
+    if (shim_tracing && (type == AF_INET || type == AF_INET6) && len >= (type == AF_INET ? 4u : 16u)
+        && dns_reverse_name(type == AF_INET ? 4 : 6, addr, ptr_name, sizeof ptr_name) != DNS_OK)
+        ptr_name[0] = '\0';
     if (status != PVD_DNS_SCOPE_OK) {
+        if (shim_tracing)
+            dns_trace(NULL, ptr_name, DNS_TYPE_PTR, NULL, "refused", "malformed PvD scope", -1, 0);
         *h_errnop = NO_RECOVERY;
         return 0;
     }
@@ -583,6 +622,8 @@ static int scoped_gethostbyaddr_r(int status, const struct pvd_dns_scope *scope,
     for (int i = 0; i < nsources && res != DNS_RES_OK; i++) {
         if (order[i] == DNS_SRC_FILES) {
             if (dns_hosts_reverse(type, addr, name, sizeof name) == 1) {
+                if (shim_tracing)
+                    dns_trace(scope, ptr_name, DNS_TYPE_PTR, NULL, "answered", "hosts", -1, 0);
                 res = DNS_RES_OK;
                 family = type;
                 bytes = addr;
@@ -590,6 +631,8 @@ static int scoped_gethostbyaddr_r(int status, const struct pvd_dns_scope *scope,
             continue;
         }
         if (scope->is_null) {
+            if (shim_tracing)
+                dns_trace(scope, ptr_name, DNS_TYPE_PTR, NULL, "refused", "the null PvD", -1, 0);
             null_pvd = 1;
             continue;
         }
@@ -600,6 +643,8 @@ static int scoped_gethostbyaddr_r(int status, const struct pvd_dns_scope *scope,
             bytes = (const uint8_t *)addr + 12;
         }
         if (scope->nservers == 0) {
+            if (shim_tracing)
+                dns_trace(scope, ptr_name, DNS_TYPE_PTR, NULL, "refused", "no DNS server in the PvD", -1, 0);
             pvd_dns_warn_no_servers(scope);
             res = DNS_RES_NOSERVER;
             continue;
