@@ -1,7 +1,7 @@
 """``pvdrun lab``: build, use, inspect and remove the multihoming lab.
 
-Exit statuses: 0 ok; 1 the lab failed to come up (torn down again);
-2 bad input; 5 missing prerequisite (root, ip, dnsmasq; tc netem for
+Exit statuses: 0 ok; 1 the lab failed to come up (torn down again), or ``--wait``
+timed out; 2 bad input; 5 missing prerequisite (root, ip, dnsmasq; tc netem for
 ``fault --delay``); 9 already up; 10 not up (exec, status, fault, heal);
 ``lab exec`` returns CMD's own status.
 """
@@ -20,6 +20,21 @@ from pvdrun.lab.state import DEFAULT_NAME
 
 NAME_OPTION = click.option("--name", default=DEFAULT_NAME, show_default=True,
                            help="lab name; namespaces are NAME-<role>")
+WAIT_OPTION = click.option("--wait", is_flag=True,
+                           help="also wait until pvdrun's own PvD discovery in the host namespace "
+                                "knows every ISP's PvD (name, address, DNS server)")
+TIMEOUT_OPTION = click.option("--timeout", "timeout_raw", metavar="SECONDS", default=None,
+                              help="how long --wait waits (0 < SECONDS <= 600; default 30)")
+
+
+def _wait_timeout(wait: bool, raw: str | None) -> float | None:
+    """--timeout checked (exit 2 for a bad one); None without --wait."""
+    from pvdrun.lab.errors import LabBadInput
+    from pvdrun.lab.pvdwait import parse_timeout
+
+    if raw is not None and not wait:
+        raise LabBadInput("--timeout needs --wait")
+    return parse_timeout(raw) if wait else None
 
 
 def _fail(exc: LabError) -> NoReturn:
@@ -38,7 +53,7 @@ def lab() -> None:
 
     \b
     Examples:
-      pvdrun lab up --scenario 3
+      pvdrun lab up --scenario 3 --wait
       pvdrun lab exec -- pvdrun list
       pvdrun lab exec -- pvdrun --pvd ispa curl http://svc.example/
       pvdrun lab fault ispa --down
@@ -55,22 +70,36 @@ def lab() -> None:
                    "3: two interfaces, overlapping IPv4")
 @NAME_OPTION
 @click.option("--json", "as_json", is_flag=True, help="print the status as JSON")
-def up_command(scenario: str, name: str, as_json: bool) -> None:
+@WAIT_OPTION
+@TIMEOUT_OPTION
+def up_command(scenario: str, name: str, as_json: bool, wait: bool,
+               timeout_raw: str | None) -> None:
     """Build the lab and wait until the host is configured and services answer.
+
+    With --wait, return only once pvdrun itself, in the lab's host
+    namespace, knows every ISP's PvD: a one-shot discovery (what
+    ``pvdrun list`` does without pvdd) finds ``ispa`` and ``ispb`` with an
+    address and their DNS server, so ``pvdrun --pvd ispa CMD`` works at
+    once, with no sleep.  --timeout bounds the whole wait.
 
     \b
     Examples:
       pvdrun lab up --scenario 1
       pvdrun lab up --scenario 3 --name ci --json
+      pvdrun lab up --scenario 3 --name ci --wait --timeout 60 &&
+        pvdrun lab exec --name ci -- pvdrun --pvd ispa curl -s http://svc.example/
 
-    Exit status: 0 up; 1 it failed to come up (everything made was removed);
-    5 not root or a missing tool (ip, dnsmasq); 9 a lab of that name is up.
+    Exit status: 0 up; 1 it failed to come up, or --wait timed out (one line
+    names what was not heard; everything made was removed); 2 a bad
+    --timeout; 5 not root or a missing tool (ip, dnsmasq); 9 a lab of that
+    name is up.
     """
     from pvdrun import lab as lab_api
     from pvdrun.lab.status import format_table
 
     try:
-        info = lab_api.up(int(scenario), name)
+        timeout = _wait_timeout(wait, timeout_raw)
+        info = lab_api.up(int(scenario), name, wait=timeout)
     except LabError as exc:
         _fail(exc)
     click.echo(json.dumps(info, indent=1) if as_json else format_table(info))
@@ -208,21 +237,37 @@ def fault_command(name: str, down_: bool, loss: str | None, delay: str | None, d
 
 @lab.command("heal")
 @NAME_OPTION
+@WAIT_OPTION
+@TIMEOUT_OPTION
 @click.argument("isp", metavar="[ISP]", required=False)
-def heal_command(name: str, isp: str | None) -> None:
+def heal_command(name: str, wait: bool, timeout_raw: str | None, isp: str | None) -> None:
     """Undo every fault of ISP (of every ISP without one): the lab is as ``lab up`` left it.
+
+    The host then sends a Router Solicitation on the healed ISPs' links, so
+    their routers advertise at once (what an RA fault took away comes back
+    without waiting for the next unsolicited RA).  With --wait, return only
+    once the healed ISPs' services answer again and pvdrun's discovery in
+    the host namespace knows their PvDs, as ``lab up --wait``.
 
     \b
     Examples:
       pvdrun lab heal
       pvdrun lab heal --name ci ispa
+      pvdrun lab heal --name ci --wait ispa
 
-    Exit status: 0 healed (also when no fault was in force); 2 unknown ISP;
-    5 not root; 10 no lab of that name is up.
+    Exit status: 0 healed (also when no fault was in force); 1 --wait timed
+    out (one line names what was not heard; the faults are healed, the lab
+    stays up); 2 unknown ISP, a bad --timeout; 5 not root; 10 no lab of
+    that name is up.
     """
+    from pvdrun import lab as lab_api
     from pvdrun.lab import faults
 
     try:
-        faults.heal(name, isp)
+        timeout = _wait_timeout(wait, timeout_raw)
+        if timeout is None:
+            faults.heal(name, isp)
+        else:
+            lab_api.heal_and_wait(name, isp, timeout)
     except LabError as exc:
         _fail(exc)

@@ -42,3 +42,7 @@ class LabNotUp(LabError):
     """No lab of that name is up."""
 
     exit_status = EXIT_NOT_UP
+
+
+class LabWaitTimeout(LabError):
+    """``--wait``: the lab's PvDs were not all known in time (``up`` removes the lab)."""

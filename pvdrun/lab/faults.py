@@ -281,4 +281,21 @@ def heal(name: str, isp: str | None = None) -> list[dict[str, Any]]:
             healed.append({"isp": target, "kind": fault["kind"], "value": fault["value"]})
         faults.pop(target, None)
     lab_state.save(name, lab)
+    if healed:
+        _solicit(net, lab, sorted({h["isp"] for h in healed}))
     return healed
+
+
+def _solicit(net: NetnsTool, lab: dict[str, Any], isps: list[str]) -> None:
+    """Ask the healed ISPs' routers for an RA now (a Router Solicitation from the host on
+    their links), instead of waiting up to ~20 s for dnsmasq's next unsolicited one: what an
+    RA fault took away (default route, prefix) comes back at once.  Best effort."""
+    plans = isp_plans(int(lab["scenario"]))
+    interfaces = sorted({i for isp in isps for i in plans[isp].host_interfaces})
+    code = "import sys; from pvdrun.lab.pvdwait import solicit; solicit(sys.argv[1:])"
+    argv = [sys.executable, "-c", code, *interfaces]
+    try:
+        subprocess.run(net.exec_argv(lab["namespaces"]["host"], argv), capture_output=True,
+                       check=False, timeout=15)
+    except (OSError, subprocess.TimeoutExpired):
+        pass

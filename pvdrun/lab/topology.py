@@ -246,13 +246,15 @@ class LabBuilder:
         self.host_v4(self.plans["ispa"], HOST_LAN)
 
     # -- readiness -----------------------------------------------------------------
-    def wait_ready(self, timeout: float) -> None:
-        """Wait until the host has its SLAAC addresses and every service answers."""
+    def wait_ready(self, timeout: float, isps: tuple[str, ...] | None = None) -> None:
+        """Wait until the host has its SLAAC addresses and every service answers (of the
+        ISPs ``isps``; every ISP when None)."""
         deadline = time.monotonic() + timeout
         host = self.ns("host")
+        plans = [p for p in self.plans.values() if isps is None or p.name in isps]
         while True:
             self.check_spawned()
-            missing = [p.name for p in self.plans.values()
+            missing = [p.name for p in plans
                        if not _has_slaac_address(self.net, host, p.prefix_v6)]
             if not missing:
                 break
@@ -261,7 +263,7 @@ class LabBuilder:
                                f"within {timeout:g} s")
             time.sleep(0.2)
         targets = []
-        for plan in self.plans.values():
+        for plan in plans:
             device = plan.host_interfaces[0]
             for address in (plan.service_v4, plan.service_v6):
                 if address:
@@ -273,10 +275,14 @@ class LabBuilder:
                                     "name": "svc.example", "type": "AAAA",
                                     "expect": plan.service_v6})
         remaining = max(1.0, deadline - time.monotonic())
-        done = self.net.run_in(host, [sys.executable, "-m", "pvdrun.lab.probe", "wait",
-                                      "--targets", json.dumps(targets),
-                                      "--timeout", f"{remaining:.1f}"],
-                               check=False, timeout=remaining + 10)
+        try:
+            done = self.net.run_in(host, [sys.executable, "-m", "pvdrun.lab.probe", "wait",
+                                          "--targets", json.dumps(targets),
+                                          "--timeout", f"{remaining:.1f}"],
+                                   check=False, timeout=remaining + 10)
+        except subprocess.TimeoutExpired:
+            raise LabError(f"lab {self.name}: services not answering within {timeout:g} s "
+                           "(the probe did not finish)") from None
         self.check_spawned()
         if done.returncode != 0:
             raise LabError(f"lab {self.name}: services not answering within {timeout:g} s: "
