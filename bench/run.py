@@ -34,6 +34,7 @@ from pvdbench.figures_strict import measure_strict  # noqa: E402
 from pvdbench.figures_syscalls import measure_syscalls  # noqa: E402
 from pvdbench.figures_throughput import measure_throughput  # noqa: E402
 from pvdbench.figures_trace import measure_trace  # noqa: E402
+from pvdbench.figures_verify import measure_verify  # noqa: E402
 from pvdbench.lab import BenchLab  # noqa: E402
 from pvdbench.machine import describe_machine  # noqa: E402
 from pvdbench.report import write_reports  # noqa: E402
@@ -51,6 +52,7 @@ GROUPS: dict[str, tuple[str, Callable[[BenchContext], list[Figure]]]] = {
     "strict": ("Strict mode: per-call and launch cost", measure_strict),
     "resolve": ("getaddrinfo through pvdd's cache", measure_resolve),
     "trace": ("Cost of PVDRUN_TRACE", measure_trace),
+    "verify": ("Cost of pvdrun verify", measure_verify),
     "discovery": ("Discovery with 1,000 interfaces and monitor latency", measure_discovery),
     "daemon": ("pvdd under load", measure_daemon_load),
 }
