@@ -403,3 +403,61 @@ def test_isp_going_down_mid_run_fails_and_sends_nothing_elsewhere(vlab: tuple[La
     assert rest.split()[-1] == "fail", (rest, stderr)
     assert proc.returncode == 0 and found["verdict"] == "stayed", (stderr, found["offending"])
     assert_no_leak(other, stderr, **leak_rules(lab))
+
+
+@pytest.mark.root
+def test_link_made_during_the_run_is_watched_too(vlab: tuple[Lab, Pvdd], leak_program: str, tmp_path: Path) -> None:
+    """CMD (root) makes a new link and sends out of it with raw system calls: the watch, made
+    before the link existed, still counts it (without its source) and verify exits 1."""
+    lab, daemon = vlab
+    script = (f"ip link add pvvx0 type veth peer name pvvx1 && ip link set pvvx0 up && ip link set pvvx1 up && "
+              f"ip addr add 10.99.0.1/24 dev pvvx0 && {leak_program} asm 10.99.0.2 80; ip link del pvvx0")
+    try:
+        done, found = run_verify(lab, daemon, ["sh", "-c", script], None, tmp_path)
+    finally:
+        lab.exec(["ip", "link", "del", "pvvx0"])
+    assert done.returncode == 1, (done.stderr, found)
+    links = [item for item in found["offending"] if item["kind"] == "link"]
+    assert links and links[0]["link"] == "pvvx0" and links[0]["destination"] == "10.99.0.2", found["offending"]
+    assert links[0]["source"] is None
+
+
+@pytest.mark.root
+def test_null_pvd_run_stays(vlab: tuple[Lab, Pvdd], tmp_path: Path) -> None:
+    """The null PvD: curl cannot open a socket, nothing leaves, verify exits 0."""
+    lab, daemon = vlab
+    done, found = run_verify(lab, daemon, ["curl", "-sS", "-m", "3", f"http://[{targets(lab)['b']}]/"], None,
+                             tmp_path, pvd="null")
+    assert done.returncode == 0 and found["verdict"] == "stayed", found
+    assert found["command"]["status"] != 0 and found["links"]["flows"] == []
+    assert found["sockets"]["refused"] >= 1, found["sockets"]
+
+
+@pytest.mark.root
+def test_strict_run_says_the_links_are_not_watched(vlab: tuple[Lab, Pvdd], tmp_path: Path) -> None:
+    """A program in strict mode moves into its PvD's cgroup, where the watch cannot follow it:
+    the report says so instead of vouching for the links."""
+    lab, daemon = vlab
+    done, found = run_verify(lab, daemon, ["true"], None, tmp_path, "--strict")
+    assert found["links"]["watched"] is False and "strict mode" in found["links"]["why"], found["links"]
+    assert "links: not watched (strict mode" in done.stderr
+
+
+@pytest.mark.root
+def test_sigterm_to_verify_reaches_the_command(vlab: tuple[Lab, Pvdd]) -> None:
+    """SIGTERM to verify goes on to CMD; verify still reports (CMD killed by SIGTERM, exit 0)."""
+    lab, daemon = vlab
+    proc = lab.popen([PVDRUN, "verify", "--json", "--pvd", "ispa", "sh", "-c", "echo up; exec sleep 60"],
+                     env={**os.environ, "PVDRUN_SOCKET": daemon.socket}, stdout=subprocess.PIPE,
+                     stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
+        verifier = int(subprocess.run(["pgrep", "-f", "-n", "verify --json --pvd ispa sh"], capture_output=True,
+                                      text=True, check=True).stdout.split()[0])
+        os.kill(verifier, signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0, err
+    assert json.loads(out.splitlines()[-1])["command"]["signal"] == "SIGTERM"
