@@ -22,11 +22,10 @@ if __name__ == "__main__":  # python -m pvdrun.cli: the fast path first, before 
     launch_fast()  # execs or exits for the launcher form; returns for anything else
 
 import importlib
-import os
 
 import click
 
-from pvdrun.errors import DEBUG_ENV, EXIT_FAILED
+from pvdrun.commands.common import standalone
 from pvdrun.fastlaunch import leave_outer_scope
 from pvdrun.launch_args import is_launcher_form
 
@@ -73,14 +72,7 @@ class LazyGroup(click.Group):
 
     def main(self, *args, **kwargs):  # type: ignore[no-untyped-def]
         leave_outer_scope()
-        try:
-            return super().main(*args, **kwargs)
-        except Exception as exc:  # noqa: BLE001 - the last resort: one line, never a traceback
-            if os.environ.get(DEBUG_ENV) == "1":
-                raise
-            sys.stderr.write(f"pvdrun: internal error: {type(exc).__name__}: {exc} "
-                             f"({DEBUG_ENV}=1 shows where)\n")
-            sys.exit(EXIT_FAILED)
+        standalone(lambda: super(LazyGroup, self).main(*args, **kwargs), "pvdrun")
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         if is_launcher_form(args):
@@ -102,6 +94,7 @@ def main(verbose: int) -> None:
     pvdrun --pvd null CMD                  run CMD with no network at all
     pvdrun list | show NAME | monitor      observe the host's PvDs
     pvdrun resolve --pvd NAME HOST         resolve HOST with that PvD's DNS only
+    pvdrun verify --pvd NAME CMD           run CMD in NAME, prove nothing left NAME
     pvdrun which PID | pids NAME           the PvD of a process, the processes of a PvD
     pvdrun daemon                          run pvdd, the PvD daemon (also: pvdd)
     pvdrun install-service                 write pvdd's systemd unit

@@ -83,3 +83,20 @@ def test_an_explicit_socket_that_does_not_answer(tmp_path: Path) -> None:
                               timeout=30)
         assert done.returncode == errors.EXIT_NO_DAEMON, (words, done.stderr)
         assert done.stderr.count("\n") == 1 and "No such file or directory" in done.stderr, done.stderr
+
+
+def test_usage_errors_are_one_line_and_exit_2() -> None:
+    """click's usage errors (a missing argument, an unknown option or command, a bad value) say
+    what is wrong in one line that names the command, and exit 2, for every command."""
+    from fixtures.commands import PVDRUN, PVDD
+
+    cases = [([PVDRUN, "show"], "pvdrun show: Missing argument 'NAME'"),
+             ([PVDRUN, "lab", "fault", "--down"], "pvdrun lab fault: Missing argument 'ISP'"),
+             ([PVDRUN, "list", "--bogus"], "pvdrun list: No such option '--bogus'"),
+             ([PVDRUN, "no-such-command"], "pvdrun: No such command 'no-such-command'"),
+             ([PVDD, "--log-level", "loud"], "pvdd: Invalid value for '--log-level'")]
+    for argv, start in cases:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+        assert done.returncode == errors.EXIT_USAGE, (argv, done)
+        assert done.stderr.startswith(start) and len(done.stderr.splitlines()) == 1, (argv, done.stderr)
+        assert done.stderr.rstrip().endswith("--help shows the usage)"), done.stderr

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, Callable, NoReturn
 
 from pvdrun.discovery.names import PvdLookupError
-from pvdrun.errors import EXIT_MISSING_PREREQ, EXIT_NO_DAEMON, PvdrunError
+from pvdrun.errors import DEBUG_ENV, EXIT_FAILED, EXIT_MISSING_PREREQ, EXIT_NO_DAEMON, PvdrunError
 
 if TYPE_CHECKING:
     from pvdrun.model import Pvd
@@ -24,6 +24,32 @@ def say(line: str) -> None:
     import click
 
     click.echo(line, err=True)
+
+
+def _usage_line(error: Any, file: Any = None) -> None:
+    """click's UsageError.show, in one line: ``COMMAND: what is wrong (COMMAND --help shows the
+    usage)``; the exit status stays click's, 2."""
+    import click
+
+    path = error.ctx.command_path if error.ctx is not None else "pvdrun"
+    message = error.format_message().rstrip(".")
+    click.echo(f"{path}: {message} ({path} --help shows the usage)", err=True, file=file)
+
+
+def standalone(main: Callable[[], object], name: str) -> None:
+    """Run a click command's standalone ``main`` with the command line's two rules: a usage
+    error is one line (exit 2), and an unexpected exception one line and exit 1, never a
+    traceback (``PVDRUN_DEBUG=1`` shows it)."""
+    import click
+
+    click.UsageError.show = _usage_line  # type: ignore[method-assign]
+    try:
+        main()
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line, never a traceback
+        if os.environ.get(DEBUG_ENV) == "1":
+            raise
+        say(f"{name}: internal error: {type(exc).__name__}: {exc} ({DEBUG_ENV}=1 shows where)")
+        sys.exit(EXIT_FAILED)
 
 
 def fail(message: str, status: int, command: str = "pvdrun") -> NoReturn:

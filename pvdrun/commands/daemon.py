@@ -11,9 +11,9 @@ from typing import NoReturn
 import click
 
 from pvdrun import sdnotify
-from pvdrun.commands.common import fail, say
+from pvdrun.commands.common import fail, standalone
 from pvdrun.daemon.protocol import socket_path
-from pvdrun.errors import DEBUG_ENV, EXIT_FAILED, EXIT_MISSING_PREREQ, EXIT_PVDD_RUNNING
+from pvdrun.errors import EXIT_FAILED, EXIT_MISSING_PREREQ, EXIT_PVDD_RUNNING
 
 #: ``--cleanup`` could not remove everything (the message says what is left).
 EXIT_CLEANUP_INCOMPLETE = EXIT_FAILED
@@ -148,10 +148,4 @@ def daemon_command(socket_opt: str | None, config_opt: str | None, log_level: st
 def pvdd_main() -> None:
     """The console script ``pvdd``: ``pvdrun daemon`` under its own name.  As the command line's
     last resort, an unexpected exception is one line and exit 1 ($PVDRUN_DEBUG=1: traceback)."""
-    try:
-        daemon_command.main(prog_name="pvdd", help_option_names=["-h", "--help"])
-    except Exception as exc:  # noqa: BLE001 - the last resort: one line, never a traceback
-        if os.environ.get(DEBUG_ENV) == "1":
-            raise
-        say(f"pvdd: internal error: {type(exc).__name__}: {exc} ({DEBUG_ENV}=1 shows where)")
-        sys.exit(EXIT_FAILED)
+    standalone(lambda: daemon_command.main(prog_name="pvdd", help_option_names=["-h", "--help"]), "pvdd")
