@@ -46,6 +46,8 @@ static int option(int argc, char **argv, int *i, struct launch_args *out)
         out->strict = word[2] == 's';
     } else if (named(word, len, "--no-daemon")) {
         out->no_daemon = 1;
+    } else if (named(word, len, "--no-proxy-env")) {
+        out->no_proxy_env = 1;
     } else if (named(word, len, "-v") || named(word, len, "--verbose")) {
         out->verbose = 1;
     } else {

@@ -22,6 +22,7 @@ struct launch_args {
     int no_daemon;          /* --no-daemon */
     int strict;             /* 1 --strict, 0 --no-strict, -1 neither */
     int verbose;            /* -v, --verbose */
+    int no_proxy_env;       /* --no-proxy-env */
     char **command;         /* CMD [ARGS...], NULL-terminated, never empty */
 };
 
@@ -48,6 +49,9 @@ int pvdd_connect(const char *socket_path);
 
 /* Ask pvdd on fd for the scope line and resolv.conf of the PvD name; 0 on an ok reply, -1
  * otherwise (pvdd gone, an error reply, anything unexpected). */
+/* 0 and the scope line and resolv.conf of the PvD name; -1 when pvdd gives none; -2 when pvdd
+ * says the launch needs the Python launcher ("needs" in the reply: the PvD's Additional
+ * Information adds a note or proxy variables, docs/pvdinfo.md). */
 int ask_scope(int fd, const char *name, char *scope, size_t scope_len, char *resolv_conf, size_t resolv_len);
 
 /* Ask pvdd on fd to move this process into the PvD name's strict cgroup (op "strict": pvdd

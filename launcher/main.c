@@ -160,9 +160,10 @@ static const char *fast_launch(const char *dir, int argc, char **argv)
         char words[2048] = "";
         for (char **w = args.command; *w; w++)
             snprintf(words + strlen(words), sizeof words - strlen(words), " <%s>", *w);
-        trace("launcher form: pvd=<%s> socket=<%s> config=<%s> no_daemon=%d strict=%d verbose=%d command=%s",
+        trace("launcher form: pvd=<%s> socket=<%s> config=<%s> no_daemon=%d strict=%d verbose=%d "
+              "no_proxy_env=%d command=%s",
               args.pvd_name, args.socket ? args.socket : "", args.config ? args.config : "",
-              args.no_daemon, args.strict, args.verbose, words);
+              args.no_daemon, args.strict, args.verbose, args.no_proxy_env, words);
     }
     if (args.config || args.no_daemon || args.verbose)
         return "--config, --no-daemon or --verbose";
@@ -181,10 +182,12 @@ static const char *fast_launch(const char *dir, int argc, char **argv)
     if (!path || !*path)
         path = DEFAULT_SOCKET;
     int fd = pvdd_connect(path);
-    if (fd < 0 || ask_scope(fd, args.pvd_name, scope, sizeof scope, resolv, sizeof resolv) < 0) {
+    int asked = fd < 0 ? -1 : ask_scope(fd, args.pvd_name, scope, sizeof scope, resolv, sizeof resolv);
+    if (asked < 0) {
         if (fd >= 0)
             close(fd);
-        return "pvdd gave no scope for the PvD";
+        return asked == -2 ? "pvdd: the PvD's Additional Information needs the Python launcher"
+                           : "pvdd gave no scope for the PvD";
     }
     int held = args.strict == 1 ? ask_strict(fd, args.pvd_name) : 0;
     close(fd);

@@ -171,6 +171,9 @@ int ask_scope(int fd, const char *name, char *scope, size_t scope_len, char *res
     ssize_t len = ask(fd, "scope", name, reply);
     int rc = len > 0 && json_member(reply, (size_t)len, "scope", scope, scope_len) == 0 && scope[0] &&
              json_member(reply, (size_t)len, "resolv_conf", resolv_conf, resolv_len) == 0 ? 0 : -1;
+    char needs[64];
+    if (rc == 0 && json_member(reply, (size_t)len, "needs", needs, sizeof needs) == 0)
+        rc = -2;
     free(reply);
     return rc;
 }

@@ -24,6 +24,10 @@ Schema (TOML)::
     [pvd.work.attributes]         # anything else: passed through (R18)
     metered = true
 
+    [additional_info]             # RFC 8801 Additional Information (docs/pvdinfo.md)
+    fetch = true                  # pvdd fetches it for PvDs whose RA has the H flag
+    ca_file = "/etc/pvd/ca.pem"   # trust these CAs for it instead of the system's
+
 A malformed file raises :class:`ConfigError` naming the file, the line and
 the problem.
 """
@@ -86,6 +90,34 @@ class RoutingConfig:
 
 
 @dataclass
+class InfoConfig:
+    """``[additional_info]``: whether pvdd fetches RFC 8801 Additional Information, and the CA
+    file that verifies it (None: the system's trust store)."""
+
+    fetch: bool = True
+    ca_file: str | None = None
+
+
+def _parse_info(table: Any) -> InfoConfig:
+    """``[additional_info]``; raises ValueError naming the key first."""
+    if not isinstance(table, dict):
+        raise ValueError("additional_info must be a table [additional_info]")
+    unknown = sorted(set(table) - {"fetch", "ca_file"})
+    if unknown:
+        raise ValueError(f"{unknown[0]}: unknown key (expected fetch, ca_file)")
+    info = InfoConfig()
+    if "fetch" in table:
+        if not isinstance(table["fetch"], bool):
+            raise ValueError("fetch must be true or false")
+        info.fetch = table["fetch"]
+    if "ca_file" in table:
+        if not isinstance(table["ca_file"], str) or not table["ca_file"].startswith("/"):
+            raise ValueError("ca_file must be an absolute path")
+        info.ca_file = table["ca_file"]
+    return info
+
+
+@dataclass
 class Config:
     """The whole configuration; empty when there is no file."""
 
@@ -93,6 +125,7 @@ class Config:
     default: str | None = None
     pvds: list[ConfiguredPvd] = field(default_factory=list)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
+    info: InfoConfig = field(default_factory=InfoConfig)
 
 
 def config_path(explicit: str | None = None) -> tuple[str, bool]:
@@ -274,11 +307,18 @@ def parse_config(text: str, path: str) -> Config:
             message += f" (line {max(1, len(text.splitlines()))})"
         raise ConfigError(f"{path}: {message}") from None
     config = Config(path=path)
-    unknown = sorted(set(data) - {"default", "pvd", "routing"})
+    unknown = sorted(set(data) - {"default", "pvd", "routing", "additional_info"})
     if unknown:
         line = _line_of(text, "", unknown[0])
         raise ConfigError(f"{path}: line {line}: unknown key {unknown[0]!r} "
-                          "(expected 'default', [routing] or [pvd.NAME] tables)")
+                          "(expected 'default', [routing], [additional_info] or [pvd.NAME] tables)")
+    if "additional_info" in data:
+        try:
+            config.info = _parse_info(data["additional_info"])
+        except ValueError as exc:
+            key = str(exc).split(":", 1)[0].split(" ", 1)[0]
+            line = _section_line(text, "additional_info", key)
+            raise ConfigError(f"{path}: line {line}: [additional_info]: {exc}") from None
     if "routing" in data:
         try:
             config.routing = _parse_routing(data["routing"])

@@ -37,6 +37,9 @@ Options (any order, before the command; the last of a repeated one wins):
   --config PATH      find the PvD by a one-shot discovery with this pvd.toml
                      (pvdd, which has its own, is not asked)
   --no-daemon        find the PvD by a one-shot discovery, not asking pvdd
+  --no-proxy-env     do not give CMD the PvD's proxy (http_proxy, https_proxy,
+                     no_proxy from its RFC 8801 Additional Information; a
+                     proxy variable set already always wins)
   -v, --verbose      say which PvD, scope line, cgroup and program
   -h, --help         this help
 The command starts at the first word that is no option, or after --.

@@ -12,7 +12,7 @@ follows, held to this one by tests/test_launch_native.py::
 
     OPTION: --pvd NAME | --pvd=NAME | -p NAME | -pNAME
             --socket PATH | --socket=PATH | --config PATH | --config=PATH
-            --no-daemon | --strict | --no-strict | -v | --verbose | -h | --help
+            --no-daemon | --strict | --no-strict | --no-proxy-env | -v | --verbose | -h | --help
 
 Options come in any order before the command (the last of a repeated one wins); the command
 starts at the first word that is no option, or after ``--``.  An unknown option, a missing or
@@ -30,6 +30,7 @@ from pvdrun.errors import EXIT_USAGE, PvdrunError
 VALUED = {"--pvd": "pvd_name", "-p": "pvd_name", "--socket": "socket_path", "--config": "config_path"}
 #: Options without a value -> (field, value).
 FLAGS = {"--strict": ("strict", True), "--no-strict": ("strict", False), "--no-daemon": ("no_daemon", True),
+         "--no-proxy-env": ("proxy_env", False),
          "-v": ("verbose", True), "--verbose": ("verbose", True), "-h": ("help", True), "--help": ("help", True)}
 #: Words before a subcommand that belong to the command group, never to the launcher form.
 GROUP_WORDS = ("-h", "--help", "--version")
@@ -52,6 +53,7 @@ class LaunchArgs:
     no_daemon: bool = False
     strict: bool | None = None
     verbose: bool = False
+    proxy_env: bool = True
     help: bool = False
     command: list[str] = field(default_factory=list)
 

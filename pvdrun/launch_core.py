@@ -26,7 +26,7 @@ from typing import Callable, NoReturn, Sequence
 from pvdrun.commands.common import fail, fail_with, pvd_named, say
 from pvdrun.errors import EXIT_CANNOT_HONOUR, EXIT_MISSING_PREREQ, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_USAGE
 from pvdrun.launch_args import LaunchArgs, LaunchUsageError
-from pvdrun.launch_rules import refusal, scope_line
+from pvdrun.launch_rules import PROXY_VARIABLES, launch_note, proxy_environment, refusal, scope_line
 from pvdrun.model import HANDLE_NULL, NULL_PVD_NAME, SCOPE_ENV, SOCKET_ENV, Pvd, null_scope
 from pvdrun.pathsearch import ProgramNotFound, find_program
 from pvdrun.shim import PRELOAD_ENV, library_path, preload_entries
@@ -168,6 +168,15 @@ def prepare(found: LaunchArgs) -> Prepared:
     pvd = pvd_for(found.pvd_name, found.socket_path, found.config_path, found.no_daemon)
     scope = scope_line_of(pvd)
     env = scoped_environment(scope, found.socket_path, library)
+    if pvd is not None:
+        note = launch_note(pvd)
+        if note:
+            say(note)
+        proxies = proxy_environment(pvd) if found.proxy_env else {}
+        if proxies and not any(os.environ.get(name) for name in PROXY_VARIABLES):
+            env.update(proxies)
+            if found.verbose:
+                say(f"pvdrun: the PvD's proxy: {proxies['https_proxy']} (--no-proxy-env: none)")
     if found.verbose:
         say(f"pvdrun: PvD {pvd.pvd_id if pvd else NULL_PVD_NAME}, scope line: {scope}")
     return Prepared(found, program, env, pvd, unscopable)

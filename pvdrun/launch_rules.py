@@ -29,3 +29,50 @@ def scope_line(pvd: Pvd) -> str:
         return pvd.to_scope()
     except ValueError as exc:
         raise ValueError(f"cannot honour PvD {pvd.pvd_id}: {exc}") from None
+
+
+# -- what the PvD's RFC 8801 Additional Information changes in a launch (docs/pvdinfo.md) ----
+
+#: The proxy variables a user may have set: any of them set means the user chose, and the
+#: PvD's proxies are not put in the environment.
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy",
+                   "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY")
+#: Never through the PvD's proxy: this host itself.
+NO_PROXY = "localhost,127.0.0.1,::1"
+
+
+def launch_note(pvd: Pvd) -> str | None:
+    """The line a launcher says on stderr before running a program in ``pvd``, if any."""
+    if pvd.no_internet:
+        return (f"pvdrun: PvD {pvd.name} reaches no Internet (its Additional Information says "
+                "noInternet): only its own services answer")
+    return None
+
+
+def proxy_url(entry: dict) -> str | None:
+    """An HTTP proxy URL for a ``proxies`` entry, or None for a kind the environment variables
+    cannot express (CONNECT-UDP, CONNECT-IP: URI templates)."""
+    protocol, proxy = entry.get("protocol"), entry.get("proxy")
+    if not isinstance(proxy, str) or not proxy or any(c.isspace() for c in proxy):
+        return None
+    if protocol == "http-connect":
+        return proxy if "://" in proxy else f"http://{proxy}"
+    return None
+
+
+def proxy_environment(pvd: Pvd) -> dict[str, str]:
+    """``http_proxy``, ``https_proxy``, ``no_proxy`` (and the upper-case HTTPS_PROXY, NO_PROXY
+    that some programs read instead) from the PvD's first HTTP CONNECT proxy; {} when it
+    publishes none.  HTTP_PROXY is never set (httpoxy: CGI programs take it from a request)."""
+    for entry in pvd.proxies:
+        url = proxy_url(entry)
+        if url is not None:
+            return {"http_proxy": url, "https_proxy": url, "HTTPS_PROXY": url,
+                    "no_proxy": NO_PROXY, "NO_PROXY": NO_PROXY}
+    return {}
+
+
+def needs_python_launcher(pvd: Pvd) -> bool:
+    """Whether a launch in ``pvd`` does more than set the scope (a note, proxy variables): the
+    native launcher then hands it to the Python one (pvdd's ``scope`` reply says so)."""
+    return launch_note(pvd) is not None or bool(proxy_environment(pvd))

@@ -161,8 +161,42 @@ class Pvd:
     needs_routing: bool = False  # device binding alone cannot isolate it
     source: str = "kernel"  # kernel | ra | config
     attributes: dict[str, Any] = field(default_factory=dict)  # R18: pass-through
+    #: RFC 8801 Additional Information: the validated object fetched from the PvD, every key
+    #: (docs/pvdinfo.md); None when the PvD publishes none or none is current
+    additional_info: dict[str, Any] | None = None
 
     # -- derived views -------------------------------------------------------
+    def _info(self, key: str, default: Any = None) -> Any:
+        return (self.additional_info or {}).get(key, default)
+
+    @property
+    def no_internet(self) -> bool:
+        """RFC 8801 ``noInternet``: the PvD reaches no Internet (never the default PvD)."""
+        return self._info("noInternet") is True
+
+    @property
+    def metered(self) -> bool:
+        """RFC 8801 ``metered``."""
+        return self._info("metered") is True
+
+    @property
+    def dns_zones(self) -> list[str]:
+        """RFC 8801 ``dnsZones``: the zones this PvD's DNS servers answer for."""
+        zones = self._info("dnsZones", [])
+        return [z for z in zones if isinstance(z, str)] if isinstance(zones, list) else []
+
+    @property
+    def captive_portal_url(self) -> str | None:
+        """RFC 8908 ``captivePortalURL``."""
+        url = self._info("captivePortalURL")
+        return url if isinstance(url, str) else None
+
+    @property
+    def proxies(self) -> list[dict[str, Any]]:
+        """draft-ietf-intarea-proxy-config ``proxies``: the PvD's proxies, as published."""
+        found = self._info("proxies", [])
+        return [p for p in found if isinstance(p, dict)] if isinstance(found, list) else []
+
     @property
     def name(self) -> str:
         """The name a person would type first: configured name, else the ID."""
@@ -199,6 +233,7 @@ class Pvd:
             "needs_routing": self.needs_routing,
             "source": self.source,
             "attributes": dict(self.attributes),
+            "additional_info": self.additional_info,
             "scope": self._scope_or_none(),
         }
 
@@ -226,6 +261,7 @@ class Pvd:
             routers=list(data.get("routers", [])), mark=int(data.get("mark", 0)),
             needs_routing=bool(data.get("needs_routing")), source=data.get("source", "kernel"),
             attributes=dict(data.get("attributes", {})),
+            additional_info=data.get("additional_info") if isinstance(data.get("additional_info"), dict) else None,
         )
 
     def to_scope(self) -> str:

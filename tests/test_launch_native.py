@@ -83,7 +83,8 @@ def parsed(decisions: list[str]) -> LaunchArgs | None:
     return LaunchArgs(pvd_name=text["pvd"], socket_path=text["socket"] or None,
                       config_path=text["config"] or None, no_daemon=fields["no_daemon"] == "1",
                       strict={"-1": None, "1": True, "0": False}[fields["strict"]],
-                      verbose=fields["verbose"] == "1", command=command)
+                      verbose=fields["verbose"] == "1", proxy_env=fields["no_proxy_env"] == "0",
+                      command=command)
 
 
 def python_parse(words: list[str]) -> LaunchArgs | None:
@@ -105,7 +106,8 @@ def python_parse(words: list[str]) -> LaunchArgs | None:
 
 WORDS = st.sampled_from(["--pvd", "-p", "--pvd=a", "--pvd=", "-pa", "-p=a", "--socket", "--socket=/s",
                          "--socket=", "--config", "--config=/c", "--no-daemon", "-v", "--verbose",
-                         "--strict", "--no-strict", "--strict=1", "--", "-", "-h", "--help", "--version",
+                         "--strict", "--no-strict", "--strict=1", "--no-proxy-env", "--no-proxy-env=1",
+                         "--", "-", "-h", "--help", "--version",
                          "-x", "--pv", "a", "b", "", "run", "exec", "list", "null"])
 
 

@@ -90,11 +90,35 @@ def pvd_named(name: str, socket_path: str | None, *, config_path: str | None = N
         return lookup(name, socket_path, use_daemon=use_daemon, config_path=config_path)
     except PvdLookupError as exc:
         fail(exc.sentence + lookup_hint(exc, use_daemon, socket_path), exc.exit_status)
-    except PvdrunError as exc:  # a malformed configuration file, read by a one-shot discovery
+    except Exception as exc:  # noqa: BLE001 - said in one line, with its status
+        _fail_lookup(exc, f"cannot look up PvD {name!r}")
+
+
+def table_of(socket_path: str | None, config_path: str | None = None, no_daemon: bool = False) -> "list[Pvd]":
+    """Every PvD, from pvdd or a one-shot discovery (always one with ``no_daemon`` or a
+    ``config_path``); exits as :func:`pvd_named` does."""
+    from pvdrun.api import list_pvds
+
+    use_daemon = not no_daemon and config_path is None
+    if socket_path is not None and use_daemon:
+        require_daemon(socket_path)
+    try:
+        if config_path is not None:
+            from pvdrun.discovery.engine import discover
+
+            return discover(config_path=config_path)
+        return list_pvds(socket_path, use_daemon=use_daemon)
+    except Exception as exc:  # noqa: BLE001 - said in one line, with its status
+        _fail_lookup(exc, "cannot list the PvDs")
+
+
+def _fail_lookup(exc: Exception, what: str) -> NoReturn:
+    """A failed lookup or listing: a malformed configuration file as itself (7), pvdd's
+    failure (6) and discovery's (5) in one line saying ``what``."""
+    if isinstance(exc, PvdrunError):  # a malformed configuration file, read by a one-shot discovery
         fail_with(exc)
-    except Exception as exc:  # noqa: BLE001 - daemon or discovery failure: say it, distinct status
-        status = EXIT_NO_DAEMON if type(exc).__module__.startswith("pvdrun.daemon") else EXIT_MISSING_PREREQ
-        fail(f"cannot look up PvD {name!r}: {exc}", status)
+    status = EXIT_NO_DAEMON if type(exc).__module__.startswith("pvdrun.daemon") else EXIT_MISSING_PREREQ
+    fail(f"{what}: {exc}", status)
 
 
 def complete_pvd_names(ctx: object, param: object, incomplete: str) -> list[str]:

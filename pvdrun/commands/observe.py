@@ -65,9 +65,10 @@ class Listing:
         return [_row(d) for d in self.dicts or []]
 
 
-def _listing(socket_opt: str | None, config_opt: str | None, no_daemon: bool) -> Listing:
+def _listing(socket_opt: str | None, config_opt: str | None, no_daemon: bool, info: bool = False) -> Listing:
     """The PvDs, the default PvD's ID and strict mode's status, from one ``list`` request when
-    pvdd answers (an explicit ``--socket`` must), else from a discovery in this process."""
+    pvdd answers (an explicit ``--socket`` must), else from a discovery in this process
+    (``info``: which fetches the PvDs' Additional Information; pvdd keeps its own)."""
     from pvdrun.api import _ask, list_pvds
     from pvdrun.config import ConfigError
 
@@ -75,7 +76,7 @@ def _listing(socket_opt: str | None, config_opt: str | None, no_daemon: bool) ->
         if config_opt is not None:
             from pvdrun.discovery.engine import discover
 
-            return _local(discover(config_path=config_opt))
+            return _local(discover(config_path=config_opt, additional_info=info))
         reply = None
         if socket_opt is not None and not no_daemon:  # an explicit socket must answer
             from pvdrun.daemon.protocol import Client, DaemonUnavailable
@@ -90,6 +91,10 @@ def _listing(socket_opt: str | None, config_opt: str | None, no_daemon: bool) ->
         if reply is not None:
             strict = from_reply(reply.get("strict") or {"available": False, "why": "pvdd does not say"})
             return Listing(strict, reply.get("default"), dicts=list(reply.get("pvds", [])))
+        if info:
+            from pvdrun.discovery.engine import discover
+
+            return _local(discover(additional_info=True))
         return _local(list_pvds(socket_opt, use_daemon=False))
     except ConfigError as exc:
         fail_with(exc)
@@ -101,9 +106,10 @@ def _local(pvds: list[Pvd]) -> Listing:
     return Listing(local(pvds), default.pvd_id if default else None, pvds=pvds)
 
 
-def _pvds(socket_opt: str | None, config_opt: str | None, no_daemon: bool) -> tuple[list[Pvd], StrictStatus]:
+def _pvds(socket_opt: str | None, config_opt: str | None, no_daemon: bool,
+          info: bool = False) -> tuple[list[Pvd], StrictStatus]:
     """The PvDs and strict mode's status (see :func:`_listing`)."""
-    listing = _listing(socket_opt, config_opt, no_daemon)
+    listing = _listing(socket_opt, config_opt, no_daemon, info)
     return listing.as_pvds(), listing.strict
 
 
@@ -151,6 +157,25 @@ def format_rows(pvds: list[Row], strict: StrictStatus | None = None) -> str:
     return "\n".join(lines)
 
 
+def _info_lines(pvd: Pvd) -> list[str]:
+    """The PvD's RFC 8801 Additional Information: what it changes first, then every key."""
+    if pvd.additional_info is None:
+        return ["  additional info: " + ("published, none valid yet (pvdd fetches it; "
+                                        "--additional-info without pvdd)" if pvd.flags.get("H") else "-")]
+    lines = ["  additional info:"]
+    if pvd.no_internet:
+        lines.append("    no Internet:  yes (never the default PvD)")
+    if pvd.metered:
+        lines.append("    metered:      yes")
+    if pvd.captive_portal_url:
+        lines.append(f"    captive portal: {pvd.captive_portal_url}")
+    if pvd.dns_zones:
+        lines.append(f"    dns zones:    {', '.join(pvd.dns_zones)}")
+    for key, value in sorted(pvd.additional_info.items()):
+        lines.append(f"    {key}: {json.dumps(value)}")
+    return lines
+
+
 def format_pvd(pvd: Pvd, strict: StrictStatus | None = None) -> str:
     """Every attribute of one PvD, one per line (``pvdrun show``)."""
     data = pvd.to_dict()
@@ -179,6 +204,7 @@ def format_pvd(pvd: Pvd, strict: StrictStatus | None = None) -> str:
     lines.append(f"  source:         {pvd.source}")
     for key, value in sorted(data["attributes"].items()):
         lines.append(f"  {key}: {json.dumps(value)}")
+    lines += _info_lines(pvd)
     lines.append(f"  scope:          {data['scope']}")
     if strict is not None:
         lines.append(f"  strict:         {strict.processes.get(pvd.pvd_id, 0)} processes held; "
@@ -186,10 +212,17 @@ def format_pvd(pvd: Pvd, strict: StrictStatus | None = None) -> str:
     return "\n".join(lines)
 
 
+def _info_option(func: Any) -> Any:
+    return click.option("--additional-info", "info", is_flag=True,
+                        help="In-process discovery: fetch each PvD's RFC 8801 Additional "
+                             "Information now (pvdd fetches it on its own).")(func)
+
+
 @click.command("list")
 @_common
+@_info_option
 def list_command(as_json: bool, socket_opt: str | None, config_opt: str | None,
-                 no_daemon: bool) -> None:
+                 no_daemon: bool, info: bool) -> None:
     """List the PvDs this host is attached to.
 
     A table: the PvD's name, ID, handle, interfaces, kind, addresses, DNS
@@ -203,11 +236,12 @@ def list_command(as_json: bool, socket_opt: str | None, config_opt: str | None,
       pvdrun list
       pvdrun list --json | jq -r '.pvds[].pvd_id'
       pvdrun list --no-daemon --config ./pvd.toml
+      pvdrun list --no-daemon --additional-info --json
 
     Exit status: 0; 5 discovery failed; 6 --socket given and pvdd does not
     answer; 7 malformed configuration.
     """
-    listing = _listing(socket_opt, config_opt, no_daemon)
+    listing = _listing(socket_opt, config_opt, no_daemon, info)
     if as_json:
         click.echo(json.dumps({"pvds": listing.as_dicts(), "default": listing.default,
                                "strict": listing.strict.to_dict()}, indent=2))
@@ -218,8 +252,9 @@ def list_command(as_json: bool, socket_opt: str | None, config_opt: str | None,
 @click.command("show")
 @click.argument("name", shell_complete=complete_pvd_names)
 @_common
+@_info_option
 def show_command(name: str, as_json: bool, socket_opt: str | None, config_opt: str | None,
-                 no_daemon: bool) -> None:
+                 no_daemon: bool, info: bool) -> None:
     """Show every attribute of the PvD NAME, unknown ones included.
 
     NAME as for --pvd: an interface, a PvD ID, a configured name, a kind
@@ -235,7 +270,7 @@ def show_command(name: str, as_json: bool, socket_opt: str | None, config_opt: s
     """
     from pvdrun.discovery.names import PvdLookupError, lookup
 
-    pvds, strict = _pvds(socket_opt, config_opt, no_daemon)
+    pvds, strict = _pvds(socket_opt, config_opt, no_daemon, info)
     try:
         pvd = lookup(pvds, name)
     except PvdLookupError as exc:

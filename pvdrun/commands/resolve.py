@@ -1,4 +1,5 @@
-"""``pvdrun resolve --pvd NAME HOST``: what a program scoped to the PvD would see for a name.
+"""``pvdrun resolve [--pvd NAME] HOST``: what a program scoped to the PvD would see for a name
+(without ``--pvd``: the PvD that claims the name's zone, else the default PvD).
 
 An IP literal is its own answer (no query); otherwise the sources of nsswitch.conf's hosts
 line in order, /etc/hosts and the PvD's DNS servers (asked from the PvD's own addresses
@@ -34,6 +35,7 @@ Examples:
   pvdrun resolve --pvd ispa -t SRV _imap._tcp.example.org
   pvdrun resolve --pvd ispa -x 2001:db8:a::80     the name of an address (PTR)
   pvdrun resolve --pvd ispa --json svc.example    answers, where they came from, errors
+  pvdrun resolve intranet.ispa.example            the PvD claiming its zone, else the default
 
 \b
 Output: one line per record, NAME<TAB>TTL<TAB>TYPE<TAB>VALUE (TTL 0 for /etc/hosts and IP
@@ -52,6 +54,25 @@ def _find_pvd(name: str, socket_path: str | None, config_path: str | None, no_da
     if name == NULL_PVD_NAME:
         fail("the null PvD has no network, hence no DNS", EXIT_CANNOT_HONOUR)
     return pvd_named(name, socket_path, config_path=config_path, no_daemon=no_daemon)
+
+
+def _pvd_for_host(host: str, socket_path: str | None, config_path: str | None, no_daemon: bool) -> Pvd:
+    """Without --pvd: the PvD claiming HOST's zone, else the default PvD (exit 3 when none);
+    a line on stderr says which and why."""
+    from pvdrun.commands.common import table_of
+    from pvdrun.discovery.zones import claimant
+    from pvdrun.model import default_of
+
+    pvds = table_of(socket_path, config_path, no_daemon)
+    found = claimant(pvds, host)
+    if found is not None:
+        click.echo(f";; PvD {found[0].name}: its Additional Information claims {found[1]}", err=True)
+        return found[0]
+    default = default_of(pvds)
+    if default is None:
+        fail("no --pvd, no PvD claims the name's zone and there is no default PvD", EXIT_UNKNOWN_PVD)
+    click.echo(f";; PvD {default.name}: the default PvD (no PvD claims the name's zone)", err=True)
+    return default
 
 
 def _record_type(value: str) -> str:
@@ -111,8 +132,10 @@ def _exit_for(answers: "list[Answer]", errors: "list[ResolveError]") -> None:
 
 
 @click.command("resolve", epilog=EXAMPLES)
-@click.option("--pvd", "-p", "pvd_name", required=True, metavar="NAME", shell_complete=complete_pvd_names,
-              help="PvD whose DNS to use: interface, PvD ID, configured name or kind.")
+@click.option("--pvd", "-p", "pvd_name", default=None, metavar="NAME", shell_complete=complete_pvd_names,
+              help="PvD whose DNS to use: interface, PvD ID, configured name or kind.  Default: the "
+                   "PvD whose Additional Information claims HOST's zone (dnsZones, "
+                   "splitDnsClaims), else the default PvD.")
 @click.option("--type", "-t", "rdtype", default=None, metavar="TYPE",
               help="Record type (A, AAAA, MX, SRV, TXT, PTR, ANY, ...). Default: AAAA and A; "
                    "PTR with -x. /etc/hosts answers A and AAAA only.")
@@ -132,7 +155,7 @@ def _exit_for(answers: "list[Answer]", errors: "list[ResolveError]") -> None:
               help="Find the PvD by a one-shot discovery with this pvd.toml (pvdd is not asked).")
 @click.option("--no-daemon", is_flag=True, help="Find the PvD by a one-shot discovery, not asking pvdd.")
 @click.argument("host", metavar="HOST|ADDRESS")
-def resolve_command(pvd_name: str, rdtype: str | None, reverse: bool, timeout: float, attempts: int,
+def resolve_command(pvd_name: str | None, rdtype: str | None, reverse: bool, timeout: float, attempts: int,
                     as_json: bool, socket_path: str | None, config_path: str | None, no_daemon: bool,
                     host: str) -> None:
     """Resolve HOST as a program scoped to the PvD NAME would: an IP literal answers itself,
@@ -155,7 +178,10 @@ def resolve_command(pvd_name: str, rdtype: str | None, reverse: bool, timeout: f
         fail(f"{host} is an IP address: use -x to find its name", EXIT_USAGE)
     elif sources.literal_address(host) is not None and types == ["ANY"]:
         types = ["AAAA", "A"]
-    pvd = _find_pvd(pvd_name, socket_path, config_path, no_daemon)
+    if pvd_name is not None:
+        pvd = _find_pvd(pvd_name, socket_path, config_path, no_daemon)
+    else:
+        pvd = _pvd_for_host(host, socket_path, config_path, no_daemon)
     resolver = PvdResolver(pvd, ResolverOptions(timeout=timeout, attempts=attempts))
     try:
         if address is not None:

@@ -17,7 +17,7 @@ from pvdrun.daemon.protocol import (E_AMBIGUOUS, E_BAD_REQUEST, E_CANNOT_HONOUR,
                                     E_UNKNOWN_PVD, encode, error_reply, ok_reply)
 from pvdrun.discovery.events import Table
 from pvdrun.discovery.names import PvdLookupError, lookup
-from pvdrun.launch_rules import refusal, scope_line
+from pvdrun.launch_rules import needs_python_launcher, refusal, scope_line
 from pvdrun.model import NULL_PVD_NAME, Pvd
 from pvdrun.routing.marking import MarkRefused, NotAllowed, UnknownHandle, mark_socket
 from pvdrun.routing.policy import Credentials, peer_credentials
@@ -124,6 +124,9 @@ def _scope(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
         why = str(exc)
     if why is not None:
         return error_reply(E_CANNOT_HONOUR, why)
+    if needs_python_launcher(pvd):  # a note, proxy variables: the native launcher hands over
+        return ok_reply("scope", pvd=pvd.pvd_id, scope=scope, resolv_conf=render_resolv_conf(pvd),
+                        needs="pvdrun-cli")
     return ok_reply("scope", pvd=pvd.pvd_id, scope=scope, resolv_conf=render_resolv_conf(pvd))
 
 

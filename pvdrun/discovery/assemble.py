@@ -32,7 +32,7 @@ import ipaddress
 import logging
 import socket
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, Mapping
 
 from pvdrun.config import Config, ConfiguredPvd
 from pvdrun.discovery.kernel import RTPROT_RA, Address, KernelState, KRoute, Link, LinkObjects, group
@@ -311,7 +311,7 @@ _NOTHING_HEARD: tuple[list[RouterRecord], list[ExplicitRecord]] = ([], [])
 def assemble(state: KernelState, ras: RaTable, config: Config,
              dns_of_link: Callable[[Link], LinkDns | None],
              kind_of_link: Callable[[Link], str | None],
-             fallback_dns: Callable[[], LinkDns]) -> list[Pvd]:
+             fallback_dns: Callable[[], LinkDns], infos: Mapping[str, dict[str, Any]] | None = None) -> list[Pvd]:
     """The PvD table (sorted: by interface index, explicit first, then by ID)."""
     grouped = group(state)
     heard = ras.per_link()
@@ -322,7 +322,7 @@ def assemble(state: KernelState, ras: RaTable, config: Config,
             builders[link.index] = link_builders(link, grouped.get(link.index),
                                                  heard.get(link.index, _NOTHING_HEARD), dns_of_link(link))
             kinds[link.index] = kind_of_link(link)
-    return finish(builders, kinds, config, fallback_dns)
+    return finish(builders, kinds, config, fallback_dns, infos)
 
 
 class Assembler:
@@ -337,8 +337,10 @@ class Assembler:
                  changed: set[int] | None, ras: RaTable, config: Config,
                  dns_of_link: Callable[[Link], LinkDns | None],
                  kind_of_link: Callable[[Link], str | None],
-                 fallback_dns: Callable[[], LinkDns]) -> list[Pvd]:
-        """The PvD table; ``changed``: the links to build again (None: every one)."""
+                 fallback_dns: Callable[[], LinkDns],
+                 infos: Mapping[str, dict[str, Any]] | None = None) -> list[Pvd]:
+        """The PvD table; ``changed``: the links to build again (None: every one); ``infos``:
+        the current RFC 8801 Additional Information by PvD ID."""
         if changed is None:
             self.builders, self.kinds = {}, {}
             changed = set(links)
@@ -354,12 +356,14 @@ class Assembler:
                 self.builders[index] = link_builders(link, objects(index),
                                                      heard.get(index, _NOTHING_HEARD), dns_of_link(link))
                 self.kinds[index] = kind_of_link(link)
-        return finish(self.builders, self.kinds, config, fallback_dns)
+        return finish(self.builders, self.kinds, config, fallback_dns, infos)
 
 
 def finish(builders: dict[int, list[_Builder]], kinds: dict[int, str | None], config: Config,
-           fallback_dns: Callable[[], LinkDns]) -> list[Pvd]:
-    """Every link's builders -> the PvD table: shared links, configuration, names, default."""
+           fallback_dns: Callable[[], LinkDns], infos: Mapping[str, dict[str, Any]] | None = None) -> list[Pvd]:
+    """Every link's builders -> the PvD table: shared links, configuration, names, Additional
+    Information, default (never one whose Additional Information says ``noInternet``, unless
+    the configuration names it)."""
     pvds: list[Pvd] = []
     kroutes: dict[str, list[KRoute]] = {}
     for index in sorted(builders):
@@ -368,6 +372,8 @@ def finish(builders: dict[int, list[_Builder]], kinds: dict[int, str | None], co
         for builder in link_builders_:
             pvd = _to_pvd(builder, kinds.get(index))
             pvd.needs_routing = shared
+            if infos and pvd.explicit and pvd.flags.get("H"):
+                pvd.additional_info = infos.get(pvd.pvd_id)
             pvds.append(pvd)
             kroutes[builder.pvd_id] = builder.routes
     pvds.sort(key=lambda p: (p.ifindexes[0], not p.explicit, p.pvd_id))
@@ -375,7 +381,7 @@ def finish(builders: dict[int, list[_Builder]], kinds: dict[int, str | None], co
     assign_names(pvds)
     default = configured.get(config.default) if config.default else None
     if default is None:
-        keyed = [(key, p) for p in pvds if (key := _default_key(p, kroutes)) is not None]
+        keyed = [(key, p) for p in pvds if not p.no_internet and (key := _default_key(p, kroutes)) is not None]
         default = min(keyed, key=lambda kp: kp[0])[1] if keyed else None
     if default is not None:
         default.is_default = True

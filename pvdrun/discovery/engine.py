@@ -123,6 +123,9 @@ class Discovery:
         #: saying why it waited, printed only when the answers gave the name a PvD
         self.named = False
         self.untold: str | None = None
+        #: RFC 8801 Additional Information by PvD ID, current objects only (pvdd's fetcher, or a
+        #: one-shot discovery asked for it): attached to the PvDs at each assembly
+        self.infos: dict[str, dict[str, Any]] = {}
         #: per-link DNS stores as read during one one-shot discovery (None: read each time)
         self.dns_memo: dict[tuple[int, str], linkstate.LinkDns | None] | None = None
 
@@ -265,7 +268,7 @@ class Discovery:
 
     def _assemble(self, state: KernelState, ras: RaTable) -> list[Pvd]:
         return assemble(state, ras, self.config, self._link_dns, linkstate.link_kind,
-                        linkstate.system_resolv_conf)
+                        linkstate.system_resolv_conf, self.infos)
 
     def _link_dns(self, link: Link) -> linkstate.LinkDns | None:
         """A link's DNS store, read once per one-shot discovery (nmcli is a process)."""
@@ -290,7 +293,7 @@ class Discovery:
             changed |= ra_changed
         return self.assembler.assemble(model.links, model.objects, changed, self.ras, self.config,
                                        self._link_dns, linkstate.link_kind,
-                                       linkstate.system_resolv_conf)
+                                       linkstate.system_resolv_conf, self.infos)
 
     def rebuild(self) -> None:
         """The next table is assembled for every link again (the per-link stores read again):
@@ -436,12 +439,14 @@ def _heard_from(heard: tuple[list, list] | None) -> set[str]:
 
 
 def discover(config_path: str | None = None, listen_ras: bool = True,
-             max_wait: float = PRIME_WAIT, want: str | None = None) -> list[Pvd]:
+             max_wait: float = PRIME_WAIT, want: str | None = None, additional_info: bool = False) -> list[Pvd]:
     """One-shot discovery: kernel, link stores, configuration, and RAs: those earlier
     one-shot discoveries heard (root) and, on the links where PvD data is missing for
     ``want`` (a PvD name, as a launch asks; None: the whole table), solicited ones.  With
     ``want`` a line on stderr says when, and why, it waits for routers.  The kernel is
-    dumped once; what changes while routers are asked arrives as notifications."""
+    dumped once; what changes while routers are asked arrives as notifications.
+    ``additional_info``: the PvDs that publish RFC 8801 Additional Information get it, fetched
+    now (pvdrun/discovery/infos.py); a line on stderr says why a PvD has none."""
     if os.environ.get("PVDRUN_NO_RS") == "1":
         listen_ras = False
     discovery = Discovery(config_path=config_path, listen_ras=listen_ras)
@@ -459,6 +464,14 @@ def discover(config_path: str | None = None, listen_ras: bool = True,
             else:
                 sys.stderr.write(discovery.untold + "\n")
                 sys.stderr.flush()
+        if additional_info:
+            from pvdrun.discovery.infos import fetch_current
+
+            discovery.infos, errors = fetch_current(pvds, discovery.config.info.ca_file)
+            for pvd_id, why in sorted(errors.items()):
+                sys.stderr.write(f"pvdrun: PvD {pvd_id}: no Additional Information: {why}\n")
+            if discovery.infos:
+                pvds = discovery.pvds()
         return pvds
     finally:
         discovery.close()
