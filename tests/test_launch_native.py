@@ -26,13 +26,10 @@ from hypothesis import strategies as st
 from fixtures.capture import assert_caught, assert_no_leak
 from fixtures.commands import PVDRUN, PVDRUN_CLI
 from fixtures.lab import Lab
-from fixtures.launch_lab import LaunchLab, launch_lab
-from fixtures.netns import wait_for
-from fixtures.prereq import require
+from fixtures.launch_lab import LaunchLab, lab3_with_pvdd, launch_lab
 from fixtures.pvdd import Pvdd
 from fixtures.property_settings import PROPERTY
 from fixtures.unprivileged import User, unprivileged_user, user_for, who  # noqa: F401 - fixtures
-from pvdrun import lab as lab_api
 from pvdrun.errors import EXIT_CANNOT_HONOUR, EXIT_NO_DAEMON, EXIT_NOT_FOUND, EXIT_UNKNOWN_PVD, EXIT_USAGE
 from pvdrun.launch_args import LaunchArgs, LaunchUsageError, is_launcher_form, parse, parse_exec
 from pvdrun.shim import library_path
@@ -461,17 +458,8 @@ def test_pvdd_scope_refusal_is_the_launchers(lab: LaunchLab) -> None:
 @pytest.fixture(scope="module")
 def nlab3() -> Iterator[tuple[Lab, Pvdd]]:
     """A private scenario-3 lab (two ISPs, one link each) with pvdd in its host namespace."""
-    require(os.geteuid() == 0, "root (the lab builds network namespaces)")
-    name = f"pvn{os.getpid() % 100000}s3"
-    lab_api.down(name)
-    try:
-        made = Lab(name, 3, lab_api.up(3, name))
-        with Pvdd(made.ns("host")) as daemon:
-            wait_for(lambda: daemon.request({"v": 1, "op": "scope", "name": "ispa"}).get("ok"),
-                     what="pvdd scoping ispa")
-            yield made, daemon
-    finally:
-        lab_api.down(name)
+    with lab3_with_pvdd("pvn") as made:
+        yield made
 
 
 @pytest.mark.root

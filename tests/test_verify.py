@@ -32,12 +32,12 @@ import pytest
 from fixtures.capture import assert_caught, assert_no_leak
 from fixtures.commands import PVDRUN
 from fixtures.lab import Lab
+from fixtures.launch_lab import lab3_with_pvdd
 from fixtures.netns import wait_for
 from fixtures.prereq import require
 from fixtures.pvdd import Pvdd
 from fixtures.strict_programs import _cc
 from fixtures.unprivileged import User, unprivileged_user, user_for, who  # noqa: F401 - fixtures
-from pvdrun import lab as lab_api
 from pvdrun.errors import EXIT_USAGE
 from pvdrun.model import Pvd
 from pvdrun.verify.nftwatch import Flow, Seen
@@ -109,18 +109,9 @@ def test_help_has_examples_and_statuses() -> None:
 @pytest.fixture(scope="module")
 def vlab() -> Iterator[tuple[Lab, Pvdd]]:
     """A private scenario-3 lab with pvdd in its host namespace."""
-    require(os.geteuid() == 0, "root (the lab builds network namespaces)")
     require(shutil.which("nft") is not None, "nft (Debian: nftables)")
-    name = f"pvv{os.getpid() % 100000}s3"
-    lab_api.down(name)
-    try:
-        made = Lab(name, 3, lab_api.up(3, name))
-        with Pvdd(made.ns("host")) as daemon:
-            wait_for(lambda: daemon.request({"v": 1, "op": "scope", "name": "ispa"}).get("ok"),
-                     what="pvdd scoping ispa")
-            yield made, daemon
-    finally:
-        lab_api.down(name)
+    with lab3_with_pvdd("pvv") as made:
+        yield made
 
 
 @pytest.fixture(scope="module")

@@ -206,6 +206,16 @@ def _mark(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
     return reply
 
 
+def _peer(conn: Caller) -> tuple[Credentials, int] | Reply:
+    """The process that connected (SO_PEERCRED) and a pidfd of it (the caller closes it), or
+    the error reply when the kernel gives neither."""
+    try:
+        peer = peer_credentials(conn.sock)
+        return peer, peer_pidfd(conn.sock, peer.pid)
+    except OSError as exc:
+        return error_reply(E_BAD_REQUEST, f"no peer credentials: {exc}")
+
+
 def _strict(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
     """{"name": PVD}: move the client (the process that connected: SO_PEERCRED, SO_PEERPIDFD)
     into the PvD's strict cgroup, after the same policy check as for a mark (R23).  Nothing
@@ -222,11 +232,10 @@ def _strict(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply:
     if daemon.strict is None:
         return error_reply(E_UNAVAILABLE, f"pvdd cannot hold programs in strict mode: "
                            f"{daemon.strict_unavailable or 'unavailable'}")
-    try:
-        peer = peer_credentials(conn.sock)
-        pidfd = peer_pidfd(conn.sock, peer.pid)
-    except OSError as exc:
-        return error_reply(E_BAD_REQUEST, f"no peer credentials: {exc}")
+    found = _peer(conn)
+    if isinstance(found, dict):
+        return found
+    peer, pidfd = found
     try:
         path = daemon.strict.enter(pvd, peer, pidfd)
     except Forbidden as exc:
@@ -264,11 +273,10 @@ def _watch_enter(daemon: Served, conn: Caller, request: dict[str, Any]) -> Reply
     watches = _watches(daemon)
     if not isinstance(watches, Registry):
         return watches
-    try:
-        peer = peer_credentials(conn.sock)
-        pidfd = peer_pidfd(conn.sock, peer.pid)
-    except OSError as exc:
-        return error_reply(E_BAD_REQUEST, f"no peer credentials: {exc}")
+    found = _peer(conn)
+    if isinstance(found, dict):
+        return found
+    peer, pidfd = found
     try:
         if not alive(pidfd):
             return error_reply(E_UNAVAILABLE, "the process that asked has exited")
