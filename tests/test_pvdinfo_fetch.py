@@ -37,8 +37,9 @@ OTHER_SOURCE = "2001:db8:1::2"
 ANNOUNCED = ["2001:db8:1::/64"]
 NAMES = {PVD: SERVICE, f"other.{DOMAIN}": SERVICE, f"big.{DOMAIN}": SERVICE, f"wrongid.{DOMAIN}": SERVICE,
          f"chunked.{DOMAIN}": SERVICE, f"plain.{DOMAIN}": SERVICE, f"slow.{DOMAIN}": SILENT,
-         f"v4.{DOMAIN}": SERVICE4}
-CERT_NAMES = [PVD, f"big.{DOMAIN}", f"wrongid.{DOMAIN}", f"chunked.{DOMAIN}", f"plain.{DOMAIN}", f"v4.{DOMAIN}"]
+         f"v4.{DOMAIN}": SERVICE4, f"drip.{DOMAIN}": SERVICE}
+CERT_NAMES = [PVD, f"big.{DOMAIN}", f"wrongid.{DOMAIN}", f"chunked.{DOMAIN}", f"plain.{DOMAIN}", f"v4.{DOMAIN}",
+              f"drip.{DOMAIN}"]
 
 SERVER = r'''
 import http.server, json, socket, ssl, sys, threading, time
@@ -62,6 +63,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if host.startswith("big."):
             obj["padding"] = "x" * 70000
         body = json.dumps(obj).encode()
+        if host.startswith("drip."):  # header bytes one at a time, for longer than any timeout
+            self.wfile.write(b"HTTP/1.1 200 OK\r\n")
+            for byte in b"X-Slow: " + b"z" * 60:
+                self.wfile.write(bytes([byte]))
+                self.wfile.flush()
+                time.sleep(0.25)
+            return
         self.send_response(200)
         self.send_header("Content-Type", "application/json" if host.startswith("plain.") else "application/pvd+json")
         if host.startswith(("big.", "chunked.")):
@@ -256,6 +264,12 @@ def test_ca_not_given_is_not_trusted(lab: Lab) -> None:
 
 def test_server_that_never_answers_times_out(lab: Lab) -> None:
     result = lab.fetch(f"slow.{DOMAIN}", timeout=2.0)
+    assert result["error"] == "FetchError" and "timed out" in result["message"], result
+    assert result["elapsed"] < 2.0 + 1.5, result
+
+
+def test_slow_header_lines_time_out(lab: Lab) -> None:
+    result = lab.fetch(f"drip.{DOMAIN}", timeout=2.0)
     assert result["error"] == "FetchError" and "timed out" in result["message"], result
     assert result["elapsed"] < 2.0 + 1.5, result
 

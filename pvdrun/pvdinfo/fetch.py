@@ -13,6 +13,7 @@ followed, at most :data:`MAX_BYTES` of body, then :func:`pvdrun.pvdinfo.validate
 from __future__ import annotations
 
 import http.client
+import io
 import ipaddress
 import socket
 import ssl
@@ -148,13 +149,38 @@ def request(pvd_id: str) -> bytes:
             "Accept-Encoding: identity\r\nUser-Agent: pvdrun-pvdinfo\r\nConnection: close\r\n\r\n").encode("ascii")
 
 
+class _DeadlineReader(io.RawIOBase):
+    """The TLS socket as a raw stream whose every receive waits at most the time left: the
+    header lines and the body together are bounded by the deadline, however slowly they come."""
+
+    def __init__(self, tls: ssl.SSLSocket, deadline: _Deadline) -> None:
+        super().__init__()
+        self._tls, self._deadline = tls, deadline
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def, override]
+        self._tls.settimeout(self._deadline.left("reading the answer"))
+        return self._tls.recv_into(buffer)
+
+
+class _DeadlineSocket:
+    """What http.client.HTTPResponse needs of a socket: makefile("rb")."""
+
+    def __init__(self, tls: ssl.SSLSocket, deadline: _Deadline) -> None:
+        self._tls, self._deadline = tls, deadline
+
+    def makefile(self, mode: str, *args: object, **kwargs: object) -> io.BufferedReader:
+        return io.BufferedReader(_DeadlineReader(self._tls, self._deadline))
+
+
 def exchange(tls: ssl.SSLSocket, pvd_id: str, deadline: _Deadline) -> tuple[bytes, str | None]:
     """Send the GET, read the answer: (body, Content-Type).  FetchError unless 200 and small."""
     tls.settimeout(deadline.left("sending the request"))
     tls.sendall(request(pvd_id))
-    response = http.client.HTTPResponse(tls, method="GET")  # type: ignore[arg-type]
+    response = http.client.HTTPResponse(_DeadlineSocket(tls, deadline), method="GET")  # type: ignore[arg-type]
     try:
-        tls.settimeout(deadline.left("waiting for the answer"))
         response.begin()
         if 300 <= response.status < 400:
             where = response.getheader("Location", "")
@@ -168,7 +194,6 @@ def exchange(tls: ssl.SSLSocket, pvd_id: str, deadline: _Deadline) -> tuple[byte
             raise FetchError(f"the answer is larger than 64 KiB ({length.strip()} bytes announced)")
         body = bytearray()
         while True:
-            tls.settimeout(deadline.left("reading the answer"))
             chunk = response.read1(_READ_SIZE)
             if not chunk:
                 break
