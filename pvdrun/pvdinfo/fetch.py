@@ -20,7 +20,7 @@ import ssl
 import time
 from collections.abc import Callable
 
-from pvdrun.model import Pvd, split_zone
+from pvdrun.model import MAX_ADDRS, Pvd, split_zone
 from pvdrun.pvdinfo.errors import FetchError, InfoError
 from pvdrun.pvdinfo.model import AdditionalInfo
 from pvdrun.pvdinfo.validate import MAX_BYTES, MEDIA_TYPE, parse_expires, validate
@@ -65,8 +65,9 @@ def scope_pvd(pvd_id: str, interface: str, source_addresses: list[str], dns_serv
         except ValueError:
             raise FetchError(f"not a source address: {address!r}") from None
         addresses.append(f"{address}/{128 if version == 6 else 32}")
+    # the shim's tables hold MAX_ADDRS addresses: the first ones (any of them is the PvD's own)
     pvd = Pvd(pvd_id=pvd_id, handle=FETCH_HANDLE, explicit=True, interfaces=[interface], ifindexes=[index],
-              addresses=addresses, dns_servers=list(dns_servers), mark=mark)
+              addresses=addresses[:MAX_ADDRS], dns_servers=list(dns_servers), mark=mark)
     try:
         pvd.to_scope()
     except ValueError as exc:

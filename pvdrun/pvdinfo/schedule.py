@@ -25,11 +25,20 @@ The rules:
 """
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from pvdrun.pvdinfo.model import AdditionalInfo
+
+
+def refresh_time(now: float, expires: float, r: float) -> float:
+    """A time between half the remaining lifetime and ``expires`` (excluded), ``r`` in [0, 1)
+    choosing where (rounding never lets it reach ``expires``)."""
+    remaining = expires - now
+    when = now + remaining * (0.5 + 0.5 * r)
+    return min(when, math.nextafter(expires, -math.inf))
 
 
 @dataclass
@@ -170,8 +179,7 @@ class Schedule:
             return
         if state.next_fetch is None:
             if info.is_current(now):
-                remaining = info.expires - now
-                state.next_fetch = now + remaining * (0.5 + 0.5 * self._random())
+                state.next_fetch = refresh_time(now, info.expires, self._random())
             else:  # valid when checked, expired when reported: try again later
                 state.next_fetch = now + self.backoff_delay(1)
 
