@@ -43,7 +43,7 @@ SUBCOMMANDS: dict[str, str] = {
     "resolve": "pvdrun.commands.resolve:resolve_command",
     "which": "pvdrun.commands.process:which_command",
     "pids": "pvdrun.commands.process:pids_command",
-    "verify": "pvdrun.commands.verify:verify_command",
+    "verify": "pvdrun.verify_command:verify_command",
 }
 
 

@@ -69,7 +69,7 @@ def _run_help() -> NoReturn:
 
 
 def _verify_help() -> NoReturn:
-    from pvdrun.commands.verify import show_verify_help
+    from pvdrun.verify_command import show_verify_help
 
     show_verify_help()
 
@@ -82,7 +82,7 @@ def launch_fast() -> None:
         return
     try:
         if sys.argv[1:2] == ["verify"]:
-            from pvdrun.commands.verify_run import run
+            from pvdrun.verify_core import run
 
             run(sys.argv[2:], _verify_help)
         if not is_launcher_form(sys.argv[1:]):

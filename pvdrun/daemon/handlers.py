@@ -23,7 +23,7 @@ from pvdrun.routing.marking import MarkRefused, NotAllowed, UnknownHandle, mark_
 from pvdrun.routing.policy import Credentials, peer_credentials
 from pvdrun.strict.service import EnterRefused, Forbidden, StrictService, alive, peer_pidfd
 from pvdrun.verify.linkwatch import WatchError
-from pvdrun.verify.registry import Registry, WatchRefused
+from pvdrun.daemon.watches import Registry, WatchRefused
 
 log = logging.getLogger("pvdrun.pvdd")
 

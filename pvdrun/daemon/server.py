@@ -30,6 +30,7 @@ from types import FrameType
 
 from pvdrun.config import Config, ConfigError, load_config
 from pvdrun.daemon.handlers import handle
+from pvdrun.daemon.infofetch import InfoFetcher
 from pvdrun.daemon.protocol import E_BAD_REQUEST, MAX_LINE, VERSION, BadRequest, decode_request, encode, error_reply
 from pvdrun.daemon.resolving import ResolveWorker
 from pvdrun.discovery.engine import SETTLE, SETTLE_MAX, Discovery
@@ -39,7 +40,7 @@ from pvdrun.routing.lifecycle import PvddRouting
 from pvdrun.routing.sysctls import record_path
 from pvdrun.strict.holder import why_unavailable
 from pvdrun.strict.service import StrictService
-from pvdrun.verify.registry import Registry
+from pvdrun.daemon.watches import Registry
 
 log = logging.getLogger("pvdrun.pvdd")
 
@@ -121,6 +122,8 @@ class Pvdd:
         self.strict: StrictService | None = None  # when pvdd can hold programs in strict mode
         self.strict_unavailable: str | None = None  # else why not
         self.watches: Registry | None = Registry() if os.geteuid() == 0 else None  # pvdrun verify
+        #: RFC 8801 Additional Information ([additional_info] fetch = false: none)
+        self.infos: InfoFetcher | None = InfoFetcher(config.info) if config.info.fetch else None
 
     # -- lifecycle --------------------------------------------------------------
     def start(self) -> None:
@@ -141,6 +144,9 @@ class Pvdd:
             self.selector.register(fileobj, selectors.EVENT_READ, "engine")
         self.selector.register(self.listener, selectors.EVENT_READ, "listen")
         self.selector.register(self.worker.wake_r, selectors.EVENT_READ, "resolved")
+        if self.infos is not None:
+            self.selector.register(self.infos.wake_r, selectors.EVENT_READ, "pvdinfo")
+            self.infos.sync(self.pvds, time.time())
         log.info("pvdd serving %d PvDs on %s", len(self.pvds), self.socket_path)
 
     def _start_strict(self) -> None:
@@ -169,6 +175,8 @@ class Pvdd:
             log.error("configuration not reloaded, keeping the previous one: %s", exc)
             return
         log.info("configuration reloaded")
+        if self.infos is not None:
+            self.infos.config = self.discovery.config.info  # the CA file of the next fetch
         self.discovery.rebuild()  # every link's store read again with it
         if self.routing is not None:
             self.routing.config_changed()
@@ -188,6 +196,8 @@ class Pvdd:
             self.listener.close()
         if self.watches is not None:
             self.watches.close()
+        if self.infos is not None:
+            self.infos.close()
         if self.strict is not None:
             self.strict.stop()
             self.strict = None
@@ -227,6 +237,10 @@ class Pvdd:
             if self.refresh_at is not None:
                 left = max(0.0, self.refresh_at - time.monotonic())
                 timeout = left if timeout is None else min(timeout, left)
+            wakeup = self.infos.next_wakeup() if self.infos is not None else None
+            if wakeup is not None:
+                left = max(0.0, wakeup - time.time())
+                timeout = left if timeout is None else min(timeout, left)
             try:
                 ready = self.selector.select(timeout)
             except InterruptedError:
@@ -243,6 +257,10 @@ class Pvdd:
                     self._accept()
                 elif key.data == "resolved":
                     self._deliver_lookups()
+                elif key.data == "pvdinfo":
+                    assert self.infos is not None
+                    if self.infos.completed(time.time()):
+                        self._infos_changed()
                 elif key.data == "wakeup":
                     try:
                         key.fileobj.recv(4096)  # type: ignore[union-attr]
@@ -252,9 +270,20 @@ class Pvdd:
                     self._service(key.data, mask)
             if self.discovery.ras.expire():
                 self._schedule()
+            if self.infos is not None:
+                now = time.time()
+                self.infos.start_due(now)
+                if self.infos.refresh_current(now):  # an object expired
+                    self._infos_changed()
             if self.refresh_at is not None and time.monotonic() >= self.refresh_at:
                 self.refresh_at = self.burst_began = None
                 self._refresh()
+
+    def _infos_changed(self) -> None:
+        """The current Additional Information changed: the next table carries it."""
+        assert self.infos is not None
+        self.discovery.infos = self.infos.current
+        self._schedule()
 
     def _schedule(self) -> None:
         """Assemble the table once the burst is quiet for SETTLE, at most SETTLE_MAX after it began."""
@@ -287,6 +316,8 @@ class Pvdd:
         table = Table(new, self.table)
         events = self.table.diff(table)
         self.pvds, self.table = new, table
+        if self.infos is not None:
+            self.infos.sync(new, time.time())
         for event in events:
             log.info("%s %s", event["event"], event.get("id", event.get("new")))
             line = encode({"v": VERSION, **event})

@@ -4,12 +4,29 @@ no random delay), in parallel, each inside its PvD (:func:`pvdrun.pvdinfo.fetch.
 pvdd fetches on its own schedule instead (pvdrun/daemon/infofetch.py)."""
 from __future__ import annotations
 
+import ipaddress
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from pvdrun.model import Pvd
 
 MAX_PARALLEL = 8
+
+
+def announced_prefixes(pvd: Pvd) -> list[str]:
+    """The IPv6 prefixes a PvD's RA gave its addresses (what the object's ``prefixes`` must
+    cover): the networks of its global IPv6 addresses."""
+    found: list[str] = []
+    for address in pvd.addresses:
+        try:
+            interface = ipaddress.ip_interface(address.split("%", 1)[0])
+        except ValueError:
+            continue
+        if interface.version == 6 and not interface.ip.is_link_local:
+            network = str(interface.network)
+            if network not in found:
+                found.append(network)
+    return found
 
 
 def publishing(pvds: list[Pvd]) -> list[Pvd]:
@@ -20,7 +37,6 @@ def publishing(pvds: list[Pvd]) -> list[Pvd]:
 def fetch_current(pvds: list[Pvd], ca_file: str | None, timeout: float = 5.0
                   ) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
     """(PvD ID -> the valid object, PvD ID -> why there is none) for the PvDs that publish one."""
-    from pvdrun.daemon.infofetch import announced_prefixes
     from pvdrun.pvdinfo.errors import InfoError
     from pvdrun.pvdinfo.fetch import fetch
 

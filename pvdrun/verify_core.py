@@ -1,4 +1,9 @@
-"""Run one program for ``pvdrun verify``: launched exactly as ``pvdrun --pvd NAME CMD`` would
+"""``pvdrun verify``'s words to its exit, without click (the console script's fast path,
+:mod:`pvdrun.fastlaunch`, runs :func:`run` directly; the click command,
+:mod:`pvdrun.verify_command`, for its help and completion: a verified ``true`` must cost little
+more than a launch).
+
+The program is launched exactly as ``pvdrun --pvd NAME CMD`` would be
 (:func:`pvdrun.launch_core.prepare`, then :func:`~pvdrun.launch_core.enter_and_exec` in a
 child), with the shim's trace on and, where it can be, inside a watch.
 
@@ -10,14 +15,17 @@ as for strict mode); without either, the link check is off and the report says w
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
-from typing import Protocol
+import sys
+from typing import Callable, NoReturn, Protocol, Sequence
 
+from pvdrun.commands.common import fail, fail_with
 from pvdrun.daemon.protocol import DaemonError
-from pvdrun.errors import EXIT_CANNOT_HONOUR, PvdrunError
-from pvdrun.launch_args import LaunchArgs
+from pvdrun.errors import EXIT_CANNOT_HONOUR, EXIT_FAILED, EXIT_OK, EXIT_USAGE, PvdrunError
+from pvdrun.launch_args import LaunchArgs, LaunchUsageError, parse_verify
 from pvdrun.launch_core import Prepared, enter_and_exec, prepare
 from pvdrun.model import HANDLE_NULL, NULL_PVD_NAME, Pvd
 from pvdrun.verify import trace as tracefile
@@ -181,3 +189,32 @@ def verify(found: LaunchArgs) -> Report:
         shutil.rmtree(directory, ignore_errors=True)
     return Report.build(found.pvd_name or pvd.pvd_id, pvd, _outcome(list(found.command), pid, status),
                         found_trace, links)
+
+
+def run(words: Sequence[str], show_help: Callable[[], NoReturn]) -> NoReturn:
+    """Parse ``words``, run the program verified, write the report; exit 0 when nothing left
+    the PvD, 1 when something did, else as the launcher."""
+    try:
+        found = parse_verify(words)
+    except LaunchUsageError as exc:
+        fail(str(exc).replace("pvdrun --pvd NAME", "pvdrun verify --pvd NAME"), EXIT_USAGE, "pvdrun verify")
+    if found.launch.help:
+        show_help()
+    try:
+        report = verify(found.launch)
+    except PvdrunError as exc:
+        fail_with(exc)
+    document = report.to_dict()
+    if found.report:
+        from pvdrun.atomicfile import replace_file
+
+        try:
+            replace_file(found.report, json.dumps(document, indent=1) + "\n")
+        except OSError as exc:
+            sys.stderr.write(f"pvdrun: cannot write the report to {found.report}: {exc.strerror}\n")
+    if found.json:
+        sys.stdout.write(json.dumps(document) + "\n")
+    else:
+        sys.stderr.write("".join(line + "\n" for line in report.lines()))
+    sys.stdout.flush()
+    sys.exit(EXIT_FAILED if report.left else EXIT_OK)

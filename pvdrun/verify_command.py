@@ -5,8 +5,8 @@ from typing import NoReturn
 
 import click
 
-from pvdrun.commands.verify_run import run
 from pvdrun.launch import OPTIONS_HELP, RAW, _help
+from pvdrun.verify_core import run
 
 VERIFY_HELP = """Run CMD scoped to the PvD NAME and report whether anything of it left NAME.
 
