@@ -133,6 +133,7 @@ def _daemon() -> Pvdd:
     daemon.conns = {}
     daemon.worker = _Worker()  # type: ignore[assignment]
     daemon.strict, daemon.strict_unavailable = None, "not root"
+    daemon.watches, daemon.infos = None, None  # no verify watches, no Additional Information
     daemon.sent = []  # type: ignore[attr-defined]
     daemon._send = lambda conn, data: daemon.sent.append(data)  # type: ignore[method-assign]
     return daemon

@@ -4,7 +4,7 @@ Root makes one in its own process (``pvdrun verify`` as root, or in a lab); pvdd
 a user who asks (docs/protocol.md, ``watch``).  A watch is named after the process that made
 it and a random token (cgroup ``BASE/net-NETNS/verify-PID-TOKEN``, table
 ``inet pvdrun_verify_PID_TOKEN``), so :func:`sweep` can remove what a watcher that died (a
-SIGKILL) left behind: the table, the cgroup once it is empty.
+SIGKILL) left behind: the table, and the cgroup with what still runs in it.
 """
 from __future__ import annotations
 
@@ -100,10 +100,7 @@ class LinkWatch:
             self.nft.run(f"delete table inet {self.table}")
         except NftError:
             pass
-        try:
-            cgroups.remove(self.cgroup)
-        except OSError:
-            pass  # left for sweep() once empty
+        _remove(self.cgroup)  # else left for sweep()
         if free:
             self.nft.close()
         return ended
@@ -129,6 +126,21 @@ def _end_all(path: str) -> list[int]:
     return ended
 
 
+def _remove(path: str) -> bool:
+    """Remove the cgroup ``path``, waiting out the moment an emptied cgroup stays busy while
+    its last process is reaped; False when it could not."""
+    deadline = time.monotonic() + EMPTY_WAIT
+    while True:
+        try:
+            if cgroups.remove(path) or not os.path.isdir(path):
+                return True
+        except OSError:
+            return False
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.01)
+
+
 def _dead(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -143,7 +155,8 @@ def _owner(name: str, prefix: str, separator: str) -> int | None:
 
 
 def sweep(nft: LibNft | NftCommand, base: str) -> int:
-    """Remove the tables and empty cgroups of watches whose watcher is gone; how many."""
+    """Remove the tables and cgroups of watches whose watcher is gone (ending what still runs
+    in such a cgroup, as the watcher would have at its end); how many."""
     removed = 0
     try:
         listing = json.loads(nft.run("list tables inet"))
@@ -164,6 +177,10 @@ def sweep(nft: LibNft | NftCommand, base: str) -> int:
         names = []
     for name in names:
         owner = _owner(name, CGROUP_PREFIX, "-")
-        if owner is not None and _dead(owner) and cgroups.remove(os.path.join(base, name)):
+        if owner is None or not _dead(owner):
+            continue
+        path = os.path.join(base, name)
+        _end_all(path)  # what a killed watcher's program left running: nothing watches it now
+        if _remove(path):
             removed += 1
     return removed
