@@ -1,7 +1,8 @@
 """``pvdrun lab``: build, use, inspect and remove the multihoming lab.
 
 Exit statuses: 0 ok; 1 the lab failed to come up (torn down again), or ``--wait``
-timed out; 2 bad input; 5 missing prerequisite (root, ip, dnsmasq; tc netem for
+timed out; 2 bad input (``pvd-info``: also a bad --set value, a scenario without PvD
+options); 5 missing prerequisite (root, ip, dnsmasq; tc netem for
 ``fault --delay``); 9 already up; 10 not up (exec, status, fault, heal);
 ``lab exec`` returns CMD's own status.
 """
@@ -58,6 +59,7 @@ def lab() -> None:
       pvdrun lab exec -- pvdrun --pvd ispa curl http://svc.example/
       pvdrun lab fault ispa --down
       pvdrun lab heal
+      pvdrun lab pvd-info ispa --set noInternet=false --bump-sequence
       pvdrun lab down
 
     Needs root.  See docs/lab.md.
@@ -269,5 +271,58 @@ def heal_command(name: str, wait: bool, timeout_raw: str | None, isp: str | None
             faults.heal(name, isp)
         else:
             lab_api.heal_and_wait(name, isp, timeout)
+    except LabError as exc:
+        _fail(exc)
+
+
+@lab.command("pvd-info")
+@NAME_OPTION
+@click.option("--set", "sets", metavar="KEY=JSON", multiple=True,
+              help="set KEY of the served object to the JSON value (repeatable)")
+@click.option("--unset", "unsets", metavar="KEY", multiple=True,
+              help="remove KEY from the served object (repeatable)")
+@click.option("--expires", metavar="SECONDS",
+              help="set 'expires' to now + SECONDS (negative: already expired)")
+@click.option("--raw", metavar="FILE",
+              help="serve exactly FILE's bytes instead of the object (not with --set, "
+                   "--unset, --expires; a later --set serves the object again)")
+@click.option("--bump-sequence", is_flag=True,
+              help="increment the Sequence Number of the PvD option in the ISP's RAs and "
+                   "send an RA at once")
+@click.argument("isp", metavar="ISP")
+def pvd_info_command(name: str, sets: tuple[str, ...], unsets: tuple[str, ...],
+                     expires: str | None, raw: str | None, bump_sequence: bool,
+                     isp: str) -> None:
+    """Show or change the PvD Additional Information ISP serves (scenarios 1, 2).
+
+    Each ISP serves a JSON object (RFC 8801) at https://<PvD ID>/.well-known/pvd
+    and announces its PvD ID with the H flag.  Without options, print what ISP
+    serves now.  Changes take effect at once, are recorded in the lab's state
+    (``lab status --json``: isps.ISP.pvd_info) and stay until ``lab down``
+    (``lab heal`` does not undo them).  Changing the object does not change
+    the Sequence Number: add --bump-sequence for that.
+
+    \b
+    Examples:
+      pvdrun lab pvd-info ispa
+      pvdrun lab pvd-info ispa --set noInternet=false --bump-sequence
+      pvdrun lab pvd-info ispb --set 'dnsZones=["x.example"]' --unset proxies
+      pvdrun lab pvd-info ispa --expires -60
+      pvdrun lab pvd-info --name ci ispb --raw broken.json
+
+    Exit status: 0; 2 unknown ISP, a bad KEY=JSON, a bad --expires, an
+    unreadable --raw FILE (or one over 16 MiB), --raw with --set/--unset/
+    --expires, a scenario without PvD options (3); 5 a change without root;
+    10 no lab of that name is up.
+    """
+    from pvdrun.lab import pvdinfo
+
+    try:
+        if sets or unsets or expires is not None or raw is not None or bump_sequence:
+            pvdinfo.change(name, isp, list(sets), list(unsets), expires, raw, bump_sequence)
+        else:
+            data = pvdinfo.served(name, isp)
+            sys.stdout.buffer.write(data)
+            sys.stdout.flush()
     except LabError as exc:
         _fail(exc)

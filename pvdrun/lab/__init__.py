@@ -55,6 +55,8 @@ def up(scenario: int, name: str = DEFAULT_NAME, timeout: float = READY_TIMEOUT,
     if scenario not in SCENARIOS:
         raise LabBadInput(f"unknown scenario {scenario!r}: choose 1, 2 or 3")
     tools = prereq.check()
+    if scenario in (1, 2):
+        tools.update(prereq.check_pvd_info())
     net = NetnsTool(tools["ip"])
     taken = [f"{name}-{role}" for role in ROLES_BY_SCENARIO[scenario]
              if net.netns_exists(f"{name}-{role}")]

@@ -2,7 +2,9 @@
 
 An ISP's dnsmasq answers DNS with that ISP's split-horizon view
 (``svc.example`` -> its own service addresses; ``intranet.ispa.example``
-only in ispa; ``mail.ispX.example`` only in ispX, the MX of ``svc.example`` and the SRV
+only in ispa; ``mail.ispX.example`` only in ispX; in scenarios 1 and 2 the PvD ID
+``ispX.example`` -> its PvD Additional Information server and ``proxy.ispb.example`` -> ispb's
+HTTP proxy, each only in its own ISP; the MX of ``svc.example`` and the SRV
 ``_imap._tcp.svc.example`` pointing to it; PTRs for every address; everything else under
 ``example`` NXDOMAIN, never forwarded)
 and, unless a gateway does it, sends RAs on the access link: the ISP's
@@ -42,6 +44,11 @@ def isp_dnsmasq_argv(dnsmasq: str, plan: IspPlan, pid_file: str, send_ra: bool) 
     if plan.intranet_v6:
         intranet = ",".join(a for a in (plan.intranet_v4, plan.intranet_v6) if a)
         argv.append(f"--host-record=intranet.{plan.search_domain},{intranet}")
+    if plan.pvd_id and plan.pvd_info_v6:  # the PvD ID names the Additional Information server
+        argv.append(f"--host-record={plan.pvd_id},"
+                    + ",".join(a for a in (plan.pvd_info_v4, plan.pvd_info_v6) if a))
+    if plan.proxy_name and plan.proxy_v6:
+        argv.append(f"--host-record={plan.proxy_name},{plan.proxy_v6}")
     if send_ra:
         argv += _ra_args("down0", [plan.prefix_v6], [plan.dns_v6], [plan.search_domain])
     return argv

@@ -217,6 +217,9 @@ def _ra_fault(net: NetnsTool, nft: str, lab: dict[str, Any], name: str, isp: str
             "rdnss": [plan.dns_v6], "dnssl": [plan.search_domain], "top_level_all": True,
             "router_lifetime": 0 if kind == "ra-lifetime" else ROUTER_LIFETIME,
             "prefix_lifetime": 0 if kind == "withdraw-prefix" else 3600}
+    announced = lab.get("pvd_info", {}).get(isp)
+    if announced is not None:  # the same H flag and Sequence Number as the router's own RA
+        spec.update(h=True, sequence=announced["sequence"])
     config = {"ifname": ISP_DOWNLINK, "interval": PVD_RA_INTERVAL, "mark": FAULT_RA_MARK,
               "ras": [spec]}
     directory = lab_state.run_dir(name)

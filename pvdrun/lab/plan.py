@@ -58,6 +58,12 @@ class IspPlan:
     v4_metric: int | None = None
     upstream_v6: dict[str, str] = field(default_factory=dict)  # scenario 2: isp/gw link addresses
     upstream_v4: dict[str, str] = field(default_factory=dict)
+    #: the HTTPS server of the PvD Additional Information (scenarios 1, 2: where pvd_id is set)
+    pvd_info_v6: str | None = None
+    pvd_info_v4: str | None = None
+    #: the ISP's HTTP proxy (tinyproxy; ispb in scenarios 1, 2), and its name in the ISP's DNS
+    proxy_v6: str | None = None
+    proxy_name: str | None = None
 
 
 def _isp_v6(name: str) -> dict[str, str | None]:
@@ -71,6 +77,14 @@ def _isp_v6(name: str) -> dict[str, str | None]:
         "intranet_v6": f"2001:db8:{letter}:1::81" if name == "ispa" else None,
         "mail_v6": f"2001:db8:{letter}:1::25",
     }
+
+
+#: Port of every ISP's HTTP proxy (tinyproxy), where there is one.
+PROXY_PORT = 3128
+#: The ISP that runs an HTTP proxy (scenarios 1, 2).
+PROXY_ISP = "ispb"
+#: IPv4 address of the PvD Additional Information server where the ISP has IPv4 (scenarios 1, 2).
+PVD_INFO_V4 = {"ispa": "198.51.100.43"}
 
 
 #: mail.<search domain>'s IPv4 address in every scenario (a record only, also where the ISP has
@@ -107,6 +121,12 @@ def isp_plans(scenario: int) -> dict[str, IspPlan]:
             plan.router_v4, plan.host_v4 = ROUTER_V4, HOST_V4
             plan.service_v4, plan.dns_v4 = v4["service_v4"], v4["dns_v4"]
             plan.intranet_v4, plan.v4_metric = v4["intranet_v4"], V4_METRIC[name]
+        if plan.pvd_id is not None:
+            plan.pvd_info_v6 = f"2001:db8:{letter}:1::443"
+            plan.pvd_info_v4 = PVD_INFO_V4.get(name) if has_v4 else None
+            if name == PROXY_ISP:
+                plan.proxy_v6 = f"2001:db8:{letter}:1::3128"
+                plan.proxy_name = f"proxy.{plan.search_domain}"
         if scenario == 2:
             plan.upstream_v6 = {"isp": f"2001:db8:{letter}:ff::1", "gw": f"2001:db8:{letter}:ff::2",
                                 "plen": "64"}

@@ -1,4 +1,5 @@
-"""Prerequisites of ``lab up``: root, ``ip`` and ``dnsmasq``."""
+"""Prerequisites of ``lab up``: root, ``ip`` and ``dnsmasq``; in scenarios 1 and 2 also
+``openssl`` (the lab's CA) and ``tinyproxy`` (ispb's HTTP proxy)."""
 from __future__ import annotations
 
 import os
@@ -18,5 +19,22 @@ def check() -> dict[str, str]:
         if path is None:
             raise LabPrereqMissing(f"pvdrun lab needs '{program}' in PATH "
                                    f"(Debian package {package})")
+        tools[program] = path
+    return tools
+
+
+#: what scenarios 1 and 2 need besides :func:`check`'s programs (PvD Additional Information)
+PVD_INFO_PROGRAMS = (("openssl", "openssl"), ("tinyproxy", "tinyproxy"))
+
+
+def check_pvd_info() -> dict[str, str]:
+    """The paths of ``openssl`` and ``tinyproxy`` (scenarios 1 and 2), or raise with ONE line."""
+    tools: dict[str, str] = {}
+    for program, package in PVD_INFO_PROGRAMS:
+        path = shutil.which(program)
+        if path is None:
+            raise LabPrereqMissing(f"pvdrun lab scenarios 1 and 2 need '{program}' in PATH "
+                                   f"(Debian package {package}; it serves the PvD Additional "
+                                   "Information)")
         tools[program] = path
     return tools

@@ -69,9 +69,20 @@ def dns_query(server: str, name: str, rdtype: str = "A", device: str | None = No
     return {"rcode": dns.rcode.to_text(reply.rcode()), "answers": answers}
 
 
+def tcp_connect(addr: str, port: int, device: str | None = None, timeout: float = 2.0) -> None:
+    """Open and close a TCP connection (raises OSError when nothing accepts it)."""
+    with _socket(addr, socket.SOCK_STREAM, device, None) as sock:
+        sock.settimeout(timeout)
+        sock.connect((addr, port))
+
+
 def run_target(target: dict[str, Any]) -> bool:
-    """Check one readiness target: ``{"kind": http|dns, "addr", "expect", "device"}``."""
+    """Check one readiness target: ``{"kind": http|dns|tcp, "addr", "expect", "device"}``
+    (``tcp``: ``port`` accepts a connection)."""
     try:
+        if target["kind"] == "tcp":
+            tcp_connect(target["addr"], int(target["port"]), target.get("device"), timeout=1.0)
+            return True
         if target["kind"] == "http":
             return target["expect"] in http_get(target["addr"], target.get("device"),
                                                 timeout=1.0)

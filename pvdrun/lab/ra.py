@@ -11,8 +11,8 @@ The sender (``python -m pvdrun.lab.ra --config FILE``) runs inside a router
 namespace, sends the configured RAs to ff02::1 from the interface's
 link-local address with hop limit 255 every ``interval`` seconds, and
 answers Router Solicitations at once.  The RA of a PvD stays byte-for-byte
-the same for the process's life, so its sequence number (derived from the
-content) only changes when the content does.
+the same until the config changes (SIGHUP re-reads it), so its sequence number (derived from
+the content, or given in the config) only changes when one of them does.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import struct
 import sys
 import time
 import zlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from pvdrun.discovery.ra import (ND_ROUTER_ADVERT, ND_ROUTER_SOLICIT, OPT_DNSSL, OPT_PIO,
@@ -40,7 +40,7 @@ from pvdrun.errors import EXIT_OK
 __all__ = ["ND_ROUTER_ADVERT", "OPT_DNSSL", "OPT_PIO", "OPT_PVD", "OPT_RDNSS", "OPT_RIO",
            "build_dnssl", "build_pio", "build_pvd_option", "build_pvd_ra", "build_ra", "build_ra_header",
            "build_rdnss", "build_rio", "content_sequence", "decode_fqdn", "encode_fqdn", "main",
-           "parse_options", "parse_ra", "run_sender"]
+           "parse_options", "parse_ra", "run_sender", "spec_sequence"]
 
 ALL_NODES = "ff02::1"
 
@@ -52,16 +52,7 @@ def content_sequence(nested: bytes) -> int:
     return zlib.crc32(nested) & 0xFFFF
 
 
-def build_pvd_ra(spec: dict[str, Any]) -> bytes:
-    """The lab's RA for one PvD from a config entry (see :func:`main`).
-
-    The PvD option (H=0, L=0, R=0) nests the PIO, RIOs, RDNSS and DNSSL;
-    the RIOs are also repeated outside it (``top_level_routes``), so a host
-    that ignores option 21 still learns the route to the ISP's services.
-    ``top_level_all`` repeats every option outside (what a plain router's RA holds), and
-    without a ``pvd_id`` there is no PvD option at all.  ``prefix_lifetime`` (default:
-    ``lifetime``) is the PIO's valid and preferred lifetime (0 withdraws the prefix).
-    """
+def _nested_options(spec: dict[str, Any]) -> list[bytes]:
     lifetime = int(spec.get("lifetime", 3600))
     prefix_lifetime = int(spec.get("prefix_lifetime", lifetime))
     nested = [pio(spec["prefix"], valid=prefix_lifetime, preferred=prefix_lifetime)]
@@ -70,6 +61,30 @@ def build_pvd_ra(spec: dict[str, Any]) -> bytes:
         nested.append(rdnss(spec["rdnss"], lifetime))
     if spec.get("dnssl"):
         nested.append(dnssl(spec["dnssl"], lifetime))
+    return nested
+
+
+def spec_sequence(spec: dict[str, Any]) -> int:
+    """The Sequence Number of a config entry's PvD option: ``sequence`` when given (``lab
+    pvd-info --bump-sequence`` sets it), else :func:`content_sequence` of the nested options."""
+    if spec.get("sequence") is not None:
+        return int(spec["sequence"]) & 0xFFFF
+    return content_sequence(b"".join(_nested_options(spec)))
+
+
+def build_pvd_ra(spec: dict[str, Any]) -> bytes:
+    """The lab's RA for one PvD from a config entry (see :func:`main`).
+
+    The PvD option (H from ``h``, L=0, R=0; sequence from :func:`spec_sequence`) nests the
+    PIO, RIOs, RDNSS and DNSSL;
+    the RIOs are also repeated outside it (``top_level_routes``), so a host
+    that ignores option 21 still learns the route to the ISP's services.
+    ``top_level_all`` repeats every option outside (what a plain router's RA holds), and
+    without a ``pvd_id`` there is no PvD option at all.  ``prefix_lifetime`` (default:
+    ``lifetime``) is the PIO's valid and preferred lifetime (0 withdraws the prefix).
+    """
+    lifetime = int(spec.get("lifetime", 3600))
+    nested = _nested_options(spec)
     if spec.get("top_level_all") or not spec.get("pvd_id"):
         outside = list(nested)
     else:
@@ -77,9 +92,8 @@ def build_pvd_ra(spec: dict[str, Any]) -> bytes:
             if spec.get("top_level_routes") else []
     options = outside
     if spec.get("pvd_id"):
-        nested_bytes = b"".join(nested)
-        options = [pvd_option(spec["pvd_id"], nested_bytes,
-                              sequence=content_sequence(nested_bytes)), *outside]
+        options = [pvd_option(spec["pvd_id"], b"".join(nested), sequence=spec_sequence(spec),
+                              h=bool(spec.get("h"))), *outside]
     return router_advert(options, router_lifetime=int(spec.get("router_lifetime", 0)))
 
 
@@ -196,13 +210,28 @@ def open_ra_socket(ifname: str, mark: int = 0) -> tuple[socket.socket, int]:
     return sock, ifindex
 
 
-def run_sender(ifname: str, messages: list[bytes], interval: float, mark: int = 0) -> None:
-    """Send ``messages`` periodically and on every RS, until SIGTERM."""
+def load_messages(path: str) -> tuple[dict[str, Any], list[bytes]]:
+    """The config file at ``path`` and the RAs it describes."""
+    with open(path, encoding="utf-8") as handle:
+        config = json.load(handle)
+    return config, [build_pvd_ra(spec) for spec in config["ras"]]
+
+
+def run_sender(ifname: str, messages: list[bytes], interval: float, mark: int = 0,
+               reload: Callable[[], list[bytes]] | None = None) -> None:
+    """Send ``messages`` periodically and on every RS, until SIGTERM.  With ``reload``, a
+    SIGHUP replaces ``messages`` by what it returns and sends them at once."""
     def stop(_sig: int, _frame: Any) -> None:
         raise SystemExit(EXIT_OK)  # leaves select() at once (PEP 475 would otherwise resume it)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    wake_r, wake_w = socket.socketpair()
+    wake_r.setblocking(False)
+    wake_w.setblocking(False)
+    if reload is not None:
+        signal.set_wakeup_fd(wake_w.fileno(), warn_on_full_buffer=False)
+        signal.signal(signal.SIGHUP, lambda _sig, _frame: None)
     sock, ifindex = open_ra_socket(ifname, mark)
     next_send = 0.0
     while True:
@@ -214,10 +243,33 @@ def run_sender(ifname: str, messages: list[bytes], interval: float, mark: int = 
                 except OSError:
                     pass  # the link is down (lab fault --down): send again at the next interval
             next_send = now + interval
-        ready, _, _ = select.select([sock], [], [], max(0.0, next_send - time.monotonic()))
-        if ready:
+        ready, _, _ = select.select([sock, wake_r], [], [],
+                                    max(0.0, next_send - time.monotonic()))
+        if wake_r in ready:
+            signals = _drain(wake_r)
+            if reload is not None and signal.SIGHUP in signals:
+                try:
+                    messages = reload()
+                except (OSError, ValueError, KeyError) as exc:
+                    print(f"ra: reload failed, keeping the old RAs: {exc}", file=sys.stderr,
+                          flush=True)
+                next_send = 0.0
+        if sock in ready:
             sock.recvfrom(2048)  # a Router Solicitation: answer at once (rate: 1 per 0.2 s)
             next_send = min(next_send, time.monotonic() + 0.2)
+
+
+def _drain(wake: socket.socket) -> set[int]:
+    """The signal numbers written to the wakeup socket since the last call."""
+    got: set[int] = set()
+    while True:
+        try:
+            data = wake.recv(64)
+        except BlockingIOError:
+            return got
+        if not data:
+            return got
+        got.update(data)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -225,18 +277,18 @@ def main(argv: list[str] | None = None) -> int:
 
     The config is JSON: ``{"ifname": "down0", "interval": 2, "ras": [
     {"pvd_id", "prefix", "routes", "rdnss", "dnssl", "router_lifetime",
-    "lifetime", "prefix_lifetime", "top_level_routes", "top_level_all"}, ...], "mark": 0}``
-    (``mark``: the SO_MARK of the sender's socket).
+    "lifetime", "prefix_lifetime", "top_level_routes", "top_level_all", "h",
+    "sequence"}, ...], "mark": 0}``
+    (``mark``: the SO_MARK of the sender's socket).  SIGHUP re-reads the file and sends the
+    new RAs at once (``lab pvd-info --bump-sequence``).
     """
     parser = argparse.ArgumentParser(prog="pvdrun.lab.ra")
     parser.add_argument("--config", required=True)
     parser.add_argument("--lab", help="lab name (marks the process as the lab's)")
     args = parser.parse_args(argv)
-    with open(args.config, encoding="utf-8") as handle:
-        config = json.load(handle)
-    messages = [build_pvd_ra(spec) for spec in config["ras"]]
+    config, messages = load_messages(args.config)
     run_sender(config["ifname"], messages, float(config.get("interval", 2)),
-               int(config.get("mark", 0)))
+               int(config.get("mark", 0)), reload=lambda: load_messages(args.config)[1])
     return 0
 
 

@@ -6,6 +6,7 @@ import shutil
 from typing import Any
 
 from pvdrun.lab import state as lab_state
+from pvdrun.lab.pvdinfo import status_entry
 from pvdrun.lab.errors import LabNotUp
 from pvdrun.lab.netns import NetnsTool
 from pvdrun.lab.plan import ISP_DOWNLINK, IspPlan, isp_plans
@@ -82,12 +83,14 @@ def lab_status(name: str) -> dict[str, Any]:
             "search_domain": plan.search_domain,
             "capture_ns": namespaces.get(isp),
             "capture_if": ISP_DOWNLINK,
+            "pvd_info": status_entry(lab.get("pvd_info", {}).get(isp)),
+            "proxy": lab.get("proxy", {}).get(isp),
         }
     recorded = lab.get("faults", {})
     faults = {isp: [{"kind": f["kind"], "value": f["value"]} for f in recorded.get(isp, [])]
               for isp in isps}
     return {"name": name, "scenario": scenario, "namespaces": namespaces, "host_ns": host_ns,
-            "isps": isps, "faults": faults,
+            "ca_file": lab.get("ca_file"), "isps": isps, "faults": faults,
             "processes": [{k: p[k] for k in ("pid", "ns", "what")} for p in lab["processes"]]}
 
 
@@ -115,6 +118,18 @@ def format_table(status: dict[str, Any]) -> str:
     for key, cells in rows:
         lines.append(f"{key:<{width}}  "
                      + "  ".join(f"{c:<{w}}" for c, w in zip(cells, columns)).rstrip())
+    if status.get("ca_file"):
+        lines.append(f"ca_file: {status['ca_file']}")
+    for isp_name, isp in isps.items():
+        info = isp.get("pvd_info")
+        if info:
+            what = "raw bytes" if info["raw"] else "object"
+            lines.append(f"pvd info {isp_name}: {info['url']} at "
+                         f"{', '.join(info['addresses'])} ({what}, H flag, sequence "
+                         f"{info['sequence']}, {len(info['changes'])} change(s)); log {info['log']}")
+        if isp.get("proxy"):
+            lines.append(f"proxy {isp_name}: {isp['proxy']['url']} ({isp['proxy']['name']}); "
+                         f"log {isp['proxy']['log']}")
     faults = status.get("faults", {})
     lines.append("faults: " + "; ".join(
         f"{isp} " + (", ".join(f["kind"] if f["value"] is None else f"{f['kind']} {f['value']:g}"

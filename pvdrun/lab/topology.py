@@ -11,12 +11,15 @@ import sys
 import time
 from typing import Any
 
+from pvdrun.lab import pki, proxy, pvdinfo
 from pvdrun.lab import state as lab_state
 from pvdrun.lab.dnsmasq import gateway_dnsmasq_argv, isp_dnsmasq_argv
 from pvdrun.lab.errors import LabError
 from pvdrun.lab.netns import NetnsTool
-from pvdrun.lab.plan import (ACCESS_V4_PLEN, HOST_LAN, ISP_DOWNLINK, ISPS, PVD_RA_INTERVAL,
-                             ROUTER_LIFETIME, IspPlan, isp_plans)
+from pvdrun.lab.plan import (ACCESS_V4_PLEN, HOST_LAN, ISP_DOWNLINK, ISPS, PROXY_PORT,
+                             PVD_RA_INTERVAL, ROUTER_LIFETIME, IspPlan, isp_plans)
+from pvdrun.lab.pvdserver import HTTPS_PORT
+from pvdrun.lab.ra import spec_sequence
 
 #: Popen objects of daemons this process started, by pid, so teardown can reap them.
 CHILDREN: dict[int, subprocess.Popen] = {}
@@ -94,10 +97,11 @@ class LabBuilder:
     def isp_service_addresses(self, plan: IspPlan) -> None:
         """Service, DNS and intranet addresses on the ISP's loopback."""
         role = plan.name
-        for address in (plan.service_v4, plan.dns_v4, plan.intranet_v4):
+        for address in (plan.service_v4, plan.dns_v4, plan.intranet_v4, plan.pvd_info_v4):
             if address:
                 self.addr(role, "lo", f"{address}/32")
-        for address in (plan.service_v6, plan.dns_v6, plan.intranet_v6):
+        for address in (plan.service_v6, plan.dns_v6, plan.intranet_v6, plan.pvd_info_v6,
+                        plan.proxy_v6):
             if address:
                 self.addr(role, "lo", f"{address}/128", "nodad")
 
@@ -139,13 +143,54 @@ class LabBuilder:
             if address:
                 service += ["--address", address]
         self.spawn(plan.name, "service", service)
+        if plan.pvd_info_v6:
+            self.start_pvd_info(plan)
+        if plan.proxy_v6:
+            config = proxy.write_config(self.run_dir, plan)
+            self.lab.setdefault("proxy", {})[plan.name] = {
+                "name": plan.proxy_name, "address": plan.proxy_v6, "port": PROXY_PORT,
+                "url": f"http://[{plan.proxy_v6}]:{PROXY_PORT}", "config": str(config),
+                "log": str(self.run_dir / f"{plan.name}-tinyproxy.log"),
+                "allow": [plan.prefix_v6]}
+            self.spawn(plan.name, "tinyproxy", proxy.argv(self.tools["tinyproxy"], config))
 
+    def make_ca(self) -> None:
+        """The lab's CA (scenarios 1, 2), recorded as ``ca_file``."""
+        self.lab["ca_file"] = str(pki.make_ca(self.tools["openssl"], self.run_dir, self.name))
+        self.save()
+
+    def start_pvd_info(self, plan: IspPlan) -> None:
+        """The ISP's certificate, object and HTTPS server (RFC 8801 PvD Additional Information)."""
+        assert plan.pvd_id is not None and plan.pvd_info_v6 is not None
+        stem = f"{plan.name}-pvd-info"
+        cert, key = pki.server_cert(self.tools["openssl"], self.run_dir, stem, plan.pvd_id)
+        obj = pvdinfo.default_object(plan, time.time())
+        body = self.run_dir / f"{stem}.body"
+        pvdinfo.write_body(body, pvdinfo.encode(obj))
+        log = self.run_dir / f"{stem}-requests.log"
+        log.touch()
+        addresses = [a for a in (plan.pvd_info_v6, plan.pvd_info_v4) if a]
+        self.lab.setdefault("pvd_info", {})[plan.name] = {
+            "url": pvdinfo.url_of(plan), "addresses": addresses, "port": HTTPS_PORT,
+            "object": obj, "raw": None, "h_flag": True, "sequence": None, "body": str(body),
+            "log": str(log), "cert": str(cert), "key": str(key), "changes": []}
+        argv = [sys.executable, "-m", "pvdrun.lab.pvdserver", "--lab", self.name,
+                "--isp", plan.name, "--cert", str(cert), "--key", str(key),
+                "--body", str(body), "--log", str(log)]
+        for address in addresses:
+            argv += ["--address", address]
+        self.spawn(plan.name, "pvd-info", argv)
     def start_pvd_ra(self, role: str, plans: list[IspPlan]) -> None:
         """The lab's own RFC 8801 RA sender on ``role``'s down0 (see ra.py)."""
-        config = {"ifname": ISP_DOWNLINK, "interval": PVD_RA_INTERVAL, "ras": [
+        ras: list[dict[str, Any]] = [
             {"pvd_id": p.pvd_id, "prefix": p.prefix_v6, "routes": [p.service_prefix_v6],
-             "rdnss": [p.dns_v6], "dnssl": [p.search_domain],
-             "router_lifetime": ROUTER_LIFETIME, "top_level_routes": True} for p in plans]}
+             "rdnss": [p.dns_v6], "dnssl": [p.search_domain], "h": p.pvd_info_v6 is not None,
+             "router_lifetime": ROUTER_LIFETIME, "top_level_routes": True} for p in plans]
+        config = {"ifname": ISP_DOWNLINK, "interval": PVD_RA_INTERVAL, "ras": ras}
+        for spec, plan in zip(ras, plans):
+            spec["sequence"] = spec_sequence(spec)  # explicit: lab pvd-info --bump-sequence
+            if plan.name in self.lab.get("pvd_info", {}):
+                self.lab["pvd_info"][plan.name]["sequence"] = spec["sequence"]
         path = self.run_dir / f"{role}-pvd-ra.json"
         path.write_text(json.dumps(config, indent=1), encoding="utf-8")
         self.spawn(role, "pvd-ra", [sys.executable, "-m", "pvdrun.lab.ra", "--lab", self.name,
@@ -155,6 +200,8 @@ class LabBuilder:
     def build(self) -> None:
         """Create the scenario's namespaces, links and daemons; host links come up last."""
         self.add_ns("host", router=False)
+        if self.scenario in (1, 2):
+            self.make_ca()
         {1: self.build_shared_link, 2: self.build_gateway, 3: self.build_two_uplinks}[
             self.scenario]()
 
@@ -262,13 +309,20 @@ class LabBuilder:
                 raise LabError(f"lab {self.name}: no SLAAC address from {', '.join(missing)} "
                                f"within {timeout:g} s")
             time.sleep(0.2)
-        targets = []
+        targets: list[dict[str, Any]] = []
         for plan in plans:
             device = plan.host_interfaces[0]
             for address in (plan.service_v4, plan.service_v6):
                 if address:
                     targets.append({"kind": "http", "addr": address, "device": device,
                                     "expect": plan.name})
+            for address in (plan.pvd_info_v6, plan.pvd_info_v4):
+                if address:
+                    targets.append({"kind": "tcp", "addr": address, "port": HTTPS_PORT,
+                                    "device": device})
+            if plan.proxy_v6:
+                targets.append({"kind": "tcp", "addr": plan.proxy_v6, "port": PROXY_PORT,
+                                "device": device})
             for server in (plan.dns_v4, plan.dns_v6):
                 if server:
                     targets.append({"kind": "dns", "addr": server, "device": device,
