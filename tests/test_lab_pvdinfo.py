@@ -330,6 +330,30 @@ def test_bump_sequence_announces_at_once(plab: Lab) -> None:
     assert {h["sequence"] for h in new if h["pvd_id"] == other} <= {_info(plab, "ispa")["sequence"]}
 
 
+def test_ra_fault_keeps_h_flag_and_sequence_and_heal_keeps_changes(plab: Lab) -> None:
+    """An RA fault's sender announces the same H flag and sequence; ``lab heal`` undoes the
+    fault but not ``lab pvd-info`` changes (docs/lab.md)."""
+    if plab.scenario == 2:
+        pytest.skip("RA faults are refused in scenario 2 (one gateway advertises both ISPs)")
+    sequence = _info(plab, "ispa")["sequence"]
+    try:
+        pvd_info(plab, "ispa", "--set", "metered=true")
+        done = cli("fault", "--name", plab.name, "ispa", "--ra-lifetime", "0")
+        assert done.returncode == 0, done.stderr
+        heard = plab.exec([sys.executable, "-c", LISTEN_RA, "lan0", "5"], check=True, timeout=30)
+        mine = [json.loads(line) for line in heard.stdout.splitlines()[1:]]
+        mine = [h for h in mine if h["pvd_id"] == "ispa.example"]
+        assert mine and all(h["h"] and h["sequence"] == sequence for h in mine)
+    finally:
+        healed = cli("heal", "--name", plab.name, "ispa")
+    assert healed.returncode == 0, healed.stderr
+    try:
+        assert json.loads(fetch(plab, "ispa")[1])["metered"] is True
+        assert _info(plab, "ispa")["object"]["metered"] is True
+    finally:
+        _restore(plab, "ispa")
+
+
 # -- bad input ---------------------------------------------------------------------------------
 
 def test_bad_input_one_line_and_nothing_changes(plab: Lab, tmp_path: Path) -> None:
