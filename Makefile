@@ -3,8 +3,8 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 PYTEST_ARGS ?=
 # Debian packages the tests drive for real (see docs/testing.md).
-DEB_PACKAGES := iproute2 dnsmasq-base tcpdump curl wget socat netcat-openbsd dnsutils procps gcc libc6-dev nftables iputils-ping nscd nodejs libnet-dns-perl golang-go busybox-static libseccomp-dev tinyproxy
-DEB_COMMANDS := ip dnsmasq tcpdump curl wget socat nc dig pkill cc nft ping nscd node perl go busybox tinyproxy
+DEB_PACKAGES := iproute2 dnsmasq-base tcpdump curl wget socat netcat-openbsd dnsutils procps gcc libc6-dev nftables iputils-ping nscd nodejs libnet-dns-perl golang-go busybox-static libseccomp-dev tinyproxy openssl
+DEB_COMMANDS := ip dnsmasq tcpdump curl wget socat nc dig pkill cc nft ping nscd node perl go busybox tinyproxy openssl
 # Perl modules the tests use (a package above provides each; checked like the commands).
 DEB_PERL_MODULES := Net::DNS
 # Headers the tests compile against (libseccomp-dev: pvdd under its unit's system call filter).

@@ -265,7 +265,7 @@ def test_host_receives_pvd_options_for_both_isps(pvd_lab: Lab) -> None:
         assert mine, f"no RA with PvD option {info['pvd_id']}"
         for source, ra, option in mine:
             assert source == info["router_ll"]
-            assert (option["h"], option["l"], option["r"]) == (False, False, False)
+            assert (option["h"], option["l"], option["r"]) == (True, False, False)  # H: the lab serves Additional Information
             nested = option["options"]
             assert _prefixes(nested) == {info["prefix_v6"]}
             rdnss = [o for o in nested if o["type"] == ra_wire.OPT_RDNSS]
