@@ -319,7 +319,7 @@ class Pvdd:
         if self.infos is not None:
             self.infos.sync(new, time.time())
         for event in events:
-            log.info("%s %s", event["event"], event.get("id", event.get("new")))
+            log.info("%s %s", event["event"], event.get("pvd_id", event.get("new")))
             line = encode({"v": VERSION, **event})
             for conn in list(self.conns.values()):
                 if conn.subscribed:
