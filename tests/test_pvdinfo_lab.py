@@ -245,3 +245,45 @@ def test_bad_objects_leave_the_pvd_usable(ilab: tuple[Lab, Pvdd], tmp_path: Any)
             assert run(lab, daemon, [PVDRUN, "--pvd", "ispb.example", "true"]).returncode == 0, what
     finally:
         fetch_once_more(lab, "ispb", "--raw", str(good_file))
+
+
+@pytest.mark.root
+def test_a_changed_object_is_a_changed_event(ilab: tuple[Lab, Pvdd]) -> None:
+    """A subscriber sees ISP B's new object as a changed event naming additional_info."""
+    import socket as sockets
+
+    lab, daemon = ilab
+    with sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM) as sock:
+        sock.connect(daemon.socket)
+        sock.settimeout(FETCHED_WITHIN + 10)
+        reader = sock.makefile("rb")
+        sock.sendall(b'{"v":1,"op":"subscribe"}\n')
+        assert json.loads(reader.readline())["event"] == "snapshot"
+        mark = f"changed-{os.getpid()}"
+        fetch_once_more(lab, "ispb", "--set", f'name="{mark}"')
+        while True:
+            event = json.loads(reader.readline())
+            if event.get("event") == "changed" and event.get("pvd_id") == "ispb.example" \
+                    and "additional_info" in event.get("changed", {}):
+                break
+    change = event["changed"]["additional_info"]
+    assert change["new"]["name"] == mark and change["old"]["name"] != mark
+
+
+@pytest.mark.root
+def test_one_shot_discovery_fetches_when_asked(ilab: tuple[Lab, Pvdd], tmp_path: Any) -> None:
+    """``list --no-daemon --additional-info``: both ISPs' objects, fetched now by the command
+    itself (the servers' logs grow), with the lab's CA from the configuration; without the
+    option, none."""
+    lab, daemon = ilab
+    config = tmp_path / "pvd.toml"
+    config.write_text(f'[additional_info]\nca_file = "{lab.status["ca_file"]}"\n')
+    before = {isp: fetches(lab, isp) for isp in ("ispa", "ispb")}
+    done = lab.exec([PVDRUN, "list", "--no-daemon", "--additional-info", "--json", "--config", str(config)],
+                    timeout=60)
+    assert done.returncode == 0, done.stderr
+    held = {p["pvd_id"]: p["additional_info"] for p in json.loads(done.stdout)["pvds"]}
+    assert held["ispa.example"]["noInternet"] is True and held["ispb.example"]["proxies"], held
+    assert all(fetches(lab, isp) > before[isp] for isp in before)
+    plain = lab.exec([PVDRUN, "list", "--no-daemon", "--json", "--config", str(config)], timeout=60)
+    assert all(p["additional_info"] is None for p in json.loads(plain.stdout)["pvds"])
