@@ -106,7 +106,7 @@ bench: deps
 # harness of fuzz/ runs FUZZ_SECONDS from its seeds; a crash fails.  Needs clang, installed
 # when missing (root only, like `deps`).
 FUZZ_SECONDS ?= 60
-FUZZ_HARNESSES ?= scope_parse dns_scope dns_wire dns_hosts cmsg launcher
+FUZZ_HARNESSES ?= scope_parse dns_scope dns_wire dns_hosts cmsg launcher attributes
 .PHONY: fuzz fuzz-deps
 
 fuzz: fuzz-deps

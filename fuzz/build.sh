@@ -28,6 +28,8 @@ case $name in
   cmsg)        sources="options.c sockaddr.c scope_parse.c" ;;
   # the native launcher's parsers: pvdd's reply (pvdd.c) and the ELF reading (program.c)
   launcher)    sources="pvdd.c program.c" ;;
+  # pvd_get_attributes' reading of pvdd's reply (json_scan.c, no I/O)
+  attributes)  sources="json_scan.c" ;;
   *) echo "fuzz/build.sh: unknown harness '$name'" >&2; exit 2 ;;
 esac
 # The shim's one logging function (log.c, libc only), for the sources that report something.

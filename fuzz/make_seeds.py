@@ -77,8 +77,54 @@ def cmsg_seeds() -> None:
         (out / name).write_bytes(data)
 
 
+def attributes_seeds() -> None:
+    """pvdd's replies to op "get" for the PvD with handle 42 (fuzz/fuzz_attributes.c): the
+    first byte picks the key (low 3 bits) and the output size (high 5 bits)."""
+    import json
+
+    out = CORPUS / "attributes"
+    out.mkdir(parents=True, exist_ok=True)
+    info = {"identifier": "pvd.example.com.", "expires": "2027-01-01T00:00:00Z",
+            "prefixes": ["2001:db8:1::/48"], "name": "Caf\u00e9 \"net\"", "noInternet": True,
+            "metered": False, "dnsZones": ["example.com."], "captivePortalURL": None,
+            "proxies": [{"url": "http://[2001:db8::8]:3128", "bypass": [1.5e-3, -0, {"deep": [[[]]]}]}],
+            "unknownKey": {"a": {"b": {"c": [1, 2, {"d": None}]}}}}
+    pvd = {"pvd_id": "ispa", "handle": 42, "names": ["ispa"], "attributes": {"k": "v", "n": 3},
+           "additional_info": info, "scope": "v=1 id=ispa handle=42"}
+
+    def line(obj: object, **dump: object) -> bytes:
+        return json.dumps(obj, **dump).encode()
+
+    ok = {"v": 1, "ok": True, "op": "get", "pvd": pvd}
+    seeds = {
+        "whole_big": bytes([31 << 3]) + line(ok),
+        "whole_4096": bytes([7 << 3]) + line(ok),
+        "whole_small": bytes([4 << 3]) + line(ok),
+        "key_noInternet": bytes([7 << 3 | 1]) + line(ok),
+        "key_k": bytes([6 << 3 | 2]) + line(ok),
+        "key_name_escaped": bytes([7 << 3 | 3]) + line(ok),
+        "key_missing": bytes([7 << 3 | 6]) + line(ok),
+        "key_utf8": bytes([7 << 3 | 4]) + line({**ok, "pvd": {**pvd, "attributes": {"café": 1}}}),
+        "key_surrogates": bytes([7 << 3 | 5]) + line({**ok, "pvd": {**pvd, "attributes": {"\U0001F600": []}}}),
+        "key_quote": bytes([7 << 3 | 7]) + line({**ok, "pvd": {**pvd, "attributes": {'a"b': "q"}}}),
+        "info_null": bytes([7 << 3]) + line({**ok, "pvd": {**pvd, "additional_info": None}}),
+        "no_attributes": bytes([7 << 3]) + line({**ok, "pvd": {"handle": 42}}),
+        "other_handle": bytes([7 << 3]) + line({**ok, "pvd": {**pvd, "handle": 43}}),
+        "unknown_pvd": bytes([7 << 3]) + b'{"v":1,"ok":false,"op":"get","code":"unknown_pvd","message":"no"}',
+        "spaced": bytes([7 << 3 | 1]) + line(ok, indent=1),
+        "truncated": bytes([7 << 3]) + line(ok)[:200],
+        "too_deep": bytes([7 << 3]) + b'{"ok":true,"pvd":{"handle":42,"attributes":{"x":' + b"[" * 40 + b"]" * 40 + b"}}}",
+        "bad_escape": bytes([7 << 3]) + b'{"ok":true,"pvd":{"handle":42,"attributes":{"x":"\\q"}}}',
+        "numbers": bytes([7 << 3 | 2]) + b'{"ok":true,"pvd":{"handle":42,"attributes":{"k":-0.5e+10,"m":01}}}',
+        "trailing": bytes([7 << 3]) + b'{"ok":true,"pvd":{"handle":42}} x',
+    }
+    for name, data in seeds.items():
+        (out / name).write_bytes(data)
+
+
 def main() -> None:
     cmsg_seeds()
+    attributes_seeds()
     OUT.mkdir(parents=True, exist_ok=True)
     seeds: dict[str, bytes] = {}
     seeds["a"] = reply("svc.example.", "A", [("svc.example.", 300, "A", "192.0.2.1"),

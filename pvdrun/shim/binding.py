@@ -11,6 +11,8 @@ socket in the kernel at once); thread and process scopes need the hooks, so
 from __future__ import annotations
 
 import contextlib
+import errno
+import json
 import os
 import re
 import socket
@@ -142,6 +144,34 @@ def find(name: str) -> int:
     handle = _ffi.new("pvd_handle_t *")
     _check(lib().pvd_find(name.encode(), handle))
     return int(handle[0])
+
+
+def _json_text(call: Any) -> str:
+    """Call ``call(buf, len)`` (pvd_get_attributes or pvd_get_attribute) with a growing buffer
+    until the text fits (ERANGE: too small); the text."""
+    size = 4096
+    while True:
+        buf = _ffi.new("char[]", size)
+        count = call(buf, size)
+        if count >= 0:
+            return _ffi.unpack(buf, count).decode()
+        code = _ffi.errno
+        if code != errno.ERANGE or size >= 4 << 20:
+            raise OSError(code, os.strerror(code))
+        size *= 4
+
+
+def attributes(handle: int) -> dict[str, Any]:
+    """pvd_get_attributes: the PvD's extensible attributes, ``{"attributes": {...},
+    "additional_info": {...} or None}``; OSError with the C errno (ENOENT, ENOTCONN, ...)."""
+    return json.loads(_json_text(lambda buf, size: lib().pvd_get_attributes(handle, buf, size)))
+
+
+def attribute(handle: int, key: str) -> Any:
+    """pvd_get_attribute: the value of one key, from "additional_info", else "attributes";
+    OSError(ENODATA) when neither has it."""
+    encoded = key.encode()
+    return json.loads(_json_text(lambda buf, size: lib().pvd_get_attribute(handle, encoded, buf, size)))
 
 
 def _fileno(sock: socket.socket | int) -> int:

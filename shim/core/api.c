@@ -2,12 +2,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "core.h"
 #include "dns_scope.h"
 #include "host_resolvers.h"
 #include "pvdd_client.h"
+#include "uaccess.h"
 
 SHIM_API int pvd_shim_active(void) { return shim_is_preloaded(); }
 
@@ -227,3 +229,94 @@ SHIM_API int pvd_dns_server_usable(const char *scope_line, const char *server)
 }
 
 SHIM_API const char *pvd_host_resolver_socket(unsigned int index) { return shim_host_resolver_socket(index); }
+
+/* The attributes of a PvD pvdd does not know (one from $PVDRUN_SCOPE or pvd_add_scope). */
+static const char no_attributes[] = "{\"attributes\":{},\"additional_info\":null}";
+
+#define ATTR_KEY_MAX 256
+#define ATTR_TMP_MAX ((size_t)1 << 20) /* pvdd's reply is at most that (pvdd_client.c) */
+
+/* Copy the program's key string to key (safely: EFAULT); EINVAL when ATTR_KEY_MAX or longer. */
+static int copy_key(char *key, const char *src)
+{
+    for (size_t i = 0; i < ATTR_KEY_MAX; i++) {
+        if ((i == 0 || ((uintptr_t)(src + i) & 4095) == 0) && !shim_readable(src + i, 1))
+            return -1;
+        key[i] = src[i];
+        if (key[i] == '\0')
+            return 0;
+    }
+    errno = EINVAL;
+    return -1;
+}
+
+static ssize_t get_attributes(pvd_handle_t handle, const char *user_key, char *buf, size_t len)
+{
+    int saved = errno;
+    char keybuf[ATTR_KEY_MAX];
+    const char *key = NULL;
+    shim_init();
+    if (!buf || (len > 0 && shim_copy_out(buf, "", 1) < 0)) {
+        errno = EFAULT;
+        return -1;
+    }
+    if (user_key) {
+        if (copy_key(keybuf, user_key) < 0)
+            return -1;
+        key = keybuf;
+    }
+    const struct pvd_scope *pvd = NULL;
+    if (handle != PVD_HANDLE_NULL) {
+        pvd = shim_pvd_at(slot_or_refresh(handle));
+        if (!pvd) {
+            errno = ENOENT;
+            return -1;
+        }
+    }
+    size_t tmplen = len < ATTR_TMP_MAX ? len : ATTR_TMP_MAX;
+    char *tmp = tmplen ? malloc(tmplen) : NULL;
+    if (tmplen && !tmp) {
+        errno = ENOMEM;
+        return -1;
+    }
+    ssize_t n = -1;
+    int local = pvd == NULL;
+    if (pvd) {
+        n = shim_pvdd_attributes(handle, pvd->info.id, key, tmp, tmplen);
+        /* pvdd does not answer, or knows no such PvD: a PvD it never listed has no
+         * attributes; one it listed is gone (ENOENT), or pvdd is (ENOTCONN) */
+        local = n < 0 && (errno == ENOTCONN || errno == ENOENT) && !shim_pvdd_listed(handle);
+    }
+    if (local) {
+        if (key) {
+            n = -1;
+            errno = ENODATA;
+        } else if (sizeof no_attributes > tmplen) {
+            n = -1;
+            errno = ERANGE;
+        } else {
+            memcpy(tmp, no_attributes, sizeof no_attributes);
+            n = (ssize_t)(sizeof no_attributes - 1);
+        }
+    }
+    if (n >= 0 && shim_copy_out(buf, tmp, (size_t)n + 1) < 0)
+        n = -1; /* EFAULT */
+    int e = errno;
+    free(tmp);
+    errno = n >= 0 ? saved : e;
+    return n;
+}
+
+SHIM_API ssize_t pvd_get_attributes(pvd_handle_t handle, char *buf, size_t len)
+{
+    return get_attributes(handle, NULL, buf, len);
+}
+
+SHIM_API ssize_t pvd_get_attribute(pvd_handle_t handle, const char *key, char *buf, size_t len)
+{
+    if (!key) {
+        errno = EFAULT;
+        return -1;
+    }
+    return get_attributes(handle, key, buf, len);
+}

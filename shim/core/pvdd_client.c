@@ -2,6 +2,7 @@
 #include "pvdd_client.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "json_scan.h"
 
 #define DEFAULT_SOCKET "/run/pvd/pvdd.sock"
 #define REPLY_MAX (1u << 20)
@@ -84,13 +86,13 @@ static int connect_pvdd(void)
     return fd;
 }
 
-/* Send request (one line) and add every "scope" of the reply to the PvD table, storing up to
- * max handles: how many the reply held, or -1 (errno) when pvdd does not answer. */
-static int pvdd_scopes(const char *request, pvd_handle_t *handles, size_t max)
+/* Send request (one line) and read pvdd's reply line: a malloc'ed buffer (the caller frees it)
+ * holding *len bytes, the newline excluded, or NULL (errno) when pvdd does not answer. */
+static char *pvdd_exchange(const char *request, size_t *len_out)
 {
     int fd = connect_pvdd();
     if (fd < 0)
-        return -1;
+        return NULL;
     size_t want = strlen(request);
     ssize_t sent;
     while ((sent = REAL(sendto)(fd, request, want, MSG_NOSIGNAL, NULL, 0)) < 0 && errno == EINTR)
@@ -98,14 +100,14 @@ static int pvdd_scopes(const char *request, pvd_handle_t *handles, size_t max)
     if (sent != (ssize_t)want) {
         REAL(close)(fd);
         errno = EIO;
-        return -1;
+        return NULL;
     }
     char *reply = malloc(REPLY_MAX);
     size_t len = 0;
     if (!reply) {
         REAL(close)(fd);
         errno = ENOMEM;
-        return -1;
+        return NULL;
     }
     while (len < REPLY_MAX) {
         ssize_t n = recv(fd, reply + len, REPLY_MAX - len, 0);
@@ -121,9 +123,45 @@ static int pvdd_scopes(const char *request, pvd_handle_t *handles, size_t max)
     if (len == 0 || !memchr(reply, '\n', len)) {
         free(reply);
         errno = EIO;
-        return -1;
+        return NULL;
     }
-    len = (size_t)((char *)memchr(reply, '\n', len) - reply);
+    *len_out = (size_t)((char *)memchr(reply, '\n', len) - reply);
+    return reply;
+}
+
+/* Handles pvdd has listed to this process (pvd_get_attributes: a PvD pvdd no longer answers
+ * for is not one known without pvdd); the last SHIM_MAX_PVDS distinct ones.  Lock-free (safe in
+ * a fork child): two threads adding at once may store one handle twice, which only makes room
+ * for one fewer. */
+static _Atomic pvd_handle_t g_seen[SHIM_MAX_PVDS];
+static atomic_uint g_seen_next;
+
+int shim_pvdd_listed(pvd_handle_t handle)
+{
+    if (handle == PVD_HANDLE_UNSPEC)
+        return 0;
+    for (unsigned int i = 0; i < SHIM_MAX_PVDS; i++)
+        if (atomic_load_explicit(&g_seen[i], memory_order_relaxed) == handle)
+            return 1;
+    return 0;
+}
+
+static void seen_add(pvd_handle_t handle)
+{
+    if (shim_pvdd_listed(handle))
+        return;
+    unsigned int at = atomic_fetch_add_explicit(&g_seen_next, 1, memory_order_relaxed) % SHIM_MAX_PVDS;
+    atomic_store_explicit(&g_seen[at], handle, memory_order_relaxed);
+}
+
+/* Send request (one line) and add every "scope" of the reply to the PvD table, storing up to
+ * max handles: how many the reply held, or -1 (errno) when pvdd does not answer. */
+static int pvdd_scopes(const char *request, pvd_handle_t *handles, size_t max)
+{
+    size_t len;
+    char *reply = pvdd_exchange(request, &len);
+    if (!reply)
+        return -1;
     int count = 0;
     size_t pos = 0, start, end;
     char err[160];
@@ -131,6 +169,7 @@ static int pvdd_scopes(const char *request, pvd_handle_t *handles, size_t max)
         unsigned int slot = shim_pvd_add(reply + start, end - start, err, sizeof err);
         if (slot == 0)
             continue; /* a PvD this shim cannot use (malformed or table full): not listed */
+        seen_add(shim_slot_handle(slot));
         if ((size_t)count < max && handles)
             handles[count] = shim_slot_handle(slot);
         count++;
@@ -164,6 +203,32 @@ int shim_pvdd_get(const char *name, pvd_handle_t *handle)
     }
     *handle = found;
     return 0;
+}
+
+ssize_t shim_pvdd_attributes(pvd_handle_t handle, const char *id, const char *key, char *out, size_t outlen)
+{
+    char request[PVD_ID_MAX + 64];
+    for (const char *p = id; *p; p++)
+        if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) {
+            errno = ENOENT; /* pvdd knows no PvD by such an ID */
+            return -1;
+        }
+    int n = snprintf(request, sizeof request, "{\"v\":1,\"op\":\"get\",\"name\":\"%s\"}\n", id);
+    if (n <= 0 || (size_t)n >= sizeof request) {
+        errno = ENOENT;
+        return -1;
+    }
+    size_t len;
+    char *reply = pvdd_exchange(request, &len);
+    if (!reply) {
+        errno = ENOTCONN;
+        return -1;
+    }
+    ssize_t got = shim_attributes_from_reply(reply, len, handle, key, out, outlen);
+    int e = errno;
+    free(reply);
+    errno = e;
+    return got;
 }
 
 int shim_pvdd_mark(int sockfd, pvd_handle_t handle)

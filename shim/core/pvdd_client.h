@@ -3,6 +3,7 @@
 #define PVD_PVDD_CLIENT_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "pvd.h"
 
@@ -15,6 +16,14 @@ int shim_pvdd_list(pvd_handle_t *handles, size_t max);
  * configured names included), add it to the PvD table and store its handle.  0, or -1 with
  * errno ENOENT (no pvdd, or no such PvD). */
 int shim_pvdd_get(const char *name, pvd_handle_t *handle);
+
+/* Ask pvdd for the PvD whose ID is `id` (op "get") and write its extensible attributes, or the
+ * value of one key, to out: shim_attributes_from_reply (json_scan.h), whose errnos it gives,
+ * and ENOTCONN when pvdd does not answer. */
+ssize_t shim_pvdd_attributes(pvd_handle_t handle, const char *id, const char *key, char *out, size_t outlen);
+
+/* 1 when pvdd has listed the PvD `handle` to this process (in a list or get reply). */
+int shim_pvdd_listed(pvd_handle_t handle);
 
 /* Pure helper (fuzzable): find the next "scope":"..." string in reply[pos, len).
  * Returns 1 and sets [*start, *end) to the value, or 0 when there is none. */

@@ -6,6 +6,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -80,5 +81,44 @@ int shim_copy_in(void *dst, const void *src, size_t n)
         return -1;
     if (n)
         memcpy(dst, src, n);
+    return 0;
+}
+
+#ifndef GRND_INSECURE
+#define GRND_INSECURE 0x0004
+#endif
+
+/* 1 when the kernel could write the byte at p (it writes a random byte there), else 0. */
+static int probe_write(unsigned char *p)
+{
+    int saved = errno;
+    long rc = REAL(syscall)(SYS_getrandom, p, 1, GRND_INSECURE);
+    if (rc < 0 && errno == EINVAL) /* before Linux 5.6 */
+        rc = REAL(syscall)(SYS_getrandom, p, 1, GRND_NONBLOCK);
+    int ok = rc >= 0 || errno != EFAULT;
+    errno = saved;
+    return ok;
+}
+
+int shim_copy_out(void *p, const void *src, size_t n)
+{
+    uintptr_t start = (uintptr_t)p;
+    if (n == 0)
+        return 0;
+    if (start < 4096 || start + n - 1 < start) {
+        errno = EFAULT;
+        return -1;
+    }
+    uintptr_t first = start >> PAGE_SHIFT_MIN, last = (start + n - 1) >> PAGE_SHIFT_MIN;
+    for (uintptr_t page = first; page <= last; page++) {
+        uintptr_t at = page == first ? start : page << PAGE_SHIFT_MIN;
+        if (!probe_write((unsigned char *)at)) {
+            if (page != first)
+                *(unsigned char *)p = 0; /* no random byte left where a string starts */
+            errno = EFAULT;
+            return -1;
+        }
+    }
+    memcpy(p, src, n);
     return 0;
 }

@@ -17,6 +17,10 @@
 int shim_copy_in(void *dst, const void *src, size_t n);
 /* 1 when [p, p+n) can be read now, else 0 (errno EFAULT). */
 int shim_readable(const void *p, size_t n);
+/* Copy n bytes from dst (the shim's) to the program's p.  0, or -1 with errno EFAULT when a page
+ * of [p, p+n) cannot be written (nothing copied; a probed byte of an earlier page may hold
+ * garbage).  Each page is probed by the kernel writing one byte to it (getrandom). */
+int shim_copy_out(void *p, const void *src, size_t n);
 /* The program changed its mappings: forget every page known to be readable. */
 void shim_mappings_changed(void);
 

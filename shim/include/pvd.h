@@ -21,13 +21,14 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* The version of this API: bumped when a declaration changes (docs/c-api.md). */
-#define PVD_API_VERSION 4
+#define PVD_API_VERSION 5
 
 /* A PvD's programmatic reference (R5). */
 typedef uint32_t pvd_handle_t;
@@ -137,6 +138,21 @@ int pvd_dns_server_usable(const char *scope_line, const char *server);
  * systemd-resolved) that a scoped connect() is refused (ECONNREFUSED), from 0; NULL past the
  * last.  Each is also reached as /var/run/... (this library reads /var/run as /run). */
 const char *pvd_host_resolver_socket(unsigned int index);
+
+/* Since version 5.  A PvD's extensible attributes (R18) as one JSON object text,
+ * {"attributes":{...},"additional_info":{...}|null}: the configured pass-through keys and the
+ * PvD's RFC 8801 Additional Information, copied verbatim from pvdd's reply (op "get").  Writes
+ * it NUL-terminated to buf and returns its length (without the NUL), or -1 with errno: ENOENT
+ * (unknown handle, or pvdd no longer has the PvD), ENOTCONN (pvdd, which listed the PvD,
+ * does not answer), ERANGE (len too small), EFAULT (buf cannot be written), EPROTO (pvdd's
+ * reply is malformed), ENOMEM.  A PvD pvdd never listed to this process (from $PVDRUN_SCOPE or
+ * pvd_add_scope, pvdd not running or not knowing it) and the null PvD have none:
+ * {"attributes":{},"additional_info":null}.  On failure buf holds "" when it can be written. */
+ssize_t pvd_get_attributes(pvd_handle_t handle, char *buf, size_t len);
+/* Since version 5.  The JSON text of one key (e.g. "noInternet" gives true), looked up in
+ * "additional_info" first, then in "attributes"; returns and fails as pvd_get_attributes, and
+ * ENODATA: no such key; EINVAL: key of 256 bytes or more; EFAULT: key unreadable. */
+ssize_t pvd_get_attribute(pvd_handle_t handle, const char *key, char *buf, size_t len);
 
 #ifdef __cplusplus
 }
