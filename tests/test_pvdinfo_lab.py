@@ -126,9 +126,12 @@ def test_no_internet_pvd_is_never_the_default(ilab: tuple[Lab, Pvdd]) -> None:
 @pytest.mark.root
 def test_launch_in_a_no_internet_pvd_says_so(ilab: tuple[Lab, Pvdd]) -> None:
     lab, daemon = ilab
-    done = run(lab, daemon, [PVDRUN, "--pvd", "ispa.example", "true"])
+    done = run(lab, daemon, [PVDRUN, "--pvd", "ispa.example", "true"], PVDRUN_LAUNCHER_TRACE="1")
     assert done.returncode == 0 and "reaches no Internet" in done.stderr, done
+    assert "Additional Information needs the Python launcher" in done.stderr, done.stderr
     assert "reaches no Internet" not in run(lab, daemon, [PVDRUN, "--pvd", "ispb.example", "true"]).stderr
+    plain = run(lab, daemon, [PVDRUN, "--pvd", "implicit:lan0", "true"], PVDRUN_LAUNCHER_TRACE="1")
+    assert plain.returncode == 0 and "native launcher: exec" in plain.stderr, plain.stderr
 
 
 def proxy_log(lab: Lab) -> str:
