@@ -290,3 +290,16 @@ def test_one_shot_discovery_fetches_when_asked(ilab: tuple[Lab, Pvdd], tmp_path:
     assert all(fetches(lab, isp) > before[isp] for isp in before)
     plain = lab.exec([PVDRUN, "list", "--no-daemon", "--json", "--config", str(config)], timeout=60)
     assert all(p["additional_info"] is None for p in json.loads(plain.stdout)["pvds"])
+
+
+@pytest.mark.root
+def test_c_api_reads_the_object(ilab: tuple[Lab, Pvdd]) -> None:
+    """The C API (through its Python binding, in the lab's host namespace) reads ISP A's object
+    from pvdd: the whole of it, and one key."""
+    lab, daemon = ilab
+    script = ("import json; from pvdrun.shim import binding; h = binding.find('ispa.example'); "
+              "print(json.dumps([binding.attributes(h)['additional_info'], binding.attribute(h, 'noInternet')]))")
+    done = run(lab, daemon, ["python3", "-c", script])
+    assert done.returncode == 0, done.stderr
+    whole, one = json.loads(done.stdout)
+    assert whole == objects(daemon)["ispa.example"] and one is True
