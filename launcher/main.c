@@ -16,6 +16,7 @@
 #define DEFAULT_SOCKET "/run/pvd/pvdd.sock"
 #define PRELOAD_ENV "LD_PRELOAD"
 #define NULL_PVD "null"
+#define AUTO_PVD "auto" /* a PvD per name and per destination: the Python launcher */
 #define EXIT_MISSING_PREREQ 5 /* pvdrun/errors.py */
 
 extern char **environ;
@@ -169,6 +170,8 @@ static const char *fast_launch(const char *dir, int argc, char **argv)
         return "--config, --no-daemon or --verbose";
     if (strcmp(args.pvd_name, NULL_PVD) == 0)
         return "the null PvD";
+    if (strcmp(args.pvd_name, AUTO_PVD) == 0)
+        return "the auto PvD";
     if (preloads_shim(getenv(PRELOAD_ENV)))
         return "inside an outer pvdrun";
     if (find_program(args.command[0], getenv("PATH"), program, sizeof program) < 0)

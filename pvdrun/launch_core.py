@@ -24,10 +24,13 @@ from dataclasses import dataclass
 from typing import Callable, NoReturn, Sequence
 
 from pvdrun.commands.common import fail, fail_with, pvd_named, say
-from pvdrun.errors import EXIT_CANNOT_HONOUR, EXIT_MISSING_PREREQ, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND, EXIT_USAGE
+from pvdrun.errors import (EXIT_CANNOT_HONOUR, EXIT_MISSING_PREREQ, EXIT_NOT_EXECUTABLE, EXIT_NOT_FOUND,
+                           EXIT_UNKNOWN_PVD, EXIT_USAGE)
 from pvdrun.launch_args import LaunchArgs, LaunchUsageError
-from pvdrun.launch_rules import PROXY_VARIABLES, launch_note, proxy_environment, refusal, scope_line
-from pvdrun.model import HANDLE_NULL, NULL_PVD_NAME, SCOPE_ENV, SOCKET_ENV, Pvd, null_scope
+from pvdrun.launch_rules import (PROXY_VARIABLES, auto_environment, launch_note, proxy_environment, refusal,
+                                 scope_line)
+from pvdrun.model import (AUTO_ENV, AUTO_PVD_NAME, HANDLE_NULL, NULL_PVD_NAME, SCOPE_ENV, SOCKET_ENV, Pvd,
+                          default_of, null_scope)
 from pvdrun.pathsearch import ProgramNotFound, find_program
 from pvdrun.shim import PRELOAD_ENV, library_path, preload_entries
 
@@ -44,6 +47,34 @@ def pvd_for(name: str, socket_path: str | None, config_path: str | None = None,
     if why:
         fail(why, EXIT_CANNOT_HONOUR)
     return pvd
+
+
+def auto_launch(found: LaunchArgs) -> tuple[Pvd, str, str]:
+    """``--pvd auto``: the default PvD, its scope line (PVDRUN_SCOPE) and the auto PvDs
+    (PVDRUN_AUTO: every PvD the shim can scope, one scope line with its claimed zones a line).
+    Exits 3 when there is no default PvD, 4 when the default cannot be honoured or the shim
+    could not hold them all."""
+    from pvdrun.commands.common import table_of
+
+    pvds = table_of(found.socket_path, found.config_path, found.no_daemon)
+    default = default_of(pvds)
+    if default is None:
+        fail("no default PvD: --pvd auto needs one for the names no PvD claims", EXIT_UNKNOWN_PVD)
+    why = refusal(default)
+    if why:
+        fail(why, EXIT_CANNOT_HONOUR)
+    scope = scope_line_of(default)
+    try:
+        members, skipped, value = auto_environment(pvds)
+    except ValueError as exc:
+        fail(f"cannot honour --pvd auto: {exc}", EXIT_CANNOT_HONOUR)
+    if found.verbose:
+        say(f"pvdrun: --pvd auto: default PvD {default.pvd_id}, scope line: {scope}")
+        for pvd, zones in members:
+            say(f"pvdrun: --pvd auto: PvD {pvd.pvd_id} claims " + (", ".join(zones) if zones else "no zone"))
+        for pvd_id, reason in skipped:
+            say(f"pvdrun: --pvd auto: not PvD {pvd_id}: {reason}")
+    return default, scope, value
 
 
 def scope_line_for(name: str, socket_path: str | None) -> str:
@@ -165,9 +196,21 @@ def prepare(found: LaunchArgs) -> Prepared:
         fail(str(exc), EXIT_MISSING_PREREQ)
     if unscopable is not None and found.strict is False:
         fail(f"refusing to run unscoped: {unscopable} (--no-strict)", EXIT_CANNOT_HONOUR)
+    if found.pvd_name == AUTO_PVD_NAME:
+        # One PvD per name and per destination: strict mode (one PvD's cgroup) cannot hold that.
+        if unscopable is not None:
+            fail(f"refusing to run unscoped: {unscopable} (strict mode holds one PvD, not --pvd auto)",
+                 EXIT_CANNOT_HONOUR)
+        if found.strict:
+            fail("--strict holds a program in one PvD: not with --pvd auto", EXIT_CANNOT_HONOUR)
+        default, scope, value = auto_launch(found)
+        env = scoped_environment(scope, found.socket_path, library)
+        env[AUTO_ENV] = value
+        return Prepared(found, program, env, default, None)
     pvd = pvd_for(found.pvd_name, found.socket_path, found.config_path, found.no_daemon)
     scope = scope_line_of(pvd)
     env = scoped_environment(scope, found.socket_path, library)
+    env.pop(AUTO_ENV, None)  # an outer --pvd auto does not reach into this PvD
     if pvd is not None:
         note = launch_note(pvd)
         if note:

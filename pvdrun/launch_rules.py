@@ -6,6 +6,8 @@ launchable, and gets the same scope line, whichever launcher runs the program.
 """
 from __future__ import annotations
 
+import re
+
 from pvdrun.model import Pvd
 
 
@@ -29,6 +31,59 @@ def scope_line(pvd: Pvd) -> str:
         return pvd.to_scope()
     except ValueError as exc:
         raise ValueError(f"cannot honour PvD {pvd.pvd_id}: {exc}") from None
+
+
+# -- ``--pvd auto`` (docs/architecture.md "The scope line", docs/shim.md "The auto PvD") -------
+
+#: The shim's limits (shim/core/core.h): PvDs in PVDRUN_AUTO (its table holds 64, the API's
+#: included), zones in all, bytes of the value.
+AUTO_MAX_PVDS = 32
+AUTO_MAX_ZONES = 256
+AUTO_MAX_BYTES = 256 * 1024 - 1
+#: A zone the shim takes: letters, digits, '-', '_', inner dots; at most 253 characters.
+_ZONE = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
+
+
+def auto_zone_ok(zone: str) -> bool:
+    """Whether the shim takes ``zone`` (lower case, no final dot) in a ``zone=`` token."""
+    return 0 < len(zone) <= 253 and _ZONE.fullmatch(zone) is not None
+
+
+def auto_environment(pvds: list[Pvd]) -> tuple[list[tuple[Pvd, list[str]]], list[tuple[str, str]], str]:
+    """``--pvd auto``: the PvDs the shim gets (each with the zones it claims), those it does not
+    (PvD ID, why), and the value of PVDRUN_AUTO: one scope line a line, each followed by a
+    ``zone=NAME`` token per claimed zone.  Raises ValueError when the shim could not hold it."""
+    from pvdrun.discovery.zones import claims
+
+    members: list[tuple[Pvd, list[str]]] = []
+    skipped: list[tuple[str, str]] = []
+    lines: list[str] = []
+    for pvd in pvds:
+        why = refusal(pvd)
+        if why is None:
+            try:
+                line = scope_line(pvd)
+            except ValueError as exc:
+                why = str(exc)
+        if why is not None:
+            skipped.append((pvd.pvd_id, why))
+            continue
+        zones = []
+        for zone in claims(pvd):
+            if auto_zone_ok(zone) and zone not in zones:
+                zones.append(zone)
+            elif not auto_zone_ok(zone):
+                skipped.append((pvd.pvd_id, f"zone {zone!r} is no DNS name the shim takes"))
+        members.append((pvd, zones))
+        lines.append(" ".join([line, *(f"zone={z}" for z in zones)]))
+    if len(members) > AUTO_MAX_PVDS:
+        raise ValueError(f"more than {AUTO_MAX_PVDS} PvDs")
+    if sum(len(z) for _, z in members) > AUTO_MAX_ZONES:
+        raise ValueError(f"more than {AUTO_MAX_ZONES} zones")
+    value = "\n".join(lines)
+    if len(value.encode()) > AUTO_MAX_BYTES:
+        raise ValueError(f"the auto PvDs take more than {AUTO_MAX_BYTES} bytes")
+    return members, skipped, value
 
 
 # -- what the PvD's RFC 8801 Additional Information changes in a launch (docs/pvdinfo.md) ----

@@ -29,6 +29,11 @@ HANDLE_UNSPEC = 0
 HANDLE_NULL = 0xFFFFFFFF
 
 NULL_PVD_NAME = "null"
+#: The reserved name of ``pvdrun --pvd auto``: each lookup in the PvD claiming the name's zone,
+#: each connection in the PvD its destination address came from (docs/cli.md).
+AUTO_PVD_NAME = "auto"
+#: Environment variable carrying the auto PvDs (one scope line and its zones per line).
+AUTO_ENV = "PVDRUN_AUTO"
 
 #: Environment variable carrying the scope line that the shim reads.
 SCOPE_ENV = "PVDRUN_SCOPE"

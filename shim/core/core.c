@@ -1,6 +1,7 @@
 /* core.c: initialisation, real-symbol resolution, the per-fd table, the PvD table and the
  * scope levels (socket > thread > process > system default, R12/R20). */
 #include "core.h"
+#include "auto_addrs.h"
 #include "log.h"
 
 #include <dlfcn.h>
@@ -417,17 +418,19 @@ int shim_is_preloaded(void)
     return g_preloaded;
 }
 
-/* PVDRUN_SCOPE when libc has not set `environ` yet (a hooked call from the program's
- * .preinit_array runs before libc's own initialisation): the environment the kernel gave
- * the process, from /proc/self/environ.  Returns the line's length + 1 (so that a variable
- * set but empty, which is malformed, is told from an absent one), 0 when the variable is
- * absent, -1 when the environment cannot be read. */
+/* An environment variable (PVDRUN_SCOPE, PVDRUN_AUTO) when libc has not set `environ` yet (a
+ * hooked call from the program's .preinit_array runs before libc's own initialisation): the
+ * environment the kernel gave the process, from /proc/self/environ, into buf[size].  Returns
+ * the value's length + 1 (so that a variable set but empty, which is malformed, is told from
+ * an absent one), 0 when the variable is absent, -1 when the environment cannot be read.  A
+ * value that does not fit is cut short (and then malformed). */
 static char g_env_buf[SHIM_LINE_MAX + 16];
-static ssize_t scope_from_proc(const char **line)
+static char g_auto_env_buf[SHIM_AUTO_ENV_MAX + 16];
+static ssize_t env_from_proc(const char *key, char *buf, size_t size, const char **line)
 {
-    static const char key[] = "PVDRUN_SCOPE=";
+    size_t key_len = strlen(key);
     char chunk[4096];
-    size_t have = 0;     /* bytes of the current entry kept in g_env_buf (capped) */
+    size_t have = 0;     /* bytes of the current entry kept in buf (capped) */
     int at_start = 1, matching = 1, found = 0;
     int fd = open("/proc/self/environ", O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -448,7 +451,7 @@ static ssize_t scope_from_proc(const char **line)
                 at_start = 0;
             }
             if (c == '\0') {
-                if (matching && have >= sizeof key - 1) {
+                if (matching && have >= key_len) {
                     found = 1;
                     break;
                 }
@@ -457,20 +460,175 @@ static ssize_t scope_from_proc(const char **line)
             }
             if (!matching)
                 continue;
-            if (have < sizeof key - 1 && c != key[have])
+            if (have < key_len && c != key[have])
                 matching = 0;
-            else if (have < sizeof g_env_buf - 1)
-                g_env_buf[have++] = c;
+            else if (have < size - 1)
+                buf[have++] = c;
             else
-                matching = 0; /* longer than any scope line: malformed, handled below */
+                matching = 0; /* longer than any value: malformed, handled below */
         }
         if (found)
             break;
     }
     REAL_CLOSE(fd);
-    g_env_buf[have] = '\0';
-    *line = g_env_buf + sizeof key - 1;
-    return (ssize_t)(have - (sizeof key - 1)) + 1;
+    buf[have] = '\0';
+    *line = buf + key_len;
+    return (ssize_t)(have - key_len) + 1;
+}
+
+static ssize_t scope_from_proc(const char **line)
+{
+    return env_from_proc("PVDRUN_SCOPE=", g_env_buf, sizeof g_env_buf, line);
+}
+
+/* ---- the auto PvD ---- */
+static char g_auto_zones[SHIM_AUTO_MAX_ZONES][SHIM_AUTO_ZONE_MAX];
+static unsigned char g_auto_zone_len[SHIM_AUTO_MAX_ZONES];
+static unsigned int g_auto_zone_slot[SHIM_AUTO_MAX_ZONES];
+static unsigned int g_auto_nzones;
+static atomic_uint g_auto_default; /* 0: no auto PvD; published last */
+static char g_auto_line[SHIM_LINE_MAX]; /* one line without its zones, under the load's lock */
+
+int shim_auto_covers(unsigned int slot)
+{
+    unsigned int def = atomic_load_explicit(&g_auto_default, memory_order_acquire);
+    return SHIM_UNLIKELY(def != 0) && slot == def && shim_thread_slot() == 0;
+}
+
+static char lower(char c) { return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c; }
+
+unsigned int shim_auto_slot_for_name(const char *name)
+{
+    unsigned int def = atomic_load_explicit(&g_auto_default, memory_order_acquire);
+    if (!def || !name)
+        return def;
+    size_t n = strnlen(name, SHIM_AUTO_ZONE_MAX + 1);
+    if (n > 0 && name[n - 1] == '.')
+        n--;
+    unsigned int best = def;
+    size_t best_len = 0;
+    for (unsigned int i = 0; i < g_auto_nzones; i++) {
+        size_t z = g_auto_zone_len[i];
+        if (z > n || z <= best_len || (z < n && name[n - z - 1] != '.'))
+            continue;
+        size_t j = 0;
+        while (j < z && lower(name[n - z + j]) == g_auto_zones[i][j])
+            j++;
+        if (j == z) {
+            best = g_auto_zone_slot[i];
+            best_len = z;
+        }
+    }
+    return best;
+}
+
+unsigned int shim_slot_towards(const struct sockaddr *dst, socklen_t len)
+{
+    unsigned int slot = shim_effective_slot();
+    if (SHIM_LIKELY(!shim_auto_covers(slot)))
+        return slot;
+    unsigned int from = 0;
+    if (dst && dst->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in))
+        from = pvd_auto_addr_slot(AF_INET, (const uint8_t *)&((const struct sockaddr_in *)dst)->sin_addr);
+    else if (dst && dst->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6))
+        from = pvd_auto_addr_slot(AF_INET6, (const uint8_t *)&((const struct sockaddr_in6 *)dst)->sin6_addr);
+    return from && shim_pvd_at(from) ? from : slot;
+}
+
+/* A zone=NAME value: 1 to 253 letters, digits, '-', '_' and inner dots (a final dot dropped). */
+static int zone_ok(const char *v, size_t n)
+{
+    if (n > 0 && v[n - 1] == '.')
+        n--;
+    if (n == 0 || n > SHIM_AUTO_ZONE_MAX - 1 || v[0] == '.')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = lower(v[i]);
+        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+              (c == '.' && v[i + 1] != '.')))
+            return 0;
+    }
+    return 1;
+}
+
+/* One line of PVDRUN_AUTO: its zone= tokens to the zone table, the rest to the PvD table. */
+static int auto_line(const char *line, size_t len, char *err, size_t errlen)
+{
+    size_t out = 0, pos = 0;
+    unsigned int first_zone = g_auto_nzones;
+    while (pos < len) {
+        if (line[pos] == ' ' || line[pos] == '\t') {
+            pos++;
+            continue;
+        }
+        size_t start = pos;
+        while (pos < len && line[pos] != ' ' && line[pos] != '\t')
+            pos++;
+        if (pos - start > 5 && memcmp(line + start, "zone=", 5) == 0) {
+            const char *v = line + start + 5;
+            size_t n = pos - start - 5;
+            if (!zone_ok(v, n)) {
+                snprintf(err, errlen, "bad zone= at byte %zu", start);
+                return -1;
+            }
+            if (v[n - 1] == '.')
+                n--;
+            if (g_auto_nzones >= SHIM_AUTO_MAX_ZONES) {
+                snprintf(err, errlen, "more than %d zones", SHIM_AUTO_MAX_ZONES);
+                return -1;
+            }
+            for (size_t j = 0; j < n; j++)
+                g_auto_zones[g_auto_nzones][j] = lower(v[j]);
+            g_auto_zones[g_auto_nzones][n] = '\0';
+            g_auto_zone_len[g_auto_nzones] = (unsigned char)n;
+            g_auto_nzones++;
+            continue;
+        }
+        if (out + (pos - start) + 1 >= sizeof g_auto_line) {
+            snprintf(err, errlen, "scope line longer than %d bytes", SHIM_LINE_MAX - 1);
+            return -1;
+        }
+        if (out)
+            g_auto_line[out++] = ' ';
+        memcpy(g_auto_line + out, line + start, pos - start);
+        out += pos - start;
+    }
+    unsigned int slot = shim_pvd_add(g_auto_line, out, err, errlen);
+    if (slot == 0 || slot == SLOT_NULL) {
+        if (slot == SLOT_NULL)
+            snprintf(err, errlen, "the null PvD is no auto PvD");
+        return -1;
+    }
+    for (unsigned int i = first_zone; i < g_auto_nzones; i++)
+        g_auto_zone_slot[i] = slot;
+    return 0;
+}
+
+/* PVDRUN_AUTO (value, len) with the default PvD in slot def: 0, or -1 with a reason in err. */
+static int load_auto(const char *value, size_t len, unsigned int def, char *err, size_t errlen)
+{
+    size_t pos = 0;
+    g_auto_nzones = 0;
+    if (def == SLOT_NONE || def == SLOT_NULL) {
+        snprintf(err, errlen, "PVDRUN_SCOPE names no default PvD");
+        return -1;
+    }
+    if (len >= SHIM_AUTO_ENV_MAX) {
+        snprintf(err, errlen, "longer than %d bytes", SHIM_AUTO_ENV_MAX - 1);
+        return -1;
+    }
+    while (pos < len) {
+        const char *nl = memchr(value + pos, '\n', len - pos);
+        size_t end = nl ? (size_t)(nl - value) : len;
+        size_t k = pos;
+        while (k < end && (value[k] == ' ' || value[k] == '\t'))
+            k++;
+        if (k < end && auto_line(value + pos, end - pos, err, errlen) < 0)
+            return -1;
+        pos = end + 1;
+    }
+    atomic_store_explicit(&g_auto_default, def, memory_order_release);
+    return 0;
 }
 
 /* 1 when the process scope is known, 0 when it is not yet (then every operation fails
@@ -488,11 +646,31 @@ static int load_env_scope(void)
         if (n == 0)
             line = NULL;
     }
+    const char *autos = NULL;
+    ssize_t auto_len = 0;
+    if (environ) {
+        autos = getenv("PVDRUN_AUTO");
+        auto_len = autos ? (ssize_t)strlen(autos) + 1 : 0;
+    } else {
+        auto_len = env_from_proc("PVDRUN_AUTO=", g_auto_env_buf, sizeof g_auto_env_buf, &autos);
+        if (auto_len < 0)
+            return 0;
+    }
+    if (!line && auto_len > 0) { /* auto PvDs without their default: fail closed */
+        shim_say("pvdrun shim: PVDRUN_AUTO without PVDRUN_SCOPE: every network operation of this program will fail\n");
+        shim_set_process_slot(SLOT_NULL);
+        return 1;
+    }
     if (!line)
         return 1; /* no process scope: system default (unless set through the API) */
     unsigned int slot = shim_pvd_add(line, strlen(line), err, sizeof err);
     if (slot == 0) {
         shim_say("pvdrun shim: malformed PVDRUN_SCOPE (%s): every network operation of this program will fail\n",
+                 err);
+        slot = SLOT_NULL; /* fail closed: as the null PvD */
+    }
+    if (auto_len > 0 && slot != SLOT_NULL && load_auto(autos, (size_t)auto_len - 1, slot, err, sizeof err) < 0) {
+        shim_say("pvdrun shim: malformed PVDRUN_AUTO (%s): every network operation of this program will fail\n",
                  err);
         slot = SLOT_NULL; /* fail closed: as the null PvD */
     }

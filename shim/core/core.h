@@ -187,6 +187,26 @@ const char *shim_pvd_line(unsigned int slot);
 pvd_handle_t shim_slot_handle(unsigned int slot);
 unsigned int shim_pvd_count(void);
 
+/* ---- the auto PvD (pvdrun --pvd auto; docs/shim.md "The auto PvD") ----
+ * $PVDRUN_AUTO: one scope line per PvD, each with zero or more zone=NAME tokens (the DNS zones
+ * the PvD claims), lines separated by newlines; $PVDRUN_SCOPE is the default PvD's line.
+ * While the calling thread has no scope of its own and the process scope is that default PvD,
+ * each lookup goes to the PvD claiming the longest zone holding the name (else the default),
+ * and each socket is tied at its first operation to the PvD its destination address came
+ * from (shim/dns/auto_addrs.h; else the default). */
+#define SHIM_AUTO_MAX_ZONES 256
+#define SHIM_AUTO_ZONE_MAX 254 /* a zone's name, NUL included (253 characters) */
+#define SHIM_AUTO_ENV_MAX (256 * 1024)
+/* 1 when `slot` (the calling thread's effective slot) is the auto PvD's default and the thread
+ * has no scope of its own: the auto rules apply. */
+int shim_auto_covers(unsigned int slot);
+/* The slot of the PvD claiming the longest zone that holds `name` (case-insensitive, a final
+ * dot ignored), else the default PvD's.  0 when auto is not in force. */
+unsigned int shim_auto_slot_for_name(const char *name);
+/* The slot the socket's first operation towards dst (NULL: none) is tied to: the thread's
+ * effective slot, or under the auto rules the PvD dst came from (else the default). */
+unsigned int shim_slot_towards(const struct sockaddr *dst, socklen_t len);
+
 /* ---- scope levels (slot values) ---- */
 unsigned int shim_thread_slot(void);
 void shim_set_thread_slot(unsigned int slot);

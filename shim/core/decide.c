@@ -306,7 +306,8 @@ int shim_prepare(int fd, const struct sockaddr *dst, socklen_t dstlen, enum shim
             errno = saved;
             return 0; /* loopback stays reachable */
         }
-        unsigned int slot = (w & W_EXPLICIT) || W_KIND(w) == FK_BUSY ? W_SLOT(w) : shim_effective_slot();
+        /* the PvD in force; under the auto PvD, the one the destination came from */
+        unsigned int slot = (w & W_EXPLICIT) || W_KIND(w) == FK_BUSY ? W_SLOT(w) : shim_slot_towards(to, len);
         const struct pvd_scope *pvd;
         int settled = settle(fd, w, slot, ENETUNREACH, saved, &pvd, wout);
         if (settled == SETTLE_AGAIN)

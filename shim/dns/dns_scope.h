@@ -41,6 +41,8 @@ struct pvd_dns_scope {
     char id[PVD_DNS_ID_MAX];
     uint32_t handle;
     int is_null;                /* the null PvD: no network at all (R13) */
+    int is_auto;                /* the auto PvD's default, for a thread under the auto rules:
+                                 * each name picks its PvD (pvd_dns_scope_for_name) */
     int nifs, naddrs, nservers, nsearch;
     struct pvd_dns_iface ifs[PVD_DNS_MAX_IFS];
     struct pvd_dns_addr addrs[PVD_DNS_MAX_ADDRS];
@@ -58,6 +60,25 @@ struct pvd_dns_scope {
  * malformed PVDRUN_SCOPE is the null PvD (the core fails closed and says
  * so on stderr). */
 int pvd_dns_current_scope(struct pvd_dns_scope *out);
+
+/* The resolver's view of the PvD in table slot `slot` (built once per slot): PVD_DNS_SCOPE_OK,
+ * or PVD_DNS_SCOPE_BAD (no such PvD, or a malformed one).  is_auto is 0. */
+int pvd_dns_slot_scope(unsigned int slot, struct pvd_dns_scope *out);
+
+/* The scope a lookup of `name` goes to: `scope` itself, or when scope->is_auto (the auto PvD)
+ * the PvD claiming the longest zone holding name (copied into *buf), the default (scope) when
+ * none does.  *slot: the chosen PvD's table slot for pvd_dns_auto_remember (0 when not auto).
+ * NULL when the chosen PvD cannot be used (fail closed).  errno untouched. */
+const struct pvd_dns_scope *pvd_dns_scope_for_name(const struct pvd_dns_scope *scope, const char *name,
+                                                   struct pvd_dns_scope *buf, unsigned int *slot);
+
+/* The auto PvD: addrs[0..n) came from the PvD in `slot` (0: nothing remembered). */
+void pvd_dns_auto_remember(unsigned int slot, const struct pvd_dns_addr *addrs, int n);
+
+/* The auto PvD, for a reverse lookup of addr (family AF_INET/AF_INET6): the view of the PvD
+ * the address came from, else `scope` (as pvd_dns_scope_for_name). */
+const struct pvd_dns_scope *pvd_dns_scope_for_addr(const struct pvd_dns_scope *scope, int family,
+                                                   const uint8_t *addr, struct pvd_dns_scope *buf);
 
 /* Parse "ADDR" or "ADDR%ZONE" of a PvD whose interfaces are links->ifs[0..nifs): the zone
  * (an index or an interface name) must name one of them, and becomes scope_id; a link-local

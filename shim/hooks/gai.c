@@ -195,8 +195,32 @@ SHIM_API int getaddrinfo(const char *node, const char *service, const struct add
     return pvd_gai_in_scope(status, &scope, node, service, hints, res);
 }
 
+static int gai_in(int status, const struct pvd_dns_scope *scope, unsigned int auto_slot, const char *node,
+                  const char *service, const struct addrinfo *hints, struct addrinfo **res);
+
+/* The auto PvD: the lookup goes to the PvD claiming the name's zone (dns_scope.h), and its
+ * answers are remembered as that PvD's (auto_addrs.h) for the connections that follow. */
 int pvd_gai_in_scope(int status, const struct pvd_dns_scope *scope, const char *node,
                      const char *service, const struct addrinfo *hints, struct addrinfo **res)
+{
+    if (status != PVD_DNS_SCOPE_OK || !scope->is_auto || !node || (hints && (hints->ai_flags & AI_NUMERICHOST))
+        || is_numeric_host(node))
+        return gai_in(status, scope, 0, node, service, hints, res);
+    struct pvd_dns_scope picked;
+    unsigned int slot = 0;
+    const struct pvd_dns_scope *use = pvd_dns_scope_for_name(scope, node, &picked, &slot);
+    if (!use) {
+        if (shim_tracing) {
+            int family = hints ? hints->ai_family : AF_UNSPEC;
+            dns_trace_each(NULL, node, family != AF_INET6, family != AF_INET, "refused", "its PvD is gone");
+        }
+        return EAI_FAIL;
+    }
+    return gai_in(status, use, slot, node, service, hints, res);
+}
+
+static int gai_in(int status, const struct pvd_dns_scope *scope, unsigned int auto_slot, const char *node,
+                  const char *service, const struct addrinfo *hints, struct addrinfo **res)
 {
     int saved_errno = errno;
     if (status != PVD_DNS_SCOPE_OK || !REAL(getaddrinfo)) {
@@ -276,6 +300,8 @@ int pvd_gai_in_scope(int status, const struct pvd_dns_scope *scope, const char *
         errno = saved_errno;
         return res_to_eai(rc);
     }
+    pvd_dns_auto_remember(auto_slot, found->addrs, found->naddrs);
+    pvd_dns_auto_remember(auto_slot, found4->addrs, found4->naddrs);
     dns_sort_rfc6724(scope, found->addrs, found->naddrs);
     dns_sort_rfc6724(scope, found4->addrs, found4->naddrs);
 
@@ -354,6 +380,10 @@ SHIM_API int getnameinfo(const struct sockaddr *sa, socklen_t salen, char *host,
         addr = v4;
         family = AF_INET;
     }
+    struct pvd_dns_scope from_buf;
+    const struct pvd_dns_scope *from = pvd_dns_scope_for_addr(&scope, family, addr, &from_buf);
+    if (from != &scope)
+        memcpy(&scope, from, sizeof scope); /* the auto PvD: the PvD the address came from */
     char name[DNS_NAME_MAX + 1];
     char ptr_name[DNS_NAME_MAX + 1] = ""; /* for the trace */
     if (shim_tracing && dns_reverse_name(family == AF_INET ? 4 : 6, addr, ptr_name, sizeof ptr_name) != DNS_OK)
@@ -482,7 +512,18 @@ static int scoped_gethostbyname2_r(const struct pvd_dns_scope *scope, const char
         found->naddrs = 1;
         res = DNS_RES_OK;
     } else {
-        res = scoped_lookup(scope, name, af == AF_INET, af == AF_INET6, found);
+        struct pvd_dns_scope picked;
+        unsigned int auto_slot = 0;
+        const struct pvd_dns_scope *use = pvd_dns_scope_for_name(scope, name, &picked, &auto_slot);
+        if (!use) {
+            if (shim_tracing)
+                dns_trace_each(NULL, name, af == AF_INET, af == AF_INET6, "refused", "its PvD is gone");
+            res = RES_NULL_PVD;
+        } else {
+            res = scoped_lookup(use, name, af == AF_INET, af == AF_INET6, found);
+            if (res == DNS_RES_OK)
+                pvd_dns_auto_remember(auto_slot, found->addrs, found->naddrs);
+        }
     }
     int rc = 0;
     switch (res) {

@@ -340,6 +340,36 @@ static int current(struct pvd_dns_scope *scope)
     return status == PVD_DNS_SCOPE_OK && !scope->is_null ? 1 : -1;
 }
 
+/* current() for a query of name (with domain: res_querydomain) or of msg's question: under the
+ * auto PvD, *scope becomes the PvD claiming the name's zone (dns_scope.h; its answers are not
+ * remembered for connections: the program reads them itself).  -1 when that PvD cannot be
+ * used (fail closed). */
+static int current_for(struct pvd_dns_scope *scope, const char *name, const char *domain,
+                       const unsigned char *msg, int msglen)
+{
+    int in = current(scope);
+    if (in <= 0 || !scope->is_auto)
+        return in;
+    char qname[DNS_NAME_MAX + 1] = "";
+    if (msg && msglen > HFIXEDSZ) {
+        size_t off = HFIXEDSZ;
+        if (dns_read_name(msg, (size_t)msglen, &off, qname, sizeof qname) != DNS_OK)
+            qname[0] = '\0';
+    } else if (name && domain) {
+        snprintf(qname, sizeof qname, "%s.%s", name, domain);
+    } else if (name) {
+        snprintf(qname, sizeof qname, "%s", name);
+    }
+    struct pvd_dns_scope picked;
+    unsigned int slot;
+    const struct pvd_dns_scope *use = pvd_dns_scope_for_name(scope, qname, &picked, &slot);
+    if (!use)
+        return -1;
+    if (use != scope)
+        memcpy(scope, use, sizeof *scope);
+    return 1;
+}
+
 /* A real function that does not exist in this libc. */
 static int unavailable(res_state statp)
 {
@@ -355,7 +385,7 @@ static int do_nquery(res_state statp, const char *name, int klass, int type,
 {
     int saved = errno;
     struct pvd_dns_scope scope;
-    int in = current(&scope);
+    int in = current_for(&scope, name, NULL, NULL, 0);
     errno = saved;
     if (in == 0)
         return real_fn ? real_fn(statp, name, klass, type, answer, anslen) : unavailable(statp);
@@ -398,7 +428,7 @@ static int do_nquerydomain(res_state statp, const char *name, const char *domain
 {
     int saved = errno;
     struct pvd_dns_scope scope;
-    int in = current(&scope);
+    int in = current_for(&scope, name, domain, NULL, 0);
     errno = saved;
     if (in == 0)
         return REAL(res_nquerydomain)
@@ -432,7 +462,7 @@ static int do_nsend(res_state statp, const unsigned char *msg, int msglen, unsig
 {
     int saved = errno;
     struct pvd_dns_scope scope;
-    int in = current(&scope);
+    int in = current_for(&scope, NULL, NULL, msg, msglen);
     errno = saved;
     if (in == 0)
         return REAL(res_nsend) ? REAL(res_nsend)(statp, msg, msglen, answer, anslen) : unavailable(statp);
@@ -461,7 +491,7 @@ static int do_query(const char *name, int klass, int type, unsigned char *answer
 {
     int saved = errno;
     struct pvd_dns_scope scope;
-    int in = current(&scope);
+    int in = current_for(&scope, name, NULL, NULL, 0);
     errno = saved;
     if (in == 0)
         return real_fn ? real_fn(name, klass, type, answer, anslen) : unavailable(&_res);
@@ -500,7 +530,7 @@ static int do_querydomain(const char *name, const char *domain, int klass, int t
 {
     int saved = errno;
     struct pvd_dns_scope scope;
-    int in = current(&scope);
+    int in = current_for(&scope, name, domain, NULL, 0);
     errno = saved;
     if (in == 0)
         return REAL(res_querydomain) ? REAL(res_querydomain)(name, domain, klass, type, answer, anslen)
@@ -532,7 +562,7 @@ static int do_send(const unsigned char *msg, int msglen, unsigned char *answer, 
 {
     int saved = errno;
     struct pvd_dns_scope scope;
-    int in = current(&scope);
+    int in = current_for(&scope, NULL, NULL, msg, msglen);
     errno = saved;
     if (in == 0)
         return REAL(res_send) ? REAL(res_send)(msg, msglen, answer, anslen) : unavailable(&_res);
@@ -613,6 +643,8 @@ static int scoped_gethostbyaddr_r(int status, const struct pvd_dns_scope *scope,
         *h_errnop = NETDB_INTERNAL;
         return EAFNOSUPPORT;
     }
+    struct pvd_dns_scope from_buf; /* the auto PvD: the PvD the address came from */
+    scope = pvd_dns_scope_for_addr(scope, type, addr, &from_buf);
     const uint8_t *bytes = addr;
     int family = type;
     char name[DNS_NAME_MAX + 1];
