@@ -112,16 +112,30 @@ def test_split_test_is_posix_sh() -> None:
 
 
 def _steps_textual(text: str) -> list[dict[str, str]]:
-    """The steps of the one job, read without a YAML library: name, if, run, uses."""
+    """The steps of the one job, read without a YAML library: name, if, run, uses (a block
+    scalar, ``run: |``, is the lines indented under it)."""
     steps: list[dict[str, str]] = []
+    block: tuple[str, int] | None = None  # (key, indentation of the key) while reading a block
     for line in text.splitlines():
-        match = re.match(r"^\s*(- )?\s*(name|if|run|uses):\s*(.*)$", line)
+        indent = len(line) - len(line.lstrip())
+        if block is not None:
+            if line.strip() and indent <= block[1]:
+                block = None
+            else:
+                steps[-1][block[0]] += ("\n" if steps[-1][block[0]] else "") + line.strip()
+                continue
+        match = re.match(r"^(\s*)(- )?\s*(name|if|run|uses):\s*(.*)$", line)
         if not match:
             continue
-        if match.group(1) and "steps:" in text:
+        if match.group(2) and "steps:" in text:
             steps.append({})
         if steps:
-            steps[-1][match.group(2)] = match.group(3)
+            value = match.group(4)
+            if value in ("|", ">"):
+                steps[-1][match.group(3)] = ""
+                block = (match.group(3), len(match.group(1)) + len(match.group(2) or ""))
+            else:
+                steps[-1][match.group(3)] = value
     return steps
 
 
@@ -157,6 +171,8 @@ def test_workflow_calls_the_script_and_always_tears_down() -> None:
 def test_workflow_textual_reading_agrees() -> None:
     """The fallback reader (no PyYAML) finds the same steps as PyYAML where it is installed."""
     textual = _steps_textual(WORKFLOW.read_text(encoding="utf-8"))
+    install = " ".join(step.get("run", "") for step in textual[:2])
+    assert "dnsmasq" in install and "pip install" in install, textual[:2]
     assert textual[-1]["if"] == "always()"
     assert "pvdrun lab down" in textual[-1]["run"]
     assert any("split-test.sh" in s.get("run", "") for s in textual)
