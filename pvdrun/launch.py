@@ -25,7 +25,9 @@ RAW = {"ignore_unknown_options": True, "allow_interspersed_args": False, "help_o
 OPTIONS_HELP = """\b
 Options (any order, before the command; the last of a repeated one wins):
   -p, --pvd NAME     the PvD: interface, PvD ID, configured name, kind alias
-                     (wifi, ethernet, cellular, vpn), or null (no network)
+                     (wifi, ethernet, cellular, vpn), null (no network), or
+                     auto (each name in the PvD claiming its zone, else the
+                     default PvD; each connection in its address's PvD)
   --strict           hold CMD and its children with the kernel as well (a
                      cgroup with BPF programs); needs pvdd, or root
   --no-strict        never strict mode: a program the shim cannot scope is
@@ -72,6 +74,7 @@ Examples:
   pvdrun -pwifi --socket /run/pvd/pvdd.sock -- ./client --port 80
   pvdrun --pvd wifi --strict ./static-go-tool
   pvdrun --pvd null --strict ./untrusted       no network at all, enforced
+  pvdrun --pvd auto curl http://intranet.corp.example/
 
 """ + OPTIONS_HELP + "\n" + STATUS_HELP
 
