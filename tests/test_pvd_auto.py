@@ -24,46 +24,26 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from typing import Any, Iterator
+from typing import Iterator
 
 import pytest
 from fixtures.capture import assert_caught, assert_no_leak
 from fixtures.commands import PVDRUN
 from fixtures.lab import Lab
-from fixtures.netns import wait_for
 from fixtures.prereq import require
 from fixtures.pvdd import Pvdd
+from fixtures.pvdinfo_lab import info_lab, run
 
-from pvdrun import lab as lab_api
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-#: set-up wait for pvdd's fetch of both objects (RFC 8801's random delay included)
-FETCHED_WITHIN = 40
 
 
-def objects(daemon: Pvdd) -> dict[str, Any]:
-    reply = daemon.request({"v": 1, "op": "list"})
-    return {p["pvd_id"]: p.get("additional_info") for p in reply.get("pvds", [])}
 
 
 @pytest.fixture(scope="module")
 def alab() -> Iterator[tuple[Lab, Pvdd]]:
-    require(os.geteuid() == 0, "root (the lab builds network namespaces)")
-    name = f"pau{os.getpid() % 100000}s2"
-    lab_api.down(name)
-    try:
-        made = Lab(name, 2, lab_api.up(2, name))
-        ca = made.status["ca_file"]
-        with Pvdd(made.ns("host"), f'[additional_info]\nca_file = "{ca}"\n') as daemon:
-            wait_for(lambda: all(objects(daemon).get(made.isp(i)["pvd_id"]) for i in ("ispa", "ispb")),
-                     timeout=FETCHED_WITHIN, what="pvdd holding both ISPs' Additional Information")
-            yield made, daemon
-    finally:
-        lab_api.down(name)
-
-
-def run(lab: Lab, daemon: Pvdd, argv: list[str], **env: str) -> subprocess.CompletedProcess:
-    return lab.exec(argv, env={"PVDRUN_SOCKET": daemon.socket, **env}, timeout=60)
+    with info_lab("pau") as made:
+        yield made
 
 
 def traced(lab: Lab, daemon: Pvdd, argv: list[str]) -> tuple[subprocess.CompletedProcess, list[dict]]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tempfile
 import time
 from typing import Any, Iterator
 
@@ -32,19 +31,9 @@ from fixtures.capture import assert_caught, assert_no_leak
 from fixtures.commands import PVDRUN
 from fixtures.lab import Lab
 from fixtures.netns import wait_for
-from fixtures.prereq import require
 from fixtures.pvdd import Pvdd
+from fixtures.pvdinfo_lab import FETCHED_WITHIN, info_lab, objects, run
 from pvdrun import lab as lab_api
-
-#: RFC 8801: at most one fetch per 10 s, a random delay of up to 10 s before it: a fetch asked
-#: for is in within this many seconds (set-up waits, never a speed assertion).
-FETCHED_WITHIN = 40
-
-
-def objects(daemon: Pvdd) -> dict[str, Any]:
-    """PvD ID -> its additional_info as pvdd serves it."""
-    reply = daemon.request({"v": 1, "op": "list"})
-    return {p["pvd_id"]: p.get("additional_info") for p in reply.get("pvds", [])}
 
 
 def fetches(lab: Lab, isp: str) -> int:
@@ -73,22 +62,8 @@ def fetch_once_more(lab: Lab, isp: str, *args: str) -> int:
 
 @pytest.fixture(scope="module")
 def ilab() -> Iterator[tuple[Lab, Pvdd]]:
-    require(os.geteuid() == 0, "root (the lab builds network namespaces)")
-    name = f"pvi{os.getpid() % 100000}s2"
-    lab_api.down(name)
-    try:
-        made = Lab(name, 2, lab_api.up(2, name))
-        ca = made.status["ca_file"]
-        with Pvdd(made.ns("host"), f'[additional_info]\nca_file = "{ca}"\n') as daemon:
-            wait_for(lambda: all(objects(daemon).get(made.isp(i)["pvd_id"]) for i in ("ispa", "ispb")),
-                     timeout=FETCHED_WITHIN, what="pvdd holding both ISPs' Additional Information")
-            yield made, daemon
-    finally:
-        lab_api.down(name)
-
-
-def run(lab: Lab, daemon: Pvdd, argv: list[str], **env: str) -> subprocess.CompletedProcess:
-    return lab.exec(argv, env={"PVDRUN_SOCKET": daemon.socket, **env}, timeout=60)
+    with info_lab("pvi") as made:
+        yield made
 
 
 @pytest.mark.root
